@@ -1,0 +1,452 @@
+package content
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// Writer assembles one payload piece by piece (from several peers at once)
+// in the download area. Pieces are written with WritePiece, which returns the
+// piece's SHA-256 so the caller can verify it; the caller then Accepts or
+// Resets the piece. Commit checks the whole file against the expected hash
+// and size before it becomes visible in the store.
+//
+// Accepted pieces can be read back with ReadAt (to serve them to other peers
+// before the download is complete). Checkpoint makes the accepted pieces
+// durable, so that a download interrupted by a crash resumes with them.
+//
+// WritePiece, ReadAt and the query methods may be called concurrently for
+// different pieces.
+type Writer struct {
+	s         *Store
+	h         Hash
+	size      int64
+	pieceSize int64
+	n         int
+	f         *os.File
+
+	mu       sync.RWMutex
+	accepted []bool
+	writing  []bool
+	sums     []Hash // of written or accepted pieces
+	dirty    bool   // accepted pieces not yet checkpointed
+	closed   bool
+}
+
+type stateFile struct {
+	Version   int             `json:"version"`
+	Size      int64           `json:"size"`
+	PieceSize int64           `json:"piece_size"`
+	Pieces    map[string]Hash `json:"pieces"` // piece index -> sha256
+}
+
+func (s *Store) partPath(h Hash) string  { return filepath.Join(s.stageDir, h.String()+".part") }
+func (s *Store) statePath(h Hash) string { return filepath.Join(s.stageDir, h.String()+".state") }
+
+func readState(path string) (*stateFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if st.Version != 1 || st.Size < 0 || st.PieceSize <= 0 {
+		return nil, fmt.Errorf("read %s: bad header", path)
+	}
+	return &st, nil
+}
+
+// NumPieces returns how many pieces of pieceSize make up size bytes.
+func NumPieces(size, pieceSize int64) int {
+	if size == 0 {
+		return 0
+	}
+	return int((size + pieceSize - 1) / pieceSize)
+}
+
+// Writer opens a piecewise download of h (size bytes, pieces of pieceSize).
+// If an interrupted download of h with the same geometry is in the download
+// area, its checkpointed pieces are already accepted. It fails with ErrExists
+// if the blob is present, ErrBusy if another Writer for h is open, and
+// ErrStoreFull if the size limit cannot make room.
+func (s *Store) Writer(h Hash, size, pieceSize int64) (w *Writer, err error) {
+	if size < 0 || pieceSize <= 0 {
+		return nil, fmt.Errorf("writer %s: bad geometry size=%d piece=%d", h, size, pieceSize)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.blobs[h]; ok {
+		return nil, fmt.Errorf("writer %s: %w", h, ErrExists)
+	}
+	if _, ok := s.writers[h]; ok {
+		return nil, fmt.Errorf("writer %s: %w", h, ErrBusy)
+	}
+	// A leftover partial already holds a reservation of its own size.
+	old, hadPartial := s.partials[h]
+	if hadPartial {
+		delete(s.partials, h)
+		s.reserved -= old
+	}
+	if err := s.reserveLocked(size); err != nil {
+		if hadPartial {
+			s.partials[h] = old
+			s.reserved += old
+		}
+		return nil, fmt.Errorf("writer %s: %w", h, err)
+	}
+	defer func() {
+		if err != nil {
+			s.reserved -= size
+		}
+	}()
+	n := NumPieces(size, pieceSize)
+	w = &Writer{
+		s: s, h: h, size: size, pieceSize: pieceSize, n: n,
+		accepted: make([]bool, n), writing: make([]bool, n), sums: make([]Hash, n),
+	}
+	st, serr := readState(s.statePath(h))
+	resume := serr == nil && st.Size == size && st.PieceSize == pieceSize
+	flags := os.O_RDWR | os.O_CREATE
+	if !resume {
+		flags |= os.O_TRUNC
+		_ = os.Remove(s.statePath(h))
+	}
+	f, err := os.OpenFile(s.partPath(h), flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("writer %s: %w", h, diskErr(err))
+	}
+	if err := f.Truncate(size); err != nil {
+		_ = f.Close()
+		_ = os.Remove(s.partPath(h))
+		return nil, fmt.Errorf("writer %s: size staging file: %w", h, diskErr(err))
+	}
+	w.f = f
+	if resume {
+		for k, sum := range st.Pieces {
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= n {
+				continue
+			}
+			w.accepted[i] = true
+			w.sums[i] = sum
+		}
+	}
+	s.writers[h] = w
+	return w, nil
+}
+
+// Partial returns the open Writer assembling h, if any, so that accepted
+// pieces can be served to peers.
+func (s *Store) Partial(h Hash) (*Writer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.writers[h]
+	return w, ok
+}
+
+// Hash returns the hash being assembled.
+func (w *Writer) Hash() Hash { return w.h }
+
+// Size returns the payload size.
+func (w *Writer) Size() int64 { return w.size }
+
+// PieceSize returns the piece size.
+func (w *Writer) PieceSize() int64 { return w.pieceSize }
+
+// NumPieces returns the number of pieces.
+func (w *Writer) NumPieces() int { return w.n }
+
+// PieceRange returns the offset and length of piece i.
+func (w *Writer) PieceRange(i int) (off, n int64) {
+	off = int64(i) * w.pieceSize
+	n = min(w.pieceSize, w.size-off)
+	return off, n
+}
+
+// Accepted reports whether piece i has been accepted.
+func (w *Writer) Accepted(i int) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return i >= 0 && i < w.n && w.accepted[i]
+}
+
+// AcceptedCount returns how many pieces are accepted.
+func (w *Writer) AcceptedCount() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	c := 0
+	for _, a := range w.accepted {
+		if a {
+			c++
+		}
+	}
+	return c
+}
+
+// Bitmap returns the accepted pieces as a bitmap: piece i is bit 7-i%8 of
+// byte i/8 (most significant bit first).
+func (w *Writer) Bitmap() []byte {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	b := make([]byte, (w.n+7)/8)
+	for i, a := range w.accepted {
+		if a {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return b
+}
+
+// PieceSums returns the SHA-256 of every accepted piece (zero for the
+// others).
+func (w *Writer) PieceSums() []Hash {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	out := make([]Hash, w.n)
+	for i, a := range w.accepted {
+		if a {
+			out[i] = w.sums[i]
+		}
+	}
+	return out
+}
+
+// WritePiece streams piece i from r into the staging file and returns its
+// SHA-256. It reads exactly the piece's length: a short read fails with
+// io.ErrUnexpectedEOF. The piece is not accepted until Accept. Writing an
+// accepted piece, or one being written, fails with ErrBusy.
+func (w *Writer) WritePiece(ctx context.Context, i int, r io.Reader) (Hash, error) {
+	if i < 0 || i >= w.n {
+		return Hash{}, fmt.Errorf("write piece %d of %s: out of range (0..%d)", i, w.h, w.n-1)
+	}
+	w.mu.Lock()
+	switch {
+	case w.closed:
+		w.mu.Unlock()
+		return Hash{}, fmt.Errorf("write piece %d of %s: %w", i, w.h, ErrClosed)
+	case w.accepted[i] || w.writing[i]:
+		w.mu.Unlock()
+		return Hash{}, fmt.Errorf("write piece %d of %s: %w", i, w.h, ErrBusy)
+	}
+	w.writing[i] = true
+	w.sums[i] = Hash{}
+	w.mu.Unlock()
+
+	off, n := w.PieceRange(i)
+	hw := sha256.New()
+	got, err := copyCtx(ctx, io.MultiWriter(io.NewOffsetWriter(w.f, off), hw), io.LimitReader(r, n))
+	if err == nil && got != n {
+		err = io.ErrUnexpectedEOF
+	}
+	var sum Hash
+	hw.Sum(sum[:0])
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writing[i] = false
+	if err != nil {
+		return Hash{}, fmt.Errorf("write piece %d of %s: %w", i, w.h, diskErr(err))
+	}
+	w.sums[i] = sum
+	return sum, nil
+}
+
+// Accept marks piece i, as last written, as verified by the caller.
+func (w *Writer) Accept(i int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i < 0 || i >= w.n || w.writing[i] || w.sums[i].IsZero() {
+		return fmt.Errorf("accept piece %d of %s: not written", i, w.h)
+	}
+	w.accepted[i] = true
+	w.dirty = true
+	return nil
+}
+
+// Reset forgets piece i so that it will be written again.
+func (w *Writer) Reset(i int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i < 0 || i >= w.n {
+		return
+	}
+	if w.accepted[i] {
+		w.dirty = true
+	}
+	w.accepted[i] = false
+	w.sums[i] = Hash{}
+}
+
+// ReadAt reads accepted bytes; it fails with ErrNotFound if the range is not
+// entirely within accepted pieces.
+func (w *Writer) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > w.size {
+		return 0, fmt.Errorf("read %s at %d+%d: %w", w.h, off, len(p), ErrNotFound)
+	}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return 0, fmt.Errorf("read %s: %w", w.h, ErrClosed)
+	}
+	if len(p) > 0 {
+		for i := int(off / w.pieceSize); i <= int((off+int64(len(p))-1)/w.pieceSize); i++ {
+			if !w.accepted[i] {
+				w.mu.RUnlock()
+				return 0, fmt.Errorf("read %s piece %d: %w", w.h, i, ErrNotFound)
+			}
+		}
+	}
+	// Hold the read lock so Close cannot close the file under us.
+	defer w.mu.RUnlock()
+	return w.f.ReadAt(p, off)
+}
+
+// Checkpoint makes the accepted pieces durable: it fsyncs the staging file
+// and then atomically writes the piece list.
+func (w *Writer) Checkpoint() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.checkpointLocked()
+}
+
+func (w *Writer) checkpointLocked() error {
+	if w.closed {
+		return fmt.Errorf("checkpoint %s: %w", w.h, ErrClosed)
+	}
+	if !w.dirty {
+		return nil
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", w.h, diskErr(err))
+	}
+	st := stateFile{Version: 1, Size: w.size, PieceSize: w.pieceSize, Pieces: map[string]Hash{}}
+	for i, a := range w.accepted {
+		if a {
+			st.Pieces[strconv.Itoa(i)] = w.sums[i]
+		}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", w.h, err)
+	}
+	if err := writeFileAtomic(w.s.statePath(w.h), b); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", w.h, err)
+	}
+	// The part file's mtime (on the store's clock) dates the partial for
+	// the PartialTTL check at Open.
+	now := w.s.now()
+	_ = os.Chtimes(w.s.partPath(w.h), now, now)
+	w.dirty = false
+	return nil
+}
+
+// Commit verifies the assembled file against the expected SHA-256 and size
+// and, if it matches, fsyncs it, renames it into the store and closes the
+// Writer. On ErrVerify the Writer stays open so that the caller can Reset
+// bad pieces and write them again.
+func (w *Writer) Commit(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("commit %s: %w", w.h, ErrClosed)
+	}
+	for i, a := range w.accepted {
+		if !a {
+			return fmt.Errorf("commit %s: piece %d: %w", w.h, i, ErrIncomplete)
+		}
+	}
+	hw := sha256.New()
+	n, err := copyCtx(ctx, hw, io.NewSectionReader(w.f, 0, w.size))
+	if err != nil {
+		return fmt.Errorf("commit %s: hash staging file: %w", w.h, err)
+	}
+	var got Hash
+	hw.Sum(got[:0])
+	if n != w.size || got != w.h {
+		return fmt.Errorf("commit %s: %w: assembled file has sha256 %s (%d bytes)", w.h, ErrVerify, got, n)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("commit %s: fsync: %w", w.h, diskErr(err))
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("commit %s: close: %w", w.h, diskErr(err))
+	}
+	w.closed = true
+	w.s.mu.Lock()
+	delete(w.s.writers, w.h)
+	w.s.mu.Unlock()
+	err = w.s.install(w.s.partPath(w.h), w.h, w.size)
+	w.s.release(w.size)
+	if rerr := os.Remove(w.s.statePath(w.h)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		_ = os.Remove(w.s.partPath(w.h))
+		return fmt.Errorf("commit %s: %w", w.h, err)
+	}
+	return nil
+}
+
+// Close checkpoints the accepted pieces and closes the Writer, keeping the
+// partial download for a later Writer to resume. Closing twice is a no-op.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	err := w.checkpointLocked()
+	if cerr := w.f.Close(); err == nil {
+		err = diskErr(cerr)
+	}
+	w.closed = true
+	w.s.mu.Lock()
+	delete(w.s.writers, w.h)
+	if err == nil {
+		// The partial keeps its reservation until resumed, aborted or cleaned.
+		w.s.partials[w.h] = w.size
+	} else {
+		w.s.reserved -= w.size
+		_ = os.Remove(w.s.partPath(w.h))
+		_ = os.Remove(w.s.statePath(w.h))
+	}
+	w.s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("close writer %s: %w", w.h, err)
+	}
+	return nil
+}
+
+// Abort closes the Writer and removes the partial download.
+func (w *Writer) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	_ = w.f.Close()
+	w.s.mu.Lock()
+	delete(w.s.writers, w.h)
+	w.s.reserved -= w.size
+	w.s.mu.Unlock()
+	err := os.Remove(w.s.partPath(w.h))
+	if rerr := os.Remove(w.s.statePath(w.h)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("abort writer %s: %w", w.h, err)
+	}
+	return nil
+}
