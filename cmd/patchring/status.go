@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchring/patchring/daemon/version"
+)
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this CLI",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.jsonOutput() {
+				return a.printJSON(map[string]string{"version": version.Version})
+			}
+			fmt.Fprintln(a.Out, "patchring", version.Version)
+			return nil
+		},
+	}
+}
+
+func newStatusCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show this node: identity, version, uptime and each subsystem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := a.client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(st)
+			}
+			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "Node:\t%s\n", st.NodeID)
+			fmt.Fprintf(tw, "Hostname:\t%s\n", st.Hostname)
+			fmt.Fprintf(tw, "Version:\t%s\n", st.Version)
+			fmt.Fprintf(tw, "Uptime:\t%s (since %s, start #%d)\n", time.Duration(st.Uptime), st.Started.Format(time.RFC3339), st.StartedAt)
+			fmt.Fprintf(tw, "State dir:\t%s\n", st.StateDir)
+			fmt.Fprintf(tw, "You:\tuid %d, may %s\n", st.Caller.UID, st.Caller.Can)
+			tw.Flush()
+			fmt.Fprintln(a.Out)
+			tw = tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SUBSYSTEM\tSTATE\tSUMMARY")
+			for _, s := range st.Subsystems {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.State, s.Summary)
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,256 @@
+// Command patchringd is the patchring agent: one per endpoint. It runs in
+// the foreground with `patchringd run`, or as an OS service managed with
+// `patchringd install|uninstall|start|stop|status`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/kardianos/service"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/patchring/patchring/daemon"
+	"github.com/patchring/patchring/daemon/config"
+	"github.com/patchring/patchring/daemon/version"
+)
+
+const serviceName = "patchringd"
+
+func main() {
+	if err := newRootCmd(os.Stdout, os.Stderr).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "patchringd:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the flags every subcommand shares.
+type options struct {
+	configFile string
+	cfg        config.Config
+	flags      *pflag.FlagSet
+}
+
+// load reads the config file under the flags: defaults < file < flags.
+// A config file named with --config must exist; the default one may not.
+func (o *options) load() (config.Config, error) {
+	explicit := o.flags.Lookup("config").Changed
+	base := config.Default()
+	if err := config.Load(o.configFile, &base); err != nil {
+		if explicit || !errors.Is(err, os.ErrNotExist) {
+			return base, err
+		}
+	}
+	// Re-apply the flags the user set on top of the file.
+	var ferr error
+	visitChanged(o.flags, func(f *pflag.Flag) {
+		if f.Name == "config" || ferr != nil {
+			return
+		}
+		tmp := pflag.NewFlagSet("", pflag.ContinueOnError)
+		config.BindFlags(tmp, &base)
+		if tf := tmp.Lookup(f.Name); tf != nil {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				ferr = tf.Value.(pflag.SliceValue).Replace(sv.GetSlice())
+			} else {
+				ferr = tf.Value.Set(f.Value.String())
+			}
+		}
+	})
+	if ferr != nil {
+		return base, ferr
+	}
+	if err := base.Validate("(flags)"); err != nil {
+		return base, err
+	}
+	return base, nil
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := &options{cfg: config.Default()}
+	root := &cobra.Command{
+		Use:           "patchringd",
+		Short:         "patchringd is the patchring agent that runs on every endpoint",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	o.flags = root.PersistentFlags()
+	o.flags.StringVar(&o.configFile, "config", config.DefaultFile(), "configuration file")
+	config.BindFlags(o.flags, &o.cfg)
+
+	root.AddCommand(&cobra.Command{
+		Use:   "run",
+		Short: "Run the agent in the foreground (or under the OS service manager)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := o.load()
+			if err != nil {
+				return err
+			}
+			return run(cfg, stderr)
+		},
+	})
+	for _, action := range []struct{ name, short string }{
+		{"install", "Install patchringd as an OS service (systemd, SysV init, Windows service, launchd) with the given flags"},
+		{"uninstall", "Remove the OS service"},
+		{"start", "Start the OS service"},
+		{"stop", "Stop the OS service"},
+		{"status", "Show whether the OS service is running"},
+	} {
+		action := action
+		root.AddCommand(&cobra.Command{
+			Use:   action.name,
+			Short: action.short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if _, err := o.load(); err != nil {
+					return err
+				}
+				return control(cmd.OutOrStdout(), action.name, o)
+			},
+		})
+	}
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "patchringd", version.Version)
+		},
+	})
+	return root
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	hopts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// program adapts the daemon to kardianos/service.
+type program struct {
+	cfg    config.Config
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (p *program) Start(s service.Service) error {
+	d, err := daemon.New(p.cfg, p.log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.done = make(chan error, 1)
+	go func() { p.done <- d.Run(ctx) }()
+	return nil
+}
+
+func (p *program) Stop(s service.Service) error {
+	if p.cancel == nil {
+		return nil
+	}
+	p.cancel()
+	return <-p.done
+}
+
+func run(cfg config.Config, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	if service.Interactive() {
+		d, err := daemon.New(cfg, log)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return d.Run(ctx)
+	}
+	p := &program{cfg: cfg, log: log}
+	s, err := service.New(p, serviceConfig(nil))
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	return s.Run()
+}
+
+// serviceConfig describes the service; args are the flags recorded for
+// `run` at install time.
+func serviceConfig(args []string) *service.Config {
+	return &service.Config{
+		Name:        serviceName,
+		DisplayName: "patchring agent",
+		Description: "patchring endpoint patch manager agent: inventory, signed policy, updates, reboots.",
+		Arguments:   append([]string{"run"}, args...),
+		Option: service.KeyValue{
+			"Restart":           "on-failure",
+			"SuccessExitStatus": "0",
+		},
+	}
+}
+
+func control(w io.Writer, action string, o *options) error {
+	var args []string
+	visitChanged(o.flags, func(f *pflag.Flag) {
+		v := f.Value.String()
+		if f.Name == "config" {
+			v, _ = filepath.Abs(v)
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, s := range sv.GetSlice() {
+				args = append(args, "--"+f.Name+"="+s)
+			}
+			return
+		}
+		args = append(args, "--"+f.Name+"="+v)
+	})
+	s, err := service.New(&program{}, serviceConfig(args))
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if action == "status" {
+		st, err := s.Status()
+		if err != nil {
+			if errors.Is(err, service.ErrNotInstalled) {
+				fmt.Fprintf(w, "%s: not installed (%s)\n", serviceName, s.Platform())
+				return nil
+			}
+			return fmt.Errorf("status of service %s (%s): %w", serviceName, s.Platform(), err)
+		}
+		name := map[service.Status]string{service.StatusRunning: "running", service.StatusStopped: "stopped"}[st]
+		if name == "" {
+			name = "unknown"
+		}
+		fmt.Fprintf(w, "%s: %s (%s)\n", serviceName, name, s.Platform())
+		return nil
+	}
+	if err := service.Control(s, action); err != nil {
+		return fmt.Errorf("%s service %s (%s): %w", action, serviceName, s.Platform(), err)
+	}
+	fmt.Fprintf(w, "%s: %s done (%s)\n", serviceName, action, s.Platform())
+	return nil
+}
+
+// visitChanged calls fn for every flag of fs the user set. (cobra parses
+// persistent flags through the subcommand's flag set, which marks the
+// shared *pflag.Flag as Changed but not fs's own record.)
+func visitChanged(fs *pflag.FlagSet, fn func(*pflag.Flag)) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			fn(f)
+		}
+	})
+}

@@ -1,0 +1,261 @@
+// Package config loads patchringd's configuration: a YAML file whose every
+// setting is also a command-line flag. Unknown keys and bad values are
+// errors that name the file, the line and the key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/patchring/patchring/platform/paths"
+)
+
+// Config is patchringd's configuration.
+type Config struct {
+	StateDir      string        `yaml:"state_dir"`
+	Socket        string        `yaml:"socket"`
+	AdminGroup    string        `yaml:"admin_group"`
+	LogFormat     string        `yaml:"log_format"`
+	LogLevel      string        `yaml:"log_level"`
+	MetricsListen string        `yaml:"metrics_listen"`
+	Hostname      string        `yaml:"hostname"`
+	Site          string        `yaml:"site"`
+	Tags          []string      `yaml:"tags"`
+	Inventory     Inventory     `yaml:"inventory"`
+	Policy        Policy        `yaml:"policy"`
+	Apt           Apt           `yaml:"apt"`
+	Gossip        Gossip        `yaml:"gossip"`
+	P2P           P2P           `yaml:"p2p"`
+	Reboot        Reboot        `yaml:"reboot"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// Inventory configures the inventory loop.
+type Inventory struct {
+	Interval time.Duration `yaml:"interval"`
+	Root     string        `yaml:"root"` // filesystem root to inventory; "/" on a real host
+}
+
+// Policy configures where signed policy comes from.
+type Policy struct {
+	Origin          string        `yaml:"origin"`           // base URL of the TUF repository
+	RootFile        string        `yaml:"root_file"`        // trusted root.json installed with the agent
+	RefreshInterval time.Duration `yaml:"refresh_interval"` // how often to refresh
+}
+
+// Apt configures the apt backend. Root and AptConfig point it at a
+// sandboxed package root instead of the host (tests and the demo).
+type Apt struct {
+	Enabled   bool   `yaml:"enabled"`
+	Root      string `yaml:"root"`
+	AptConfig string `yaml:"apt_config"`
+}
+
+// Gossip configures the memberlist pool of the site.
+type Gossip struct {
+	Enabled bool     `yaml:"enabled"`
+	Listen  string   `yaml:"listen"` // host:port
+	Seeds   []string `yaml:"seeds"`
+	KeyFile string   `yaml:"key_file"`
+	Label   string   `yaml:"label"`
+}
+
+// P2P configures the libp2p payload exchange.
+type P2P struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"` // multiaddr
+}
+
+// Reboot configures how the node reboots.
+type Reboot struct {
+	// Command overrides the reboot command (e.g. a script in tests).
+	Command []string `yaml:"command"`
+	// Headless forces headless behaviour (no user session prompts).
+	Headless bool `yaml:"headless"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	d := paths.For()
+	return Config{
+		StateDir:      d.StateDir,
+		Socket:        d.Socket,
+		AdminGroup:    "",
+		LogFormat:     "text",
+		LogLevel:      "info",
+		ShutdownGrace: 10 * time.Second,
+		Inventory:     Inventory{Interval: time.Hour, Root: "/"},
+		Policy:        Policy{RefreshInterval: 5 * time.Minute},
+		Gossip:        Gossip{Label: "patchring"},
+	}
+}
+
+// DefaultFile is the configuration file read when none is named.
+func DefaultFile() string { return paths.For().Config }
+
+// BindFlags registers one flag per setting on fs, bound to c.
+func BindFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the agent's state (bbolt database, node key, content store)")
+	fs.StringVar(&c.Socket, "socket", c.Socket, "path of the local API socket")
+	fs.StringVar(&c.AdminGroup, "admin-group", c.AdminGroup, "local group whose members may administer the agent (root always may)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus metrics on this loopback address (off when empty), e.g. 127.0.0.1:9273")
+	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "hostname to report (default: the OS hostname)")
+	fs.StringVar(&c.Site, "site", c.Site, "site (LAN) this node belongs to")
+	fs.StringSliceVar(&c.Tags, "tags", c.Tags, "tags for ring selection, comma separated")
+	fs.DurationVar(&c.Inventory.Interval, "inventory-interval", c.Inventory.Interval, "how often to take a full inventory")
+	fs.StringVar(&c.Inventory.Root, "inventory-root", c.Inventory.Root, "filesystem root to inventory")
+	fs.StringVar(&c.Policy.Origin, "policy-origin", c.Policy.Origin, "base URL of the fleet's signed repository")
+	fs.StringVar(&c.Policy.RootFile, "policy-root", c.Policy.RootFile, "trusted root.json of the fleet")
+	fs.DurationVar(&c.Policy.RefreshInterval, "policy-refresh", c.Policy.RefreshInterval, "how often to refresh the signed policy")
+	fs.BoolVar(&c.Apt.Enabled, "apt", c.Apt.Enabled, "manage packages with apt")
+	fs.StringVar(&c.Apt.Root, "apt-root", c.Apt.Root, "sandboxed package root for apt/dpkg (empty: the host)")
+	fs.StringVar(&c.Apt.AptConfig, "apt-config", c.Apt.AptConfig, "APT_CONFIG file for the sandboxed root")
+	fs.BoolVar(&c.Gossip.Enabled, "gossip", c.Gossip.Enabled, "join the site's gossip pool")
+	fs.StringVar(&c.Gossip.Listen, "gossip-listen", c.Gossip.Listen, "gossip address host:port")
+	fs.StringSliceVar(&c.Gossip.Seeds, "gossip-seeds", c.Gossip.Seeds, "gossip seeds host:port, comma separated")
+	fs.StringVar(&c.Gossip.KeyFile, "gossip-key-file", c.Gossip.KeyFile, "file holding the gossip keyring (base64 keys, primary first)")
+	fs.StringVar(&c.Gossip.Label, "gossip-label", c.Gossip.Label, "gossip label of the fleet")
+	fs.BoolVar(&c.P2P.Enabled, "p2p", c.P2P.Enabled, "share payloads with LAN peers over libp2p")
+	fs.StringVar(&c.P2P.Listen, "p2p-listen", c.P2P.Listen, "libp2p listen multiaddr")
+	fs.StringSliceVar(&c.Reboot.Command, "reboot-command", c.Reboot.Command, "command that reboots the machine (default: the OS's)")
+	fs.BoolVar(&c.Reboot.Headless, "headless", c.Reboot.Headless, "treat this host as headless (automatic reboots in the policy's window)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to wait for work to finish on shutdown")
+}
+
+// Load reads the YAML file at path into c, on top of what c holds. A
+// missing file is an error wrapping fs.ErrNotExist.
+func Load(path string, c *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("config %s: file does not exist: %w", path, err)
+		}
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return Parse(path, data, c)
+}
+
+// Parse decodes data (named name in errors) into c.
+func Parse(name string, data []byte, c *Config) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("config %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(root.Content) == 0 {
+		return nil
+	}
+	doc := root.Content[0]
+	if err := checkKeys(name, doc, reflect.TypeOf(*c), ""); err != nil {
+		return err
+	}
+	if err := doc.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs := make([]string, len(te.Errors))
+			for i, e := range te.Errors {
+				// "line 2: cannot unmarshal ..." -> "FILE:2: cannot unmarshal ..."
+				if rest, ok := strings.CutPrefix(e, "line "); ok {
+					e = name + ":" + rest
+				}
+				msgs[i] = e
+			}
+			return fmt.Errorf("config %s", strings.Join(msgs, "; "))
+		}
+		return fmt.Errorf("config %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return c.Validate(name)
+}
+
+// checkKeys reports the first key of n that t does not have.
+func checkKeys(name string, n *yaml.Node, t reflect.Type, prefix string) error {
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("config %s:%d: %s must be a mapping of settings", name, n.Line, orRoot(prefix))
+	}
+	fields := map[string]reflect.Type{}
+	var allowed []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = f.Type
+		allowed = append(allowed, tag)
+	}
+	sort.Strings(allowed)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("config %s:%d: unknown key %q in %s (allowed: %s)",
+				name, k.Line, prefix+k.Value, orRoot(prefix), strings.Join(allowed, ", "))
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
+			if err := checkKeys(name, v, ft, prefix+k.Value+"."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func orRoot(prefix string) string {
+	if prefix == "" {
+		return "the top level"
+	}
+	return strings.TrimSuffix(prefix, ".")
+}
+
+// Validate checks values that decode but make no sense.
+func (c *Config) Validate(name string) error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config %s: %s: %s", name, key, fmt.Sprintf(format, args...))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return bad("log_format", "%q is not a log format; use text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level", "%q is not a level; use debug, info, warn or error", c.LogLevel)
+	}
+	if c.StateDir == "" {
+		return bad("state_dir", "must not be empty")
+	}
+	if c.Socket == "" {
+		return bad("socket", "must not be empty")
+	}
+	if c.Inventory.Interval < time.Minute && c.Inventory.Interval != 0 {
+		return bad("inventory.interval", "%s is too short; use at least 1m (0 turns periodic scans off)", c.Inventory.Interval)
+	}
+	if c.Policy.RefreshInterval < time.Second {
+		return bad("policy.refresh_interval", "%s is too short; use at least 1s", c.Policy.RefreshInterval)
+	}
+	if c.Policy.Origin != "" && c.Policy.RootFile == "" {
+		return bad("policy.root_file", "must name the fleet's trusted root.json when policy.origin is set")
+	}
+	if c.ShutdownGrace < 0 {
+		return bad("shutdown_grace", "must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+// Package daemon is patchringd's composition root: it opens the state
+// store, loads the node identity, starts the agent's subsystems and serves
+// the local API, and stops all of it cleanly when its context ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/config"
+	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/platform/ipc"
+)
+
+// service is a long-running part of the agent.
+type service interface {
+	Name() string
+	Run(ctx context.Context) error
+}
+
+// statusReporter is a subsystem that contributes a section to the status.
+type statusReporter interface {
+	Status() apitypes.SubsystemStatus
+}
+
+// Daemon is one running agent.
+type Daemon struct {
+	cfg      config.Config
+	log      *slog.Logger
+	db       *store.DB
+	id       *Identity
+	api      *localapi.Server
+	metrics  *prometheus.Registry
+	hostname string
+	started  time.Time
+	starts   int
+
+	services  []service
+	reporters []statusReporter
+}
+
+var keyStarts = []byte("start_count")
+
+// New opens the state and prepares the agent. It fails, without changing
+// anything on disk, when the state dir is in use or its database is
+// unreadable.
+func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", cfg.StateDir, err)
+	}
+	db, err := store.Open(filepath.Join(cfg.StateDir, store.FileName), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, db: db, started: time.Now()}
+	ok := false
+	defer func() {
+		if !ok {
+			db.Close()
+		}
+	}()
+	if d.id, err = LoadOrCreateIdentity(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	d.hostname = cfg.Hostname
+	if d.hostname == "" {
+		d.hostname, _ = os.Hostname()
+	}
+	if err := d.db.Get(store.BucketMeta, keyStarts, &d.starts); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	d.starts++
+	if err := d.db.Put(store.BucketMeta, keyStarts, d.starts); err != nil {
+		return nil, fmt.Errorf("record start: %w", err)
+	}
+	d.metrics = prometheus.NewRegistry()
+	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.api = localapi.New(log, cfg.AdminGroup)
+	d.routes()
+	ok = true
+	return d, nil
+}
+
+// ID is the node's ID.
+func (d *Daemon) ID() string { return d.id.ID.String() }
+
+// Run serves until ctx is done, then stops every subsystem and closes the
+// state. A cancelled context is a clean exit.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.db.Close()
+	ln, err := ipc.Listen(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	d.log.Info("patchringd started", "node", d.ID(), "version", version.Version, "state_dir", d.cfg.StateDir, "socket", d.cfg.Socket, "start", d.starts)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(d.services)+2)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("local api", func(ctx context.Context) error { return d.api.Serve(ctx, ln) })
+	if d.cfg.MetricsListen != "" {
+		mln, err := listenLoopback(d.cfg.MetricsListen)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		run("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, mln) })
+	}
+	for _, s := range d.services {
+		run(s.Name(), s.Run)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		d.log.Error("subsystem failed; stopping", "err", runErr)
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.ShutdownGrace):
+		d.log.Warn("subsystems did not stop within the shutdown grace; exiting anyway", "grace", d.cfg.ShutdownGrace)
+	}
+	os.Remove(d.cfg.Socket)
+	d.log.Info("patchringd stopped")
+	return runErr
+}
+
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen %q: %w", addr, err)
+	}
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("metrics_listen %q: metrics are served on loopback only; use e.g. 127.0.0.1:9273", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen: %w", err)
+	}
+	return ln, nil
+}
+
+func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) routes() {
+	d.api.Handle(http.MethodGet, "/status", localapi.PermRead, d.handleStatus)
+}
+
+func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
+	st := apitypes.Status{
+		NodeID:    d.ID(),
+		Hostname:  d.hostname,
+		Version:   version.Version,
+		Started:   d.started,
+		Uptime:    apitypes.Duration(time.Since(d.started).Round(time.Second)),
+		StateDir:  d.cfg.StateDir,
+		Socket:    d.cfg.Socket,
+		StartedAt: d.starts,
+		Caller:    apitypes.Caller{UID: r.Caller.Cred.UID, Admin: r.Caller.Admin, Can: "read"},
+	}
+	if !r.Caller.Known {
+		st.Caller.UID = -1
+	}
+	if r.Caller.Admin {
+		st.Caller.Can = "read-write"
+	}
+	schema, _ := d.db.Schema()
+	st.Subsystems = append(st.Subsystems, apitypes.SubsystemStatus{
+		Name: "state", State: "ok",
+		Summary: fmt.Sprintf("bbolt %s, schema %d", d.db.Path(), schema),
+	})
+	for _, rep := range d.reporters {
+		st.Subsystems = append(st.Subsystems, rep.Status())
+	}
+	return st, nil
+}

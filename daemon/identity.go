@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// NodeKeyFile is the name of the node's private key in the state dir.
+const NodeKeyFile = "node.key"
+
+// Identity is the node's long-lived key and the ID derived from it. The ID
+// is the node's libp2p peer ID, so gossip, content exchange and the fleet
+// view all name a node the same way.
+type Identity struct {
+	Key crypto.PrivKey
+	ID  peer.ID
+}
+
+// LoadOrCreateIdentity reads the node key from dir, creating an ed25519 key
+// on first start. A key file that exists but cannot be parsed is an error,
+// never replaced: the node ID is how the fleet knows this node.
+func LoadOrCreateIdentity(dir string) (*Identity, error) {
+	path := filepath.Join(dir, NodeKeyFile)
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		k, err := crypto.UnmarshalPrivateKey(raw)
+		if err != nil {
+			return nil, fmt.Errorf("node key %s is unreadable (%v): restore it from a backup, or remove it to give this node a new identity", path, err)
+		}
+		return identityFrom(k)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("read node key: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, fmt.Errorf("generate node key: %w", err)
+	}
+	raw, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("encode node key: %w", err)
+	}
+	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+		return nil, fmt.Errorf("write node key: %w", err)
+	}
+	return identityFrom(k)
+}
+
+func identityFrom(k crypto.PrivKey) (*Identity, error) {
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("node id: %w", err)
+	}
+	return &Identity{Key: k, ID: id}, nil
+}
+
+// writeFileAtomic writes data to a temporary file next to path, fsyncs it
+// and renames it into place, so a crash leaves the old or the new file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,6 @@
+// Package version holds the version of the patchring binaries, set at build
+// time with -ldflags "-X github.com/patchring/patchring/daemon/version.Version=...".
+package version
+
+// Version is the version of this build.
+var Version = "dev"
