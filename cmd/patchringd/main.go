@@ -195,6 +195,10 @@ func serviceConfig(args []string) *service.Config {
 		DisplayName: "patchring agent",
 		Description: "patchring endpoint patch manager agent: inventory, signed policy, updates, reboots.",
 		Arguments:   append([]string{"run"}, args...),
+		Dependencies: []string{
+			"Wants=network-online.target",
+			"After=network-online.target",
+		},
 		Option: service.KeyValue{
 			"Restart":           "on-failure",
 			"SuccessExitStatus": "0",
@@ -223,8 +227,13 @@ func control(w io.Writer, action string, o *options) error {
 	}
 	if action == "status" {
 		st, err := s.Status()
+		if err != nil && !errors.Is(err, service.ErrNotInstalled) && serviceInstalled() {
+			// SysV's "status" exits 1 for a stopped service, which
+			// kardianos/service reports as an error.
+			st, err = service.StatusStopped, nil
+		}
 		if err != nil {
-			if errors.Is(err, service.ErrNotInstalled) {
+			if errors.Is(err, service.ErrNotInstalled) || !serviceInstalled() {
 				fmt.Fprintf(w, "%s: not installed (%s)\n", serviceName, s.Platform())
 				return nil
 			}
