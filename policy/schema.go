@@ -1,0 +1,273 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// SchemaVersion is the only policy schema this package reads and writes.
+const SchemaVersion = 1
+
+// Sources of updates, used by Update.Source and auto_approve rules.
+const (
+	SourceApt     = "apt"     // OS vendor packages through apt
+	SourceCatalog = "catalog" // third-party payloads from the signed catalog
+)
+
+// Classifications of updates.
+const (
+	ClassSecurity    = "security"
+	ClassBugfix      = "bugfix"
+	ClassEnhancement = "enhancement"
+	ClassOther       = "other"
+)
+
+// Severities of updates, lowest first. An empty severity counts as unknown.
+const (
+	SeverityUnknown  = "unknown"
+	SeverityLow      = "low"
+	SeverityMedium   = "medium"
+	SeverityHigh     = "high"
+	SeverityCritical = "critical"
+)
+
+var (
+	sources         = []string{SourceApt, SourceCatalog}
+	classifications = []string{ClassSecurity, ClassBugfix, ClassEnhancement, ClassOther}
+	severities      = []string{SeverityUnknown, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical}
+)
+
+// severityRank orders severities; unknown values rank with "unknown".
+func severityRank(s string) int {
+	for i, v := range severities {
+		if v == s {
+			return i
+		}
+	}
+	return 0
+}
+
+// MaxPause is the longest a ring may be paused by one pauses entry; a longer
+// pause has to be renewed by publishing a new policy.
+const MaxPause = 35 * 24 * time.Hour
+
+// Window actions.
+const (
+	WindowAllow = "allow" // installs may run only inside allow windows (if a ring has any)
+	WindowBlock = "block" // installs never run inside a block window
+)
+
+// Policy is a whole ring policy. Field names in YAML and JSON are the json
+// tags. Build one with Parse or ParseJSON; a Policy built in Go must pass
+// Validate before it is evaluated.
+type Policy struct {
+	Schema  int       `json:"schema"`
+	Name    string    `json:"name,omitempty"`
+	Expires time.Time `json:"expires"` // after this, agents install nothing
+
+	Rings   []Ring   `json:"rings"`
+	Windows []Window `json:"windows,omitempty"`
+
+	AutoApprove []AutoApproval `json:"auto_approve,omitempty"`
+	Approve     []Approval     `json:"approve,omitempty"`
+	Deny        []Approval     `json:"deny,omitempty"`
+	Pins        []Pin          `json:"pins,omitempty"`
+	Expedite    []Expedite     `json:"expedite,omitempty"`
+	Pauses      []Pause        `json:"pauses,omitempty"`
+	Rollbacks   []Rollback     `json:"rollbacks,omitempty"`
+
+	Reboot      Reboot       `json:"reboot"`
+	PeerSharing PeerSharing  `json:"peer_sharing"`
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+
+	valid bool // set by Validate once the compiled fields below are ready
+}
+
+// Ring is a named stage of the rollout. Rings are listed in rollout order; a
+// node joins the first ring one of whose selectors matches it, else the
+// default ring.
+type Ring struct {
+	Name        string          `json:"name"`
+	Default     bool            `json:"default,omitempty"`
+	Select      []Selector      `json:"select,omitempty"`
+	Defer       Duration        `json:"defer"`              // wait this long after an update was first seen
+	Deadline    Duration        `json:"deadline,omitempty"` // after this long since first seen, install outside allow windows too (0: never)
+	Gates       []Gate          `json:"gates,omitempty"`
+	Reboot      *RebootOverride `json:"reboot,omitempty"`
+	HealthCheck *HealthCheck    `json:"health_check,omitempty"`
+}
+
+// Selector matches nodes; every field that is set must match (tags: the node
+// has all of them). At least one field is set.
+type Selector struct {
+	Tags     []string `json:"tags,omitempty"`
+	Hostname string   `json:"hostname,omitempty"` // glob, e.g. "lab-*"
+	Site     string   `json:"site,omitempty"`     // glob
+	// Percent selects nodes whose stable bucket (a hash of the node ID) is
+	// below this share of all nodes, 0 < Percent <= 100, two decimals.
+	Percent float64 `json:"percent,omitempty"`
+}
+
+// Gate holds a ring back until another ring did well with the same update:
+// at least MinNodes nodes of Ring reported (succeeded or failed) and at least
+// MinSuccess percent of those succeeded.
+type Gate struct {
+	Ring       string  `json:"ring"`
+	MinSuccess float64 `json:"min_success"` // percent, 0..100
+	MinNodes   int     `json:"min_nodes"`   // >= 1
+}
+
+// Window is a recurring maintenance window: it opens at every match of Cron
+// (5 fields, minute resolution, wall-clock time in TZ) and stays open for
+// Duration. Allow windows are the only times installs may run in the rings
+// they name (all rings when Rings is empty); block windows stop installs.
+//
+// Daylight saving time: a start that falls in a skipped hour moves forward by
+// the length of the gap (02:30 on a spring-forward night opens at 03:30); a
+// start that occurs twice opens once, at the first occurrence. Duration is
+// elapsed time.
+type Window struct {
+	Name     string   `json:"name"`
+	Action   string   `json:"action"` // allow or block
+	Cron     string   `json:"cron"`
+	Duration Duration `json:"duration"`
+	TZ       string   `json:"tz"` // IANA name, "UTC" or "Local" (the node's own zone)
+	Rings    []string `json:"rings,omitempty"`
+
+	sched *schedule
+}
+
+// AutoApproval approves every update that matches all the criteria that are
+// set. At least one criterion is set; match everything with packages: ["*"].
+type AutoApproval struct {
+	Name            string   `json:"name,omitempty"`
+	Sources         []string `json:"sources,omitempty"`         // apt, catalog
+	Classifications []string `json:"classifications,omitempty"` // security, bugfix, enhancement, other
+	MinSeverity     string   `json:"min_severity,omitempty"`    // low, medium, high, critical
+	Packages        []string `json:"packages,omitempty"`        // globs
+	Rings           []string `json:"rings,omitempty"`           // empty: all rings
+}
+
+// Approval is an explicit approve or deny entry: a package glob and a
+// version glob (empty: any version), optionally limited to rings.
+type Approval struct {
+	Package string   `json:"package"`
+	Version string   `json:"version,omitempty"`
+	Rings   []string `json:"rings,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// Pin holds a package (glob) at versions matching Version (glob): updates to
+// any other version are not installed.
+type Pin struct {
+	Package string   `json:"package"`
+	Version string   `json:"version"`
+	Rings   []string `json:"rings,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// Expedite installs exactly Package at Version at once, regardless of
+// approvals, deferral, gates, windows and pauses. Deny entries, rollback
+// orders and pins still win.
+type Expedite struct {
+	Package string   `json:"package"`
+	Version string   `json:"version"`
+	Rings   []string `json:"rings,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// Pause stops installs in a ring from From until Until (at most MaxPause).
+type Pause struct {
+	Ring   string    `json:"ring"`
+	From   time.Time `json:"from"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Rollback orders nodes of the given rings (all when empty) that have
+// Package at a version matching Version (glob) to leave that version, and
+// keeps it from being installed there again.
+type Rollback struct {
+	Package string   `json:"package"`
+	Version string   `json:"version"`
+	Rings   []string `json:"rings,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// Reboot holds the fleet-wide reboot rules; rings may override parts of them.
+type Reboot struct {
+	NotifyAhead  Duration     `json:"notify_ahead"`
+	DeferChoices []Duration   `json:"defer_choices,omitempty"`
+	MaxDeferrals int          `json:"max_deferrals"`
+	AllowRefuse  AllowRefuse  `json:"allow_refuse,omitzero"`
+	Deadline     Duration     `json:"deadline"` // counted from when the update became due
+	Grace        Duration     `json:"grace"`    // counted from when the restart became pending
+	ActiveHours  *ActiveHours `json:"active_hours,omitempty"`
+	Headless     *Headless    `json:"headless,omitempty"`
+}
+
+// RebootOverride replaces, for one ring, the reboot rules that are set.
+type RebootOverride struct {
+	NotifyAhead  *Duration    `json:"notify_ahead,omitempty"`
+	DeferChoices []Duration   `json:"defer_choices,omitempty"`
+	MaxDeferrals *int         `json:"max_deferrals,omitempty"`
+	Deadline     *Duration    `json:"deadline,omitempty"`
+	Grace        *Duration    `json:"grace,omitempty"`
+	ActiveHours  *ActiveHours `json:"active_hours,omitempty"`
+	Headless     *Headless    `json:"headless,omitempty"`
+}
+
+// AllowRefuse lists the rings and tags whose users may refuse a reboot
+// outright (until the deadline).
+type AllowRefuse struct {
+	Rings []string `json:"rings,omitempty"`
+	Tags  []string `json:"tags,omitempty"`
+}
+
+// ActiveHours is the daily span, in wall-clock time of TZ, when users work and
+// reboots are not forced. Start after End spans midnight.
+type ActiveHours struct {
+	Start string `json:"start"` // "08:00"
+	End   string `json:"end"`   // "18:00"
+	TZ    string `json:"tz"`
+
+	loc        *time.Location
+	start, end int // minutes after midnight
+}
+
+// Headless sets when nodes without a user session reboot by themselves: in
+// the window given by Cron, Duration and TZ, at most MaxConcurrent nodes (0:
+// no limit) of one group at a time, where Per is "site" or "tag:<glob>"
+// (nodes grouped by their first tag matching the glob).
+type Headless struct {
+	Cron          string   `json:"cron"`
+	Duration      Duration `json:"duration"`
+	TZ            string   `json:"tz"`
+	MaxConcurrent int      `json:"max_concurrent,omitempty"`
+	Per           string   `json:"per"`
+
+	sched *schedule
+}
+
+// PeerSharing sets whether nodes share payloads with peers and the caps on
+// their upload and WAN download rates (0: unlimited).
+type PeerSharing struct {
+	Enabled    bool `json:"enabled"`
+	UploadRate Rate `json:"upload_rate"`
+	WANRate    Rate `json:"wan_rate"`
+}
+
+// HealthCheck is a command (argv, no shell) the engine runs after an
+// install; a non-zero exit or a timeout counts as a failed install.
+type HealthCheck struct {
+	Command []string `json:"command"`
+	Timeout Duration `json:"timeout"`
+}
+
+// schedule is a compiled window recurrence.
+type schedule struct {
+	spec *cron.SpecSchedule // Location is UTC: the spec is matched against wall-clock time
+	loc  *time.Location
+	dur  time.Duration
+}
