@@ -1,0 +1,1140 @@
+package gossip
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Errors callers branch on.
+var (
+	ErrClosed         = errors.New("gossip is closed")
+	ErrStateTooLarge  = errors.New("state does not fit a gossip message")
+	ErrAlreadyRunning = errors.New("gossip is already running")
+)
+
+const (
+	// maxUnknown bounds the members we track that memberlist has not (yet)
+	// reported, so signed messages about made-up node IDs cannot grow the
+	// table without limit.
+	maxUnknown = 1024
+	// maxLamportJump rejects messages whose Lamport time is absurdly far
+	// ahead of ours: a member could otherwise push every clock to the top
+	// of the range and make all later messages look stale.
+	maxLamportJump = 1 << 32
+	// leaveTimeout bounds the graceful leave when Run's context ends.
+	leaveTimeout = 3 * time.Second
+	// pullInterval rate-limits state requests to and replies for one node.
+	pullInterval = time.Second
+)
+
+// Gossip is one node's membership in its site's gossip pool.
+type Gossip struct {
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
+	id    peer.ID
+	name  string
+	priv  crypto.PrivKey
+
+	ml        *memberlist.Memberlist
+	localAddr string
+	keyring   *memberlist.Keyring
+	lamport   lamportClock
+	live      atomic.Int32 // alive or suspect members, self included
+
+	// One queue per broadcast class; leases go first, content last.
+	leaseQ, stateQ, contentQ *memberlist.TransmitLimitedQueue
+
+	mu       sync.Mutex
+	members  map[string]*member
+	unknown  int
+	hint     PolicyHint
+	pulls    map[string]struct{} // nodes to ask for their state
+	replies  map[string]struct{} // nodes that asked for ours
+	lastPull map[string]time.Time
+	left     bool
+
+	leaseMu sync.Mutex // serializes TryAcquire / Release
+
+	subsMu sync.Mutex
+	subs   map[*Subscription]struct{}
+
+	metaCh chan struct{}
+	pullCh chan struct{}
+
+	stats counters
+
+	lifeMu   sync.Mutex // serializes Leave and shutdown
+	closed   atomic.Bool
+	running  atomic.Bool
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup // subscription pumps
+}
+
+// member is what this node knows about one node (itself included).
+type member struct {
+	name     string
+	id       peer.ID
+	pub      crypto.PubKey
+	known    bool // memberlist reported it
+	addr     string
+	node     memberlist.Node // our copy: memberlist's own nodes change under it
+	liveness Liveness
+	lastSeen time.Time
+	changed  time.Time // when liveness last changed or we first heard of it
+	meta     nodeMeta
+	leaving  bool // its last state said it is leaving on purpose
+
+	hostname, site string
+	keyring        KeyringInfo
+	state          State
+	stateLT        uint64
+	stateMsg       []byte
+	contentLT      uint64
+	contentMsg     []byte
+	leases         map[string]*leaseRecord
+}
+
+type leaseRecord struct {
+	ltime  uint64
+	phase  leasePhase
+	expiry time.Time
+	heard  time.Time // real (monotonic) time we heard it: bounds a claim's life
+	msg    []byte
+}
+
+// PolicyHint is the highest policy (TUF timestamp) version heard from a
+// peer. It only suggests refreshing the policy through TUF.
+type PolicyHint struct {
+	Version uint64
+	From    string // node ID that announced it
+	HeardAt time.Time
+}
+
+// New validates cfg, binds the gossip port and starts memberlist's
+// listeners. Call Run to join the pool; call Close if Run is never called.
+// A nil logger discards logs.
+func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
+	c, id, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", id.ShortString())
+	keyring, err := memberlist.NewKeyring(c.Keys[1:], c.Keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("gossip keyring: %w", err)
+	}
+	g := &Gossip{
+		cfg:      c,
+		log:      logger,
+		clock:    c.Clock,
+		id:       id,
+		name:     id.String(),
+		priv:     c.Identity,
+		keyring:  keyring,
+		members:  make(map[string]*member),
+		pulls:    make(map[string]struct{}),
+		replies:  make(map[string]struct{}),
+		lastPull: make(map[string]time.Time),
+		subs:     make(map[*Subscription]struct{}),
+		metaCh:   make(chan struct{}, 1),
+		pullCh:   make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	mlc := memberlist.DefaultLANConfig()
+	numNodes := func() int { return max(1, int(g.live.Load())) }
+	g.leaseQ = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: mlc.RetransmitMult}
+	g.stateQ = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: mlc.RetransmitMult}
+	g.contentQ = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: mlc.RetransmitMult}
+
+	self := &member{name: g.name, id: id, pub: c.Identity.GetPublic(), known: true,
+		liveness: LivenessAlive, hostname: c.Hostname, site: c.Site, changed: g.clock.Now()}
+	g.members[g.name] = self
+	g.mu.Lock()
+	err = g.announceStateLocked()
+	g.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+
+	mlc.Name = g.name
+	mlc.BindAddr = c.BindAddr
+	mlc.BindPort = c.BindPort
+	mlc.AdvertisePort = c.BindPort
+	mlc.AdvertiseAddr = c.AdvertiseAddr
+	mlc.Keyring = keyring
+	mlc.Label = c.Label
+	mlc.ProbeInterval = c.ProbeInterval
+	mlc.ProbeTimeout = c.ProbeTimeout
+	mlc.GossipInterval = c.GossipInterval
+	mlc.PushPullInterval = c.PushPullInterval
+	mlc.SuspicionMult = c.SuspicionMult
+	mlc.GossipToTheDeadTime = max(c.PushPullInterval, 10*c.ProbeInterval)
+	// A node that restarts on another address (DHCP) may take its name back
+	// once its old incarnation has been dead this long.
+	mlc.DeadNodeReclaimTime = 30 * time.Second
+	mlc.DelegateProtocolVersion, mlc.DelegateProtocolMin, mlc.DelegateProtocolMax = 1, 1, 1
+	mlc.Delegate = &delegate{g}
+	mlc.Events = &eventDelegate{g}
+	mlc.Alive = &aliveDelegate{g}
+	mlc.Conflict = &conflictDelegate{g}
+	mlc.Logger = newStdLogger(logger)
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+	}
+	g.ml = ml
+	// memberlist's LocalNode is not safe to read while it updates the
+	// node, so read the address once, before anything runs.
+	g.localAddr = ml.LocalNode().Address()
+	return g, nil
+}
+
+// NodeID is this node's ID (its libp2p peer ID).
+func (g *Gossip) NodeID() string { return g.name }
+
+// LocalAddr is the host:port this node's gossip listens on and advertises;
+// other nodes can use it as a seed.
+func (g *Gossip) LocalAddr() string { return g.localAddr }
+
+// Run joins the seeds (after a random delay of up to Config.JoinJitter, then
+// with jittered exponential backoff, and again whenever the node finds
+// itself alone), keeps the member table fresh and serves state requests,
+// until ctx ends (then it leaves the pool gracefully and shuts down) or
+// Close is called (then it stops at once). It returns nil on a clean stop.
+func (g *Gossip) Run(ctx context.Context) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if !g.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){g.joinLoop, g.maintainLoop, g.metaLoop, g.pullLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case <-g.stop:
+	}
+	cancel()
+	wg.Wait()
+	if !g.closed.Load() {
+		lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+		if err := g.Leave(lctx); err != nil {
+			g.log.Warn("gossip leave on shutdown", "err", err)
+		}
+		lcancel()
+	}
+	return g.shutdown()
+}
+
+// Leave tells the pool this node is leaving on purpose (others mark it
+// left rather than dead) and waits for the message to go out, at most until
+// ctx ends. The node keeps its listeners until Run returns or Close.
+func (g *Gossip) Leave(ctx context.Context) error {
+	g.lifeMu.Lock()
+	defer g.lifeMu.Unlock()
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	timeout := leaveTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	// Say so in a signed state first: memberlist's notice does not tell
+	// the others whether a node left or died.
+	g.mu.Lock()
+	g.left = true
+	self := g.members[g.name]
+	self.leaving = true
+	err := g.announceStateLocked()
+	msg := self.stateMsg
+	g.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("announce leave: %w", err)
+	}
+	g.sendDirect(msg)
+	if err := g.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("leave gossip pool: %w", err)
+	}
+	return nil
+}
+
+// Close stops the node at once, without a leave message (the pool will
+// find it dead). Run returns after Close. Safe to call more than once.
+func (g *Gossip) Close() error {
+	g.stopOnce.Do(func() { close(g.stop) })
+	if g.running.Load() {
+		// Run does the shutdown; make sure it does not leave gracefully.
+		g.lifeMu.Lock()
+		g.closed.Store(true)
+		err := g.ml.Shutdown()
+		g.lifeMu.Unlock()
+		g.closeSubs()
+		if err != nil {
+			return fmt.Errorf("shut down gossip: %w", err)
+		}
+		return nil
+	}
+	return g.shutdown()
+}
+
+func (g *Gossip) shutdown() error {
+	g.stopOnce.Do(func() { close(g.stop) })
+	g.lifeMu.Lock()
+	g.closed.Store(true)
+	err := g.ml.Shutdown()
+	g.lifeMu.Unlock()
+	g.closeSubs()
+	if err != nil {
+		return fmt.Errorf("shut down gossip: %w", err)
+	}
+	return nil
+}
+
+// SetLocal replaces this node's announced state. Only what changed is
+// re-announced, each part with a new Lamport time.
+func (g *Gossip) SetLocal(s State) error {
+	if err := validateState(&s); err != nil {
+		return fmt.Errorf("set local gossip state: %w", err)
+	}
+	s = cloneState(s)
+	for _, t := range []*time.Time{&s.Reboot.Since, &s.Reboot.Deadline, &s.LastUpdate} {
+		*t = fromMillis(toMillis(*t)) // what peers will see
+	}
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	g.mu.Lock()
+	self := g.members[g.name]
+	next := s
+	next.Content = self.state.Content // the index is announced on its own
+	var err error
+	stateChanged := !equalStates(&self.state, &next)
+	if stateChanged {
+		prev := self.state
+		self.state = next
+		if err = g.announceStateLocked(); err != nil {
+			self.state, stateChanged = prev, false
+		}
+	}
+	contentChanged := err == nil && !self.state.Content.Equal(s.Content)
+	if contentChanged {
+		self.state.Content = s.Content
+		g.announceContentLocked()
+	}
+	g.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("set local gossip state: %w", err)
+	}
+	if stateChanged || contentChanged {
+		g.signal(g.metaCh)
+		g.emit(EventUpdate, g.name, 0)
+	}
+	return nil
+}
+
+// Members returns every member this node knows (itself included), sorted
+// by node ID. Dead and departed members stay for Config.DeadRetention.
+func (g *Gossip) Members() []Member {
+	g.refreshLiveness()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Member, 0, len(g.members))
+	for _, m := range g.members {
+		if m.known {
+			out = append(out, g.viewLocked(m))
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// Member returns one member by node ID.
+func (g *Gossip) Member(nodeID string) (Member, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.members[nodeID]
+	if !ok || !m.known {
+		return Member{}, false
+	}
+	return g.viewLocked(m), true
+}
+
+func (g *Gossip) viewLocked(m *member) Member {
+	v := Member{
+		NodeID:       m.name,
+		Hostname:     m.hostname,
+		Site:         m.site,
+		Addr:         m.addr,
+		Liveness:     m.liveness,
+		LastSeen:     m.lastSeen,
+		Local:        m.name == g.name,
+		State:        cloneState(m.state),
+		StateVersion: m.stateLT,
+		Keyring:      KeyringInfo{Primary: m.keyring.Primary, Installed: slices.Clone(m.keyring.Installed)},
+	}
+	if v.Local {
+		v.LastSeen = g.clock.Now()
+		if g.left {
+			v.Liveness = LivenessLeft
+		}
+	}
+	return v
+}
+
+// PolicyHint returns the highest policy version heard from another node
+// (zero if none). It is a hint to refresh the policy through TUF, never a
+// reason to trust anything.
+func (g *Gossip) PolicyHint() PolicyHint {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hint
+}
+
+// Stats counts what the gossip layer accepted and dropped.
+type Stats struct {
+	Accepted     uint64 // signed messages applied
+	Duplicates   uint64 // not newer than what we hold
+	Malformed    uint64 // failed to decode
+	Oversized    uint64 // over a size or count limit
+	BadSignature uint64 // signature did not verify
+	Rejected     uint64 // decoded and signed, but refused (e.g. absurd Lamport time, table full)
+}
+
+type counters struct {
+	accepted, duplicates, malformed, oversized, badSignature, rejected atomic.Uint64
+}
+
+// Stats returns the message counters.
+func (g *Gossip) Stats() Stats {
+	return Stats{
+		Accepted:     g.stats.accepted.Load(),
+		Duplicates:   g.stats.duplicates.Load(),
+		Malformed:    g.stats.malformed.Load(),
+		Oversized:    g.stats.oversized.Load(),
+		BadSignature: g.stats.badSignature.Load(),
+		Rejected:     g.stats.rejected.Load(),
+	}
+}
+
+// KeyFingerprint is the short, non-secret fingerprint of a gossip key that
+// members announce (KeyringInfo) so that a rotation can be followed.
+func KeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(append([]byte("patchring-gossip-key\x00"), key...))
+	return hex.EncodeToString(sum[:fingerprintLen])
+}
+
+// InstallKey adds a key this node accepts (decrypts with), keeping the
+// primary. First step of a rotation, done on every node.
+func (g *Gossip) InstallKey(key []byte) error {
+	if err := g.keyring.AddKey(append([]byte(nil), key...)); err != nil {
+		return fmt.Errorf("install gossip key %s: %w", KeyFingerprint(key), err)
+	}
+	return g.keyringChanged()
+}
+
+// UseKey makes an installed key the primary (encrypting) key. Second step,
+// done on every node once every node has installed the key.
+func (g *Gossip) UseKey(key []byte) error {
+	if err := g.keyring.UseKey(key); err != nil {
+		return fmt.Errorf("use gossip key %s: %w", KeyFingerprint(key), err)
+	}
+	return g.keyringChanged()
+}
+
+// RemoveKey drops a key that is not the primary. Last step, done on every
+// node once every node uses the new key.
+func (g *Gossip) RemoveKey(key []byte) error {
+	fp := KeyFingerprint(key)
+	if !slices.Contains(g.Keyring().Installed, fp) {
+		return fmt.Errorf("remove gossip key %s: not installed", fp)
+	}
+	if err := g.keyring.RemoveKey(key); err != nil {
+		return fmt.Errorf("remove gossip key %s: %w", fp, err)
+	}
+	return g.keyringChanged()
+}
+
+// Keyring returns the fingerprints of this node's keys.
+func (g *Gossip) Keyring() KeyringInfo {
+	return keyringInfo(g.keyring)
+}
+
+func keyringInfo(k *memberlist.Keyring) KeyringInfo {
+	var info KeyringInfo
+	info.Primary = KeyFingerprint(k.GetPrimaryKey())
+	for _, key := range k.GetKeys() {
+		info.Installed = append(info.Installed, KeyFingerprint(key))
+	}
+	slices.Sort(info.Installed)
+	return info
+}
+
+func (g *Gossip) keyringChanged() error {
+	g.mu.Lock()
+	err := g.announceStateLocked()
+	g.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("announce keyring: %w", err)
+	}
+	g.signal(g.metaCh)
+	return nil
+}
+
+// --- own messages ---
+
+// sign wraps a body in a signed envelope with the next Lamport time.
+func (g *Gossip) sign(typ msgType, body []byte) ([]byte, uint64, error) {
+	e := envelope{typ: typ, node: g.id, ltime: g.lamport.Increment(), body: body}
+	sig, err := g.priv.Sign(e.signingInput(g.cfg.Label))
+	if err != nil {
+		return nil, 0, fmt.Errorf("sign %s message: %w", typ, err)
+	}
+	e.sig = sig
+	raw := e.marshal()
+	if len(raw) > maxBroadcastLen {
+		return nil, 0, fmt.Errorf("%w: %s message is %d bytes, limit %d", ErrStateTooLarge, typ, len(raw), maxBroadcastLen)
+	}
+	return raw, e.ltime, nil
+}
+
+func (g *Gossip) announceStateLocked() error {
+	self := g.members[g.name]
+	body := stateBody{Hostname: g.cfg.Hostname, Site: g.cfg.Site, State: self.state,
+		Keyring: keyringInfo(g.keyring), Leaving: self.leaving}
+	body.State.Content = ContentIndex{}
+	raw, lt, err := g.sign(msgState, body.marshal())
+	if err != nil {
+		return err
+	}
+	self.stateMsg, self.stateLT, self.keyring = raw, lt, body.Keyring
+	g.stateQ.QueueBroadcast(&broadcast{name: "s/" + g.name, msg: raw})
+	return nil
+}
+
+func (g *Gossip) announceContentLocked() {
+	self := g.members[g.name]
+	raw, lt, err := g.sign(msgContent, self.state.Content.marshal())
+	if err != nil {
+		// A content index is at most ~600 bytes; this is a bug.
+		g.log.Error("announce content index", "err", err)
+		return
+	}
+	self.contentMsg, self.contentLT = raw, lt
+	g.contentQ.QueueBroadcast(&broadcast{name: "c/" + g.name, msg: raw})
+}
+
+func (g *Gossip) announceLeaseLocked(group string, phase leasePhase, expiry time.Time) ([]byte, error) {
+	self := g.members[g.name]
+	body := leaseBody{Group: group, Phase: phase, Expiry: fromMillis(toMillis(expiry))}
+	raw, lt, err := g.sign(msgLease, body.marshal())
+	if err != nil {
+		return nil, err
+	}
+	if self.leases == nil {
+		self.leases = make(map[string]*leaseRecord)
+	}
+	self.leases[group] = &leaseRecord{ltime: lt, phase: phase, expiry: body.Expiry, heard: time.Now(), msg: raw}
+	g.leaseQ.QueueBroadcast(&broadcast{name: "l/" + g.name + "/" + group, msg: raw})
+	return raw, nil
+}
+
+// --- incoming messages ---
+
+func (g *Gossip) drop(err error, what string) {
+	switch {
+	case errors.Is(err, errOversized):
+		g.stats.oversized.Add(1)
+	case errors.Is(err, errMalformed):
+		g.stats.malformed.Add(1)
+	default:
+		g.stats.rejected.Add(1)
+	}
+	g.log.Warn("dropped gossip input", "from", what, "err", err)
+}
+
+// handle processes one user message. rebroadcast is false for messages
+// learned in a push/pull exchange (the peer already spreads them).
+func (g *Gossip) handle(raw []byte, rebroadcast bool, via string) {
+	if len(raw) == 0 {
+		g.drop(malformedf("empty message"), via)
+		return
+	}
+	switch t := msgType(raw[0]); t {
+	case msgState, msgContent, msgLease:
+		g.handleSigned(raw, rebroadcast, via)
+	case msgStateRequest:
+		id, err := unmarshalStateRequest(raw)
+		if err != nil {
+			g.drop(err, via)
+			return
+		}
+		g.mu.Lock()
+		if m, ok := g.members[id.String()]; ok && m.known && id != g.id {
+			g.replies[id.String()] = struct{}{}
+		}
+		g.mu.Unlock()
+		g.signal(g.pullCh)
+	default:
+		g.drop(malformedf("unknown message type %d", uint8(t)), via)
+	}
+}
+
+type parsedMsg struct {
+	env     envelope
+	state   stateBody
+	content ContentIndex
+	lease   leaseBody
+}
+
+func parseSigned(raw []byte) (parsedMsg, error) {
+	var p parsedMsg
+	if len(raw) > maxBroadcastLen {
+		return p, fmt.Errorf("%w: signed message of %d bytes, limit %d", errOversized, len(raw), maxBroadcastLen)
+	}
+	e, err := unmarshalEnvelope(raw)
+	if err != nil {
+		return p, err
+	}
+	p.env = e
+	switch e.typ {
+	case msgState:
+		p.state, err = unmarshalStateBody(e.body)
+	case msgContent:
+		p.content, err = unmarshalContentIndex(e.body)
+	case msgLease:
+		p.lease, err = unmarshalLeaseBody(e.body)
+	}
+	return p, err
+}
+
+// versionLocked is the Lamport time of what m holds for p's class.
+func (m *member) versionLocked(p *parsedMsg) uint64 {
+	switch p.env.typ {
+	case msgState:
+		return m.stateLT
+	case msgContent:
+		return m.contentLT
+	case msgLease:
+		if r := m.leases[p.lease.Group]; r != nil {
+			return r.ltime
+		}
+	}
+	return 0
+}
+
+func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
+	p, err := parseSigned(raw)
+	if err != nil {
+		g.drop(err, via)
+		return
+	}
+	name := p.env.node.String()
+
+	// Cheap duplicate check before the signature.
+	g.mu.Lock()
+	var pub crypto.PubKey
+	m := g.members[name]
+	if m != nil {
+		if p.env.ltime <= m.versionLocked(&p) {
+			g.mu.Unlock()
+			g.stats.duplicates.Add(1)
+			return
+		}
+		pub = m.pub
+	}
+	g.mu.Unlock()
+	if p.env.ltime > g.lamport.Time()+maxLamportJump {
+		g.drop(fmt.Errorf("%s message from %s: Lamport time %d is too far ahead of ours (%d)", p.env.typ, name, p.env.ltime, g.lamport.Time()), via)
+		return
+	}
+	if pub == nil {
+		if pub, err = p.env.node.ExtractPublicKey(); err != nil {
+			g.drop(malformedf("node %s: no public key in ID: %v", name, err), via)
+			return
+		}
+	}
+	if ok, err := pub.Verify(p.env.signingInput(g.cfg.Label), p.env.sig); !ok || err != nil {
+		g.stats.badSignature.Add(1)
+		g.log.Warn("dropped gossip message with a bad signature", "about", name, "type", p.env.typ.String(), "from", via, "err", err)
+		return
+	}
+	g.lamport.Witness(p.env.ltime)
+	msg := slices.Clone(raw)
+
+	if p.env.node == g.id {
+		g.handleOwn(&p, msg)
+		return
+	}
+
+	g.mu.Lock()
+	m = g.members[name]
+	if m == nil {
+		if g.unknown >= maxUnknown {
+			g.mu.Unlock()
+			g.drop(fmt.Errorf("message about unknown node %s: table of unknown nodes full", name), via)
+			return
+		}
+		m = &member{name: name, id: p.env.node, pub: pub, changed: g.clock.Now()}
+		g.members[name] = m
+		g.unknown++
+	}
+	m.pub = pub
+	if p.env.ltime <= m.versionLocked(&p) {
+		g.mu.Unlock()
+		g.stats.duplicates.Add(1)
+		return
+	}
+	var hint uint64
+	var q *memberlist.TransmitLimitedQueue
+	var bname string
+	switch p.env.typ {
+	case msgState:
+		content := m.state.Content
+		m.hostname, m.site, m.keyring = p.state.Hostname, p.state.Site, p.state.Keyring
+		m.state = p.state.State
+		m.state.Content = content
+		m.stateLT, m.stateMsg = p.env.ltime, msg
+		m.leaving = p.state.Leaving
+		if m.leaving && m.liveness == LivenessDead {
+			m.liveness = LivenessLeft
+		}
+		if v := m.state.PolicyVersion; v > g.hint.Version {
+			g.hint = PolicyHint{Version: v, From: name, HeardAt: g.clock.Now()}
+			hint = v
+		}
+		q, bname = g.stateQ, "s/"+name
+	case msgContent:
+		m.state.Content = p.content
+		m.contentLT, m.contentMsg = p.env.ltime, msg
+		q, bname = g.contentQ, "c/"+name
+	case msgLease:
+		if m.leases == nil {
+			m.leases = make(map[string]*leaseRecord)
+		}
+		m.leases[p.lease.Group] = &leaseRecord{ltime: p.env.ltime, phase: p.lease.Phase,
+			expiry: p.lease.Expiry, heard: time.Now(), msg: msg}
+		q, bname = g.leaseQ, "l/"+name+"/"+p.lease.Group
+	}
+	known := m.known
+	g.mu.Unlock()
+	g.stats.accepted.Add(1)
+	if rebroadcast {
+		q.QueueBroadcast(&broadcast{name: bname, msg: msg})
+	}
+	if known && p.env.typ != msgLease {
+		g.emit(EventUpdate, name, 0)
+	}
+	if hint > 0 {
+		g.emit(EventPolicyVersion, name, hint)
+	}
+}
+
+// handleOwn deals with a verified message about this node that is newer
+// than what we hold: it was made by this node before a restart. State and
+// content are re-announced (with a later Lamport time, which the witness
+// made possible); a lease still held is taken back, a stale claim released.
+func (g *Gossip) handleOwn(p *parsedMsg, msg []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	self := g.members[g.name]
+	if p.env.ltime <= self.versionLocked(p) {
+		g.stats.duplicates.Add(1)
+		return
+	}
+	g.stats.accepted.Add(1)
+	switch p.env.typ {
+	case msgState:
+		if err := g.announceStateLocked(); err != nil {
+			g.log.Error("re-announce state", "err", err)
+		}
+	case msgContent:
+		g.announceContentLocked()
+	case msgLease:
+		l := p.lease
+		if l.Phase == leaseClaim {
+			if _, err := g.announceLeaseLocked(l.Group, leaseReleased, time.Time{}); err != nil {
+				g.log.Error("release stale lease claim", "group", l.Group, "err", err)
+			}
+			return
+		}
+		if self.leases == nil {
+			self.leases = make(map[string]*leaseRecord)
+		}
+		self.leases[l.Group] = &leaseRecord{ltime: p.env.ltime, phase: l.Phase, expiry: l.Expiry, heard: time.Now(), msg: msg}
+		if l.Phase == leaseHeld {
+			g.log.Info("took back a lease held before restart", "group", l.Group, "expiry", l.Expiry)
+		}
+	}
+}
+
+// localState is the delegate's push/pull payload: every signed message we
+// hold, ours first, up to the size limit.
+func (g *Gossip) localState() []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	pp := pushPull{ltime: g.lamport.Time()}
+	size := 0
+	add := func(m *member) bool {
+		msgs := [][]byte{m.stateMsg, m.contentMsg}
+		for _, r := range m.leases {
+			msgs = append(msgs, r.msg)
+		}
+		for _, b := range msgs {
+			if b == nil {
+				continue
+			}
+			if size+len(b)+8 > maxPushPullLen-64 || len(pp.messages) >= maxPushPullEntries {
+				return false
+			}
+			size += len(b) + 8
+			pp.messages = append(pp.messages, b)
+		}
+		return true
+	}
+	add(g.members[g.name])
+	for name, m := range g.members {
+		if name != g.name && !add(m) {
+			g.log.Warn("push/pull state truncated at size limit", "messages", len(pp.messages))
+			break
+		}
+	}
+	return pp.marshal()
+}
+
+func (g *Gossip) mergeRemoteState(buf []byte) {
+	pp, err := unmarshalPushPull(buf)
+	if err != nil {
+		g.drop(err, "push-pull")
+		return
+	}
+	for _, m := range pp.messages {
+		if len(m) == 0 || !isSigned(msgType(m[0])) {
+			g.drop(malformedf("push/pull entry is not a signed message"), "push-pull")
+			continue
+		}
+		g.handleSigned(m, false, "push-pull")
+	}
+}
+
+// --- membership events ---
+
+func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
+	meta, err := unmarshalMeta(n.Meta)
+	if err != nil {
+		g.log.Debug("ignoring bad node meta", "node", n.Name, "err", err)
+	}
+	id, err := peer.Decode(n.Name)
+	if err != nil {
+		// NotifyAlive refuses such names; a left/dead notice may still come.
+		g.log.Debug("ignoring member with a bad name", "node", n.Name)
+		return
+	}
+	now := g.clock.Now()
+	g.mu.Lock()
+	m := g.members[n.Name]
+	if m == nil {
+		m = &member{name: n.Name, id: id, changed: now}
+		g.members[n.Name] = m
+	} else if !m.known {
+		g.unknown--
+	}
+	if m.pub == nil {
+		m.pub, _ = id.ExtractPublicKey()
+	}
+	m.known = true
+	m.addr = n.Address()
+	m.node = memberlist.Node{Name: n.Name, Addr: slices.Clone(n.Addr), Port: n.Port}
+	m.meta = meta
+	// memberlist never fills Node.State, so liveness comes from the kind
+	// of notice, and left-or-dead from the node's own signed leave notice.
+	lv := LivenessAlive
+	switch {
+	case kind != EventLeave:
+		m.leaving = false
+		m.lastSeen = now
+	case m.leaving:
+		lv = LivenessLeft
+	default:
+		lv = LivenessDead
+	}
+	if lv != m.liveness {
+		m.liveness, m.changed = lv, now
+	}
+	pull := false
+	if n.Name != g.name && lv == LivenessAlive && meta.stateLTime > m.stateLT {
+		g.pulls[n.Name] = struct{}{}
+		pull = true
+	}
+	g.countLiveLocked()
+	g.mu.Unlock()
+	if pull {
+		g.signal(g.pullCh)
+	}
+	g.emit(kind, n.Name, 0)
+}
+
+func (g *Gossip) countLiveLocked() {
+	n := int32(0)
+	for _, m := range g.members {
+		if m.known && m.liveness == LivenessAlive {
+			n++
+		}
+	}
+	g.live.Store(n)
+}
+
+// refreshLiveness stamps last-seen times of the members memberlist still
+// counts as alive. Never called with g.mu held.
+func (g *Gossip) refreshLiveness() {
+	nodes := g.ml.Members()
+	now := g.clock.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, n := range nodes {
+		m := g.members[n.Name]
+		if m != nil && m.known && m.liveness == LivenessAlive {
+			m.lastSeen = now
+		}
+	}
+	if self := g.members[g.name]; self != nil {
+		self.lastSeen = now
+	}
+}
+
+// aliveNodes copies the addresses of the other live members.
+func (g *Gossip) aliveNodes() map[string]*memberlist.Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]*memberlist.Node)
+	for name, m := range g.members {
+		if name != g.name && m.known && m.liveness == LivenessAlive {
+			n := m.node
+			out[name] = &n
+		}
+	}
+	return out
+}
+
+// --- background loops (owned by Run) ---
+
+func (g *Gossip) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}
+
+// seeds returns the configured seeds other than this node's own address.
+func (g *Gossip) seeds() []string {
+	self := g.LocalAddr()
+	var out []string
+	for _, s := range g.cfg.Seeds {
+		if s != self {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (g *Gossip) joinLoop(ctx context.Context) {
+	seeds := g.seeds()
+	if len(seeds) == 0 {
+		return
+	}
+	if !sleepCtx(ctx, jitter(g.cfg.JoinJitter)) {
+		return
+	}
+	base := max(g.cfg.ProbeInterval, 100*time.Millisecond)
+	for attempt := 0; ; {
+		g.mu.Lock()
+		left := g.left
+		g.mu.Unlock()
+		if left {
+			return
+		}
+		if g.live.Load() <= 1 {
+			n, err := g.ml.Join(seeds)
+			if n > 0 {
+				g.log.Info("joined gossip pool", "seeds_reached", n, "members", g.live.Load())
+				attempt = 0
+			} else {
+				attempt++
+				g.log.Warn("join gossip pool failed, retrying", "seeds", seeds, "attempt", attempt, "err", err)
+				// Full jitter: a whole site retrying does not move in step.
+				d := min(g.cfg.JoinBackoffMax, base<<min(attempt, 16))
+				if !sleepCtx(ctx, jitter(d)+base/2) {
+					return
+				}
+				continue
+			}
+		}
+		// Joined: look again after a while in case we end up alone.
+		if !sleepCtx(ctx, 5*base+jitter(5*base)) {
+			return
+		}
+	}
+}
+
+func (g *Gossip) maintainLoop(ctx context.Context) {
+	t := time.NewTicker(g.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.refreshLiveness()
+		g.prune()
+	}
+}
+
+// prune forgets members that have been dead or gone longer than
+// DeadRetention and hold no unexpired lease.
+func (g *Gossip) prune() {
+	now := g.clock.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, m := range g.members {
+		if name == g.name || m.liveness == LivenessAlive {
+			continue
+		}
+		if now.Sub(m.changed) < g.cfg.DeadRetention {
+			continue
+		}
+		holds := false
+		for _, r := range m.leases {
+			if r.phase == leaseHeld && r.expiry.After(now) {
+				holds = true
+			}
+		}
+		if holds {
+			continue
+		}
+		if !m.known {
+			g.unknown--
+		}
+		delete(g.members, name)
+		delete(g.lastPull, name)
+	}
+}
+
+func (g *Gossip) metaLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.metaCh:
+		}
+		if err := g.ml.UpdateNode(2 * g.cfg.GossipInterval); err != nil {
+			g.log.Debug("update node meta", "err", err)
+		}
+	}
+}
+
+// pullLoop asks nodes whose meta shows a newer state than we hold to send
+// it, and answers such requests with our own signed messages.
+func (g *Gossip) pullLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.pullCh:
+		}
+		now := time.Now()
+		g.mu.Lock()
+		take := func(set map[string]struct{}, prefix string) []string {
+			var out []string
+			for name := range set {
+				delete(set, name)
+				if t, ok := g.lastPull[prefix+name]; ok && now.Sub(t) < pullInterval {
+					continue
+				}
+				g.lastPull[prefix+name] = now
+				out = append(out, name)
+			}
+			return out
+		}
+		pulls, replies := take(g.pulls, ""), take(g.replies, "r/")
+		self := g.members[g.name]
+		own := [][]byte{self.stateMsg, self.contentMsg}
+		for _, r := range self.leases {
+			own = append(own, r.msg)
+		}
+		g.mu.Unlock()
+		if len(pulls) == 0 && len(replies) == 0 {
+			continue
+		}
+		nodes := g.aliveNodes()
+		req := marshalStateRequest(g.id)
+		for _, name := range pulls {
+			if n := nodes[name]; n != nil {
+				if err := g.ml.SendReliable(n, req); err != nil {
+					g.log.Debug("state request", "to", name, "err", err)
+				}
+			}
+		}
+		for _, name := range replies {
+			n := nodes[name]
+			if n == nil {
+				continue
+			}
+			for _, b := range own {
+				if b == nil {
+					continue
+				}
+				if err := g.ml.SendReliable(n, b); err != nil {
+					g.log.Debug("state reply", "to", name, "err", err)
+					break
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestConvergeAndPropagate(t *testing.T) {
+	t.Parallel()
+	nodes := startPool(t, 5, newKey(t), nil)
+	content := NewContentIndex([][32]byte{{1}, {2}, {3}})
+	for i, n := range nodes {
+		err := n.SetLocal(State{
+			Ring:          fmt.Sprintf("ring-%d", i),
+			Tags:          []string{"desk", fmt.Sprintf("t%d", i)},
+			Addrs:         []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 4000+i)},
+			PolicyVersion: 7,
+			Updates:       UpdateSummary{Pending: i},
+			Reboot:        RebootState{Required: i == 2, Since: time.Unix(1700000000, 0)},
+			Content:       content,
+			AgentVersion:  "1.0.0",
+		})
+		if err != nil {
+			t.Fatalf("SetLocal: %v", err)
+		}
+	}
+	sub := nodes[4].Subscribe(64)
+	waitFor(t, 20*time.Second, "pool converges", func() error {
+		if err := allAlive(nodes, 5)(); err != nil {
+			return err
+		}
+		for _, a := range nodes {
+			for i, b := range nodes {
+				err := sees(a.Gossip, b.NodeID(), func(m Member) bool {
+					return m.State.Ring == fmt.Sprintf("ring-%d", i) && m.Hostname == fmt.Sprintf("host-%d", i) &&
+						m.Site == "site-a" && m.State.Updates.Pending == i && m.State.Content.MayHave([32]byte{2}) &&
+						len(m.State.Addrs) == 1 && m.State.Reboot.Required == (i == 2)
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+
+	// A state update propagates, and is heard as a policy hint.
+	if err := nodes[1].SetLocal(State{Ring: "ring-1", PolicyVersion: 42}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "update propagates", func() error {
+		for _, n := range nodes {
+			if err := sees(n.Gossip, nodes[1].NodeID(), func(m Member) bool {
+				return m.State.PolicyVersion == 42 && m.State.Content.Len() == 0
+			}); err != nil {
+				return err
+			}
+			if n != nodes[1] {
+				if h := n.PolicyHint(); h.Version != 42 || h.From != nodes[1].NodeID() {
+					return fmt.Errorf("%s: policy hint %+v", n.NodeID(), h)
+				}
+			}
+		}
+		return nil
+	})
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-sub.Events():
+			if ev.Kind == EventPolicyVersion && ev.PolicyVersion == 42 {
+				if ev.Member.NodeID != nodes[1].NodeID() {
+					t.Fatalf("policy event from %s, want %s", ev.Member.NodeID, nodes[1].NodeID())
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no policy-version event for 42")
+		}
+	}
+}
+
+func TestLeaveAndDeathAreMarked(t *testing.T) {
+	t.Parallel()
+	nodes := startPool(t, 4, newKey(t), nil)
+	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 4))
+	sub := nodes[0].Subscribe(16)
+	leaver, victim := nodes[2], nodes[3]
+	leaver.stop(t) // graceful: Run's context ends
+	victim.kill(t) // abrupt: no leave message
+	waitFor(t, 20*time.Second, "leave and death marked", func() error {
+		for _, n := range nodes[:2] {
+			if err := sees(n.Gossip, leaver.NodeID(), func(m Member) bool { return m.Liveness == LivenessLeft }); err != nil {
+				return err
+			}
+			if err := sees(n.Gossip, victim.NodeID(), func(m Member) bool {
+				return m.Liveness == LivenessDead && !m.LastSeen.IsZero()
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	leaves := map[string]bool{}
+	deadline := time.After(10 * time.Second)
+	for len(leaves) < 2 {
+		select {
+		case ev := <-sub.Events():
+			if ev.Kind == EventLeave {
+				leaves[ev.Member.NodeID] = true
+			}
+		case <-deadline:
+			t.Fatalf("leave events: %v", leaves)
+		}
+	}
+	if !leaves[leaver.NodeID()] || !leaves[victim.NodeID()] {
+		t.Fatalf("leave events for %v", leaves)
+	}
+}
+
+func TestRestartedNodeIsHeardAgain(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	nodes := startPool(t, 3, key, nil)
+	for i := 0; i < 5; i++ { // push node 2's Lamport time up
+		if err := nodes[2].SetLocal(State{Ring: "old", PolicyVersion: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "old state heard", func() error {
+		return sees(nodes[0].Gossip, nodes[2].NodeID(), func(m Member) bool { return m.State.PolicyVersion == 4 })
+	})
+	cfg := nodes[2].cfg
+	nodes[2].kill(t)
+	cfg.BindPort = 0
+	cfg.Seeds = []string{nodes[0].LocalAddr()}
+	restarted := startNode(t, cfg) // fresh Lamport clock, same identity
+	if err := restarted.SetLocal(State{Ring: "new", PolicyVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "new state wins over the pre-restart one", func() error {
+		for _, n := range nodes[:2] {
+			if err := sees(n.Gossip, restarted.NodeID(), func(m Member) bool {
+				return m.State.Ring == "new" && m.Liveness == LivenessAlive
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func TestRunTwiceAndClose(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, 0, newKey(t)))
+	waitFor(t, 5*time.Second, "running", func() error {
+		if !n.running.Load() {
+			return errNotYet
+		}
+		return nil
+	})
+	if err := n.Run(context.Background()); err != ErrAlreadyRunning {
+		t.Fatalf("second Run: %v, want ErrAlreadyRunning", err)
+	}
+	n.kill(t)
+	if err := n.SetLocal(State{}); err != ErrClosed {
+		t.Fatalf("SetLocal after Close: %v, want ErrClosed", err)
+	}
+	if _, err := n.Lease().TryAcquire(context.Background(), "g", 1, time.Minute); err != ErrClosed {
+		t.Fatalf("TryAcquire after Close: %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,209 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// acquireWithin retries TryAcquire until it succeeds or the deadline passes.
+func acquireWithin(ctx context.Context, l *Lease, group string, limit int, ttl time.Duration, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(30 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := l.TryAcquire(ctx, group, limit, ttl)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lease %s not acquired within %v", group, d)
+		}
+		<-tick.C
+	}
+}
+
+func TestLeaseTakeTurns(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	nodes := startPool(t, 3, newKey(t), func(_ int, c *Config) { c.Clock = clock })
+	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
+
+	const group = "site-a/reboot"
+	var (
+		holding, most atomic.Int32
+		mu            sync.Mutex
+		order         []string
+		wg            sync.WaitGroup
+		errs          = make(chan error, len(nodes))
+	)
+	ctx := t.Context()
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := n.Lease()
+			if err := acquireWithin(ctx, l, group, 1, time.Hour, 60*time.Second); err != nil {
+				errs <- fmt.Errorf("%s: %w", n.NodeID(), err)
+				return
+			}
+			h := holding.Add(1)
+			for {
+				m := most.Load()
+				if h <= m || most.CompareAndSwap(m, h) {
+					break
+				}
+			}
+			mu.Lock()
+			order = append(order, n.NodeID())
+			mu.Unlock()
+			// "Reboot" until every other node sees this node hold the lease,
+			// so the others really had to wait for it.
+			deadline := time.Now().Add(20 * time.Second)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				seen := 0
+				for _, o := range nodes {
+					hs := o.Lease().Holders(group)
+					if len(hs) == 1 && hs[0].NodeID == n.NodeID() && !hs[0].Claiming {
+						seen++
+					}
+				}
+				if seen == len(nodes) {
+					break
+				}
+				if time.Now().After(deadline) {
+					errs <- fmt.Errorf("%s: others never saw its lease", n.NodeID())
+					break
+				}
+				<-tick.C
+			}
+			holding.Add(-1)
+			if err := l.Release(ctx, group); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d nodes held the lease at once, limit 1", m)
+	}
+	if len(order) != 3 {
+		t.Fatalf("lease taken by %v, want all 3 nodes in turn", order)
+	}
+}
+
+func TestLeaseOfDeadHolderExpiresAfterTTL(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	nodes := startPool(t, 3, newKey(t), func(_ int, c *Config) { c.Clock = clock })
+	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
+	const group = "site-a/reboot"
+	ctx := t.Context()
+	holder, other := nodes[2], nodes[1]
+	if err := acquireWithin(ctx, holder.Lease(), group, 1, 10*time.Minute, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "hold is visible", func() error {
+		if len(other.Lease().Holders(group)) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	holder.kill(t) // dies (or reboots) without releasing
+	waitFor(t, 20*time.Second, "holder marked dead", func() error {
+		return sees(other.Gossip, holder.NodeID(), func(m Member) bool { return m.Liveness == LivenessDead })
+	})
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || ok {
+		t.Fatalf("TryAcquire while the dead holder's lease runs: %v, %v; want false", ok, err)
+	}
+	clock.Advance(10*time.Minute + time.Second)
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || !ok {
+		t.Fatalf("TryAcquire after the TTL: %v, %v; want true", ok, err)
+	}
+	// A second node cannot take the only slot now.
+	if ok, err := nodes[0].Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || ok {
+		t.Fatalf("TryAcquire of a taken slot: %v, %v; want false", ok, err)
+	}
+	// limit 2 leaves room for one more.
+	if err := acquireWithin(ctx, nodes[0].Lease(), group, 2, time.Minute, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeaseSurvivesHolderRestart(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	key := newKey(t)
+	nodes := startPool(t, 2, key, func(_ int, c *Config) { c.Clock = clock })
+	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	const group = "g"
+	ctx := t.Context()
+	if err := acquireWithin(ctx, nodes[1].Lease(), group, 1, time.Hour, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "hold is visible", func() error {
+		if len(nodes[0].Lease().Holders(group)) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	cfg := nodes[1].cfg
+	nodes[1].kill(t) // reboots under the lease
+	cfg.BindPort = 0
+	cfg.Seeds = []string{nodes[0].LocalAddr()}
+	back := startNode(t, cfg)
+	waitFor(t, 20*time.Second, "restarted holder takes its lease back", func() error {
+		hs := back.Lease().Holders(group)
+		if len(hs) != 1 || !hs[0].Local {
+			return fmt.Errorf("holders seen by the restarted node: %+v", hs)
+		}
+		return nil
+	})
+	if err := back.Lease().Release(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "release is heard", func() error {
+		if hs := nodes[0].Lease().Holders(group); len(hs) != 0 {
+			return fmt.Errorf("holders: %+v", hs)
+		}
+		return nil
+	})
+}
+
+func TestLeaseArgs(t *testing.T) {
+	t.Parallel()
+	g, err := New(testConfig(t, 0, newKey(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	for _, tc := range []struct {
+		name  string
+		group string
+		limit int
+		ttl   time.Duration
+	}{
+		{"empty group", "", 1, time.Minute},
+		{"long group", string(make([]byte, 65)), 1, time.Minute},
+		{"zero limit", "g", 0, time.Minute},
+		{"zero ttl", "g", 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := g.Lease().TryAcquire(t.Context(), tc.group, tc.limit, tc.ttl); err == nil {
+				t.Fatal("TryAcquire accepted bad arguments")
+			}
+		})
+	}
+}

@@ -1,0 +1,149 @@
+package gossip
+
+import (
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
+
+// State is what a node tells the fleet about itself. The daemon sets it with
+// SetLocal; other nodes see it in Member.State. Every field is the node's
+// own claim: nothing in it directs another node.
+type State struct {
+	Ring            string        // ring the node places itself in
+	Tags            []string      // node tags (at most 32, 64 bytes each)
+	Addrs           []string      // libp2p multiaddrs the node listens on (at most 16)
+	PolicyVersion   uint64        // TUF timestamp version of the policy the node holds
+	InventoryDigest string        // digest of the node's last inventory
+	Updates         UpdateSummary // update counts
+	Reboot          RebootState   // reboot summary
+	Content         ContentIndex  // content the node holds (see NewContentIndex)
+	AgentVersion    string        // patchringd version
+	LastUpdate      time.Time     // when the node last installed updates
+}
+
+// UpdateSummary counts a node's updates.
+type UpdateSummary struct {
+	Pending   int
+	Installed int
+	Failed    int
+}
+
+// RebootState summarizes a node's reboot.
+type RebootState struct {
+	Required      bool
+	Since         time.Time // when the reboot became required
+	Deadline      time.Time // effective deadline
+	RefusedByUser bool      // the console user declined the reboot
+}
+
+// KeyringInfo lists fingerprints (not keys) of a node's gossip keyring, so
+// that a key rotation can be checked fleet-wide. See KeyFingerprint.
+type KeyringInfo struct {
+	Primary   string   // fingerprint of the key the node encrypts with
+	Installed []string // fingerprints of every key the node accepts, sorted
+}
+
+// Liveness is memberlist's view of a member.
+type Liveness uint8
+
+// Liveness values.
+const (
+	LivenessUnknown Liveness = iota // heard of through gossip only
+	LivenessAlive                   // in the pool (memberlist counts suspects as alive too)
+	LivenessDead                    // declared failed by the pool
+	LivenessLeft                    // left gracefully (announced it was leaving)
+)
+
+func (l Liveness) String() string {
+	switch l {
+	case LivenessAlive:
+		return "alive"
+	case LivenessDead:
+		return "dead"
+	case LivenessLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+// MarshalText renders the liveness as its name (for JSON output).
+func (l Liveness) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// Member is one node of the site as this node sees it.
+type Member struct {
+	NodeID       string // libp2p peer ID, also the memberlist node name
+	Hostname     string // as the node announced it
+	Site         string // as the node announced it
+	Addr         string // gossip address (host:port) memberlist uses
+	Liveness     Liveness
+	LastSeen     time.Time // last time the member was known alive (injected clock)
+	Local        bool      // this node
+	State        State     // last verified state; zero until heard
+	StateVersion uint64    // Lamport time of State (0: none heard)
+	Keyring      KeyringInfo
+}
+
+func validateState(s *State) error {
+	if err := checkString("ring", s.Ring, maxShortLen); err != nil {
+		return err
+	}
+	if len(s.Tags) > maxTags {
+		return fmt.Errorf("%d tags, at most %d", len(s.Tags), maxTags)
+	}
+	for i, t := range s.Tags {
+		if err := checkString(fmt.Sprintf("tag %d", i), t, maxShortLen); err != nil {
+			return err
+		}
+	}
+	if len(s.Addrs) > maxAddrs {
+		return fmt.Errorf("%d addresses, at most %d", len(s.Addrs), maxAddrs)
+	}
+	for i, a := range s.Addrs {
+		if err := checkString(fmt.Sprintf("address %d", i), a, maxAddrLen); err != nil {
+			return err
+		}
+	}
+	if err := checkString("inventory digest", s.InventoryDigest, maxDigestLen); err != nil {
+		return err
+	}
+	if err := checkString("agent version", s.AgentVersion, maxShortLen); err != nil {
+		return err
+	}
+	for name, v := range map[string]int{"pending": s.Updates.Pending, "installed": s.Updates.Installed, "failed": s.Updates.Failed} {
+		if v < 0 || v >= maxCount {
+			return fmt.Errorf("update count %s = %d out of range", name, v)
+		}
+	}
+	return nil
+}
+
+func checkString(name, v string, maxLen int) error {
+	if len(v) > maxLen {
+		return fmt.Errorf("%s is %d bytes, at most %d", name, len(v), maxLen)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not UTF-8", name)
+	}
+	return nil
+}
+
+// equalStates compares two states field by field.
+func equalStates(a, b *State) bool {
+	return a.Ring == b.Ring && slices.Equal(a.Tags, b.Tags) && slices.Equal(a.Addrs, b.Addrs) &&
+		a.PolicyVersion == b.PolicyVersion && a.InventoryDigest == b.InventoryDigest &&
+		a.Updates == b.Updates && a.Reboot.Required == b.Reboot.Required &&
+		a.Reboot.Since.Equal(b.Reboot.Since) && a.Reboot.Deadline.Equal(b.Reboot.Deadline) &&
+		a.Reboot.RefusedByUser == b.Reboot.RefusedByUser && a.AgentVersion == b.AgentVersion &&
+		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content)
+}
+
+// cloneState deep-copies the slices so callers cannot alias internal state.
+func cloneState(s State) State {
+	s.Tags = slices.Clone(s.Tags)
+	s.Addrs = slices.Clone(s.Addrs)
+	s.Content.hashes = slices.Clone(s.Content.hashes)
+	s.Content.bloom = slices.Clone(s.Content.bloom)
+	return s
+}
