@@ -1,0 +1,297 @@
+package trust
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+)
+
+// Well-known target names (the same as the admin side's).
+const (
+	PolicyTarget  = "policy.json"
+	CatalogPrefix = "catalog/"
+)
+
+const (
+	stateFile   = "trusted.json"
+	stateFormat = 1
+)
+
+// Versions are the verified metadata versions.
+type Versions struct {
+	Root      int64 `json:"root"`
+	Timestamp int64 `json:"timestamp"`
+	Snapshot  int64 `json:"snapshot"`
+	Targets   int64 `json:"targets"`
+}
+
+// Expiries are the expiry dates of the verified metadata.
+type Expiries struct {
+	Root      time.Time `json:"root"`
+	Timestamp time.Time `json:"timestamp"`
+	Snapshot  time.Time `json:"snapshot"`
+	Targets   time.Time `json:"targets"`
+}
+
+// TargetInfo is a target as signed in the targets metadata.
+type TargetInfo struct {
+	Name   string            `json:"name"`
+	Length int64             `json:"length"`
+	Hashes map[string]string `json:"hashes"` // algorithm -> hex digest
+}
+
+// CatalogEntry is a catalog payload target with its custom metadata.
+type CatalogEntry struct {
+	TargetInfo
+	Package        string   `json:"package"`
+	Version        string   `json:"version"`
+	AppliesTo      []string `json:"applies_to,omitempty"`
+	Reboot         bool     `json:"reboot"`
+	Severity       string   `json:"severity,omitempty"`
+	Classification string   `json:"classification,omitempty"`
+	CVEs           []string `json:"cves,omitempty"`
+	// Custom is the raw custom metadata as signed.
+	Custom json.RawMessage `json:"custom,omitempty"`
+	// Problem explains why the custom metadata could not be read; the
+	// entry should then not be acted on.
+	Problem string `json:"problem,omitempty"`
+}
+
+// State is a complete set of verified metadata: what the agent acts on.
+type State struct {
+	Versions   Versions  `json:"versions"`
+	Expires    Expiries  `json:"expires"`
+	VerifiedAt time.Time `json:"verified_at"`
+	// Source is the source the metadata came through.
+	Source string `json:"source"`
+	// Policy is the verified policy document (canonical JSON), nil when the
+	// repository has no policy.json target.
+	Policy       []byte         `json:"-"`
+	PolicyTarget *TargetInfo    `json:"policy_target,omitempty"`
+	Catalog      []CatalogEntry `json:"catalog"`
+
+	raw *bundle
+}
+
+// ExpiresAt returns the earliest expiry date of the four roles: from then
+// on the state must not be acted on.
+func (s *State) ExpiresAt() time.Time {
+	t := s.Expires.Root
+	for _, e := range []time.Time{s.Expires.Timestamp, s.Expires.Snapshot, s.Expires.Targets} {
+		if e.Before(t) {
+			t = e
+		}
+	}
+	return t
+}
+
+// Expired reports whether any role has expired at now.
+func (s *State) Expired(now time.Time) bool { return now.After(s.ExpiresAt()) }
+
+// expiredError names the first expired role.
+func (s *State) expiredError(now time.Time) error {
+	for _, r := range []struct {
+		role string
+		t    time.Time
+	}{{"root", s.Expires.Root}, {"timestamp", s.Expires.Timestamp}, {"snapshot", s.Expires.Snapshot}, {"targets", s.Expires.Targets}} {
+		if now.After(r.t) {
+			return fmt.Errorf("%w: last verified %s expired at %s (now %s)", ErrExpired, r.role, r.t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+// bundle is the persisted form of a State: the exact verified bytes.
+type bundle struct {
+	Format     int       `json:"format"`
+	VerifiedAt time.Time `json:"verified_at"`
+	Source     string    `json:"source"`
+	Root       []byte    `json:"root"`
+	Timestamp  []byte    `json:"timestamp"`
+	Snapshot   []byte    `json:"snapshot"`
+	Targets    []byte    `json:"targets"`
+	Policy     []byte    `json:"policy,omitempty"`
+}
+
+// verify checks a bundle as go-tuf's client workflow would at the time it
+// was verified (signatures, thresholds, versions, hashes; expiry against
+// VerifiedAt) and builds its State.
+func (b *bundle) verify() (*State, *trustedmetadata.TrustedMetadata, error) {
+	if b.Format != stateFormat {
+		return nil, nil, fmt.Errorf("%w: state format %d, want %d", ErrMalformed, b.Format, stateFormat)
+	}
+	tm, err := trustedmetadata.New(b.Root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("root: %w", err)
+	}
+	tm.RefTime = b.VerifiedAt
+	if _, err := tm.UpdateTimestamp(b.Timestamp); err != nil {
+		return nil, nil, fmt.Errorf("timestamp: %w", err)
+	}
+	if _, err := tm.UpdateSnapshot(b.Snapshot, false); err != nil {
+		return nil, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if _, err := tm.UpdateTargets(b.Targets); err != nil {
+		return nil, nil, fmt.Errorf("targets: %w", err)
+	}
+	targets := tm.Targets[metadata.TARGETS].Signed.Targets
+	st := &State{
+		Versions: Versions{
+			Root:      tm.Root.Signed.Version,
+			Timestamp: tm.Timestamp.Signed.Version,
+			Snapshot:  tm.Snapshot.Signed.Version,
+			Targets:   tm.Targets[metadata.TARGETS].Signed.Version,
+		},
+		Expires: Expiries{
+			Root:      tm.Root.Signed.Expires,
+			Timestamp: tm.Timestamp.Signed.Expires,
+			Snapshot:  tm.Snapshot.Signed.Expires,
+			Targets:   tm.Targets[metadata.TARGETS].Signed.Expires,
+		},
+		VerifiedAt: b.VerifiedAt,
+		Source:     b.Source,
+		Catalog:    []CatalogEntry{},
+		raw:        b,
+	}
+	if tf, ok := targets[PolicyTarget]; ok {
+		if err := tf.VerifyLengthHashes(b.Policy); err != nil {
+			return nil, nil, fmt.Errorf("policy: %w", err)
+		}
+		ti := targetInfo(PolicyTarget, tf)
+		st.PolicyTarget = &ti
+		st.Policy = b.Policy
+	} else if b.Policy != nil {
+		return nil, nil, fmt.Errorf("%w: state holds a policy the targets metadata does not list", ErrMalformed)
+	}
+	names := make([]string, 0, len(targets))
+	for name := range targets {
+		if strings.HasPrefix(name, CatalogPrefix) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		st.Catalog = append(st.Catalog, catalogEntry(name, targets[name]))
+	}
+	return st, tm, nil
+}
+
+func targetInfo(name string, tf *metadata.TargetFiles) TargetInfo {
+	ti := TargetInfo{Name: name, Length: tf.Length, Hashes: map[string]string{}}
+	for alg, h := range tf.Hashes {
+		ti.Hashes[alg] = hex.EncodeToString(h)
+	}
+	return ti
+}
+
+// catalogEntry parses a catalog target's custom metadata. Problems are
+// reported in the entry, not as an error: one bad entry must not block the
+// policy.
+func catalogEntry(name string, tf *metadata.TargetFiles) CatalogEntry {
+	e := CatalogEntry{TargetInfo: targetInfo(name, tf)}
+	if tf.Custom == nil {
+		e.Problem = "no custom metadata"
+		return e
+	}
+	e.Custom = slices.Clone(*tf.Custom)
+	if err := parseCatalogCustom(e.Custom, &e); err != nil {
+		e.Problem = err.Error()
+	}
+	return e
+}
+
+// parseCatalogCustom reads the custom metadata of a catalog target into e.
+func parseCatalogCustom(custom []byte, e *CatalogEntry) error {
+	var c struct {
+		Package        *string  `json:"package"`
+		Version        *string  `json:"version"`
+		AppliesTo      []string `json:"applies_to"`
+		Reboot         bool     `json:"reboot"`
+		Severity       string   `json:"severity"`
+		Classification string   `json:"classification"`
+		CVEs           []string `json:"cves"`
+	}
+	if err := json.Unmarshal(custom, &c); err != nil {
+		return fmt.Errorf("custom metadata: %w", err)
+	}
+	if c.Package == nil || *c.Package == "" {
+		return errors.New("custom metadata: package is missing")
+	}
+	if c.Version == nil || *c.Version == "" {
+		return errors.New("custom metadata: version is missing")
+	}
+	e.Package, e.Version = *c.Package, *c.Version
+	e.AppliesTo, e.Reboot, e.Severity, e.Classification, e.CVEs = c.AppliesTo, c.Reboot, c.Severity, c.Classification, c.CVEs
+	return nil
+}
+
+// readBundle loads the persisted state; ErrNoState when there is none.
+func readBundle(dir string) (*bundle, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var b bundle
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("read state %s: %w: %v", filepath.Join(dir, stateFile), ErrMalformed, err)
+	}
+	return &b, nil
+}
+
+// writeBundle persists b atomically (temp file, fsync, rename, dir fsync).
+func writeBundle(dir string, b *bundle) error {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), data, 0o600)
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, fsyncs it, renames it into place and fsyncs the directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	ok = true
+	return syncDir(dir)
+}
