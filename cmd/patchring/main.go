@@ -47,6 +47,10 @@ func (a *app) jsonOutput() bool { return a.Output == "json" }
 var commands = []func(*app) *cobra.Command{
 	newVersionCmd,
 	newStatusCmd,
+	newUpdatesCmd,
+	newHistoryCmd,
+	newRollbackCmd,
+	newInstallCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {

@@ -273,3 +273,6 @@ func Sequence(tx *bolt.Tx, bucket []byte) (uint64, error) {
 	}
 	return b.NextSequence()
 }
+
+// IsNotFound reports whether err says a key does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

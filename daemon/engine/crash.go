@@ -1,0 +1,14 @@
+package engine
+
+import "os"
+
+// CrashEnv names the environment variable that makes patchringd kill
+// itself right after journaling the named step. Crash-safety tests use it
+// to stop the agent at every step; it does nothing unless set.
+const CrashEnv = "PATCHRING_CRASH_AT"
+
+func crashPoint(step string) {
+	if v := os.Getenv(CrashEnv); v != "" && v == step {
+		killSelf()
+	}
+}

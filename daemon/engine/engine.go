@@ -1,0 +1,841 @@
+// Package engine is the agent's update engine: it discovers the updates
+// that apply to the node, asks the signed policy what to do with each,
+// and carries out installs and rollbacks as journaled transactions that
+// survive a crash at any step.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/policy"
+)
+
+// Candidate is an update the package manager offers, with the payload
+// hash it verified from the vendor's signed indices.
+type Candidate struct {
+	Package   string
+	Arch      string
+	Installed string // "" when not installed
+	Version   string
+	Security  bool
+	Archive   string // e.g. bookworm-security
+	URI       string
+	Size      int64
+	SHA256    string
+}
+
+// PkgVersion names an exact package version.
+type PkgVersion struct{ Package, Version string }
+
+// Packages is the native package manager as the engine uses it. The apt
+// backend implements it on Debian; tests use the same backend in a
+// sandboxed root.
+type Packages interface {
+	Refresh(ctx context.Context) error
+	Upgradable(ctx context.Context) ([]Candidate, error)
+	// Candidate returns the payload of an exact version, if a repository
+	// still offers it.
+	Candidate(ctx context.Context, pkg, version string) (Candidate, error)
+	// Place puts a verified payload where the package manager installs it
+	// from without downloading.
+	Place(ctx context.Context, r io.Reader, c Candidate) error
+	Install(ctx context.Context, pkgs []PkgVersion, allowDowngrades bool) error
+	InstalledVersion(ctx context.Context, pkg string) (string, error)
+	ConfigurePending(ctx context.Context) error
+	Audit(ctx context.Context) ([]string, error)
+	WaitLock(ctx context.Context, timeout time.Duration) error
+	FreeSpace(ctx context.Context) (uint64, error)
+	RebootRequired() (bool, []string)
+}
+
+// Content fetches payloads and keeps verified copies.
+type Content interface {
+	// Fetch makes sure the store holds the payload, verified against its
+	// hash.
+	Fetch(ctx context.Context, p Payload) error
+	Open(sha256 string) (io.ReadCloser, error)
+	// Keep pins a payload until the given time (rollback window).
+	Keep(sha256, reason string, until time.Time) error
+}
+
+// Config wires the engine.
+type Config struct {
+	DB       *store.DB
+	Log      *slog.Logger
+	Packages Packages
+	Content  Content
+	Now      func() time.Time
+	// Policy returns the verified policy and its version; nil when none.
+	Policy func() (*policy.Policy, string)
+	// Facts returns the node facts for ring selection.
+	Facts func() policy.NodeFacts
+	// Fleet returns what the fleet knows of each ring's results (gates).
+	Fleet func() policy.FleetStats
+	// Interval is how often to re-plan. Zero: 1 minute.
+	Interval time.Duration
+	// RefreshEvery is how often planning refreshes the package indices
+	// (apt-get update). Zero: every plan.
+	RefreshEvery time.Duration
+	// LockTimeout is how long to wait for the package manager's lock.
+	LockTimeout time.Duration
+	// MinFree is the free space an install needs besides its payloads.
+	MinFree uint64
+	// RollbackWindow is how long previous versions stay in the content
+	// store. Zero: 14 days.
+	RollbackWindow time.Duration
+	// OnReboot is told when an install leaves the machine needing a
+	// reboot.
+	OnReboot func(since time.Time, reason string, pkgs []string)
+	// OnResult is told of every finished transaction (fleet stats).
+	OnResult func(tx *Tx)
+}
+
+// Engine plans and installs updates.
+type Engine struct {
+	cfg     Config
+	j       *journal
+	trigger chan struct{}
+	txMu    sync.Mutex // one transaction at a time
+
+	mu          sync.Mutex
+	lastRefresh time.Time
+	decisions   []policy.Decision
+	planned     time.Time
+	lastErr     error
+	state       string
+}
+
+// New returns an engine.
+func New(cfg Config) *Engine {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = 5 * time.Minute
+	}
+	if cfg.RollbackWindow == 0 {
+		cfg.RollbackWindow = 14 * 24 * time.Hour
+	}
+	if cfg.MinFree == 0 {
+		cfg.MinFree = 64 << 20
+	}
+	return &Engine{cfg: cfg, j: &journal{db: cfg.DB, now: cfg.Now}, trigger: make(chan struct{}, 1), state: "idle"}
+}
+
+// Name implements the daemon's service interface.
+func (e *Engine) Name() string { return "engine" }
+
+// Trigger asks the engine to plan now (after a policy refresh or an
+// inventory change).
+func (e *Engine) Trigger() {
+	select {
+	case e.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run recovers any transaction a crash left open, then plans and installs
+// on the interval and on Trigger until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.Recover(ctx); err != nil {
+		e.cfg.Log.Error("engine: recovery failed", "err", err)
+		e.setErr(err)
+	}
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := e.Cycle(ctx); err != nil && ctx.Err() == nil {
+			e.cfg.Log.Warn("engine: cycle failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-e.trigger:
+		}
+	}
+}
+
+func (e *Engine) setErr(err error) {
+	e.mu.Lock()
+	e.lastErr = err
+	e.mu.Unlock()
+}
+
+func (e *Engine) setState(s string) {
+	e.mu.Lock()
+	e.state = s
+	e.mu.Unlock()
+}
+
+// Cycle discovers updates, evaluates the policy and carries out what is
+// due now.
+func (e *Engine) Cycle(ctx context.Context) error {
+	decisions, err := e.Plan(ctx)
+	e.setErr(err)
+	if err != nil {
+		return err
+	}
+	p, version := e.cfg.Policy()
+	if p == nil {
+		return nil
+	}
+	// Rollback orders first: they undo what the fleet decided was bad.
+	for _, d := range policy.Rollbacks(p, e.facts(ctx), e.cfg.Now()) {
+		if err := e.rollbackOrdered(ctx, d, version); err != nil {
+			e.cfg.Log.Warn("engine: rollback order", "package", d.Update.Package, "err", err)
+		}
+	}
+	var due []policy.Decision
+	for _, d := range decisions {
+		if d.Action == policy.ActionInstallNow {
+			due = append(due, d)
+		}
+	}
+	for _, d := range due {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, err := e.Install(ctx, d.Update, d.Reason, version); err != nil {
+			e.cfg.Log.Warn("engine: install failed", "update", d.Update.String(), "err", err)
+		}
+	}
+	return nil
+}
+
+// facts returns the node facts with the installed versions the policy's
+// rollback orders and catalog checks need.
+func (e *Engine) facts(ctx context.Context) policy.NodeFacts {
+	f := e.cfg.Facts()
+	if f.Installed == nil {
+		f.Installed = map[string]string{}
+	}
+	// Packages this engine installed are the ones rollback orders can
+	// act on; add their current versions.
+	txs, _ := e.j.list(0)
+	for _, tx := range txs {
+		for _, it := range tx.Items {
+			if _, ok := f.Installed[it.Package]; ok {
+				continue
+			}
+			if v, err := e.cfg.Packages.InstalledVersion(ctx, it.Package); err == nil && v != "" {
+				f.Installed[it.Package] = v
+			}
+		}
+	}
+	return f
+}
+
+// Plan refreshes the package indices, lists the applicable updates, and
+// evaluates the policy for each. It records first-seen times.
+func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
+	p, _ := e.cfg.Policy()
+	e.mu.Lock()
+	stale := e.cfg.RefreshEvery == 0 || e.cfg.Now().Sub(e.lastRefresh) >= e.cfg.RefreshEvery
+	e.mu.Unlock()
+	if stale {
+		if err := e.cfg.Packages.Refresh(ctx); err != nil {
+			return nil, fmt.Errorf("plan: refresh package indices: %w", err)
+		}
+		e.mu.Lock()
+		e.lastRefresh = e.cfg.Now()
+		e.mu.Unlock()
+	}
+	cands, err := e.cfg.Packages.Upgradable(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: list upgradable packages: %w", err)
+	}
+	now := e.cfg.Now()
+	updates := make([]policy.Update, 0, len(cands))
+	for _, c := range cands {
+		u := policy.Update{Source: "apt", Package: c.Package, Version: c.Version, InstalledVersion: c.Installed, Classification: "other"}
+		if c.Security {
+			u.Classification = "security"
+		}
+		first, err := e.firstSeen(u, now)
+		if err != nil {
+			return nil, err
+		}
+		u.FirstSeen = first
+		if e.blocked(u, p) {
+			continue
+		}
+		updates = append(updates, u)
+	}
+	var decisions []policy.Decision
+	if p != nil {
+		fleet := policy.FleetStats{}
+		if e.cfg.Fleet != nil {
+			fleet = e.cfg.Fleet()
+		}
+		decisions = policy.Evaluate(p, e.facts(ctx), updates, fleet, now)
+	} else {
+		for _, u := range updates {
+			decisions = append(decisions, policy.Decision{Update: u, Action: policy.ActionExpired, Reason: "no verified policy yet: installing nothing"})
+		}
+	}
+	sort.SliceStable(decisions, func(i, j int) bool { return decisions[i].Update.Package < decisions[j].Update.Package })
+	e.mu.Lock()
+	e.decisions, e.planned = decisions, now
+	e.mu.Unlock()
+	return decisions, nil
+}
+
+// Decisions returns the last plan.
+func (e *Engine) Decisions() ([]policy.Decision, time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]policy.Decision(nil), e.decisions...), e.planned
+}
+
+type updateRecord struct {
+	FirstSeen time.Time `json:"first_seen"`
+	// RolledBackUnder is the policy version under which this update was
+	// rolled back; it is not installed again until the policy changes.
+	RolledBackUnder string `json:"rolled_back_under,omitempty"`
+}
+
+func updateKey(u policy.Update) []byte {
+	return []byte(u.Source + "/" + u.Package + "/" + u.Version)
+}
+
+func (e *Engine) firstSeen(u policy.Update, now time.Time) (time.Time, error) {
+	var rec updateRecord
+	err := e.cfg.DB.Get(store.BucketUpdates, updateKey(u), &rec)
+	if err == nil {
+		return rec.FirstSeen, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, err
+	}
+	rec.FirstSeen = now
+	if err := e.cfg.DB.Put(store.BucketUpdates, updateKey(u), rec); err != nil {
+		return time.Time{}, fmt.Errorf("record first seen of %s: %w", u, err)
+	}
+	return now, nil
+}
+
+// blocked reports whether u was rolled back under the current policy.
+func (e *Engine) blocked(u policy.Update, p *policy.Policy) bool {
+	var rec updateRecord
+	if err := e.cfg.DB.Get(store.BucketUpdates, updateKey(u), &rec); err != nil {
+		return false
+	}
+	_, version := e.cfg.Policy()
+	return rec.RolledBackUnder != "" && rec.RolledBackUnder == version
+}
+
+func (e *Engine) markRolledBack(it Item, policyVersion string) {
+	u := policy.Update{Source: it.Source, Package: it.Package, Version: it.To}
+	var rec updateRecord
+	if err := e.cfg.DB.Get(store.BucketUpdates, updateKey(u), &rec); err != nil {
+		rec.FirstSeen = e.cfg.Now()
+	}
+	rec.RolledBackUnder = policyVersion
+	if rec.RolledBackUnder == "" {
+		rec.RolledBackUnder = "none"
+	}
+	if err := e.cfg.DB.Put(store.BucketUpdates, updateKey(u), rec); err != nil {
+		e.cfg.Log.Warn("engine: record rollback", "update", u.String(), "err", err)
+	}
+}
+
+// ErrOutsideWindow is returned when an install is asked for outside what
+// the policy allows, without --now.
+var ErrOutsideWindow = errors.New("not due under the policy (outside its maintenance windows or deferrals)")
+
+// InstallNow installs an applicable update at once on an admin's word
+// (`patchring install --now`): windows and deferrals are skipped, but a
+// deny in the policy still wins.
+func (e *Engine) InstallNow(ctx context.Context, pkg, version string) (*Tx, error) {
+	decisions, err := e.Plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range decisions {
+		if d.Update.Package != pkg || (version != "" && d.Update.Version != version) {
+			continue
+		}
+		switch d.Action {
+		case policy.ActionDenied, policy.ActionPinned, policy.ActionRollback:
+			return nil, fmt.Errorf("install %s %s: refused by policy: %s", pkg, d.Update.Version, d.Reason)
+		}
+		_, pv := e.cfg.Policy()
+		return e.Install(ctx, d.Update, "admin: install --now ("+d.Reason+")", pv)
+	}
+	return nil, fmt.Errorf("install %s: no applicable update for this package%s", pkg, map[bool]string{true: " at version " + version}[version != ""])
+}
+
+// Install runs one install transaction for u.
+func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVersion string) (*Tx, error) {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	e.setState("installing " + u.Package)
+	defer e.setState("idle")
+
+	c, err := e.cfg.Packages.Candidate(ctx, u.Package, u.Version)
+	if err != nil {
+		return nil, fmt.Errorf("install %s: payload: %w", u, err)
+	}
+	it := Item{Source: u.Source, Package: u.Package, Arch: c.Arch, From: u.InstalledVersion, To: u.Version,
+		Payload: &Payload{URI: c.URI, Size: c.Size, SHA256: c.SHA256}}
+	if it.From != "" {
+		if prev, err := e.cfg.Packages.Candidate(ctx, u.Package, it.From); err == nil {
+			it.FromPayload = &Payload{URI: prev.URI, Size: prev.Size, SHA256: prev.SHA256}
+		}
+	}
+	// Refuse before anything starts when the disk cannot hold it.
+	need := uint64(c.Size)*3 + e.cfg.MinFree
+	if free, err := e.cfg.Packages.FreeSpace(ctx); err == nil && free < need {
+		return nil, fmt.Errorf("install %s: not enough free disk: %d bytes free, need %d", u, free, need)
+	}
+	tx, err := e.j.create(KindInstall, []Item{it}, reason, policyVersion)
+	if err != nil {
+		return nil, err
+	}
+	e.run(ctx, tx)
+	return tx, txErr(tx)
+}
+
+func txErr(tx *Tx) error {
+	if tx.Outcome == OutcomeInstalled {
+		return nil
+	}
+	return fmt.Errorf("transaction %d %s: %s", tx.ID, tx.Outcome, tx.Error)
+}
+
+// run carries an install transaction from its last journaled step.
+func (e *Engine) run(ctx context.Context, tx *Tx) {
+	fail := func(o Outcome, err error) {
+		e.j.finish(tx, err, "")
+		e.j.end(tx, o, err)
+		e.done(tx)
+	}
+	// Fetch every payload, the previous versions too (rollback).
+	if err := e.j.begin(tx, StepFetch, ""); err != nil {
+		fail(OutcomeFailed, err)
+		return
+	}
+	for i := range tx.Items {
+		it := &tx.Items[i]
+		if err := e.cfg.Content.Fetch(ctx, *it.Payload); err != nil {
+			fail(OutcomeFailed, fmt.Errorf("fetch %s %s: %w", it.Package, it.To, err))
+			return
+		}
+		until := e.cfg.Now().Add(e.cfg.RollbackWindow)
+		e.cfg.Content.Keep(it.Payload.SHA256, fmt.Sprintf("tx %d", tx.ID), until)
+		if it.FromPayload != nil {
+			if err := e.cfg.Content.Fetch(ctx, *it.FromPayload); err != nil {
+				e.cfg.Log.Warn("engine: previous version's payload unavailable; rollback will need a repository", "package", it.Package, "version", it.From, "err", err)
+				it.FromPayload = nil
+			} else {
+				e.cfg.Content.Keep(it.FromPayload.SHA256, fmt.Sprintf("rollback of tx %d", tx.ID), until)
+			}
+		}
+	}
+	e.j.finish(tx, nil, "payloads verified")
+
+	if err := e.j.begin(tx, StepPlace, ""); err != nil {
+		fail(OutcomeFailed, err)
+		return
+	}
+	for _, it := range tx.Items {
+		if err := e.place(ctx, it.Package, it.Arch, it.To, it.Payload); err != nil {
+			fail(OutcomeFailed, err)
+			return
+		}
+	}
+	e.j.finish(tx, nil, "")
+	e.installAndVerify(ctx, tx)
+}
+
+func (e *Engine) place(ctx context.Context, pkg, arch, version string, p *Payload) error {
+	r, err := e.cfg.Content.Open(p.SHA256)
+	if err != nil {
+		return fmt.Errorf("place %s %s: %w", pkg, version, err)
+	}
+	defer r.Close()
+	c := Candidate{Package: pkg, Arch: arch, Version: version, URI: p.URI, Size: p.Size, SHA256: p.SHA256}
+	if err := e.cfg.Packages.Place(ctx, r, c); err != nil {
+		return fmt.Errorf("place %s %s: %w", pkg, version, err)
+	}
+	return nil
+}
+
+// installAndVerify runs the install, verify and health-check steps, and
+// rolls back when one fails after the system changed.
+func (e *Engine) installAndVerify(ctx context.Context, tx *Tx) {
+	if err := e.cfg.Packages.WaitLock(ctx, e.cfg.LockTimeout); err != nil {
+		e.j.end(tx, OutcomeFailed, fmt.Errorf("package manager busy: %w", err))
+		e.done(tx)
+		return
+	}
+	if err := e.j.begin(tx, StepInstall, ""); err != nil {
+		e.j.end(tx, OutcomeFailed, err)
+		e.done(tx)
+		return
+	}
+	var pv []PkgVersion
+	for _, it := range tx.Items {
+		pv = append(pv, PkgVersion{it.Package, it.To})
+	}
+	if err := e.cfg.Packages.Install(ctx, pv, false); err != nil {
+		e.j.finish(tx, err, "")
+		e.rollback(ctx, tx, fmt.Errorf("install: %w", err))
+		return
+	}
+	e.j.finish(tx, nil, "")
+	e.verifyAndCheck(ctx, tx)
+}
+
+func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
+	if err := e.j.begin(tx, StepVerify, ""); err != nil {
+		e.j.end(tx, OutcomeFailed, err)
+		e.done(tx)
+		return
+	}
+	for _, it := range tx.Items {
+		v, err := e.cfg.Packages.InstalledVersion(ctx, it.Package)
+		if err == nil && v != it.To {
+			err = fmt.Errorf("%s is at %q after the install, want %s", it.Package, v, it.To)
+		}
+		if err != nil {
+			e.j.finish(tx, err, "")
+			e.rollback(ctx, tx, fmt.Errorf("verify: %w", err))
+			return
+		}
+	}
+	e.j.finish(tx, nil, "installed versions confirmed")
+
+	if err := e.j.begin(tx, StepHealth, ""); err != nil {
+		e.j.end(tx, OutcomeFailed, err)
+		e.done(tx)
+		return
+	}
+	if err := e.healthCheck(ctx); err != nil {
+		e.j.finish(tx, err, "")
+		e.rollback(ctx, tx, fmt.Errorf("health check: %w", err))
+		return
+	}
+	e.j.finish(tx, nil, "")
+	if req, pkgs := e.cfg.Packages.RebootRequired(); req {
+		tx.Reboot = true
+		if e.cfg.OnReboot != nil {
+			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d installed %s", tx.ID, itemsString(tx.Items)), pkgs)
+		}
+	}
+	e.j.end(tx, OutcomeInstalled, nil)
+	e.done(tx)
+}
+
+func (e *Engine) healthCheck(ctx context.Context) error {
+	p, _ := e.cfg.Policy()
+	if p == nil {
+		return nil
+	}
+	ring, _ := policy.RingFor(p, e.cfg.Facts())
+	hc := p.HealthCheckFor(ring)
+	if hc == nil || len(hc.Command) == 0 {
+		return nil
+	}
+	timeout := time.Duration(hc.Timeout)
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, hc.Command[0], hc.Command[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(hc.Command, " "), err, tail(out, 400))
+	}
+	return nil
+}
+
+func tail(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func itemsString(items []Item) string {
+	var parts []string
+	for _, it := range items {
+		parts = append(parts, fmt.Sprintf("%s %s -> %s", it.Package, orNone(it.From), it.To))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
+}
+
+// rollback puts the previous versions back after a failure in tx.
+func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
+	e.j.begin(tx, StepRollback, cause.Error())
+	if err := e.restore(ctx, tx.Items); err != nil {
+		e.j.finish(tx, err, "")
+		e.j.end(tx, OutcomeFailed, fmt.Errorf("%v; rollback failed too: %w", cause, err))
+		e.done(tx)
+		return
+	}
+	e.j.finish(tx, nil, "previous versions restored")
+	for _, it := range tx.Items {
+		e.markRolledBack(it, tx.Policy)
+	}
+	e.j.end(tx, OutcomeRolledBack, cause)
+	e.done(tx)
+}
+
+// restore reinstalls every item's From version (or removes nothing when
+// it was not installed before: a new package stays for an admin to judge).
+func (e *Engine) restore(ctx context.Context, items []Item) error {
+	if audit, _ := e.cfg.Packages.Audit(ctx); len(audit) > 0 {
+		if err := e.cfg.Packages.ConfigurePending(ctx); err != nil {
+			e.cfg.Log.Warn("engine: dpkg --configure -a", "err", err)
+		}
+	}
+	var pv []PkgVersion
+	for _, it := range items {
+		if it.From == "" {
+			continue
+		}
+		cur, _ := e.cfg.Packages.InstalledVersion(ctx, it.Package)
+		if cur == it.From {
+			continue
+		}
+		if it.FromPayload != nil {
+			if err := e.place(ctx, it.Package, it.Arch, it.From, it.FromPayload); err != nil {
+				return err
+			}
+		}
+		pv = append(pv, PkgVersion{it.Package, it.From})
+	}
+	if len(pv) == 0 {
+		return nil
+	}
+	if err := e.cfg.Packages.WaitLock(ctx, e.cfg.LockTimeout); err != nil {
+		return err
+	}
+	if err := e.cfg.Packages.Install(ctx, pv, true); err != nil {
+		return err
+	}
+	for _, p := range pv {
+		if v, err := e.cfg.Packages.InstalledVersion(ctx, p.Package); err != nil || v != p.Version {
+			return fmt.Errorf("%s is at %q after the rollback, want %s (%v)", p.Package, v, p.Version, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) done(tx *Tx) {
+	e.cfg.Log.Info("engine: transaction ended", "tx", tx.ID, "kind", tx.Kind, "outcome", tx.Outcome, "items", itemsString(tx.Items), "err", tx.Error)
+	if e.cfg.OnResult != nil {
+		e.cfg.OnResult(tx)
+	}
+}
+
+// Rollback undoes transaction id on an admin's word: a new rollback
+// transaction reinstalls the versions id replaced.
+func (e *Engine) Rollback(ctx context.Context, id uint64, reason string) (*Tx, error) {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	orig, err := e.j.get(id)
+	if err != nil {
+		return nil, fmt.Errorf("rollback %d: %w", id, err)
+	}
+	if orig.Kind != KindInstall || orig.Outcome != OutcomeInstalled {
+		return nil, fmt.Errorf("rollback %d: only a completed install can be rolled back (this is a %s that ended %q)", id, orig.Kind, orig.Outcome)
+	}
+	if orig.RolledBy != 0 {
+		return nil, fmt.Errorf("rollback %d: already rolled back by transaction %d", id, orig.RolledBy)
+	}
+	return e.rollbackTx(ctx, orig, reason)
+}
+
+func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, error) {
+	var items []Item
+	for _, it := range orig.Items {
+		if it.From == "" {
+			continue
+		}
+		items = append(items, Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, To: it.From,
+			Payload: it.FromPayload, FromPayload: it.Payload})
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("rollback %d: it installed new packages only; there is no earlier version to return to", orig.ID)
+	}
+	_, pv := e.cfg.Policy()
+	tx, err := e.j.create(KindRollback, items, fmt.Sprintf("%s (undo transaction %d)", reason, orig.ID), pv)
+	if err != nil {
+		return nil, err
+	}
+	e.j.begin(tx, StepInstall, "reinstall previous versions")
+	back := make([]Item, len(items))
+	for i, it := range items {
+		back[i] = Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, FromPayload: it.Payload}
+	}
+	if err := e.restore(ctx, back); err != nil {
+		e.j.finish(tx, err, "")
+		e.j.end(tx, OutcomeFailed, err)
+		e.done(tx)
+		return tx, txErr(tx)
+	}
+	e.j.finish(tx, nil, "")
+	orig.RolledBy = tx.ID
+	e.j.save(orig)
+	for _, it := range orig.Items {
+		e.markRolledBack(it, pv)
+	}
+	e.j.end(tx, OutcomeInstalled, nil)
+	e.done(tx)
+	return tx, nil
+}
+
+// rollbackOrdered carries out a rollback order from the signed policy for
+// the installed version in d.
+func (e *Engine) rollbackOrdered(ctx context.Context, d policy.Decision, policyVersion string) error {
+	txs, err := e.j.list(0)
+	if err != nil {
+		return err
+	}
+	for _, tx := range txs {
+		if tx.Kind != KindInstall || tx.Outcome != OutcomeInstalled || tx.RolledBy != 0 {
+			continue
+		}
+		for _, it := range tx.Items {
+			if it.Package == d.Update.Package && it.To == d.Update.Version {
+				e.txMu.Lock()
+				_, err := e.rollbackTx(ctx, tx, "policy rollback order: "+d.Reason)
+				e.txMu.Unlock()
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("rollback order for %s %s: no transaction of this agent installed it, so no earlier version is known", d.Update.Package, d.Update.Version)
+}
+
+// Recover finishes or rolls back a transaction that a crash left open.
+func (e *Engine) Recover(ctx context.Context) error {
+	txs, err := e.j.list(0)
+	if err != nil {
+		return err
+	}
+	for _, tx := range txs {
+		if !tx.Open() {
+			continue
+		}
+		if err := e.recoverTx(ctx, tx); err != nil {
+			return fmt.Errorf("recover transaction %d: %w", tx.ID, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	last := tx.LastStep()
+	e.cfg.Log.Warn("engine: found a transaction interrupted by a crash", "tx", tx.ID, "step", last.Name, "status", last.Status)
+	audit, _ := e.cfg.Packages.Audit(ctx)
+	detail := fmt.Sprintf("interrupted at %s (%s)", last.Name, last.Status)
+	if len(audit) > 0 {
+		detail += "; dpkg was interrupted: ran dpkg --configure -a"
+	}
+	if err := e.j.begin(tx, StepRecover, detail); err != nil {
+		return err
+	}
+	if len(audit) > 0 {
+		if err := e.cfg.Packages.WaitLock(ctx, e.cfg.LockTimeout); err != nil {
+			return err
+		}
+		if err := e.cfg.Packages.ConfigurePending(ctx); err != nil {
+			e.cfg.Log.Warn("engine: dpkg --configure -a failed", "err", err)
+		}
+	}
+	if tx.Kind == KindRollback {
+		// A rollback is an install of the previous versions: finish it.
+		back := make([]Item, len(tx.Items))
+		for i, it := range tx.Items {
+			back[i] = Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, FromPayload: it.Payload}
+		}
+		err := e.restore(ctx, back)
+		e.j.finish(tx, err, "")
+		if err != nil {
+			return e.j.end(tx, OutcomeFailed, err)
+		}
+		return e.j.end(tx, OutcomeInstalled, nil)
+	}
+	if !tx.reached(StepInstall) {
+		// Nothing on the system changed yet.
+		e.j.finish(tx, nil, "nothing was installed yet; the update will be planned again")
+		err := e.j.end(tx, OutcomeAborted, errors.New("interrupted before installing"))
+		e.done(tx)
+		return err
+	}
+	// The install may or may not have happened: look.
+	atNew, atOld := true, true
+	for _, it := range tx.Items {
+		v, _ := e.cfg.Packages.InstalledVersion(ctx, it.Package)
+		atNew = atNew && v == it.To
+		atOld = atOld && v == it.From
+	}
+	switch {
+	case atNew:
+		e.j.finish(tx, nil, "the new versions are installed; verifying")
+		e.verifyAndCheck(ctx, tx)
+	case atOld:
+		e.j.finish(tx, nil, "the install had not changed anything")
+		e.j.end(tx, OutcomeAborted, errors.New("interrupted before the install changed anything"))
+		e.done(tx)
+	default:
+		e.j.finish(tx, nil, "the system is between versions; rolling back")
+		e.rollback(ctx, tx, errors.New("interrupted during install"))
+	}
+	return nil
+}
+
+// History returns transactions newest first.
+func (e *Engine) History(limit int) ([]*Tx, error) { return e.j.list(limit) }
+
+// Transaction returns one transaction.
+func (e *Engine) Transaction(id uint64) (*Tx, error) { return e.j.get(id) }
+
+// Status summarizes the engine for `patchring status`.
+func (e *Engine) Status() apitypes.SubsystemStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := apitypes.SubsystemStatus{Name: "updates", State: "ok", Details: map[string]string{}}
+	counts := map[policy.Action]int{}
+	for _, d := range e.decisions {
+		counts[d.Action]++
+	}
+	pending := len(e.decisions) - counts[policy.ActionDenied] - counts[policy.ActionNotApproved]
+	st.Summary = fmt.Sprintf("%s; %d applicable updates, %d pending", e.state, len(e.decisions), pending)
+	if !e.planned.IsZero() {
+		st.Details["planned"] = e.planned.Format(time.RFC3339)
+	}
+	if e.lastErr != nil {
+		st.State = "degraded"
+		st.Details["last_error"] = e.lastErr.Error()
+	}
+	return st
+}

@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/patchring/patchring/daemon/store"
+)
+
+// Kind is what a transaction does.
+type Kind string
+
+const (
+	KindInstall  Kind = "install"
+	KindRollback Kind = "rollback"
+)
+
+// Outcome is how a transaction ended; empty while it is open.
+type Outcome string
+
+const (
+	OutcomeInstalled  Outcome = "installed"   // the new versions are in place and healthy
+	OutcomeRolledBack Outcome = "rolled-back" // the previous versions were put back
+	OutcomeFailed     Outcome = "failed"      // nothing could be installed; the system is as before
+	OutcomeAborted    Outcome = "aborted"     // stopped before anything changed
+)
+
+// Step names, in the order an install takes them. Every step is written
+// to the journal before it is taken.
+const (
+	StepPlanned   = "planned"
+	StepFetch     = "fetch"
+	StepPlace     = "place"
+	StepInstall   = "install"
+	StepVerify    = "verify"
+	StepHealth    = "health-check"
+	StepRollback  = "rollback"
+	StepRecover   = "recover"
+	StepCompleted = "completed"
+)
+
+// InstallSteps are the journaled steps of an install, for crash tests.
+var InstallSteps = []string{StepPlanned, StepFetch, StepPlace, StepInstall, StepVerify, StepHealth}
+
+// Item is one package a transaction changes.
+type Item struct {
+	Source  string `json:"source"` // apt or catalog
+	Package string `json:"package"`
+	Arch    string `json:"arch,omitempty"`
+	From    string `json:"from"` // version before ("" when not installed)
+	To      string `json:"to"`   // version after
+	// Payload of To, and of From for a rollback, as verified hashes.
+	Payload     *Payload `json:"payload,omitempty"`
+	FromPayload *Payload `json:"from_payload,omitempty"`
+}
+
+// Payload is a verified package file: where it came from and its hash from
+// signed metadata (TUF) or from the indices apt verified.
+type Payload struct {
+	URI    string `json:"uri"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Path   string `json:"path,omitempty"` // in the content store, once verified
+}
+
+// Step is one journal entry of a transaction.
+type Step struct {
+	Name   string    `json:"name"`
+	At     time.Time `json:"at"`
+	Status string    `json:"status"` // "started", "done", "failed"
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Tx is one journaled install or rollback.
+type Tx struct {
+	ID       uint64    `json:"id"`
+	Kind     Kind      `json:"kind"`
+	Items    []Item    `json:"items"`
+	Reason   string    `json:"reason"` // the policy decision or admin action behind it
+	Policy   string    `json:"policy_version,omitempty"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Outcome  Outcome   `json:"outcome,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Steps    []Step    `json:"steps"`
+	RolledBy uint64    `json:"rolled_back_by,omitempty"` // the rollback transaction that undid it
+	Reboot   bool      `json:"reboot_required,omitempty"`
+}
+
+// Open reports whether the transaction has not ended.
+func (t *Tx) Open() bool { return t.Outcome == "" }
+
+// LastStep is the most recent journal entry.
+func (t *Tx) LastStep() Step {
+	if len(t.Steps) == 0 {
+		return Step{}
+	}
+	return t.Steps[len(t.Steps)-1]
+}
+
+// reached reports whether the journal shows step name was started.
+func (t *Tx) reached(name string) bool {
+	for _, s := range t.Steps {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func txKey(id uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], id)
+	return k[:]
+}
+
+// journal persists transactions in the state store.
+type journal struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+func (j *journal) create(kind Kind, items []Item, reason, policyVersion string) (*Tx, error) {
+	tx := &Tx{Kind: kind, Items: items, Reason: reason, Policy: policyVersion, Started: j.now()}
+	err := j.db.Update(func(btx *bolt.Tx) error {
+		id, err := store.Sequence(btx, store.BucketJournal)
+		if err != nil {
+			return err
+		}
+		tx.ID = id
+		tx.Steps = []Step{{Name: StepPlanned, At: tx.Started, Status: "done", Detail: reason}}
+		return store.PutTx(btx, store.BucketJournal, txKey(id), tx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: create transaction: %w", err)
+	}
+	crashPoint(StepPlanned)
+	return tx, nil
+}
+
+// begin records that step is about to be taken. It is durable (fsynced)
+// before it returns.
+func (j *journal) begin(tx *Tx, step, detail string) error {
+	tx.Steps = append(tx.Steps, Step{Name: step, At: j.now(), Status: "started", Detail: detail})
+	if err := j.save(tx); err != nil {
+		return err
+	}
+	crashPoint(step)
+	return nil
+}
+
+// finish marks the last step done or failed.
+func (j *journal) finish(tx *Tx, err error, detail string) error {
+	last := &tx.Steps[len(tx.Steps)-1]
+	last.Status = "done"
+	if err != nil {
+		last.Status = "failed"
+		detail = err.Error()
+	}
+	if detail != "" {
+		last.Detail = detail
+	}
+	return j.save(tx)
+}
+
+// end closes the transaction with its outcome.
+func (j *journal) end(tx *Tx, o Outcome, cause error) error {
+	tx.Outcome = o
+	tx.Ended = j.now()
+	if cause != nil {
+		tx.Error = cause.Error()
+	}
+	tx.Steps = append(tx.Steps, Step{Name: StepCompleted, At: tx.Ended, Status: "done", Detail: string(o)})
+	return j.save(tx)
+}
+
+func (j *journal) save(tx *Tx) error {
+	if err := j.db.Put(store.BucketJournal, txKey(tx.ID), tx); err != nil {
+		return fmt.Errorf("journal: save transaction %d: %w", tx.ID, err)
+	}
+	return nil
+}
+
+func (j *journal) get(id uint64) (*Tx, error) {
+	var tx Tx
+	if err := j.db.Get(store.BucketJournal, txKey(id), &tx); err != nil {
+		return nil, err
+	}
+	return &tx, nil
+}
+
+// list returns transactions newest first (all when limit is 0).
+func (j *journal) list(limit int) ([]*Tx, error) {
+	var out []*Tx
+	err := j.db.View(func(btx *bolt.Tx) error {
+		c := btx.Bucket(store.BucketJournal).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var t Tx
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("journal record %x: %w", k, err)
+			}
+			out = append(out, &t)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
