@@ -29,11 +29,14 @@ const (
 
 	kdfScrypt     = "scrypt"
 	cipherBox     = "nacl-secretbox"
-	scryptN       = 1 << 15
 	scryptR       = 8
 	scryptP       = 1
 	scryptSaltLen = 32
 )
+
+// scryptN is the scrypt cost for new key files (recorded in each file);
+// tests lower it because scrypt is slow under the race detector.
+var scryptN = 1 << 15
 
 // Key is one signing key as stored in the keys directory. Private is nil
 // until the key has been decrypted (see [ReadKeyFile]).
@@ -178,8 +181,9 @@ func openKey(enc *encryptedKey, passphrase []byte) ([]byte, error) {
 	if len(enc.Nonce) != 24 {
 		return nil, fmt.Errorf("bad nonce length %d", len(enc.Nonce))
 	}
-	// Bound the scrypt cost a key file can ask for (N up to 2^20).
-	if enc.N < 2 || enc.N > 1<<20 || enc.N&(enc.N-1) != 0 || enc.R < 1 || enc.R > 32 || enc.P < 1 || enc.P > 16 {
+	// Bound the scrypt cost a key file can ask for: at most 256 MiB of
+	// memory (128*N*r bytes) and a modest parallelism.
+	if enc.N < 2 || enc.N > 1<<18 || enc.N&(enc.N-1) != 0 || enc.R < 1 || enc.R > 32 || enc.N*enc.R > 1<<21 || enc.P < 1 || enc.P > 16 {
 		return nil, fmt.Errorf("scrypt parameters out of range (n=%d r=%d p=%d)", enc.N, enc.R, enc.P)
 	}
 	if len(passphrase) == 0 {
