@@ -51,6 +51,8 @@ var commands = []func(*app) *cobra.Command{
 	newHistoryCmd,
 	newRollbackCmd,
 	newInstallCmd,
+	newRepoCmd,
+	newCatalogCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {

@@ -303,6 +303,20 @@ func Open(dir, keysDir, passphrase string) (*Repo, error) {
 	return r, nil
 }
 
+// NeedsPassphrase reports whether signing would need a passphrase that was
+// not given: some key file in the keys directory is encrypted.
+func (r *Repo) NeedsPassphrase() bool {
+	if len(r.passphrase) > 0 {
+		return false
+	}
+	for _, k := range r.keys {
+		if k.Encrypted && k.Private == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // SetClock replaces the clock used for expiry dates and status.
 func (r *Repo) SetClock(now func() time.Time) { r.now = now }
 
