@@ -53,6 +53,7 @@ var commands = []func(*app) *cobra.Command{
 	newInstallCmd,
 	newRepoCmd,
 	newCatalogCmd,
+	newDebugCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {
