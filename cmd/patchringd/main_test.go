@@ -52,6 +52,29 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, stateDir string, extra ...string) *daemonProc {
 	t.Helper()
+	p := spawnDaemon(t, stateDir, extra...)
+	return p
+}
+
+// startDaemonB starts a daemon for a benchmark and waits until it answers.
+func startDaemonB(b *testing.B, stateDir string, extra ...string) *daemonProc {
+	b.Helper()
+	p := spawnDaemon(b, stateDir, extra...)
+	c := &client.Client{Socket: p.sock}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.Status(context.Background()); err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("daemon not ready\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func spawnDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
+	t.Helper()
 	sock := filepath.Join(stateDir, "api.sock")
 	args := append([]string{"run", "--config", filepath.Join(stateDir, "none.yaml"), "--state-dir", stateDir, "--socket", sock, "--log-level", "debug"}, extra...)
 	// A config file named with --config must exist: give an empty one.
