@@ -79,7 +79,14 @@ type dbusNotifier struct {
 	mu   sync.Mutex
 	caps map[string]bool // nil until asked; reset when a call fails
 	ours map[uint32]bool // ids of our notifications still open
+	// early holds actions invoked on ids Notify has not returned yet: the
+	// signal can overtake the method reply inside this process.
+	early map[uint32][]string
 }
+
+// maxEarly bounds early; signals broadcast for other applications'
+// notifications land there too.
+const maxEarly = 64
 
 var _ Notifier = (*dbusNotifier)(nil)
 
@@ -89,6 +96,7 @@ func newDBusNotifier(conn *dbus.Conn, appName string) *dbusNotifier {
 		appName: appName,
 		actions: make(chan ActionInvoked, 16),
 		ours:    make(map[uint32]bool),
+		early:   make(map[uint32][]string),
 	}
 }
 
@@ -155,7 +163,15 @@ func (n *dbusNotifier) Notify(ctx context.Context, nt Notification) (uint32, err
 	}
 	n.mu.Lock()
 	n.ours[id] = true
+	keys := n.early[id]
+	delete(n.early, id)
 	n.mu.Unlock()
+	for _, key := range keys {
+		select {
+		case n.actions <- ActionInvoked{ID: id, Key: key}:
+		default: // the reader is our caller; never block it
+		}
+	}
 	return id, nil
 }
 
@@ -173,18 +189,25 @@ func (n *dbusNotifier) CloseNotification(ctx context.Context, id uint32) error {
 // Actions implements Notifier.
 func (n *dbusNotifier) Actions() <-chan ActionInvoked { return n.actions }
 
-// run forwards ActionInvoked signals for our notifications until ctx ends.
-func (n *dbusNotifier) run(ctx context.Context) error {
+// subscribe asks the bus for the server's ActionInvoked and
+// NotificationClosed signals; after it returns no action is missed. run
+// then forwards them.
+func (n *dbusNotifier) subscribe(ctx context.Context) (chan *dbus.Signal, error) {
 	for _, member := range []string{"ActionInvoked", "NotificationClosed"} {
 		if err := n.conn.AddMatchSignalContext(ctx,
 			dbus.WithMatchInterface(notifyIface),
 			dbus.WithMatchObjectPath(notifyPath),
 			dbus.WithMatchMember(member)); err != nil {
-			return fmt.Errorf("watch notification %s: %w", member, err)
+			return nil, fmt.Errorf("watch notification %s: %w", member, err)
 		}
 	}
 	sigs := make(chan *dbus.Signal, 16)
 	n.conn.Signal(sigs)
+	return sigs, nil
+}
+
+// run forwards ActionInvoked signals for our notifications until ctx ends.
+func (n *dbusNotifier) run(ctx context.Context, sigs chan *dbus.Signal) error {
 	defer n.conn.RemoveSignal(sigs)
 	for {
 		select {
@@ -207,17 +230,21 @@ func (n *dbusNotifier) handle(ctx context.Context, sig *dbus.Signal) {
 	if !ok {
 		return
 	}
+	key, _ := sig.Body[1].(string)
+	invoked := sig.Name == notifyIface+".ActionInvoked"
 	n.mu.Lock()
 	mine := n.ours[id]
-	if sig.Name == notifyIface+".NotificationClosed" {
+	switch {
+	case sig.Name == notifyIface+".NotificationClosed":
 		delete(n.ours, id)
+	case invoked && !mine:
+		if len(n.early) >= maxEarly {
+			clear(n.early)
+		}
+		n.early[id] = append(n.early[id], key)
 	}
 	n.mu.Unlock()
-	if !mine || sig.Name != notifyIface+".ActionInvoked" {
-		return
-	}
-	key, ok := sig.Body[1].(string)
-	if !ok {
+	if !mine || !invoked {
 		return
 	}
 	select {

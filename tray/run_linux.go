@@ -40,9 +40,13 @@ func Run(ctx context.Context, d Daemon, opts Options) error {
 	n := opts.Notifier
 	if n == nil {
 		dn := newDBusNotifier(conn, "patchring")
+		sigs, err := dn.subscribe(ctx)
+		if err != nil {
+			return fmt.Errorf("tray: %w", err)
+		}
 		n = dn
 		wg.Go(func() {
-			if err := dn.run(ctx); err != nil {
+			if err := dn.run(ctx, sigs); err != nil {
 				opts.Log.Warn("notification actions stopped", "err", err)
 			}
 		})
