@@ -1,7 +1,6 @@
 package vercmp
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -28,40 +27,57 @@ func needTool(t testing.TB, tool, pkg string) string {
 }
 
 // indexVersions returns the distinct Version fields of this machine's apt
-// Packages indices, decompressed by apt's own helper.
+// Packages indices, decompressed by apt's own helper (read once per test
+// binary).
 func indexVersions(t testing.TB) []string {
 	t.Helper()
-	needTool(t, "apt-get", "apt")
+	indexOnce.Do(func() { indexVers, indexErr = readIndexVersions() })
+	if indexErr != nil {
+		t.Fatal(indexErr)
+	}
+	return indexVers
+}
+
+var (
+	indexOnce sync.Once
+	indexVers []string
+	indexErr  error
+)
+
+func readIndexVersions() ([]string, error) {
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return nil, fmt.Errorf("apt-get not found: install the Debian package \"apt\"")
+	}
 	out, err := exec.Command("apt-get", "indextargets", "--format", "$(FILENAME)", "Created-By: Packages").Output()
 	if err != nil {
-		t.Fatalf("apt-get indextargets: %v", err)
+		return nil, fmt.Errorf("apt-get indextargets: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, file := range strings.Fields(string(out)) {
 		if _, err := os.Stat(file); err != nil {
 			continue
 		}
-		data, err := exec.Command("/usr/lib/apt/apt-helper", "cat-file", file).Output()
+		// grep in the pipeline keeps the ~100 MB of index text out of the
+		// (possibly race-instrumented) test process.
+		data, err := exec.Command("sh", "-c", `/usr/lib/apt/apt-helper cat-file "$1" | grep '^Version: ' | sort -u`, "sh", file).Output()
 		if err != nil {
-			t.Fatalf("apt-helper cat-file %s: %v", file, err)
+			return nil, fmt.Errorf("read versions of %s: %w", file, err)
 		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 1<<20), 1<<24)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "Version: "); ok {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Version: "); ok {
 				seen[strings.TrimSpace(v)] = true
 			}
 		}
 	}
 	if len(seen) < 1000 {
-		t.Fatalf("only %d versions in apt's Packages indices: run apt-get update first", len(seen))
+		return nil, fmt.Errorf("only %d versions in apt's Packages indices: run apt-get update first", len(seen))
 	}
 	vs := make([]string, 0, len(seen))
 	for v := range seen {
 		vs = append(vs, v)
 	}
 	slices.Sort(vs)
-	return vs
+	return vs, nil
 }
 
 // runBatch runs script (a bash loop reading "A B" lines from the file given
