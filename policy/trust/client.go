@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,7 +124,31 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.removeStale()
 	return c, nil
+}
+
+// removeStale deletes scratch directories and temporary files that a
+// killed process left in the state directory more than an hour ago. The
+// state file itself is replaced only by rename, so it is either the old or
+// the new one.
+func (c *Client) removeStale() {
+	entries, err := os.ReadDir(c.cfg.StateDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n := e.Name()
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < time.Hour {
+			continue
+		}
+		if strings.HasPrefix(n, "refresh-") || strings.HasPrefix(n, "lookup-") || strings.HasPrefix(n, ".tmp-") {
+			if err := os.RemoveAll(filepath.Join(c.cfg.StateDir, n)); err != nil {
+				c.log.Warn("cannot remove stale scratch file", "path", n, "err", err)
+			}
+		}
+	}
 }
 
 // StateDir returns the directory holding the verified state.
@@ -326,6 +351,11 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 			}
 			b.Policy = policy
 		}
+	}
+	if prev != nil && prev.raw.sameContent(b) {
+		// Nothing new: the stored state stays as it is (no write, no
+		// fsync on every periodic refresh).
+		return Result{State: prev.copy()}, nil
 	}
 	st, _, err := b.verify()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 	"sync"
@@ -106,7 +107,10 @@ func (g *guardedBody) mapErr(err error) error {
 // Read implements io.Reader; it fails with ErrTooLarge once more than max
 // bytes arrived.
 func (g *guardedBody) Read(p []byte) (int, error) {
-	remaining := g.max + 1 - g.n.Load()
+	remaining := g.max - g.n.Load()
+	if remaining < math.MaxInt64 {
+		remaining++ // read one byte past the cap to notice an overrun
+	}
 	if remaining <= 0 {
 		return 0, fmt.Errorf("fetch %s: %w: more than %d bytes", g.path, ErrTooLarge, g.max)
 	}

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -70,8 +71,10 @@ type CatalogEntry struct {
 
 // State is a complete set of verified metadata: what the agent acts on.
 type State struct {
-	Versions   Versions  `json:"versions"`
-	Expires    Expiries  `json:"expires"`
+	Versions Versions `json:"versions"`
+	Expires  Expiries `json:"expires"`
+	// VerifiedAt is when this state was verified and stored; refreshes
+	// that find nothing new leave it as it is.
 	VerifiedAt time.Time `json:"verified_at"`
 	// Source is the source the metadata came through.
 	Source string `json:"source"`
@@ -122,6 +125,12 @@ type bundle struct {
 	Snapshot   []byte    `json:"snapshot"`
 	Targets    []byte    `json:"targets"`
 	Policy     []byte    `json:"policy,omitempty"`
+}
+
+// sameContent reports whether o holds the same verified bytes as b.
+func (b *bundle) sameContent(o *bundle) bool {
+	return bytes.Equal(b.Root, o.Root) && bytes.Equal(b.Timestamp, o.Timestamp) && bytes.Equal(b.Snapshot, o.Snapshot) &&
+		bytes.Equal(b.Targets, o.Targets) && bytes.Equal(b.Policy, o.Policy)
 }
 
 // verify checks a bundle as go-tuf's client workflow would at the time it
