@@ -324,3 +324,15 @@ func TestRestartFindsReplacedBinary(t *testing.T) {
 		t.Fatalf("process = %+v", p)
 	}
 }
+
+func TestWatchPaths(t *testing.T) {
+	t.Parallel()
+	got := Options{Root: "/srv/root"}.WatchPaths()
+	want := []string{"/srv/root/var/lib/dpkg/status", "/srv/root/var/lib/dpkg/updates", "/srv/root/var/lib/rpm", "/srv/root/usr/lib/sysimage/rpm"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("WatchPaths = %q, want %q", got, want)
+	}
+	if got := (Options{DpkgStatus: "/tmp/x/status"}).WatchPaths(); got[0] != "/tmp/x/status" || got[1] != "/tmp/x/updates" || got[2] != "/var/lib/rpm" {
+		t.Fatalf("WatchPaths = %q", got)
+	}
+}
