@@ -1,0 +1,253 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/patchring/patchring/p2p/content"
+)
+
+// Config configures a Node.
+type Config struct {
+	// Store holds the payloads this node serves and downloads into.
+	Store *content.Store
+	// Identity is the node's libp2p key; its peer ID is the node ID. nil
+	// generates a fresh Ed25519 key (tests).
+	Identity crypto.PrivKey
+	// ListenAddrs are TCP multiaddrs; default /ip4/0.0.0.0/tcp/0. Only TCP
+	// is enabled: QUIC cannot run with a private-network key (PSK), and TCP
+	// costs less CPU per byte here.
+	ListenAddrs []string
+	// PSK, if set, is a 32-byte libp2p private-network key: connections
+	// without it fail before the security handshake.
+	PSK []byte
+	// Allowed is the initial allow-list of peers (see SetAllowed).
+	Allowed []peer.ID
+	// UploadRate caps this node's uploads to peers, WANRate its downloads
+	// from the origin, in bytes per second; 0 means unlimited.
+	UploadRate, WANRate int64
+	// UploadSlots caps concurrent range transfers to peers; further
+	// requests are answered busy. Default 4.
+	UploadSlots int
+	// IdleTimeout closes an inbound session with no request, or a transfer
+	// that makes no progress, for that long; default 30 s.
+	IdleTimeout time.Duration
+	// Timing tunes the downloader.
+	Timing Timing
+	// Logger receives the node's log; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// Node is a libp2p host that serves and fetches payloads with the
+// /patchring/blob/1 protocol. Only peers on its allow-list can connect.
+type Node struct {
+	h      host.Host
+	gater  *allowGater
+	srv    *server
+	f      *fetcher
+	up     *Limiter
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	handlers sync.WaitGroup
+}
+
+// New starts a Node listening on cfg.ListenAddrs.
+func New(cfg Config) (*Node, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("new exchange node: no content store")
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		cfg.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/0"}
+	}
+	if cfg.UploadSlots <= 0 {
+		cfg.UploadSlots = 4
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	gater := newAllowGater()
+	gater.set(cfg.Allowed)
+	opts := []libp2p.Option{
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		// TLS first: AES-GCM with AES-NI costs less CPU than ChaCha20.
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(gater),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.Ping(false),
+	}
+	if cfg.Identity != nil {
+		opts = append(opts, libp2p.Identity(cfg.Identity))
+	}
+	if len(cfg.PSK) > 0 {
+		if len(cfg.PSK) != 32 {
+			return nil, fmt.Errorf("new exchange node: private network key is %d bytes, want 32", len(cfg.PSK))
+		}
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.PSK)))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new exchange node: %w", err)
+	}
+	gater.self = h.ID()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		h: h, gater: gater, log: log, ctx: ctx, cancel: cancel,
+		up: NewLimiter(cfg.UploadRate),
+	}
+	sb := newScoreboard(time.Now)
+	manifests := newManifestCache(16)
+	n.srv = &server{
+		store: cfg.Store, up: n.up, slots: make(chan struct{}, cfg.UploadSlots),
+		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
+	}
+	n.f = &fetcher{
+		self: h.ID(), store: cfg.Store, dial: n.dial, sb: sb, wan: NewLimiter(cfg.WANRate),
+		manifests: manifests, timing: cfg.Timing.withDefaults(), log: log,
+	}
+	h.SetStreamHandler(protocol.ID(ProtocolID), n.handleStream)
+	return n, nil
+}
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.h.ID() }
+
+// AddrInfo returns the node's peer ID and listen addresses, for gossip.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}
+}
+
+// Host returns the underlying libp2p host.
+func (n *Node) Host() host.Host { return n.h }
+
+// SetAllowed replaces the allow-list of peers that may connect to this node
+// and that it dials; the daemon feeds it the fleet members heard in gossip.
+// Connections to peers no longer allowed are closed.
+func (n *Node) SetAllowed(ids []peer.ID) {
+	for _, p := range n.gater.set(ids) {
+		_ = n.h.Network().ClosePeer(p)
+	}
+}
+
+// SetRates changes the upload and WAN caps (bytes per second; 0: unlimited).
+func (n *Node) SetRates(upload, wan int64) {
+	n.up.SetRate(upload)
+	n.f.wan.SetRate(wan)
+}
+
+// UploadLimiter and WANLimiter expose the limiters' counters.
+func (n *Node) UploadLimiter() *Limiter { return n.up }
+
+// WANLimiter returns the limiter of origin downloads.
+func (n *Node) WANLimiter() *Limiter { return n.f.wan }
+
+// Peers returns traffic and reputation per peer, sorted by peer ID.
+func (n *Node) Peers() []PeerStats { return n.f.sb.stats() }
+
+// Peer returns the record of one peer.
+func (n *Node) Peer(p peer.ID) (PeerStats, bool) { return n.f.sb.peerStats(p) }
+
+// Totals returns this node's payload traffic.
+func (n *Node) Totals() Totals { return n.f.sb.totals() }
+
+// Fetch downloads the payload h of size bytes (both from signed metadata)
+// into the node's store, in pieces from several peers at once and, per opts,
+// from the origin. The payload becomes visible in the store only after its
+// SHA-256 and size verified. An interrupted Fetch keeps its verified-so-far
+// pieces and a later Fetch resumes. Fetch of a payload the store holds
+// returns nil at once.
+func (n *Node) Fetch(ctx context.Context, h content.Hash, size int64, peers []peer.AddrInfo, opts FetchOptions) error {
+	return n.f.fetch(ctx, h, size, peers, opts)
+}
+
+func (n *Node) dial(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteCloser, error) {
+	if !n.gater.isAllowed(ai.ID) {
+		return nil, fmt.Errorf("dial %s: not a fleet member", ai.ID)
+	}
+	if len(ai.Addrs) > 0 {
+		if err := n.h.Connect(ctx, ai); err != nil {
+			return nil, fmt.Errorf("dial %s: %w", ai.ID, err)
+		}
+	}
+	s, err := n.h.NewStream(ctx, ai.ID, protocol.ID(ProtocolID))
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s: %w", ai.ID, err)
+	}
+	return s, nil
+}
+
+func (n *Node) handleStream(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	if !n.gater.isAllowed(p) {
+		_ = s.Reset()
+		return
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		_ = s.Reset()
+		return
+	}
+	n.handlers.Add(1)
+	n.mu.Unlock()
+	defer n.handlers.Done()
+	if err := n.srv.serveConn(n.ctx, p, s); err != nil {
+		n.log.Debug("exchange: session ended", "peer", p, "err", err)
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+// Run blocks until ctx is done, then closes the node.
+func (n *Node) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return n.Close()
+}
+
+// Close stops serving, waits for the inbound sessions to end and closes the
+// host. Fetches in progress fail; cancel them first for a clean stop.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.h.RemoveStreamHandler(protocol.ID(ProtocolID))
+	n.cancel()
+	n.handlers.Wait()
+	if err := n.h.Close(); err != nil {
+		return fmt.Errorf("close exchange node: %w", err)
+	}
+	return nil
+}

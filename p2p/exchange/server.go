@@ -1,0 +1,315 @@
+package exchange
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/patchring/patchring/p2p/content"
+)
+
+// ioChunk is the unit in which payload bytes are read, rate limited and
+// written.
+const ioChunk = 32 << 10
+
+// server answers the requests of one or more sessions from a store: verified
+// blobs and the accepted pieces of downloads in progress.
+type server struct {
+	store     *content.Store
+	up        *Limiter
+	slots     chan struct{} // upload slots (concurrent range transfers)
+	sb        *scoreboard
+	manifests *manifestCache
+	idle      time.Duration
+	log       *slog.Logger
+}
+
+// serveConn runs one session until the client closes it, it is idle for
+// s.idle, it breaks the protocol or ctx is done. The caller closes c.
+func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser) error {
+	stop := context.AfterFunc(ctx, func() { _ = abort(c) })
+	defer stop()
+	idle := time.AfterFunc(s.idle, func() { _ = abort(c) })
+	defer idle.Stop()
+	br := bufio.NewReaderSize(c, 4096)
+	bw := bufio.NewWriterSize(c, ioChunk+64)
+	for {
+		m, err := ReadFrame(br)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("serve %s: read request: %w", p, err)
+		}
+		// While a request is served the timer watches progress: each chunk
+		// written re-arms it, so a client that stops reading is cut off.
+		idle.Reset(s.idle)
+		progress := func() { idle.Reset(s.idle) }
+		if err := s.handle(ctx, p, bw, m, progress); err != nil {
+			return fmt.Errorf("serve %s: %w", p, err)
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("serve %s: write: %w", p, err)
+		}
+		idle.Reset(s.idle)
+	}
+}
+
+func refuse(w io.Writer, code ErrorCode, format string, args ...any) error {
+	return WriteFrame(w, &ErrorResponse{Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, progress func()) error {
+	switch m := m.(type) {
+	case *HaveRequest:
+		return WriteFrame(w, s.have(m))
+	case *ManifestRequest:
+		sums, err := s.manifest(ctx, m.Hash, m.PieceSize)
+		if errors.Is(err, content.ErrNotFound) {
+			return refuse(w, CodeNotFound, "no manifest for %s", m.Hash)
+		}
+		if err != nil {
+			s.log.Warn("exchange: manifest failed", "hash", m.Hash, "err", err)
+			return refuse(w, CodeInternal, "manifest failed")
+		}
+		return WriteFrame(w, &ManifestResponse{Sums: sums})
+	case *RangeRequest:
+		return s.sendRange(ctx, p, w, m, progress)
+	default:
+		return fmt.Errorf("unexpected %T from client", m)
+	}
+}
+
+func (s *server) have(m *HaveRequest) *HaveResponse {
+	if size, err := s.store.Size(m.Hash); err == nil {
+		return &HaveResponse{Status: HaveFull, Size: size, PieceSize: m.PieceSize}
+	}
+	if pw, ok := s.store.Partial(m.Hash); ok && pw.PieceSize() == m.PieceSize {
+		return &HaveResponse{Status: HavePartial, Size: pw.Size(), PieceSize: m.PieceSize, Bitmap: pw.Bitmap()}
+	}
+	return &HaveResponse{Status: HaveNone}
+}
+
+// manifest returns the piece hashes of h: computed from the verified blob,
+// or, for a download in progress with the same geometry, the hashes of its
+// accepted pieces (zero for the others).
+func (s *server) manifest(ctx context.Context, h content.Hash, pieceSize int64) ([]content.Hash, error) {
+	if s.store.Has(h) {
+		return s.manifests.get(ctx, s.store, h, pieceSize)
+	}
+	if pw, ok := s.store.Partial(h); ok && pw.PieceSize() == pieceSize {
+		return pw.PieceSums(), nil
+	}
+	return nil, content.ErrNotFound
+}
+
+// rangeSource finds verified bytes for [off, off+n) of h.
+func (s *server) rangeSource(h content.Hash, off, n int64) (io.ReaderAt, int64, func(), error) {
+	if r, err := s.store.Open(h); err == nil {
+		return r, r.Size(), func() { _ = r.Close() }, nil
+	}
+	pw, ok := s.store.Partial(h)
+	if !ok {
+		return nil, 0, nil, content.ErrNotFound
+	}
+	ps := pw.PieceSize()
+	if off+n > pw.Size() {
+		return pw, pw.Size(), func() {}, nil // rejected by the caller's bounds check
+	}
+	for i := off / ps; i <= (off+n-1)/ps; i++ {
+		if !pw.Accepted(int(i)) {
+			return nil, 0, nil, content.ErrNotFound
+		}
+	}
+	return &partialSource{s: s.store, w: pw}, pw.Size(), func() {}, nil
+}
+
+// partialSource reads accepted pieces of a download in progress; if the
+// download commits meanwhile, it reads on from the verified blob.
+type partialSource struct {
+	s *content.Store
+	w *content.Writer
+	r *content.Reader
+}
+
+func (ps *partialSource) ReadAt(p []byte, off int64) (int, error) {
+	if ps.r == nil {
+		n, err := ps.w.ReadAt(p, off)
+		if !errors.Is(err, content.ErrClosed) {
+			return n, err
+		}
+		r, oerr := ps.s.Open(ps.w.Hash())
+		if oerr != nil {
+			return 0, err
+		}
+		ps.r = r
+	}
+	return ps.r.ReadAt(p, off)
+}
+
+func (ps *partialSource) close() {
+	if ps.r != nil {
+		_ = ps.r.Close()
+	}
+}
+
+func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, progress func()) error {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		return refuse(w, CodeBusy, "all upload slots busy")
+	}
+	src, size, done, err := s.rangeSource(m.Hash, m.Offset, m.Len)
+	if err != nil {
+		return refuse(w, CodeNotFound, "%s [%d, +%d) not held", m.Hash, m.Offset, m.Len)
+	}
+	defer done()
+	if ps, ok := src.(*partialSource); ok {
+		defer ps.close()
+	}
+	if m.Offset+m.Len > size {
+		return refuse(w, CodeBadRequest, "range [%d, +%d) beyond size %d", m.Offset, m.Len, size)
+	}
+	if err := WriteFrame(w, &RangeResponse{Len: m.Len}); err != nil {
+		return err
+	}
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
+	var sent int64
+	defer func() { s.sb.addOut(p, sent) }()
+	for sent < m.Len {
+		c := buf[:min(int64(len(buf)), m.Len-sent)]
+		if _, err := src.ReadAt(c, m.Offset+sent); err != nil {
+			// We promised bytes we cannot read: break the session rather
+			// than send anything unverified.
+			return fmt.Errorf("read %s at %d: %w", m.Hash, m.Offset+sent, err)
+		}
+		if err := s.up.WaitN(ctx, len(c)); err != nil {
+			return err
+		}
+		n, err := w.Write(c)
+		sent += int64(n)
+		if err != nil {
+			return err
+		}
+		progress()
+	}
+	return nil
+}
+
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, ioChunk); return &b }}
+
+// abort closes a connection so that blocked reads and writes return: a
+// libp2p stream is reset, anything else closed.
+func abort(c io.Closer) error {
+	if r, ok := c.(interface{ Reset() error }); ok {
+		return r.Reset()
+	}
+	return c.Close()
+}
+
+// manifestCache keeps the piece hashes of recently asked-for blobs.
+type manifestCache struct {
+	mu      sync.Mutex
+	max     int
+	order   []manifestKey // oldest first
+	entries map[manifestKey]*manifestEntry
+}
+
+type manifestKey struct {
+	h         content.Hash
+	pieceSize int64
+}
+
+type manifestEntry struct {
+	ready chan struct{}
+	sums  []content.Hash
+	err   error
+}
+
+func newManifestCache(max int) *manifestCache {
+	return &manifestCache{max: max, entries: map[manifestKey]*manifestEntry{}}
+}
+
+// put records verified piece hashes (from a download that just committed).
+func (c *manifestCache) put(h content.Hash, pieceSize int64, sums []content.Hash) {
+	e := &manifestEntry{ready: make(chan struct{}), sums: sums}
+	close(e.ready)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.insertLocked(manifestKey{h, pieceSize}, e)
+}
+
+func (c *manifestCache) insertLocked(k manifestKey, e *manifestEntry) {
+	if _, ok := c.entries[k]; !ok {
+		c.order = append(c.order, k)
+	}
+	c.entries[k] = e
+	for len(c.order) > c.max {
+		delete(c.entries, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+func (c *manifestCache) get(ctx context.Context, st *content.Store, h content.Hash, pieceSize int64) ([]content.Hash, error) {
+	k := manifestKey{h, pieceSize}
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if !ok {
+		e = &manifestEntry{ready: make(chan struct{})}
+		c.insertLocked(k, e)
+	}
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-e.ready:
+			return e.sums, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e.sums, e.err = computeManifest(ctx, st, h, pieceSize)
+	close(e.ready)
+	if e.err != nil {
+		c.mu.Lock()
+		if c.entries[k] == e {
+			delete(c.entries, k)
+		}
+		c.mu.Unlock()
+	}
+	return e.sums, e.err
+}
+
+func computeManifest(ctx context.Context, st *content.Store, h content.Hash, pieceSize int64) ([]content.Hash, error) {
+	r, err := st.Open(h)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	sums := make([]content.Hash, content.NumPieces(r.Size(), pieceSize))
+	hw := sha256.New()
+	for i := range sums {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hw.Reset()
+		if _, err := io.CopyN(hw, r, min(pieceSize, r.Size()-int64(i)*pieceSize)); err != nil {
+			return nil, fmt.Errorf("manifest of %s: %w", h, err)
+		}
+		hw.Sum(sums[i][:0])
+	}
+	return sums, nil
+}
