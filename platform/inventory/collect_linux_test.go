@@ -165,6 +165,9 @@ func TestCollectFakeRootRestartGrouping(t *testing.T) {
 		"proc/102/maps":   maps,
 		"proc/102/comm":   "sshd\n",
 		"proc/102/cgroup": "0::/system.slice/ssh.service\n",
+		"proc/103/maps":   maps,
+		"proc/103/comm":   "pipewire\n",
+		"proc/103/cgroup": "0::/user.slice/user-1000.slice/user@1000.service/session.slice/ssh.service\n",
 		"proc/200/maps":   "7f-8f r-xp 0 fd:01 1 /usr/lib/x86_64-linux-gnu/libz.so.1\n",
 		"proc/300/maps":   "",
 		"proc/self/maps":  maps, // not a PID
@@ -174,8 +177,11 @@ func TestCollectFakeRootRestartGrouping(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := snap.Restart
-	if r.Scanned != 4 || len(r.Processes) != 2 || len(r.Units) != 1 {
+	if r.Scanned != 5 || len(r.Processes) != 3 || len(r.Units) != 2 {
 		t.Fatalf("restart = %+v", r)
+	}
+	if !r.Units[1].User || r.Units[0].User || !slices.Equal(r.Units[1].PIDs, []int{103}) {
+		t.Fatalf("a user's ssh.service must not merge with the system's: %+v", r.Units)
 	}
 	u := r.Units[0]
 	if u.Unit != "ssh.service" || !slices.Equal(u.PIDs, []int{101, 102}) || len(u.Files) != 3 || r.Processes[0].Command != "sshd" {

@@ -224,6 +224,9 @@ func kernels(items []Package, running string) Kernels {
 	for _, f := range found {
 		k.Installed = append(k.Installed, f.KernelPackage)
 	}
+	if len(found) > 0 {
+		k.Manager = found[0].manager
+	}
 	if len(k.Installed) > 0 {
 		k.Newest = k.Installed[0].Release
 	}

@@ -228,6 +228,11 @@ func TestParseRPMQuery(t *testing.T) {
 	if !r.Required || !strings.Contains(r.Reasons[0], "not the newest installed 5.14.0-427.13.1.el9_4.x86_64") {
 		t.Fatalf("reboot = %+v", r)
 	}
+	var gone Reboot
+	kernelReboot(&gone, kernels(pkgs, "5.14.0-284.11.1.el9_2.x86_64"), "none")
+	if !gone.Required || !strings.Contains(gone.Reasons[0], "no longer installed") {
+		t.Fatalf("rpm running kernel removed: %+v", gone)
+	}
 	if _, err := parseRPMQuery([]byte("bash\t1\n")); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("malformed rpm output: %v", err)
 	}
@@ -259,7 +264,7 @@ func TestDebianKernels(t *testing.T) {
 		{"newer installed", k, "none", true},
 		{"container", k, "docker", false},
 		{"running is newest", kernels(items[:3], "6.1.0-21-amd64"), "none", false},
-		{"running removed", kernels(items[:3], "6.1.0-9-amd64"), "none", true},
+		{"self-built kernel on dpkg", kernels(items[:3], "6.1.0-9-amd64"), "none", false},
 		{"no kernels (container image)", kernels(nil, "6.1.0-9-amd64"), "none", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,10 +55,14 @@ func (s *scan) restart(ctx context.Context) *Restart {
 			continue
 		}
 		r.Processes = append(r.Processes, *p)
-		u := units[p.Unit]
+		key := p.Unit
+		if p.UserUnit {
+			key = "user:" + key
+		}
+		u := units[key]
 		if u == nil {
-			u = &RestartUnit{Unit: p.Unit}
-			units[p.Unit] = u
+			u = &RestartUnit{Unit: p.Unit, User: p.UserUnit}
+			units[key] = u
 		}
 		u.PIDs = append(u.PIDs, p.PID)
 		for _, f := range p.Files {
@@ -71,7 +75,18 @@ func (s *scan) restart(ctx context.Context) *Restart {
 		slices.Sort(u.Files)
 		r.Units = append(r.Units, *u)
 	}
-	slices.SortFunc(r.Units, func(a, b RestartUnit) int { return strings.Compare(a.Unit, b.Unit) })
+	slices.SortFunc(r.Units, func(a, b RestartUnit) int {
+		if c := strings.Compare(a.Unit, b.Unit); c != 0 {
+			return c
+		}
+		if a.User == b.User {
+			return 0
+		}
+		if a.User {
+			return 1 // system units first
+		}
+		return -1
+	})
 	if r.Unreadable > 0 {
 		why := " processes could not be inspected (other users' processes need root)"
 		if os.Geteuid() == 0 {
@@ -111,7 +126,7 @@ func (s *scan) process(pid int) (p *RestartProcess, unreadable bool) {
 		p.Command = comm
 	}
 	if cg, u := s.read(dir + "/cgroup"); u == nil {
-		p.Unit, _ = unitFromCgroup(cg)
+		p.Unit, p.UserUnit = unitFromCgroup(cg)
 	}
 	return p, false
 }

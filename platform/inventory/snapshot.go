@@ -233,6 +233,8 @@ type Counts struct {
 
 // Kernels compares the running kernel with the installed kernel packages.
 type Kernels struct {
+	// Manager is the package manager the kernel packages come from.
+	Manager string `json:"manager,omitempty"`
 	Running string `json:"running"` // uname -r
 	// Installed lists kernel image packages, newest first.
 	Installed []KernelPackage `json:"installed,omitempty"`
@@ -286,12 +288,15 @@ type RestartUnit struct {
 
 // RestartProcess is one process mapping deleted files.
 type RestartProcess struct {
-	PID        int      `json:"pid"`
-	Command    string   `json:"command"`
-	Exe        string   `json:"exe,omitempty"`
-	ExeDeleted bool     `json:"exe_deleted,omitempty"`
-	Unit       string   `json:"unit,omitempty"`
-	Files      []string `json:"files"` // deleted files it maps, without " (deleted)"
+	PID        int    `json:"pid"`
+	Command    string `json:"command"`
+	Exe        string `json:"exe,omitempty"`
+	ExeDeleted bool   `json:"exe_deleted,omitempty"`
+	Unit       string `json:"unit,omitempty"`
+	// UserUnit is set when Unit belongs to a user's service manager
+	// (below user@UID.service) rather than the system's.
+	UserUnit bool     `json:"user_unit,omitempty"`
+	Files    []string `json:"files"` // deleted files it maps, without " (deleted)"
 }
 
 // Security is the system's security posture.
