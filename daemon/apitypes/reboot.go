@@ -70,6 +70,10 @@ type RebootStatus struct {
 	// Refused says the user declined the restart; it stays true until the
 	// machine restarts.
 	Refused bool `json:"refused"`
+	// RefusedBy names who declined the restart, e.g. "alice (uid 1000)", so
+	// the admin sees it; RefusedAt is when.
+	RefusedBy string    `json:"refused_by,omitempty"`
+	RefusedAt time.Time `json:"refused_at,omitzero"`
 	// DeferredUntil is the end of the current deferral.
 	DeferredUntil time.Time `json:"deferred_until,omitzero"`
 	// NextAutomatic is when the daemon will restart the machine by itself
@@ -80,6 +84,12 @@ type RebootStatus struct {
 	ActiveHours string `json:"active_hours,omitempty"`
 	// State is one of the RebootState constants.
 	State string `json:"state"`
+	// Waiting says what the automatic restart waits for, e.g. a free slot of
+	// the site's limit on hosts restarting at once.
+	Waiting string `json:"waiting,omitempty"`
+	// LastError says why the last restart attempt failed; the daemon tries
+	// again later.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // DeferChoice is one deferral the policy offers.
@@ -90,7 +100,9 @@ type DeferChoice struct {
 	// Duration is the choice as the policy writes it ("1h", "4h",
 	// "tomorrow"); it is the key a DeferRequest names.
 	Duration string `json:"duration"`
-	// Seconds is how long the deferral lasts if chosen now.
+	// Seconds is how long the deferral lasts if chosen now: how far it
+	// postpones the planned restart (NextAutomatic, or now when none is
+	// planned), cut at the effective deadline.
 	Seconds int64 `json:"seconds"`
 }
 

@@ -1,0 +1,151 @@
+package reboot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/user"
+	"strconv"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/localapi"
+)
+
+// Routes registers the reboot routes of the local API:
+//
+//	GET  /reboot         status (any local user)
+//	POST /reboot/defer   defer by a choice the policy offers (apitypes.DeferRequest)
+//	POST /reboot/refuse  decline the restart where the policy allows it
+//	POST /reboot/now     restart now (a restart must be pending)
+//	GET  /reboot/events  server-sent events (apitypes.Event as JSON data)
+//
+// A user's request beyond the policy's limits gets 403 with the reason.
+func (o *Orchestrator) Routes(api *localapi.Server) {
+	api.Handle(http.MethodGet, "/reboot", localapi.PermRead, o.handleStatus)
+	api.Handle(http.MethodPost, "/reboot/defer", localapi.PermUser, o.handleDefer)
+	api.Handle(http.MethodPost, "/reboot/refuse", localapi.PermUser, o.handleRefuse)
+	api.Handle(http.MethodPost, "/reboot/now", localapi.PermUser, o.handleNow)
+	api.HandleStream(http.MethodGet, "/reboot/events", localapi.PermRead, o.handleEvents)
+}
+
+func (o *Orchestrator) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
+	return o.RebootStatus(), nil
+}
+
+func (o *Orchestrator) handleDefer(ctx context.Context, r *localapi.Request) (any, error) {
+	var req apitypes.DeferRequest
+	if err := r.Decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Choice == "" {
+		return nil, localapi.BadRequest("defer: choice is empty; name one of the choices of GET %s/reboot", apitypes.APIVersion)
+	}
+	st, err := o.Defer(ctx, callerName(r.Caller), req.Choice)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return st, nil
+}
+
+func (o *Orchestrator) handleRefuse(ctx context.Context, r *localapi.Request) (any, error) {
+	var req apitypes.RefuseRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return nil, err
+	}
+	st, err := o.Refuse(ctx, callerName(r.Caller))
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return st, nil
+}
+
+func (o *Orchestrator) handleNow(ctx context.Context, r *localapi.Request) (any, error) {
+	var req apitypes.RestartRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return nil, err
+	}
+	if err := o.RestartNow(ctx, callerName(r.Caller)); err != nil {
+		return nil, apiError(err)
+	}
+	return o.RebootStatus(), nil
+}
+
+// decodeOptional decodes a body that may be empty.
+func decodeOptional(r *localapi.Request, v any) error {
+	if r.HTTP.ContentLength == 0 {
+		return nil
+	}
+	return r.Decode(v)
+}
+
+// apiError maps the orchestrator's errors to the local API's.
+func apiError(err error) error {
+	var d *DeniedError
+	switch {
+	case errors.As(err, &d):
+		return localapi.Forbidden("%s", d.Reason)
+	case errors.Is(err, ErrNoRestartPending), errors.Is(err, ErrRestarting), errors.Is(err, ErrRefused):
+		return localapi.Conflict("%v", err)
+	case errors.Is(err, ErrNotRunning):
+		return localapi.Unavailable("%v", err)
+	}
+	return err
+}
+
+// callerName names a caller for the log, the status and the history:
+// "alice (uid 1000)".
+func callerName(c localapi.Caller) string {
+	if !c.Known {
+		return "an unknown local user"
+	}
+	uid := strconv.Itoa(c.Cred.UID)
+	if u, err := user.LookupId(uid); err == nil && u.Username != "" {
+		return fmt.Sprintf("%s (uid %s)", u.Username, uid)
+	}
+	return "uid " + uid
+}
+
+// handleEvents streams the orchestrator's events as server-sent events,
+// starting with the current status, until the client goes away or the
+// server stops.
+func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) {
+	events, cancel := o.Subscribe()
+	defer cancel()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	st := o.RebootStatus()
+	if err := writeEvent(w, rc, apitypes.Event{Type: apitypes.EventRebootStatus, Reboot: &st, Time: o.clock.Now()}); err != nil {
+		return
+	}
+	ctx := r.HTTP.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if err := writeEvent(w, rc, ev); err != nil {
+				o.log.Debug("event stream ended", "err", err)
+				return
+			}
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev apitypes.Event) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
