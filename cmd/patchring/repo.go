@@ -98,15 +98,22 @@ func (f *repoFlags) open(a *app, signing bool) (*tufrepo.Repo, error) {
 	}
 	pass := os.Getenv(f.passEnv)
 	r, err := tufrepo.Open(f.dir, keys, pass)
+	if err != nil || !signing {
+		return r, err
+	}
+	err = r.Unlock()
+	if errors.Is(err, tufrepo.ErrPassphraseRequired) {
+		p, perr := readPassphrase(a, "Passphrase for the keys in "+keys+": ", false)
+		if perr != nil {
+			return nil, fmt.Errorf("key files in %s are encrypted: set %s or run from a terminal (%v)", keys, f.passEnv, perr)
+		}
+		if r, err = tufrepo.Open(f.dir, keys, p); err != nil {
+			return nil, err
+		}
+		err = r.Unlock()
+	}
 	if err != nil {
 		return nil, err
-	}
-	if signing && r.NeedsPassphrase() {
-		p, err := readPassphrase(a, "Passphrase for the keys in "+keys+": ", false)
-		if err != nil {
-			return nil, fmt.Errorf("key files in %s are encrypted: set %s or run from a terminal (%v)", keys, f.passEnv, err)
-		}
-		return tufrepo.Open(f.dir, keys, p)
 	}
 	return r, nil
 }

@@ -303,18 +303,17 @@ func Open(dir, keysDir, passphrase string) (*Repo, error) {
 	return r, nil
 }
 
-// NeedsPassphrase reports whether signing would need a passphrase that was
-// not given: some key file in the keys directory is encrypted.
-func (r *Repo) NeedsPassphrase() bool {
-	if len(r.passphrase) > 0 {
-		return false
-	}
-	for _, k := range r.keys {
-		if k.Encrypted && k.Private == nil {
-			return true
+// Unlock loads (decrypting with the passphrase given to Open) every key in
+// the keys directory that a role of the current root uses, so a missing or
+// wrong passphrase fails before anything is written. Errors wrap
+// ErrPassphraseRequired or ErrBadPassphrase.
+func (r *Repo) Unlock() error {
+	for _, role := range topRoles {
+		if _, err := r.signers(role, r.root); err != nil {
+			return fmt.Errorf("unlock %s keys: %w", role, err)
 		}
 	}
-	return false
+	return nil
 }
 
 // SetClock replaces the clock used for expiry dates and status.

@@ -206,6 +206,9 @@ func TestPassphrase(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("publish: err = %v, want %v", err, tc.want)
 			}
+			if payloads, _ := filepath.Glob(filepath.Join(dir, targetsDir, "*.policy.json")); len(payloads) != 0 {
+				t.Errorf("a publish refused for its passphrase wrote %v", payloads)
+			}
 			r2, err := Open(dir, keys, "")
 			if err != nil {
 				t.Fatal(err)

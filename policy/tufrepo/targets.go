@@ -274,6 +274,9 @@ func (r *Repo) PublishPolicy(canonicalJSON []byte) (int64, error) {
 	if !json.Valid(canonicalJSON) {
 		return 0, errors.New("publish policy: document is not valid JSON")
 	}
+	if err := r.Unlock(); err != nil {
+		return 0, fmt.Errorf("publish policy: %w", err)
+	}
 	if err := r.AddTarget(PolicyTarget, canonicalJSON, nil); err != nil {
 		return 0, fmt.Errorf("publish policy: %w", err)
 	}
