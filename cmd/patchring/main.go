@@ -54,6 +54,7 @@ var commands = []func(*app) *cobra.Command{
 	newRepoCmd,
 	newCatalogCmd,
 	newDebugCmd,
+	newTrayCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {
