@@ -1,0 +1,184 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Fetcher does the actual transfers for the Coordinator.
+type Fetcher interface {
+	// FromOrigin fetches the payload over the WAN (resuming whatever is
+	// already in the download area; peers that hold pieces may still be
+	// used).
+	FromOrigin(ctx context.Context) error
+	// FromPeers fetches the payload from the given members that hold it
+	// wholly or partly. It must return an error when they stop making
+	// progress (e.g. exchange.ErrStalled) so that the Coordinator can decide
+	// again.
+	FromPeers(ctx context.Context, holders []string) error
+}
+
+// Via says how a payload was obtained.
+type Via int
+
+// Outcomes of Obtain.
+const (
+	// ViaOrigin: this node was the site's WAN fetcher.
+	ViaOrigin Via = iota + 1
+	// ViaPeers: fetched from members of the site.
+	ViaPeers
+	// ViaOriginFallback: not the WAN fetcher, but nothing arrived on the
+	// LAN within WaitTimeout.
+	ViaOriginFallback
+)
+
+func (v Via) String() string {
+	switch v {
+	case ViaOrigin:
+		return "origin"
+	case ViaPeers:
+		return "peers"
+	case ViaOriginFallback:
+		return "origin-fallback"
+	}
+	return fmt.Sprintf("Via(%d)", int(v))
+}
+
+// Config configures a Coordinator.
+type Config struct {
+	// Self is this node's ID.
+	Self string
+	// Members returns the live members of this node's site (self may be
+	// missing; it is always counted).
+	Members func() []Member
+	// Holders returns the members known (from gossip) to hold the payload
+	// key, wholly or partly.
+	Holders func(key string) []string
+	// Poll is how often a waiting node looks again; default 1 s.
+	Poll time.Duration
+	// WaitTimeout is how long the second node in rendezvous order waits
+	// for the payload to appear on the LAN before it fetches from the origin
+	// itself; default 2 minutes. The node at rank r waits
+	// WaitTimeout + (r-1)*Stagger, so that a hung fetcher is replaced by
+	// one node, not by the whole site at once.
+	WaitTimeout time.Duration
+	// Stagger defaults to WaitTimeout/2.
+	Stagger time.Duration
+	// Logger; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// Coordinator decides, per payload, whether this node fetches it over the
+// WAN or from its site's peers.
+type Coordinator struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Coordinator.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Self == "" || cfg.Members == nil || cfg.Holders == nil {
+		return nil, errors.New("new site coordinator: Self, Members and Holders are required")
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 2 * time.Minute
+	}
+	if cfg.Stagger <= 0 {
+		cfg.Stagger = cfg.WaitTimeout / 2
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Coordinator{cfg: cfg, log: log}, nil
+}
+
+// Fetcher returns the WAN fetcher for key among the current live members.
+func (c *Coordinator) Fetcher(key string) string {
+	m, _ := Choose(key, c.members())
+	return m.ID
+}
+
+// rank returns this node's position for key (0: the WAN fetcher) and the
+// fetcher's ID.
+func (c *Coordinator) rank(key string) (int, string) {
+	r := Rank(key, c.members())
+	return slices.IndexFunc(r, func(m Member) bool { return m.ID == c.cfg.Self }), r[0].ID
+}
+
+// IsFetcher reports whether this node is the WAN fetcher for key.
+func (c *Coordinator) IsFetcher(key string) bool { return c.Fetcher(key) == c.cfg.Self }
+
+func (c *Coordinator) members() []Member {
+	ms := c.cfg.Members()
+	if !slices.ContainsFunc(ms, func(m Member) bool { return m.ID == c.cfg.Self }) {
+		ms = append(slices.Clip(ms), Member{ID: c.cfg.Self})
+	}
+	return ms
+}
+
+// Obtain gets payload key into this node's store:
+//   - if members already hold it, from them (LAN first, even for the WAN
+//     fetcher);
+//   - else, if this node ranks first for key among the live members, from
+//     the origin;
+//   - else it waits, polling, for a member to hold it; after WaitTimeout
+//     (plus Stagger per rank below the second) it fetches from the origin
+//     itself.
+//
+// When the fetcher leaves the member list, the next member in rendezvous
+// order sees itself first and takes over. Obtain returns when the payload
+// is obtained or ctx ends; failures of single attempts are retried.
+func (c *Coordinator) Obtain(ctx context.Context, key string, f Fetcher) (Via, error) {
+	start := time.Now()
+	log := c.log.With("payload", key)
+	var lastErr error
+	for {
+		if err := ctx.Err(); err != nil {
+			if lastErr != nil {
+				return 0, fmt.Errorf("obtain %s: %w (last attempt: %v)", key, err, lastErr)
+			}
+			return 0, fmt.Errorf("obtain %s: %w", key, err)
+		}
+		holders := slices.DeleteFunc(slices.Clone(c.cfg.Holders(key)), func(id string) bool { return id == c.cfg.Self })
+		if len(holders) > 0 {
+			err := f.FromPeers(ctx, holders)
+			if err == nil {
+				return ViaPeers, nil
+			}
+			lastErr = err
+			log.Info("site: fetch from peers failed", "holders", len(holders), "err", err)
+		}
+		if ctx.Err() == nil {
+			rank, fetcher := c.rank(key)
+			waited := time.Since(start)
+			patience := c.cfg.WaitTimeout + time.Duration(max(rank-1, 0))*c.cfg.Stagger
+			if rank == 0 || waited >= patience {
+				via := ViaOrigin
+				if rank != 0 {
+					via = ViaOriginFallback
+					log.Info("site: nothing on the LAN in time, fetching from origin", "waited", waited, "fetcher", fetcher)
+				}
+				err := f.FromOrigin(ctx)
+				if err == nil {
+					return via, nil
+				}
+				lastErr = err
+				log.Warn("site: fetch from origin failed", "err", err)
+			}
+		}
+		t := time.NewTimer(c.cfg.Poll)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
