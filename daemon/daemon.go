@@ -21,10 +21,16 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/config"
+	"github.com/patchring/patchring/daemon/engine"
+	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/store"
 	"github.com/patchring/patchring/daemon/version"
+	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/ipc"
+	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/trust"
 )
 
 // service is a long-running part of the agent.
@@ -52,6 +58,11 @@ type Daemon struct {
 
 	services  []service
 	reporters []statusReporter
+
+	inv    *inventory.Service
+	trust  *trust.Client
+	pol    *policysvc.Service
+	engine *engine.Engine
 }
 
 var keyStarts = []byte("start_count")
@@ -92,8 +103,117 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.api = localapi.New(log, cfg.AdminGroup)
 	d.routes()
+	if err := d.subsystems(); err != nil {
+		return nil, err
+	}
 	ok = true
 	return d, nil
+}
+
+// subsystems builds the agent's parts from the configuration.
+func (d *Daemon) subsystems() error {
+	cfg := d.cfg
+	inv, err := inventory.New(inventory.Config{
+		DB:       d.db,
+		Log:      d.log,
+		Options:  pinv.Options{Root: cfg.Inventory.Root, DpkgStatus: d.dpkgStatus()},
+		Interval: cfg.Inventory.Interval,
+		OnScan:   d.onScan,
+	})
+	if err != nil {
+		return err
+	}
+	d.inv = inv
+	d.add(inv)
+	inv.Routes(d.api)
+
+	if cfg.Policy.Origin != "" {
+		root, err := os.ReadFile(cfg.Policy.RootFile)
+		if err != nil {
+			return fmt.Errorf("policy: trusted root: %w", err)
+		}
+		tc, err := trust.New(trust.Config{
+			TrustedRoot: root,
+			StateDir:    filepath.Join(cfg.StateDir, "tuf"),
+			Sources:     []trust.Source{trust.NewOriginSource(cfg.Policy.Origin)},
+			Logger:      d.log,
+		})
+		if err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		d.trust = tc
+		d.pol = policysvc.New(policysvc.Config{
+			Trust:    tc,
+			Log:      d.log,
+			Interval: cfg.Policy.RefreshInterval,
+			Facts:    d.Facts,
+			OnChange: func(*policy.Policy, string) { d.triggerEngine() },
+		})
+		d.add(d.pol)
+		d.pol.Routes(d.api)
+	}
+	return nil
+}
+
+// add registers a long-running part and its status section.
+func (d *Daemon) add(s service) {
+	d.services = append(d.services, s)
+	if r, ok := s.(statusReporter); ok {
+		d.reporters = append(d.reporters, r)
+	}
+}
+
+// dpkgStatus is the dpkg database the agent manages: the sandbox's when
+// apt runs in a sandboxed root.
+func (d *Daemon) dpkgStatus() string {
+	if d.cfg.Apt.Root != "" {
+		return filepath.Join(d.cfg.Apt.Root, "var/lib/dpkg/status")
+	}
+	return ""
+}
+
+func (d *Daemon) onScan(snap *pinv.Snapshot, changes []pinv.Change) {
+	if len(changes) > 0 {
+		d.triggerEngine()
+	}
+}
+
+func (d *Daemon) triggerEngine() {
+	if d.engine != nil {
+		d.engine.Trigger()
+	}
+}
+
+// Facts describes this node for the policy: identity, site, tags and what
+// the inventory knows of its OS.
+func (d *Daemon) Facts() policy.NodeFacts {
+	f := policy.NodeFacts{
+		NodeID:   d.ID(),
+		Hostname: d.hostname,
+		Site:     d.cfg.Site,
+		Tags:     d.cfg.Tags,
+		Headless: d.cfg.Reboot.Headless,
+	}
+	if snap := d.inv.Latest(); snap != nil && snap.OS != nil {
+		f.OSID, f.OSVersion = snap.OS.ID, snap.OS.VersionID
+		f.Arch = debArch(snap.OS.Architecture)
+	}
+	return f
+}
+
+// debArch maps a kernel machine name to Debian's architecture name.
+func debArch(m string) string {
+	switch m {
+	case "x86_64":
+		return "amd64"
+	case "aarch64":
+		return "arm64"
+	case "armv7l":
+		return "armhf"
+	case "i686", "i386":
+		return "i386"
+	}
+	return m
 }
 
 // ID is the node's ID.

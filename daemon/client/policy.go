@@ -1,0 +1,22 @@
+package client
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+)
+
+// Policy returns the signed policy as it applies to this node.
+func (c *Client) Policy(ctx context.Context) (apitypes.EffectivePolicy, error) {
+	var p apitypes.EffectivePolicy
+	err := c.Do(ctx, http.MethodGet, "/policy", nil, &p)
+	return p, err
+}
+
+// RefreshPolicy verifies the fleet's repository now (admin).
+func (c *Client) RefreshPolicy(ctx context.Context) (apitypes.EffectivePolicy, error) {
+	var p apitypes.EffectivePolicy
+	err := c.Do(ctx, http.MethodPost, "/policy/refresh", nil, &p)
+	return p, err
+}
