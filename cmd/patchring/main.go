@@ -47,6 +47,7 @@ func (a *app) jsonOutput() bool { return a.Output == "json" }
 var commands = []func(*app) *cobra.Command{
 	newVersionCmd,
 	newStatusCmd,
+	newRebootCmd,
 	newInventoryCmd,
 	newUpdatesCmd,
 	newHistoryCmd,
