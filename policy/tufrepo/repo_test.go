@@ -291,6 +291,22 @@ func TestTargetsPublishAndServe(t *testing.T) {
 	if _, body := get(payloadURL); !bytes.Equal(body, payload) {
 		t.Error("served payload differs")
 	}
+	for p, want := range map[string]string{
+		"/metadata/timestamp.json":  "no-cache",
+		"/metadata/1.root.json":     "no-cache",
+		"/metadata/99.root.json":    "no-store", // a cached 404 would hide a rotation
+		"/metadata/2.snapshot.json": "immutable",
+		payloadURL:                  "immutable",
+	} {
+		resp, err := srv.Client().Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, want) {
+			t.Errorf("GET %s: Cache-Control %q, want %s", p, cc, want)
+		}
+	}
 
 	// Removing the target removes its payload once published.
 	if err := r.RemoveTarget(name); err != nil {

@@ -1,10 +1,12 @@
 package tufrepo
 
 import (
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -21,15 +23,39 @@ func Handler(dir string) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		switch path.Base(req.URL.Path) {
-		case "timestamp.json", "root.json", "snapshot.json", "targets.json":
+		// Versioned snapshot/targets and hash-prefixed payloads never
+		// change. Everything else may: the unversioned latest copies, and
+		// N.root.json, whose 404 tells agents there is no newer root (a
+		// cached 404 would delay a rotation).
+		base := path.Base(req.URL.Path)
+		if strings.HasPrefix(req.URL.Path, "/"+targetsDir+"/") || versionedMeta.MatchString(base) {
+			w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+		} else {
 			w.Header().Set("Cache-Control", "no-cache")
-		default:
-			w.Header().Set("Cache-Control", "public, max-age=86400")
 		}
-		files.ServeHTTP(w, req)
+		files.ServeHTTP(noStoreErrors{w}, req)
 	})
 }
+
+// noStoreErrors marks error answers (a 404 for the next root above all)
+// Cache-Control: no-store; http.FileServer drops the handler's header on
+// errors.
+type noStoreErrors struct{ http.ResponseWriter }
+
+func (w noStoreErrors) WriteHeader(code int) {
+	if code >= 400 {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// ReadFrom keeps the server's sendfile path for payloads.
+func (w noStoreErrors) ReadFrom(r io.Reader) (int64, error) { return io.Copy(w.ResponseWriter, r) }
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w noStoreErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var versionedMeta = regexp.MustCompile(`^[1-9][0-9]*\.(snapshot|targets)\.json$`)
 
 // repoFS exposes only regular, non-hidden files under metadata/ and
 // targets/.
