@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/patchring/patchring/policy/trust"
 	"github.com/patchring/patchring/policy/tufrepo"
@@ -196,5 +197,57 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Error("New accepted a bad config")
 			}
 		})
+	}
+}
+
+func TestStateSurvivesCrashLeftovers(t *testing.T) {
+	f := newFixture(t, tufrepo.Options{})
+	c, good := f.refreshed()
+	dir := c.StateDir()
+	old := filepath.Join(dir, "refresh-killed")
+	fresh := filepath.Join(dir, "refresh-running")
+	for _, d := range []string{old, fresh} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := trust.New(trust.Config{TrustedRoot: f.rootV1, StateDir: dir, Sources: []trust.Source{f.origin()}, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale scratch dir left: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a recent scratch dir (maybe in use) was removed: %v", err)
+	}
+	assertKeptGood(t, c2, good)
+
+	// A state file that no longer verifies is reported, and the next
+	// refresh starts again from the installed root.
+	state := filepath.Join(dir, "trusted.json")
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, data[:len(data)/2], 0o600); err != nil { // torn by a disk that lied about fsync
+		t.Fatal(err)
+	}
+	c3, err := trust.New(trust.Config{TrustedRoot: f.rootV1, StateDir: dir, Sources: []trust.Source{f.origin()}, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c3.LastGood()
+	assertReason(t, err, trust.ErrMalformed)
+	res, err := c3.Refresh(context.Background())
+	if err != nil {
+		t.Fatalf("refresh over a broken state: %v", err)
+	}
+	if res.Versions != good.Versions || !bytes.Equal(res.Policy, good.Policy) {
+		t.Errorf("recovered state %+v, want %+v", res.Versions, good.Versions)
 	}
 }

@@ -357,11 +357,24 @@ func TestAttackKeyRotationFollowed(t *testing.T) {
 			t.Errorf("%s: root %d policy %q, want root 4 and the new policy", name, res.Versions.Root, res.Policy)
 		}
 	}
-	// Metadata signed with a retired root key no longer counts.
-	_, err := os.Stat(filepath.Join(f.keysDir, "retired"))
-	if err != nil {
-		t.Errorf("retired keys dir: %v", err)
+	// A root signed with the first (now retired) root key no longer counts.
+	retired, err := filepath.Glob(filepath.Join(f.keysDir, "retired", "root-*.json"))
+	if err != nil || len(retired) != 2 {
+		t.Fatalf("retired root keys: %v %v, want the two rotated out", retired, err)
 	}
+	var oldKeys []*tufrepo.Key
+	for _, p := range retired {
+		k, err := tufrepo.ReadKeyFile(p, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldKeys = append(oldKeys, k)
+	}
+	root := load[metadata.RootType](t, f.metaBytes("4.root.json"))
+	root.Signed.Version = 5
+	f.srv.serve("/metadata/5.root.json", sign(t, root, oldKeys...))
+	_, err = c.Refresh(context.Background())
+	assertReason(t, err, trust.ErrThreshold)
 }
 
 func TestAttackSlowRetrieval(t *testing.T) {
