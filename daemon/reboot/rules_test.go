@@ -169,3 +169,34 @@ func TestChoiceNames(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPlan measures planning a restart through a week of active hours
+// and a nightly window, the work done on every wake-up of Run.
+func BenchmarkPlan(b *testing.B) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	nightly := func(t time.Time) (time.Time, time.Time, bool) {
+		l := t.In(berlin)
+		for d := -1; d < 3; d++ {
+			s := time.Date(l.Year(), l.Month(), l.Day()+d, 3, 30, 0, 0, berlin)
+			if e := s.Add(2 * time.Hour); t.Before(e) {
+				return s, e, true
+			}
+		}
+		return time.Time{}, time.Time{}, false
+	}
+	r := Rules{
+		NotifyAhead: 30 * time.Minute, Grace: 8 * time.Hour, Deadline: 7 * 24 * time.Hour,
+		ActiveHours: ActiveHours{Start: 8 * time.Hour, End: 18 * time.Hour, Location: berlin},
+		AutoWindow:  nightly,
+	}.normalized()
+	rec := record{Required: true, Since: t0, DeferredUntil: t0.Add(26 * time.Hour)}
+	for b.Loop() {
+		if _, _, ok := r.plan(&rec, t0); !ok {
+			b.Fatal("no plan")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "reboot_plan@us")
+}
