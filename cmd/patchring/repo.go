@@ -286,7 +286,10 @@ func newRepoAddKeyCmd(a *app, f *repoFlags) *cobra.Command {
 
 func newRepoRemoveKeyCmd(a *app, f *repoFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove-key ROLE KEYID",
+		Use: "remove-key ROLE KEYID",
+		Long: `Revoke a key of ROLE (a new root version signed by the current root keys); KEYID may be
+a unique prefix of at least 8 characters, as repo status shows it. Its file moves to
+KEYDIR/retired/. A role never keeps fewer keys than its threshold.`,
 		Short: "Revoke a key of a role (a new root version); its file moves to KEYDIR/retired/",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -307,7 +310,7 @@ func newRepoRemoveKeyCmd(a *app, f *repoFlags) *cobra.Command {
 }
 
 func newRepoStatusCmd(a *app, f *repoFlags) *cobra.Command {
-	within := "7d"
+	within := "2d"
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show versions, expiry dates, thresholds, keys, and what expires soon",

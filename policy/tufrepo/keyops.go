@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -79,8 +80,8 @@ func (r *Repo) AddKey(role string) (string, error) {
 	return added[0].ID, nil
 }
 
-// RemoveKey revokes keyID from role (a new root version) and retires its
-// key file. It refuses to leave the role with fewer keys than its
+// RemoveKey revokes keyID (or a unique prefix of it of at least 8
+// characters) from role (a new root version) and retires its key file. It refuses to leave the role with fewer keys than its
 // threshold.
 func (r *Repo) RemoveKey(role, keyID string) error {
 	if err := parseRole(role); err != nil {
@@ -97,7 +98,17 @@ func (r *Repo) RemoveKey(role, keyID string) error {
 	}
 	rr := newRoot.Signed.Roles[role]
 	if !slices.Contains(rr.KeyIDs, keyID) {
-		return fmt.Errorf("remove %s key: %w: %s is not a key of %s (see patchring repo status)", role, ErrNoSuchKey, keyID, role)
+		// Accept a unique prefix of at least 8 characters, as status shows.
+		var matches []string
+		for _, id := range rr.KeyIDs {
+			if len(keyID) >= 8 && strings.HasPrefix(id, keyID) {
+				matches = append(matches, id)
+			}
+		}
+		if len(matches) != 1 {
+			return fmt.Errorf("remove %s key: %w: %s is not a key (or a unique prefix of at least 8 characters) of %s (see patchring repo status)", role, ErrNoSuchKey, keyID, role)
+		}
+		keyID = matches[0]
 	}
 	if len(rr.KeyIDs)-1 < rr.Threshold {
 		return fmt.Errorf("remove %s key %s: %w: %s would keep %d key(s) for a threshold of %d; add a key first", role, keyID, ErrThresholdTooHigh, role, len(rr.KeyIDs)-1, rr.Threshold)

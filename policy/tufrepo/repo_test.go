@@ -415,7 +415,10 @@ func TestAddRemoveKey(t *testing.T) {
 	if !slices.Contains(root.Signed.Roles[RoleTargets].KeyIDs, id) {
 		t.Errorf("root 2 does not list the new key %s", id)
 	}
-	if err := r.RemoveKey(RoleTargets, targetsKey); err != nil {
+	if err := r.RemoveKey(RoleTargets, targetsKey[:6]); !errors.Is(err, ErrNoSuchKey) {
+		t.Errorf("removing by a 6-character prefix: err = %v, want ErrNoSuchKey", err)
+	}
+	if err := r.RemoveKey(RoleTargets, targetsKey[:16]); err != nil {
 		t.Fatalf("RemoveKey: %v", err)
 	}
 	root = readRoot(t, dir, 3)
