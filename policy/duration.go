@@ -53,63 +53,44 @@ func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty duration: %w", errNotDuration)
 	}
-	var total float64 // in nanoseconds; checked against overflow at the end
-	var exact time.Duration
-	useExact := true
+	var total time.Duration
 	for s != "" {
 		i := 0
 		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
 			i++
 		}
-		if i == 0 {
-			return 0, fmt.Errorf("%q: %w", in, errNotDuration)
-		}
-		num := s[:i]
-		s = s[i:]
-		j := 0
+		j := i
 		for j < len(s) && !(s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
 			j++
 		}
-		unit := s[:j]
+		num, unit := s[:i], s[i:j]
 		s = s[j:]
-		if unit == "" {
-			return 0, fmt.Errorf("%q: missing unit: %w", in, errNotDuration)
+		if num == "" || unit == "" {
+			return 0, fmt.Errorf("%q: each part needs a number and a unit: %w", in, errNotDuration)
 		}
-		var mult time.Duration
+		// The standard library parses each part exactly (fractions and
+		// overflow included); d and w are read as hours and scaled.
+		mult := time.Duration(1)
 		switch unit {
-		case "w":
-			mult = 7 * 24 * time.Hour
 		case "d":
-			mult = 24 * time.Hour
-		default:
-			// Let the standard library judge every other unit.
-			v, err := time.ParseDuration("1" + unit)
-			if err != nil || v <= 0 {
-				return 0, fmt.Errorf("%q: unknown unit %q: %w", in, unit, errNotDuration)
-			}
-			mult = v
+			unit, mult = "h", 24
+		case "w":
+			unit, mult = "h", 7*24
 		}
-		f, err := strconv.ParseFloat(num, 64)
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || strings.Count(num, ".") > 1 {
-			return 0, fmt.Errorf("%q: bad number %q: %w", in, num, errNotDuration)
+		v, err := time.ParseDuration(num + unit)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("%q: bad part %q: %w", in, num+unit, errNotDuration)
 		}
-		total += f * float64(mult)
-		if n, err := strconv.ParseInt(num, 10, 64); err == nil && useExact {
-			if n > math.MaxInt64/int64(mult) || exact > time.Duration(math.MaxInt64)-time.Duration(n)*mult {
-				return 0, fmt.Errorf("%q: too long: %w", in, errNotDuration)
-			}
-			exact += time.Duration(n) * mult
-		} else {
-			useExact = false
+		if v > math.MaxInt64/mult {
+			return 0, fmt.Errorf("%q: too long: %w", in, errNotDuration)
 		}
+		v *= mult
+		if total > math.MaxInt64-v {
+			return 0, fmt.Errorf("%q: too long: %w", in, errNotDuration)
+		}
+		total += v
 	}
-	if total >= float64(math.MaxInt64) {
-		return 0, fmt.Errorf("%q: too long: %w", in, errNotDuration)
-	}
-	if useExact {
-		return exact, nil
-	}
-	return time.Duration(math.Round(total)), nil
+	return total, nil
 }
 
 // FormatDuration writes d in the form ParseDuration reads, using d, h, m, s

@@ -99,12 +99,14 @@ func (ps *problems) badUnder(path string) bool {
 }
 
 func (ps *problems) lookup(path string) (int, int) {
-	for p := path; p != ""; p = parentPath(p) {
+	for p := path; ; p = parentPath(p) {
 		if lc, ok := ps.pos[p]; ok {
 			return lc[0], lc[1]
 		}
+		if p == "" {
+			return 0, 0
+		}
 	}
-	return 0, 0
 }
 
 // parentPath strips the last element of a field path:

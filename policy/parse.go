@@ -33,6 +33,10 @@ func Parse(data []byte, name string) (*Policy, error) {
 	if !ok {
 		return nil, ps.err(name)
 	}
+	if root = deref(root); root.Kind != yaml.MappingNode {
+		ps.add(root.Line, root.Column, "", "the file must hold a mapping of policy keys (schema, expires, rings, ...), not %s", kindName(root))
+		return nil, ps.err(name)
+	}
 	d := &decoder{ps: ps, budget: decodeBudget}
 	p := d.policy(root)
 	validate(p, ps)
@@ -385,7 +389,7 @@ func (d *decoder) duration(n *yaml.Node, path string) Duration {
 }
 
 func (d *decoder) durations(n *yaml.Node, path string) []Duration {
-	var out []Duration
+	out := []Duration{} // an explicit empty list differs from none (inherit)
 	d.list(n, path, "[1h, 4h, 1d]", func(_ int, v *yaml.Node, p string) {
 		out = append(out, d.duration(v, p))
 	})

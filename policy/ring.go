@@ -54,7 +54,7 @@ func (s *Selector) match(f NodeFacts) (bool, string) {
 		}
 	}
 	if len(s.Tags) > 0 {
-		why = append(why, "tags "+strings.Join(s.Tags, ", "))
+		why = append(why, "has tags "+strings.Join(s.Tags, ", "))
 	}
 	if s.Hostname != "" {
 		if ok, _ := path.Match(s.Hostname, f.Hostname); !ok {
@@ -90,13 +90,13 @@ func RingFor(p *Policy, f NodeFacts) (ring string, why string) {
 		r := &p.Rings[i]
 		for j := range r.Select {
 			if ok, w := r.Select[j].match(f); ok {
-				return r.Name, fmt.Sprintf("rings[%d].select[%d]: %s", i, j, w)
+				return r.Name, fmt.Sprintf("selected by rings[%d].select[%d]: %s", i, j, w)
 			}
 		}
 	}
 	for i := range p.Rings {
 		if p.Rings[i].Default {
-			return p.Rings[i].Name, fmt.Sprintf("no selector matched; rings[%d] is the default ring", i)
+			return p.Rings[i].Name, fmt.Sprintf("no selector matched; %s (rings[%d]) is the default ring", p.Rings[i].Name, i)
 		}
 	}
 	return "", "the policy has no default ring"

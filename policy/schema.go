@@ -198,7 +198,7 @@ type Rollback struct {
 // Reboot holds the fleet-wide reboot rules; rings may override parts of them.
 type Reboot struct {
 	NotifyAhead  Duration     `json:"notify_ahead"`
-	DeferChoices []Duration   `json:"defer_choices,omitempty"`
+	DeferChoices []Duration   `json:"defer_choices,omitzero"`
 	MaxDeferrals int          `json:"max_deferrals"`
 	AllowRefuse  AllowRefuse  `json:"allow_refuse,omitzero"`
 	Deadline     Duration     `json:"deadline"` // counted from when the update became due
@@ -210,7 +210,7 @@ type Reboot struct {
 // RebootOverride replaces, for one ring, the reboot rules that are set.
 type RebootOverride struct {
 	NotifyAhead  *Duration    `json:"notify_ahead,omitempty"`
-	DeferChoices []Duration   `json:"defer_choices,omitempty"`
+	DeferChoices []Duration   `json:"defer_choices,omitzero"`
 	MaxDeferrals *int         `json:"max_deferrals,omitempty"`
 	Deadline     *Duration    `json:"deadline,omitempty"`
 	Grace        *Duration    `json:"grace,omitempty"`

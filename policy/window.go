@@ -194,26 +194,82 @@ func (s *schedule) nearTransition(t time.Time) bool {
 
 // lastStart returns the latest start in (after, t], if any.
 func (s *schedule) lastStart(after, t time.Time) (time.Time, bool) {
-	lo, ok := s.nextStart(after.Add(time.Nanosecond))
-	if !ok || lo.After(t) {
-		return time.Time{}, false
+	w := wallOf(t, s.loc)
+	if s.nearTransition(t) {
+		w = w.Add(resolveMargin)
 	}
-	// lo is a start <= t; look for a later one by halving [lo, hi].
-	hi := t
-	for range 128 {
-		next, ok := s.nextStart(lo.Add(time.Nanosecond))
-		if !ok || next.After(hi) {
-			return lo, true
+	floor := wallOf(after, s.loc).Add(-resolveMargin)
+	var best, stopWall time.Time
+	for range 4096 { // bounded: at most ~6h of minute-by-minute matches
+		pw, ok := prevWall(s.spec, w, floor)
+		if !ok || (!stopWall.IsZero() && pw.Before(stopWall)) {
+			break
 		}
-		mid := lo.Add(hi.Sub(lo)/2 + 1)
-		if c, ok := s.nextStart(mid); ok && !c.After(hi) {
-			lo = c
-		} else {
-			lo = next
-			hi = mid.Add(-time.Nanosecond)
+		w = pw.Add(-time.Minute)
+		c := resolveWall(pw, s.loc)
+		if c.After(t) || !c.After(after) {
+			continue
+		}
+		if best.IsZero() || c.After(best) {
+			best = c
+		}
+		if stopWall.IsZero() {
+			if !s.nearTransition(c) {
+				break
+			}
+			stopWall = pw.Add(-resolveMargin)
 		}
 	}
-	return lo, true
+	return best, !best.IsZero()
+}
+
+// prevWall returns the latest wall-clock time at or before w (both labelled
+// UTC, minute resolution) that spec matches, looking back no further than
+// floor.
+func prevWall(spec *cron.SpecSchedule, w, floor time.Time) (time.Time, bool) {
+	w = w.Truncate(time.Minute)
+	lastDay := time.Date(w.Year(), w.Month(), w.Day(), 0, 0, 0, 0, time.UTC)
+	floorDay := time.Date(floor.Year(), floor.Month(), floor.Day(), 0, 0, 0, 0, time.UTC)
+	for day := lastDay; !day.Before(floorDay); day = day.AddDate(0, 0, -1) {
+		if spec.Month&(1<<uint(day.Month())) == 0 || !dayMatches(spec, day) {
+			continue
+		}
+		hStart := 23
+		if day.Equal(lastDay) {
+			hStart = w.Hour()
+		}
+		for h := hStart; h >= 0; h-- {
+			if spec.Hour&(1<<uint(h)) == 0 {
+				continue
+			}
+			mStart := 59
+			if day.Equal(lastDay) && h == w.Hour() {
+				mStart = w.Minute()
+			}
+			for m := mStart; m >= 0; m-- {
+				if spec.Minute&(1<<uint(m)) != 0 {
+					t := day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+					if t.Before(floor) {
+						return time.Time{}, false
+					}
+					return t, true
+				}
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// dayMatches mirrors cron's rule: when day-of-month or day-of-week is "*",
+// both must match; when both are restricted, either may.
+func dayMatches(s *cron.SpecSchedule, t time.Time) bool {
+	const star = 1 << 63
+	dom := s.Dom&(1<<uint(t.Day())) != 0
+	dow := s.Dow&(1<<uint(t.Weekday())) != 0
+	if s.Dom&star != 0 || s.Dow&star != 0 {
+		return dom && dow
+	}
+	return dom || dow
 }
 
 // occurrence returns the occurrence open at t ([start, end) contains t) or,

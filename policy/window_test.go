@@ -116,8 +116,8 @@ func TestLastStartMatchesLinearScan(t *testing.T) {
 	for _, c := range crons {
 		for _, z := range zones {
 			s := mustSchedule(t, c, z, 0)
-			for i := range 40 {
-				at := base.Add(time.Duration(i) * 7 * time.Hour)
+			for i := range 16 {
+				at := base.Add(time.Duration(i) * 17 * time.Hour)
 				after := at.Add(-3 * 24 * time.Hour)
 				want, wantOK := time.Time{}, false
 				for x, ok := s.nextStart(after.Add(time.Nanosecond)); ok && !x.After(at); x, ok = s.nextStart(x.Add(time.Nanosecond)) {
