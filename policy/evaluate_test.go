@@ -293,7 +293,7 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "deferral ending inside a block window",
 			node: pilotNode, u: sec("bash", "5.2-2", at("2026-12-22T00:00:00Z")), now: at("2026-12-18T12:00:00Z"),
-			want: want{action: ActionWaitGate},
+			want:  want{action: ActionWaitGate},
 			fleet: func(Update) FleetStats { return nil },
 		},
 		{
