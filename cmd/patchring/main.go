@@ -54,6 +54,7 @@ var commands = []func(*app) *cobra.Command{
 	newRollbackCmd,
 	newInstallCmd,
 	newRepoCmd,
+	newPolicyCmd,
 	newCatalogCmd,
 	newDebugCmd,
 	newTrayCmd,
