@@ -2,15 +2,16 @@ package apttest
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
-	"github.com/blakesmith/ar"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -41,21 +42,70 @@ func ReadDebInfo(path string) (DebInfo, error) {
 	return info, nil
 }
 
+// readArMember returns the next member of an ar archive (the container
+// format of .deb files) after the global header: its name and a reader of
+// its data. A library was tried first; it panicked on malformed headers.
+func readArMember(r *bufio.Reader) (string, *arData, error) {
+	var h [60]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return "", nil, io.EOF
+		}
+		return "", nil, fmt.Errorf("ar header: %w", err)
+	}
+	if h[58] != '`' || h[59] != '\n' {
+		return "", nil, errors.New("ar header: bad magic")
+	}
+	size, err := strconv.ParseInt(strings.TrimSpace(string(h[48:58])), 10, 64)
+	if err != nil || size < 0 {
+		return "", nil, fmt.Errorf("ar header: bad size %q", h[48:58])
+	}
+	name := strings.TrimRight(strings.TrimSpace(string(h[0:16])), "/")
+	return name, &arData{r: io.LimitReader(r, size), pad: size % 2, src: r}, nil
+}
+
+// arData reads one member's data; skip discards what is left of it and
+// the padding byte that keeps members at even offsets.
+type arData struct {
+	r   io.Reader
+	pad int64
+	src io.Reader
+}
+
+func (d *arData) Read(p []byte) (int, error) { return d.r.Read(p) }
+
+func (d *arData) skip() error {
+	if _, err := io.Copy(io.Discard, d.r); err != nil {
+		return err
+	}
+	_, err := io.CopyN(io.Discard, d.src, d.pad)
+	if errors.Is(err, io.EOF) {
+		return nil // a final member may lack its padding
+	}
+	return err
+}
+
 func readDebInfo(r io.Reader) (DebInfo, error) {
-	arr := ar.NewReader(r)
+	br := bufio.NewReader(r)
+	var magic [8]byte
+	if _, err := io.ReadFull(br, magic[:]); err != nil || string(magic[:]) != "!<arch>\n" {
+		return DebInfo{}, errors.New("not an ar archive")
+	}
 	for {
-		h, err := arr.Next()
+		name, data, err := readArMember(br)
 		if errors.Is(err, io.EOF) {
 			return DebInfo{}, errors.New("no control member")
 		}
 		if err != nil {
-			return DebInfo{}, fmt.Errorf("ar: %w", err)
+			return DebInfo{}, err
 		}
-		name := strings.TrimRight(strings.TrimSpace(h.Name), "/")
 		if !strings.HasPrefix(name, "control.tar") {
+			if err := data.skip(); err != nil {
+				return DebInfo{}, fmt.Errorf("ar member %s: %w", name, err)
+			}
 			continue
 		}
-		member, err := io.ReadAll(io.LimitReader(arr, maxControl))
+		member, err := io.ReadAll(io.LimitReader(data, maxControl))
 		if err != nil {
 			return DebInfo{}, fmt.Errorf("ar member %s: %w", name, err)
 		}
@@ -138,3 +188,5 @@ func parseControl(text string) (DebInfo, error) {
 	}
 	return info, nil
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,79 @@
+//go:build !linux
+
+package apt
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+)
+
+// Backend drives apt and dpkg; on this system every method returns
+// ErrUnsupported.
+type Backend struct{}
+
+// New returns ErrUnsupported: apt is only available on Linux.
+func New(ctx context.Context, opts Options) (*Backend, error) { return nil, ErrUnsupported }
+
+// Paths returns zero Paths.
+func (b *Backend) Paths() Paths { return Paths{} }
+
+// Refresh returns ErrUnsupported.
+func (b *Backend) Refresh(ctx context.Context) error { return ErrUnsupported }
+
+// Upgradable returns ErrUnsupported.
+func (b *Backend) Upgradable(ctx context.Context) ([]Candidate, error) { return nil, ErrUnsupported }
+
+// Candidate returns ErrUnsupported.
+func (b *Backend) Candidate(ctx context.Context, pkg, version string) (Candidate, error) {
+	return Candidate{}, ErrUnsupported
+}
+
+// ArchivePath returns the archive file name alone.
+func (b *Backend) ArchivePath(pkg, version, arch string) string {
+	return filepath.Join(".", ArchiveFilename(pkg, version, arch))
+}
+
+// Place returns ErrUnsupported.
+func (b *Backend) Place(ctx context.Context, debPath, pkg, version, arch string) (string, error) {
+	return "", ErrUnsupported
+}
+
+// Placed reports nothing placed.
+func (b *Backend) Placed(pkg, version, arch string) (string, bool) { return "", false }
+
+// Install returns ErrUnsupported.
+func (b *Backend) Install(ctx context.Context, pkgs []PkgVersion, opts InstallOptions) error {
+	return ErrUnsupported
+}
+
+// Remove returns ErrUnsupported.
+func (b *Backend) Remove(ctx context.Context, pkgs ...string) error { return ErrUnsupported }
+
+// Status returns ErrUnsupported.
+func (b *Backend) Status(ctx context.Context, pkg string) (PackageStatus, error) {
+	return PackageStatus{}, ErrUnsupported
+}
+
+// InstalledVersion returns ErrUnsupported.
+func (b *Backend) InstalledVersion(ctx context.Context, pkg string) (string, error) {
+	return "", ErrUnsupported
+}
+
+// ConfigurePending returns ErrUnsupported.
+func (b *Backend) ConfigurePending(ctx context.Context) error { return ErrUnsupported }
+
+// Audit returns ErrUnsupported.
+func (b *Backend) Audit(ctx context.Context) ([]string, error) { return nil, ErrUnsupported }
+
+// RebootRequired reports false.
+func (b *Backend) RebootRequired() (bool, []string) { return false, nil }
+
+// LockHolder returns ErrUnsupported.
+func (b *Backend) LockHolder() (*LockedError, error) { return nil, ErrUnsupported }
+
+// WaitLock returns ErrUnsupported.
+func (b *Backend) WaitLock(ctx context.Context, timeout time.Duration) error { return ErrUnsupported }
+
+// FreeSpace returns ErrUnsupported.
+func FreeSpace(path string) (uint64, error) { return 0, ErrUnsupported }
