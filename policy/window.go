@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	_ "time/tzdata" // zone names resolve the same on every node, Windows included
 
 	"github.com/robfig/cron/v3"
 )
