@@ -25,10 +25,14 @@ import (
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/policysvc"
+	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/store"
 	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/platform/apt"
 	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/ipc"
+	platformreboot "github.com/patchring/patchring/platform/reboot"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/trust"
 )
@@ -59,10 +63,12 @@ type Daemon struct {
 	services  []service
 	reporters []statusReporter
 
-	inv    *inventory.Service
-	trust  *trust.Client
-	pol    *policysvc.Service
-	engine *engine.Engine
+	inv     *inventory.Service
+	trust   *trust.Client
+	pol     *policysvc.Service
+	engine  *engine.Engine
+	reboot  *reboot.Orchestrator
+	content *content.Store
 }
 
 var keyStarts = []byte("start_count")
@@ -147,12 +153,110 @@ func (d *Daemon) subsystems() error {
 			Log:      d.log,
 			Interval: cfg.Policy.RefreshInterval,
 			Facts:    d.Facts,
-			OnChange: func(*policy.Policy, string) { d.triggerEngine() },
+			OnChange: func(*policy.Policy, string) {
+				d.triggerEngine()
+				if d.reboot != nil {
+					d.reboot.RulesChanged()
+				}
+			},
 		})
 		d.add(d.pol)
 		d.pol.Routes(d.api)
 	}
+
+	rb, err := reboot.New(reboot.Config{
+		Store:    d.db,
+		Log:      d.log,
+		Rebooter: platformreboot.New(platformreboot.Options{Command: cfg.Reboot.Command}),
+		Headless: cfg.Reboot.Headless,
+		Site:     cfg.Site,
+		Rules:    d.rebootRules,
+	})
+	if err != nil {
+		return err
+	}
+	d.reboot = rb
+	d.add(rb)
+	rb.Routes(d.api)
+
+	if cfg.Apt.Enabled {
+		if err := d.startEngine(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// startEngine builds the update engine on apt and the content store.
+func (d *Daemon) startEngine() error {
+	cfg := d.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := apt.New(ctx, apt.Options{AptConfig: cfg.Apt.AptConfig, Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("apt: %w", err)
+	}
+	cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("content store: %w", err)
+	}
+	d.content = cs
+
+	d.engine = engine.New(engine.Config{
+		DB:           d.db,
+		Log:          d.log,
+		Packages:     engine.AptPackages(b),
+		Content:      engine.StoreContent(cs, nil),
+		Policy:       d.currentPolicy,
+		Facts:        d.Facts,
+		Interval:     cfg.Apt.CheckInterval,
+		RefreshEvery: cfg.Apt.RefreshInterval,
+		HealthEnv:    []string{"PATCHRING_ROOT=" + b.Paths().Root},
+		OnReboot: func(since time.Time, reason string, pkgs []string) {
+			if err := d.reboot.SetRequired(context.Background(), since, reason, pkgs); err != nil {
+				d.log.Warn("reboot: record required", "err", err)
+			}
+		},
+	})
+	d.add(d.engine)
+	d.engine.Routes(d.api)
+	return nil
+}
+
+func (d *Daemon) currentPolicy() (*policy.Policy, string) {
+	if d.pol == nil {
+		return nil, ""
+	}
+	return d.pol.Current()
+}
+
+// rebootRules maps the signed policy's reboot rules for this node to the
+// orchestrator's. Without a policy nothing is forced.
+func (d *Daemon) rebootRules() reboot.Rules {
+	p, _ := d.currentPolicy()
+	if p == nil {
+		return reboot.Rules{}
+	}
+	pr := p.RebootRules(d.Facts())
+	r := reboot.Rules{
+		NotifyAhead:     pr.NotifyAhead,
+		DeferChoices:    reboot.ChoicesFromDurations(pr.DeferChoices),
+		MaxDeferrals:    pr.MaxDeferrals,
+		AllowRefuse:     pr.AllowRefuse,
+		Deadline:        pr.Deadline,
+		Grace:           pr.Grace,
+		SiteConcurrency: pr.MaxConcurrent,
+		Group:           pr.Group,
+	}
+	if ah := pr.ActiveHours; ah != nil {
+		if v, err := reboot.ParseActiveHours(ah.Start, ah.End, ah.TZ); err == nil {
+			r.ActiveHours = v
+		}
+	}
+	if h := pr.AutoReboot; h != nil {
+		r.AutoWindow = h.Occurrence
+	}
+	return r
 }
 
 // add registers a long-running part and its status section.

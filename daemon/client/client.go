@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/platform/ipc"
@@ -40,14 +42,26 @@ func (c *Client) socket() string {
 	return c.Socket
 }
 
+// transports holds one HTTP client per socket path, so long-running
+// users (the tray) reuse connections instead of leaking a transport per
+// call.
+var transports sync.Map // socket path -> *http.Client
+
 func (c *Client) http() *http.Client {
 	sock := c.socket()
-	return &http.Client{Transport: &http.Transport{
+	if hc, ok := transports.Load(sock); ok {
+		return hc.(*http.Client)
+	}
+	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return ipc.Dial(ctx, sock)
 		},
 		DisableCompression: true,
+		MaxIdleConns:       4,
+		IdleConnTimeout:    90 * time.Second,
 	}}
+	actual, _ := transports.LoadOrStore(sock, hc)
+	return actual.(*http.Client)
 }
 
 // APIError is an error answered by the daemon.

@@ -59,6 +59,11 @@ type Apt struct {
 	Enabled   bool   `yaml:"enabled"`
 	Root      string `yaml:"root"`
 	AptConfig string `yaml:"apt_config"`
+	// CheckInterval is how often the engine evaluates the policy against
+	// the available updates; RefreshInterval how often it runs
+	// apt-get update.
+	CheckInterval   time.Duration `yaml:"check_interval"`
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
 }
 
 // Gossip configures the memberlist pool of the site.
@@ -97,6 +102,7 @@ func Default() Config {
 		Inventory:     Inventory{Interval: time.Hour, Root: "/"},
 		Policy:        Policy{RefreshInterval: 5 * time.Minute},
 		Gossip:        Gossip{Label: "patchring"},
+		Apt:           Apt{CheckInterval: 10 * time.Minute, RefreshInterval: time.Hour},
 	}
 }
 
@@ -122,6 +128,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Apt.Enabled, "apt", c.Apt.Enabled, "manage packages with apt")
 	fs.StringVar(&c.Apt.Root, "apt-root", c.Apt.Root, "sandboxed package root for apt/dpkg (empty: the host)")
 	fs.StringVar(&c.Apt.AptConfig, "apt-config", c.Apt.AptConfig, "APT_CONFIG file for the sandboxed root")
+	fs.DurationVar(&c.Apt.CheckInterval, "apt-check-interval", c.Apt.CheckInterval, "how often to evaluate the policy against available updates")
+	fs.DurationVar(&c.Apt.RefreshInterval, "apt-refresh-interval", c.Apt.RefreshInterval, "how often to refresh apt's package indices")
 	fs.BoolVar(&c.Gossip.Enabled, "gossip", c.Gossip.Enabled, "join the site's gossip pool")
 	fs.StringVar(&c.Gossip.Listen, "gossip-listen", c.Gossip.Listen, "gossip address host:port")
 	fs.StringSliceVar(&c.Gossip.Seeds, "gossip-seeds", c.Gossip.Seeds, "gossip seeds host:port, comma separated")
@@ -253,6 +261,12 @@ func (c *Config) Validate(name string) error {
 	}
 	if c.Policy.Origin != "" && c.Policy.RootFile == "" {
 		return bad("policy.root_file", "must name the fleet's trusted root.json when policy.origin is set")
+	}
+	if c.Apt.Enabled && c.Apt.CheckInterval < time.Second {
+		return bad("apt.check_interval", "%s is too short; use at least 1s", c.Apt.CheckInterval)
+	}
+	if c.Apt.Root != "" && c.Apt.AptConfig == "" {
+		return bad("apt.apt_config", "must name the APT_CONFIG file of the sandboxed root %s", c.Apt.Root)
 	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown_grace", "must not be negative")

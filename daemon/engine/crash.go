@@ -7,6 +7,10 @@ import "os"
 // to stop the agent at every step; it does nothing unless set.
 const CrashEnv = "PATCHRING_CRASH_AT"
 
+// CrashAfterInstall is the crash point after the package manager finished
+// but before the journal recorded it.
+const CrashAfterInstall = "install-finished"
+
 func crashPoint(step string) {
 	if v := os.Getenv(CrashEnv); v != "" && v == step {
 		killSelf()

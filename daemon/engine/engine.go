@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -94,6 +95,8 @@ type Config struct {
 	// RollbackWindow is how long previous versions stay in the content
 	// store. Zero: 14 days.
 	RollbackWindow time.Duration
+	// HealthEnv is added to the health check's environment.
+	HealthEnv []string
 	// OnReboot is told when an install leaves the machine needing a
 	// reboot.
 	OnReboot func(since time.Time, reason string, pkgs []string)
@@ -109,6 +112,7 @@ type Engine struct {
 	txMu    sync.Mutex // one transaction at a time
 
 	mu          sync.Mutex
+	cands       map[string]Candidate // from the last plan, by package=version
 	lastRefresh time.Time
 	decisions   []policy.Decision
 	planned     time.Time
@@ -260,8 +264,10 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 		return nil, fmt.Errorf("plan: list upgradable packages: %w", err)
 	}
 	now := e.cfg.Now()
+	byKey := make(map[string]Candidate, len(cands))
 	updates := make([]policy.Update, 0, len(cands))
 	for _, c := range cands {
+		byKey[c.Package+"="+c.Version] = c
 		u := policy.Update{Source: "apt", Package: c.Package, Version: c.Version, InstalledVersion: c.Installed, Classification: "other"}
 		if c.Security {
 			u.Classification = "security"
@@ -271,9 +277,6 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 			return nil, err
 		}
 		u.FirstSeen = first
-		if e.blocked(u, p) {
-			continue
-		}
 		updates = append(updates, u)
 	}
 	var decisions []policy.Decision
@@ -288,9 +291,19 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 			decisions = append(decisions, policy.Decision{Update: u, Action: policy.ActionExpired, Reason: "no verified policy yet: installing nothing"})
 		}
 	}
+	// An update rolled back under this policy version stays out until the
+	// policy changes, whatever the policy would say now.
+	for i, d := range decisions {
+		if under, ok := e.rolledBack(d.Update); ok {
+			decisions[i].Action = policy.ActionDenied
+			decisions[i].At = time.Time{}
+			decisions[i].Reason = fmt.Sprintf("rolled back on this node under policy %s; not installed again until the policy changes", under)
+			decisions[i].Rule = "rollback"
+		}
+	}
 	sort.SliceStable(decisions, func(i, j int) bool { return decisions[i].Update.Package < decisions[j].Update.Package })
 	e.mu.Lock()
-	e.decisions, e.planned = decisions, now
+	e.decisions, e.planned, e.cands = decisions, now, byKey
 	e.mu.Unlock()
 	return decisions, nil
 }
@@ -329,14 +342,18 @@ func (e *Engine) firstSeen(u policy.Update, now time.Time) (time.Time, error) {
 	return now, nil
 }
 
-// blocked reports whether u was rolled back under the current policy.
-func (e *Engine) blocked(u policy.Update, p *policy.Policy) bool {
+// rolledBack reports whether u was rolled back under the current policy
+// version, and that version.
+func (e *Engine) rolledBack(u policy.Update) (string, bool) {
 	var rec updateRecord
 	if err := e.cfg.DB.Get(store.BucketUpdates, updateKey(u), &rec); err != nil {
-		return false
+		return "", false
 	}
 	_, version := e.cfg.Policy()
-	return rec.RolledBackUnder != "" && rec.RolledBackUnder == version
+	if version == "" {
+		version = "none"
+	}
+	return rec.RolledBackUnder, rec.RolledBackUnder != "" && rec.RolledBackUnder == version
 }
 
 func (e *Engine) markRolledBack(it Item, policyVersion string) {
@@ -387,9 +404,14 @@ func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVer
 	e.setState("installing " + u.Package)
 	defer e.setState("idle")
 
-	c, err := e.cfg.Packages.Candidate(ctx, u.Package, u.Version)
-	if err != nil {
-		return nil, fmt.Errorf("install %s: payload: %w", u, err)
+	e.mu.Lock()
+	c, ok := e.cands[u.Package+"="+u.Version]
+	e.mu.Unlock()
+	if !ok || c.SHA256 == "" {
+		var err error
+		if c, err = e.cfg.Packages.Candidate(ctx, u.Package, u.Version); err != nil {
+			return nil, fmt.Errorf("install %s: payload: %w", u, err)
+		}
 	}
 	it := Item{Source: u.Source, Package: u.Package, Arch: c.Arch, From: u.InstalledVersion, To: u.Version,
 		Payload: &Payload{URI: c.URI, Size: c.Size, SHA256: c.SHA256}}
@@ -498,6 +520,7 @@ func (e *Engine) installAndVerify(ctx context.Context, tx *Tx) {
 		e.rollback(ctx, tx, fmt.Errorf("install: %w", err))
 		return
 	}
+	crashPoint(CrashAfterInstall)
 	e.j.finish(tx, nil, "")
 	e.verifyAndCheck(ctx, tx)
 }
@@ -558,7 +581,9 @@ func (e *Engine) healthCheck(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, hc.Command[0], hc.Command[1:]...).CombinedOutput()
+	cmd := exec.CommandContext(cctx, hc.Command[0], hc.Command[1:]...)
+	cmd.Env = append(os.Environ(), e.cfg.HealthEnv...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v: %s", strings.Join(hc.Command, " "), err, tail(out, 400))
 	}

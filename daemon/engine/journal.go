@@ -161,8 +161,12 @@ func (j *journal) finish(tx *Tx, err error, detail string) error {
 		last.Status = "failed"
 		detail = err.Error()
 	}
-	if detail != "" {
+	switch {
+	case detail == "":
+	case last.Detail == "":
 		last.Detail = detail
+	default:
+		last.Detail += "; " + detail
 	}
 	return j.save(tx)
 }
