@@ -117,7 +117,8 @@ func usable(p *Policy) (*Policy, error) {
 //  8. gates wait for earlier rings' success;
 //  9. the deferral runs from first seen; then block windows stop installs,
 //     and allow windows (if the ring has any) are the only times to install
-//     until the ring's deadline passes.
+//     until the ring's deadline passes. The deadline lets installs run
+//     outside allow windows; it opens no gate, pause or block window.
 func Evaluate(p *Policy, f NodeFacts, updates []Update, fleet FleetStats, now time.Time) []Decision {
 	out := make([]Decision, 0, len(updates))
 	vp, err := usable(p)

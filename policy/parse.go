@@ -351,15 +351,14 @@ func (d *decoder) boolean(n *yaml.Node, path string) bool {
 	if !ok {
 		return false
 	}
-	if n.Tag != "!!bool" {
-		d.errf(n, path, "'%s' is not a boolean; use true or false", s)
+	switch strings.ToLower(s) {
+	case "true":
+		return true
+	case "false":
 		return false
 	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		d.errf(n, path, "'%s' is not a boolean; use true or false", s)
-	}
-	return b
+	d.errf(n, path, "'%s' is not a boolean; use true or false", s)
+	return false
 }
 
 func (d *decoder) integer(n *yaml.Node, path string) int {
@@ -367,8 +366,8 @@ func (d *decoder) integer(n *yaml.Node, path string) int {
 	if !ok {
 		return 0
 	}
-	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 32)
-	if n.Tag != "!!int" || err != nil {
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil {
 		d.errf(n, path, "'%s' is not a whole number; use e.g. 3", s)
 		return 0
 	}
