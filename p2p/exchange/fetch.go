@@ -321,6 +321,9 @@ func (d *download) run(ctx context.Context, wg *sync.WaitGroup, peers []peer.Add
 			return err
 		}
 		d.mu.Lock()
+		if idle := time.Since(d.lastProgress); idle > time.Second && d.log.Enabled(ctx, slog.LevelDebug) {
+			d.logStateLocked(idle)
+		}
 		stalled := time.Since(d.lastProgress) > d.opts.StallTimeout
 		oerr := d.originErr
 		d.mu.Unlock()
@@ -641,8 +644,12 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 			return
 		}
 		_, n := d.pieceRange(i)
+		began := time.Now()
 		sum, err := s.readPiece(ctx, t.pieceTimeout(n), d.w, i)
 		d.f.sb.addIn(p, s.in.Load())
+		if took := time.Since(began); took > 500*time.Millisecond {
+			d.log.Debug("exchange: slow piece", "peer", p, "piece", i, "took", took, "bytes", s.in.Load(), "err", err)
+		}
 		if err != nil {
 			d.release(i)
 			var re *RemoteError
@@ -788,7 +795,8 @@ func (d *download) runOrigin(ctx context.Context) {
 }
 
 func (d *download) originPieces(ctx context.Context, body io.Reader, i int) {
-	r := &limitedReader{ctx: ctx, r: body, lim: d.f.wan, count: d.f.sb.addOrigin}
+	r := &limitedReader{ctx: ctx, r: body, pay: &meter{l: d.f.wan}, count: d.f.sb.addOrigin}
+	defer func() { _ = r.pay.flush(ctx) }()
 	for i >= 0 && i < d.n {
 		sum, err := d.w.WritePiece(ctx, i, r)
 		if err != nil {
@@ -828,7 +836,7 @@ func (d *download) originPieces(ctx context.Context, body io.Reader, i int) {
 type limitedReader struct {
 	ctx   context.Context
 	r     io.Reader
-	lim   *Limiter
+	pay   *meter
 	count func(int64)
 }
 
@@ -839,7 +847,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	if n > 0 {
 		l.count(int64(n))
-		if werr := l.lim.WaitN(l.ctx, n); werr != nil && err == nil {
+		if werr := l.pay.add(l.ctx, n); werr != nil && err == nil {
 			err = werr
 		}
 	}
@@ -947,4 +955,28 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return d/2 + rand.N(d)
+}
+
+// logStateLocked logs why a download makes no progress (debug level).
+func (d *download) logStateLocked(idle time.Duration) {
+	missing, inflight := 0, 0
+	for _, st := range d.state {
+		switch st {
+		case pieceMissing:
+			missing++
+		case pieceInflight:
+			inflight++
+		}
+	}
+	useful := 0
+	for q, h := range d.haves {
+		for i := range d.n {
+			if h != nil && h[i] && d.state[i] == pieceMissing && !d.exclude[i][q] {
+				useful++
+				break
+			}
+		}
+	}
+	d.log.Debug("exchange: no progress", "idle", idle, "missing", missing, "inflight", inflight,
+		"sessions", len(d.active), "useful_sessions", useful, "waiting_candidates", d.waiting)
 }

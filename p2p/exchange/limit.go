@@ -33,11 +33,43 @@ func NewLimiter(bytesPerSec int64) *Limiter {
 	return l
 }
 
+// waitQuantum is how many bytes a transfer passes before it pays the
+// limiter. Waiting per 32 KiB chunk means a sleep of a few milliseconds per
+// chunk, and on coarse-timer machines (VMs) the oversleep cuts the rate by a
+// third; paying per 128 KiB keeps the cap and the throughput.
+const waitQuantum = 128 << 10
+
+// meter pays a Limiter for bytes in quanta.
+type meter struct {
+	l    *Limiter
+	owed int
+}
+
+// add records n bytes and, once a quantum is owed, waits for it.
+func (m *meter) add(ctx context.Context, n int) error {
+	m.owed += n
+	if m.owed < waitQuantum {
+		return nil
+	}
+	return m.flush(ctx)
+}
+
+// flush waits for whatever is owed.
+func (m *meter) flush(ctx context.Context) error {
+	if m.owed == 0 {
+		return nil
+	}
+	n := m.owed
+	m.owed = 0
+	return m.l.WaitN(ctx, n)
+}
+
 // burstFor is the bucket size for a rate: a twentieth of a second of
-// traffic, at least one I/O chunk and at most 1 MiB. Small enough that the
-// cap holds over a fraction of a second, large enough not to split chunks.
+// traffic, at least two wait quanta and at most 1 MiB. Small enough that
+// the cap holds over a fraction of a second, large enough not to split
+// quanta.
 func burstFor(bytesPerSec int64) int {
-	return int(min(max(bytesPerSec/20, ioChunk), 1<<20))
+	return int(min(max(bytesPerSec/20, 2*waitQuantum), 1<<20))
 }
 
 // SetRate changes the rate (0: unlimited), e.g. when policy changes.

@@ -46,6 +46,10 @@ type Config struct {
 	// UploadSlots caps concurrent range transfers to peers; further
 	// requests are answered busy. Default 4.
 	UploadSlots int
+	// SlotWait is how long a range request may queue for an upload slot
+	// before it is answered busy; default 0 (at once: the peer then asks
+	// another peer, which measured faster than queueing).
+	SlotWait time.Duration
 	// IdleTimeout closes an inbound session with no request, or a transfer
 	// that makes no progress, for that long; default 30 s.
 	IdleTimeout time.Duration
@@ -126,8 +130,9 @@ func New(cfg Config) (*Node, error) {
 	sb := newScoreboard(time.Now)
 	manifests := newManifestCache(16)
 	n.srv = &server{
-		store: cfg.Store, up: n.up, slots: make(chan struct{}, cfg.UploadSlots),
-		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
+		store: cfg.Store, up: n.up, slots: make(chan struct{}, cfg.UploadSlots), slotWait: cfg.SlotWait,
+		seeding: newSeedTracker(time.Now),
+		sb:      sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
 	}
 	n.f = &fetcher{
 		self: h.ID(), store: cfg.Store, dial: n.dial, sb: sb, wan: NewLimiter(cfg.WANRate),

@@ -26,6 +26,8 @@ type server struct {
 	store     *content.Store
 	up        *Limiter
 	slots     chan struct{} // upload slots (concurrent range transfers)
+	slotWait  time.Duration // how long a range request may queue for a slot
+	seeding   *seedTracker
 	sb        *scoreboard
 	manifests *manifestCache
 	idle      time.Duration
@@ -93,6 +95,9 @@ func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, 
 
 func (s *server) have(m *HaveRequest) *HaveResponse {
 	if size, err := s.store.Size(m.Hash); err == nil {
+		if bm := s.seeding.advertise(m.Hash, size, m.PieceSize); bm != nil {
+			return &HaveResponse{Status: HavePartial, Size: size, PieceSize: m.PieceSize, Bitmap: bm}
+		}
 		return &HaveResponse{Status: HaveFull, Size: size, PieceSize: m.PieceSize}
 	}
 	if pw, ok := s.store.Partial(m.Hash); ok && pw.PieceSize() == m.PieceSize {
@@ -165,12 +170,13 @@ func (ps *partialSource) close() {
 }
 
 func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, progress func()) error {
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	if size, err := s.store.Size(m.Hash); err == nil && !s.seeding.offered(m.Hash, size, m.Offset, m.Len) {
+		return refuse(w, CodeNotFound, "%s [%d, +%d) not on offer yet (initial seeding)", m.Hash, m.Offset, m.Len)
+	}
+	if !s.takeSlot(ctx) {
 		return refuse(w, CodeBusy, "all upload slots busy")
 	}
+	defer func() { <-s.slots }()
 	src, size, done, err := s.rangeSource(m.Hash, m.Offset, m.Len)
 	if err != nil {
 		return refuse(w, CodeNotFound, "%s [%d, +%d) not held", m.Hash, m.Offset, m.Len)
@@ -190,6 +196,7 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 	buf := *bp
 	var sent int64
 	defer func() { s.sb.addOut(p, sent) }()
+	pay := &meter{l: s.up}
 	for sent < m.Len {
 		c := buf[:min(int64(len(buf)), m.Len-sent)]
 		if _, err := src.ReadAt(c, m.Offset+sent); err != nil {
@@ -197,7 +204,7 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 			// than send anything unverified.
 			return fmt.Errorf("read %s at %d: %w", m.Hash, m.Offset+sent, err)
 		}
-		if err := s.up.WaitN(ctx, len(c)); err != nil {
+		if err := pay.add(ctx, len(c)); err != nil {
 			return err
 		}
 		n, err := w.Write(c)
@@ -207,7 +214,32 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 		}
 		progress()
 	}
+	if err := pay.flush(ctx); err != nil {
+		return err
+	}
+	s.seeding.served(m.Hash, size, m.Offset, m.Len)
 	return nil
+}
+
+// takeSlot takes an upload slot, queueing at most s.slotWait.
+func (s *server) takeSlot(ctx context.Context) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if s.slotWait <= 0 {
+		return false
+	}
+	wait := time.NewTimer(s.slotWait)
+	defer wait.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 var chunkBufs = sync.Pool{New: func() any { b := make([]byte, ioChunk); return &b }}
