@@ -15,6 +15,9 @@ import (
 // this list.
 var policySubcommands = []func(*app) *cobra.Command{
 	newPolicyValidateCmd,
+	newPolicyPublishCmd,
+	newPolicyShowCmd,
+	newPolicyExplainCmd,
 }
 
 // newPolicyCmd builds `patchring policy`, the admin's tools for ring policies.
