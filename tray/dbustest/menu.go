@@ -183,6 +183,24 @@ func (m *Menu) Updates() int {
 	return m.updates
 }
 
+// WaitUpdates waits until more than n update signals were seen, e.g. n =
+// Updates() taken before an action.
+func (m *Menu) WaitUpdates(ctx context.Context, n int) error {
+	for {
+		m.mu.Lock()
+		got, ch := m.updates, m.changed
+		m.mu.Unlock()
+		if got > n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for menu update signals (seen %d): %w", got, ctx.Err())
+		}
+	}
+}
+
 // Layout reads the whole menu with GetLayout.
 func (m *Menu) Layout(ctx context.Context) (MenuItem, error) {
 	var (
