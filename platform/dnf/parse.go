@@ -326,7 +326,6 @@ type Advisory struct {
 	Installed string
 }
 
-
 // ParseUpdateinfoInfo parses `dnf updateinfo info` output of dnf 4: blocks
 // of a title between two rules and "Label: value" lines, continuation
 // lines having an empty label. Both the current "Label: value" and the
