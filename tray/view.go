@@ -317,6 +317,9 @@ func detailsNotification(st apitypes.RebootStatus, now time.Time, loc *time.Loca
 		if !st.Since.IsZero() {
 			fmt.Fprintf(&b, "Required since: %s\n", formatWhen(st.Since, now, loc))
 		}
+		if st.Refused && st.RefusedBy != "" {
+			fmt.Fprintf(&b, "Declined by: %s\n", st.RefusedBy)
+		}
 		if !st.EffectiveDeadline.IsZero() {
 			fmt.Fprintf(&b, "Deadline: %s\n", formatWhen(st.EffectiveDeadline, now, loc))
 		}

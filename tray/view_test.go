@@ -305,6 +305,11 @@ func TestDetailsNotification(t *testing.T) {
 			t.Errorf("details body lacks %q:\n%s", want, n.Body)
 		}
 	}
+	refused := PendingRestart(testNow, testDeadline, 2, true)
+	refused.Refused, refused.RefusedBy = true, "alice (uid 1000)"
+	if n := detailsNotification(refused, testNow, time.UTC); !strings.Contains(n.Body, "Declined by: alice (uid 1000)") {
+		t.Errorf("details of a declined restart lack who declined:\n%s", n.Body)
+	}
 	if n := detailsNotification(apitypes.RebootStatus{State: apitypes.RebootStateUpToDate}, testNow, time.UTC); n.Body != "No restart is needed." {
 		t.Errorf("up to date details body %q", n.Body)
 	}
