@@ -28,9 +28,9 @@ func Run(ctx context.Context, d Daemon, opts Options) error {
 		return ErrAlreadyRan
 	}
 	opts = opts.withDefaults()
-	conn, err := dbus.ConnectSessionBus()
+	conn, err := connectSessionBus()
 	if err != nil {
-		return fmt.Errorf("tray: connect to the D-Bus session bus: %w", err)
+		return fmt.Errorf("tray: connect to the D-Bus session bus (the tray runs in a desktop session, with DBUS_SESSION_BUS_ADDRESS set or $XDG_RUNTIME_DIR/bus present): %w", err)
 	}
 	defer conn.Close()
 
@@ -62,4 +62,23 @@ func Run(ctx context.Context, d Daemon, opts Options) error {
 	h.close()
 	wg.Wait()
 	return err
+}
+
+// connectSessionBus opens a private connection to the session bus without
+// starting one (dbus-launch) when there is none: a bus nobody's desktop
+// listens on would show nothing.
+func connectSessionBus() (*dbus.Conn, error) {
+	conn, err := dbus.SessionBusPrivateNoAutoStartup()
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Auth(nil); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
