@@ -318,6 +318,9 @@ func (d *download) run(ctx context.Context, wg *sync.WaitGroup, peers []peer.Add
 		}
 		peers = d.startSessions(ctx, wg, peers)
 		if err := d.maybeStartOrigin(ctx, wg); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // the sessions ended because we were cancelled
+			}
 			return err
 		}
 		d.mu.Lock()
