@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -121,6 +122,49 @@ func TestNewOnHostIsReadOnly(t *testing.T) {
 	if v, err := b.InstalledVersion(context.Background(), "patchring-no-such-package"); v != "" || err != nil {
 		t.Errorf("missing package = %q, %v", v, err)
 	}
+}
+
+// TestUpgradableOnHostMatchesAptList runs the read-only discovery on the
+// host and compares it with `apt list --upgradable` run at the same time.
+// The host may have nothing to upgrade; the comparison holds either way.
+func TestUpgradableOnHostMatchesAptList(t *testing.T) {
+	apttest.GuardHostDB(t)
+	ctx := context.Background()
+	b, err := apt.New(ctx, apt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands, err := b.Upgradable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "apt", "list", "--upgradable")
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []string
+	for _, line := range strings.Split(string(out), "\n") {
+		// name/suite version arch [upgradable from: installed]
+		f := strings.Fields(line)
+		if len(f) >= 3 && strings.Contains(line, "[upgradable from:") {
+			name, _, _ := strings.Cut(f[0], "/")
+			want = append(want, name+" "+f[1]+" "+f[2])
+		}
+	}
+	for _, c := range cands {
+		got = append(got, c.Package+" "+c.Version+" "+c.Arch)
+		if c.URI == "" || c.Size <= 0 || len(c.SHA256) != 64 || len(c.Sources) == 0 {
+			t.Errorf("incomplete candidate %+v", c)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("Upgradable differs from apt list --upgradable:\ngot  %v\nwant %v", got, want)
+	}
+	t.Logf("%d upgradable packages on the host", len(got))
 }
 
 // TestUpgradeFromPlacedPayloadAndRollback is the engine's path: discover
@@ -354,6 +398,31 @@ func TestPostinstFailureAndRecovery(t *testing.T) {
 	e.wantVersion(t, "acme-tool", "1.1")
 	if audit, err := e.b.Audit(ctx); err != nil || len(audit) != 0 {
 		t.Errorf("Audit after recovery = %v, %v", audit, err)
+	}
+}
+
+// TestRollbackFromHalfConfigured: when only the new version's postinst
+// fails, installing the previous version with AllowDowngrades replaces the
+// half-configured package and leaves a consistent database.
+func TestRollbackFromHalfConfigured(t *testing.T) {
+	ctx := context.Background()
+	good := acmePackage("acme-tool", "1.0")
+	good.Postinst = ""
+	bad := acmePackage("acme-tool", "1.1")
+	bad.Postinst = apttest.FailingPostinst("/etc/acme-tool/fail-1.1")
+	e := newEnv(t, apttest.RepoConfig{}, good, bad)
+	e.refresh(t)
+	e.install(t, apt.PkgVersion{Name: "acme-tool", Version: "1.0"}, apt.InstallOptions{})
+	if err := os.WriteFile(e.sb.Path("etc/acme-tool/fail-1.1"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ie *apt.InstallError
+	if err := e.b.Install(ctx, []apt.PkgVersion{{Name: "acme-tool", Version: "1.1"}}, apt.InstallOptions{}); !errors.As(err, &ie) {
+		t.Fatalf("Install 1.1: %v, want *InstallError", err)
+	}
+	e.install(t, apt.PkgVersion{Name: "acme-tool", Version: "1.0"}, apt.InstallOptions{AllowDowngrades: true, NoDownload: true})
+	if audit, err := e.b.Audit(ctx); err != nil || len(audit) != 0 {
+		t.Errorf("Audit after rollback = %v, %v", audit, err)
 	}
 }
 
