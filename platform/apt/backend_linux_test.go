@@ -597,3 +597,43 @@ func BenchmarkAptInstallBare(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(i), "apt_install_bare@ms")
 }
+
+// BenchmarkBackendInstall is BenchmarkAptInstallBare through Backend.Install
+// with NoDownload (the payloads already in apt's archives), to separate
+// the backend's own cost from the engine's.
+func BenchmarkBackendInstall(b *testing.B) {
+	apttest.GuardHostDB(b)
+	ctx := context.Background()
+	dir := b.TempDir()
+	repo := apttest.MustStartRepo(b, apttest.RepoConfig{})
+	for _, v := range []string{"1.0", "1.1"} {
+		p := acmePackage("acme-tool", v)
+		p.Postinst = ""
+		repo.MustAdd(b, apttest.MustBuildDeb(b, dir, p))
+	}
+	sb := apttest.MustSandbox(b, apttest.SandboxOptions{})
+	sb.MustAddRepo(b, "test", repo)
+	be, err := apt.New(ctx, apt.Options{AptConfig: sb.AptConfig})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := be.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, v := range []string{"1.1", "1.0"} {
+		if err := be.Install(ctx, []apt.PkgVersion{{Name: "acme-tool", Version: v}}, apt.InstallOptions{AllowDowngrades: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	versions := []string{"1.1", "1.0"}
+	i := 0
+	start := time.Now()
+	for b.Loop() {
+		pv := apt.PkgVersion{Name: "acme-tool", Version: versions[i%2], Arch: "amd64"}
+		if err := be.Install(ctx, []apt.PkgVersion{pv}, apt.InstallOptions{AllowDowngrades: true, NoDownload: true}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(i), "apt_backend_install@ms")
+}
