@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # Debian packages the tests drive for real (apt/dpkg in sandboxes, a private
 # D-Bus, network namespaces, service managers). Installed when missing.
-DEB_PACKAGES := dbus-daemon dbus-bin util-linux iproute2 sysvinit-utils init-system-helpers \
+DEB_PACKAGES := dbus-daemon dbus-bin desktop-file-utils util-linux iproute2 sysvinit-utils init-system-helpers \
 	apt dpkg lz4 rpm xz-utils ca-certificates
 GO_TEST_FLAGS ?= -race -timeout 18m
 

@@ -248,6 +248,14 @@ func (d *Daemon) rebootRules() reboot.Rules {
 		SiteConcurrency: pr.MaxConcurrent,
 		Group:           pr.Group,
 	}
+	// Countdown notices: 15 and 1 minutes ahead, or within the notice
+	// the policy gives when that is shorter.
+	if pr.NotifyAhead > 0 && pr.NotifyAhead < 15*time.Minute {
+		r.Countdown = []time.Duration{pr.NotifyAhead}
+		if pr.NotifyAhead > 3*time.Minute {
+			r.Countdown = append(r.Countdown, time.Minute)
+		}
+	}
 	if ah := pr.ActiveHours; ah != nil {
 		if v, err := reboot.ParseActiveHours(ah.Start, ah.End, ah.TZ); err == nil {
 			r.ActiveHours = v

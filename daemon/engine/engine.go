@@ -218,6 +218,13 @@ func (e *Engine) Cycle(ctx context.Context) error {
 			e.cfg.Log.Warn("engine: install failed", "update", d.Update.String(), "err", err)
 		}
 	}
+	if len(due) > 0 {
+		// Show what the installs changed (new versions, rollbacks) in
+		// the plan at once, not at the next cycle.
+		if _, err := e.Plan(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
