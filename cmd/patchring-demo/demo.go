@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -91,7 +90,9 @@ func (d *demo) step(format string, args ...any) {
 	fmt.Printf("\n[%5.1fs] ==> %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (d *demo) note(format string, args ...any) { fmt.Printf("          %s\n", fmt.Sprintf(format, args...)) }
+func (d *demo) note(format string, args ...any) {
+	fmt.Printf("          %s\n", fmt.Sprintf(format, args...))
+}
 
 // cli runs the real patchring CLI and prints what it prints.
 func (d *demo) cli(ctx context.Context, args ...string) error {
@@ -510,4 +511,3 @@ func (d *demo) waitReboot(ctx context.Context, a *agent) error {
 	return nil
 }
 
-var _ = http.MethodGet
