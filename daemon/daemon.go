@@ -69,6 +69,9 @@ type Daemon struct {
 	engine  *engine.Engine
 	reboot  *reboot.Orchestrator
 	content *content.Store
+	fleet   *fleet
+	// payloadsPeers fetches payloads through the site; nil without p2p.
+	payloadsPeers *fleet
 }
 
 var keyStarts = []byte("start_count")
@@ -180,12 +183,37 @@ func (d *Daemon) subsystems() error {
 	rb.Routes(d.api)
 
 	if cfg.Apt.Enabled {
+		cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log})
+		if err != nil {
+			return fmt.Errorf("content store: %w", err)
+		}
+		d.content = cs
+	}
+	if cfg.Gossip.Enabled {
+		if err := d.startFleet(); err != nil {
+			return err
+		}
+		d.add(d.fleet)
+		d.fleetRoutes()
+	}
+	if cfg.Apt.Enabled {
 		if err := d.startEngine(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+func (d *Daemon) fleetRoutes() {
+	d.api.Handle(http.MethodGet, "/fleet", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
+		return d.fleet.Fleet(), nil
+	})
+	d.api.Handle(http.MethodGet, "/peers", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
+		return d.fleet.Peers(), nil
+	})
+}
+
+func policyRing(p *policy.Policy, f policy.NodeFacts) (string, string) { return policy.RingFor(p, f) }
 
 // startEngine builds the update engine on apt and the content store.
 func (d *Daemon) startEngine() error {
@@ -196,17 +224,15 @@ func (d *Daemon) startEngine() error {
 	if err != nil {
 		return fmt.Errorf("apt: %w", err)
 	}
-	cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log})
-	if err != nil {
-		return fmt.Errorf("content store: %w", err)
+	var peers engine.PeerFetcher
+	if d.payloadsPeers != nil {
+		peers = d.payloadsPeers
 	}
-	d.content = cs
-
 	d.engine = engine.New(engine.Config{
 		DB:           d.db,
 		Log:          d.log,
 		Packages:     engine.AptPackages(b),
-		Content:      engine.StoreContent(cs, nil),
+		Content:      engine.StoreContent(d.content, peers),
 		Policy:       d.currentPolicy,
 		Facts:        d.Facts,
 		Interval:     cfg.Apt.CheckInterval,

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -51,10 +54,12 @@ type demo struct {
 	keep      bool
 	cleanups  []func()
 
-	origin  *httptest.Server
-	aptRepo *apttest.Repo
-	agents  []*agent
-	start   time.Time
+	origin        *httptest.Server
+	seeds         map[string]string // site -> gossip address of its first agent
+	gossipKeyFile string
+	aptRepo       *apttest.Repo
+	agents        []*agent
+	start         time.Time
 }
 
 func newDemo(bin string, keep bool) (*demo, error) {
@@ -71,7 +76,15 @@ func newDemo(bin string, keep bool) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &demo{bin: bin, work: work, keep: keep, start: time.Now()}
+	d := &demo{bin: bin, work: work, keep: keep, start: time.Now(), seeds: map[string]string{}}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	d.gossipKeyFile = filepath.Join(work, "gossip.key")
+	if err := os.WriteFile(d.gossipKeyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -205,6 +218,11 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
+	// 4b. What the sites saw over gossip, and what peers saved.
+	if err := d.showSites(ctx); err != nil {
+		return err
+	}
+
 	// 5. The story of the broken node.
 	broken := d.agentNamed("branch-desk-2")
 	d.step("branch-desk-2's health check failed after the install: the engine rolled it back")
@@ -273,11 +291,20 @@ func (d *demo) agentNamed(name string) *agent {
 
 func (d *demo) startAgent(ctx context.Context, spec agentSpec, deb10, rootFile string) (*agent, error) {
 	a := &agent{agentSpec: spec, dir: filepath.Join(d.work, spec.name)}
+	gossipAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if d.seeds[spec.site] == "" {
+		// The first agent of a site is the others' seed.
+		d.seeds[spec.site] = gossipAddr
+	}
 	a.sock = filepath.Join(a.dir, "patchringd.sock")
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
 		return nil, err
 	}
-	sb, err := apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir})
+	var sb *apttest.Sandbox
+	sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir})
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +341,17 @@ policy:
   refresh_interval: 2s
 reboot:
   command: [%s, "{message}"]
-`, a.dir, a.sock, spec.name, spec.site, strings.Join(spec.tags, ", "), sb.Root, sb.AptConfig, d.origin.URL, rootFile, rebootScript)
+gossip:
+  enabled: true
+  listen: %s
+  seeds: [%s]
+  key_file: %s
+  label: patchring-demo
+p2p:
+  enabled: true
+  listen: /ip4/127.0.0.1/tcp/0
+`, a.dir, a.sock, spec.name, spec.site, strings.Join(spec.tags, ", "), sb.Root, sb.AptConfig, d.origin.URL, rootFile, rebootScript,
+		gossipAddr, d.seeds[spec.site], d.gossipKeyFile)
 	cfgFile := filepath.Join(a.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -333,6 +370,25 @@ reboot:
 	d.cleanups = append(d.cleanups, func() { stopAgent(a) })
 	a.client = &client.Client{Socket: a.sock}
 	return a, nil
+}
+
+// freeAddr returns a 127.0.0.1 address whose port is free for TCP and UDP
+// (memberlist uses both).
+func freeAddr() (string, error) {
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("no free port for gossip on 127.0.0.1")
 }
 
 func stopAgent(a *agent) {
@@ -511,3 +567,62 @@ func (d *demo) waitReboot(ctx context.Context, a *agent) error {
 	return nil
 }
 
+// showSites prints each site's fleet view and rollout as one member sees
+// it over gossip, and the payload bytes that came from peers instead of
+// the vendor's repository.
+func (d *demo) showSites(ctx context.Context) error {
+	for _, siteName := range []string{"hq", "branch"} {
+		var first *agent
+		for _, a := range d.agents {
+			if a.site == siteName {
+				first = a
+				break
+			}
+		}
+		d.step("site %s as %s sees it over gossip", siteName, first.name)
+		// Gossip converges within a few seconds; wait for every member.
+		want := 0
+		for _, a := range d.agents {
+			if a.site == siteName {
+				want++
+			}
+		}
+		if err := d.poll(ctx, first, "the site's members", func() (bool, error) {
+			f, err := first.client.Fleet(ctx)
+			if err != nil {
+				return false, err
+			}
+			n := 0
+			for _, m := range f.Members {
+				if m.Liveness == "alive" || m.Local {
+					n++
+				}
+			}
+			return n >= want, nil
+		}); err != nil {
+			return err
+		}
+		time.Sleep(2500 * time.Millisecond) // one publish round so the counts are fresh
+		if err := d.cli(ctx, "--socket", first.sock, "fleet"); err != nil {
+			return err
+		}
+		if err := d.cli(ctx, "--socket", first.sock, "fleet", "rollout"); err != nil {
+			return err
+		}
+	}
+	var fromOrigin, fromPeers int64
+	for _, a := range d.agents {
+		p, err := a.client.Peers(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: peers: %w", a.name, err)
+		}
+		fromOrigin += p.FromOrigin
+		fromPeers += p.FromPeers
+	}
+	d.step("payload traffic: %d agents installed acme-tool 1.1 (and kept 1.0 for rollback)", len(d.agents))
+	d.note("bytes from the vendor repository (WAN): %d; bytes from LAN peers: %d", fromOrigin, fromPeers)
+	if total := fromOrigin + fromPeers; total > 0 {
+		d.note("bandwidth optimization: %.0f%% of payload bytes came from peers", 100*float64(fromPeers)/float64(total))
+	}
+	return d.cli(ctx, "--socket", d.agentNamed("branch-desk-1").sock, "peers")
+}

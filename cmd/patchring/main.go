@@ -53,6 +53,8 @@ var commands = []func(*app) *cobra.Command{
 	newHistoryCmd,
 	newRollbackCmd,
 	newInstallCmd,
+	newFleetCmd,
+	newPeersCmd,
 	newRepoCmd,
 	newPolicyCmd,
 	newCatalogCmd,

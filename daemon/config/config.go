@@ -268,6 +268,12 @@ func (c *Config) Validate(name string) error {
 	if c.Apt.Root != "" && c.Apt.AptConfig == "" {
 		return bad("apt.apt_config", "must name the APT_CONFIG file of the sandboxed root %s", c.Apt.Root)
 	}
+	if c.Gossip.Enabled && c.Gossip.KeyFile == "" {
+		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, e.g. from `head -c 32 /dev/urandom | base64`)")
+	}
+	if c.P2P.Enabled && !c.Gossip.Enabled {
+		return bad("p2p.enabled", "payload sharing needs gossip (gossip.enabled): peers are admitted from the site's pool")
+	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown_grace", "must not be negative")
 	}

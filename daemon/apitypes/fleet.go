@@ -1,0 +1,54 @@
+package apitypes
+
+import "time"
+
+// Fleet is the answer of GET /v1/fleet: the members of this node's site as
+// gossip describes them. Members describe themselves: the view is a hint.
+type Fleet struct {
+	Site    string        `json:"site"`
+	Members []FleetMember `json:"members"`
+}
+
+// FleetMember is one member of the site.
+type FleetMember struct {
+	NodeID         string    `json:"node_id"`
+	Hostname       string    `json:"hostname"`
+	Site           string    `json:"site"`
+	Ring           string    `json:"ring,omitempty"`
+	Tags           []string  `json:"tags,omitempty"`
+	Liveness       string    `json:"liveness"`
+	LastSeen       time.Time `json:"last_seen,omitzero"`
+	Local          bool      `json:"local,omitempty"`
+	PolicyVersion  uint64    `json:"policy_version"`
+	AgentVersion   string    `json:"agent_version,omitempty"`
+	Pending        int       `json:"pending"`
+	Installed      int       `json:"installed"`
+	Failed         int       `json:"failed"`
+	LastUpdate     time.Time `json:"last_update,omitzero"`
+	RebootRequired bool      `json:"reboot_required"`
+	RebootDeadline time.Time `json:"reboot_deadline,omitzero"`
+	RebootRefused  bool      `json:"reboot_refused"`
+	Content        int       `json:"content_items"`
+}
+
+// Peers is the answer of GET /v1/peers: payload traffic of this node.
+type Peers struct {
+	FromPeers  int64 `json:"bytes_from_peers"`
+	FromOrigin int64 `json:"bytes_from_origin"`
+	ToPeers    int64 `json:"bytes_to_peers"`
+	// BandwidthOptimization is the share of payload bytes that came from
+	// peers, in percent (Delivery Optimization's figure).
+	BandwidthOptimization float64       `json:"bandwidth_optimization_pct"`
+	Peers                 []PeerTraffic `json:"peers"`
+}
+
+// PeerTraffic is this node's traffic with one peer.
+type PeerTraffic struct {
+	ID         string    `json:"id"`
+	BytesIn    int64     `json:"bytes_in"`
+	BytesOut   int64     `json:"bytes_out"`
+	BadData    int       `json:"bad_data,omitempty"`
+	Failures   int       `json:"failures,omitempty"`
+	AvoidUntil time.Time `json:"avoid_until,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+}

@@ -1,0 +1,406 @@
+package daemon
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/engine"
+	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/p2p/exchange"
+	"github.com/patchring/patchring/p2p/gossip"
+	"github.com/patchring/patchring/p2p/site"
+)
+
+// fleet joins the node to its site: gossip carries every member's state
+// (a hint, never an instruction), and the libp2p exchange shares verified
+// payloads with the members, one WAN download per payload per site.
+type fleet struct {
+	d     *Daemon
+	g     *gossip.Gossip
+	x     *exchange.Node // nil when payload sharing is off
+	coord *site.Coordinator
+
+	mu        sync.Mutex
+	lastState gossip.State
+	published time.Time
+}
+
+// readGossipKeys reads a keyring file: one base64 key per line, the
+// primary first; blank lines and # comments are skipped.
+func readGossipKeys(path string) ([][]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("gossip: gossip.key_file is required: the pool is encrypted (create one with `head -c 32 /dev/urandom | base64`)")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: key file: %w", err)
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: key file %s:%d: not base64: %w", path, i+1, err)
+		}
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return nil, fmt.Errorf("gossip: key file %s:%d: a key has 16, 24 or 32 bytes, this one %d", path, i+1, len(k))
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("gossip: key file %s holds no key", path)
+	}
+	return keys, nil
+}
+
+func (d *Daemon) startFleet() error {
+	cfg := d.cfg
+	keys, err := readGossipKeys(cfg.Gossip.KeyFile)
+	if err != nil {
+		return err
+	}
+	host, port := "0.0.0.0", 7946
+	if cfg.Gossip.Listen != "" {
+		h, p, err := net.SplitHostPort(cfg.Gossip.Listen)
+		if err != nil {
+			return fmt.Errorf("gossip.listen %q: %w", cfg.Gossip.Listen, err)
+		}
+		host = h
+		if port, err = strconv.Atoi(p); err != nil {
+			return fmt.Errorf("gossip.listen %q: bad port", cfg.Gossip.Listen)
+		}
+	}
+	g, err := gossip.New(gossip.Config{
+		Identity: d.id.Key,
+		Hostname: d.hostname,
+		Site:     cfg.Site,
+		BindAddr: host,
+		BindPort: port,
+		Seeds:    cfg.Gossip.Seeds,
+		Keys:     keys,
+		Label:    cfg.Gossip.Label,
+	}, d.log)
+	if err != nil {
+		return err
+	}
+	f := &fleet{d: d, g: g}
+	d.fleet = f
+	if cfg.P2P.Enabled && d.content != nil {
+		listen := cfg.P2P.Listen
+		if listen == "" {
+			listen = "/ip4/0.0.0.0/tcp/0"
+		}
+		x, err := exchange.New(exchange.Config{
+			Store:       d.content,
+			Identity:    d.id.Key,
+			ListenAddrs: []string{listen},
+			Logger:      d.log,
+		})
+		if err != nil {
+			g.Close()
+			return fmt.Errorf("p2p: %w", err)
+		}
+		f.x = x
+		f.coord, err = site.New(site.Config{
+			Self:    d.ID(),
+			Members: f.siteMembers,
+			Holders: f.holders,
+		})
+		if err != nil {
+			x.Close()
+			g.Close()
+			return fmt.Errorf("p2p: %w", err)
+		}
+		d.payloadsPeers = f
+	}
+	return nil
+}
+
+func (f *fleet) Name() string { return "fleet" }
+
+// Run runs gossip (and the exchange), publishes this node's state and
+// acts on what it hears: refresh the policy when a peer holds a newer one
+// (verified through TUF, never taken from the peer), admit members to the
+// exchange.
+func (f *fleet) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- f.g.Run(ctx) }()
+	if f.x != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- f.x.Run(ctx) }()
+	}
+	sub := f.g.Subscribe(64)
+	defer sub.Close()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	f.publish()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				runErr = err
+				break loop
+			}
+		case ev, ok := <-sub.Events():
+			if !ok {
+				break loop
+			}
+			switch ev.Kind {
+			case gossip.EventPolicyVersion:
+				if f.d.pol != nil && int64(ev.PolicyVersion) > f.d.pol.TimestampVersion() {
+					f.d.log.Info("fleet: a peer holds newer policy metadata; refreshing", "peer_version", ev.PolicyVersion)
+					f.d.pol.Trigger()
+				}
+			default:
+				f.admit()
+			}
+		case <-tick.C:
+			f.publish()
+			f.admit()
+		}
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	f.g.Leave(lctx)
+	cancel()
+	wg.Wait()
+	f.g.Close()
+	return runErr
+}
+
+// admit lets the live members of the pool connect to the exchange.
+func (f *fleet) admit() {
+	if f.x == nil {
+		return
+	}
+	var ids []peer.ID
+	for _, m := range f.g.Members() {
+		if m.Local || m.Liveness != gossip.LivenessAlive {
+			continue
+		}
+		if id, err := peer.Decode(m.NodeID); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	f.x.SetAllowed(ids)
+}
+
+// state is what this node tells its site about itself.
+func (f *fleet) state() gossip.State {
+	d := f.d
+	st := gossip.State{Tags: d.cfg.Tags, AgentVersion: version.Version}
+	if p, _ := d.currentPolicy(); p != nil {
+		st.Ring, _ = policyRing(p, d.Facts())
+	}
+	if d.pol != nil {
+		st.PolicyVersion = uint64(max(d.pol.TimestampVersion(), 0))
+	}
+	if snap := d.inv.Latest(); snap != nil {
+		st.InventoryDigest = snap.Digest().Packages
+	}
+	if d.engine != nil {
+		ds, _ := d.engine.Decisions()
+		for _, dec := range ds {
+			switch dec.Action {
+			case "install-now", "install-at", "wait-window", "wait-gate", "wait-deferral":
+				st.Updates.Pending++
+			}
+		}
+		if txs, err := d.engine.History(0); err == nil {
+			for _, tx := range txs {
+				switch tx.Outcome {
+				case engine.OutcomeInstalled:
+					st.Updates.Installed++
+					if tx.Ended.After(st.LastUpdate) {
+						st.LastUpdate = tx.Ended
+					}
+				case engine.OutcomeFailed, engine.OutcomeRolledBack:
+					st.Updates.Failed++
+				}
+			}
+		}
+	}
+	if d.reboot != nil {
+		rs := d.reboot.RebootStatus()
+		st.Reboot = gossip.RebootState{Required: rs.Required, Since: rs.Since, Deadline: rs.EffectiveDeadline, RefusedByUser: rs.Refused}
+	}
+	if f.x != nil {
+		for _, a := range f.x.AddrInfo().Addrs {
+			st.Addrs = append(st.Addrs, a.String())
+		}
+		var hashes [][32]byte
+		for _, info := range f.d.content.List() {
+			hashes = append(hashes, info.Hash)
+		}
+		st.Content = gossip.NewContentIndex(hashes)
+	}
+	return st
+}
+
+func (f *fleet) publish() {
+	st := f.state()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sameState(st, f.lastState) && time.Since(f.published) < time.Minute {
+		return
+	}
+	if err := f.g.SetLocal(st); err != nil {
+		f.d.log.Warn("fleet: publish state", "err", err)
+		return
+	}
+	f.lastState, f.published = st, time.Now()
+}
+
+func sameState(a, b gossip.State) bool {
+	return a.Ring == b.Ring && a.PolicyVersion == b.PolicyVersion && a.InventoryDigest == b.InventoryDigest &&
+		a.Updates == b.Updates && a.Reboot == b.Reboot && a.Content.Equal(b.Content) &&
+		strings.Join(a.Addrs, ",") == strings.Join(b.Addrs, ",") && a.LastUpdate.Equal(b.LastUpdate)
+}
+
+// siteMembers are the live members of this node's site.
+func (f *fleet) siteMembers() []site.Member {
+	var out []site.Member
+	for _, m := range f.g.Members() {
+		if m.Liveness == gossip.LivenessAlive && m.Site == f.d.cfg.Site {
+			out = append(out, site.Member{ID: m.NodeID})
+		}
+	}
+	return out
+}
+
+// holders are the live members that announce holding the payload key.
+func (f *fleet) holders(key string) []string {
+	h, err := content.ParseHash(key)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range f.g.Members() {
+		if !m.Local && m.Liveness == gossip.LivenessAlive && m.State.Content.MayHave(h) {
+			out = append(out, m.NodeID)
+		}
+	}
+	return out
+}
+
+// addrInfos turns member IDs into libp2p addresses from their gossiped
+// state.
+func (f *fleet) addrInfos(ids []string) []peer.AddrInfo {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var out []peer.AddrInfo
+	for _, m := range f.g.Members() {
+		if !want[m.NodeID] {
+			continue
+		}
+		id, err := peer.Decode(m.NodeID)
+		if err != nil {
+			continue
+		}
+		ai := peer.AddrInfo{ID: id}
+		for _, s := range m.State.Addrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				ai.Addrs = append(ai.Addrs, a)
+			}
+		}
+		if len(ai.Addrs) > 0 {
+			out = append(out, ai)
+		}
+	}
+	return out
+}
+
+var _ engine.PeerFetcher = (*fleet)(nil)
+
+// FetchFromPeers gets a payload for the engine: the site's chosen node
+// fetches it over the WAN, the others from the LAN, falling back to the
+// origin when nothing arrives. The exchange verifies the whole payload
+// against h before the store shows it.
+func (f *fleet) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
+	pf := &payloadFetch{f: f, h: h, size: size, origin: origin}
+	via, err := f.coord.Obtain(ctx, h.String(), pf)
+	if err != nil {
+		return err
+	}
+	f.d.log.Info("fleet: payload obtained", "sha256", h.String(), "via", via.String())
+	f.publish()
+	return nil
+}
+
+type payloadFetch struct {
+	f      *fleet
+	h      content.Hash
+	size   int64
+	origin func(ctx context.Context, offset int64) (io.ReadCloser, error)
+}
+
+func (p *payloadFetch) FromOrigin(ctx context.Context) error {
+	return p.f.x.Fetch(ctx, p.h, p.size, p.f.addrInfos(p.f.holders(p.h.String())), exchange.FetchOptions{
+		Origin: exchange.OriginFunc(p.origin), OriginFirst: true,
+	})
+}
+
+func (p *payloadFetch) FromPeers(ctx context.Context, holders []string) error {
+	return p.f.x.Fetch(ctx, p.h, p.size, p.f.addrInfos(holders), exchange.FetchOptions{
+		Origin:    exchange.OriginFunc(p.origin),
+		MorePeers: func() []peer.AddrInfo { return p.f.addrInfos(p.f.holders(p.h.String())) },
+	})
+}
+
+// Fleet returns the site as gossip describes it.
+func (f *fleet) Fleet() apitypes.Fleet {
+	out := apitypes.Fleet{Site: f.d.cfg.Site}
+	for _, m := range f.g.Members() {
+		out.Members = append(out.Members, apitypes.FleetMember{
+			NodeID: m.NodeID, Hostname: m.Hostname, Site: m.Site, Ring: m.State.Ring, Tags: m.State.Tags,
+			Liveness: m.Liveness.String(), LastSeen: m.LastSeen, Local: m.Local,
+			PolicyVersion: m.State.PolicyVersion, AgentVersion: m.State.AgentVersion,
+			Pending: m.State.Updates.Pending, Installed: m.State.Updates.Installed, Failed: m.State.Updates.Failed,
+			LastUpdate:     m.State.LastUpdate,
+			RebootRequired: m.State.Reboot.Required, RebootDeadline: m.State.Reboot.Deadline, RebootRefused: m.State.Reboot.RefusedByUser,
+			Content: m.State.Content.Len(),
+		})
+	}
+	return out
+}
+
+// Peers returns this node's payload traffic with each peer.
+func (f *fleet) Peers() apitypes.Peers {
+	var out apitypes.Peers
+	if f.x == nil {
+		return out
+	}
+	t := f.x.Totals()
+	out.FromPeers, out.FromOrigin, out.ToPeers = t.FromPeers, t.FromOrigin, t.ToPeers
+	out.BandwidthOptimization = t.BandwidthOptimization()
+	for _, p := range f.x.Peers() {
+		out.Peers = append(out.Peers, apitypes.PeerTraffic{ID: p.ID.String(), BytesIn: p.BytesIn, BytesOut: p.BytesOut,
+			BadData: p.BadData, Failures: p.Failures, AvoidUntil: p.AvoidUntil, LastError: p.LastError})
+	}
+	return out
+}
