@@ -159,6 +159,53 @@ func (c *Client) TargetInfo(name string) (TargetInfo, error) {
 	return targetInfo(name, tf), nil
 }
 
+// TargetLocation is a signed target and where its bytes are served.
+type TargetLocation struct {
+	TargetInfo
+	// Path is the target's file below the repository root, as sources
+	// serve it: with consistent snapshots the base name is prefixed with
+	// its hash, e.g. targets/catalog/tool/1.0/<sha256>.tool_1.0_amd64.deb.
+	Path string `json:"path"`
+	// URLs are Path on each source that has an address (HTTPSource), in
+	// the order of the source chain.
+	URLs []string `json:"urls,omitempty"`
+}
+
+// urlSource is a source whose files have addresses (HTTPSource).
+type urlSource interface {
+	URL(path string) string
+}
+
+var _ urlSource = (*HTTPSource)(nil)
+
+// LocateTarget returns the signed length and hashes of target name and
+// where its bytes are served, from the last verified state (offline; it
+// fails with ErrExpired once that has expired and ErrUnknownTarget for a
+// name nothing signed). It is for callers that fetch the bytes through
+// their own transport, such as a content store shared with peers: they
+// must check every byte against Length and Hashes before using it.
+func (c *Client) LocateTarget(name string) (TargetLocation, error) {
+	op := "locate " + name
+	if err := ValidTargetName(name); err != nil {
+		return TargetLocation{}, wrap(op, "", err)
+	}
+	st, err := c.lastGood()
+	if err != nil {
+		return TargetLocation{}, wrap(op, "", err)
+	}
+	tf, consistent, err := c.targetFile(st, name)
+	if err != nil {
+		return TargetLocation{}, wrap(op, "", err)
+	}
+	loc := TargetLocation{TargetInfo: targetInfo(name, tf), Path: remoteTargetPath(name, tf, consistent)}
+	for _, src := range c.Sources() {
+		if us, ok := src.(urlSource); ok {
+			loc.URLs = append(loc.URLs, us.URL(loc.Path))
+		}
+	}
+	return loc, nil
+}
+
 // DownloadTarget fetches target name into dstDir/<name> through the source
 // chain, streaming it to a temporary file while hashing it against the
 // length and hashes go-tuf's GetTargetInfo returns from the last verified

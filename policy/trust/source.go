@@ -92,11 +92,7 @@ func (s *HTTPSource) Fetch(ctx context.Context, path string, maxLength int64) (i
 	if err := checkRelPath(path); err != nil {
 		return nil, err
 	}
-	segs := strings.Split(path, "/")
-	for i, seg := range segs {
-		segs[i] = url.PathEscape(seg)
-	}
-	u := strings.TrimSuffix(s.BaseURL, "/") + "/" + strings.Join(segs, "/")
+	u := s.URL(path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", path, err)
@@ -123,6 +119,16 @@ func (s *HTTPSource) Fetch(ctx context.Context, path string, maxLength int64) (i
 		}
 	}
 	return resp.Body, nil
+}
+
+// URL returns the address of path (relative to the repository root) on
+// this source: BaseURL joined with the path, each segment escaped.
+func (s *HTTPSource) URL(path string) string {
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	return strings.TrimSuffix(s.BaseURL, "/") + "/" + strings.Join(segs, "/")
 }
 
 // checkRelPath refuses paths that could leave the repository root.
