@@ -416,23 +416,33 @@ func (b *Backend) Place(ctx context.Context, debPath, pkg, version, arch string)
 	if err := (PkgVersion{Name: pkg, Version: version, Arch: arch}).Validate(); err != nil || arch == "" {
 		return "", fmt.Errorf("place %s %s %q: invalid package, version or architecture: %v", pkg, version, arch, err)
 	}
-	out, err := b.output(ctx, "dpkg-deb --field", "dpkg-deb", "--field", debPath, "Package", "Version", "Architecture")
+	got, err := b.DebPackage(ctx, debPath)
 	if err != nil {
 		return "", fmt.Errorf("place %s %s: %w", pkg, version, err)
 	}
-	st, err := parseStanzas(out)
-	if err != nil || len(st) != 1 {
-		return "", fmt.Errorf("place %s %s: unreadable control fields of %s: %q", pkg, version, debPath, out)
-	}
-	if got := st[0]; got["Package"] != pkg || got["Version"] != version || got["Architecture"] != arch {
+	if got.Name != pkg || got.Version != version || got.Arch != arch {
 		return "", fmt.Errorf("place %s %s %s: %s is %s %s %s: %w", pkg, version, arch, debPath,
-			got["Package"], got["Version"], got["Architecture"], ErrPayloadMismatch)
+			got.Name, got.Version, got.Arch, ErrPayloadMismatch)
 	}
 	dst := b.ArchivePath(pkg, version, arch)
 	if err := copyDurable(debPath, dst, filepath.Join(b.paths.Archives, "partial")); err != nil {
 		return "", fmt.Errorf("place %s %s: %w", pkg, version, err)
 	}
 	return dst, nil
+}
+
+// DebPackage reads the package name, version and architecture of the .deb
+// file at debPath from its control fields (dpkg-deb --field).
+func (b *Backend) DebPackage(ctx context.Context, debPath string) (PkgVersion, error) {
+	out, err := b.output(ctx, "dpkg-deb --field", "dpkg-deb", "--field", debPath, "Package", "Version", "Architecture")
+	if err != nil {
+		return PkgVersion{}, err
+	}
+	st, err := parseStanzas(out)
+	if err != nil || len(st) != 1 || st[0]["Package"] == "" || st[0]["Version"] == "" || st[0]["Architecture"] == "" {
+		return PkgVersion{}, fmt.Errorf("unreadable control fields of %s: %q", debPath, out)
+	}
+	return PkgVersion{Name: st[0]["Package"], Version: st[0]["Version"], Arch: st[0]["Architecture"]}, nil
 }
 
 // copyDurable copies src to dst through a temporary file in tmpDir (on the
@@ -563,6 +573,62 @@ func (b *Backend) Install(ctx context.Context, pkgs []PkgVersion, opts InstallOp
 	res, err := b.run(ctx, "apt-get install", "apt-get", args...)
 	if err != nil {
 		return b.changeError("install", pkgs, res, err)
+	}
+	return nil
+}
+
+// InstallFiles installs the .deb files at paths with apt-get, the way
+// Install installs versions from the indices: non-interactively, keeping
+// locally changed configuration files, with AllowDowngrades and
+// InstallRecommends as for Install. It is for payloads no configured
+// source carries (the signed catalog): apt installs the files as they are
+// and resolves their dependencies from the configured sources. Each path
+// must be absolute, end in ".deb" (how apt tells a file from a package
+// name) and name a file dpkg-deb can read. NoDownload is refused: a new
+// dependency may need a download. Callers verify the files (hash, control
+// fields) before and the installed versions after; errors are as
+// Install's.
+func (b *Backend) InstallFiles(ctx context.Context, paths []string, opts InstallOptions) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	if opts.NoDownload {
+		return errors.New("install files: NoDownload is not supported for files")
+	}
+	pvs := make([]PkgVersion, 0, len(paths))
+	for _, p := range paths {
+		if !filepath.IsAbs(p) || !strings.HasSuffix(p, ".deb") || strings.ContainsAny(p, "\n\x00") {
+			return fmt.Errorf("install files: %q is not an absolute path of a .deb file", p)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("install files: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("install files: %s is not a regular file", p)
+		}
+		pv, err := b.DebPackage(ctx, p)
+		if err != nil {
+			return fmt.Errorf("install files: %w", err)
+		}
+		if pv.Arch == b.paths.Arch || pv.Arch == "all" {
+			pv.Arch = "" // named as Install names them
+		}
+		pvs = append(pvs, pv)
+	}
+	args := append([]string{"install"}, b.changeArgs()...)
+	if !opts.InstallRecommends {
+		args = append(args, "--no-install-recommends")
+	}
+	if opts.AllowDowngrades {
+		args = append(args, "--allow-downgrades")
+	}
+	args = append(append(args, "--"), paths...)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	res, err := b.run(ctx, "apt-get install", "apt-get", args...)
+	if err != nil {
+		return b.changeError("install", pvs, res, err)
 	}
 	return nil
 }

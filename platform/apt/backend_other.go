@@ -39,6 +39,16 @@ func (b *Backend) Place(ctx context.Context, debPath, pkg, version, arch string)
 	return "", ErrUnsupported
 }
 
+// DebPackage returns ErrUnsupported.
+func (b *Backend) DebPackage(ctx context.Context, debPath string) (PkgVersion, error) {
+	return PkgVersion{}, ErrUnsupported
+}
+
+// InstallFiles returns ErrUnsupported.
+func (b *Backend) InstallFiles(ctx context.Context, paths []string, opts InstallOptions) error {
+	return ErrUnsupported
+}
+
 // Placed reports nothing placed.
 func (b *Backend) Placed(pkg, version, arch string) (string, bool) { return "", false }
 
