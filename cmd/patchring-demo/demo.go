@@ -241,18 +241,19 @@ func (d *demo) run(ctx context.Context) error {
 	// 6. The reboot, on the node that installed last (its restart is the
 	// furthest away).
 	lab := d.lastInstalled(ctx)
-	d.step("acme-tool 1.1 asked for a reboot: the user on %s defers it once; then the agent restarts the machine", lab.name)
+	d.step("acme-tool 1.1 asked for a reboot: the user on %s defers it once from the tray; then the agent restarts the machine", lab.name)
 	if err := d.cli(ctx, "--socket", lab.sock, "reboot", "status"); err != nil {
 		return err
 	}
-	if err := d.cli(ctx, "--socket", lab.sock, "reboot", "defer", "10s"); err != nil {
+	user, err := d.deferFromTray(ctx, lab) // tray.go
+	if err != nil {
 		return err
 	}
 	d.note("a second deferral is beyond the policy's limit (max_deferrals: 1): the agent refuses it, whoever asks")
 	if err := d.cli(ctx, "--socket", lab.sock, "reboot", "defer", "10s"); err == nil {
 		return errors.New("the agent accepted a deferral beyond the policy's limit")
 	}
-	if err := d.waitReboot(ctx, lab); err != nil {
+	if err := user.waitReboot(ctx); err != nil {
 		return err
 	}
 

@@ -1,0 +1,234 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the whole demo binary against freshly built patchringd and
+// patchring and checks that it tells the story: every ring reached, the
+// rollback, the tray's menu read over D-Bus, the deferral clicked in it,
+// the refused second deferral and the enforced reboot; and that it leaves
+// no process and no file behind.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the whole demo takes about 90 s")
+	}
+	if _, err := exec.LookPath("dbus-daemon"); err != nil {
+		t.Fatalf("the demo's tray part needs dbus-daemon: install the Debian package dbus-daemon (%v)", err)
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("building the demo's binaries needs the go command: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+
+	bin := t.TempDir()
+	build := exec.CommandContext(ctx, goTool, "build", "-o", bin+"/",
+		"github.com/patchring/patchring/cmd/patchringd",
+		"github.com/patchring/patchring/cmd/patchring",
+		"github.com/patchring/patchring/cmd/patchring-demo")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// The demo's temporary files (its work tree, the private bus) go to
+	// tmp, which must be empty afterwards.
+	tmp := t.TempDir()
+	demo := exec.CommandContext(ctx, filepath.Join(bin, "patchring-demo"), "--bin", bin, "--timeout", "6m")
+	demo.Env = append(withoutEnv(os.Environ(), "TMPDIR"), "TMPDIR="+tmp)
+	// On timeout the demo gets SIGTERM and cleans up after itself; SIGKILL
+	// only if it does not manage within WaitDelay.
+	demo.Cancel = func() error { return demo.Process.Signal(syscall.SIGTERM) }
+	demo.WaitDelay = 30 * time.Second
+	outb, err := demo.CombinedOutput()
+	out := string(outb)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+
+	t.Run("story", func(t *testing.T) {
+		// Key lines, in the order the demo must print them.
+		steps := []struct{ name, pattern string }{
+			{"policy verified", `every agent verified the signed policy`},
+			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+#1 install installed`},
+			{"rollback shown", `branch-desk-2's health check failed after the install: the engine rolled it back`},
+			{"rollback done", `rollback\s+done\s+health check`},
+			{"tray step", `==> acme-tool 1\.1 asked for a reboot: the user on \S+ defers it once from the tray`},
+			{"tray started", `\$ DBUS_SESSION_BUS_ADDRESS=unix:\S+ patchring --socket \S+ tray &`},
+			{"tooltip", `tooltip:\n\s+patchring: Restart required by `},
+			{"menu read", `read with com\.canonical\.dbusmenu GetLayout`},
+			{"status line", `\| Restart required by [^|]* \[disabled\] +\|`},
+			{"restart now", `\| Restart now +\|`},
+			{"deferral offered", `\| Defer 10 seconds \(1 left\) +\|`},
+			{"quit", `\| Quit +\|`},
+			{"prompt", `notification #\d+: Restart required by [^\n]*\[Restart now\]  \[Defer 10 seconds\]`},
+			{"click", `the user picks "Defer 10 seconds \(1 left\)": the tray host sends dbusmenu Event\(\d+, "clicked"\)`},
+			{"deferred status", `\| Restart deferred until [^|]* \[disabled\] +\|`},
+			{"deferral used", `\| Defer 10 seconds \(none left\) \[disabled\] +\|`},
+			{"other choice disabled", `\| Defer 1 hour \(none left\) \[disabled\] +\|`},
+			{"agent agrees", `the agent agrees:\n\n\s+\$ patchring --socket \S+ reboot status\n(.*\n)*?\s+Deferrals:\s+1 used, none left`},
+			{"second deferral refused", `patchring: no deferrals left: the policy allows 1 and all were used`},
+			{"countdown", `notification #\d+: Restarting in 1 minute \(critical\)`},
+			{"restarting now", `notification #\d+: Restarting now \(critical\)`},
+			{"reboot enforced", `patchringd ran the reboot command \(simulated here\), \d+s after the deferral: \S+ patchring: restarting`},
+			{"menu while restarting", `\| Restarting now \[disabled\] +\|`},
+			{"tray stopped", `stopped the tray \(pid \d+, it exited cleanly\) and the private bus`},
+			{"summary", `==> summary`},
+		}
+		rest := out
+		for _, s := range steps {
+			loc := regexp.MustCompile(s.pattern).FindStringIndex(rest)
+			if loc == nil {
+				t.Fatalf("%s: no %q after the previous key line; demo output:\n%s", s.name, s.pattern, out)
+			}
+			rest = rest[loc[1]:]
+		}
+		// The summary table: every ring reached; the broken node rolled back.
+		rows := map[string]string{
+			"hq-lab-1":       `hq\s+lab\s+1\.1\s+#1 install installed`,
+			"hq-pilot-1":     `hq\s+pilot\s+1\.1\s+#1 install installed`,
+			"hq-desk-1":      `hq\s+broad\s+1\.1\s+#1 install installed`,
+			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+#1 install installed`,
+			"branch-desk-1":  `branch\s+broad\s+1\.1\s+#1 install installed\s+rebooting`,
+			"branch-desk-2":  `branch\s+broad\s+1\.0\s+#1 install rolled-back`,
+		}
+		for node, row := range rows {
+			if !regexp.MustCompile(`(?m)^\s+` + node + `\s+` + row).MatchString(rest) {
+				t.Errorf("summary: no row %s %s in\n%s", node, row, rest)
+			}
+		}
+	})
+
+	t.Run("cleaned up", func(t *testing.T) {
+		left, err := os.ReadDir(tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range left {
+			t.Errorf("the demo left %s behind", filepath.Join(tmp, e.Name()))
+		}
+		pids := regexp.MustCompile(`\bpid (\d+)`).FindAllStringSubmatch(out, -1)
+		if len(pids) < len(fleet)+1 {
+			t.Fatalf("found %d pids in the output, want the %d agents' and the tray's", len(pids), len(fleet)+1)
+		}
+		for _, m := range pids {
+			pid, _ := strconv.Atoi(m[1])
+			if runningFrom(pid, bin) {
+				t.Errorf("process %d is still running after the demo ended", pid)
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			}
+		}
+	})
+}
+
+// runningFrom says whether pid is a live process running a program from
+// dir (so a recycled pid does not count).
+func runningFrom(pid int, dir string) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err == nil {
+		// A zombie has exited; its parent has not reaped it yet.
+		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return false
+		}
+	}
+	return strings.HasPrefix(string(cmdline), dir+"/")
+}
+
+// Without dbus-daemon the demo says so and defers with the CLI; waiting
+// for the reboot is then the plain wait.
+func TestDeferFromTrayWithoutDBusDaemon(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no dbus-daemon anywhere
+	bin := t.TempDir()
+	// A stand-in for the patchring CLI that records its arguments.
+	script := "#!/bin/sh\necho \"$@\" > \"${0%/*}/args\"\necho 'Restart deferred.'\n"
+	if err := os.WriteFile(filepath.Join(bin, "patchring"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := &demo{bin: bin, start: time.Now()}
+	a := &agent{agentSpec: agentSpec{name: "desk-1"}, dir: t.TempDir(), sock: "/run/demo/desk-1.sock", done: make(chan error)}
+
+	out := captureStdout(t, func() {
+		u, err := d.deferFromTray(t.Context(), a)
+		if err != nil {
+			t.Fatalf("deferFromTray: %v", err)
+		}
+		if u.bus != nil {
+			t.Errorf("a bus was started without dbus-daemon")
+		}
+		if len(d.cleanups) != 0 {
+			t.Errorf("%d cleanups registered for a desktop that was never started", len(d.cleanups))
+		}
+		if err := os.WriteFile(filepath.Join(a.dir, "rebooted"), []byte("12:00:00 restarting\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.waitReboot(t.Context()); err != nil {
+			t.Fatalf("waitReboot: %v", err)
+		}
+	})
+	args, err := os.ReadFile(filepath.Join(bin, "args"))
+	if err != nil {
+		t.Fatalf("the CLI was not run: %v", err)
+	}
+	if got, want := strings.TrimSpace(string(args)), "--socket /run/demo/desk-1.sock reboot defer 10s"; got != want {
+		t.Errorf("CLI run with %q, want %q", got, want)
+	}
+	for _, want := range []string{
+		"dbus-daemon is not installed (Debian package dbus-daemon)",
+		"the user defers with the CLI instead",
+		"$ patchring --socket /run/demo/desk-1.sock reboot defer 10s",
+		"Restart deferred.",
+		"patchringd ran the reboot command (simulated here): 12:00:00 restarting",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// captureStdout runs f with os.Stdout going to a pipe and returns what f
+// printed.
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	read := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		read <- string(b)
+	}()
+	defer func() {
+		os.Stdout = saved
+		w.Close()
+		r.Close()
+	}()
+	f()
+	os.Stdout = saved
+	if err := w.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		t.Fatal(err)
+	}
+	return <-read
+}
