@@ -213,6 +213,15 @@ func (d *Daemon) fleetRoutes() {
 	})
 }
 
+// fleetStats are the site's results per ring and update, for gates; empty
+// without gossip (gates then stay closed).
+func (d *Daemon) fleetStats() policy.FleetStats {
+	if d.fleet == nil {
+		return policy.FleetStats{}
+	}
+	return d.fleet.fleetStats()
+}
+
 func policyRing(p *policy.Policy, f policy.NodeFacts) (string, string) { return policy.RingFor(p, f) }
 
 // startEngine builds the update engine on apt and the content store.
@@ -235,6 +244,7 @@ func (d *Daemon) startEngine() error {
 		Content:      engine.StoreContent(d.content, peers),
 		Policy:       d.currentPolicy,
 		Facts:        d.Facts,
+		Fleet:        d.fleetStats,
 		Interval:     cfg.Apt.CheckInterval,
 		RefreshEvery: cfg.Apt.RefreshInterval,
 		HealthEnv:    []string{"PATCHRING_ROOT=" + b.Paths().Root},

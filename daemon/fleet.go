@@ -22,6 +22,7 @@ import (
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/p2p/site"
+	"github.com/patchring/patchring/policy"
 )
 
 // fleet joins the node to its site: gossip carries every member's state
@@ -120,9 +121,11 @@ func (d *Daemon) startFleet() error {
 		}
 		f.x = x
 		f.coord, err = site.New(site.Config{
-			Self:    d.ID(),
-			Members: f.siteMembers,
-			Holders: f.holders,
+			Self:        d.ID(),
+			Members:     f.ringMembers,
+			Holders:     f.holders,
+			WaitTimeout: 20 * time.Second,
+			Logger:      d.log,
 		})
 		if err != nil {
 			x.Close()
@@ -230,6 +233,7 @@ func (f *fleet) state() gossip.State {
 			}
 		}
 		if txs, err := d.engine.History(0); err == nil {
+			st.Results = updateResults(txs)
 			for _, tx := range txs {
 				switch tx.Outcome {
 				case engine.OutcomeInstalled:
@@ -280,13 +284,23 @@ func sameState(a, b gossip.State) bool {
 		strings.Join(a.Addrs, ",") == strings.Join(b.Addrs, ",") && a.LastUpdate.Equal(b.LastUpdate)
 }
 
-// siteMembers are the live members of this node's site.
-func (f *fleet) siteMembers() []site.Member {
+// ringMembers are the live members of this node's site and ring: the
+// nodes that become due for an update at the same moment, among which one
+// fetches it over the WAN. Later rings find it held on the LAN.
+func (f *fleet) ringMembers() []site.Member {
+	ring := ""
+	if p, _ := f.d.currentPolicy(); p != nil {
+		ring, _ = policyRing(p, f.d.Facts())
+	}
 	var out []site.Member
 	for _, m := range f.g.Members() {
-		if m.Liveness == gossip.LivenessAlive && m.Site == f.d.cfg.Site {
-			out = append(out, site.Member{ID: m.NodeID})
+		if m.Liveness != gossip.LivenessAlive || m.Site != f.d.cfg.Site {
+			continue
 		}
+		if ring != "" && !m.Local && m.State.Ring != ring {
+			continue
+		}
+		out = append(out, site.Member{ID: m.NodeID})
 	}
 	return out
 }
@@ -403,4 +417,62 @@ func (f *fleet) Peers() apitypes.Peers {
 			BadData: p.BadData, Failures: p.Failures, AvoidUntil: p.AvoidUntil, LastError: p.LastError})
 	}
 	return out
+}
+
+// updateResults are the latest outcomes of this node's install
+// transactions, newest first, one per update: what the site's ring gates
+// count.
+func updateResults(txs []*engine.Tx) []gossip.UpdateResult {
+	seen := map[string]bool{}
+	var out []gossip.UpdateResult
+	for _, tx := range txs { // newest first
+		if tx.Kind != engine.KindInstall || tx.Outcome == "" || tx.Outcome == engine.OutcomeAborted {
+			continue
+		}
+		for _, it := range tx.Items {
+			k := it.Source + "/" + it.Package + "/" + it.To
+			if seen[k] || len(out) >= gossip.MaxResults {
+				continue
+			}
+			seen[k] = true
+			ok := tx.Outcome == engine.OutcomeInstalled && tx.RolledBy == 0
+			out = append(out, gossip.UpdateResult{Source: it.Source, Package: it.Package, Version: it.To, Succeeded: ok})
+		}
+	}
+	return out
+}
+
+// fleetStats counts, per ring and update, the site's members that
+// succeeded or failed with it, from what the members gossip about
+// themselves. Gates compare these with the policy's thresholds; a member
+// can lie about itself, which moves a gate by one node at most.
+func (f *fleet) fleetStats() policy.FleetStats {
+	stats := policy.FleetStats{}
+	total := map[string]int{}
+	for _, m := range f.g.Members() {
+		if m.State.Ring == "" || (m.Liveness != gossip.LivenessAlive && !m.Local) {
+			continue
+		}
+		total[m.State.Ring]++
+		for _, r := range m.State.Results {
+			k := policy.UpdateKey{Source: r.Source, Package: r.Package, Version: r.Version}
+			if stats[m.State.Ring] == nil {
+				stats[m.State.Ring] = map[policy.UpdateKey]policy.RingStats{}
+			}
+			rs := stats[m.State.Ring][k]
+			if r.Succeeded {
+				rs.Succeeded++
+			} else {
+				rs.Failed++
+			}
+			stats[m.State.Ring][k] = rs
+		}
+	}
+	for ring, byUpdate := range stats {
+		for k, rs := range byUpdate {
+			rs.Total = total[ring]
+			byUpdate[k] = rs
+		}
+	}
+	return stats
 }

@@ -212,7 +212,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	released := time.Now()
-	d.note("rings: lab installs at once, pilot after 12s, broad after 24s (deferrals from the signed policy)")
+	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip)")
 
 	if err := d.follow(ctx, released); err != nil {
 		return err

@@ -21,6 +21,19 @@ type State struct {
 	Content         ContentIndex  // content the node holds (see NewContentIndex)
 	AgentVersion    string        // patchringd version
 	LastUpdate      time.Time     // when the node last installed updates
+	// Results are the node's latest outcomes per update (at most
+	// MaxResults, newest first): what ring gates count.
+	Results []UpdateResult
+}
+
+// MaxResults caps State.Results: the whole signed state must fit one
+// gossip packet.
+const MaxResults = 8
+
+// UpdateResult is a node's outcome with one update.
+type UpdateResult struct {
+	Source, Package, Version string
+	Succeeded                bool // installed and healthy; false: failed or rolled back
 }
 
 // UpdateSummary counts a node's updates.
@@ -111,6 +124,16 @@ func validateState(s *State) error {
 	if err := checkString("agent version", s.AgentVersion, maxShortLen); err != nil {
 		return err
 	}
+	if len(s.Results) > MaxResults {
+		return fmt.Errorf("%d update results, at most %d", len(s.Results), MaxResults)
+	}
+	for i, r := range s.Results {
+		for _, f := range []string{r.Source, r.Package, r.Version} {
+			if err := checkString(fmt.Sprintf("result %d", i), f, maxResultField); err != nil {
+				return err
+			}
+		}
+	}
 	for name, v := range map[string]int{"pending": s.Updates.Pending, "installed": s.Updates.Installed, "failed": s.Updates.Failed} {
 		if v < 0 || v >= maxCount {
 			return fmt.Errorf("update count %s = %d out of range", name, v)
@@ -136,13 +159,14 @@ func equalStates(a, b *State) bool {
 		a.Updates == b.Updates && a.Reboot.Required == b.Reboot.Required &&
 		a.Reboot.Since.Equal(b.Reboot.Since) && a.Reboot.Deadline.Equal(b.Reboot.Deadline) &&
 		a.Reboot.RefusedByUser == b.Reboot.RefusedByUser && a.AgentVersion == b.AgentVersion &&
-		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content)
+		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content) && slices.Equal(a.Results, b.Results)
 }
 
 // cloneState deep-copies the slices so callers cannot alias internal state.
 func cloneState(s State) State {
 	s.Tags = slices.Clone(s.Tags)
 	s.Addrs = slices.Clone(s.Addrs)
+	s.Results = slices.Clone(s.Results)
 	s.Content.hashes = slices.Clone(s.Content.hashes)
 	s.Content.bloom = slices.Clone(s.Content.bloom)
 	return s

@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -65,6 +66,7 @@ const (
 	maxHostnameLen = 253
 	maxShortLen    = 64 // site, ring, tag, agent version, lease group
 	maxTags        = 32
+	maxResultField = 64 // source, package or version of an update result
 	maxAddrs       = 16
 	maxAddrLen     = 256
 	maxDigestLen   = 128
@@ -344,7 +346,37 @@ func (s *stateBody) marshal() []byte {
 	for _, k := range s.Keyring.Installed {
 		b = appendBytesField(b, 18, []byte(k))
 	}
-	return appendBoolField(b, 19, s.Leaving)
+	b = appendBoolField(b, 19, s.Leaving)
+	for _, r := range st.Results {
+		b = appendBytesField(b, 20, encodeResult(r))
+	}
+	return b
+}
+
+// encodeResult packs a result as "1|0" NUL source NUL package NUL version.
+func encodeResult(r UpdateResult) []byte {
+	ok := "0"
+	if r.Succeeded {
+		ok = "1"
+	}
+	return []byte(ok + "\x00" + r.Source + "\x00" + r.Package + "\x00" + r.Version)
+}
+
+func decodeResult(f field) (UpdateResult, error) {
+	v, err := f.str("update result", 3*maxResultField+4)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	parts := strings.Split(v, "\x00")
+	if len(parts) != 4 || (parts[0] != "0" && parts[0] != "1") || parts[2] == "" || parts[3] == "" {
+		return UpdateResult{}, malformedf("update result %q: want outcome, source, package and version", v)
+	}
+	for _, p := range parts[1:] {
+		if len(p) > maxResultField {
+			return UpdateResult{}, malformedf("update result field of %d bytes, at most %d", len(p), maxResultField)
+		}
+	}
+	return UpdateResult{Succeeded: parts[0] == "1", Source: parts[1], Package: parts[2], Version: parts[3]}, nil
 }
 
 func unmarshalStateBody(b []byte) (stateBody, error) {
@@ -406,6 +438,13 @@ func unmarshalStateBody(b []byte) (stateBody, error) {
 			s.Keyring.Installed = append(s.Keyring.Installed, k)
 		case 19:
 			s.Leaving, err = boolField(f, "leaving")
+		case 20:
+			if len(st.Results) >= MaxResults {
+				return fmt.Errorf("%w: more than %d update results", errOversized, MaxResults)
+			}
+			var r UpdateResult
+			r, err = decodeResult(f)
+			st.Results = append(st.Results, r)
 		}
 		return err
 	})

@@ -147,6 +147,8 @@ func TestStateRoundTrip(t *testing.T) {
 			Reboot: RebootState{Required: true, Since: time.UnixMilli(1700000000123).UTC(),
 				Deadline: time.UnixMilli(1700003600000).UTC(), RefusedByUser: true},
 			AgentVersion: "0.3.1", LastUpdate: time.UnixMilli(-5).UTC(),
+			Results: []UpdateResult{{Source: "apt", Package: "openssl", Version: "3.0.15-1~deb12u1", Succeeded: true},
+				{Source: "catalog", Package: "acme-agent", Version: "2.1", Succeeded: false}},
 		},
 		Keyring: KeyringInfo{Primary: "0011223344556677", Installed: []string{"0011223344556677"}},
 		Leaving: true,
