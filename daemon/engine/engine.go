@@ -58,6 +58,16 @@ type Packages interface {
 	WaitLock(ctx context.Context, timeout time.Duration) error
 	FreeSpace(ctx context.Context) (uint64, error)
 	RebootRequired() (bool, []string)
+
+	// Catalog payloads, which no repository carries:
+	// PlaceFile checks that the verified payload is pkg at version and
+	// puts it where InstallFiles installs it from.
+	PlaceFile(ctx context.Context, r io.Reader, pkg, version string) error
+	// InstallFiles installs placed payload files of exact versions; their
+	// dependencies come from the repositories.
+	InstallFiles(ctx context.Context, pkgs []PkgVersion, allowDowngrades bool) error
+	// Remove removes packages (a new catalog package rolled back).
+	Remove(ctx context.Context, pkgs ...string) error
 }
 
 // Content fetches payloads and keeps verified copies.
@@ -83,6 +93,9 @@ type Config struct {
 	Facts func() policy.NodeFacts
 	// Fleet returns what the fleet knows of each ring's results (gates).
 	Fleet func() policy.FleetStats
+	// Catalog is the signed third-party catalog; nil offers apt updates
+	// only.
+	Catalog Catalog
 	// Interval is how often to re-plan. Zero: 1 minute.
 	Interval time.Duration
 	// RefreshEvery is how often planning refreshes the package indices
@@ -111,13 +124,15 @@ type Engine struct {
 	trigger chan struct{}
 	txMu    sync.Mutex // one transaction at a time
 
-	mu          sync.Mutex
-	cands       map[string]Candidate // from the last plan, by package=version
-	lastRefresh time.Time
-	decisions   []policy.Decision
-	planned     time.Time
-	lastErr     error
-	state       string
+	mu              sync.Mutex
+	cands           map[string]Candidate   // from the last plan, by package=version
+	catalog         map[string]CatalogItem // catalog updates of the last plan, by package=version
+	catalogProblems map[string]string      // catalog entries ignored, by target (logged once)
+	lastRefresh     time.Time
+	decisions       []policy.Decision
+	planned         time.Time
+	lastErr         error
+	state           string
 }
 
 // New returns an engine.
@@ -251,8 +266,9 @@ func (e *Engine) facts(ctx context.Context) policy.NodeFacts {
 	return f
 }
 
-// Plan refreshes the package indices, lists the applicable updates, and
-// evaluates the policy for each. It records first-seen times.
+// Plan refreshes the package indices, lists the applicable updates (apt's
+// upgrades and the catalog's entries for this node), and evaluates the
+// policy for each. It records first-seen times.
 func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	p, _ := e.cfg.Policy()
 	e.mu.Lock()
@@ -286,6 +302,11 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 		u.FirstSeen = first
 		updates = append(updates, u)
 	}
+	catUpdates, catItems, err := e.catalogUpdates(ctx, now, byKey)
+	if err != nil {
+		return nil, err
+	}
+	updates = append(updates, catUpdates...)
 	var decisions []policy.Decision
 	if p != nil {
 		fleet := policy.FleetStats{}
@@ -310,7 +331,7 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	}
 	sort.SliceStable(decisions, func(i, j int) bool { return decisions[i].Update.Package < decisions[j].Update.Package })
 	e.mu.Lock()
-	e.decisions, e.planned, e.cands = decisions, now, byKey
+	e.decisions, e.planned, e.cands, e.catalog = decisions, now, byKey, catItems
 	e.mu.Unlock()
 	return decisions, nil
 }
@@ -411,24 +432,32 @@ func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVer
 	e.setState("installing " + u.Package)
 	defer e.setState("idle")
 
-	e.mu.Lock()
-	c, ok := e.cands[u.Package+"="+u.Version]
-	e.mu.Unlock()
-	if !ok || c.SHA256 == "" {
+	var it Item
+	if u.Source == policy.SourceCatalog {
 		var err error
-		if c, err = e.cfg.Packages.Candidate(ctx, u.Package, u.Version); err != nil {
-			return nil, fmt.Errorf("install %s: payload: %w", u, err)
+		if it, err = e.catalogTxItem(ctx, u); err != nil {
+			return nil, fmt.Errorf("install %s: %w", u, err)
 		}
-	}
-	it := Item{Source: u.Source, Package: u.Package, Arch: c.Arch, From: u.InstalledVersion, To: u.Version,
-		Payload: &Payload{URI: c.URI, Size: c.Size, SHA256: c.SHA256}}
-	if it.From != "" {
-		if prev, err := e.cfg.Packages.Candidate(ctx, u.Package, it.From); err == nil {
-			it.FromPayload = &Payload{URI: prev.URI, Size: prev.Size, SHA256: prev.SHA256}
+	} else {
+		e.mu.Lock()
+		c, ok := e.cands[u.Package+"="+u.Version]
+		e.mu.Unlock()
+		if !ok || c.SHA256 == "" {
+			var err error
+			if c, err = e.cfg.Packages.Candidate(ctx, u.Package, u.Version); err != nil {
+				return nil, fmt.Errorf("install %s: payload: %w", u, err)
+			}
+		}
+		it = Item{Source: u.Source, Package: u.Package, Arch: c.Arch, From: u.InstalledVersion, To: u.Version,
+			Payload: &Payload{URI: c.URI, Size: c.Size, SHA256: c.SHA256}}
+		if it.From != "" {
+			if prev, err := e.cfg.Packages.Candidate(ctx, u.Package, it.From); err == nil {
+				it.FromPayload = &Payload{URI: prev.URI, Size: prev.Size, SHA256: prev.SHA256}
+			}
 		}
 	}
 	// Refuse before anything starts when the disk cannot hold it.
-	need := uint64(c.Size)*3 + e.cfg.MinFree
+	need := uint64(it.Payload.Size)*3 + e.cfg.MinFree
 	if free, err := e.cfg.Packages.FreeSpace(ctx); err == nil && free < need {
 		return nil, fmt.Errorf("install %s: not enough free disk: %d bytes free, need %d", u, free, need)
 	}
@@ -483,7 +512,7 @@ func (e *Engine) run(ctx context.Context, tx *Tx) {
 		return
 	}
 	for _, it := range tx.Items {
-		if err := e.place(ctx, it.Package, it.Arch, it.To, it.Payload); err != nil {
+		if err := e.place(ctx, it.Source, it.Package, it.Arch, it.To, it.Payload); err != nil {
 			fail(OutcomeFailed, err)
 			return
 		}
@@ -492,7 +521,10 @@ func (e *Engine) run(ctx context.Context, tx *Tx) {
 	e.installAndVerify(ctx, tx)
 }
 
-func (e *Engine) place(ctx context.Context, pkg, arch, version string, p *Payload) error {
+func (e *Engine) place(ctx context.Context, source, pkg, arch, version string, p *Payload) error {
+	if source == policy.SourceCatalog {
+		return e.placeFile(ctx, pkg, version, p)
+	}
 	r, err := e.cfg.Content.Open(p.SHA256)
 	if err != nil {
 		return fmt.Errorf("place %s %s: %w", pkg, version, err)
@@ -518,11 +550,8 @@ func (e *Engine) installAndVerify(ctx context.Context, tx *Tx) {
 		e.done(tx)
 		return
 	}
-	var pv []PkgVersion
-	for _, it := range tx.Items {
-		pv = append(pv, PkgVersion{it.Package, it.To})
-	}
-	if err := e.cfg.Packages.Install(ctx, pv, false); err != nil {
+	named, files := itemVersions(tx.Items, func(it Item) string { return it.To }, func(it Item) *Payload { return it.Payload })
+	if err := e.installVersions(ctx, named, files, false); err != nil {
 		e.j.finish(tx, err, "")
 		e.rollback(ctx, tx, fmt.Errorf("install: %w", err))
 		return
@@ -637,40 +666,56 @@ func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 	e.done(tx)
 }
 
-// restore reinstalls every item's From version (or removes nothing when
-// it was not installed before: a new package stays for an admin to judge).
+// restore reinstalls every item's From version. A package that was not
+// installed before stays for an admin to judge (a new dependency), except
+// a catalog package, which is removed: the catalog entry brought it.
 func (e *Engine) restore(ctx context.Context, items []Item) error {
 	if audit, _ := e.cfg.Packages.Audit(ctx); len(audit) > 0 {
 		if err := e.cfg.Packages.ConfigurePending(ctx); err != nil {
 			e.cfg.Log.Warn("engine: dpkg --configure -a", "err", err)
 		}
 	}
-	var pv []PkgVersion
+	var todo []Item
+	var remove []string
 	for _, it := range items {
+		cur, _ := e.cfg.Packages.InstalledVersion(ctx, it.Package)
 		if it.From == "" {
+			if it.Source == policy.SourceCatalog && cur != "" {
+				remove = append(remove, it.Package)
+			}
 			continue
 		}
-		cur, _ := e.cfg.Packages.InstalledVersion(ctx, it.Package)
 		if cur == it.From {
 			continue
 		}
 		if it.FromPayload != nil {
-			if err := e.place(ctx, it.Package, it.Arch, it.From, it.FromPayload); err != nil {
+			if err := e.place(ctx, it.Source, it.Package, it.Arch, it.From, it.FromPayload); err != nil {
 				return err
 			}
 		}
-		pv = append(pv, PkgVersion{it.Package, it.From})
+		todo = append(todo, it)
 	}
-	if len(pv) == 0 {
+	if len(todo) == 0 && len(remove) == 0 {
 		return nil
 	}
 	if err := e.cfg.Packages.WaitLock(ctx, e.cfg.LockTimeout); err != nil {
 		return err
 	}
-	if err := e.cfg.Packages.Install(ctx, pv, true); err != nil {
+	named, files := itemVersions(todo, func(it Item) string { return it.From }, func(it Item) *Payload { return it.FromPayload })
+	if err := e.installVersions(ctx, named, files, true); err != nil {
 		return err
 	}
-	for _, p := range pv {
+	if len(remove) > 0 {
+		if err := e.cfg.Packages.Remove(ctx, remove...); err != nil {
+			return err
+		}
+		for _, pkg := range remove {
+			if v, err := e.cfg.Packages.InstalledVersion(ctx, pkg); err != nil || v != "" {
+				return fmt.Errorf("%s is at %q after its removal, want it removed (%v)", pkg, v, err)
+			}
+		}
+	}
+	for _, p := range append(named, files...) {
 		if v, err := e.cfg.Packages.InstalledVersion(ctx, p.Package); err != nil || v != p.Version {
 			return fmt.Errorf("%s is at %q after the rollback, want %s (%v)", p.Package, v, p.Version, err)
 		}

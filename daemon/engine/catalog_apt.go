@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/patchring/patchring/platform/apt"
+)
+
+// PlaceFile writes the verified payload to a staging file next to apt's
+// archives, checks with dpkg-deb that it is pkg at version, and moves it
+// into the archives under apt's file name (Backend.Place).
+func (a *aptPackages) PlaceFile(ctx context.Context, r io.Reader, pkg, version string) error {
+	partial := filepath.Join(a.b.Paths().Archives, "partial")
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(partial, ".patchring-stage-*.deb")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("stage payload: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	got, err := a.b.DebPackage(ctx, f.Name())
+	if err != nil {
+		return err
+	}
+	if got.Name != pkg || got.Version != version {
+		return fmt.Errorf("the payload is %s %s, not %s %s: %w", got.Name, got.Version, pkg, version, apt.ErrPayloadMismatch)
+	}
+	_, err = a.b.Place(ctx, f.Name(), pkg, version, got.Arch)
+	return err
+}
+
+// InstallFiles installs the payloads PlaceFile placed with apt-get, which
+// takes their dependencies from the configured sources.
+func (a *aptPackages) InstallFiles(ctx context.Context, pkgs []PkgVersion, allowDowngrades bool) error {
+	paths := make([]string, 0, len(pkgs))
+	for _, p := range pkgs {
+		path, ok := a.b.Placed(p.Package, p.Version, "")
+		if !ok {
+			return fmt.Errorf("install %s=%s: %w", p.Package, p.Version, apt.ErrNotPlaced)
+		}
+		paths = append(paths, path)
+	}
+	return a.b.InstallFiles(ctx, paths, apt.InstallOptions{AllowDowngrades: allowDowngrades})
+}
+
+func (a *aptPackages) Remove(ctx context.Context, pkgs ...string) error {
+	return a.b.Remove(ctx, pkgs...)
+}
