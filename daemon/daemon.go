@@ -70,6 +70,7 @@ type Daemon struct {
 	reboot  *reboot.Orchestrator
 	content *content.Store
 	fleet   *fleet
+	keyring *keyring
 	// payloadsPeers fetches payloads through the site; nil without p2p.
 	payloadsPeers *fleet
 }
@@ -195,6 +196,7 @@ func (d *Daemon) subsystems() error {
 		}
 		d.add(d.fleet)
 		d.fleetRoutes()
+		d.fleetKeyRoutes()
 	}
 	if cfg.Apt.Enabled {
 		if err := d.startEngine(); err != nil {

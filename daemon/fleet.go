@@ -78,6 +78,7 @@ func (d *Daemon) startFleet() error {
 	if err != nil {
 		return err
 	}
+	d.keyring = &keyring{path: cfg.Gossip.KeyFile, keys: keys}
 	host, port := "0.0.0.0", 7946
 	if cfg.Gossip.Listen != "" {
 		h, p, err := net.SplitHostPort(cfg.Gossip.Listen)

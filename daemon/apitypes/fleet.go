@@ -52,3 +52,28 @@ type PeerTraffic struct {
 	AvoidUntil time.Time `json:"avoid_until,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
 }
+
+// KeyRequest changes this node's gossip keyring (admin). Op is install,
+// use or remove; Key is base64.
+type KeyRequest struct {
+	Op  string `json:"op"`
+	Key string `json:"key"`
+}
+
+// FleetKeys are key fingerprints (never keys): this node's and what each
+// member announces.
+type FleetKeys struct {
+	Primary   string       `json:"primary"`
+	Installed []string     `json:"installed"`
+	Members   []MemberKeys `json:"members"`
+}
+
+// MemberKeys is one member's announced keyring.
+type MemberKeys struct {
+	NodeID    string   `json:"node_id"`
+	Hostname  string   `json:"hostname"`
+	Liveness  string   `json:"liveness"`
+	Local     bool     `json:"local,omitempty"`
+	Primary   string   `json:"primary"`
+	Installed []string `json:"installed"`
+}

@@ -20,3 +20,17 @@ func (c *Client) Peers(ctx context.Context) (apitypes.Peers, error) {
 	err := c.Do(ctx, http.MethodGet, "/peers", nil, &p)
 	return p, err
 }
+
+// FleetKeys lists the gossip key fingerprints of this node and its site.
+func (c *Client) FleetKeys(ctx context.Context) (apitypes.FleetKeys, error) {
+	var k apitypes.FleetKeys
+	err := c.Do(ctx, http.MethodGet, "/fleet/keys", nil, &k)
+	return k, err
+}
+
+// ChangeKey installs, uses or removes a gossip key on this node (admin).
+func (c *Client) ChangeKey(ctx context.Context, op, keyBase64 string) (apitypes.FleetKeys, error) {
+	var k apitypes.FleetKeys
+	err := c.Do(ctx, http.MethodPost, "/fleet/keys", apitypes.KeyRequest{Op: op, Key: keyBase64}, &k)
+	return k, err
+}
