@@ -116,6 +116,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := d.subsystems(); err != nil {
 		return nil, err
 	}
+	d.registerMetrics()
 	ok = true
 	return d, nil
 }
@@ -239,6 +240,10 @@ func (d *Daemon) startEngine() error {
 	if d.payloadsPeers != nil {
 		peers = d.payloadsPeers
 	}
+	var catalog engine.Catalog // the signed catalog's third-party payloads
+	if d.pol != nil {
+		catalog = engine.TrustCatalog(d.pol.Catalog, d.trust)
+	}
 	d.engine = engine.New(engine.Config{
 		DB:           d.db,
 		Log:          d.log,
@@ -247,6 +252,7 @@ func (d *Daemon) startEngine() error {
 		Policy:       d.currentPolicy,
 		Facts:        d.Facts,
 		Fleet:        d.fleetStats,
+		Catalog:      catalog,
 		Interval:     cfg.Apt.CheckInterval,
 		RefreshEvery: cfg.Apt.RefreshInterval,
 		HealthEnv:    []string{"PATCHRING_ROOT=" + b.Paths().Root},

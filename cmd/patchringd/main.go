@@ -249,6 +249,16 @@ func control(w io.Writer, action string, o *options) error {
 	if err := service.Control(s, action); err != nil {
 		return fmt.Errorf("%s service %s (%s): %w", action, serviceName, s.Platform(), err)
 	}
+	switch action {
+	case "install":
+		if err := installAutostart(); err != nil {
+			return err
+		}
+	case "uninstall":
+		if err := removeAutostart(); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, "%s: %s done (%s)\n", serviceName, action, s.Platform())
 	return nil
 }

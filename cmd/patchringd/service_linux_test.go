@@ -20,7 +20,7 @@ func inMountNamespace(t *testing.T, script string, env ...string) string {
 		t.Fatal("unshare is missing: install util-linux")
 	}
 	prelude := `set -e
-for d in /etc/init.d /etc/rc0.d /etc/rc1.d /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d /etc/rc6.d /etc/systemd/system /etc/patchring /run /var/log; do
+for d in /etc/init.d /etc/rc0.d /etc/rc1.d /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d /etc/rc6.d /etc/systemd/system /etc/patchring /etc/xdg/autostart /run /var/log; do
   mkdir -p "$d"; mount -t tmpfs -o size=16m patchring-test "$d"
 done
 `
@@ -52,6 +52,7 @@ B=` + bin + `
 echo "== install"; $B install --state-dir ` + state + ` --socket ` + sock + `
 test -x /etc/init.d/patchringd
 ls /etc/rc2.d/
+grep -q "Exec=patchring tray" /etc/xdg/autostart/patchring-tray.desktop
 echo "== status"; $B status
 echo "== start"; $B start
 i=0; while [ ! -S ` + sock + ` ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
@@ -61,6 +62,7 @@ echo "== stop"; $B stop
 echo "== status"; $B status
 echo "== uninstall"; $B uninstall
 test ! -e /etc/init.d/patchringd
+test ! -e /etc/xdg/autostart/patchring-tray.desktop
 echo "== status"; $B status
 `
 	out := inMountNamespace(t, script)

@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patchring/patchring/daemon/engine"
+)
+
+// registerMetrics exposes the agent's state to Prometheus. Values are read
+// from the subsystems when scraped, so nothing is counted twice.
+func (d *Daemon) registerMetrics() {
+	r := d.metrics
+	if d.inv != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "patchring_inventory_packages", Help: "Installed packages in the last inventory.",
+		}, func() float64 {
+			if s := d.inv.Latest(); s != nil && s.Packages != nil {
+				return float64(s.Packages.Counts.Present)
+			}
+			return 0
+		}))
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "patchring_inventory_scan_milliseconds", Help: "Wall time of the last inventory scan.",
+		}, func() float64 {
+			if s := d.inv.Latest(); s != nil {
+				return s.ScanMS
+			}
+			return 0
+		}))
+	}
+	if d.pol != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "patchring_policy_timestamp_version", Help: "Version of the verified TUF timestamp the agent acts on.",
+		}, func() float64 { return float64(d.pol.TimestampVersion()) }))
+	}
+	if d.engine != nil {
+		for _, o := range []engine.Outcome{engine.OutcomeInstalled, engine.OutcomeRolledBack, engine.OutcomeFailed, engine.OutcomeAborted} {
+			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "patchring_transactions_total", Help: "Install and rollback transactions by outcome.",
+				ConstLabels: prometheus.Labels{"outcome": string(o)},
+			}, func() float64 {
+				txs, err := d.engine.History(0)
+				if err != nil {
+					return 0
+				}
+				n := 0
+				for _, tx := range txs {
+					if tx.Outcome == o {
+						n++
+					}
+				}
+				return float64(n)
+			}))
+		}
+	}
+	if d.reboot != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "patchring_reboot_required", Help: "1 while a reboot is required.",
+		}, func() float64 {
+			if d.reboot.RebootStatus().Required {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if d.fleet != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "patchring_fleet_members_alive", Help: "Live members of the site's gossip pool, this node included.",
+		}, func() float64 {
+			n := 0
+			for _, m := range d.fleet.Fleet().Members {
+				if m.Liveness == "alive" || m.Local {
+					n++
+				}
+			}
+			return float64(n)
+		}))
+		for _, src := range []string{"peers", "origin"} {
+			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "patchring_payload_bytes_total", Help: "Payload bytes received, by source (Delivery Optimization's figure is peers / all).",
+				ConstLabels: prometheus.Labels{"from": src},
+			}, func() float64 {
+				p := d.fleet.Peers()
+				if src == "peers" {
+					return float64(p.FromPeers)
+				}
+				return float64(p.FromOrigin)
+			}))
+		}
+	}
+}
