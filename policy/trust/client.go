@@ -319,7 +319,8 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 		return Result{}, wrap(op, "", err)
 	}
 	now := c.cfg.Now()
-	ucfg, err := c.updaterConfig(root, work, &tufFetcher{ctx: ctx, c: c, sources: sources, i: i})
+	tf := &tufFetcher{ctx: ctx, c: c, sources: sources, i: i}
+	ucfg, err := c.updaterConfig(root, work, tf)
 	if err != nil {
 		return Result{}, wrap(op, src.Name(), err)
 	}
@@ -340,12 +341,12 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 			return Result{}, wrap(op, src.Name(), err)
 		}
 	}
-	if tf, ok := up.GetTopLevelTargets()[PolicyTarget]; ok {
-		if prev != nil && prev.PolicyTarget != nil && tf.VerifyLengthHashes(prev.Policy) == nil {
+	if pt, ok := up.GetTopLevelTargets()[PolicyTarget]; ok {
+		if prev != nil && prev.PolicyTarget != nil && pt.VerifyLengthHashes(prev.Policy) == nil {
 			b.Policy = prev.Policy
 		} else {
 			trusted := up.GetTrustedMetadataSet()
-			policy, err := c.fetchPolicy(ctx, sources, i, tf, trusted.Root.Signed.ConsistentSnapshot)
+			policy, err := c.fetchPolicy(ctx, sources, i, pt, trusted.Root.Signed.ConsistentSnapshot)
 			if err != nil {
 				return Result{}, err
 			}
@@ -361,6 +362,9 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 	if err != nil {
 		return Result{}, wrap(op, src.Name(), err)
 	}
+	// The intermediate roots first: a crash before the state is written
+	// leaves verified roots that a later refresh fetches again anyway.
+	c.keepRoots(tf.fetchedRoots(), st.Versions.Root)
 	if err := writeBundle(c.cfg.StateDir, b); err != nil {
 		return Result{}, wrap(op, "", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
 	"strings"
@@ -179,6 +180,13 @@ type tufFetcher struct {
 	c       *Client
 	sources []Source
 	i       int // index of the source this refresh goes through
+
+	// roots are the root versions fetched during this refresh, by
+	// version. go-tuf verifies each before it asks for the next, so after
+	// a successful refresh they are the verified chain (kept to serve
+	// peers that are still on an older root).
+	mu    sync.Mutex
+	roots map[int64][]byte
 }
 
 var _ fetcher.Fetcher = (*tufFetcher)(nil)
@@ -193,9 +201,33 @@ func (f *tufFetcher) DownloadFile(urlPath string, maxLength int64, _ time.Durati
 	src := f.sources[f.i]
 	data, err := f.c.fetchAll(f.ctx, src, path, maxLength)
 	if err != nil && isNotFound(err) && nextRootPath.MatchString(path) && !isOrigin(src) {
-		return f.confirmNoRoot(path, maxLength, err)
+		data, err = f.confirmNoRoot(path, maxLength, err)
+	}
+	if err == nil && nextRootPath.MatchString(path) {
+		f.recordRoot(path, data)
 	}
 	return data, err
+}
+
+// recordRoot remembers a fetched root version (see tufFetcher.roots).
+func (f *tufFetcher) recordRoot(path string, data []byte) {
+	v, ok := rootFileVersion(strings.TrimPrefix(path, "metadata/"))
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.roots == nil {
+		f.roots = map[int64][]byte{}
+	}
+	f.roots[v] = data
+}
+
+// fetchedRoots returns the roots recorded during the refresh.
+func (f *tufFetcher) fetchedRoots() map[int64][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.roots)
 }
 
 // minRootDenials is how many sources must answer 404 for the next root
