@@ -169,21 +169,6 @@ func (d *Daemon) subsystems() error {
 		d.pol.Routes(d.api)
 	}
 
-	rb, err := reboot.New(reboot.Config{
-		Store:    d.db,
-		Log:      d.log,
-		Rebooter: platformreboot.New(platformreboot.Options{Command: cfg.Reboot.Command}),
-		Headless: cfg.Reboot.Headless,
-		Site:     cfg.Site,
-		Rules:    d.rebootRules,
-	})
-	if err != nil {
-		return err
-	}
-	d.reboot = rb
-	d.add(rb)
-	rb.Routes(d.api)
-
 	if cfg.Apt.Enabled {
 		cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log})
 		if err != nil {
@@ -199,6 +184,27 @@ func (d *Daemon) subsystems() error {
 		d.fleetRoutes()
 		d.fleetKeyRoutes()
 	}
+	// Headless hosts of a site take turns rebooting under a lease shared
+	// over gossip; without gossip the lease is local to this node.
+	var lease reboot.Lease = reboot.LocalLease{}
+	if d.fleet != nil {
+		lease = d.fleet.g.Lease()
+	}
+	rb, err := reboot.New(reboot.Config{
+		Store:    d.db,
+		Log:      d.log,
+		Rebooter: platformreboot.New(platformreboot.Options{Command: cfg.Reboot.Command}),
+		Headless: cfg.Reboot.Headless,
+		Site:     cfg.Site,
+		Rules:    d.rebootRules,
+		Lease:    lease,
+	})
+	if err != nil {
+		return err
+	}
+	d.reboot = rb
+	d.add(rb)
+	rb.Routes(d.api)
 	if cfg.Apt.Enabled {
 		if err := d.startEngine(); err != nil {
 			return err

@@ -33,9 +33,9 @@ type explainedWindow struct {
 }
 
 func newPolicyExplainCmd(a *app) *cobra.Command {
-	var factsFile, updatesFile, at string
+	var factsFile, updatesFile, at, nodeID string
 	cmd := &cobra.Command{
-		Use:   "explain FILE.yaml --node-facts FACTS.json [--updates UPDATES.json] [--at TIME]",
+		Use:   "explain FILE.yaml --node-facts FACTS.json|--node ID [--updates UPDATES.json] [--at TIME]",
 		Short: "Dry run: which ring a node falls in and what it would do with each update, and when",
 		Long: "explain evaluates a policy file for one node without publishing anything.\n" +
 			"FACTS.json holds the node's facts, e.g. {\"node_id\": \"...\", \"hostname\": \"lab-3\", \"site\": \"hq\", \"tags\": [\"lab\"]}\n" +
@@ -52,12 +52,33 @@ func newPolicyExplainCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.Err, err)
 				return &exitError{code: 1, msg: args[0] + ": fix the problems above first"}
 			}
-			if factsFile == "" {
-				return fmt.Errorf("explain: --node-facts FILE is required")
-			}
 			var f policy.NodeFacts
-			if err := readJSONFile(factsFile, &f); err != nil {
-				return err
+			switch {
+			case factsFile != "" && nodeID != "":
+				return fmt.Errorf("explain: give --node-facts or --node, not both")
+			case factsFile != "":
+				if err := readJSONFile(factsFile, &f); err != nil {
+					return err
+				}
+			case nodeID != "":
+				// The node's facts as it gossips them, seen from the local
+				// agent: a hint about the member, enough for a dry run.
+				fl, err := a.client().Fleet(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("explain --node: ask the local agent for its site: %w", err)
+				}
+				found := false
+				for _, m := range fl.Members {
+					if m.NodeID == nodeID || m.Hostname == nodeID {
+						f = policy.NodeFacts{NodeID: m.NodeID, Hostname: m.Hostname, Site: m.Site, Tags: m.Tags}
+						found = true
+					}
+				}
+				if !found {
+					return fmt.Errorf("explain --node %s: no such member in this agent's site (see patchring fleet)", nodeID)
+				}
+			default:
+				return fmt.Errorf("explain: --node-facts FILE or --node ID|HOSTNAME is required")
 			}
 			var updates []policy.Update
 			if updatesFile != "" {
@@ -122,6 +143,7 @@ func newPolicyExplainCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&factsFile, "node-facts", "", "JSON file with the node's facts")
+	cmd.Flags().StringVar(&nodeID, "node", "", "a member of the local agent's site, by node ID or hostname (facts from gossip)")
 	cmd.Flags().StringVar(&updatesFile, "updates", "", "JSON file with the updates to decide on")
 	cmd.Flags().StringVar(&at, "at", "", "evaluate at this time (RFC 3339) instead of now")
 	return cmd
