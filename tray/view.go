@@ -347,9 +347,17 @@ func countdownNotification(st apitypes.RebootStatus, at time.Time) Notification 
 		when = st.EffectiveDeadline
 	}
 	summary := "Restarting now"
-	if mins := int(math.Ceil(when.Sub(at).Minutes())); mins == 1 {
+	left := when.Sub(at)
+	switch mins := int(math.Ceil(left.Minutes())); {
+	case left > 0 && left < 45*time.Second:
+		secs := int(math.Ceil(left.Seconds()))
+		summary = fmt.Sprintf("Restarting in %d seconds", secs)
+		if secs == 1 {
+			summary = "Restarting in 1 second"
+		}
+	case mins == 1:
 		summary = "Restarting in 1 minute"
-	} else if mins > 1 {
+	case mins > 1:
 		summary = fmt.Sprintf("Restarting in %d minutes", mins)
 	}
 	body := "Save your work."

@@ -82,7 +82,7 @@ func TestDemo(t *testing.T) {
 			{"other choice disabled", `\| Defer 1 hour \(none left\) \[disabled\] +\|`},
 			{"agent agrees", `the agent agrees:\n\n\s+\$ patchring --socket \S+ reboot status\n(.*\n)*?\s+Deferrals:\s+1 used, none left`},
 			{"second deferral refused", `patchring: no deferrals left: the policy allows 1 and all were used`},
-			{"countdown", `notification #\d+: Restarting in 1 minute \(critical\)`},
+			{"countdown", `notification #\d+: Restarting in \d+ (seconds?|minute) \(critical\)`},
 			{"restarting now", `notification #\d+: Restarting now \(critical\)`},
 			{"reboot enforced", `patchringd ran the reboot command \(simulated here\), \d+s after the deferral: \S+ patchring: restarting`},
 			{"menu while restarting", `\| Restarting now \[disabled\] +\|`},

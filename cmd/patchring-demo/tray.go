@@ -292,8 +292,7 @@ func (u *userDesktop) waitReboot(ctx context.Context) error {
 	}
 	defer u.stop()
 	fmt.Println()
-	u.d.note("the deadline approaches; the notifications the tray shows (recorded by the notification server;")
-	u.d.note("the tray counts down in whole minutes, so the demo policy's 5s notice reads \"1 minute\"):")
+	u.d.note("the deadline approaches; the notifications the tray shows (recorded by the notification server):")
 	marker := filepath.Join(u.a.dir, "rebooted")
 	err := u.d.poll(u.ctx, u.a, "the enforced reboot", func() (bool, error) {
 		u.printNotifications()
