@@ -250,3 +250,43 @@ func TestCatalogPostinstFailure(t *testing.T) {
 	}
 	n.audit()
 }
+
+// TestCatalogPolicyRollbackOrder: a newly signed policy orders the
+// catalog's 2.1 rolled back; the node reinstalls 2.0 from the catalog's
+// payload and leaves 2.1 alone from then on.
+func TestCatalogPolicyRollbackOrder(t *testing.T) {
+	w := newCatalogWorld(t, "")
+	old := w.build(t, vendorPkg("vendor-app", "2.0"))
+	w.add(t, vendorPkg("vendor-app", "2.0"))
+	w.add(t, vendorPkg("vendor-app", "2.1"))
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, old))
+	n.cycle()
+	if v := n.versionOf("vendor-app"); v != "2.1" {
+		t.Fatalf("vendor-app is %q, want 2.1", v)
+	}
+	canonical, err := policy.MarshalCanonical(mustPolicy(t, catalogApproval+`rollbacks:
+  - package: vendor-app
+    version: "2.1"
+    reason: crashes on start
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.repo.PublishPolicy(canonical); err != nil {
+		t.Fatal(err)
+	}
+	n.refresh()
+	n.cycle()
+	if v := n.versionOf("vendor-app"); v != "2.0" {
+		t.Fatalf("after the signed rollback order vendor-app is %q, want 2.0", v)
+	}
+	h := n.history()
+	if len(h) != 2 || h[0].Kind != engine.KindRollback || h[0].Outcome != engine.OutcomeInstalled || h[1].RolledBy != h[0].ID {
+		t.Fatalf("history: %+v", h)
+	}
+	n.cycle()
+	if v := n.versionOf("vendor-app"); v != "2.0" {
+		t.Errorf("2.1 came back after its rollback order: %q", v)
+	}
+	n.audit()
+}
