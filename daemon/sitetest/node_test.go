@@ -1,0 +1,521 @@
+package sitetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/p2p/site"
+	"github.com/patchring/patchring/platform/apt/apttest"
+)
+
+// patchringd is the agent binary the tests run, built once by TestMain.
+var patchringd string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sitetest-bin-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	patchringd = filepath.Join(dir, "patchringd")
+	out, err := exec.Command("go", "build", "-o", patchringd, "github.com/patchring/patchring/cmd/patchringd").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build patchringd: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// siteConfig describes a test site.
+type siteConfig struct {
+	Nodes int
+	Rate  string // tc rate of the WAN, e.g. "20mbit"
+	// Hostname of node i; default "desk-NN".
+	Hostname func(i int) string
+	// Keys are the nodes' identities (node i gets Keys[i]); missing ones
+	// are generated. Tests that need to know the rendezvous order before
+	// the nodes start pass them.
+	Keys []crypto.PrivKey
+	// Intervals of the agents.
+	AptCheck, AptRefresh, PolicyRefresh time.Duration
+}
+
+// testSite is a running site: the network, the origin and the nodes.
+type testSite struct {
+	cfg     siteConfig
+	dir     string
+	net     *topo
+	origin  *origin
+	keyFile string
+	deb10   string
+	size10  int64
+	nodes   []*node
+}
+
+// node is one patchringd process in its own namespace.
+type node struct {
+	idx      int
+	hostname string
+	ns, ip   string
+	dir      string
+	sock     string
+	logPath  string
+	id       peer.ID
+	sb       *apttest.Sandbox
+	c        *client.Client
+
+	cmd    *exec.Cmd
+	done   chan struct{}
+	err    error
+	killed bool // killed on purpose by the test
+}
+
+func (n *node) exited() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// logTail returns the last lines of the node's log.
+func (n *node) logTail(lines int) string {
+	data, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// kill sends SIGKILL to the node's process (by the PID the test started)
+// and waits for it.
+func (n *node) kill(t testing.TB) {
+	t.Helper()
+	n.killed = true
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("kill %s (pid %d): %v", n.hostname, n.cmd.Process.Pid, err)
+	}
+	<-n.done
+}
+
+// acmeTool is the vendor's package; payloadBytes of random content make
+// its .deb about that big (random data does not compress).
+func acmeTool(version string, payloadBytes int) apttest.Package {
+	files := []apttest.File{{Path: "/usr/share/acme-tool/VERSION", Body: []byte(version + "\n")}}
+	if payloadBytes > 0 {
+		blob := make([]byte, payloadBytes)
+		if _, err := rand.Read(blob); err != nil {
+			panic(err)
+		}
+		files = append(files, apttest.File{Path: "/usr/share/acme-tool/data.bin", Body: blob})
+	}
+	return apttest.Package{Name: "acme-tool", Version: version, Description: "Acme's tool (patchring site test package)", Files: files}
+}
+
+// newSite builds the network and the origin, and acme-tool 1.0 (small)
+// in the vendor's repository. Nodes start with startNodes.
+func newSite(t testing.TB, cfg siteConfig) *testSite {
+	t.Helper()
+	apttest.RequireTools(t)
+	if cfg.Rate == "" {
+		cfg.Rate = "20mbit"
+	}
+	if cfg.Hostname == nil {
+		cfg.Hostname = func(i int) string { return fmt.Sprintf("desk-%02d", i) }
+	}
+	if cfg.AptCheck == 0 {
+		cfg.AptCheck = 3 * time.Second
+	}
+	if cfg.AptRefresh == 0 {
+		cfg.AptRefresh = 5 * time.Second
+	}
+	if cfg.PolicyRefresh == 0 {
+		cfg.PolicyRefresh = 2 * time.Second
+	}
+	s := &testSite{cfg: cfg, dir: t.TempDir()}
+	s.net = newTopo(t, cfg.Nodes, cfg.Rate)
+	s.origin = startOrigin(t, s.net, s.dir)
+	debs := filepath.Join(s.dir, "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.deb10 = apttest.MustBuildDeb(t, debs, acmeTool("1.0", 0))
+	s.size10 = fileSize(t, s.deb10)
+	s.origin.apt.MustAdd(t, s.deb10)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	s.keyFile = filepath.Join(s.dir, "gossip.key")
+	if err := os.WriteFile(s.keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range s.nodes {
+				t.Logf("---- %s (%s, %s) log tail:\n%s", n.hostname, n.ip, n.id, n.logTail(25))
+			}
+		}
+	})
+	return s
+}
+
+// buildPayload builds acme-tool at version with about payloadBytes of
+// content; it is not yet in the repository.
+func (s *testSite) buildPayload(t testing.TB, version string, payloadBytes int) (string, int64) {
+	t.Helper()
+	deb := apttest.MustBuildDeb(t, filepath.Join(s.dir, "debs"), acmeTool(version, payloadBytes))
+	return deb, fileSize(t, deb)
+}
+
+func fileSize(t testing.TB, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// startNodes prepares every node's sandbox (acme-tool 1.0 installed) and
+// starts its patchringd inside its namespace. The first three nodes are
+// the gossip seeds.
+func (s *testSite) startNodes(t testing.TB) {
+	t.Helper()
+	s.nodes = make([]*node, s.cfg.Nodes)
+	var seeds []string
+	for i := 0; i < min(3, s.cfg.Nodes); i++ {
+		seeds = append(seeds, nodeIP(i)+":7946")
+	}
+	// Sandboxes in parallel (dpkg -i is the slow part), two at a time.
+	errs := make([]error, s.cfg.Nodes)
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i := range s.cfg.Nodes {
+		n, err := s.prepareNode(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.nodes[i] = n
+		t.Cleanup(func() { _ = n.sb.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			errs[i] = n.sb.DpkgInstall(ctx, s.deb10)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("prepare sandboxes: %v", err)
+	}
+	// Stop them all at once when the test ends: SIGTERM to every node,
+	// then wait for each (SIGKILL after 15 s).
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range s.nodes {
+			if n.cmd == nil || n.cmd.Process == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); n.stop() }()
+		}
+		wg.Wait()
+	})
+	for _, n := range s.nodes {
+		s.startNode(t, n, seeds)
+	}
+}
+
+func (s *testSite) prepareNode(i int) (*node, error) {
+	n := &node{idx: i, hostname: s.cfg.Hostname(i), ns: s.net.nodes[i], ip: nodeIP(i), dir: filepath.Join(s.dir, fmt.Sprintf("n%02d", i))}
+	n.sock = filepath.Join(n.dir, "api.sock")
+	n.logPath = filepath.Join(n.dir, "patchringd.log")
+	n.c = &client.Client{Socket: n.sock}
+	if err := os.MkdirAll(filepath.Join(n.dir, "state"), 0o700); err != nil {
+		return nil, err
+	}
+	var key crypto.PrivKey
+	if i < len(s.cfg.Keys) && s.cfg.Keys[i] != nil {
+		key = s.cfg.Keys[i]
+	} else {
+		var err error
+		if key, _, err = crypto.GenerateEd25519Key(nil); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	// The daemon's node.key (libp2p's encoding), so the test knows the
+	// node IDs, and therefore the rendezvous order, in advance.
+	if err := os.WriteFile(filepath.Join(n.dir, "state", "node.key"), raw, 0o600); err != nil {
+		return nil, err
+	}
+	if n.id, err = peer.IDFromPrivateKey(key); err != nil {
+		return nil, err
+	}
+	if n.sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: n.dir}); err != nil {
+		return nil, err
+	}
+	if err := n.sb.AddSource("acme", s.origin.sourcesLine()); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startNode writes the node's configuration and starts `patchringd run`
+// with `ip netns exec` (which execs the daemon: the PID the test holds is
+// the daemon's). startNodes stops it (SIGTERM, then SIGKILL) and waits for
+// it when the test ends.
+func (s *testSite) startNode(t testing.TB, n *node, seeds []string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`state_dir: %s
+socket: %s
+hostname: %s
+site: branch
+log_level: info
+apt:
+  enabled: true
+  root: %s
+  apt_config: %s
+  check_interval: %s
+  refresh_interval: %s
+policy:
+  origin: %s
+  root_file: %s
+  refresh_interval: %s
+reboot:
+  command: ["/bin/true"]
+gossip:
+  enabled: true
+  listen: %s:7946
+  seeds: [%s]
+  key_file: %s
+  label: sitetest
+p2p:
+  enabled: true
+  listen: /ip4/%s/tcp/4001
+`, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh,
+		s.origin.policyURL(), s.origin.rootFile, s.cfg.PolicyRefresh, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
+	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = nsCommand(n.ns, patchringd, "run", "--config", cfgFile)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", n.hostname, err)
+	}
+	n.done = make(chan struct{})
+	go func() {
+		n.err = n.cmd.Wait()
+		logf.Close()
+		close(n.done)
+	}()
+}
+
+// stop ends the node: SIGTERM, and SIGKILL if it has not exited within 15 s.
+func (n *node) stop() {
+	if n.exited() {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(15 * time.Second)
+	defer t.Stop()
+	select {
+	case <-n.done:
+	case <-t.C:
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		<-n.done
+	}
+}
+
+// members are the nodes as rendezvous members.
+func members(nodes []*node) []site.Member {
+	out := make([]site.Member, len(nodes))
+	for i, n := range nodes {
+		out[i] = site.Member{ID: n.id.String()}
+	}
+	return out
+}
+
+// byID finds the node with id.
+func (s *testSite) byID(id string) *node {
+	for _, n := range s.nodes {
+		if n.id.String() == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// waitFor polls cond every 250 ms until it holds or timeout passes; it
+// fails t naming what it waited for and cond's last report. A node that
+// exits unless the test killed it fails t at once.
+func (s *testSite) waitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		for _, n := range s.nodes {
+			if n != nil && n.cmd != nil && !n.killed && n.exited() {
+				t.Fatalf("waiting for %s: %s exited: %v\n%s", what, n.hostname, n.err, n.logTail(40))
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ok, report := cond(ctx)
+		cancel()
+		if ok {
+			return
+		}
+		last = report
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
+		}
+		<-tick.C
+	}
+}
+
+// alive are the nodes the test did not kill.
+func (s *testSite) alive() []*node {
+	var out []*node
+	for _, n := range s.nodes {
+		if !n.killed {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// waitConverged waits until every live node answers, holds a verified
+// policy named policyName and sees every other live node alive in its
+// gossip pool, so that all of them compute the same rendezvous order.
+func (s *testSite) waitConverged(t testing.TB, timeout time.Duration, policyName string) {
+	t.Helper()
+	nodes := s.alive()
+	s.waitFor(t, timeout, "a converged site", func(ctx context.Context) (bool, string) {
+		for _, n := range nodes {
+			p, err := n.c.Policy(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("%s: policy: %v", n.hostname, err)
+			}
+			if p.Name != policyName {
+				return false, fmt.Sprintf("%s holds policy %q (last error %q), want %q", n.hostname, p.Name, p.LastError, policyName)
+			}
+			f, err := n.c.Fleet(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("%s: fleet: %v", n.hostname, err)
+			}
+			alive := 0
+			for _, m := range f.Members {
+				if m.Liveness == "alive" && m.Site == "branch" {
+					alive++
+				}
+			}
+			if alive != len(nodes) {
+				return false, fmt.Sprintf("%s sees %d of %d members alive", n.hostname, alive, len(nodes))
+			}
+		}
+		return true, ""
+	})
+}
+
+// waitAction waits until every node in nodes plans acme-tool version with
+// one of the actions.
+func (s *testSite) waitAction(t testing.TB, nodes []*node, timeout time.Duration, version string, actions ...string) {
+	t.Helper()
+	s.waitFor(t, timeout, fmt.Sprintf("acme-tool %s planned as %v", version, actions), func(ctx context.Context) (bool, string) {
+		for _, n := range nodes {
+			u, err := n.c.Updates(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("%s: updates: %v", n.hostname, err)
+			}
+			found := ""
+			for _, d := range u.Updates {
+				if d.Package == "acme-tool" && d.Version == version {
+					found = d.Action
+				}
+			}
+			ok := false
+			for _, a := range actions {
+				ok = ok || found == a
+			}
+			if !ok {
+				return false, fmt.Sprintf("%s plans acme-tool %s as %q", n.hostname, version, found)
+			}
+		}
+		return true, ""
+	})
+}
+
+// waitInstalled waits until every node in nodes reports a finished install
+// of acme-tool version; it fails at once on a failed transaction.
+func (s *testSite) waitInstalled(t testing.TB, nodes []*node, timeout time.Duration, version string) {
+	t.Helper()
+	s.waitFor(t, timeout, "acme-tool "+version+" installed everywhere", func(ctx context.Context) (bool, string) {
+		waiting := 0
+		first := ""
+		for _, n := range nodes {
+			txs, err := n.c.History(ctx, 1)
+			if err != nil {
+				return false, fmt.Sprintf("%s: history: %v", n.hostname, err)
+			}
+			if len(txs) > 0 && len(txs[0].Items) > 0 && txs[0].Items[0].To == version {
+				switch txs[0].Outcome {
+				case "installed":
+					continue
+				case "":
+				default:
+					t.Fatalf("%s: transaction %d %s: %s\n%s", n.hostname, txs[0].ID, txs[0].Outcome, txs[0].Error, n.logTail(40))
+				}
+			}
+			waiting++
+			if first == "" {
+				first = n.hostname
+			}
+		}
+		return waiting == 0, fmt.Sprintf("%d nodes not done, e.g. %s", waiting, first)
+	})
+	// What dpkg says, not only what the agent reports.
+	for _, n := range nodes {
+		v, st, err := n.sb.InstalledVersion(context.Background(), "acme-tool")
+		if err != nil || v != version || st != "ii " {
+			t.Fatalf("%s: dpkg reports acme-tool %q %q (%v), want %s installed", n.hostname, v, st, err, version)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package sitetest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/patchring/patchring/platform/apt/apttest"
+	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/tufrepo"
+)
+
+// origin is what lives behind the WAN: the vendor's apt repository (its
+// indices on originIP:80, its pool on cdnIP:80, reached by a redirect as
+// Debian's mirrors redirect to a CDN) and the fleet's signed repository
+// (TUF) on originIP:8080. The servers run in the test process on listeners
+// opened inside the origin namespace.
+type origin struct {
+	apt      *apttest.Repo
+	tuf      *tufrepo.Repo
+	tufDir   string
+	rootFile string
+	pool     *poolLog
+}
+
+// transfer is one GET served from the pool.
+type transfer struct {
+	Client string // remote IP
+	Path   string
+	Start  time.Time
+	Range  string
+	sent   atomic.Int64
+	done   atomic.Bool
+}
+
+func (x *transfer) Sent() int64 { return x.sent.Load() }
+func (x *transfer) Done() bool  { return x.done.Load() }
+
+// poolLog records every transfer the pool serves.
+type poolLog struct {
+	mu        sync.Mutex
+	transfers []*transfer
+}
+
+func (l *poolLog) add(x *transfer) {
+	l.mu.Lock()
+	l.transfers = append(l.transfers, x)
+	l.mu.Unlock()
+}
+
+// Transfers returns the transfers of file base name (all when base is "").
+func (l *poolLog) Transfers(base string) []*transfer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*transfer
+	for _, x := range l.transfers {
+		if base == "" || path.Base(x.Path) == base {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Clients returns the distinct client IPs that fetched base, in order of
+// their first request.
+func (l *poolLog) Clients(base string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, x := range l.Transfers(base) {
+		if !seen[x.Client] {
+			seen[x.Client] = true
+			out = append(out, x.Client)
+		}
+	}
+	return out
+}
+
+// Bytes is the sum of bytes sent for base.
+func (l *poolLog) Bytes(base string) int64 {
+	var n int64
+	for _, x := range l.Transfers(base) {
+		n += x.Sent()
+	}
+	return n
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	x *transfer
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.x.sent.Add(int64(n))
+	return n, err
+}
+
+// serveFile serves dir/<url path> with Range support and without
+// Last-Modified (indices rewritten within one second must not get a 304).
+func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	rel := path.Clean("/" + r.URL.Path)
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeContent(w, r, path.Base(rel), time.Time{}, f)
+}
+
+// startOrigin creates the repositories and serves them inside tp's origin
+// namespace until the test ends.
+func startOrigin(t testing.TB, tp *topo, dir string) *origin {
+	t.Helper()
+	o := &origin{pool: &poolLog{}}
+	o.apt = apttest.MustStartRepo(t, apttest.RepoConfig{Origin: "Acme", Suite: "stable"})
+	o.tufDir = filepath.Join(dir, "tuf")
+	var err error
+	if o.tuf, err = tufrepo.Init(o.tufDir, filepath.Join(dir, "tuf-keys"), tufrepo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := o.tuf.RootJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.rootFile = filepath.Join(dir, "root.json")
+	if err := os.WriteFile(o.rootFile, root, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repoDir := o.apt.Dir()
+	indices := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/pool/") {
+			http.Redirect(w, r, "http://"+cdnIP+r.URL.Path, http.StatusFound)
+			return
+		}
+		serveFile(w, r, repoDir)
+	})
+	pool := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/pool/") {
+			http.NotFound(w, r)
+			return
+		}
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		x := &transfer{Client: host, Path: r.URL.Path, Start: time.Now(), Range: r.Header.Get("Range")}
+		o.pool.add(x)
+		defer x.done.Store(true)
+		serveFile(countingWriter{w, x}, r, repoDir)
+	})
+	serve(t, tp.origin, originIP+":80", indices)
+	serve(t, tp.origin, cdnIP+":80", pool)
+	serve(t, tp.origin, originIP+":8080", tufrepo.Handler(o.tufDir))
+	return o
+}
+
+// serve serves h on addr inside namespace ns until the test ends.
+func serve(t testing.TB, ns, addr string, h http.Handler) {
+	t.Helper()
+	ln, err := listenIn(ns, addr)
+	if err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("origin server %s: %v", addr, err)
+		}
+	})
+}
+
+// sourcesLine is the sandboxes' sources.list entry for the vendor's
+// repository as seen from the site.
+func (o *origin) sourcesLine() string {
+	c := o.apt.Config()
+	return fmt.Sprintf("deb [trusted=yes] http://%s/ %s %s", originIP, c.Codename, c.Component)
+}
+
+// policyURL is the TUF origin as seen from the site.
+func (o *origin) policyURL() string { return "http://" + originIP + ":8080" }
+
+// publishPolicy validates and publishes a policy (YAML) to the signed
+// repository; nodes pick it up at their next refresh.
+func (o *origin) publishPolicy(t testing.TB, doc string) {
+	t.Helper()
+	p, err := policy.Parse([]byte(doc), "policy.yaml")
+	if err != nil {
+		t.Fatalf("test policy: %v", err)
+	}
+	canon, err := policy.MarshalCanonical(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.tuf.PublishPolicy(canon); err != nil {
+		t.Fatal(err)
+	}
+}
