@@ -265,6 +265,15 @@ func (e *Engine) noteCatalogProblems(problems map[string]string) {
 	}
 }
 
+// catalogProblemsText lists ignored catalog entries for the status.
+func catalogProblemsText(problems map[string]string) string {
+	var parts []string
+	for _, target := range slices.Sorted(maps.Keys(problems)) {
+		parts = append(parts, target+": "+problems[target])
+	}
+	return strings.Join(parts, "; ")
+}
+
 // catalogTxItem builds the transaction item of catalog update u: the
 // payload as signed now and, for a rollback, the previous version's
 // payload when one is known.

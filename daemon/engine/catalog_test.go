@@ -10,6 +10,7 @@ import (
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/tufrepo"
 )
 
 // TestCatalogInstallUpgradeRollback: a signed catalog entry that applies
@@ -194,6 +195,11 @@ func TestCatalogAppliesTo(t *testing.T) {
 	if want := []string{"vendor-app", "vendor-obj"}; !slices.Equal(names, want) {
 		t.Fatalf("catalog updates offered = %v, want %v", names, want)
 	}
+	// The entry whose metadata cannot be read is named in the status.
+	if st := n.eng.Status(); !strings.Contains(st.Details["catalog_ignored"], "catalog/vendor-bad/1.0/") ||
+		!strings.Contains(st.Details["catalog_ignored"], "package is missing") {
+		t.Errorf("status does not name the ignored entry: %+v", st.Details)
+	}
 
 	// Once libxcb1 is installed, the plugin applies.
 	lib := w.build(t, apttest.Package{Name: "libxcb1", Version: "1.15-1"})
@@ -287,6 +293,27 @@ func TestCatalogPolicyRollbackOrder(t *testing.T) {
 	n.cycle()
 	if v := n.versionOf("vendor-app"); v != "2.0" {
 		t.Errorf("2.1 came back after its rollback order: %q", v)
+	}
+	n.audit()
+}
+
+// TestCatalogPayloadOfAnotherPackage: a signed entry whose payload is
+// another package (or version) than its metadata says fails before
+// anything is installed.
+func TestCatalogPayloadOfAnotherPackage(t *testing.T) {
+	w := newCatalogWorld(t, "")
+	if _, err := w.repo.AddCatalogFile(w.build(t, vendorPkg("vendor-app", "2.0")), tufrepo.CatalogMeta{Package: "vendor-app", Version: "3.0"}); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t)
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t))
+	n.cycle()
+	if v := n.versionOf("vendor-app"); v != "" {
+		t.Fatalf("vendor-app %q installed from a payload that is not 3.0", v)
+	}
+	h := n.history()
+	if len(h) != 1 || h[0].Outcome != engine.OutcomeFailed || !strings.Contains(h[0].Error, "payload does not match") || reachedInstall(h[0]) {
+		t.Fatalf("history: %+v", h)
 	}
 	n.audit()
 }

@@ -914,5 +914,8 @@ func (e *Engine) Status() apitypes.SubsystemStatus {
 		st.State = "degraded"
 		st.Details["last_error"] = e.lastErr.Error()
 	}
+	if len(e.catalogProblems) > 0 {
+		st.Details["catalog_ignored"] = catalogProblemsText(e.catalogProblems)
+	}
 	return st
 }
