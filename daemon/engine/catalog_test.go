@@ -317,3 +317,25 @@ func TestCatalogPayloadOfAnotherPackage(t *testing.T) {
 	}
 	n.audit()
 }
+
+// TestCatalogLeavesAptVersionsToApt: when the vendor's apt repository
+// offers the same version as the catalog, the update is offered once,
+// from apt.
+func TestCatalogLeavesAptVersionsToApt(t *testing.T) {
+	w := newCatalogWorld(t, "")
+	old := w.build(t, vendorPkg("vendor-app", "2.0"))
+	w.add(t, vendorPkg("vendor-app", "2.1"))
+	w.apt.MustAdd(t, w.build(t, vendorPkg("vendor-app", "2.1")))
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, old))
+	ds, err := n.eng.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Update.String())
+	}
+	if want := []string{"apt vendor-app 2.1"}; !slices.Equal(got, want) {
+		t.Errorf("updates = %q, want %q", got, want)
+	}
+}
