@@ -1,3 +1,5 @@
+//go:build linux
+
 package sitetest
 
 import (
@@ -10,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -91,7 +94,8 @@ func newTopo(t testing.TB, n int, rate string) *topo {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		t.Fatal(err)
 	}
-	tp := &topo{prefix: "prs" + hex.EncodeToString(rnd[:]), rate: rate}
+	removeStaleNamespaces(t)
+	tp := &topo{prefix: fmt.Sprintf("prs%dx%s", os.Getpid(), hex.EncodeToString(rnd[:])), rate: rate}
 	tp.origin, tp.router = tp.prefix+"-o", tp.prefix+"-r"
 	var created []string
 	t.Cleanup(func() { tp.destroy(t, created) })
@@ -137,6 +141,39 @@ func newTopo(t testing.TB, n int, rate string) *topo {
 		tp.nodes = append(tp.nodes, ns)
 	}
 	return tp
+}
+
+// staleName matches the namespaces newTopo creates: prs<pid>x<6 hex>-...
+var staleName = regexp.MustCompile(`^prs(\d+)x[0-9a-f]{6}-`)
+
+// removeStaleNamespaces deletes namespaces an earlier run left behind when
+// it died without its cleanup (a go test timeout): those whose creating
+// test process is gone and in which nothing runs any more (the daemons
+// die with the test process, see startNode). Anything else is left alone.
+func removeStaleNamespaces(t testing.TB) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		m := staleName.FindStringSubmatch(f[0])
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // its test is still running
+		}
+		if pids, err := exec.Command("ip", "netns", "pids", f[0]).Output(); err != nil || len(strings.TrimSpace(string(pids))) > 0 {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "del", f[0]).CombinedOutput(); err != nil {
+			t.Logf("remove stale namespace %s: %v: %s", f[0], err, out)
+		}
+	}
 }
 
 // destroy kills what still runs in the namespaces (children of the nodes

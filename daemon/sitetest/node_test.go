@@ -1,3 +1,5 @@
+//go:build linux
+
 package sitetest
 
 import (
@@ -335,6 +337,9 @@ p2p:
 	}
 	n.cmd = nsCommand(n.ns, patchringd, "run", "--config", cfgFile)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	// Should the test process die without its cleanup (a go test
+	// timeout), the kernel kills the daemon: no orphaned agents.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", n.hostname, err)
