@@ -74,7 +74,6 @@ type testSite struct {
 
 // node is one patchringd process in its own namespace.
 type node struct {
-	idx      int
 	hostname string
 	ns, ip   string
 	dir      string
@@ -181,6 +180,21 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 				t.Logf("---- %s (%s, %s) log tail:\n%s", n.hostname, n.ip, n.id, n.logTail(25))
 			}
 		}
+		// PATCHRING_SITETEST_LOGS=DIR keeps every node's log for a look
+		// at the timeline.
+		if dir := os.Getenv("PATCHRING_SITETEST_LOGS"); dir != "" {
+			dst := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				t.Errorf("keep logs: %v", err)
+				return
+			}
+			for _, n := range s.nodes {
+				if data, err := os.ReadFile(n.logPath); err == nil {
+					_ = os.WriteFile(filepath.Join(dst, n.hostname+".log"), data, 0o644)
+				}
+			}
+			t.Logf("node logs kept in %s", dst)
+		}
 	})
 	return s
 }
@@ -256,7 +270,7 @@ func (s *testSite) startNodes(t testing.TB) {
 }
 
 func (s *testSite) prepareNode(i int) (*node, error) {
-	n := &node{idx: i, hostname: s.cfg.Hostname(i), ns: s.net.nodes[i], ip: nodeIP(i), dir: filepath.Join(s.dir, fmt.Sprintf("n%02d", i))}
+	n := &node{hostname: s.cfg.Hostname(i), ns: s.net.nodes[i], ip: nodeIP(i), dir: filepath.Join(s.dir, fmt.Sprintf("n%02d", i))}
 	n.sock = filepath.Join(n.dir, "api.sock")
 	n.logPath = filepath.Join(n.dir, "patchringd.log")
 	n.c = &client.Client{Socket: n.sock}
