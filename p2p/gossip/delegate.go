@@ -57,7 +57,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 
 func (d *delegate) LocalState(join bool) []byte { return d.g.localState() }
 
-func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.g.mergeRemoteState(buf) }
+func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.g.mergeRemoteState(buf, "push-pull") }
 
 type eventDelegate struct{ g *Gossip }
 
@@ -74,6 +74,16 @@ type aliveDelegate struct{ g *Gossip }
 var _ memberlist.AliveDelegate = (*aliveDelegate)(nil)
 
 func (a *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
+	if _, err := unmarshalMeta(n.Meta); err != nil {
+		return fmt.Errorf("member %s: %w", n.Name, err)
+	}
+	g := a.g
+	g.mu.Lock()
+	ok := g.valid[n.Name]
+	g.mu.Unlock()
+	if ok {
+		return nil
+	}
 	id, err := peer.Decode(n.Name)
 	if err != nil {
 		return fmt.Errorf("member name %q is not a node ID: %w", n.Name, err)
@@ -81,9 +91,12 @@ func (a *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
 	if _, err := id.ExtractPublicKey(); err != nil {
 		return fmt.Errorf("member %s: node ID does not embed a public key: %w", n.Name, err)
 	}
-	if _, err := unmarshalMeta(n.Meta); err != nil {
-		return fmt.Errorf("member %s: %w", n.Name, err)
+	g.mu.Lock()
+	if len(g.valid) >= maxValidNames {
+		clear(g.valid)
 	}
+	g.valid[n.Name] = true
+	g.mu.Unlock()
 	return nil
 }
 

@@ -41,6 +41,8 @@ const (
 	leaveTimeout = 3 * time.Second
 	// pullInterval rate-limits state requests to and replies for one node.
 	pullInterval = time.Second
+	// maxValidNames bounds the cache of member names already checked.
+	maxValidNames = 8192
 )
 
 // Gossip is one node's membership in its site's gossip pool.
@@ -65,9 +67,10 @@ type Gossip struct {
 	members  map[string]*member
 	unknown  int
 	hint     PolicyHint
-	pulls    map[string]struct{} // nodes to ask for their state
-	replies  map[string]struct{} // nodes that asked for ours
+	pulls    map[string]time.Time // nodes whose meta shows a state we lack, since when
+	replies  map[string]struct{}  // nodes that asked for ours
 	lastPull map[string]time.Time
+	valid    map[string]bool // member names that passed NotifyAlive's check
 	left     bool
 
 	leaseMu sync.Mutex // serializes TryAcquire / Release
@@ -153,7 +156,8 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 		priv:     c.Identity,
 		keyring:  keyring,
 		members:  make(map[string]*member),
-		pulls:    make(map[string]struct{}),
+		pulls:    make(map[string]time.Time),
+		valid:    make(map[string]bool),
 		replies:  make(map[string]struct{}),
 		lastPull: make(map[string]time.Time),
 		subs:     make(map[*Subscription]struct{}),
@@ -193,6 +197,9 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 	// A node that restarts on another address (DHCP) may take its name back
 	// once its old incarnation has been dead this long.
 	mlc.DeadNodeReclaimTime = 30 * time.Second
+	// Our messages are compact and signed (incompressible); memberlist's
+	// per-packet LZW costs more CPU than the LAN bandwidth it saves.
+	mlc.EnableCompression = false
 	mlc.DelegateProtocolVersion, mlc.DelegateProtocolMin, mlc.DelegateProtocolMax = 1, 1, 1
 	mlc.Delegate = &delegate{g}
 	mlc.Events = &eventDelegate{g}
@@ -591,6 +598,9 @@ func (g *Gossip) handle(raw []byte, rebroadcast bool, via string) {
 	switch t := msgType(raw[0]); t {
 	case msgState, msgContent, msgLease:
 		g.handleSigned(raw, rebroadcast, via)
+	case msgPushPull:
+		// A node's reply to our state request: a bundle of its messages.
+		g.mergeRemoteState(raw, via)
 	case msgStateRequest:
 		id, err := unmarshalStateRequest(raw)
 		if err != nil {
@@ -830,18 +840,18 @@ func (g *Gossip) localState() []byte {
 	return pp.marshal()
 }
 
-func (g *Gossip) mergeRemoteState(buf []byte) {
+func (g *Gossip) mergeRemoteState(buf []byte, via string) {
 	pp, err := unmarshalPushPull(buf)
 	if err != nil {
-		g.drop(err, "push-pull")
+		g.drop(err, via)
 		return
 	}
 	for _, m := range pp.messages {
 		if len(m) == 0 || !isSigned(msgType(m[0])) {
-			g.drop(malformedf("push/pull entry is not a signed message"), "push-pull")
+			g.drop(malformedf("push/pull entry is not a signed message"), via)
 			continue
 		}
-		g.handleSigned(m, false, "push-pull")
+		g.handleSigned(m, false, via)
 	}
 }
 
@@ -890,8 +900,8 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 		m.liveness, m.changed = lv, now
 	}
 	pull := false
-	if n.Name != g.name && lv == LivenessAlive && meta.stateLTime > m.stateLT {
-		g.pulls[n.Name] = struct{}{}
+	if _, waiting := g.pulls[n.Name]; !waiting && n.Name != g.name && lv == LivenessAlive && meta.stateLTime > m.stateLT {
+		g.pulls[n.Name] = time.Now()
 		pull = true
 	}
 	g.countLiveLocked()
@@ -1079,34 +1089,55 @@ func (g *Gossip) metaLoop(ctx context.Context) {
 	}
 }
 
-// pullLoop asks nodes whose meta shows a newer state than we hold to send
-// it, and answers such requests with our own signed messages.
+// pullLoop asks nodes whose meta has shown a newer state than we hold for
+// a while (gossip did not bring it) to send it, and answers such requests
+// with a bundle of our own signed messages.
 func (g *Gossip) pullLoop(ctx context.Context) {
+	delay := max(10*g.cfg.GossipInterval, 100*time.Millisecond)
+	t := time.NewTicker(delay / 2)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-g.pullCh:
+		case <-t.C:
 		}
 		now := time.Now()
+		var pulls, replies []string
 		g.mu.Lock()
-		take := func(set map[string]struct{}, prefix string) []string {
-			var out []string
-			for name := range set {
-				delete(set, name)
-				if t, ok := g.lastPull[prefix+name]; ok && now.Sub(t) < pullInterval {
-					continue
-				}
-				g.lastPull[prefix+name] = now
-				out = append(out, name)
+		for name, since := range g.pulls {
+			if now.Sub(since) < delay {
+				continue
 			}
-			return out
+			delete(g.pulls, name)
+			m := g.members[name]
+			if m == nil || m.liveness != LivenessAlive || m.meta.stateLTime <= m.stateLT {
+				continue // gossip brought it meanwhile
+			}
+			if last, ok := g.lastPull[name]; ok && now.Sub(last) < pullInterval {
+				continue
+			}
+			g.lastPull[name] = now
+			pulls = append(pulls, name)
 		}
-		pulls, replies := take(g.pulls, ""), take(g.replies, "r/")
+		for name := range g.replies {
+			delete(g.replies, name)
+			if last, ok := g.lastPull["r/"+name]; ok && now.Sub(last) < pullInterval {
+				continue
+			}
+			g.lastPull["r/"+name] = now
+			replies = append(replies, name)
+		}
 		self := g.members[g.name]
-		own := [][]byte{self.stateMsg, self.contentMsg}
+		own := pushPull{ltime: g.lamport.Time()}
+		for _, b := range [][]byte{self.stateMsg, self.contentMsg} {
+			if b != nil {
+				own.messages = append(own.messages, b)
+			}
+		}
 		for _, r := range self.leases {
-			own = append(own, r.msg)
+			own.messages = append(own.messages, r.msg)
 		}
 		g.mu.Unlock()
 		if len(pulls) == 0 && len(replies) == 0 {
@@ -1121,18 +1152,14 @@ func (g *Gossip) pullLoop(ctx context.Context) {
 				}
 			}
 		}
+		if len(replies) == 0 {
+			continue
+		}
+		bundle := own.marshal()
 		for _, name := range replies {
-			n := nodes[name]
-			if n == nil {
-				continue
-			}
-			for _, b := range own {
-				if b == nil {
-					continue
-				}
-				if err := g.ml.SendReliable(n, b); err != nil {
+			if n := nodes[name]; n != nil {
+				if err := g.ml.SendReliable(n, bundle); err != nil {
 					g.log.Debug("state reply", "to", name, "err", err)
-					break
 				}
 			}
 		}

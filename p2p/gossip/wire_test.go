@@ -66,7 +66,7 @@ func TestNotifyMsgDropsBadInput(t *testing.T) {
 	}{
 		{"empty", nil, func(s Stats) uint64 { return s.Malformed }},
 		{"unknown type", []byte{0x7f, 1, 2, 3}, func(s Stats) uint64 { return s.Malformed }},
-		{"push-pull as user message", (&pushPull{ltime: 1}).marshal(), func(s Stats) uint64 { return s.Malformed }},
+		{"push-pull bundle with a bad entry", (&pushPull{ltime: 1, messages: [][]byte{{1, 2}}}).marshal(), func(s Stats) uint64 { return s.Malformed }},
 		{"truncated envelope", valid[:len(valid)/2], func(s Stats) uint64 { return s.Malformed }},
 		{"truncated varint", []byte{byte(msgState), 0x10, 0xff}, func(s Stats) uint64 { return s.Malformed }},
 		{"field with wrong wire type", append([]byte{byte(msgState)}, wrongWireType...), func(s Stats) uint64 { return s.Malformed }},

@@ -1,0 +1,156 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkPolicyPropagation runs a site of 200 nodes in one process on
+// loopback with memberlist's LAN timing (gossip every 200ms to 3 nodes,
+// probe every 1s, push/pull every 30s) and measures, for a node announcing
+// a new policy version, the time until 99% and until all of the other nodes
+// have heard it. Targets: gossip_policy_p99_s <= 2, gossip_policy_all_s <= 5.
+func BenchmarkPolicyPropagation(b *testing.B) {
+	const (
+		size   = 200
+		rounds = 5
+	)
+	key := newKey(b)
+	var nodes []*node
+	for i := range size {
+		cfg := testConfig(b, i, key)
+		// LAN defaults, not the fast test timing.
+		cfg.ProbeInterval, cfg.ProbeTimeout, cfg.GossipInterval, cfg.PushPullInterval = 0, 0, 0, 0
+		cfg.SuspicionMult = 0
+		cfg.JoinJitter = 2 * time.Second // the whole site starts at once
+		for range min(i, 3) {
+			cfg.Seeds = append(cfg.Seeds, nodes[rand.N(i)].LocalAddr())
+		}
+		g, err := New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = append(nodes, &node{Gossip: g})
+	}
+	for _, n := range nodes {
+		ctx, cancel := context.WithCancel(context.Background())
+		n.cancel, n.done = cancel, make(chan error, 1)
+		go func() { n.done <- n.Run(ctx) }()
+	}
+	b.Cleanup(func() {
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+		for _, n := range nodes {
+			<-n.done
+		}
+	})
+	// Membership converges within seconds to almost everyone; the last
+	// missed alive message may wait for a push/pull (every 2 minutes at
+	// this size), which propagation does not need.
+	waitFor(b, 3*time.Minute, "200 nodes converge", func() error {
+		for _, n := range nodes {
+			if c := n.live.Load(); c < size*99/100 {
+				return fmt.Errorf("%s sees %d live members", n.NodeID(), c)
+			}
+		}
+		return nil
+	})
+
+	// Measure a site at rest, not one still spreading 200 boot-time states:
+	// wait until every broadcast queue has drained.
+	waitFor(b, 3*time.Minute, "broadcast queues drain", func() error {
+		for _, n := range nodes {
+			if q := n.leaseQ.NumQueued() + n.stateQ.NumQueued() + n.contentQ.NumQueued(); q > 0 {
+				return fmt.Errorf("%s has %d queued broadcasts", n.NodeID(), q)
+			}
+		}
+		return nil
+	})
+
+	// Each node's subscription records when it first hears the target.
+	var (
+		mu     sync.Mutex
+		target uint64
+		start  time.Time
+		heard  = map[string]time.Duration{}
+		doneCh = make(chan struct{}, 1)
+	)
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		sub := n.Subscribe(16)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range sub.Events() {
+				if ev.Kind != EventPolicyVersion {
+					continue
+				}
+				mu.Lock()
+				if _, ok := heard[n.name]; !ok && ev.PolicyVersion >= target && target > 0 {
+					heard[n.name] = time.Since(start)
+					if len(heard) == size-1 {
+						doneCh <- struct{}{}
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Cleanups run last-in first-out: close the nodes (which closes the
+	// subscriptions) before waiting for the readers.
+	b.Cleanup(func() {
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+		wg.Wait()
+	})
+
+	var p99s, alls []float64
+	b.ResetTimer()
+	for i := range b.N * rounds {
+		from := nodes[rand.N(size)]
+		mu.Lock()
+		target = uint64(1000 + i)
+		clear(heard)
+		start = time.Now()
+		mu.Unlock()
+		if err := from.SetLocal(State{PolicyVersion: target}); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-doneCh:
+		case <-time.After(60 * time.Second):
+			mu.Lock()
+			b.Fatalf("round %d: only %d of %d nodes heard version %d", i, len(heard), size-1, target)
+		}
+		mu.Lock()
+		var ds []time.Duration
+		for _, d := range heard {
+			ds = append(ds, d)
+		}
+		mu.Unlock()
+		slices.Sort(ds)
+		b.Logf("round %d: min %v median %v p99 %v max %v", i, ds[0], ds[len(ds)/2], ds[(len(ds)*99+99)/100-1], ds[len(ds)-1])
+		p99 := ds[(len(ds)*99+99)/100-1]
+		p99s = append(p99s, p99.Seconds())
+		alls = append(alls, ds[len(ds)-1].Seconds())
+	}
+	b.StopTimer()
+	b.ReportMetric(mean(p99s), "gossip_policy_p99_s@s")
+	b.ReportMetric(mean(alls), "gossip_policy_all_s@s")
+	b.ReportMetric(slices.Max(alls), "gossip_policy_all_worst_s@s")
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
