@@ -1,6 +1,8 @@
 // Package exchange owns patchring's peer-to-peer payload exchange: a libp2p
 // host restricted to fleet members and the /patchring/blob/1 protocol with
-// which nodes ask each other "who has H" and "send H range [off, len)".
+// which nodes ask each other "who has H" and "send H range [off, len)",
+// and the /patchring/meta/1 protocol (files.go) with which they fetch
+// repository files by path: the TUF metadata and policy a node verified.
 //
 // The wire framing (wire.go) is written over io.Reader and io.Writer so that
 // it is tested over io.Pipe as well as over real libp2p streams. The
