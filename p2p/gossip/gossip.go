@@ -296,29 +296,16 @@ func (g *Gossip) Leave(ctx context.Context) error {
 
 // Close stops the node at once, without a leave message (the pool will
 // find it dead). Run returns after Close. Safe to call more than once.
-func (g *Gossip) Close() error {
-	g.stopOnce.Do(func() { close(g.stop) })
-	if g.running.Load() {
-		// Run does the shutdown; make sure it does not leave gracefully.
-		g.lifeMu.Lock()
-		g.closed.Store(true)
-		err := g.ml.Shutdown()
-		g.lifeMu.Unlock()
-		g.closeSubs()
-		if err != nil {
-			return fmt.Errorf("shut down gossip: %w", err)
-		}
-		return nil
-	}
-	return g.shutdown()
-}
+func (g *Gossip) Close() error { return g.shutdown() }
 
+// shutdown marks the node closed (so Run will not leave gracefully after
+// it), stops memberlist, wakes Run and ends the subscriptions.
 func (g *Gossip) shutdown() error {
-	g.stopOnce.Do(func() { close(g.stop) })
 	g.lifeMu.Lock()
 	g.closed.Store(true)
 	err := g.ml.Shutdown()
 	g.lifeMu.Unlock()
+	g.stopOnce.Do(func() { close(g.stop) })
 	g.closeSubs()
 	if err != nil {
 		return fmt.Errorf("shut down gossip: %w", err)
@@ -1073,6 +1060,9 @@ func (g *Gossip) prune() {
 		}
 		delete(g.members, name)
 		delete(g.lastPull, name)
+		delete(g.lastPull, "r/"+name)
+		delete(g.pulls, name)
+		delete(g.valid, name)
 	}
 }
 
