@@ -99,7 +99,8 @@ type ChrootOptions struct {
 	Mirror string
 	// CacheDir keeps the tarball between runs; default os.TempDir().
 	CacheDir string
-	// TempDir is where NewChroot extracts systems; default os.TempDir().
+	// TempDir is where NewChroot extracts systems; default /dev/shm when
+	// it is a roomy tmpfs that allows executables, else os.TempDir().
 	TempDir string
 }
 
