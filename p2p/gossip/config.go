@@ -63,6 +63,11 @@ type Config struct {
 	// LeaseSettle is how long a lease claim waits for competing claims.
 	// It must exceed twice the gossip propagation delay. Default 3s.
 	LeaseSettle time.Duration
+	// LeaseDeadGrace, if set, frees the lease slot of a holder memberlist
+	// has declared dead (failed, not left) for this long, before its TTL.
+	// Zero (the default) keeps the slot until the TTL: a host rebooting
+	// under the lease looks dead, and only the TTL tells it from a lost one.
+	LeaseDeadGrace time.Duration
 	// DeadRetention is how long dead or departed members stay in Members().
 	// Default 72h.
 	DeadRetention time.Duration

@@ -180,17 +180,23 @@ func (l *Lease) Holders(group string) []LeaseHolder {
 }
 
 // holdersLocked returns the other nodes holding an unexpired lease of
-// group. A dead holder keeps its slot until expiry: a host rebooting under
-// the lease looks exactly like a dead one.
+// group. A dead holder keeps its slot until expiry (a host rebooting under
+// the lease looks exactly like a dead one), or until it has been dead for
+// Config.LeaseDeadGrace if that is set.
 func (g *Gossip) holdersLocked(group string, now time.Time) []string {
 	var out []string
 	for name, m := range g.members {
 		if name == g.name {
 			continue
 		}
-		if r := m.leases[group]; r != nil && r.phase == leaseHeld && r.expiry.After(now) {
-			out = append(out, name)
+		r := m.leases[group]
+		if r == nil || r.phase != leaseHeld || !r.expiry.After(now) {
+			continue
 		}
+		if grace := g.cfg.LeaseDeadGrace; grace > 0 && m.liveness == LivenessDead && now.Sub(m.changed) >= grace {
+			continue
+		}
+		out = append(out, name)
 	}
 	return out
 }

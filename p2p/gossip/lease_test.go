@@ -142,6 +142,39 @@ func TestLeaseOfDeadHolderExpiresAfterTTL(t *testing.T) {
 	}
 }
 
+func TestLeaseDeadGraceFreesSlotBeforeTTL(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	nodes := startPool(t, 2, newKey(t), func(_ int, c *Config) {
+		c.Clock = clock
+		c.LeaseDeadGrace = time.Minute
+	})
+	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	const group = "g"
+	ctx := t.Context()
+	holder, other := nodes[1], nodes[0]
+	if err := acquireWithin(ctx, holder.Lease(), group, 1, time.Hour, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "hold is visible", func() error {
+		if len(other.Lease().Holders(group)) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	holder.kill(t)
+	waitFor(t, 20*time.Second, "holder marked dead", func() error {
+		return sees(other.Gossip, holder.NodeID(), func(m Member) bool { return m.Liveness == LivenessDead })
+	})
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || ok {
+		t.Fatalf("TryAcquire within the grace: %v, %v; want false", ok, err)
+	}
+	clock.Advance(time.Minute + time.Second) // far from the hour-long TTL
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || !ok {
+		t.Fatalf("TryAcquire after the grace: %v, %v; want true", ok, err)
+	}
+}
+
 func TestLeaseSurvivesHolderRestart(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
