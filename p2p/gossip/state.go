@@ -128,10 +128,8 @@ func validateState(s *State) error {
 		return fmt.Errorf("%d update results, at most %d", len(s.Results), MaxResults)
 	}
 	for i, r := range s.Results {
-		for _, f := range []string{r.Source, r.Package, r.Version} {
-			if err := checkString(fmt.Sprintf("result %d", i), f, maxResultField); err != nil {
-				return err
-			}
+		if err := checkResult(r); err != nil {
+			return fmt.Errorf("result %d: %w", i, err)
 		}
 	}
 	for name, v := range map[string]int{"pending": s.Updates.Pending, "installed": s.Updates.Installed, "failed": s.Updates.Failed} {

@@ -3,7 +3,6 @@ package gossip
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -353,30 +352,57 @@ func (s *stateBody) marshal() []byte {
 	return b
 }
 
-// encodeResult packs a result as "1|0" NUL source NUL package NUL version.
+// encodeResult packs a result as a nested message: 1 source, 2 package,
+// 3 version, 4 succeeded.
 func encodeResult(r UpdateResult) []byte {
-	ok := "0"
-	if r.Succeeded {
-		ok = "1"
-	}
-	return []byte(ok + "\x00" + r.Source + "\x00" + r.Package + "\x00" + r.Version)
+	var b []byte
+	b = appendStringField(b, 1, r.Source)
+	b = appendStringField(b, 2, r.Package)
+	b = appendStringField(b, 3, r.Version)
+	return appendBoolField(b, 4, r.Succeeded)
 }
 
 func decodeResult(f field) (UpdateResult, error) {
-	v, err := f.str("update result", 3*maxResultField+4)
+	v, err := f.bytes("update result", 3*(maxResultField+3)+2)
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	parts := strings.Split(v, "\x00")
-	if len(parts) != 4 || (parts[0] != "0" && parts[0] != "1") || parts[2] == "" || parts[3] == "" {
-		return UpdateResult{}, malformedf("update result %q: want outcome, source, package and version", v)
+	var r UpdateResult
+	err = parseFields(v, func(f field) error {
+		var err error
+		switch f.num {
+		case 1:
+			r.Source, err = f.str("result source", maxResultField)
+		case 2:
+			r.Package, err = f.str("result package", maxResultField)
+		case 3:
+			r.Version, err = f.str("result version", maxResultField)
+		case 4:
+			r.Succeeded, err = boolField(f, "result succeeded")
+		}
+		return err
+	})
+	if err != nil {
+		return UpdateResult{}, fmt.Errorf("update result: %w", err)
 	}
-	for _, p := range parts[1:] {
-		if len(p) > maxResultField {
-			return UpdateResult{}, malformedf("update result field of %d bytes, at most %d", len(p), maxResultField)
+	if err := checkResult(r); err != nil {
+		return UpdateResult{}, malformedf("%v", err)
+	}
+	return r, nil
+}
+
+// checkResult is the one rule for results, applied by SetLocal and by the
+// decoder alike, so a node never announces what its peers would drop.
+func checkResult(r UpdateResult) error {
+	for _, f := range []struct{ name, v string }{{"source", r.Source}, {"package", r.Package}, {"version", r.Version}} {
+		if err := checkString("result "+f.name, f.v, maxResultField); err != nil {
+			return err
 		}
 	}
-	return UpdateResult{Succeeded: parts[0] == "1", Source: parts[1], Package: parts[2], Version: parts[3]}, nil
+	if r.Package == "" || r.Version == "" {
+		return fmt.Errorf("update result %s/%s: package and version are required", r.Package, r.Version)
+	}
+	return nil
 }
 
 func unmarshalStateBody(b []byte) (stateBody, error) {

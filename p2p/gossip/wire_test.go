@@ -180,6 +180,8 @@ func TestSetLocalRejectsBadState(t *testing.T) {
 		{"too many tags", State{Tags: make([]string, maxTags+1)}},
 		{"invalid UTF-8", State{AgentVersion: "\xff"}},
 		{"negative count", State{Updates: UpdateSummary{Failed: -1}}},
+		{"result without version", State{Results: []UpdateResult{{Source: "apt", Package: "openssl"}}}},
+		{"too many results", State{Results: make([]UpdateResult, MaxResults+1)}},
 		{"does not fit a packet", State{Addrs: []string{long, long, long, long, long, long}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
