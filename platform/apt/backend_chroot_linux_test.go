@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,96 +17,6 @@ import (
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
 )
-
-// scriptLog is where the test packages' maintainer scripts note each run,
-// inside the root.
-const scriptLog = "/var/log/acme-scripts.log"
-
-// realSystemPackage is acme at version: a service package whose maintainer
-// scripts assume a real Debian system, as packages from vendors do. They
-// use absolute paths and never $DPKG_ROOT; the postinst creates the system
-// user acme with adduser, writes /etc/acme/acme.conf, owns
-// /var/lib/acme, registers /usr/bin/acme with update-alternatives and,
-// from 1.1 on, migrates state from older versions (dpkg
-// --compare-versions); the preinst notes downgrades; prerm and postrm
-// undo the alternative and, on purge, the user. The postinst notes the
-// DPKG_ROOT and DPKG_ADMINDIR dpkg gave it. Every script first checks
-// that it runs in a test root (apttest.ChrootGuard), notes "<version>
-// <script> <args>" in /var/log/acme-scripts.log and fails while
-// /etc/acme/fail-<script> exists.
-func realSystemPackage(version string, priority int) apttest.Package {
-	head := func(script string) string {
-		return "#!/bin/sh\nset -e\n" + apttest.ChrootGuard +
-			fmt.Sprintf("echo \"%s %s $*\" >>%s\n", version, script, scriptLog) +
-			fmt.Sprintf("if [ -e /etc/acme/fail-%s ]; then echo \"%s: failing on demand (/etc/acme/fail-%s)\" >&2; exit 1; fi\n", script, script, script)
-	}
-	bin := "/usr/lib/acme/acme-" + version
-	return apttest.Package{
-		Name:    "acme",
-		Version: version,
-		Files: []apttest.File{
-			{Path: bin, Body: []byte("#!/bin/sh\necho acme " + version + "\n"), Mode: 0o755},
-			{Path: "/usr/share/acme/VERSION", Body: []byte(version + "\n")},
-		},
-		Preinst: head("preinst") + `case "$1" in
-upgrade)
-	if dpkg --compare-versions "$2" gt "` + version + `"; then
-		echo "downgrade from $2 to ` + version + `" >>/var/lib/acme/downgrades
-	fi
-	;;
-esac
-`,
-		Postinst: head("postinst") + `if [ "$1" = configure ]; then
-	if ! getent passwd acme >/dev/null; then
-		adduser --system --group --home /var/lib/acme --no-create-home --quiet acme
-	fi
-	install -d -o acme -g acme -m 0750 /var/lib/acme
-	echo "DPKG_ROOT=[${DPKG_ROOT-unset}] DPKG_ADMINDIR=[${DPKG_ADMINDIR-unset}]" >/var/lib/acme/dpkg-env
-	mkdir -p /etc/acme
-	cat >/etc/acme/acme.conf <<EOF
-user = acme
-state = /var/lib/acme
-binary = ` + bin + `
-EOF
-	if [ -n "$2" ] && dpkg --compare-versions "$2" lt "` + version + `" && dpkg --compare-versions "` + version + `" ge 1.1; then
-		echo "migrated from $2 to ` + version + `" >>/var/lib/acme/migrations
-		chown acme:acme /var/lib/acme/migrations
-	fi
-	update-alternatives --quiet --install /usr/bin/acme acme ` + bin + ` ` + fmt.Sprint(priority) + `
-fi
-`,
-		Prerm: head("prerm") + `case "$1" in
-remove|upgrade|deconfigure)
-	update-alternatives --quiet --remove acme ` + bin + `
-	;;
-esac
-`,
-		Postrm: head("postrm") + `if [ "$1" = purge ]; then
-	rm -rf /etc/acme /var/lib/acme
-	deluser --system --quiet acme || true
-fi
-`,
-	}
-}
-
-// hostState is what the test packages' scripts would change on the host
-// if they ever ran there.
-func hostState(t *testing.T) string {
-	t.Helper()
-	var b strings.Builder
-	for _, p := range []string{"/etc/passwd", "/etc/group", "/etc/shadow"} {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "%s %x\n", p, sha256.Sum256(data))
-	}
-	for _, p := range []string{"/etc/acme", "/var/lib/acme", "/usr/bin/acme", "/usr/lib/acme", scriptLog, "/etc/alternatives/acme"} {
-		_, err := os.Lstat(p)
-		fmt.Fprintf(&b, "%s exists=%v\n", p, err == nil)
-	}
-	return b.String()
-}
 
 // chrootEnv is a Debian root with a repository and a Backend driving the
 // root's own apt and dpkg.
@@ -123,12 +32,7 @@ func newChrootEnv(t *testing.T) *chrootEnv {
 		t.Skip("slow: runs apt and dpkg in a Debian root (run without -short, as make test does)")
 	}
 	apttest.GuardHostDB(t)
-	before := hostState(t)
-	t.Cleanup(func() {
-		if after := hostState(t); after != before {
-			t.Errorf("the host changed:\nbefore\n%s\nafter\n%s", before, after)
-		}
-	})
+	apttest.GuardHostFiles(t, apttest.ServiceHostPaths...)
 	e := &chrootEnv{}
 	e.repo = apttest.MustStartRepo(t, apttest.RepoConfig{})
 	e.c = apttest.MustChroot(t, apttest.ChrootOptions{})
@@ -155,7 +59,7 @@ func (e *chrootEnv) inside(t *testing.T, script string) string {
 // scripts returns the maintainer script runs noted since the last call.
 func (e *chrootEnv) scripts(t *testing.T) []string {
 	t.Helper()
-	p := e.c.Path(scriptLog)
+	p := e.c.Path(apttest.ServiceScriptLog)
 	data, err := os.ReadFile(p)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
@@ -224,7 +128,7 @@ func step(t *testing.T, name string, f func(t *testing.T)) {
 
 // TestChrootMaintainerScripts drives the Backend against a minimal Debian
 // 12 root whose own apt-get and dpkg run the maintainer scripts of a
-// package written for real systems: install, upgrade through the engine's
+// package written for real systems (apttest.ServicePackage): install, upgrade through the engine's
 // path (Place, Install of the exact version without downloading),
 // rollback with AllowDowngrades, a postinst failure recovered with dpkg
 // --configure -a, removal; dpkg --audit is clean at the end and the
@@ -234,11 +138,8 @@ func TestChrootMaintainerScripts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	debs := map[string]string{}
-	for _, v := range []struct {
-		version  string
-		priority int
-	}{{"1.0", 10}, {"1.1", 11}} {
-		debs[v.version] = apttest.MustBuildDeb(t, dir, realSystemPackage(v.version, v.priority))
+	for _, v := range []string{"1.0", "1.1"} {
+		debs[v] = apttest.MustBuildDeb(t, dir, apttest.ServicePackage(v))
 	}
 	e.repo.MustAdd(t, debs["1.0"])
 
@@ -340,7 +241,7 @@ func TestChrootMaintainerScripts(t *testing.T) {
 	})
 
 	step(t, "failing postinst, then dpkg --configure -a", func(t *testing.T) {
-		flag := e.c.Path("etc/acme/fail-postinst")
+		flag := e.c.Path("etc/acme/fail-postinst-1.1")
 		if err := os.WriteFile(flag, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
