@@ -206,7 +206,7 @@ func (e *Engine) setState(s string) {
 func (e *Engine) Cycle(ctx context.Context) error {
 	decisions, err := e.Plan(ctx)
 	e.setErr(err)
-	if err != nil {
+	if err != nil && decisions == nil {
 		return err
 	}
 	p, version := e.cfg.Policy()
@@ -240,7 +240,7 @@ func (e *Engine) Cycle(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return err
 }
 
 // facts returns the node facts with the installed versions the policy's
@@ -274,13 +274,19 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	e.mu.Lock()
 	stale := e.cfg.RefreshEvery == 0 || e.cfg.Now().Sub(e.lastRefresh) >= e.cfg.RefreshEvery
 	e.mu.Unlock()
+	var refreshErr error
 	if stale {
 		if err := e.cfg.Packages.Refresh(ctx); err != nil {
-			return nil, fmt.Errorf("plan: refresh package indices: %w", err)
+			// An unreachable repository (a WAN outage) must not stop a
+			// site that has the payloads on its LAN: plan on the indices
+			// apt verified last time, and say so.
+			refreshErr = fmt.Errorf("plan: refresh package indices (planned on the last verified indices): %w", err)
+			e.cfg.Log.Warn("engine: package index refresh failed; planning on the last verified indices", "err", err)
+		} else {
+			e.mu.Lock()
+			e.lastRefresh = e.cfg.Now()
+			e.mu.Unlock()
 		}
-		e.mu.Lock()
-		e.lastRefresh = e.cfg.Now()
-		e.mu.Unlock()
 	}
 	cands, err := e.cfg.Packages.Upgradable(ctx)
 	if err != nil {
@@ -332,8 +338,9 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	sort.SliceStable(decisions, func(i, j int) bool { return decisions[i].Update.Package < decisions[j].Update.Package })
 	e.mu.Lock()
 	e.decisions, e.planned, e.cands, e.catalog = decisions, now, byKey, catItems
+	e.lastErr = refreshErr
 	e.mu.Unlock()
-	return decisions, nil
+	return decisions, refreshErr
 }
 
 // Decisions returns the last plan.
@@ -408,7 +415,7 @@ var ErrOutsideWindow = errors.New("not due under the policy (outside its mainten
 // deny in the policy still wins.
 func (e *Engine) InstallNow(ctx context.Context, pkg, version string) (*Tx, error) {
 	decisions, err := e.Plan(ctx)
-	if err != nil {
+	if err != nil && decisions == nil {
 		return nil, err
 	}
 	for _, d := range decisions {

@@ -242,3 +242,28 @@ func reachedInstall(tx *engine.Tx) bool {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestPlanSurvivesRepositoryOutage: when apt-get update fails (the WAN is
+// down) the engine still plans on the indices apt verified last, so a
+// site can install from its LAN peers, and it reports the failure.
+func TestPlanSurvivesRepositoryOutage(t *testing.T) {
+	w := newWorld(t, apttest.Package{})
+	n := w.newNode(t, "broad-1", nil, mustPolicy(t, ""))
+	w.publish11(t)
+	if _, err := n.eng.Plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.repo.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := n.eng.Plan(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "last verified indices") {
+		t.Fatalf("plan with the repository down: err = %v", err)
+	}
+	if len(ds) != 1 || ds[0].Update.Package != "acme-tool" || ds[0].Update.Version != "1.1" {
+		t.Fatalf("plan with the repository down lost the update: %+v", ds)
+	}
+	if st := n.eng.Status(); st.State != "degraded" {
+		t.Errorf("status after a failed refresh: %+v", st)
+	}
+}
