@@ -169,7 +169,9 @@ func (d *Daemon) subsystems() error {
 		d.pol.Routes(d.api)
 	}
 
-	if cfg.Apt.Enabled {
+	// The libp2p host that shares payloads and repository files with the
+	// site needs the content store even without apt.
+	if cfg.Apt.Enabled || (cfg.Gossip.Enabled && cfg.P2P.Enabled) {
 		cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log})
 		if err != nil {
 			return fmt.Errorf("content store: %w", err)

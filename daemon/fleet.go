@@ -121,6 +121,7 @@ func (d *Daemon) startFleet() error {
 			return fmt.Errorf("p2p: %w", err)
 		}
 		f.x = x
+		f.serveMeta()
 		f.coord, err = site.New(site.Config{
 			Self:        d.ID(),
 			Members:     f.ringMembers,
@@ -177,14 +178,18 @@ loop:
 			case gossip.EventPolicyVersion:
 				if f.d.pol != nil && int64(ev.PolicyVersion) > f.d.pol.TimestampVersion() {
 					f.d.log.Info("fleet: a peer holds newer policy metadata; refreshing", "peer_version", ev.PolicyVersion)
+					f.admit()
+					f.useMetaPeers()
 					f.d.pol.Trigger()
 				}
 			default:
 				f.admit()
+				f.useMetaPeers()
 			}
 		case <-tick.C:
 			f.publish()
 			f.admit()
+			f.useMetaPeers()
 		}
 	}
 	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
