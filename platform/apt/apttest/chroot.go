@@ -359,6 +359,10 @@ func chooseMirror(o ChrootOptions, etcApt string) (mirror, from string, err erro
 	return "", "", fmt.Errorf("%s: set %s to a Debian mirror's URL", msg, MirrorEnv)
 }
 
+// Runner is the runner's path: Runner() name args... runs name inside the
+// root, e.g. as a policy's health check.
+func (c *Chroot) Runner() string { return filepath.Join(c.BinDir, "chroot-run") }
+
 // Path joins rel to Root.
 func (c *Chroot) Path(rel string) string { return filepath.Join(c.Root, rel) }
 

@@ -340,11 +340,11 @@ func (c *Chroot) setup(ctx context.Context) error {
 	if err := os.MkdirAll(c.BinDir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(c.runner(), []byte(c.runnerScript()), 0o755); err != nil {
+	if err := os.WriteFile(c.Runner(), []byte(c.runnerScript()), 0o755); err != nil {
 		return err
 	}
 	for _, tool := range chrootTools {
-		body := "#!/bin/sh\n# runs the patchring test root's " + tool + "\nexec " + shellQuote(c.runner()) + " " + tool + " \"$@\"\n"
+		body := "#!/bin/sh\n# runs the patchring test root's " + tool + "\nexec " + shellQuote(c.Runner()) + " " + tool + " \"$@\"\n"
 		if err := os.WriteFile(filepath.Join(c.BinDir, tool), []byte(body), 0o755); err != nil {
 			return err
 		}
@@ -373,8 +373,6 @@ Dpkg::Use-Pty "0";
 `)
 	return b.String()
 }
-
-func (c *Chroot) runner() string { return filepath.Join(c.BinDir, "chroot-run") }
 
 // runnerScript enters the root. The outer shell only execs unshare; the
 // inner one mounts, then execs chroot, which execs the command: one
@@ -424,7 +422,7 @@ func (c *Chroot) Env() []string {
 // with args inside the root. Paths in args must lie under Root; "/x"
 // means the root's /x.
 func (c *Chroot) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, c.runner(), append([]string{name}, args...)...)
+	cmd := exec.CommandContext(ctx, c.Runner(), append([]string{name}, args...)...)
 	cmd.Env = c.Env()
 	cmd.Dir = "/"
 	return cmd
