@@ -7,9 +7,10 @@ LDFLAGS := -X github.com/patchring/patchring/daemon/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # Debian packages the tests drive for real (apt/dpkg in sandboxes, a private
-# D-Bus, network namespaces, service managers). Installed when missing.
+# D-Bus, network namespaces, service managers, Debian test roots built with
+# mmdebstrap and entered with unshare + mount + chroot). Installed when missing.
 DEB_PACKAGES := dbus-daemon dbus-bin desktop-file-utils util-linux iproute2 sysvinit-utils init-system-helpers \
-	apt dpkg lz4 rpm xz-utils ca-certificates
+	apt dpkg lz4 rpm xz-utils ca-certificates mmdebstrap debian-archive-keyring mount
 GO_TEST_FLAGS ?= -race -timeout 18m
 
 .PHONY: all build demo test deps lint fmt-check vet staticcheck unit cross bench clean
