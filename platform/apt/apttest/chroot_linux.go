@@ -50,6 +50,12 @@ func RootImage(ctx context.Context, opts ChrootOptions) (string, error) {
 	if _, err := os.Stat(path); err == nil { // built while we waited
 		return path, nil
 	}
+	// Work directories exist only while their builder holds the lock:
+	// any left is from a build that was killed.
+	stale, _ := filepath.Glob(filepath.Join(opts.CacheDir, "patchring-mmdebstrap-work-*"))
+	for _, d := range stale {
+		removeUnmounted(d)
+	}
 	if err := buildImage(ctx, opts, mirror, from, path); err != nil {
 		return "", fmt.Errorf("debian root image %s from %s (mirror from %s): %w", opts.Suite, mirror, from, err)
 	}
@@ -240,11 +246,17 @@ func NewChroot(ctx context.Context, opts ChrootOptions) (*Chroot, error) {
 	if opts.TempDir == "" {
 		opts.TempDir = defaultChrootTempDir()
 	}
+	sweepStaleChroots(opts.TempDir)
 	dir, err := os.MkdirTemp(opts.TempDir, "patchring-chroot-")
 	if err != nil {
 		return nil, fmt.Errorf("new chroot: %w", err)
 	}
 	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("new chroot: %w", err)
+	}
+	self, _ := processIdentity(os.Getpid())
+	if err := os.WriteFile(filepath.Join(dir, chrootOwnerFile), []byte(self), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("new chroot: %w", err)
 	}
 	c := &Chroot{
@@ -261,6 +273,59 @@ func NewChroot(ctx context.Context, opts ChrootOptions) (*Chroot, error) {
 		return nil, fmt.Errorf("new chroot: %w", err)
 	}
 	return c, nil
+}
+
+// chrootOwnerFile, in each system's directory, identifies the process that
+// made it (processIdentity), so that the systems of a test process that
+// died before its cleanup (a test binary's timeout, kill -9) are removed
+// by the next NewChroot instead of filling /dev/shm.
+const chrootOwnerFile = "owner"
+
+// processIdentity is "pid starttime" of a running process, from
+// /proc/pid/stat; ok is false when there is no such process.
+func processIdentity(pid int) (id string, ok bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", false
+	}
+	// Fields after the command, which is in parentheses and may hold
+	// anything: state is field 3, starttime field 22.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return "", false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 20 {
+		return "", false
+	}
+	return fmt.Sprintf("%d %s", pid, f[19]), true
+}
+
+// sweepStaleChroots removes systems in dir whose owner process has ended.
+// It is best effort: what it cannot judge or remove it leaves.
+func sweepStaleChroots(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "patchring-chroot-*"))
+	for _, m := range matches {
+		owner, err := os.ReadFile(filepath.Join(m, chrootOwnerFile))
+		if err != nil {
+			continue // being set up, or not ours
+		}
+		var pid int
+		if _, err := fmt.Sscanf(string(owner), "%d", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if id, ok := processIdentity(pid); ok && id == string(owner) {
+			continue
+		}
+		removeUnmounted(m)
+	}
+}
+
+// removeUnmounted removes dir unless something is mounted below it.
+func removeUnmounted(dir string) {
+	if mounts, err := mountsBelow(dir); err == nil && len(mounts) == 0 {
+		_ = os.RemoveAll(dir)
+	}
 }
 
 // defaultChrootTempDir is where systems are extracted when
