@@ -26,7 +26,6 @@ import (
 // the root's own apt-get and dpkg, so that maintainer scripts written for
 // real systems run as they would on an endpoint.
 type chrootNode struct {
-	t     *testing.T
 	c     *apttest.Chroot
 	b     *apt.Backend
 	eng   *engine.Engine
@@ -55,7 +54,7 @@ func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy) *chrootN
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &chrootNode{t: t, c: c, b: b, pol: pol, polVer: "v1",
+	n := &chrootNode{c: c, b: b, pol: pol, polVer: "v1",
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
 	n.eng = engine.New(engine.Config{
 		DB:       db,

@@ -93,7 +93,9 @@ func lockFile(ctx context.Context, p string) (func(), error) {
 // mmdebstrap --aptopt values: mmdebstrap's apt reads no host
 // configuration, and the host's mirror may need them.
 func hostAcquireOpts(ctx context.Context) (opts []string, proxy string) {
-	out, err := exec.CommandContext(ctx, "apt-config", "dump", "--format", "%f\t%v%n",
+	// By absolute path: RouteTools may have put a root's apt-config first
+	// in PATH.
+	out, err := exec.CommandContext(ctx, "/usr/bin/apt-config", "dump", "--format", "%f\t%v%n",
 		"Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date").Output()
 	if err != nil {
 		return nil, ""
@@ -450,6 +452,7 @@ func (c *Chroot) runnerScript() string {
 # its host path are mounted there and vanish when the command ends.
 set -e
 exec /usr/bin/unshare --mount --propagation private -- /bin/sh -euc '
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
 r=$1; shift
 mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
 mount -t tmpfs -o nosuid,noexec,mode=0755,size=1m devtmp "$r/dev"
