@@ -19,8 +19,9 @@ import (
 // with them maintainer scripts that expect a real system: absolute paths,
 // adduser, update-alternatives, invoke-rc.d, dpkg --compare-versions.
 //
-// Building the system downloads 50 to 100 MB from a Debian mirror and takes
-// about a minute, so it is done once per machine: RootImage keeps the
+// Building the system downloads about 50 MB from a Debian mirror (the
+// packages and the suite's indices) and takes 30 to 60 seconds, so it is
+// done once per machine: RootImage keeps the
 // result as a tarball in ChrootOptions.CacheDir (os.TempDir() by default),
 // named patchring-mmdebstrap-cache-<hash of the options>.tar, and every
 // later NewChroot, in this or another test process, extracts that tarball

@@ -15,13 +15,27 @@ import (
 
 // TestChrootRunsInsideTheRoot: commands see the Debian 12 root as "/",
 // with /proc, a minimal /dev and the root's host path; files they write
-// land in the root; no mount is left on the host.
+// land in the root; no mount is left on the host. The root is extracted
+// where NewChroot puts it by default (/dev/shm when roomy) and on the
+// disk (os.TempDir()).
 func TestChrootRunsInsideTheRoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: builds or extracts a Debian root (run without -short, as make test does)")
 	}
 	apttest.GuardHostDB(t)
-	c := apttest.MustChroot(t, apttest.ChrootOptions{})
+	for _, where := range []struct{ name, dir string }{{"default", ""}, {"disk", os.TempDir()}} {
+		t.Run(where.name, func(t *testing.T) {
+			c := apttest.MustChroot(t, apttest.ChrootOptions{TempDir: where.dir})
+			if where.dir != "" && !strings.HasPrefix(c.Root, where.dir+"/") {
+				t.Fatalf("root %s is not under %s", c.Root, where.dir)
+			}
+			checkChroot(t, c)
+		})
+	}
+}
+
+func checkChroot(t *testing.T, c *apttest.Chroot) {
+	t.Helper()
 	ctx := context.Background()
 
 	cases := []struct {
