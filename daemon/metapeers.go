@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,12 +30,13 @@ import (
 // Every node serves what it verified (the exact metadata bytes, every root
 // version it walked, the policy, and catalog payloads its content store
 // holds) to the fleet members over /patchring/meta/1. The trust client's
-// chain asks the members that gossip the newest policy version first (at
-// most maxMetaPeers of them) and the origin last. Peers are untrusted
-// transport: everything they send is verified by go-tuf from this node's
-// own root of trust, a peer that fails is followed by the next source, and
-// a peer's 404 for the next root version is believed only when the origin
-// or a second source confirms it (policy/trust).
+// chain asks the members that gossip a newer policy version than ours
+// first (highest first), then the origin, then members at our own version,
+// which only confirm root probes; at most maxMetaPeers peers in all. Peers
+// are untrusted transport: everything they send is verified by go-tuf from
+// this node's own root of trust, a peer that fails is followed by the next
+// source, and a peer's 404 for the next root version is believed only when
+// the origin or a second source confirms it (policy/trust).
 
 // maxMetaPeers caps the peers in the chain before the origin: enough for
 // one to fail and two to confirm a root probe without the origin.
@@ -118,9 +120,20 @@ func targetContentHash(path string) (content.Hash, bool) {
 
 // peerSource fetches repository files from one fleet member over
 // /patchring/meta/1. It is not an origin.
+//
+// A peer that gossips a version ahead of ours is a refresh source, held to
+// its word: the timestamp it serves must be at least the version it
+// advertised, or the fetch fails and the chain moves on. Otherwise a
+// member advertising a high version and serving the current metadata
+// would end every refresh with "nothing new" before the origin is asked.
+// A peer at our own version has nothing new to give and is only asked to
+// confirm the root probe (root files only): a refresh through it would
+// succeed with nothing new and hide an unreachable origin.
 type peerSource struct {
-	x  *exchange.Node
-	ai peer.AddrInfo
+	x           *exchange.Node
+	ai          peer.AddrInfo
+	advertised  uint64 // policy version the peer gossips
+	confirmOnly bool   // serves root files only (see above)
 }
 
 var _ trust.Source = (*peerSource)(nil)
@@ -128,10 +141,21 @@ var _ trust.Source = (*peerSource)(nil)
 // Name implements trust.Source.
 func (s *peerSource) Name() string { return "peer " + s.ai.ID.String() }
 
+// key identifies the source and its terms, to tell whether the chain
+// changed.
+func (s *peerSource) key() string {
+	return fmt.Sprintf("%s v%d confirm=%v", s.ai.ID, s.advertised, s.confirmOnly)
+}
+
 // Fetch implements trust.Source: a file the peer does not have is a 404.
 func (s *peerSource) Fetch(ctx context.Context, path string, maxLength int64) (io.ReadCloser, error) {
+	if _, isRoot := rootPathVersion(path); s.confirmOnly && !isRoot {
+		return nil, fmt.Errorf("fetch %s from %s: %w: a peer at our own version is asked only to confirm root versions", path, s.Name(), trust.ErrUnavailable)
+	}
 	rc, _, err := s.x.FetchFile(ctx, s.ai, path, maxLength)
 	switch {
+	case err == nil && path == "metadata/timestamp.json" && s.advertised > 0:
+		return s.checkAdvertised(rc)
 	case err == nil:
 		return rc, nil
 	case errors.Is(err, exchange.ErrFileNotFound):
@@ -145,19 +169,48 @@ func (s *peerSource) Fetch(ctx context.Context, path string, maxLength int64) (i
 	}
 }
 
-// metaPeers chooses the members to fetch the repository from: live
-// members other than this node that gossip a policy (timestamp) version at
-// least as new as own, the highest first, at most max, with their libp2p
-// addresses. Equals are ordered by a hash of this node's and the member's
-// IDs: stable for one node, different across nodes, so a site does not
-// pile onto one member. The version is a hint: it only orders sources.
-func metaPeers(members []gossip.Member, self string, own int64, max int) []peer.AddrInfo {
-	type cand struct {
-		ai   peer.AddrInfo
-		v    uint64
+// checkAdvertised reads the (small, capped) timestamp and refuses it when
+// it claims an older version than the peer advertised. The claim is not
+// trusted either way: go-tuf verifies what is returned.
+func (s *peerSource) checkAdvertised(rc io.ReadCloser) (io.ReadCloser, error) {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	var ts struct {
+		Signed struct {
+			Version int64 `json:"version"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(data, &ts); err != nil {
+		return nil, fmt.Errorf("fetch metadata/timestamp.json from %s: %w: %v", s.Name(), trust.ErrMalformed, err)
+	}
+	if ts.Signed.Version < int64(s.advertised) {
+		return nil, fmt.Errorf("fetch metadata/timestamp.json from %s: %w: it advertised version %d and serves version %d",
+			s.Name(), trust.ErrUnavailable, s.advertised, ts.Signed.Version)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// metaCandidate is a member that can serve the repository.
+type metaCandidate struct {
+	ai peer.AddrInfo
+	v  uint64 // advertised policy version
+}
+
+// metaPeers lists the live members other than this node that gossip a
+// policy (timestamp) version at least as new as own, with their libp2p
+// addresses, the highest version first. Equals are ordered by a hash of
+// this node's and the member's IDs: stable for one node, different across
+// nodes, so a site does not pile onto one member. The version is a hint:
+// it only orders and classifies sources.
+func metaPeers(members []gossip.Member, self string, own int64) []metaCandidate {
+	type ranked struct {
+		metaCandidate
 		rank uint64
 	}
-	var cs []cand
+	var cs []ranked
 	for _, m := range members {
 		if m.Local || m.NodeID == self || m.Liveness != gossip.LivenessAlive || m.State.PolicyVersion == 0 || int64(m.State.PolicyVersion) < own {
 			continue
@@ -174,39 +227,55 @@ func metaPeers(members []gossip.Member, self string, own int64, max int) []peer.
 		}
 		if len(ai.Addrs) > 0 {
 			sum := sha256.Sum256([]byte(self + "\x00" + m.NodeID))
-			cs = append(cs, cand{ai, m.State.PolicyVersion, binary.BigEndian.Uint64(sum[:8])})
+			cs = append(cs, ranked{metaCandidate{ai, m.State.PolicyVersion}, binary.BigEndian.Uint64(sum[:8])})
 		}
 	}
-	slices.SortFunc(cs, func(a, b cand) int {
+	slices.SortFunc(cs, func(a, b ranked) int {
 		if c := cmp.Compare(b.v, a.v); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.rank, b.rank)
 	})
-	out := make([]peer.AddrInfo, 0, min(len(cs), max))
-	for _, c := range cs[:min(len(cs), max)] {
-		out = append(out, c.ai)
+	out := make([]metaCandidate, len(cs))
+	for i, c := range cs {
+		out[i] = c.metaCandidate
 	}
 	return out
 }
 
-// metaChain is the trust client's source chain: the peers in order, then
-// the origins (the chain's sources that are not peers) last.
-func metaChain(x *exchange.Node, peers []peer.AddrInfo, current []trust.Source) []trust.Source {
-	var out []trust.Source
-	for _, ai := range peers {
-		out = append(out, &peerSource{x: x, ai: ai})
+// metaChain is the trust client's source chain: at most maxMetaPeers
+// peers, those ahead of own first (refresh sources, highest first), then
+// the origins (the current chain's sources that are not peers), then
+// peers at our own version (root confirmations only).
+func metaChain(x *exchange.Node, cands []metaCandidate, own int64, current []trust.Source) []trust.Source {
+	var ahead, equal []trust.Source
+	for _, c := range cands[:min(len(cands), maxMetaPeers)] {
+		ps := &peerSource{x: x, ai: c.ai, advertised: c.v, confirmOnly: int64(c.v) <= own}
+		if ps.confirmOnly {
+			equal = append(equal, ps)
+		} else {
+			ahead = append(ahead, ps)
+		}
 	}
+	out := ahead
 	for _, s := range current {
 		if _, isPeer := s.(*peerSource); !isPeer {
 			out = append(out, s)
 		}
 	}
-	return out
+	return append(out, equal...)
 }
 
-// useMetaPeers points the trust client at the chosen peers, the origin
-// last. It runs on gossip events and ticks; the chain is replaced only
+// sourceKey identifies a source of the chain and its terms.
+func sourceKey(s trust.Source) string {
+	if ps, ok := s.(*peerSource); ok {
+		return ps.key()
+	}
+	return s.Name()
+}
+
+// useMetaPeers points the trust client at the chosen peers around the
+// origin. It runs on gossip events and ticks; the chain is replaced only
 // when the choice changed.
 func (f *fleet) useMetaPeers() {
 	tc := f.d.trust
@@ -218,16 +287,37 @@ func (f *fleet) useMetaPeers() {
 		own = f.d.pol.TimestampVersion()
 	}
 	current := tc.Sources()
-	next := metaChain(f.x, metaPeers(f.g.Members(), f.d.ID(), own, maxMetaPeers), current)
-	if slices.EqualFunc(current, next, func(a, b trust.Source) bool { return a.Name() == b.Name() }) {
+	next := metaChain(f.x, metaPeers(f.g.Members(), f.d.ID(), own), own, current)
+	if slices.EqualFunc(current, next, func(a, b trust.Source) bool { return sourceKey(a) == sourceKey(b) }) {
 		return
 	}
-	names := make([]string, len(next))
+	keys := make([]string, len(next))
 	for i, s := range next {
-		names[i] = s.Name()
+		keys[i] = sourceKey(s)
 	}
-	f.d.log.Debug("policy: sources changed", "sources", names)
+	f.d.log.Debug("policy: sources changed", "sources", keys)
 	tc.SetSources(next)
+	if f.d.pol != nil && newlyAhead(current, next) {
+		// A member is ahead that was not before: it may have what the last
+		// refresh could not get (the gossip hint fires once per version).
+		f.d.pol.Trigger()
+	}
+}
+
+// newlyAhead reports whether next has a refresh peer that current lacks.
+func newlyAhead(current, next []trust.Source) bool {
+	had := map[string]bool{}
+	for _, s := range current {
+		if ps, ok := s.(*peerSource); ok && !ps.confirmOnly {
+			had[ps.key()] = true
+		}
+	}
+	for _, s := range next {
+		if ps, ok := s.(*peerSource); ok && !ps.confirmOnly && !had[ps.key()] {
+			return true
+		}
+	}
+	return false
 }
 
 // serveMeta lets the fleet members fetch what this node verified.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,8 +57,6 @@ func TestMetaPeers(t *testing.T) {
 	}{
 		{"highest version first", []gossip.Member{member(ids[0], 3, gossip.LivenessAlive), member(ids[1], 9, gossip.LivenessAlive), member(ids[2], 5, gossip.LivenessAlive)}, 0,
 			[]string{ids[1], ids[2], ids[0]}},
-		{"at most three", []gossip.Member{member(ids[0], 1, gossip.LivenessAlive), member(ids[1], 2, gossip.LivenessAlive), member(ids[2], 3, gossip.LivenessAlive), member(ids[3], 4, gossip.LivenessAlive)}, 0,
-			[]string{ids[3], ids[2], ids[1]}},
 		{"skips self, dead, silent and older than ours", []gossip.Member{
 			{NodeID: self, Local: true, Liveness: gossip.LivenessAlive, State: gossip.State{PolicyVersion: 99, Addrs: addrs}},
 			member(ids[0], 7, gossip.LivenessDead),
@@ -73,23 +72,91 @@ func TestMetaPeers(t *testing.T) {
 		{"none", nil, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := metaPeers(tc.members, self, tc.own, maxMetaPeers)
+			got := metaPeers(tc.members, self, tc.own)
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %v, want %d peers", got, len(tc.want))
 			}
-			for i, ai := range got {
-				if tc.want[i] != "" && ai.ID.String() != tc.want[i] {
-					t.Errorf("peer %d = %s, want %s", i, ai.ID, tc.want[i])
+			for i, c := range got {
+				if tc.want[i] != "" && c.ai.ID.String() != tc.want[i] {
+					t.Errorf("peer %d = %s, want %s", i, c.ai.ID, tc.want[i])
 				}
-				if len(ai.Addrs) != 1 {
-					t.Errorf("peer %d has addresses %v", i, ai.Addrs)
+				if len(c.ai.Addrs) != 1 {
+					t.Errorf("peer %d has addresses %v", i, c.ai.Addrs)
 				}
 			}
-			again := metaPeers(tc.members, self, tc.own, maxMetaPeers)
+			again := metaPeers(tc.members, self, tc.own)
 			for i := range got {
-				if again[i].ID != got[i].ID {
+				if again[i].ai.ID != got[i].ai.ID {
 					t.Errorf("order is not stable: %v then %v", got, again)
 				}
+			}
+		})
+	}
+}
+
+func TestMetaChain(t *testing.T) {
+	ids := make([]peer.ID, 5)
+	for i := range ids {
+		ids[i] = newPeerID(t)
+	}
+	origin := trust.NewOriginSource("http://origin.invalid/repo")
+	cand := func(i int, v uint64) metaCandidate { return metaCandidate{ai: peer.AddrInfo{ID: ids[i]}, v: v} }
+	for _, tc := range []struct {
+		name  string
+		cands []metaCandidate
+		own   int64
+		want  []string // "ahead N", "origin", "confirm N"
+	}{
+		{"no peers", nil, 3, []string{"origin"}},
+		{"ahead first, equals after the origin", []metaCandidate{cand(0, 9), cand(1, 5), cand(2, 5)}, 5, []string{"ahead 0", "origin", "confirm 1", "confirm 2"}},
+		{"at most three peers", []metaCandidate{cand(0, 9), cand(1, 8), cand(2, 7), cand(3, 6), cand(4, 6)}, 6, []string{"ahead 0", "ahead 1", "ahead 2", "origin"}},
+		{"no state yet: every peer is ahead", []metaCandidate{cand(0, 2), cand(1, 1)}, 0, []string{"ahead 0", "ahead 1", "origin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The current chain may hold peers from before: they are replaced.
+			current := []trust.Source{&peerSource{ai: peer.AddrInfo{ID: ids[4]}}, origin}
+			chain := metaChain(nil, tc.cands, tc.own, current)
+			var got []string
+			for _, s := range chain {
+				ps, ok := s.(*peerSource)
+				if !ok {
+					got = append(got, "origin")
+					continue
+				}
+				kind := "ahead"
+				if ps.confirmOnly {
+					kind = "confirm"
+				}
+				got = append(got, fmt.Sprintf("%s %d", kind, slices.Index(ids, ps.ai.ID)))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("chain %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewlyAhead(t *testing.T) {
+	a, b := newPeerID(t), newPeerID(t)
+	origin := trust.NewOriginSource("http://origin.invalid/repo")
+	ps := func(id peer.ID, v uint64, confirm bool) trust.Source {
+		return &peerSource{ai: peer.AddrInfo{ID: id}, advertised: v, confirmOnly: confirm}
+	}
+	for _, tc := range []struct {
+		name          string
+		current, next []trust.Source
+		want          bool
+	}{
+		{"first peer ahead", []trust.Source{origin}, []trust.Source{ps(a, 5, false), origin}, true},
+		{"same peer, same version", []trust.Source{ps(a, 5, false), origin}, []trust.Source{ps(a, 5, false), origin}, false},
+		{"same peer advertises more", []trust.Source{ps(a, 5, false), origin}, []trust.Source{ps(a, 6, false), origin}, true},
+		{"peer caught up with", []trust.Source{ps(a, 5, false), origin}, []trust.Source{origin, ps(a, 5, true)}, false},
+		{"a peer left", []trust.Source{ps(a, 5, false), ps(b, 5, false), origin}, []trust.Source{ps(a, 5, false), origin}, false},
+		{"confirmation peer added", []trust.Source{origin}, []trust.Source{origin, ps(b, 5, true)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := newlyAhead(tc.current, tc.next); got != tc.want {
+				t.Errorf("newlyAhead = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -244,7 +311,7 @@ func notFound(path string) error { return fmt.Errorf("%s: %w", path, exchange.Er
 
 // chainFor builds the victim's source chain the way the daemon does.
 func chainFor(x *exchange.Node, members []gossip.Member, own int64, origin trust.Source) []trust.Source {
-	return metaChain(x, metaPeers(members, x.ID().String(), own, maxMetaPeers), []trust.Source{origin})
+	return metaChain(x, metaPeers(members, x.ID().String(), own), own, []trust.Source{origin})
 }
 
 func TestPeerSourcesThroughTUF(t *testing.T) {
@@ -279,7 +346,7 @@ func TestPeerSourcesThroughTUF(t *testing.T) {
 	t.Run("tampered metadata from the first peer: the next one is used", func(t *testing.T) {
 		hostile := &hostileFiles{inner: &metaFiles{trust: honestA}, lie: func(path string, data []byte) ([]byte, error) {
 			if path == "metadata/timestamp.json" {
-				return resign(t, data), nil
+				return resign(t, data, int64(version)+1), nil
 			}
 			if data == nil {
 				return nil, notFound(path)
@@ -290,8 +357,9 @@ func TestPeerSourcesThroughTUF(t *testing.T) {
 		nA := newMetaNode(t, &metaFiles{trust: honestA})
 		nB := newMetaNode(t, nil)
 		meshNodes(nH, nA, nB)
-		// The liar advertises a much newer version to be asked first.
-		chain := chainFor(nB, []gossip.Member{asMember(nA, version), asMember(nH, 1000)}, 0, f.dead)
+		// The liar advertises a newer version to be asked first, and its
+		// timestamp claims it.
+		chain := chainFor(nB, []gossip.Member{asMember(nA, version), asMember(nH, version+1)}, 0, f.dead)
 		if chain[0].Name() != "peer "+nH.ID().String() {
 			t.Fatalf("chain %v: want the highest advertised version first", names(chain))
 		}
@@ -305,6 +373,29 @@ func TestPeerSourcesThroughTUF(t *testing.T) {
 		}
 		if hostile.count("metadata/timestamp.json") == 0 {
 			t.Error("the lying peer was never asked")
+		}
+	})
+
+	t.Run("a peer advertising news it cannot deliver does not freeze the agent", func(t *testing.T) {
+		b := f.verified()
+		// A new policy at the origin; the liar serves the old (genuine,
+		// still valid) metadata while advertising a newer version.
+		if _, err := f.repo().PublishPolicy(metaPolicyV2); err != nil {
+			t.Fatal(err)
+		}
+		hostile := &hostileFiles{inner: &metaFiles{trust: honestA}}
+		nH := newMetaNode(t, hostile)
+		nB := newMetaNode(t, nil)
+		meshNodes(nH, nB)
+		own, _ := b.LastGood()
+		b.SetSources(chainFor(nB, []gossip.Member{asMember(nH, 1000)}, own.Versions.Timestamp, trust.NewOriginSource(f.origin.URL)))
+		res, err := b.Refresh(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(res.Source, "origin ") || !bytes.Equal(res.Policy, metaPolicyV2) || hostile.count("metadata/timestamp.json") == 0 {
+			t.Errorf("refresh via %q, policy %q, liar asked %d times: want the liar asked, then the origin's new policy",
+				res.Source, res.Policy, hostile.count("metadata/timestamp.json"))
 		}
 	})
 
@@ -495,9 +586,10 @@ func TestMetaFilesRoots(t *testing.T) {
 	}
 }
 
-// resign changes a metadata file's signed content (a later expiry) and
-// keeps the old signatures: what a peer without the keys can do.
-func resign(t testing.TB, data []byte) []byte {
+// resign changes a metadata file's signed content (a later expiry, and
+// the version when not 0) and keeps the old signatures: what a peer
+// without the keys can do.
+func resign(t testing.TB, data []byte, version int64) []byte {
 	t.Helper()
 	var md map[string]any
 	if err := json.Unmarshal(data, &md); err != nil {
@@ -509,6 +601,9 @@ func resign(t testing.TB, data []byte) []byte {
 		t.Fatal(err)
 	}
 	signed["expires"] = exp.Add(24 * time.Hour).Format(time.RFC3339)
+	if version != 0 {
+		signed["version"] = version
+	}
 	out, err := json.Marshal(md)
 	if err != nil {
 		t.Fatal(err)

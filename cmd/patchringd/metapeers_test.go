@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/tufrepo"
+)
+
+// TestPolicyFromPeersWhenOriginDown: three agents of one site, A and C
+// refreshing every second from the origin, B (hourly) from an origin
+// address that goes down. The admin rotates the root key and publishes a
+// new policy: A and C verify it, gossip tells B, and B verifies it through
+// TUF from its trusted root with every byte fetched from its peers over
+// libp2p (the new root version included; the second peer confirms that
+// no later root exists). Then C stops and the admin publishes again: B's
+// only peer denying the next root is not believed without the origin or a
+// second source, so B keeps the last good policy and says why.
+func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
+	dir := t.TempDir()
+	repoDir, keys := filepath.Join(dir, "repo"), filepath.Join(dir, "keys")
+	repo, err := tufrepo.Init(repoDir, keys, tufrepo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(name string) {
+		t.Helper()
+		r, err := tufrepo.Open(repoDir, keys, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := policy.Parse([]byte(strings.ReplaceAll(agentPolicy, "%NAME%", name)), "p.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		canon, err := policy.MarshalCanonical(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.PublishPolicy(canon); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("first")
+	root, err := repo.RootJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootFile := filepath.Join(dir, "root.json")
+	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	originAC := httptest.NewServer(tufrepo.Handler(repoDir))
+	t.Cleanup(originAC.Close)
+	originB := httptest.NewServer(tufrepo.Handler(repoDir))
+	t.Cleanup(originB.Close)
+	keyB64, _ := newKey(t)
+	keyFile := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(keyFile, []byte(keyB64+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	start := func(name, origin, refresh, seed string) (*daemonProc, string) {
+		t.Helper()
+		addr := freeGossipAddr(t)
+		if seed == "" {
+			seed = addr
+		}
+		p := startDaemon(t, filepath.Join(dir, name), "--hostname", name, "--site", "hq",
+			"--gossip", "--gossip-listen", addr, "--gossip-seeds", seed, "--gossip-key-file", keyFile, "--gossip-label", "patchring-test",
+			"--p2p", "--p2p-listen", "/ip4/127.0.0.1/tcp/0",
+			"--policy-origin", origin, "--policy-root", rootFile, "--policy-refresh", refresh)
+		p.waitReady(t)
+		return p, addr
+	}
+	a, seed := start("node-a", originAC.URL, "1s", "")
+	c, _ := start("node-c", originAC.URL, "1s", seed)
+	b, _ := start("node-b", originB.URL, "1h", seed)
+	ca, cb, cc := &client.Client{Socket: a.sock}, &client.Client{Socket: b.sock}, &client.Client{Socket: c.sock}
+	waitPolicy := func(c *client.Client, p *daemonProc, what string, cond func(apitypes.EffectivePolicy) bool) apitypes.EffectivePolicy {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		var last apitypes.EffectivePolicy
+		for time.Now().Before(deadline) {
+			ep, err := c.Policy(context.Background())
+			if err == nil && cond(ep) {
+				return ep
+			}
+			last = ep
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("never saw %s; last: %+v", what, last)
+		return last
+	}
+	named := func(n string) func(apitypes.EffectivePolicy) bool {
+		return func(ep apitypes.EffectivePolicy) bool { return ep.Name == n }
+	}
+	for _, n := range []struct {
+		c    *client.Client
+		p    *daemonProc
+		name string
+	}{{ca, a, "A"}, {cc, c, "C"}, {cb, b, "B"}} {
+		waitPolicy(n.c, n.p, n.name+" on the first policy", named("first"))
+	}
+	waitFleet(t, cb, 3)
+
+	// B's origin goes down; the admin rotates the root key and publishes.
+	originB.Close()
+	r, err := tufrepo.Open(repoDir, keys, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RotateKey(tufrepo.RoleRoot); err != nil {
+		t.Fatal(err)
+	}
+	publish("second")
+	epA := waitPolicy(ca, a, "A on the second policy", named("second"))
+	waitPolicy(cc, c, "C on the second policy", named("second"))
+	epB := waitPolicy(cb, b, "B on the second policy, from its peers", named("second"))
+	if !strings.HasPrefix(epB.Source, "peer ") {
+		t.Errorf("B verified the second policy through %q, want a peer", epB.Source)
+	}
+	if epB.TimestampVersion != epA.TimestampVersion || epB.Ring != epA.Ring || epB.Expired {
+		t.Errorf("B's effective policy %+v, want A's timestamp version %d", epB, epA.TimestampVersion)
+	}
+	bRoot2 := filepath.Join(dir, "node-b", "tuf", "roots", "2.root.json")
+	got, err := os.ReadFile(bRoot2)
+	want, _ := os.ReadFile(filepath.Join(repoDir, "metadata", "2.root.json"))
+	if err != nil || string(got) != string(want) {
+		t.Errorf("B did not verify root 2 from its peers (%v)", err)
+	}
+
+	// C stops; A alone cannot convince B that no root 3 exists.
+	c.stop(t)
+	publish("third")
+	waitPolicy(ca, a, "A on the third policy", named("third"))
+	epB = waitPolicy(cb, b, "B refusing a lone peer's word on the next root", func(ep apitypes.EffectivePolicy) bool {
+		return strings.Contains(ep.LastError, "not confirmed")
+	})
+	if epB.Name != "second" {
+		t.Errorf("B acts on %q after the refused refresh, want the last good policy", epB.Name)
+	}
+	a.stop(t)
+	b.stop(t)
+	if log := b.stderr.String(); !strings.Contains(log, "a peer holds newer policy metadata") {
+		t.Errorf("B's refreshes were not triggered by gossip:\n%s", log)
+	}
+}
+
+// waitFleet waits until c's node sees n live members (itself included).
+func waitFleet(t *testing.T, c *client.Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	var last apitypes.Fleet
+	for time.Now().Before(deadline) {
+		f, err := c.Fleet(context.Background())
+		alive := 0
+		for _, m := range f.Members {
+			if m.Local || m.Liveness == "alive" {
+				alive++
+			}
+		}
+		if err == nil && alive == n {
+			return
+		}
+		last = f
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("never saw %d live members; last: %+v", n, last)
+}
