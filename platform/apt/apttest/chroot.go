@@ -21,14 +21,18 @@ import (
 //
 // Building the system downloads about 50 MB from a Debian mirror (the
 // packages and the suite's indices) and takes 30 to 60 seconds, so it is
-// done once per machine: RootImage keeps the
-// result as a tarball in ChrootOptions.CacheDir (os.TempDir() by default),
-// named patchring-mmdebstrap-cache-<hash of the options>.tar, and every
-// later NewChroot, in this or another test process, extracts that tarball
-// into a new directory. To build it again (say, to pick up a Debian point
-// release), delete it:
+// done once per machine: RootImage keeps the result as a tarball in
+// ChrootOptions.CacheDir (os.TempDir() by default), named
+// patchring-mmdebstrap-cache-<hash of the options>.tar, and every later
+// NewChroot, in this or another test process, extracts that tarball (about
+// 125 MB) into a new directory: in /dev/shm when it is a roomy tmpfs
+// (a tenth of a second), else in os.TempDir() (a few seconds). To build
+// it again (say, to pick up a Debian point release), delete it:
 //
 //	rm -f "${TMPDIR:-/tmp}"/patchring-mmdebstrap-cache-*
+//
+// Systems left behind by a test process that died before its cleanup are
+// removed by the next NewChroot.
 //
 // The mirror is the one the host's apt uses for the suite (read from
 // /etc/apt/sources.list and /etc/apt/sources.list.d/), unless the

@@ -50,13 +50,14 @@ func RootImage(ctx context.Context, opts ChrootOptions) (string, error) {
 	if _, err := os.Stat(path); err == nil { // built while we waited
 		return path, nil
 	}
-	// Work directories exist only while their builder holds the lock:
-	// any left is from a build that was killed.
-	stale, _ := filepath.Glob(filepath.Join(opts.CacheDir, "patchring-mmdebstrap-work-*"))
+	// The image's work directories exist only while their builder holds
+	// the lock: any left is from a build that was killed.
+	work := "patchring-mmdebstrap-work-" + opts.cacheKey(mirror) + "-"
+	stale, _ := filepath.Glob(filepath.Join(opts.CacheDir, work+"*"))
 	for _, d := range stale {
 		removeUnmounted(d)
 	}
-	if err := buildImage(ctx, opts, mirror, from, path); err != nil {
+	if err := buildImage(ctx, opts, mirror, path, work); err != nil {
 		return "", fmt.Errorf("debian root image %s from %s (mirror from %s): %w", opts.Suite, mirror, from, err)
 	}
 	return path, nil
@@ -153,7 +154,9 @@ func checkMirror(ctx context.Context, mirror, suite, proxy string) error {
 	return nil
 }
 
-func buildImage(ctx context.Context, opts ChrootOptions, mirror, from, path string) error {
+// buildImage runs mmdebstrap in a new directory whose name starts with
+// workPrefix and renames its tarball to path.
+func buildImage(ctx context.Context, opts ChrootOptions, mirror, path, workPrefix string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("mmdebstrap --mode=root needs root")
 	}
@@ -166,7 +169,7 @@ func buildImage(ctx context.Context, opts ChrootOptions, mirror, from, path stri
 	if err := checkMirror(ctx, mirror, opts.Suite, proxy); err != nil {
 		return fmt.Errorf("%w (set %s to a reachable Debian mirror)", err, MirrorEnv)
 	}
-	work, err := os.MkdirTemp(opts.CacheDir, "patchring-mmdebstrap-work-")
+	work, err := os.MkdirTemp(opts.CacheDir, workPrefix)
 	if err != nil {
 		return err
 	}
@@ -189,8 +192,8 @@ func buildImage(ctx context.Context, opts ChrootOptions, mirror, from, path stri
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(withoutEnv(os.Environ(), "TMPDIR", "APT_CONFIG", "LANG", "LANGUAGE", "LC_ALL"), "TMPDIR="+work, "LC_ALL=C.UTF-8")
 	cmd.Dir = work
-	// mmdebstrap runs apt and dpkg: end them all with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// mmdebstrap runs apt and dpkg: a cancelled build ends them all.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {

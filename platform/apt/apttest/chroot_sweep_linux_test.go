@@ -1,12 +1,14 @@
 package apttest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSweepStaleChroots: systems whose owner process ended are removed;
@@ -90,5 +92,41 @@ func TestMountsBelow(t *testing.T) {
 	}
 	if got, err := mountsBelow(t.TempDir()); err != nil || len(got) != 0 {
 		t.Errorf("mountsBelow(a new temporary directory) = %v, %v", got, err)
+	}
+}
+
+// TestRootImageWaitsForTheBuilder: while another process holds the
+// image's lock, RootImage waits (ending with its context) and then uses
+// the tarball that process built instead of building it again.
+func TestRootImageWaitsForTheBuilder(t *testing.T) {
+	opts := ChrootOptions{Mirror: "http://127.0.0.1:1/never-contacted", CacheDir: t.TempDir()}
+	path := opts.withDefaults().cachePath(opts.Mirror)
+	unlock, err := lockFile(context.Background(), path+".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := RootImage(ctx, opts); err == nil || !strings.Contains(err.Error(), "another process is building the image") {
+		t.Fatalf("RootImage while locked: %v", err)
+	}
+
+	type result struct {
+		path string
+		err  error
+	}
+	done := make(chan result, 1)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel2()
+	go func() {
+		p, err := RootImage(ctx2, opts)
+		done <- result{p, err}
+	}()
+	if err := os.WriteFile(path, []byte("built by the other process"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if r := <-done; r.err != nil || r.path != path {
+		t.Fatalf("RootImage after the other build = %q, %v; want %s", r.path, r.err, path)
 	}
 }
