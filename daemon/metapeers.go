@@ -38,8 +38,9 @@ import (
 // source, and a peer's 404 for the next root version is believed only when
 // the origin or a second source confirms it (policy/trust).
 
-// maxMetaPeers caps the peers in the chain before the origin: enough for
-// one to fail and two to confirm a root probe without the origin.
+// maxMetaPeers caps the peers in the chain (before and after the origin):
+// enough for one to fail and two to confirm a root probe without the
+// origin.
 const maxMetaPeers = 3
 
 // metaFiles serves this node's verified repository files to its peers.
