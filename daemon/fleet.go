@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -37,6 +38,8 @@ type fleet struct {
 	mu        sync.Mutex
 	lastState gossip.State
 	published time.Time
+	upRate    int64 // applied upload cap, bytes/s (0: unlimited)
+	wanRate   int64 // applied WAN cap
 }
 
 // readGossipKeys reads a keyring file: one base64 key per line, the
@@ -205,6 +208,7 @@ func (f *fleet) admit() {
 	if f.x == nil {
 		return
 	}
+	sharing := f.applySharing()
 	var ids []peer.ID
 	for _, m := range f.g.Members() {
 		if m.Local || m.Liveness != gossip.LivenessAlive {
@@ -214,7 +218,34 @@ func (f *fleet) admit() {
 			ids = append(ids, id)
 		}
 	}
+	if !sharing {
+		ids = nil // the policy turned sharing off: serve and fetch nothing
+	}
 	f.x.SetAllowed(ids)
+}
+
+// applySharing applies the signed policy's peer-sharing settings to the
+// exchange (upload cap per node, WAN cap) and reports whether sharing is
+// on. Without a policy, sharing is on and unlimited.
+func (f *fleet) applySharing() bool {
+	ps := f.sharing()
+	up, wan := ps.UploadRate.BytesPerSecond(), ps.WANRate.BytesPerSecond()
+	f.mu.Lock()
+	changed := up != f.upRate || wan != f.wanRate
+	f.upRate, f.wanRate = up, wan
+	f.mu.Unlock()
+	if changed {
+		f.x.SetRates(up, wan)
+		f.d.log.Info("fleet: peer sharing rates from the policy", "upload_bytes_per_s", up, "wan_bytes_per_s", wan, "enabled", ps.Enabled)
+	}
+	return ps.Enabled
+}
+
+func (f *fleet) sharing() policy.PeerSharing {
+	if p, _ := f.d.currentPolicy(); p != nil {
+		return p.PeerSharing
+	}
+	return policy.PeerSharing{Enabled: true}
 }
 
 // state is what this node tells its site about itself.
@@ -277,7 +308,14 @@ func (f *fleet) publish() {
 	if sameState(st, f.lastState) && time.Since(f.published) < time.Minute {
 		return
 	}
-	if err := f.g.SetLocal(st); err != nil {
+	err := f.g.SetLocal(st)
+	// A signed state must fit one gossip packet: with long addresses and
+	// tags, carry fewer update results rather than no state at all.
+	for errors.Is(err, gossip.ErrStateTooLarge) && len(st.Results) > 0 {
+		st.Results = st.Results[:len(st.Results)/2]
+		err = f.g.SetLocal(st)
+	}
+	if err != nil {
 		f.d.log.Warn("fleet: publish state", "err", err)
 		return
 	}
@@ -363,6 +401,11 @@ var _ engine.PeerFetcher = (*fleet)(nil)
 // against h before the store shows it.
 func (f *fleet) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
 	pf := &payloadFetch{f: f, h: h, size: size, origin: origin}
+	if !f.sharing().Enabled {
+		// Sharing is off: straight from the origin, through the exchange
+		// so the WAN cap still applies.
+		return pf.f.x.Fetch(ctx, h, size, nil, exchange.FetchOptions{Origin: exchange.OriginFunc(origin), OriginFirst: true})
+	}
 	via, err := f.coord.Obtain(ctx, h.String(), pf)
 	if err != nil {
 		return err

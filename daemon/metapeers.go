@@ -288,7 +288,11 @@ func (f *fleet) useMetaPeers() {
 		own = f.d.pol.TimestampVersion()
 	}
 	current := tc.Sources()
-	next := metaChain(f.x, metaPeers(f.g.Members(), f.d.ID(), own), own, current)
+	members := f.g.Members()
+	if !f.sharing().Enabled {
+		members = nil // the policy turned peer sharing off: the origin only
+	}
+	next := metaChain(f.x, metaPeers(members, f.d.ID(), own), own, current)
 	if slices.EqualFunc(current, next, func(a, b trust.Source) bool { return sourceKey(a) == sourceKey(b) }) {
 		return
 	}
