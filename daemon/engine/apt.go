@@ -51,24 +51,37 @@ func (a *aptPackages) Candidate(ctx context.Context, pkg, version string) (Candi
 // archives and lets the backend check its control fields and move it into
 // place.
 func (a *aptPackages) Place(ctx context.Context, r io.Reader, c Candidate) error {
-	partial := filepath.Join(a.b.Paths().Archives, "partial")
-	if err := os.MkdirAll(partial, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(partial, ".patchring-stage-*.deb")
+	staged, done, err := a.stage(r)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer done()
+	_, err = a.b.Place(ctx, staged, c.Package, c.Version, c.Arch)
+	return err
+}
+
+// stage copies a verified payload into a file in apt's partial directory
+// (same file system as the archives); done removes it.
+func (a *aptPackages) stage(r io.Reader) (path string, done func(), err error) {
+	partial := filepath.Join(a.b.Paths().Archives, "partial")
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		return "", nil, err
+	}
+	f, err := os.CreateTemp(partial, ".patchring-stage-*.deb")
+	if err != nil {
+		return "", nil, err
+	}
+	done = func() { os.Remove(f.Name()) }
 	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
-		return fmt.Errorf("stage payload: %w", err)
+		done()
+		return "", nil, fmt.Errorf("stage payload: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		done()
+		return "", nil, err
 	}
-	_, err = a.b.Place(ctx, f.Name(), c.Package, c.Version, c.Arch)
-	return err
+	return f.Name(), done, nil
 }
 
 // Install installs exact versions. Payloads the engine placed are used as

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/patchring/patchring/platform/apt"
 )
@@ -14,30 +12,19 @@ import (
 // archives, checks with dpkg-deb that it is pkg at version, and moves it
 // into the archives under apt's file name (Backend.Place).
 func (a *aptPackages) PlaceFile(ctx context.Context, r io.Reader, pkg, version string) error {
-	partial := filepath.Join(a.b.Paths().Archives, "partial")
-	if err := os.MkdirAll(partial, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(partial, ".patchring-stage-*.deb")
+	staged, done, err := a.stage(r)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return fmt.Errorf("stage payload: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	got, err := a.b.DebPackage(ctx, f.Name())
+	defer done()
+	got, err := a.b.DebPackage(ctx, staged)
 	if err != nil {
 		return err
 	}
 	if got.Name != pkg || got.Version != version {
 		return fmt.Errorf("the payload is %s %s, not %s %s: %w", got.Name, got.Version, pkg, version, apt.ErrPayloadMismatch)
 	}
-	_, err = a.b.Place(ctx, f.Name(), pkg, version, got.Arch)
+	_, err = a.b.Place(ctx, staged, pkg, version, got.Arch)
 	return err
 }
 
