@@ -167,6 +167,7 @@ func (d *Daemon) subsystems() error {
 		})
 		d.add(d.pol)
 		d.pol.Routes(d.api)
+		d.bundleRoutes()
 	}
 
 	// The libp2p host that shares payloads and repository files with the

@@ -54,6 +54,7 @@ var commands = []func(*app) *cobra.Command{
 	newRollbackCmd,
 	newInstallCmd,
 	newFleetCmd,
+	newBundleCmd,
 	newPeersCmd,
 	newRepoCmd,
 	newPolicyCmd,

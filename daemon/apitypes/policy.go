@@ -37,3 +37,18 @@ type RebootPolicy struct {
 	Deadline     string   `json:"deadline,omitempty"`
 	Grace        string   `json:"grace,omitempty"`
 }
+
+// BundleImportRequest asks the agent to import an offline bundle (admin).
+type BundleImportRequest struct {
+	Path string `json:"path"` // absolute; the agent reads it
+}
+
+// BundleImport is what an import did.
+type BundleImport struct {
+	Path          string   `json:"path"`
+	Files         int      `json:"files"`
+	PolicyVersion string   `json:"policy_version,omitempty"`
+	Policy        string   `json:"policy,omitempty"`
+	Payloads      int      `json:"payloads"`
+	Skipped       []string `json:"skipped,omitempty"`
+}

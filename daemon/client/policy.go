@@ -20,3 +20,11 @@ func (c *Client) RefreshPolicy(ctx context.Context) (apitypes.EffectivePolicy, e
 	err := c.Do(ctx, http.MethodPost, "/policy/refresh", nil, &p)
 	return p, err
 }
+
+// ImportBundle makes the agent verify and import an offline bundle at an
+// absolute path it can read (admin).
+func (c *Client) ImportBundle(ctx context.Context, path string) (apitypes.BundleImport, error) {
+	var out apitypes.BundleImport
+	err := c.Do(ctx, http.MethodPost, "/bundle/import", apitypes.BundleImportRequest{Path: path}, &out)
+	return out, err
+}

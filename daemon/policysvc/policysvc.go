@@ -130,7 +130,19 @@ func (s *Service) Run(ctx context.Context) error {
 // Refresh verifies the repository once. On failure the last good policy
 // stays in force until it expires.
 func (s *Service) Refresh(ctx context.Context) error {
-	res, err := s.cfg.Trust.Refresh(ctx)
+	return s.refresh(ctx, s.cfg.Trust.Refresh)
+}
+
+// RefreshFrom verifies the repository through the given sources (an
+// imported offline bundle) and adopts what verifies, like Refresh.
+func (s *Service) RefreshFrom(ctx context.Context, sources []trust.Source) error {
+	return s.refresh(ctx, func(ctx context.Context) (trust.Result, error) {
+		return s.cfg.Trust.RefreshFrom(ctx, sources)
+	})
+}
+
+func (s *Service) refresh(ctx context.Context, verify func(context.Context) (trust.Result, error)) error {
+	res, err := verify(ctx)
 	s.mu.Lock()
 	s.lastTry = s.cfg.Now()
 	s.mu.Unlock()

@@ -229,9 +229,12 @@ func (c *Client) CheckExpiry() error {
 // one atomically. On failure the previous state stays in force and the
 // error wraps the reason of each source's failure.
 func (c *Client) Refresh(ctx context.Context) (Result, error) {
+	return c.refreshWith(ctx, c.Sources())
+}
+
+func (c *Client) refreshWith(ctx context.Context, sources []Source) (Result, error) {
 	c.refresh.Lock()
 	defer c.refresh.Unlock()
-	sources := c.Sources()
 	if len(sources) == 0 {
 		return Result{}, &Error{Op: "refresh", Reason: ErrNoSources, Err: errors.New("add the origin or a peer")}
 	}
