@@ -81,6 +81,10 @@ type Gossip struct {
 	metaCh chan struct{}
 	pullCh chan struct{}
 
+	seedMu     sync.Mutex
+	discovered map[string]*discoveredSeed // from AddSeeds, by host:port
+	seedCh     chan struct{}              // wakes the join loop for a new candidate
+
 	stats counters
 
 	lifeMu   sync.Mutex // serializes Leave and shutdown
@@ -163,7 +167,10 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 		subs:     make(map[*Subscription]struct{}),
 		metaCh:   make(chan struct{}, 1),
 		pullCh:   make(chan struct{}, 1),
+		seedCh:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+
+		discovered: make(map[string]*discoveredSeed),
 	}
 	mlc := memberlist.DefaultLANConfig()
 	numNodes := func() int { return max(1, int(g.live.Load())) }
@@ -226,7 +233,7 @@ func (g *Gossip) LocalAddr() string { return g.localAddr }
 
 // Run joins the seeds (after a random delay of up to Config.JoinJitter, then
 // with jittered exponential backoff, and again whenever the node finds
-// itself alone), keeps the member table fresh and serves state requests,
+// itself alone) and the candidates offered by AddSeeds, keeps the member table fresh and serves state requests,
 // until ctx ends (then it leaves the pool gracefully and shuts down) or
 // Close is called (then it stops at once). It returns nil on a clean stop.
 func (g *Gossip) Run(ctx context.Context) error {
@@ -966,57 +973,6 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(d)
-}
-
-// seeds returns the configured seeds other than this node's own address.
-func (g *Gossip) seeds() []string {
-	self := g.LocalAddr()
-	var out []string
-	for _, s := range g.cfg.Seeds {
-		if s != self {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (g *Gossip) joinLoop(ctx context.Context) {
-	seeds := g.seeds()
-	if len(seeds) == 0 {
-		return
-	}
-	if !sleepCtx(ctx, jitter(g.cfg.JoinJitter)) {
-		return
-	}
-	base := max(g.cfg.ProbeInterval, 100*time.Millisecond)
-	for attempt := 0; ; {
-		g.mu.Lock()
-		left := g.left
-		g.mu.Unlock()
-		if left {
-			return
-		}
-		if g.live.Load() <= 1 {
-			n, err := g.ml.Join(seeds)
-			if n > 0 {
-				g.log.Info("joined gossip pool", "seeds_reached", n, "members", g.live.Load())
-				attempt = 0
-			} else {
-				attempt++
-				g.log.Warn("join gossip pool failed, retrying", "seeds", seeds, "attempt", attempt, "err", err)
-				// Full jitter: a whole site retrying does not move in step.
-				d := min(g.cfg.JoinBackoffMax, base<<min(attempt, 16))
-				if !sleepCtx(ctx, jitter(d)+base/2) {
-					return
-				}
-				continue
-			}
-		}
-		// Joined: look again after a while in case we end up alone.
-		if !sleepCtx(ctx, 5*base+jitter(5*base)) {
-			return
-		}
-	}
 }
 
 func (g *Gossip) maintainLoop(ctx context.Context) {
