@@ -1,0 +1,16 @@
+//go:build unix && !linux && !darwin && !dragonfly && !freebsd && !netbsd && !openbsd
+
+package discovery
+
+import "syscall"
+
+// setSockopts lets the socket send to broadcast addresses and share its
+// port with another listener on the host (Solaris, illumos, AIX).
+func setSockopts(fd uintptr) error {
+	for _, opt := range []int{syscall.SO_BROADCAST, syscall.SO_REUSEADDR} {
+		if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
