@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,7 +76,23 @@ type Gossip struct {
 	Seeds   []string `yaml:"seeds"`
 	KeyFile string   `yaml:"key_file"`
 	Label   string   `yaml:"label"`
+	// Discovery finds the site's members by an authenticated UDP
+	// broadcast beacon on the gossip interface's subnet (p2p/discovery),
+	// in addition to the seeds.
+	Discovery     bool `yaml:"discovery"`
+	DiscoveryPort int  `yaml:"discovery_port"`
+	// DiscoveryTargets, if set, are where the beacon goes (IPv4 broadcast
+	// or unicast addresses) instead of the gossip interface's broadcast
+	// address.
+	DiscoveryTargets []string `yaml:"discovery_targets"`
 }
+
+// DefaultGossipPort and DefaultDiscoveryPort are the ports used when
+// gossip.listen and gossip.discovery_port are not set.
+const (
+	DefaultGossipPort    = 7946
+	DefaultDiscoveryPort = 7947
+)
 
 // P2P configures the libp2p payload exchange.
 type P2P struct {
@@ -101,7 +120,7 @@ func Default() Config {
 		ShutdownGrace: 10 * time.Second,
 		Inventory:     Inventory{Interval: time.Hour, Root: "/"},
 		Policy:        Policy{RefreshInterval: 5 * time.Minute},
-		Gossip:        Gossip{Label: "patchring"},
+		Gossip:        Gossip{Label: "patchring", Discovery: true, DiscoveryPort: DefaultDiscoveryPort},
 		Apt:           Apt{CheckInterval: 10 * time.Minute, RefreshInterval: time.Hour},
 	}
 }
@@ -135,6 +154,9 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringSliceVar(&c.Gossip.Seeds, "gossip-seeds", c.Gossip.Seeds, "gossip seeds host:port, comma separated")
 	fs.StringVar(&c.Gossip.KeyFile, "gossip-key-file", c.Gossip.KeyFile, "file holding the gossip keyring (base64 keys, primary first)")
 	fs.StringVar(&c.Gossip.Label, "gossip-label", c.Gossip.Label, "gossip label of the fleet")
+	fs.BoolVar(&c.Gossip.Discovery, "gossip-discovery", c.Gossip.Discovery, "find the site's gossip members by an authenticated UDP broadcast on the LAN (in addition to the seeds)")
+	fs.IntVar(&c.Gossip.DiscoveryPort, "gossip-discovery-port", c.Gossip.DiscoveryPort, "UDP port of the LAN discovery beacon")
+	fs.StringSliceVar(&c.Gossip.DiscoveryTargets, "gossip-discovery-targets", c.Gossip.DiscoveryTargets, "IPv4 addresses to send the discovery beacon to instead of the gossip interface's broadcast address, comma separated")
 	fs.BoolVar(&c.P2P.Enabled, "p2p", c.P2P.Enabled, "share payloads with LAN peers over libp2p")
 	fs.StringVar(&c.P2P.Listen, "p2p-listen", c.P2P.Listen, "libp2p listen multiaddr")
 	fs.StringSliceVar(&c.Reboot.Command, "reboot-command", c.Reboot.Command, "command that reboots the machine (default: the OS's)")
@@ -271,11 +293,42 @@ func (c *Config) Validate(name string) error {
 	if c.Gossip.Enabled && c.Gossip.KeyFile == "" {
 		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, e.g. from `head -c 32 /dev/urandom | base64`)")
 	}
+	if err := c.Gossip.validateDiscovery(); err != nil {
+		return fmt.Errorf("config %s: %w", name, err)
+	}
 	if c.P2P.Enabled && !c.Gossip.Enabled {
 		return bad("p2p.enabled", "payload sharing needs gossip (gossip.enabled): peers are admitted from the site's pool")
 	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown_grace", "must not be negative")
+	}
+	return nil
+}
+
+// validateDiscovery checks the LAN discovery settings (even when gossip is
+// off, so a mistake shows before it is turned on).
+func (g *Gossip) validateDiscovery() error {
+	if g.DiscoveryPort < 1 || g.DiscoveryPort > 65535 {
+		return fmt.Errorf("gossip.discovery_port: %d is not a UDP port; use 1-65535 (default %d)", g.DiscoveryPort, DefaultDiscoveryPort)
+	}
+	gossipPort := DefaultGossipPort
+	if g.Listen != "" {
+		_, p, err := net.SplitHostPort(g.Listen)
+		if err != nil {
+			return fmt.Errorf("gossip.listen: %q is not host:port: %v", g.Listen, err)
+		}
+		if gossipPort, err = strconv.Atoi(p); err != nil || gossipPort < 0 || gossipPort > 65535 {
+			return fmt.Errorf("gossip.listen: %q has no valid port", g.Listen)
+		}
+	}
+	if g.Discovery && g.DiscoveryPort == gossipPort {
+		return fmt.Errorf("gossip.discovery_port: %d is also the gossip port (gossip.listen); use another, e.g. %d", g.DiscoveryPort, DefaultDiscoveryPort)
+	}
+	for i, t := range g.DiscoveryTargets {
+		a, err := netip.ParseAddr(strings.TrimSpace(t))
+		if err != nil || !a.Unmap().Is4() || a.IsUnspecified() {
+			return fmt.Errorf("gossip.discovery_targets[%d]: %q is not an IPv4 address (a subnet's broadcast address such as 10.1.255.255, or a host's)", i, t)
+		}
 	}
 	return nil
 }
