@@ -3,6 +3,7 @@ package discovery
 import (
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // iface is what discovery needs of a network interface.
@@ -77,8 +78,8 @@ func broadcastAddr(p netip.Prefix) (netip.Addr, bool) {
 }
 
 // computeScope picks the interfaces of the site: the one holding the
-// announced gossip IP, or every interface that is up when that IP is
-// unspecified or not local. It sends to the directed broadcast address of
+// announced gossip IP (or whose subnet contains it), or every interface that
+// is up when that IP is unspecified or on none of them. It sends to the directed broadcast address of
 // each of their IPv4 subnets (or to explicit destinations), announcing the
 // gossip IP if it is specific, else the interface's own address in that
 // subnet.
@@ -87,12 +88,19 @@ func computeScope(ifs []iface, gossipIP netip.Addr, explicit []netip.Addr) scope
 	specific := gossipIP.IsValid() && !gossipIP.IsUnspecified()
 	var chosen []iface
 	if specific {
-		for _, it := range ifs {
-			for _, p := range it.Prefixes {
-				if p.Addr() == gossipIP {
+		// The interface holding the IP, else one whose subnet contains it
+		// (127.0.0.2 is on lo's 127.0.0.1/8).
+		for _, match := range []func(netip.Prefix) bool{
+			func(p netip.Prefix) bool { return p.Addr() == gossipIP },
+			func(p netip.Prefix) bool { return p.Masked().Contains(gossipIP) },
+		} {
+			for _, it := range ifs {
+				if slices.ContainsFunc(it.Prefixes, match) {
 					chosen = append(chosen, it)
-					break
 				}
+			}
+			if len(chosen) > 0 {
+				break
 			}
 		}
 	}

@@ -77,6 +77,21 @@ func TestComputeScope(t *testing.T) {
 			local:  []string{"127.0.0.1/8", "::1/128"},
 		},
 		{
+			name:   "gossip on another loopback address: lo only, nowhere to broadcast",
+			gossip: "127.0.0.2",
+			local:  []string{"127.0.0.1/8", "::1/128"},
+		},
+		{
+			name:   "gossip IP on no interface (NAT): every interface",
+			gossip: "203.0.113.9",
+			targets: []target{
+				{a("10.1.0.255"), a("203.0.113.9")},
+				{a("10.2.255.255"), a("203.0.113.9")},
+				{a("192.168.7.255"), a("203.0.113.9")},
+			},
+			local: []string{"127.0.0.1/8", "::1/128", "10.1.0.5/24", "10.2.0.5/16", "fd00::5/64", "10.9.0.1/24", "192.168.7.5/24", "192.168.8.1/32"},
+		},
+		{
 			name:     "explicit targets, gossip IP unspecified: the address on the target's subnet",
 			gossip:   "0.0.0.0",
 			explicit: []netip.Addr{a("192.168.7.255"), a("10.50.0.1")},
