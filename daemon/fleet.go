@@ -20,6 +20,7 @@ import (
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/version"
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/p2p/discovery"
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/p2p/site"
@@ -34,6 +35,8 @@ type fleet struct {
 	g     *gossip.Gossip
 	x     *exchange.Node // nil when payload sharing is off
 	coord *site.Coordinator
+	// beacon finds the site's members on the LAN; nil when discovery is off.
+	beacon *discovery.Beacon
 
 	mu        sync.Mutex
 	lastState gossip.State
@@ -139,6 +142,13 @@ func (d *Daemon) startFleet() error {
 		}
 		d.payloadsPeers = f
 	}
+	if f.beacon, err = d.startDiscovery(g); err != nil {
+		if f.x != nil {
+			f.x.Close()
+		}
+		g.Close()
+		return err
+	}
 	return nil
 }
 
@@ -149,13 +159,19 @@ func (f *fleet) Name() string { return "fleet" }
 // (verified through TUF, never taken from the peer), admit members to the
 // exchange.
 func (f *fleet) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(1)
 	go func() { defer wg.Done(); errc <- f.g.Run(ctx) }()
 	if f.x != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- f.x.Run(ctx) }()
+	}
+	if f.beacon != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- f.beacon.Run(ctx) }()
 	}
 	sub := f.g.Subscribe(64)
 	defer sub.Close()
@@ -195,9 +211,10 @@ loop:
 			f.useMetaPeers()
 		}
 	}
-	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	f.g.Leave(lctx)
-	cancel()
+	lcancel()
+	cancel() // also when a part failed: the others stop too
 	wg.Wait()
 	f.g.Close()
 	return runErr
