@@ -223,3 +223,12 @@ func TestCorpusVectors(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxDatagram: the longest announcement fills MaxDatagram exactly, and
+// MaxDatagram is the size docs/GOSSIP.md gives.
+func TestMaxDatagram(t *testing.T) {
+	a := announcement{NodeID: strings.Repeat("x", maxNodeIDLen), Time: testTime, Gossip: netip.MustParseAddrPort("[fd00::7]:7946")}
+	if b := mustSeal(t, a, deriveKey(testKey, testLabel)); len(b) != MaxDatagram || MaxDatagram != 193 {
+		t.Fatalf("longest datagram %d bytes, MaxDatagram %d, documented 193", len(b), MaxDatagram)
+	}
+}
