@@ -66,6 +66,9 @@ type Store struct {
 	partials map[Hash]int64 // resumable partials not opened by a Writer yet
 	pins     map[Hash][]Pin // by hash
 	writers  map[Hash]*Writer
+
+	changeMu sync.Mutex
+	changed  chan struct{} // closed and replaced at every change (see Changed)
 }
 
 // Open opens (creating if needed) the store in dir, removes crash leftovers
@@ -84,6 +87,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		partials: map[Hash]int64{},
 		pins:     map[Hash][]Pin{},
 		writers:  map[Hash]*Writer{},
+		changed:  make(chan struct{}),
 	}
 	if s.max < 0 {
 		return nil, fmt.Errorf("open content store %s: negative MaxBytes %d", dir, s.max)
@@ -122,6 +126,25 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
+
+// Changed returns a channel that is closed at the next change of what the
+// store can serve: a piece accepted or reset by a Writer, a Writer closed, a
+// blob installed or removed. Servers wait on it to answer "tell me when you
+// have more" at once instead of being polled.
+func (s *Store) Changed() <-chan struct{} {
+	s.changeMu.Lock()
+	defer s.changeMu.Unlock()
+	return s.changed
+}
+
+// notifyChange wakes whoever waits on Changed. It takes only changeMu, so
+// it may be called with s.mu or a Writer's lock held.
+func (s *Store) notifyChange() {
+	s.changeMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.changeMu.Unlock()
+}
 
 func (s *Store) blobPath(h Hash) string { return filepath.Join(s.blobDir, h.String()) }
 
@@ -353,6 +376,7 @@ func (s *Store) install(tmp string, h Hash, size int64) error {
 		s.used += size
 	}
 	s.touchLocked(h, s.blobs[h])
+	s.notifyChange()
 	return nil
 }
 
@@ -408,6 +432,7 @@ func (s *Store) evictLocked(need int64) error {
 		delete(s.blobs, c.h)
 		s.used -= c.e.size
 		removed = true
+		s.notifyChange()
 		s.log.Info("content store: evicted", "hash", c.h, "size", c.e.size)
 	}
 	if removed {
@@ -465,6 +490,7 @@ func (s *Store) Delete(h Hash) error {
 	}
 	delete(s.blobs, h)
 	s.used -= e.size
+	s.notifyChange()
 	if err := syncDir(s.blobDir); err != nil {
 		return fmt.Errorf("delete %s: fsync: %w", h, err)
 	}

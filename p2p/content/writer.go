@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -24,8 +25,14 @@ import (
 // before the download is complete). Checkpoint makes the accepted pieces
 // durable, so that a download interrupted by a crash resumes with them.
 //
-// WritePiece, ReadAt and the query methods may be called concurrently for
-// different pieces.
+// HashAhead feeds the accepted pieces at the start of the file into the
+// whole-file SHA-256 while the rest is still arriving, so that Commit only
+// hashes what is left. Accepted pieces cannot be written again, and
+// resetting one that was hashed discards the prefix, so the bytes Commit
+// verifies are the bytes in the file.
+//
+// WritePiece, ReadAt, HashAhead and the query methods may be called
+// concurrently for different pieces.
 type Writer struct {
 	s         *Store
 	h         Hash
@@ -40,6 +47,14 @@ type Writer struct {
 	sums     []Hash // of written or accepted pieces
 	dirty    bool   // accepted pieces not yet checkpointed
 	closed   bool
+	gen      uint64 // bumped when an accepted piece is reset
+
+	// The whole-file hash of [0, phOff), guarded by hmu (taken before mu).
+	// It is valid while phGen == gen.
+	hmu   sync.Mutex
+	ph    hash.Hash
+	phOff int64
+	phGen uint64
 }
 
 type stateFile struct {
@@ -114,6 +129,7 @@ func (s *Store) Writer(h Hash, size, pieceSize int64) (w *Writer, err error) {
 	w = &Writer{
 		s: s, h: h, size: size, pieceSize: pieceSize, n: n,
 		accepted: make([]bool, n), writing: make([]bool, n), sums: make([]Hash, n),
+		ph: sha256.New(),
 	}
 	st, serr := readState(s.statePath(h))
 	resume := serr == nil && st.Size == size && st.PieceSize == pieceSize
@@ -271,6 +287,7 @@ func (w *Writer) Accept(i int) error {
 	}
 	w.accepted[i] = true
 	w.dirty = true
+	w.s.notifyChange()
 	return nil
 }
 
@@ -283,6 +300,8 @@ func (w *Writer) Reset(i int) {
 	}
 	if w.accepted[i] {
 		w.dirty = true
+		w.gen++
+		w.s.notifyChange()
 	}
 	w.accepted[i] = false
 	w.sums[i] = Hash{}
@@ -351,11 +370,76 @@ func (w *Writer) checkpointLocked() error {
 	return nil
 }
 
+// hashChunk is how much HashAhead reads under the Writer's read lock.
+const hashChunk = 128 << 10
+
+// checkPrefixLocked discards the hashed prefix if an accepted piece was
+// reset since it was computed. The caller holds hmu and mu.
+func (w *Writer) checkPrefixLocked() {
+	if w.phGen != w.gen {
+		w.ph.Reset()
+		w.phOff = 0
+		w.phGen = w.gen
+	}
+}
+
+// nextHashChunkLocked reads the next chunk of the accepted prefix that is
+// not hashed yet into buf and returns its length, 0 when the next piece is
+// not accepted or the file is hashed to its end. The caller holds hmu and
+// mu (read or write) and feeds the chunk to w.ph.
+func (w *Writer) nextHashChunkLocked(buf []byte) (int, error) {
+	w.checkPrefixLocked()
+	if w.phOff >= w.size {
+		return 0, nil
+	}
+	i := int(w.phOff / w.pieceSize)
+	if !w.accepted[i] {
+		return 0, nil
+	}
+	end := min(int64(i+1)*w.pieceSize, w.size)
+	n := int(min(int64(len(buf)), end-w.phOff))
+	if _, err := w.f.ReadAt(buf[:n], w.phOff); err != nil {
+		return 0, fmt.Errorf("hash %s at %d: %w", w.h, w.phOff, diskErr(err))
+	}
+	return n, nil
+}
+
+// HashAhead feeds the accepted pieces at the start of the file that are not
+// hashed yet into the whole-file hash, so that Commit has less left to do.
+// It returns when it reaches a piece that is not accepted, the end of the
+// file, or ctx is done; ErrClosed once the Writer is closed.
+func (w *Writer) HashAhead(ctx context.Context) error {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := (*bp)[:min(len(*bp), hashChunk)]
+	for ctx.Err() == nil {
+		w.mu.RLock()
+		if w.closed {
+			w.mu.RUnlock()
+			return fmt.Errorf("hash %s: %w", w.h, ErrClosed)
+		}
+		n, err := w.nextHashChunkLocked(buf)
+		w.mu.RUnlock()
+		if err != nil || n == 0 {
+			return err
+		}
+		// A piece reset after the read bumps gen: the next step or
+		// Commit starts over.
+		w.ph.Write(buf[:n])
+		w.phOff += int64(n)
+	}
+	return ctx.Err()
+}
+
 // Commit verifies the assembled file against the expected SHA-256 and size
 // and, if it matches, fsyncs it, renames it into the store and closes the
 // Writer. On ErrVerify the Writer stays open so that the caller can Reset
 // bad pieces and write them again.
 func (w *Writer) Commit(ctx context.Context) error {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -366,15 +450,29 @@ func (w *Writer) Commit(ctx context.Context) error {
 			return fmt.Errorf("commit %s: piece %d: %w", w.h, i, ErrIncomplete)
 		}
 	}
-	hw := sha256.New()
-	n, err := copyCtx(ctx, hw, io.NewSectionReader(w.f, 0, w.size))
-	if err != nil {
-		return fmt.Errorf("commit %s: hash staging file: %w", w.h, err)
+	// Hash what HashAhead has not: with every piece accepted and the write
+	// lock held, nothing can change under us.
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	w.checkPrefixLocked()
+	for w.phOff < w.size {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("commit %s: hash staging file: %w", w.h, err)
+		}
+		n, err := w.nextHashChunkLocked(*bp)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("no progress at %d", w.phOff) // cannot happen: every piece is accepted
+		}
+		if err != nil {
+			return fmt.Errorf("commit %s: hash staging file: %w", w.h, err)
+		}
+		w.ph.Write((*bp)[:n])
+		w.phOff += int64(n)
 	}
 	var got Hash
-	hw.Sum(got[:0])
-	if n != w.size || got != w.h {
-		return fmt.Errorf("commit %s: %w: assembled file has sha256 %s (%d bytes)", w.h, ErrVerify, got, n)
+	w.ph.Sum(got[:0])
+	if got != w.h {
+		return fmt.Errorf("commit %s: %w: assembled file has sha256 %s (%d bytes)", w.h, ErrVerify, got, w.phOff)
 	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("commit %s: fsync: %w", w.h, diskErr(err))
@@ -386,7 +484,7 @@ func (w *Writer) Commit(ctx context.Context) error {
 	w.s.mu.Lock()
 	delete(w.s.writers, w.h)
 	w.s.mu.Unlock()
-	err = w.s.install(w.s.partPath(w.h), w.h, w.size)
+	err := w.s.install(w.s.partPath(w.h), w.h, w.size)
 	w.s.release(w.size)
 	if rerr := os.Remove(w.s.statePath(w.h)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 		err = rerr
@@ -422,6 +520,7 @@ func (w *Writer) Close() error {
 		_ = os.Remove(w.s.statePath(w.h))
 	}
 	w.s.mu.Unlock()
+	w.s.notifyChange()
 	if err != nil {
 		return fmt.Errorf("close writer %s: %w", w.h, err)
 	}
@@ -441,6 +540,7 @@ func (w *Writer) Abort() error {
 	delete(w.s.writers, w.h)
 	w.s.reserved -= w.size
 	w.s.mu.Unlock()
+	w.s.notifyChange()
 	err := os.Remove(w.s.partPath(w.h))
 	if rerr := os.Remove(w.s.statePath(w.h)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 		err = rerr

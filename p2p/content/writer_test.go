@@ -210,3 +210,159 @@ func TestWriterResumesAfterReopen(t *testing.T) {
 		t.Fatalf("reserved after Abort = %d", reserved)
 	}
 }
+
+func TestWriterHashAhead(t *testing.T) {
+	bg := context.Background()
+	data := randBytes(t, 6*1024+100, 12) // 7 pieces, the last short
+	h := Sum(data)
+	tests := []struct {
+		name string
+		run  func(t *testing.T, w *Writer)
+	}{
+		{"prefix stops at the first missing piece", func(t *testing.T, w *Writer) {
+			for _, i := range []int{0, 1, 3} {
+				writeAccept(t, w, i, data)
+			}
+			if err := w.HashAhead(bg); err != nil {
+				t.Fatal(err)
+			}
+			if w.phOff != 2*1024 {
+				t.Fatalf("hashed %d bytes ahead, want the 2 leading pieces (2048)", w.phOff)
+			}
+			for _, i := range []int{2, 4, 5, 6} {
+				writeAccept(t, w, i, data)
+			}
+			if err := w.HashAhead(bg); err != nil {
+				t.Fatal(err)
+			}
+			if w.phOff != int64(len(data)) {
+				t.Fatalf("hashed %d bytes ahead, want all %d", w.phOff, len(data))
+			}
+		}},
+		{"a reset piece is hashed again", func(t *testing.T, w *Writer) {
+			bad := flip(data, 100) // in piece 0
+			writeAcceptAny(t, w, 0, bad)
+			for i := 1; i < 7; i++ {
+				writeAccept(t, w, i, data)
+			}
+			if err := w.HashAhead(bg); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Commit(bg); !errors.Is(err, ErrVerify) {
+				t.Fatalf("Commit with a bad piece hashed ahead: %v, want ErrVerify", err)
+			}
+			w.Reset(0)
+			writeAccept(t, w, 0, data)
+		}},
+		{"reset while hashing ahead", func(t *testing.T, w *Writer) {
+			bad := flip(data, 5000) // in piece 4
+			for i := range 7 {
+				if i == 4 {
+					writeAcceptAny(t, w, i, bad)
+				} else {
+					writeAccept(t, w, i, data)
+				}
+			}
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for range 50 {
+					if err := w.HashAhead(bg); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+			w.Reset(4)
+			writeAccept(t, w, 4, data)
+			wg.Wait()
+		}},
+		{"cancelled", func(t *testing.T, w *Writer) {
+			for i := range 7 {
+				writeAccept(t, w, i, data)
+			}
+			ctx, cancel := context.WithCancel(bg)
+			cancel()
+			if err := w.HashAhead(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("HashAhead with a cancelled context: %v", err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, t.TempDir(), Options{})
+			w, err := s.Writer(h, int64(len(data)), 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.run(t, w)
+			if err := w.Commit(bg); err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+			if !bytes.Equal(readAll(t, s, h), data) {
+				t.Fatal("committed blob differs")
+			}
+			if err := w.HashAhead(bg); !errors.Is(err, ErrClosed) {
+				t.Fatalf("HashAhead after Commit: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestStoreChanged(t *testing.T) {
+	bg := context.Background()
+	s := openStore(t, t.TempDir(), Options{})
+	data := randBytes(t, 2048, 13)
+	h := Sum(data)
+	changes := func(name string, do func()) {
+		t.Helper()
+		ch := s.Changed()
+		do()
+		select {
+		case <-ch:
+		default:
+			t.Fatalf("%s did not signal a change", name)
+		}
+	}
+	w, err := s.Writer(h, int64(len(data)), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := s.Changed()
+	if _, err := w.WritePiece(bg, 0, bytes.NewReader(data[:1024])); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Fatal("a written but unaccepted piece signalled a change")
+	default:
+	}
+	changes("Accept", func() {
+		if err := w.Accept(0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changes("Reset of an accepted piece", func() { w.Reset(0) })
+	writeAccept(t, w, 0, data)
+	writeAccept(t, w, 1, data)
+	changes("Commit", func() {
+		if err := w.Commit(bg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changes("Delete", func() {
+		if err := s.Delete(h); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changes("Put", func() {
+		if err := s.Put(bg, h, int64(len(data)), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	other := randBytes(t, 1024, 14)
+	w2, err := s.Writer(Sum(other), 1024, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes("Abort", func() { _ = w2.Abort() })
+}
