@@ -335,16 +335,19 @@ func (b *Beacon) readLoop() error {
 // receive checks one datagram from src and offers its gossip address to the
 // sink if it passes.
 func (b *Beacon) receive(pkt []byte, src netip.Addr) {
-	gossipKeys := b.cfg.Keys()
-	b.mu.Lock()
-	keys := make([][]byte, 0, len(gossipKeys))
-	for _, k := range gossipKeys {
-		keys = append(keys, b.keyLocked(k))
+	var a announcement
+	// Junk costs a comparison, not a look at the keyring and an HMAC.
+	err := checkFrame(pkt)
+	if err == nil {
+		gossipKeys := b.cfg.Keys()
+		keys := make([][]byte, 0, len(gossipKeys))
+		b.mu.Lock()
+		for _, k := range gossipKeys {
+			keys = append(keys, b.keyLocked(k))
+		}
+		b.mu.Unlock()
+		a, err = open(pkt, keys)
 	}
-	local := b.scope.Local
-	b.mu.Unlock()
-
-	a, err := open(pkt, keys)
 	switch {
 	case errors.Is(err, errOversized):
 		b.stats.oversized.Add(1)
@@ -368,6 +371,9 @@ func (b *Beacon) receive(pkt []byte, src netip.Addr) {
 		b.log.Debug("stale beacon dropped (clock skew or replay)", "from", src, "node", a.NodeID, "skew", d)
 		return
 	}
+	b.mu.Lock()
+	local := b.scope.Local
+	b.mu.Unlock()
 	cand, ok := candidate(src, a.Gossip, local)
 	if !ok {
 		b.stats.foreign.Add(1)

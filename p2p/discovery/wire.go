@@ -95,18 +95,26 @@ func seal(a announcement, key []byte) ([]byte, error) {
 	return m.Sum(b), nil
 }
 
+// checkFrame is open's first, cheap look: size, magic and version.
+func checkFrame(b []byte) error {
+	if len(b) > MaxDatagram {
+		return fmt.Errorf("%w: %d bytes, at most %d", errOversized, len(b), MaxDatagram)
+	}
+	if len(b) < minDatagram || string(b[:4]) != magic {
+		return fmt.Errorf("%w: not a patchring beacon", errMalformed)
+	}
+	if b[4] != version1 {
+		return fmt.Errorf("%w: version %d", errMalformed, b[4])
+	}
+	return nil
+}
+
 // open checks a datagram's size and framing, verifies its HMAC under any
 // of keys (derived keys, tried in order) and decodes it. It never panics
 // and reads nothing beyond b.
 func open(b []byte, keys [][]byte) (announcement, error) {
-	if len(b) > MaxDatagram {
-		return announcement{}, fmt.Errorf("%w: %d bytes, at most %d", errOversized, len(b), MaxDatagram)
-	}
-	if len(b) < minDatagram || string(b[:4]) != magic {
-		return announcement{}, fmt.Errorf("%w: not a patchring beacon", errMalformed)
-	}
-	if b[4] != version1 {
-		return announcement{}, fmt.Errorf("%w: version %d", errMalformed, b[4])
+	if err := checkFrame(b); err != nil {
+		return announcement{}, err
 	}
 	body, tag := b[:len(b)-tagLen], b[len(b)-tagLen:]
 	ok := false
