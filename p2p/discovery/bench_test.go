@@ -18,7 +18,7 @@ func BenchmarkReceive(b *testing.B) {
 		make   func(b *testing.B, i int, now time.Time) []byte
 	}{
 		{"valid", "discovery_receive_valid", func(b *testing.B, i int, now time.Time) []byte {
-			return beaconFrom(b, fmt.Sprintf("peer-%d", i%512), now.Add(time.Duration(i)*time.Microsecond), "10.1.0.7:7946", testKey, testLabel)
+			return beaconFrom(b, fmt.Sprintf("peer-%d", i%512), now.Add(time.Duration(i)*time.Millisecond), "10.1.0.7:7946", testKey, testLabel)
 		}},
 		{"bad_auth", "discovery_receive_bad_auth", func(b *testing.B, i int, now time.Time) []byte {
 			return beaconFrom(b, "peer", now, "10.1.0.7:7946", otherKey, testLabel)
