@@ -84,6 +84,21 @@ func (s *session) have(ctx context.Context, d time.Duration, h content.Hash, pie
 	return r, nil
 }
 
+// haveWait is a have request the peer may hold for up to wait, until it
+// holds a piece set in need.
+func (s *session) haveWait(ctx context.Context, d time.Duration, h content.Hash, pieceSize, size int64, wait time.Duration, need []byte) (*HaveResponse, error) {
+	wait = min(wait, MaxHaveWait)
+	m, err := s.roundTrip(ctx, d+wait, &HaveWaitRequest{Hash: h, PieceSize: pieceSize, Size: size, Wait: wait, Need: need})
+	if err != nil {
+		return nil, fmt.Errorf("have %s: %w", h, err)
+	}
+	r, ok := m.(*HaveResponse)
+	if !ok {
+		return nil, fmt.Errorf("have %s: %w: got %T", h, ErrFrame, m)
+	}
+	return r, nil
+}
+
 func (s *session) manifest(ctx context.Context, d time.Duration, h content.Hash, pieceSize int64, n int) ([]content.Hash, error) {
 	m, err := s.roundTrip(ctx, d, &ManifestRequest{Hash: h, PieceSize: pieceSize})
 	if err != nil {

@@ -79,7 +79,14 @@ func (f *fakePeer) serve(ctx context.Context, c io.ReadWriteCloser) {
 			return
 		}
 		switch m := m.(type) {
-		case *HaveRequest:
+		case *HaveRequest, *HaveWaitRequest:
+			var pieceSize int64
+			switch m := m.(type) {
+			case *HaveRequest:
+				pieceSize = m.PieceSize
+			case *HaveWaitRequest:
+				pieceSize = m.PieceSize
+			}
 			if f.gate != nil {
 				select {
 				case <-f.gate:
@@ -92,9 +99,9 @@ func (f *fakePeer) serve(ctx context.Context, c io.ReadWriteCloser) {
 			case noneHave:
 				err = WriteFrame(c, &HaveResponse{Status: HaveNone})
 			case sizeLie:
-				err = WriteFrame(c, &HaveResponse{Status: HaveFull, Size: size + 1, PieceSize: m.PieceSize})
+				err = WriteFrame(c, &HaveResponse{Status: HaveFull, Size: size + 1, PieceSize: pieceSize})
 			default:
-				err = WriteFrame(c, &HaveResponse{Status: HaveFull, Size: size, PieceSize: m.PieceSize})
+				err = WriteFrame(c, &HaveResponse{Status: HaveFull, Size: size, PieceSize: pieceSize})
 			}
 		case *ManifestRequest:
 			if f.mode == noManifest {

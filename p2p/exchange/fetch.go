@@ -52,8 +52,11 @@ type Timing struct {
 	// 256 KiB/s (6 s for a 1 MiB piece).
 	PieceGrace time.Duration
 	MinRate    int64
-	// PollInterval is how often an idle session asks its peer again what it
-	// holds; default 250 ms.
+	// PollInterval bounds how long an idle session waits for news: a peer
+	// holds its have-wait request at most that long (it answers at once
+	// when it gets a piece the session needs), and a session whose peer
+	// holds everything looks at the download again at least that often.
+	// Default 250 ms.
 	PollInterval time.Duration
 	// RotateAfter ends a session whose peer had nothing we need for that
 	// long while other candidates wait; default 2 s.
@@ -114,6 +117,12 @@ const (
 // repaired before it is given up.
 const maxVerifyRounds = 3
 
+// maxDialing caps the sessions of one download that are connecting at once.
+// Candidates are dialled in the caller's order (holders first), so when a
+// whole site starts at the same moment, the holders' handshakes are not
+// queued behind those of peers that hold nothing yet.
+const maxDialing = 2
+
 // dialFunc opens a session stream to a peer.
 type dialFunc func(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteCloser, error)
 
@@ -125,6 +134,7 @@ type fetcher struct {
 	sb        *scoreboard
 	wan       *Limiter
 	manifests *manifestCache
+	seeding   *seedTracker // the server's, told which payloads came from peers
 	timing    Timing
 	log       *slog.Logger
 }
@@ -186,6 +196,7 @@ type download struct {
 	claims       map[peer.ID][]content.Hash
 	asked        map[peer.ID]bool // manifest requested (and possibly refused)
 	active       map[peer.ID]bool
+	dialing      int                   // sessions connecting
 	ended        map[peer.ID]time.Time // when a session to the peer last ended
 	dropped      map[peer.ID]bool      // ended for cause: not retried in this download
 	accepted     int
@@ -259,6 +270,7 @@ func (f *fetcher) fetch(ctx context.Context, h content.Hash, size int64, peers [
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { d.hashAhead(ctx) })
 	err = d.run(ctx, &wg, peers)
 	cancel()
 	wg.Wait()
@@ -266,6 +278,9 @@ func (f *fetcher) fetch(ctx context.Context, h content.Hash, size int64, peers [
 	case err == nil:
 		d.blameAfterSuccess()
 		f.manifests.put(h, opts.PieceSize, d.sums)
+		if d.fromPeers() {
+			f.seeding.markSpread(h, size, opts.PieceSize)
+		}
 		return nil
 	case errors.Is(err, content.ErrVerify):
 		_ = w.Abort()
@@ -350,6 +365,27 @@ func (d *download) run(ctx context.Context, wg *sync.WaitGroup, peers []peer.Add
 	}
 }
 
+// hashAhead feeds the accepted prefix of the payload into its whole-file
+// hash as pieces arrive, so that the final verification has little left to
+// do when the last piece is in (a site finishing at once would otherwise
+// hash every copy at the same moment).
+func (d *download) hashAhead(ctx context.Context) {
+	for {
+		wake := d.wakeCh()
+		if err := d.w.HashAhead(ctx); err != nil {
+			if ctx.Err() == nil && !errors.Is(err, content.ErrClosed) {
+				d.log.Debug("exchange: hashing ahead failed; the final check reads the file", "err", err)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		}
+	}
+}
+
 // startSessions opens sessions to candidate peers up to MaxPeers. It returns
 // the candidate list, extended with MorePeers.
 func (d *download) startSessions(ctx context.Context, wg *sync.WaitGroup, peers []peer.AddrInfo) []peer.AddrInfo {
@@ -375,11 +411,12 @@ func (d *download) startSessions(ctx context.Context, wg *sync.WaitGroup, peers 
 		return d.ended[peers[a].ID].Compare(d.ended[peers[b].ID])
 	})
 	for _, i := range cands {
-		if len(d.active) >= d.opts.MaxPeers {
+		if len(d.active) >= d.opts.MaxPeers || d.dialing >= maxDialing {
 			break
 		}
 		ai := peers[i]
 		d.active[ai.ID] = true
+		d.dialing++
 		wg.Go(func() { d.runSession(ctx, ai) })
 	}
 	d.waiting = 0
@@ -548,6 +585,10 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 	p := ai.ID
 	t := d.f.timing
 	conn, err := d.f.dial(ctx, ai)
+	d.mu.Lock()
+	d.dialing--
+	d.notifyLocked()
+	d.mu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {
 			d.f.sb.punish(p, offenceFailure, err)
@@ -567,8 +608,14 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 		cause = err
 	}
 	isFull := false
-	refresh := func() error {
-		hv, err := s.have(ctx, t.RequestTimeout, d.h, d.w.PieceSize())
+	refresh := func(wait bool) error {
+		var hv *HaveResponse
+		var err error
+		if wait {
+			hv, err = s.haveWait(ctx, t.RequestTimeout, d.h, d.w.PieceSize(), d.size, t.PollInterval, d.need(p))
+		} else {
+			hv, err = s.have(ctx, t.RequestTimeout, d.h, d.w.PieceSize())
+		}
 		if err != nil {
 			return err
 		}
@@ -601,7 +648,7 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 			fail(offenceFailure, err)
 		}
 	}
-	if err := refresh(); err != nil {
+	if err := refresh(false); err != nil {
 		penalize(err)
 		return
 	}
@@ -625,18 +672,22 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 			if mayRotate && time.Since(lastUseful) > t.RotateAfter {
 				return // let another candidate have the slot
 			}
-			timer := time.NewTimer(jitter(t.PollInterval))
-			select {
-			case <-ctx.Done():
-			case <-wake:
-			case <-timer.C:
-			}
-			timer.Stop()
-			if !isFull {
-				if err := refresh(); err != nil {
-					penalize(err)
-					return
+			if isFull {
+				// It holds everything; what we lack is in flight from
+				// other sessions. Wait for one of them to give up a piece.
+				timer := time.NewTimer(jitter(t.PollInterval))
+				select {
+				case <-ctx.Done():
+				case <-wake:
+				case <-timer.C:
 				}
+				timer.Stop()
+				continue
+			}
+			// The peer answers as soon as it holds a piece we need.
+			if err := refresh(true); err != nil {
+				penalize(err)
+				return
 			}
 			continue
 		}
@@ -672,7 +723,7 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 				timer.Stop()
 				continue
 			case errors.As(err, &re) && re.Code == CodeNotFound:
-				if err := refresh(); err != nil {
+				if err := refresh(false); err != nil {
 					penalize(err)
 					return
 				}
@@ -707,13 +758,34 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 		if v == verdictDisputed {
 			d.log.Debug("exchange: piece disputed", "peer", p, "piece", i)
 		}
-		if !isFull {
-			if err := refresh(); err != nil {
-				penalize(err)
-				return
-			}
+	}
+}
+
+// need returns the bitmap of the pieces a session to p could fetch: missing,
+// not in flight, and p not excluded for them.
+func (d *download) need(p peer.ID) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	bm := make([]byte, (d.n+7)/8)
+	for i, st := range d.state {
+		if st == pieceMissing && !d.exclude[i][p] {
+			bm[i/8] |= 0x80 >> (i % 8)
 		}
 	}
+	return bm
+}
+
+// fromPeers reports whether some accepted piece came from a peer, i.e. the
+// payload is already spread through the swarm.
+func (d *download) fromPeers() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, src := range d.source {
+		if src != sourceOrigin && src != sourceLocal && src != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // badDataError marks a protocol answer that is provably false.

@@ -129,14 +129,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	sb := newScoreboard(time.Now)
 	manifests := newManifestCache(16)
+	seeding := newSeedTracker(time.Now)
 	n.srv = &server{
 		store: cfg.Store, up: n.up, slots: make(chan struct{}, cfg.UploadSlots), slotWait: cfg.SlotWait,
-		seeding: newSeedTracker(time.Now),
+		seeding: seeding,
 		sb:      sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
 	}
 	n.f = &fetcher{
 		self: h.ID(), store: cfg.Store, dial: n.dial, sb: sb, wan: NewLimiter(cfg.WANRate),
-		manifests: manifests, timing: cfg.Timing.withDefaults(), log: log,
+		manifests: manifests, seeding: seeding, timing: cfg.Timing.withDefaults(), log: log,
 	}
 	h.SetStreamHandler(protocol.ID(ProtocolID), n.handleStream)
 	return n, nil

@@ -7,69 +7,92 @@ import (
 	"github.com/patchring/patchring/p2p/content"
 )
 
-// seedTracker implements "initial seeding" (BitTorrent's super-seeding, in a
-// simple form) for payloads this node holds whole: until every piece has
-// been uploaded at least once, a have answer offers only the pieces not yet
-// uploaded, or not uploaded for reseedAfter. Peers then fetch different
-// pieces from the holder and trade the rest among themselves, so the seed
-// uploads the payload about once instead of once per downloader. The
-// time-out keeps a piece from being withheld from a peer that needs it
-// while nobody asks for the others.
+// seedTracker implements "initial seeding" (BitTorrent's super-seeding) for
+// payloads this node holds whole while the swarm does not have them yet: the
+// node that brought a payload in (Put, or a download whose pieces all came
+// from the origin). Until every piece has been uploaded once, a have answer
+// offers only the pieces never uploaded and not being uploaded right now,
+// and a range request for any other piece is refused. The seed's upload
+// then goes to distinct pieces, which peers trade among themselves, so the
+// swarm holds a whole copy after the seed uploaded about S bytes.
+//
+// The seed never withholds while it would sit idle: when no transfer of the
+// payload is in progress and none ended for relaxAfter, it offers every
+// piece. That covers peers that need a piece only the seed holds while the
+// never-uploaded ones are wanted by nobody (they came from another source).
+//
+// A payload this node downloaded from peers is already spread; markSpread
+// turns initial seeding off for it.
 type seedTracker struct {
-	now func() time.Time
+	now        func() time.Time
+	relaxAfter time.Duration
 
 	mu      sync.Mutex
 	order   []manifestKey
 	entries map[manifestKey]*seedEntry
+	changed chan struct{} // closed and replaced when an offer may grow
 }
 
 type seedEntry struct {
-	count []uint32
-	last  []time.Time
-	done  bool // every piece uploaded at least once: offer everything
+	count    []uint32 // completed uploads per piece
+	busy     []uint16 // uploads in progress per piece
+	inflight int      // uploads in progress
+	lastEnd  time.Time
+	done     bool // every piece uploaded once, or spread: offer everything
 }
 
 const (
-	reseedAfter  = 2 * time.Second
+	relaxAfter   = time.Second
 	seedTrackMax = 16
 )
 
 func newSeedTracker(now func() time.Time) *seedTracker {
-	return &seedTracker{now: now, entries: map[manifestKey]*seedEntry{}}
+	return &seedTracker{now: now, relaxAfter: relaxAfter, entries: map[manifestKey]*seedEntry{}, changed: make(chan struct{})}
 }
 
-// served records an upload of [off, off+n) of h, counted for every piece
-// (of each tracked geometry) the range covers entirely.
-func (t *seedTracker) served(h content.Hash, size, off, n int64) {
+// entryLocked returns the entry of h in pieces of pieceSize, creating it.
+func (t *seedTracker) entryLocked(h content.Hash, size, pieceSize int64) *seedEntry {
+	k := manifestKey{h, pieceSize}
+	if e, ok := t.entries[k]; ok {
+		return e
+	}
+	n := content.NumPieces(size, pieceSize)
+	e := &seedEntry{count: make([]uint32, n), busy: make([]uint16, n), lastEnd: t.now(), done: n <= 1}
+	t.entries[k] = e
+	t.order = append(t.order, k)
+	for len(t.order) > seedTrackMax {
+		delete(t.entries, t.order[0])
+		t.order = t.order[1:]
+	}
+	return e
+}
+
+// markSpread turns initial seeding off for h in pieces of pieceSize.
+func (t *seedTracker) markSpread(h content.Hash, size, pieceSize int64) {
 	if t == nil {
 		return
 	}
-	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, e := range t.entries {
-		if k.h != h || e.done {
-			continue
-		}
-		ps := k.pieceSize
-		first := (off + ps - 1) / ps
-		for i := first; i < int64(len(e.count)); i++ {
-			pOff := i * ps
-			pEnd := min(pOff+ps, size)
-			if pEnd > off+n {
-				break
-			}
-			e.count[i]++
-			e.last[i] = now
-		}
-		e.done = true
-		for _, c := range e.count {
-			if c == 0 {
-				e.done = false
-				break
-			}
-		}
-	}
+	t.entryLocked(h, size, pieceSize).done = true
+	t.notifyLocked()
+}
+
+// Changed returns a channel closed when an offer may have grown: an upload
+// ended or failed, or initial seeding ended.
+func (t *seedTracker) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
+func (t *seedTracker) notifyLocked() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (e *seedEntry) relaxed(now time.Time, after time.Duration) bool {
+	return e.done || e.inflight == 0 && now.Sub(e.lastEnd) >= after
 }
 
 // advertise returns the bitmap to offer for a held payload, or nil to offer
@@ -78,56 +101,104 @@ func (t *seedTracker) advertise(h content.Hash, size, pieceSize int64) []byte {
 	if t == nil {
 		return nil
 	}
-	n := content.NumPieces(size, pieceSize)
-	if n <= 1 {
-		return nil
-	}
-	k := manifestKey{h, pieceSize}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e, ok := t.entries[k]
-	if !ok {
-		e = &seedEntry{count: make([]uint32, n), last: make([]time.Time, n)}
-		t.entries[k] = e
-		t.order = append(t.order, k)
-		for len(t.order) > seedTrackMax {
-			delete(t.entries, t.order[0])
-			t.order = t.order[1:]
-		}
-	}
-	if e.done {
+	e := t.entryLocked(h, size, pieceSize)
+	if e.relaxed(now, t.relaxAfter) {
 		return nil
 	}
+	n := len(e.count)
 	bm := make([]byte, (n+7)/8)
 	for i := range n {
-		if e.count[i] == 0 || now.Sub(e.last[i]) > reseedAfter {
+		if e.count[i] == 0 && e.busy[i] == 0 {
 			bm[i/8] |= 0x80 >> (i % 8)
 		}
 	}
 	return bm
 }
 
-// offered reports whether a range of a held payload is on offer: during
-// initial seeding, a request for a piece that was just uploaded to someone
-// else is refused so that the peer asks again and takes another piece.
-func (t *seedTracker) offered(h content.Hash, size, off, n int64) bool {
+// pieces returns the pieces of pieceSize that [off, off+n) overlaps, and
+// those it covers entirely.
+func pieces(size, pieceSize, off, n int64) (first, last, fullFirst, fullLast int64) {
+	first, last = off/pieceSize, (off+n-1)/pieceSize
+	fullFirst, fullLast = first, last
+	if off%pieceSize != 0 {
+		fullFirst++
+	}
+	if end := off + n; end%pieceSize != 0 && end != size {
+		fullLast--
+	}
+	return first, last, fullFirst, fullLast
+}
+
+// begin asks to upload [off, off+n) of a held payload of size bytes. It
+// returns false when the range is not on offer (initial seeding: a piece
+// uploaded, or being uploaded, to someone else), and otherwise a func to call
+// when the upload ends; complete tells whether every byte was sent.
+func (t *seedTracker) begin(h content.Hash, size, off, n int64) (end func(complete bool), ok bool) {
 	if t == nil {
-		return true
+		return func(bool) {}, true
 	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	type span struct {
+		e            *seedEntry
+		first, last  int64
+		fullF, fullL int64
+	}
+	var spans []span
 	for k, e := range t.entries {
 		if k.h != h || e.done {
 			continue
 		}
 		ps := k.pieceSize
-		for i := off / ps; i < int64(len(e.count)) && i*ps < off+n; i++ {
-			if e.count[i] > 0 && now.Sub(e.last[i]) <= reseedAfter {
-				return false
+		first, last, fullF, fullL := pieces(size, ps, off, n)
+		last = min(last, int64(len(e.count))-1)
+		fullL = min(fullL, int64(len(e.count))-1)
+		if !e.relaxed(now, t.relaxAfter) {
+			for i := first; i <= last; i++ {
+				if e.count[i] > 0 || e.busy[i] > 0 {
+					return nil, false
+				}
 			}
 		}
+		spans = append(spans, span{e, first, last, fullF, fullL})
 	}
-	return true
+	for _, s := range spans {
+		s.e.inflight++
+		for i := s.first; i <= s.last; i++ {
+			s.e.busy[i]++
+		}
+	}
+	return func(complete bool) {
+		now := t.now()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, s := range spans {
+			e := s.e
+			e.inflight--
+			e.lastEnd = now
+			for i := s.first; i <= s.last; i++ {
+				e.busy[i]--
+			}
+			if complete {
+				for i := s.fullF; i <= s.fullL; i++ {
+					e.count[i]++
+				}
+			}
+			if e.done {
+				continue
+			}
+			e.done = true
+			for _, c := range e.count {
+				if c == 0 {
+					e.done = false
+					break
+				}
+			}
+		}
+		t.notifyLocked()
+	}, true
 }

@@ -12,31 +12,68 @@ func TestSeedTracker(t *testing.T) {
 	tr := newSeedTracker(func() time.Time { return now })
 	h := content.Sum([]byte("payload"))
 	const size, ps = 4*100 - 10, 100 // 4 pieces, the last one short
-	bm := tr.advertise(h, size, ps)
-	if len(bm) != 1 || bm[0] != 0xf0 {
-		t.Fatalf("fresh payload: offer %08b, want all 4 pieces", bm)
+	offer := func(want byte) {
+		t.Helper()
+		bm := tr.advertise(h, size, ps)
+		if len(bm) != 1 || bm[0] != want {
+			t.Fatalf("offer %08b, want %08b", bm, want)
+		}
 	}
-	tr.served(h, size, 100, 100) // piece 1
-	tr.served(h, size, 250, 40)  // partial piece: not counted
-	if bm := tr.advertise(h, size, ps); bm[0] != 0xb0 {
-		t.Fatalf("after piece 1: offer %08b, want 10110000", bm)
+	begin := func(off, n int64, want bool) func(bool) {
+		t.Helper()
+		end, ok := tr.begin(h, size, off, n)
+		if ok != want {
+			t.Fatalf("begin [%d, +%d) = %v, want %v", off, n, ok, want)
+		}
+		return end
 	}
-	if tr.offered(h, size, 100, 100) || !tr.offered(h, size, 0, 100) {
-		t.Fatal("piece 1 still offered, or piece 0 not")
+	offer(0xf0) // fresh: every piece
+	end1 := begin(100, 100, true)
+	offer(0xb0)            // piece 1 in flight: not offered twice
+	begin(100, 100, false) // nor served twice
+	changed := tr.Changed()
+	end1(true)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("the end of an upload did not signal a change")
 	}
-	now = now.Add(reseedAfter + time.Second)
-	if !tr.offered(h, size, 100, 100) {
-		t.Fatal("piece 1 not offered again after reseedAfter")
+	offer(0xb0) // uploaded once: the others first
+	begin(100, 100, false)
+	end0 := begin(0, 100, true)
+	end0(false) // failed: piece 0 is offered again
+	offer(0xb0)
+	begin(250, 40, true)(true) // part of a piece: not counted
+	offer(0xb0)
+
+	// Idle for relaxAfter: the seed offers everything rather than idle.
+	now = now.Add(relaxAfter)
+	if bm := tr.advertise(h, size, ps); bm != nil {
+		t.Fatalf("idle seed offers %08b, want everything", bm)
 	}
-	tr.served(h, size, 0, size) // everything once
+	end := begin(100, 100, true) // allowed while relaxed
+	offer(0xb0)                  // busy again: strict
+	end(true)
+
+	begin(0, size, false) // a range over an uploaded piece is refused
+	begin(0, 100, true)(true)
+	begin(200, size-200, true)(true) // pieces 2 and 3 (short): every piece once
+	// Initial seeding is over.
 	if bm := tr.advertise(h, size, ps); bm != nil {
 		t.Fatalf("initial seeding over: offer %08b, want whole", bm)
 	}
-	if !tr.offered(h, size, 100, 100) {
-		t.Fatal("after initial seeding every piece is offered")
+	begin(100, 100, true)(true)
+
+	// A payload that came from peers is spread already.
+	h2 := content.Sum([]byte("downloaded"))
+	tr.markSpread(h2, size, ps)
+	if bm := tr.advertise(h2, size, ps); bm != nil {
+		t.Fatalf("spread payload: offer %08b, want whole", bm)
 	}
+
 	var nilTracker *seedTracker
-	if nilTracker.advertise(h, size, ps) != nil || !nilTracker.offered(h, size, 0, 1) {
+	if _, ok := nilTracker.begin(h, size, 0, 1); nilTracker.advertise(h, size, ps) != nil || !ok {
 		t.Fatal("a nil tracker must offer everything")
 	}
+	nilTracker.markSpread(h, size, ps)
 }

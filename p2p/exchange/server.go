@@ -32,6 +32,9 @@ type server struct {
 	manifests *manifestCache
 	idle      time.Duration
 	log       *slog.Logger
+	// waiting, if set, is called when a have-wait request starts to wait
+	// (tests).
+	waiting func()
 }
 
 // serveConn runs one session until the client closes it, it is idle for
@@ -75,7 +78,9 @@ func refuse(w io.Writer, code ErrorCode, format string, args ...any) error {
 func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, progress func()) error {
 	switch m := m.(type) {
 	case *HaveRequest:
-		return WriteFrame(w, s.have(m))
+		return WriteFrame(w, s.have(m.Hash, m.PieceSize))
+	case *HaveWaitRequest:
+		return WriteFrame(w, s.haveWait(ctx, m))
 	case *ManifestRequest:
 		sums, err := s.manifest(ctx, m.Hash, m.PieceSize)
 		if errors.Is(err, content.ErrNotFound) {
@@ -93,17 +98,69 @@ func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, 
 	}
 }
 
-func (s *server) have(m *HaveRequest) *HaveResponse {
-	if size, err := s.store.Size(m.Hash); err == nil {
-		if bm := s.seeding.advertise(m.Hash, size, m.PieceSize); bm != nil {
-			return &HaveResponse{Status: HavePartial, Size: size, PieceSize: m.PieceSize, Bitmap: bm}
+func (s *server) have(h content.Hash, pieceSize int64) *HaveResponse {
+	if size, err := s.store.Size(h); err == nil {
+		if bm := s.seeding.advertise(h, size, pieceSize); bm != nil {
+			return &HaveResponse{Status: HavePartial, Size: size, PieceSize: pieceSize, Bitmap: bm}
 		}
-		return &HaveResponse{Status: HaveFull, Size: size, PieceSize: m.PieceSize}
+		return &HaveResponse{Status: HaveFull, Size: size, PieceSize: pieceSize}
 	}
-	if pw, ok := s.store.Partial(m.Hash); ok && pw.PieceSize() == m.PieceSize {
-		return &HaveResponse{Status: HavePartial, Size: pw.Size(), PieceSize: m.PieceSize, Bitmap: pw.Bitmap()}
+	if pw, ok := s.store.Partial(h); ok && pw.PieceSize() == pieceSize {
+		return &HaveResponse{Status: HavePartial, Size: pw.Size(), PieceSize: pieceSize, Bitmap: pw.Bitmap()}
 	}
 	return &HaveResponse{Status: HaveNone}
+}
+
+// haveWait answers a have-wait request as soon as this node offers a piece
+// the client needs, or when the wait (capped at half the idle timeout) is
+// over, whichever comes first.
+func (s *server) haveWait(ctx context.Context, m *HaveWaitRequest) *HaveResponse {
+	wait := min(m.Wait, s.idle/2)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		// Take the channels before looking, so that no change is missed.
+		stored, seeded := s.store.Changed(), s.seeding.Changed()
+		hv := s.have(m.Hash, m.PieceSize)
+		if offers(hv, m) {
+			return hv
+		}
+		if s.waiting != nil {
+			s.waiting()
+		}
+		select {
+		case <-stored:
+		case <-seeded:
+		case <-timer.C:
+			return hv
+		case <-ctx.Done():
+			return hv
+		}
+	}
+}
+
+// offers reports whether a have answer holds a piece the request needs (or
+// contradicts the request's geometry, which the client must hear at once).
+func offers(hv *HaveResponse, m *HaveWaitRequest) bool {
+	switch {
+	case hv.Status == HaveNone:
+		return false
+	case hv.Size != m.Size:
+		return true
+	case hv.Status == HaveFull:
+		for _, b := range m.Need {
+			if b != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for i, b := range m.Need {
+		if b&hv.Bitmap[i] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // manifest returns the piece hashes of h: computed from the verified blob,
@@ -170,13 +227,18 @@ func (ps *partialSource) close() {
 }
 
 func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, progress func()) error {
-	if size, err := s.store.Size(m.Hash); err == nil && !s.seeding.offered(m.Hash, size, m.Offset, m.Len) {
-		return refuse(w, CodeNotFound, "%s [%d, +%d) not on offer yet (initial seeding)", m.Hash, m.Offset, m.Len)
-	}
 	if !s.takeSlot(ctx) {
 		return refuse(w, CodeBusy, "all upload slots busy")
 	}
 	defer func() { <-s.slots }()
+	complete := false
+	if size, err := s.store.Size(m.Hash); err == nil && m.Offset+m.Len <= size {
+		end, ok := s.seeding.begin(m.Hash, size, m.Offset, m.Len)
+		if !ok {
+			return refuse(w, CodeNotFound, "%s [%d, +%d) not on offer yet (initial seeding)", m.Hash, m.Offset, m.Len)
+		}
+		defer func() { end(complete) }()
+	}
 	src, size, done, err := s.rangeSource(m.Hash, m.Offset, m.Len)
 	if err != nil {
 		return refuse(w, CodeNotFound, "%s [%d, +%d) not held", m.Hash, m.Offset, m.Len)
@@ -217,7 +279,7 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 	if err := pay.flush(ctx); err != nil {
 		return err
 	}
-	s.seeding.served(m.Hash, size, m.Offset, m.Len)
+	complete = true
 	return nil
 }
 

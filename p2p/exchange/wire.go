@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/patchring/patchring/p2p/content"
 )
@@ -29,6 +30,13 @@ const ProtocolID = "/patchring/blob/1"
 //	RangeRequest     hash[32] offset u64 length u64
 //	RangeResponse    length u64
 //	ErrorResponse    code u8 message[...] (UTF-8, at most maxErrorMessage bytes)
+//	HaveWaitRequest  hash[32] pieceSize u32 size u64 waitMillis u32 need[ceil(n/8)]
+//
+// A HaveWaitRequest is a have request that the peer may hold for up to
+// waitMillis (at most MaxHaveWait): it answers (with a HaveResponse) as soon
+// as it holds a piece set in need, the pieces the client still lacks and
+// has not asked anyone for. It replaces polling: a piece a peer accepts
+// reaches the clients waiting on it at once.
 const (
 	typeHaveRequest      = 1
 	typeHaveResponse     = 2
@@ -37,6 +45,7 @@ const (
 	typeRangeRequest     = 5
 	typeRangeResponse    = 6
 	typeError            = 7
+	typeHaveWaitRequest  = 8
 
 	maxFrame        = 1 << 22 // 4 MiB: a manifest of 131072 pieces
 	maxErrorMessage = 1024
@@ -46,6 +55,8 @@ const (
 	MaxRange     = 64 << 20
 	// MaxPayloadSize bounds the payload size a peer may claim (1 TiB).
 	MaxPayloadSize = 1 << 40
+	// MaxHaveWait bounds how long a HaveWaitRequest may be held.
+	MaxHaveWait = 10 * time.Second
 )
 
 // HaveStatus says how much of a payload a peer holds.
@@ -100,6 +111,17 @@ type HaveResponse struct {
 	Bitmap    []byte
 }
 
+// HaveWaitRequest asks what the peer holds of Hash (Size bytes in pieces of
+// PieceSize), letting the peer wait up to Wait for a piece set in Need
+// before it answers. Need is a bitmap like HaveResponse's.
+type HaveWaitRequest struct {
+	Hash      content.Hash
+	PieceSize int64
+	Size      int64
+	Wait      time.Duration // whole milliseconds on the wire
+	Need      []byte
+}
+
 // ManifestRequest asks for the SHA-256 of every piece of Hash.
 type ManifestRequest struct {
 	Hash      content.Hash
@@ -137,6 +159,7 @@ func (*ManifestResponse) frameType() byte { return typeManifestResponse }
 func (*RangeRequest) frameType() byte     { return typeRangeRequest }
 func (*RangeResponse) frameType() byte    { return typeRangeResponse }
 func (*ErrorResponse) frameType() byte    { return typeError }
+func (*HaveWaitRequest) frameType() byte  { return typeHaveWaitRequest }
 
 // RemoteError is an ErrorResponse received from a peer, as an error.
 type RemoteError struct {
@@ -192,6 +215,21 @@ func appendBody(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Len))
 	case *RangeResponse:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Len))
+	case *HaveWaitRequest:
+		if err := checkPieceSize(m.PieceSize); err != nil {
+			return nil, err
+		}
+		if m.Size < 0 || m.Size > MaxPayloadSize || m.Wait < 0 || m.Wait > MaxHaveWait {
+			return nil, fmt.Errorf("encode have-wait: size %d or wait %v out of range", m.Size, m.Wait)
+		}
+		if want := bitmapLen(m.Size, m.PieceSize); len(m.Need) != want {
+			return nil, fmt.Errorf("encode have-wait: bitmap of %d bytes, want %d", len(m.Need), want)
+		}
+		b = append(b, m.Hash[:]...)
+		b = binary.BigEndian.AppendUint32(b, uint32(m.PieceSize))
+		b = binary.BigEndian.AppendUint64(b, uint64(m.Size))
+		b = binary.BigEndian.AppendUint32(b, uint32(m.Wait/time.Millisecond))
+		b = append(b, m.Need...)
 	case *ErrorResponse:
 		msg := m.Message
 		if len(msg) > maxErrorMessage {
@@ -203,6 +241,18 @@ func appendBody(b []byte, m Message) ([]byte, error) {
 		return nil, fmt.Errorf("encode frame: unknown message %T", m)
 	}
 	return b, nil
+}
+
+// checkBitmap validates a piece bitmap for size bytes in pieces of
+// pieceSize: its length, and no bit set past the last piece.
+func checkBitmap(bm []byte, size, pieceSize int64) error {
+	if want := bitmapLen(size, pieceSize); len(bm) != want {
+		return fmt.Errorf("bitmap of %d bytes, want %d", len(bm), want)
+	}
+	if n := content.NumPieces(size, pieceSize); n%8 != 0 && bm[len(bm)-1]&(0xff>>(n%8)) != 0 {
+		return fmt.Errorf("bits set past piece %d", n-1)
+	}
+	return nil
 }
 
 func checkPieceSize(n int64) error {
@@ -242,7 +292,7 @@ func ReadFrame(r io.Reader) (Message, error) {
 	if n > maxFrame {
 		return nil, frameErr("frame of type %d has length %d > %d", hdr[0], n, maxFrame)
 	}
-	if hdr[0] < typeHaveRequest || hdr[0] > typeError {
+	if hdr[0] < typeHaveRequest || hdr[0] > typeHaveWaitRequest {
 		return nil, frameErr("unknown frame type %d", hdr[0])
 	}
 	body := make([]byte, n)
@@ -314,13 +364,35 @@ func DecodeBody(t byte, b []byte) (Message, error) {
 			}
 			return m, nil
 		}
-		if want := bitmapLen(m.Size, m.PieceSize); len(rest) != want {
-			return nil, frameErr("have response: bitmap of %d bytes, want %d", len(rest), want)
-		}
-		if n := content.NumPieces(m.Size, m.PieceSize); n%8 != 0 && rest[len(rest)-1]&(0xff>>(n%8)) != 0 {
-			return nil, frameErr("have response: bits set past piece %d", n-1)
+		if err := checkBitmap(rest, m.Size, m.PieceSize); err != nil {
+			return nil, frameErr("have response: %v", err)
 		}
 		m.Bitmap = append([]byte(nil), rest...)
+		return m, nil
+	case typeHaveWaitRequest:
+		if len(b) < 48 {
+			return nil, frameErr("have-wait request of %d bytes, want at least 48", len(b))
+		}
+		m := &HaveWaitRequest{
+			PieceSize: int64(binary.BigEndian.Uint32(b[32:])),
+			Size:      int64(binary.BigEndian.Uint64(b[36:])),
+			Wait:      time.Duration(binary.BigEndian.Uint32(b[44:])) * time.Millisecond,
+		}
+		copy(m.Hash[:], b)
+		if err := checkPieceSize(m.PieceSize); err != nil {
+			return nil, frameErr("have-wait request: %v", err)
+		}
+		if uint64(m.Size) > MaxPayloadSize {
+			return nil, frameErr("have-wait request: size %d out of range", uint64(m.Size))
+		}
+		if m.Wait > MaxHaveWait {
+			return nil, frameErr("have-wait request: wait %v longer than %v", m.Wait, MaxHaveWait)
+		}
+		if err := checkBitmap(b[48:], m.Size, m.PieceSize); err != nil {
+			return nil, frameErr("have-wait request: %v", err)
+		}
+		m.Need = make([]byte, len(b)-48)
+		copy(m.Need, b[48:])
 		return m, nil
 	case typeManifestResponse:
 		if len(b)%32 != 0 {

@@ -29,6 +29,8 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"range request", &RangeRequest{Hash: h, Offset: 1 << 33, Len: 1 << 20}},
 		{"range response", &RangeResponse{Len: 12345}},
 		{"error", &ErrorResponse{Code: CodeBusy, Message: "all upload slots busy"}},
+		{"have-wait", &HaveWaitRequest{Hash: h, PieceSize: 1 << 20, Size: 10<<20 + 1, Wait: 250 * time.Millisecond, Need: []byte{0xa5, 0x80}}},
+		{"have-wait empty payload", &HaveWaitRequest{Hash: h, PieceSize: 1, Need: []byte{}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +82,12 @@ func TestReadFrameRejects(t *testing.T) {
 		{"range too long", frame(typeRangeRequest, cat(h[:], u64(0), u64(MaxRange+1))), ErrFrame},
 		{"range response huge", frame(typeRangeResponse, u64(MaxRange+1)), ErrFrame},
 		{"error empty", frame(typeError, nil), ErrFrame},
+		{"have-wait short", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(30))), ErrFrame},
+		{"have-wait piece size zero", frame(typeHaveWaitRequest, cat(h[:], u32(0), u64(30), u32(0), []byte{0xe0})), ErrFrame},
+		{"have-wait size huge", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(1<<63), u32(0))), ErrFrame},
+		{"have-wait too long", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(30), u32(uint32(MaxHaveWait/time.Millisecond)+1), []byte{0xe0})), ErrFrame},
+		{"have-wait bitmap short", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(100), u32(0), []byte{0xff})), ErrFrame},
+		{"have-wait stray bits", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(30), u32(0), []byte{0xf0})), ErrFrame},
 		{"error too long", frame(typeError, make([]byte, maxErrorMessage+2)), ErrFrame},
 	}
 	for _, tc := range tests {
@@ -105,6 +113,7 @@ func FuzzReadFrame(f *testing.F) {
 		&RangeRequest{Hash: h, Offset: 7, Len: 9},
 		&RangeResponse{Len: 9},
 		&ErrorResponse{Code: CodeNotFound, Message: "no"},
+		&HaveWaitRequest{Hash: h, PieceSize: 1 << 20, Size: 3 << 20, Wait: time.Second, Need: []byte{0x60}},
 	} {
 		var b bytes.Buffer
 		if err := WriteFrame(&b, m); err != nil {
@@ -245,4 +254,87 @@ func TestServerOverPipe(t *testing.T) {
 func sums0(data []byte, i int) content.Hash {
 	off := i * testPiece
 	return content.Sum(data[off:min(off+testPiece, len(data))])
+}
+
+// TestServerHaveWait drives have-wait requests against the real server: it
+// answers as soon as it holds a needed piece, not when the wait is over.
+func TestServerHaveWait(t *testing.T) {
+	st := openTestStore(t)
+	part := randPayload(t, 3*testPiece, 11)
+	ph := content.Sum(part)
+	size := int64(len(part))
+	w, err := st.Writer(ph, size, testPiece)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Abort() })
+	full := randPayload(t, 4*testPiece, 12)
+	fh := content.Sum(full)
+	if err := st.Put(context.Background(), fh, int64(len(full)), bytes.NewReader(full)); err != nil {
+		t.Fatal(err)
+	}
+	srv := &server{
+		store: st, up: NewLimiter(0), slots: make(chan struct{}, 1), sb: newScoreboard(time.Now),
+		seeding: newSeedTracker(time.Now), manifests: newManifestCache(4), idle: 30 * time.Second, log: testLogger(t),
+	}
+	waiting := make(chan struct{}, 16)
+	srv.waiting = func() { waiting <- struct{}{} }
+	c, s := duplexPipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.serveConn(ctx, "client", s) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = c.Close()
+		<-done
+	})
+	sess := newSession(c)
+	bg := context.Background()
+	ask := func(h content.Hash, size int64, need []byte, wait, deadline time.Duration) (*HaveResponse, error) {
+		t.Helper()
+		m, err := sess.roundTrip(bg, deadline, &HaveWaitRequest{Hash: h, PieceSize: testPiece, Size: size, Wait: wait, Need: need})
+		if err != nil {
+			return nil, err
+		}
+		return m.(*HaveResponse), nil
+	}
+
+	// Nothing needed is held: the answer comes when the wait is over.
+	hv, err := ask(ph, size, []byte{0xe0}, 20*time.Millisecond, 10*time.Second)
+	if err != nil || hv.Status != HavePartial || hv.Bitmap[0] != 0 {
+		t.Fatalf("have-wait on an empty partial: %+v, %v", hv, err)
+	}
+	<-waiting
+	// A piece accepted while the request waits is answered at once: the
+	// deadline is half the wait, so only the change can answer in time.
+	go func() {
+		<-waiting
+		if _, err := w.WritePiece(bg, 2, bytes.NewReader(part[2*testPiece:])); err == nil {
+			_ = w.Accept(2)
+		}
+	}()
+	hv, err = ask(ph, size, []byte{0x60}, MaxHaveWait, MaxHaveWait/2)
+	if err != nil || hv.Status != HavePartial || hv.Bitmap[0] != 0x20 {
+		t.Fatalf("have-wait answered %+v, %v; want piece 2 as soon as it was accepted", hv, err)
+	}
+	// A piece the client does not need does not answer it.
+	hv, err = ask(ph, size, []byte{0x80}, 20*time.Millisecond, 10*time.Second)
+	if err != nil || hv.Bitmap[0] != 0x20 {
+		t.Fatalf("have-wait for piece 0: %+v, %v", hv, err)
+	}
+	// A seed answers at once with what it offers (initial seeding: all).
+	hv, err = ask(fh, int64(len(full)), []byte{0x10}, MaxHaveWait, MaxHaveWait/2)
+	if err != nil || hv.Status != HavePartial || hv.Bitmap[0] != 0xf0 {
+		t.Fatalf("have-wait at a seed: %+v, %v", hv, err)
+	}
+	// A holder of another size answers at once: the client must hear it.
+	hv, err = ask(fh, int64(len(full))+1, []byte{0}, MaxHaveWait, MaxHaveWait/2)
+	if err != nil || hv.Size != int64(len(full)) {
+		t.Fatalf("have-wait with another size: %+v, %v", hv, err)
+	}
+	// Unknown payload: none, after the wait.
+	hv, err = ask(content.Sum(nil), size, []byte{0xe0}, 20*time.Millisecond, 10*time.Second)
+	if err != nil || hv.Status != HaveNone {
+		t.Fatalf("have-wait for an unknown payload: %+v, %v", hv, err)
+	}
 }
