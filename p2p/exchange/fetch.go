@@ -95,11 +95,18 @@ var (
 	ErrNoSource = errors.New("no source for payload")
 )
 
-// DefaultPieceSize returns the piece size for a payload: 1 MiB, halved for
+// DefaultPieceSize returns the piece size for a payload: 256 KiB, doubled
+// (up to 1 MiB) while a payload would have more than 8192 pieces, halved for
 // small payloads so that they still have about 32 pieces, but not below
-// 64 KiB.
+// 64 KiB. Small pieces become shareable soon after they started to arrive
+// (a 256 KiB piece takes 65 ms at 4 MB/s), which is what keeps every node's
+// upload busy while a payload spreads; a bad peer wastes at most one of
+// them.
 func DefaultPieceSize(size int64) int64 {
-	ps := int64(1 << 20)
+	ps := int64(256 << 10)
+	for ps < 1<<20 && size/ps > 8192 {
+		ps *= 2
+	}
 	for ps > 64<<10 && size/ps < 32 {
 		ps /= 2
 	}

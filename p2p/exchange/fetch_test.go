@@ -274,3 +274,23 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+func TestDefaultPieceSize(t *testing.T) {
+	tests := []struct {
+		size, want int64
+	}{
+		{0, 64 << 10},
+		{100 << 10, 64 << 10},
+		{4 << 20, 128 << 10},      // 32 pieces
+		{64 << 20, 256 << 10},     // 256 pieces
+		{2 << 30, 256 << 10},      // 8192 pieces
+		{4 << 30, 512 << 10},      // 8192 pieces
+		{100 << 30, 1 << 20},      // capped at 1 MiB
+		{MaxPayloadSize, 1 << 20}, // still 1 MiB
+	}
+	for _, tc := range tests {
+		if got := DefaultPieceSize(tc.size); got != tc.want {
+			t.Errorf("DefaultPieceSize(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+	}
+}

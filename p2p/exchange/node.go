@@ -44,7 +44,10 @@ type Config struct {
 	// from the origin, in bytes per second; 0 means unlimited.
 	UploadRate, WANRate int64
 	// UploadSlots caps concurrent range transfers to peers; further
-	// requests are answered busy. Default 4.
+	// requests are answered busy. Default 2: two transfers keep the upload
+	// busy across the gap between one request and the next, and each piece
+	// gets half the rate, so it is complete (and shareable) sooner than
+	// with more slots sharing it.
 	UploadSlots int
 	// SlotWait is how long a range request may queue for an upload slot
 	// before it is answered busy; default 0 (at once: the peer then asks
@@ -85,7 +88,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/0"}
 	}
 	if cfg.UploadSlots <= 0 {
-		cfg.UploadSlots = 4
+		cfg.UploadSlots = 2
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
