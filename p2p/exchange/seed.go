@@ -44,6 +44,9 @@ type seedEntry struct {
 const (
 	relaxAfter   = time.Second
 	seedTrackMax = 16
+	// seedWindow is how many never-uploaded pieces a seed offers at once;
+	// enough that the downloaders asking it rarely pick the same piece.
+	seedWindow = 8
 )
 
 func newSeedTracker(now func() time.Time) *seedTracker {
@@ -110,9 +113,11 @@ func (t *seedTracker) advertise(h content.Hash, size, pieceSize int64) []byte {
 	}
 	n := len(e.count)
 	bm := make([]byte, (n+7)/8)
-	for i := range n {
+	offered := 0
+	for i := 0; i < n && offered < seedWindow; i++ {
 		if e.count[i] == 0 && e.busy[i] == 0 {
 			bm[i/8] |= 0x80 >> (i % 8)
+			offered++
 		}
 	}
 	return bm

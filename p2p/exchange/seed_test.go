@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -76,4 +77,50 @@ func TestSeedTracker(t *testing.T) {
 		t.Fatal("a nil tracker must offer everything")
 	}
 	nilTracker.markSpread(h, size, ps)
+}
+
+func TestSeedTrackerOffersInOrder(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := newSeedTracker(func() time.Time { return now })
+	h := content.Sum([]byte("payload"))
+	const ps = 100
+	const size = 20 * ps // 20 pieces: 3 bitmap bytes
+	offered := func() []int {
+		var out []int
+		bm := tr.advertise(h, size, ps)
+		for i := range 20 {
+			if bm[i/8]&(0x80>>(i%8)) != 0 {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	if got := offered(); !slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+		t.Fatalf("fresh seed offers %v, want the %d lowest pieces", got, seedWindow)
+	}
+	end, ok := tr.begin(h, size, 2*ps, ps) // piece 2 in flight
+	if !ok {
+		t.Fatal("piece 2 refused")
+	}
+	if got := offered(); !slices.Equal(got, []int{0, 1, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("with piece 2 in flight: offers %v", got)
+	}
+	end(true)
+	for _, i := range []int{0, 1, 3} {
+		end, ok := tr.begin(h, size, int64(i)*ps, ps)
+		if !ok {
+			t.Fatalf("piece %d refused", i)
+		}
+		end(true)
+	}
+	if got := offered(); !slices.Equal(got, []int{4, 5, 6, 7, 8, 9, 10, 11}) {
+		t.Fatalf("after pieces 0-3: offers %v", got)
+	}
+	// A piece past the window that was never uploaded may still be asked
+	// for (a peer that learned of it before): it is not a duplicate.
+	if end, ok := tr.begin(h, size, 19*ps, ps); !ok {
+		t.Fatal("piece 19 refused")
+	} else {
+		end(true)
+	}
 }
