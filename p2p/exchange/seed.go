@@ -137,6 +137,22 @@ func pieces(size, pieceSize, off, n int64) (first, last, fullFirst, fullLast int
 	return first, last, fullFirst, fullLast
 }
 
+// sharing records an upload of [off, off+n) of a payload this node is still
+// downloading (in pieces of pieceSize), so that once it holds the payload
+// whole it does not hold back pieces it already gave to the swarm: the
+// site's WAN fetcher serves its pieces while they arrive from the origin.
+// Call the returned func when the upload ends.
+func (t *seedTracker) sharing(h content.Hash, size, pieceSize, off, n int64) (end func(complete bool)) {
+	if t == nil {
+		return func(bool) {}
+	}
+	t.mu.Lock()
+	t.entryLocked(h, size, pieceSize)
+	t.mu.Unlock()
+	end, _ = t.start(h, size, off, n, false)
+	return end
+}
+
 // begin asks to upload [off, off+n) of a held payload of size bytes. It
 // returns false when the range is not on offer (initial seeding: a piece
 // uploaded, or being uploaded, to someone else), and otherwise a func to call
@@ -145,6 +161,12 @@ func (t *seedTracker) begin(h content.Hash, size, off, n int64) (end func(comple
 	if t == nil {
 		return func(bool) {}, true
 	}
+	return t.start(h, size, off, n, true)
+}
+
+// start marks [off, off+n) in flight in every tracked geometry of h;
+// strict refuses a range that is not on offer.
+func (t *seedTracker) start(h content.Hash, size, off, n int64, strict bool) (end func(complete bool), ok bool) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -162,7 +184,7 @@ func (t *seedTracker) begin(h content.Hash, size, off, n int64) (end func(comple
 		first, last, fullF, fullL := pieces(size, ps, off, n)
 		last = min(last, int64(len(e.count))-1)
 		fullL = min(fullL, int64(len(e.count))-1)
-		if !e.relaxed(now, t.relaxAfter) {
+		if strict && !e.relaxed(now, t.relaxAfter) {
 			for i := first; i <= last; i++ {
 				if e.count[i] > 0 || e.busy[i] > 0 {
 					return nil, false

@@ -124,3 +124,28 @@ func TestSeedTrackerOffersInOrder(t *testing.T) {
 		end(true)
 	}
 }
+
+// TestSeedTrackerCountsPartialUploads: a node that served pieces while it
+// was still downloading (the site's WAN fetcher) does not hold them back
+// once it holds the payload whole.
+func TestSeedTrackerCountsPartialUploads(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := newSeedTracker(func() time.Time { return now })
+	h := content.Sum([]byte("payload"))
+	const size, ps = 400, 100
+	tr.sharing(h, size, ps, 100, 100)(true)
+	tr.sharing(h, size, ps, 300, 100)(false) // failed: not counted
+	if bm := tr.advertise(h, size, ps); len(bm) != 1 || bm[0] != 0xb0 {
+		t.Fatalf("whole after sharing piece 1: offer %08b, want 10110000", bm)
+	}
+	if _, ok := tr.begin(h, size, 100, 100); ok {
+		t.Fatal("piece 1, uploaded while partial, is offered again during initial seeding")
+	}
+	tr.sharing(h, size, ps, 0, 100)(true)
+	tr.sharing(h, size, ps, 200, 200)(true)
+	if bm := tr.advertise(h, size, ps); bm != nil {
+		t.Fatalf("every piece uploaded while partial: offer %08b, want whole", bm)
+	}
+	var nilTracker *seedTracker
+	nilTracker.sharing(h, size, ps, 0, 1)(true)
+}

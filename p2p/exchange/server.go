@@ -244,11 +244,13 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 		return refuse(w, CodeNotFound, "%s [%d, +%d) not held", m.Hash, m.Offset, m.Len)
 	}
 	defer done()
-	if ps, ok := src.(*partialSource); ok {
-		defer ps.close()
-	}
 	if m.Offset+m.Len > size {
 		return refuse(w, CodeBadRequest, "range [%d, +%d) beyond size %d", m.Offset, m.Len, size)
+	}
+	if ps, ok := src.(*partialSource); ok {
+		defer ps.close()
+		end := s.seeding.sharing(m.Hash, size, ps.w.PieceSize(), m.Offset, m.Len)
+		defer func() { end(complete) }()
 	}
 	if err := WriteFrame(w, &RangeResponse{Len: m.Len}); err != nil {
 		return err
