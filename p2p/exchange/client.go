@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -18,12 +20,18 @@ import (
 type session struct {
 	c  io.ReadWriteCloser
 	br *bufio.Reader
+	// v1: the peer speaks only ProtocolIDv1, without have-wait.
+	v1 bool
 	// in counts payload bytes read by the current range request.
 	in atomic.Int64
 }
 
 func newSession(c io.ReadWriteCloser) *session {
-	return &session{c: c, br: bufio.NewReaderSize(c, ioChunk)}
+	s := &session{c: c, br: bufio.NewReaderSize(c, ioChunk)}
+	if ps, ok := c.(interface{ Protocol() protocol.ID }); ok {
+		s.v1 = ps.Protocol() == ProtocolIDv1
+	}
+	return s
 }
 
 func (s *session) close() error { return s.c.Close() }

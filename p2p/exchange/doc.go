@@ -1,5 +1,5 @@
 // Package exchange owns patchring's peer-to-peer payload exchange: a libp2p
-// host restricted to fleet members and the /patchring/blob/1 protocol with
+// host restricted to fleet members and the /patchring/blob/2 protocol with
 // which nodes ask each other "who has H" and "send H range [off, len)",
 // and the /patchring/meta/1 protocol (files.go) with which they fetch
 // repository files by path: the TUF metadata and policy a node verified.

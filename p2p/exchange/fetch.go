@@ -679,9 +679,10 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 			if mayRotate && time.Since(lastUseful) > t.RotateAfter {
 				return // let another candidate have the slot
 			}
-			if isFull {
-				// It holds everything; what we lack is in flight from
-				// other sessions. Wait for one of them to give up a piece.
+			if isFull || s.v1 {
+				// It holds everything (what we lack is in flight from
+				// other sessions: wait for one of them to give up a
+				// piece), or it cannot wait for news: poll.
 				timer := time.NewTimer(jitter(t.PollInterval))
 				select {
 				case <-ctx.Done():
@@ -689,10 +690,12 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 				case <-timer.C:
 				}
 				timer.Stop()
-				continue
+				if isFull {
+					continue
+				}
 			}
-			// The peer answers as soon as it holds a piece we need.
-			if err := refresh(true); err != nil {
+			// A v2 peer answers as soon as it holds a piece we need.
+			if err := refresh(!s.v1); err != nil {
 				penalize(err)
 				return
 			}

@@ -63,7 +63,8 @@ type Config struct {
 }
 
 // Node is a libp2p host that serves and fetches payloads with the
-// /patchring/blob/1 protocol. Only peers on its allow-list can connect.
+// /patchring/blob/2 protocol (and /patchring/blob/1 for nodes of the
+// previous release). Only peers on its allow-list can connect.
 type Node struct {
 	h      host.Host
 	gater  *allowGater
@@ -143,6 +144,7 @@ func New(cfg Config) (*Node, error) {
 		manifests: manifests, seeding: seeding, timing: cfg.Timing.withDefaults(), log: log,
 	}
 	h.SetStreamHandler(protocol.ID(ProtocolID), n.handleStream)
+	h.SetStreamHandler(protocol.ID(ProtocolIDv1), n.handleStream)
 	return n, nil
 }
 
@@ -206,7 +208,7 @@ func (n *Node) dial(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteCloser, 
 			return nil, fmt.Errorf("dial %s: %w", ai.ID, err)
 		}
 	}
-	s, err := n.h.NewStream(ctx, ai.ID, protocol.ID(ProtocolID))
+	s, err := n.h.NewStream(ctx, ai.ID, protocol.ID(ProtocolID), protocol.ID(ProtocolIDv1))
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", ai.ID, err)
 	}
@@ -228,7 +230,7 @@ func (n *Node) handleStream(s network.Stream) {
 	n.handlers.Add(1)
 	n.mu.Unlock()
 	defer n.handlers.Done()
-	if err := n.srv.serveConn(n.ctx, p, s); err != nil {
+	if err := n.srv.serveConn(n.ctx, p, s, s.Protocol() == ProtocolIDv1); err != nil {
 		n.log.Debug("exchange: session ended", "peer", p, "err", err)
 		_ = s.Reset()
 		return
@@ -253,6 +255,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.h.RemoveStreamHandler(protocol.ID(ProtocolID))
+	n.h.RemoveStreamHandler(protocol.ID(ProtocolIDv1))
 	n.cancel()
 	n.handlers.Wait()
 	if err := n.h.Close(); err != nil {

@@ -77,9 +77,11 @@ func seedWith(tb testing.TB, n *Node, data []byte) content.Hash {
 // asFake turns a node into a misbehaving peer: same host, same allow-list,
 // but its protocol handler is a fakePeer.
 func asFake(n *Node, fp *fakePeer) {
-	n.h.SetStreamHandler(protocol.ID(ProtocolID), func(s network.Stream) {
-		fp.serve(n.ctx, s)
-	})
+	for _, id := range []protocol.ID{ProtocolID, ProtocolIDv1} {
+		n.h.SetStreamHandler(id, func(s network.Stream) {
+			fp.serve(n.ctx, s)
+		})
+	}
 }
 
 func TestNodesShareAPayload(t *testing.T) {
@@ -209,6 +211,47 @@ func TestNodeSurvivesBadPeers(t *testing.T) {
 	}
 	if st := seed.UploadLimiter().Stats(); st.Tokens == 0 || st.Waited == 0 {
 		t.Errorf("seed upload limiter not consulted: %+v", st)
+	}
+}
+
+// TestPreviousReleasePeer: a node of the previous release speaks only
+// /patchring/blob/1, which has no have-wait request. A newer node still
+// fetches with it in its sessions, polls it instead of waiting, and does
+// not count it as failing; and it can still open v1 sessions to newer nodes.
+func TestPreviousReleasePeer(t *testing.T) {
+	seed := newTestNode(t, Config{})
+	old := newTestNode(t, Config{})
+	me := newTestNode(t, Config{})
+	mesh(seed, old, me)
+	old.h.RemoveStreamHandler(protocol.ID(ProtocolID))
+	data := randPayload(t, 4<<20, 49)
+	h := seedWith(t, seed, data)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The old node holds nothing: my session to it waits for news, which a
+	// v1 peer cannot be asked for.
+	if err := me.Fetch(ctx, h, int64(len(data)), infos(old, seed), FetchOptions{}); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if !bytes.Equal(readBlob(t, me.srv.store, h), data) {
+		t.Fatal("payload differs")
+	}
+	if ps, _ := me.Peer(old.ID()); ps.Failures != 0 || ps.BadData != 0 || me.f.sb.avoided(old.ID()) {
+		t.Fatalf("v1 peer blamed: %+v", ps)
+	}
+	// A v1 client talks to a newer node.
+	s, err := old.h.NewStream(ctx, me.ID(), protocol.ID(ProtocolIDv1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := newSession(s)
+	defer sess.close()
+	if !sess.v1 {
+		t.Fatal("a v1 stream is not marked v1")
+	}
+	hv, err := sess.have(ctx, 5*time.Second, h, DefaultPieceSize(int64(len(data))))
+	if err != nil || hv.Status != HaveFull {
+		t.Fatalf("v1 have: %+v, %v", hv, err)
 	}
 }
 

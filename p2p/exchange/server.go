@@ -38,8 +38,9 @@ type server struct {
 }
 
 // serveConn runs one session until the client closes it, it is idle for
-// s.idle, it breaks the protocol or ctx is done. The caller closes c.
-func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser) error {
+// s.idle, it breaks the protocol or ctx is done. The caller closes c. A v1
+// session (ProtocolIDv1) has no have-wait requests.
+func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser, v1 bool) error {
 	stop := context.AfterFunc(ctx, func() { _ = abort(c) })
 	defer stop()
 	idle := time.AfterFunc(s.idle, func() { _ = abort(c) })
@@ -61,6 +62,9 @@ func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser)
 		// written re-arms it, so a client that stops reading is cut off.
 		idle.Reset(s.idle)
 		progress := func() { idle.Reset(s.idle) }
+		if _, ok := m.(*HaveWaitRequest); ok && v1 {
+			return fmt.Errorf("serve %s: have-wait request in a %s session", p, ProtocolIDv1)
+		}
 		if err := s.handle(ctx, p, bw, m, progress); err != nil {
 			return fmt.Errorf("serve %s: %w", p, err)
 		}

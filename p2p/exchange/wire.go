@@ -10,8 +10,15 @@ import (
 	"github.com/patchring/patchring/p2p/content"
 )
 
-// ProtocolID is the libp2p protocol of the payload exchange.
-const ProtocolID = "/patchring/blob/1"
+// ProtocolID is the libp2p protocol of the payload exchange. Version 2 adds
+// HaveWaitRequest. A node serves both versions and asks for version 2
+// first, so that nodes of a release that speaks only ProtocolIDv1 keep
+// sharing with newer ones while a fleet is upgraded ring by ring; a v1
+// session polls instead of waiting.
+const (
+	ProtocolID   = "/patchring/blob/2"
+	ProtocolIDv1 = "/patchring/blob/1"
+)
 
 // Wire format. A session is a sequence of request/response pairs on one
 // stream, started by the client. Every message is a frame:
@@ -32,7 +39,7 @@ const ProtocolID = "/patchring/blob/1"
 //	ErrorResponse    code u8 message[...] (UTF-8, at most maxErrorMessage bytes)
 //	HaveWaitRequest  hash[32] pieceSize u32 size u64 waitMillis u32 need[ceil(n/8)]
 //
-// A HaveWaitRequest is a have request that the peer may hold for up to
+// A HaveWaitRequest (version 2 only) is a have request that the peer may hold for up to
 // waitMillis (at most MaxHaveWait): it answers (with a HaveResponse) as soon
 // as it holds a piece set in need, the pieces the client still lacks and
 // has not asked anyone for. It replaces polling: a piece a peer accepts

@@ -169,7 +169,7 @@ func TestServerOverPipe(t *testing.T) {
 	c, s := duplexPipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.serveConn(ctx, "client", s) }()
+	go func() { done <- srv.serveConn(ctx, "client", s, false) }()
 	t.Cleanup(func() {
 		cancel()
 		_ = c.Close()
@@ -282,7 +282,7 @@ func TestServerHaveWait(t *testing.T) {
 	c, s := duplexPipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.serveConn(ctx, "client", s) }()
+	go func() { done <- srv.serveConn(ctx, "client", s, false) }()
 	t.Cleanup(func() {
 		cancel()
 		_ = c.Close()
