@@ -43,6 +43,39 @@ type fleet struct {
 	published time.Time
 	upRate    int64 // applied upload cap, bytes/s (0: unlimited)
 	wanRate   int64 // applied WAN cap
+	// membersChanged is when a member last joined or left: the WAN
+	// fetcher is chosen only over a settled member list.
+	membersChanged time.Time
+}
+
+// membershipSettle is how long the member list must stay unchanged before
+// a node picks the site's WAN fetcher from it, and settleMax the longest
+// it waits for that: nodes that have not heard of each other yet would
+// each pick themselves.
+const (
+	membershipSettle = 3 * time.Second
+	settleMax        = 20 * time.Second
+)
+
+// waitSettled waits until the member list has not changed for
+// membershipSettle (at most settleMax).
+func (f *fleet) waitSettled(ctx context.Context) {
+	deadline := time.Now().Add(settleMax)
+	for {
+		f.mu.Lock()
+		quiet := time.Since(f.membersChanged)
+		f.mu.Unlock()
+		if quiet >= membershipSettle || time.Now().After(deadline) {
+			return
+		}
+		t := time.NewTimer(membershipSettle - quiet)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // readGossipKeys reads a keyring file: one base64 key per line, the
@@ -202,6 +235,11 @@ loop:
 					f.d.pol.Trigger()
 				}
 			default:
+				if ev.Kind == gossip.EventJoin || ev.Kind == gossip.EventLeave {
+					f.mu.Lock()
+					f.membersChanged = time.Now()
+					f.mu.Unlock()
+				}
 				f.admit()
 				f.useMetaPeers()
 			}
@@ -422,6 +460,9 @@ func (f *fleet) FetchFromPeers(ctx context.Context, h content.Hash, size int64, 
 		// Sharing is off: straight from the origin, through the exchange
 		// so the WAN cap still applies.
 		return pf.f.x.Fetch(ctx, h, size, nil, exchange.FetchOptions{Origin: exchange.OriginFunc(origin), OriginFirst: true})
+	}
+	if len(f.holders(h.String())) == 0 {
+		f.waitSettled(ctx)
 	}
 	via, err := f.coord.Obtain(ctx, h.String(), pf)
 	if err != nil {
