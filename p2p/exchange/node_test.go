@@ -337,7 +337,9 @@ func TestUploadRateLimit(t *testing.T) {
 	// A token bucket can never be faster than (bytes - burst) / rate; this
 	// lower bound holds however slow the machine is.
 	floor := time.Duration(float64(st.Tokens-int64(st.Burst)) / rate * float64(time.Second))
-	if elapsed < floor || st.Waited < floor/2 {
+	// (How long the limiter itself waited depends on how fast the machine
+	// moved the bytes, so only the floor is asserted.)
+	if elapsed < floor {
 		t.Fatalf("uploaded %d bytes in %v (limiter waited %v); the cap allows no less than %v", st.Tokens, elapsed, st.Waited, floor)
 	}
 }
