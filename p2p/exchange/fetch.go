@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -412,10 +413,18 @@ func (d *download) startSessions(ctx context.Context, wg *sync.WaitGroup, peers 
 		}
 		cands = append(cands, i)
 	}
-	// Peers never tried first, in the caller's order (it lists preferred
-	// peers first), then those whose session ended longest ago.
+	// Peers never tried first: the caller's first (its best source, e.g.
+	// the node that brought the payload in), then the others in random
+	// order; then those whose session ended longest ago. Random: every
+	// node of a site gets the same list of holders from gossip, and taking
+	// it in order would send the whole site to the first few while the
+	// others' uploads sit idle.
+	d.rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
 	slices.SortStableFunc(cands, func(a, b int) int {
-		return d.ended[peers[a].ID].Compare(d.ended[peers[b].ID])
+		if c := d.ended[peers[a].ID].Compare(d.ended[peers[b].ID]); c != 0 {
+			return c
+		}
+		return cmp.Compare(min(a, 1), min(b, 1))
 	})
 	for _, i := range cands {
 		if len(d.active) >= d.opts.MaxPeers || d.dialing >= maxDialing {

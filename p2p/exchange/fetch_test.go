@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,5 +294,48 @@ func TestDefaultPieceSize(t *testing.T) {
 		if got := DefaultPieceSize(tc.size); got != tc.want {
 			t.Errorf("DefaultPieceSize(%d) = %d, want %d", tc.size, got, tc.want)
 		}
+	}
+}
+
+// TestFetchSpreadsSessionsOverCandidates: every node of a site gets the
+// same list of holders; the first is tried first (the caller's best source)
+// and the rest in random order, so that a site does not crowd the first
+// few holders of the list while the others' uploads sit idle.
+func TestFetchSpreadsSessionsOverCandidates(t *testing.T) {
+	data := randPayload(t, 4*testPiece, 5)
+	h := content.Sum(data)
+	pn := newPipeNet(t)
+	var infos []peer.AddrInfo
+	for _, id := range []peer.ID{"a", "b", "c", "d", "e", "f"} {
+		infos = append(infos, pn.add(id, (&fakePeer{data: data}).serve))
+	}
+	second := map[peer.ID]int{}
+	for range 20 {
+		var mu sync.Mutex
+		var dialed []peer.ID
+		dial := func(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteCloser, error) {
+			mu.Lock()
+			dialed = append(dialed, ai.ID)
+			mu.Unlock()
+			return pn.dial(ctx, ai)
+		}
+		st := openTestStore(t)
+		f := newTestFetcher(t, st, dial)
+		if err := f.fetch(context.Background(), h, int64(len(data)), infos, FetchOptions{PieceSize: testPiece, MaxPeers: 2}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if len(dialed) < 2 || !slices.Contains(dialed[:2], "a") {
+			t.Fatalf("first dials %v: the caller's first candidate is not among them", dialed)
+		}
+		for _, id := range dialed[:2] {
+			if id != "a" {
+				second[id]++
+			}
+		}
+		mu.Unlock()
+	}
+	if len(second) < 3 {
+		t.Fatalf("the other session went to %v over 20 downloads: not spread over the candidates", second)
 	}
 }
