@@ -19,6 +19,8 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/patchring/patchring/policy/internal/atomicfile"
 )
 
 var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+~-]*$`)
@@ -284,7 +286,7 @@ func (c *Client) downloadFrom(ctx context.Context, src Source, remote string, tf
 		return err
 	}
 	done = true
-	return syncDir(filepath.Dir(dst))
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // matches reports whether the file at p already has the signed length and

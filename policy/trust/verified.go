@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/patchring/patchring/policy/internal/atomicfile"
 )
 
 // rootsDir holds, below the state directory, every root version a refresh
@@ -41,7 +43,7 @@ func (c *Client) keepRoots(roots map[int64][]byte, upTo int64) {
 		if v > upTo {
 			continue
 		}
-		if err := writeFileAtomic(filepath.Join(dir, fmt.Sprintf("%d.root.json", v)), data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.root.json", v)), data, 0o600); err != nil {
 			c.log.Warn("cannot keep verified root", "version", v, "err", err)
 		}
 	}

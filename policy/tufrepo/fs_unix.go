@@ -7,19 +7,6 @@ import (
 	"os"
 )
 
-// syncDir fsyncs a directory so a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
-}
-
 // checkPrivate refuses a key file or keys directory that users other than
 // the owner can access.
 func checkPrivate(path string, fi os.FileInfo) error {

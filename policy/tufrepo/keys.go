@@ -19,6 +19,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/crypto/nacl/secretbox"
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/patchring/patchring/policy/internal/atomicfile"
 )
 
 // Key file format. One JSON file per key, named <role>-<keyid>.json.
@@ -152,7 +154,7 @@ func writeKeyFile(keysDir string, k *Key, passphrase []byte) error {
 	}
 	k.Path = path
 	k.Encrypted = len(passphrase) > 0
-	return syncDir(keysDir)
+	return atomicfile.SyncDir(keysDir)
 }
 
 func sealKey(seed, passphrase []byte) (*encryptedKey, error) {
@@ -338,5 +340,5 @@ func retireKey(keysDir string, k *Key) error {
 	if err := os.Rename(k.Path, filepath.Join(dst, filepath.Base(k.Path))); err != nil {
 		return fmt.Errorf("retire key %s: %w", k.ID, err)
 	}
-	return syncDir(keysDir)
+	return atomicfile.SyncDir(keysDir)
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/patchring/patchring/policy/internal/atomicfile"
 )
 
 // Well-known target names.
@@ -239,7 +241,7 @@ func Init(dir, keysDir string, opts Options) (*Repo, error) {
 	root.Signed.Version = 0
 	r.root = root
 	r.dirty = true
-	if err := writeFileAtomic(filepath.Join(dir, configFile), append(cfgData, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, configFile), append(cfgData, '\n'), 0o644); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("init repository: %w", err)
 	}
@@ -610,7 +612,7 @@ func (r *Repo) commitLocked(newRoot *metadata.Metadata[metadata.RootType], bumpT
 		file{"snapshot.json", snapshotData},
 		file{"timestamp.json", timestampData})
 	for _, f := range files {
-		if err := writeFileAtomic(r.metaPath(f.name), f.data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(r.metaPath(f.name), f.data, 0o644); err != nil {
 			return Versions{}, fmt.Errorf("publish: %w", err)
 		}
 	}

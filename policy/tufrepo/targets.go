@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/patchring/patchring/policy/internal/atomicfile"
 )
 
 // Target is one signed target as listed by ListTargets.
@@ -141,7 +143,7 @@ func (r *Repo) AddTarget(name string, data []byte, custom json.RawMessage) error
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("add target %s: %w", name, err)
 	}
-	if err := writeFileAtomic(dst, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(dst, data, 0o644); err != nil {
 		return fmt.Errorf("add target %s: %w", name, err)
 	}
 	r.targets.Signed.Targets[name] = tf
@@ -204,7 +206,7 @@ func (r *Repo) AddTargetFile(name, src string, custom json.RawMessage) error {
 		return fmt.Errorf("add target %s: %w", name, err)
 	}
 	done = true
-	if err := syncDir(outDir); err != nil {
+	if err := atomicfile.SyncDir(outDir); err != nil {
 		return err
 	}
 	r.targets.Signed.Targets[name] = &metadata.TargetFiles{

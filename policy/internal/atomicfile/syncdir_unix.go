@@ -1,14 +1,14 @@
 //go:build !windows
 
-package trust
+package atomicfile
 
 import (
 	"fmt"
 	"os"
 )
 
-// syncDir fsyncs a directory so a rename in it is durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory so a rename in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
