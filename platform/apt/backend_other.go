@@ -87,3 +87,21 @@ func (b *Backend) WaitLock(ctx context.Context, timeout time.Duration) error { r
 
 // FreeSpace returns ErrUnsupported.
 func FreeSpace(path string) (uint64, error) { return 0, ErrUnsupported }
+
+// Simulate is not supported on this system.
+func (b *Backend) Simulate(ctx context.Context, pkgs []PkgVersion, remove []string) (Plan, error) {
+	return Plan{}, ErrUnsupported
+}
+
+// Payloads is not supported on this system.
+func (b *Backend) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error) {
+	return nil, ErrUnsupported
+}
+
+// Apply is not supported on this system.
+func (b *Backend) Apply(ctx context.Context, pkgs []PkgVersion, remove []string, opts ApplyOptions) error {
+	return ErrUnsupported
+}
+
+// Installed is not supported on this system.
+func (b *Backend) Installed(ctx context.Context) (map[string]string, error) { return nil, ErrUnsupported }

@@ -764,3 +764,93 @@ func (p PkgVersion) Validate() error {
 	}
 	return nil
 }
+
+// parseSimulation parses the "Inst" and "Remv"/"Purg" lines of apt-get -s
+// output into changes. Other lines (Conf, notes, the summary) are ignored.
+// Shapes:
+//
+//	Inst libfoo [1.0] (1.1 origin:archive [amd64])
+//	Inst newdep (2.0 origin:archive [all])
+//	Inst libfoo:i386 [1.0] (1.1 origin:archive [i386]) []
+//	Remv oldpkg [1.0]
+//	Purg oldpkg [1.0]
+func parseSimulation(out []byte) (Plan, error) {
+	var plan Plan
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), "\r")
+		verb, rest, ok := strings.Cut(line, " ")
+		if !ok || (verb != "Inst" && verb != "Remv" && verb != "Purg") {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return Plan{}, fmt.Errorf("simulation line %d: no package in %q", n, line)
+		}
+		var c Change
+		c.Package, c.Arch = splitArch(f[0])
+		if !validPackageName(c.Package) {
+			return Plan{}, fmt.Errorf("simulation line %d: invalid package name %q", n, f[0])
+		}
+		f = f[1:]
+		if len(f) > 0 && strings.HasPrefix(f[0], "[") {
+			if !strings.HasSuffix(f[0], "]") || len(f[0]) < 3 {
+				return Plan{}, fmt.Errorf("simulation line %d: bad installed version in %q", n, line)
+			}
+			c.From = f[0][1 : len(f[0])-1]
+			f = f[1:]
+		}
+		if verb != "Inst" {
+			if c.From == "" {
+				return Plan{}, fmt.Errorf("simulation line %d: removal without the installed version: %q", n, line)
+			}
+			if err := (PkgVersion{Name: c.Package, Version: c.From}).Validate(); err != nil {
+				return Plan{}, fmt.Errorf("simulation line %d: %w", n, err)
+			}
+			plan.Changes = append(plan.Changes, c)
+			continue
+		}
+		if len(f) == 0 || !strings.HasPrefix(f[0], "(") || len(f[0]) < 2 {
+			return Plan{}, fmt.Errorf("simulation line %d: no new version in %q", n, line)
+		}
+		c.To = f[0][1:]
+		for _, w := range f[1:] {
+			if strings.HasPrefix(w, "[") && strings.HasSuffix(w, "])") && c.Arch == "" {
+				c.Arch = w[1 : len(w)-2]
+			}
+		}
+		if err := (PkgVersion{Name: c.Package, Version: c.To}).Validate(); err != nil {
+			return Plan{}, fmt.Errorf("simulation line %d: %w", n, err)
+		}
+		if c.From != "" {
+			if err := (PkgVersion{Name: c.Package, Version: c.From}).Validate(); err != nil {
+				return Plan{}, fmt.Errorf("simulation line %d: %w", n, err)
+			}
+		}
+		plan.Changes = append(plan.Changes, c)
+	}
+	if err := sc.Err(); err != nil {
+		return Plan{}, fmt.Errorf("simulation: %w", err)
+	}
+	return plan, nil
+}
+
+// parseDependsNames returns the package names a Depends or Pre-Depends
+// field names (alternatives included, versions and architectures dropped).
+func parseDependsNames(field string) []string {
+	var names []string
+	for _, group := range strings.Split(field, ",") {
+		for _, alt := range strings.Split(group, "|") {
+			alt = strings.TrimSpace(alt)
+			if i := strings.IndexAny(alt, " (["); i >= 0 {
+				alt = alt[:i]
+			}
+			name, _ := splitArch(alt)
+			if name != "" && validPackageName(name) {
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}

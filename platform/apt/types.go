@@ -92,6 +92,9 @@ type Candidate struct {
 	SHA256 string
 	// Hash is the strongest hash apt printed, e.g. "SHA256:…" or "SHA512:…".
 	Hash string
+	// Depends lists the package names the version's Pre-Depends and
+	// Depends fields name (filled by Payloads only).
+	Depends []string
 }
 
 // PkgVersion returns the exact version to install.
@@ -239,3 +242,44 @@ func (e *InstallError) Error() string {
 }
 
 func (e *InstallError) Unwrap() error { return e.Err }
+
+// Change is one package a simulated apt run would change, as apt's solver
+// decided it (apt-get -s).
+type Change struct {
+	Package string // without architecture qualifier
+	Arch    string // the package's architecture as apt printed it; empty when apt printed none
+	// From is the installed version ("" when the package is new); To is
+	// the version after ("" when the package would be removed).
+	From, To string
+}
+
+// Removal reports whether the change removes the package.
+func (c Change) Removal() bool { return c.To == "" }
+
+// Plan is what apt would do for a request: every package it changes, in
+// apt's order.
+type Plan struct {
+	Changes []Change
+}
+
+// Removals lists the packages the plan removes.
+func (p Plan) Removals() []Change {
+	var out []Change
+	for _, c := range p.Changes {
+		if c.Removal() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ApplyOptions changes how Apply runs apt-get.
+type ApplyOptions struct {
+	// AllowDowngrades lets apt install versions older than the installed
+	// ones (rollback).
+	AllowDowngrades bool
+	// NoDownload makes apt use only payloads already in its archives
+	// directory (see Place); Apply returns ErrNotPlaced before running
+	// apt when one is missing.
+	NoDownload bool
+}
