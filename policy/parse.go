@@ -553,6 +553,10 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 				d.fRate("upload_rate", &p.PeerSharing.UploadRate), d.fRate("wan_rate", &p.PeerSharing.WANRate))
 		}},
 		field{"health_check", func(v *yaml.Node, path string) { p.HealthCheck = d.healthCheck(v, path) }},
+		field{"transactions", func(v *yaml.Node, path string) {
+			d.object(v, path, d.fStrs("allow_remove", "[linux-image-*]", &p.Transactions.AllowRemove),
+				d.fStrs("without_rollback", "[tzdata]", &p.Transactions.WithoutRollback))
+		}},
 	)
 	return p
 }

@@ -97,7 +97,7 @@ rings:
 		{
 			name: "unknown top-level key",
 			src:  base + "colour: blue\n",
-			want: []string{`policy.yaml:12:1: colour: unknown key "colour"; allowed here: schema, name, expires, rings, windows, auto_approve, approve, deny, pins, expedite, pauses, rollbacks, reboot, peer_sharing, health_check`},
+			want: []string{`policy.yaml:12:1: colour: unknown key "colour"; allowed here: schema, name, expires, rings, windows, auto_approve, approve, deny, pins, expedite, pauses, rollbacks, reboot, peer_sharing, health_check, transactions`},
 		},
 		{
 			name: "repeated key",
@@ -302,6 +302,27 @@ health_check: {command: /bin/true, timeout: 2h}
 				`policy.yaml:12:60: peer_sharing.wan_rate: 'fast' is not a rate; use e.g. 8MB/s, 512KiB/s, 100Mbit/s or unlimited`,
 				`policy.yaml:13:25: health_check.command: must be a list of program and arguments (no shell), e.g. [/usr/local/bin/check, --quick]; got '/bin/true'`,
 				`policy.yaml:13:45: health_check.timeout: 2h is too long; use at most 1h`,
+			},
+		},
+		{
+			name: "transactions rules",
+			src: base + `transactions:
+  allow_remove: ["linux-image-*"]
+  without_rolback: [tzdata]
+`,
+			want: []string{
+				`policy.yaml:14:3: transactions.without_rolback: unknown key "without_rolback" (did you mean "without_rollback"?); allowed here: allow_remove, without_rollback`,
+			},
+		},
+		{
+			name: "transactions globs",
+			src: base + `transactions:
+  allow_remove: ["linux-image-[", ""]
+  without_rollback: [tzdata]
+`,
+			want: []string{
+				`policy.yaml:13:18: transactions.allow_remove[0]: 'linux-image-[' is not a valid pattern; use * for any text, ? for one character, [...] for a set`,
+				`policy.yaml:13:35: transactions.allow_remove[1]: is required: a package glob, e.g. linux-image-*`,
 			},
 		},
 		{
@@ -601,4 +622,28 @@ func FuzzParseJSON(f *testing.F) {
 			t.Fatalf("canonical form not stable:\n%s\n%s", b, b2)
 		}
 	})
+}
+
+func TestTransactionsRules(t *testing.T) {
+	src := "schema: 1\nexpires: 2030-01-01T00:00:00Z\nrings: [{name: all, default: true, defer: 0d}]\n" +
+		"transactions:\n  allow_remove: [\"linux-image-*\", oldplugin]\n  without_rollback: [tzdata]\n"
+	p, err := Parse([]byte(src), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pkg, want := range map[string]bool{"linux-image-6.1.0-9-amd64": true, "oldplugin": true, "oldplugin2": false, "libc6": false} {
+		if got := p.RemovalAllowed(pkg); got != want {
+			t.Errorf("RemovalAllowed(%s) = %v, want %v", pkg, got, want)
+		}
+	}
+	if !p.RollbackOptional("tzdata") || p.RollbackOptional("perl") {
+		t.Errorf("RollbackOptional: tzdata %v, perl %v", p.RollbackOptional("tzdata"), p.RollbackOptional("perl"))
+	}
+	empty, err := Parse([]byte("schema: 1\nexpires: 2030-01-01T00:00:00Z\nrings: [{name: all, default: true, defer: 0d}]\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if empty.RemovalAllowed("anything") || empty.RollbackOptional("anything") {
+		t.Error("a policy without transaction rules allows removals or updates without rollback")
+	}
 }

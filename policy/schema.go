@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"path"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -80,6 +81,9 @@ type Policy struct {
 	Reboot      Reboot       `json:"reboot"`
 	PeerSharing PeerSharing  `json:"peer_sharing"`
 	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	// Transactions limits what an install transaction may do besides
+	// installing the approved versions.
+	Transactions Transactions `json:"transactions,omitzero"`
 
 	valid bool // set by Validate once the compiled fields below are ready
 }
@@ -256,6 +260,40 @@ type PeerSharing struct {
 	Enabled    bool `json:"enabled"`
 	UploadRate Rate `json:"upload_rate"`
 	WANRate    Rate `json:"wan_rate"`
+}
+
+// Transactions says what an install transaction may do besides upgrading
+// and adding packages. By default nothing: a transaction whose solution
+// removes a package is refused, and so is one for which the previous
+// version of a package it changes cannot be had for a rollback.
+type Transactions struct {
+	// AllowRemove lists package globs (e.g. "linux-image-*") that apt's
+	// solution may remove; the removal is journaled with the payload that
+	// reinstalls it on rollback.
+	AllowRemove []string `json:"allow_remove,omitempty"`
+	// WithoutRollback lists package globs that may be changed even when
+	// the payload of their installed version is no longer offered by any
+	// source nor kept in the content store (the node then reports that
+	// it cannot roll that package back).
+	WithoutRollback []string `json:"without_rollback,omitempty"`
+}
+
+// RemovalAllowed reports whether a transaction may remove pkg.
+func (p *Policy) RemovalAllowed(pkg string) bool { return matchAny(p.Transactions.AllowRemove, pkg) }
+
+// RollbackOptional reports whether pkg may be changed without a payload of
+// its installed version for a rollback.
+func (p *Policy) RollbackOptional(pkg string) bool {
+	return matchAny(p.Transactions.WithoutRollback, pkg)
+}
+
+func matchAny(globs []string, s string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, s); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // HealthCheck is a command (argv, no shell) the engine runs after an

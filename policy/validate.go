@@ -44,6 +44,20 @@ func validate(p *Policy, ps *problems) {
 		}
 	}
 	v.healthCheck(p.HealthCheck, "health_check")
+	for i, g := range p.Transactions.AllowRemove {
+		at := indexPath("transactions.allow_remove", i)
+		v.required(g, at, "a package glob, e.g. linux-image-*")
+		if g != "" {
+			v.glob(g, at)
+		}
+	}
+	for i, g := range p.Transactions.WithoutRollback {
+		at := indexPath("transactions.without_rollback", i)
+		v.required(g, at, "a package glob")
+		if g != "" {
+			v.glob(g, at)
+		}
+	}
 }
 
 type validator struct {
