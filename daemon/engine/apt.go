@@ -112,3 +112,44 @@ func (a *aptPackages) FreeSpace(ctx context.Context) (uint64, error) {
 }
 
 func (a *aptPackages) RebootRequired() (bool, []string) { return a.b.RebootRequired() }
+
+func toApt(pkgs []PkgVersion) []apt.PkgVersion {
+	pv := make([]apt.PkgVersion, len(pkgs))
+	for i, p := range pkgs {
+		pv[i] = apt.PkgVersion{Name: p.Package, Version: p.Version}
+	}
+	return pv
+}
+
+func (a *aptPackages) Simulate(ctx context.Context, pkgs []PkgVersion, remove []string) ([]Change, error) {
+	plan, err := a.b.Simulate(ctx, toApt(pkgs), remove)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, len(plan.Changes))
+	for i, c := range plan.Changes {
+		out[i] = Change{Package: c.Package, Arch: c.Arch, From: c.From, To: c.To}
+	}
+	return out, nil
+}
+
+func (a *aptPackages) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error) {
+	cs, err := a.b.Payloads(ctx, toApt(pkgs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Candidate, len(cs))
+	for i, c := range cs {
+		out[i] = fromApt(c)
+		out[i].Depends = c.Depends
+	}
+	return out, nil
+}
+
+func (a *aptPackages) Apply(ctx context.Context, pkgs []PkgVersion, remove []string, allowDowngrades, noDownload bool) error {
+	return a.b.Apply(ctx, toApt(pkgs), remove, apt.ApplyOptions{AllowDowngrades: allowDowngrades, NoDownload: noDownload})
+}
+
+func (a *aptPackages) Installed(ctx context.Context) (map[string]string, error) {
+	return a.b.Installed(ctx)
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +35,14 @@ type Candidate struct {
 	URI       string
 	Size      int64
 	SHA256    string
+	// Depends names the packages the version depends on (filled by
+	// Packages.Payloads only).
+	Depends []string
 }
+
+// Change is one package apt's solver would change: From "" when the
+// package is new, To "" when it would be removed.
+type Change struct{ Package, Arch, From, To string }
 
 // PkgVersion names an exact package version.
 type PkgVersion struct{ Package, Version string }
@@ -68,6 +76,19 @@ type Packages interface {
 	InstallFiles(ctx context.Context, pkgs []PkgVersion, allowDowngrades bool) error
 	// Remove removes packages (a new catalog package rolled back).
 	Remove(ctx context.Context, pkgs ...string) error
+
+	// Whole transactions:
+	// Simulate returns every change apt's solver makes to install pkgs
+	// and remove the named packages.
+	Simulate(ctx context.Context, pkgs []PkgVersion, remove []string) ([]Change, error)
+	// Payloads returns the verified payload (and dependencies) of each
+	// exact version a configured source offers.
+	Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error)
+	// Apply installs pkgs and removes remove in one run; it removes
+	// nothing else. With noDownload every payload must be placed.
+	Apply(ctx context.Context, pkgs []PkgVersion, remove []string, allowDowngrades, noDownload bool) error
+	// Installed maps every installed package to its version.
+	Installed(ctx context.Context) (map[string]string, error)
 }
 
 // Content fetches payloads and keeps verified copies.
@@ -115,6 +136,10 @@ type Config struct {
 	OnReboot func(since time.Time, reason string, pkgs []string)
 	// OnResult is told of every finished transaction (fleet stats).
 	OnResult func(tx *Tx)
+	// MaxBatch is the most packages one transaction changes; a larger
+	// batch is split along dependency lines (a package and what it depends
+	// on in the batch stay together, however many they are). Zero: 200.
+	MaxBatch int
 }
 
 // Engine plans and installs updates.
@@ -151,6 +176,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.MinFree == 0 {
 		cfg.MinFree = 64 << 20
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 200
 	}
 	return &Engine{cfg: cfg, j: &journal{db: cfg.DB, now: cfg.Now}, trigger: make(chan struct{}, 1), state: "idle"}
 }
@@ -225,9 +253,32 @@ func (e *Engine) Cycle(ctx context.Context) error {
 			due = append(due, d)
 		}
 	}
+	// The apt updates due now are one batch: apt's solver orders them and
+	// the batch is journaled and rolled back as a whole. Catalog payloads
+	// are one transaction each.
+	var batch []policy.Update
+	var reasons []string
+	for _, d := range due {
+		if d.Update.Source == policy.SourceCatalog {
+			continue
+		}
+		batch = append(batch, d.Update)
+		if !slices.Contains(reasons, d.Reason) {
+			reasons = append(reasons, d.Reason)
+		}
+	}
+	if len(batch) > 0 {
+		if _, err := e.InstallBatch(ctx, batch, strings.Join(reasons, "; "), version); err != nil {
+			e.cfg.Log.Warn("engine: batch install failed", "updates", len(batch), "err", err)
+			e.setErr(err)
+		}
+	}
 	for _, d := range due {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if d.Update.Source != policy.SourceCatalog {
+			continue
 		}
 		if _, err := e.Install(ctx, d.Update, d.Reason, version); err != nil {
 			e.cfg.Log.Warn("engine: install failed", "update", d.Update.String(), "err", err)
@@ -436,6 +487,14 @@ func (e *Engine) InstallNow(ctx context.Context, pkg, version string) (*Tx, erro
 func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVersion string) (*Tx, error) {
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
+	if u.Source != policy.SourceCatalog {
+		// What apt really changes for u is one whole transaction.
+		txs, err := e.installBatchLocked(ctx, []policy.Update{u}, reason, policyVersion)
+		if len(txs) == 0 {
+			return nil, err
+		}
+		return txs[0], err
+	}
 	e.setState("installing " + u.Package)
 	defer e.setState("idle")
 
@@ -488,23 +547,31 @@ func (e *Engine) run(ctx context.Context, tx *Tx) {
 	fail := func(o Outcome, err error) {
 		e.j.finish(tx, err, "")
 		e.j.end(tx, o, err)
-		e.done(tx)
+		e.done(ctx, tx)
 	}
 	// Fetch every payload, the previous versions too (rollback).
 	if err := e.j.begin(tx, StepFetch, ""); err != nil {
 		fail(OutcomeFailed, err)
 		return
 	}
+	pol, _ := e.cfg.Policy()
 	for i := range tx.Items {
 		it := &tx.Items[i]
-		if err := e.cfg.Content.Fetch(ctx, *it.Payload); err != nil {
-			fail(OutcomeFailed, fmt.Errorf("fetch %s %s: %w", it.Package, it.To, err))
-			return
-		}
 		until := e.cfg.Now().Add(e.cfg.RollbackWindow)
-		e.cfg.Content.Keep(it.Payload.SHA256, fmt.Sprintf("tx %d", tx.ID), until)
+		if it.Payload != nil {
+			if err := e.cfg.Content.Fetch(ctx, *it.Payload); err != nil {
+				fail(OutcomeFailed, fmt.Errorf("fetch %s %s: %w", it.Package, it.To, err))
+				return
+			}
+			e.cfg.Content.Keep(it.Payload.SHA256, fmt.Sprintf("tx %d", tx.ID), until)
+		}
 		if it.FromPayload != nil {
-			if err := e.cfg.Content.Fetch(ctx, *it.FromPayload); err != nil {
+			if err := e.cfg.Content.Fetch(ctx, *it.FromPayload); err != nil && tx.whole() && (pol == nil || !pol.RollbackOptional(it.Package)) {
+				// A whole transaction does not start without the payloads
+				// its rollback needs.
+				fail(OutcomeFailed, fmt.Errorf("fetch the previous version %s %s for the rollback: %w", it.Package, it.From, err))
+				return
+			} else if err != nil {
 				e.cfg.Log.Warn("engine: previous version's payload unavailable; rollback will need a repository", "package", it.Package, "version", it.From, "err", err)
 				it.FromPayload = nil
 			} else {
@@ -519,6 +586,9 @@ func (e *Engine) run(ctx context.Context, tx *Tx) {
 		return
 	}
 	for _, it := range tx.Items {
+		if it.Payload == nil {
+			continue // a removal
+		}
 		if err := e.place(ctx, it.Source, it.Package, it.Arch, it.To, it.Payload); err != nil {
 			fail(OutcomeFailed, err)
 			return
@@ -549,16 +619,22 @@ func (e *Engine) place(ctx context.Context, source, pkg, arch, version string, p
 func (e *Engine) installAndVerify(ctx context.Context, tx *Tx) {
 	if err := e.cfg.Packages.WaitLock(ctx, e.cfg.LockTimeout); err != nil {
 		e.j.end(tx, OutcomeFailed, fmt.Errorf("package manager busy: %w", err))
-		e.done(tx)
+		e.done(ctx, tx)
 		return
 	}
 	if err := e.j.begin(tx, StepInstall, ""); err != nil {
 		e.j.end(tx, OutcomeFailed, err)
-		e.done(tx)
+		e.done(ctx, tx)
 		return
 	}
-	named, files := itemVersions(tx.Items, func(it Item) string { return it.To }, func(it Item) *Payload { return it.Payload })
-	if err := e.installVersions(ctx, named, files, false); err != nil {
+	var err error
+	if tx.whole() {
+		err = e.applyForward(ctx, tx)
+	} else {
+		named, files := itemVersions(tx.Items, func(it Item) string { return it.To }, func(it Item) *Payload { return it.Payload })
+		err = e.installVersions(ctx, named, files, false)
+	}
+	if err != nil {
 		e.j.finish(tx, err, "")
 		e.rollback(ctx, tx, fmt.Errorf("install: %w", err))
 		return
@@ -571,13 +647,13 @@ func (e *Engine) installAndVerify(ctx context.Context, tx *Tx) {
 func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 	if err := e.j.begin(tx, StepVerify, ""); err != nil {
 		e.j.end(tx, OutcomeFailed, err)
-		e.done(tx)
+		e.done(ctx, tx)
 		return
 	}
 	for _, it := range tx.Items {
 		v, err := e.cfg.Packages.InstalledVersion(ctx, it.Package)
 		if err == nil && v != it.To {
-			err = fmt.Errorf("%s is at %q after the install, want %s", it.Package, v, it.To)
+			err = fmt.Errorf("%s is at %q after the install, want %s", it.Package, v, orNone(it.To))
 		}
 		if err != nil {
 			e.j.finish(tx, err, "")
@@ -585,11 +661,16 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 			return
 		}
 	}
+	if err := e.checkNothingElseRemoved(ctx, tx); err != nil {
+		e.j.finish(tx, err, "")
+		e.rollback(ctx, tx, fmt.Errorf("verify: %w", err))
+		return
+	}
 	e.j.finish(tx, nil, "installed versions confirmed")
 
 	if err := e.j.begin(tx, StepHealth, ""); err != nil {
 		e.j.end(tx, OutcomeFailed, err)
-		e.done(tx)
+		e.done(ctx, tx)
 		return
 	}
 	if err := e.healthCheck(ctx); err != nil {
@@ -605,7 +686,7 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 		}
 	}
 	e.j.end(tx, OutcomeInstalled, nil)
-	e.done(tx)
+	e.done(ctx, tx)
 }
 
 func (e *Engine) healthCheck(ctx context.Context) error {
@@ -644,7 +725,7 @@ func tail(b []byte, n int) string {
 func itemsString(items []Item) string {
 	var parts []string
 	for _, it := range items {
-		parts = append(parts, fmt.Sprintf("%s %s -> %s", it.Package, orNone(it.From), it.To))
+		parts = append(parts, fmt.Sprintf("%s %s -> %s", it.Package, orNone(it.From), orNone(it.To)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -661,16 +742,29 @@ func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 	e.j.begin(tx, StepRollback, cause.Error())
 	if err := e.restore(ctx, tx.Items); err != nil {
 		e.j.finish(tx, err, "")
+		if tx.whole() {
+			// Leave the node consistent and say where each package is.
+			e.j.begin(tx, StepRecover, "rollback failed: settling the node")
+			detail := e.settle(ctx, tx)
+			e.recordResults(ctx, tx, true)
+			if s := stuck(tx); len(s) > 0 {
+				detail += "; not at the old nor the new version: " + strings.Join(s, ", ")
+			}
+			e.j.finish(tx, nil, detail)
+			e.setErr(fmt.Errorf("transaction %d: rollback failed; %s", tx.ID, detail))
+		}
 		e.j.end(tx, OutcomeFailed, fmt.Errorf("%v; rollback failed too: %w", cause, err))
-		e.done(tx)
+		e.done(ctx, tx)
 		return
 	}
 	e.j.finish(tx, nil, "previous versions restored")
 	for _, it := range tx.Items {
-		e.markRolledBack(it, tx.Policy)
+		if it.To != "" {
+			e.markRolledBack(it, tx.Policy)
+		}
 	}
 	e.j.end(tx, OutcomeRolledBack, cause)
-	e.done(tx)
+	e.done(ctx, tx)
 }
 
 // restore reinstalls every item's From version. A package that was not
@@ -681,6 +775,9 @@ func (e *Engine) restore(ctx context.Context, items []Item) error {
 		if err := e.cfg.Packages.ConfigurePending(ctx); err != nil {
 			e.cfg.Log.Warn("engine: dpkg --configure -a", "err", err)
 		}
+	}
+	if (&Tx{Items: items}).whole() {
+		return e.restoreWhole(ctx, items)
 	}
 	var todo []Item
 	var remove []string
@@ -730,7 +827,13 @@ func (e *Engine) restore(ctx context.Context, items []Item) error {
 	return nil
 }
 
-func (e *Engine) done(tx *Tx) {
+func (e *Engine) done(ctx context.Context, tx *Tx) {
+	if tx.whole() {
+		e.recordResults(ctx, tx, tx.reached(StepInstall))
+		if err := e.j.save(tx); err != nil {
+			e.cfg.Log.Warn("engine: record per-package results", "tx", tx.ID, "err", err)
+		}
+	}
 	e.cfg.Log.Info("engine: transaction ended", "tx", tx.ID, "kind", tx.Kind, "outcome", tx.Outcome, "items", itemsString(tx.Items), "err", tx.Error)
 	if e.cfg.OnResult != nil {
 		e.cfg.OnResult(tx)
@@ -758,6 +861,13 @@ func (e *Engine) Rollback(ctx context.Context, id uint64, reason string) (*Tx, e
 func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, error) {
 	var items []Item
 	for _, it := range orig.Items {
+		if orig.whole() {
+			// The whole set goes back: added packages removed, removed
+			// ones reinstalled, the others at their previous versions.
+			items = append(items, Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, To: it.From,
+				Payload: it.FromPayload, FromPayload: it.Payload, Action: reverseAction(it.Action), Requested: it.Requested})
+			continue
+		}
 		if it.From == "" {
 			continue
 		}
@@ -773,24 +883,22 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 		return nil, err
 	}
 	e.j.begin(tx, StepInstall, "reinstall previous versions")
-	back := make([]Item, len(items))
-	for i, it := range items {
-		back[i] = Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, FromPayload: it.Payload}
-	}
-	if err := e.restore(ctx, back); err != nil {
+	if err := e.restore(ctx, backItems(items)); err != nil {
 		e.j.finish(tx, err, "")
 		e.j.end(tx, OutcomeFailed, err)
-		e.done(tx)
+		e.done(ctx, tx)
 		return tx, txErr(tx)
 	}
 	e.j.finish(tx, nil, "")
 	orig.RolledBy = tx.ID
 	e.j.save(orig)
 	for _, it := range orig.Items {
-		e.markRolledBack(it, pv)
+		if it.To != "" {
+			e.markRolledBack(it, pv)
+		}
 	}
 	e.j.end(tx, OutcomeInstalled, nil)
-	e.done(tx)
+	e.done(ctx, tx)
 	return tx, nil
 }
 
@@ -857,11 +965,7 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 	}
 	if tx.Kind == KindRollback {
 		// A rollback is an install of the previous versions: finish it.
-		back := make([]Item, len(tx.Items))
-		for i, it := range tx.Items {
-			back[i] = Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, FromPayload: it.Payload}
-		}
-		err := e.restore(ctx, back)
+		err := e.restore(ctx, backItems(tx.Items))
 		e.j.finish(tx, err, "")
 		if err != nil {
 			return e.j.end(tx, OutcomeFailed, err)
@@ -872,7 +976,7 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 		// Nothing on the system changed yet.
 		e.j.finish(tx, nil, "nothing was installed yet; the update will be planned again")
 		err := e.j.end(tx, OutcomeAborted, errors.New("interrupted before installing"))
-		e.done(tx)
+		e.done(ctx, tx)
 		return err
 	}
 	// The install may or may not have happened: look.
@@ -889,7 +993,7 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 	case atOld:
 		e.j.finish(tx, nil, "the install had not changed anything")
 		e.j.end(tx, OutcomeAborted, errors.New("interrupted before the install changed anything"))
-		e.done(tx)
+		e.done(ctx, tx)
 	default:
 		e.j.finish(tx, nil, "the system is between versions; rolling back")
 		e.rollback(ctx, tx, errors.New("interrupted during install"))
@@ -925,4 +1029,30 @@ func (e *Engine) Status() apitypes.SubsystemStatus {
 		st.Details["catalog_ignored"] = catalogProblemsText(e.catalogProblems)
 	}
 	return st
+}
+
+// backItems turns a rollback transaction's items into what restore takes:
+// each package brought to the rollback's To version (From in restore's
+// terms) from its payload.
+func backItems(items []Item) []Item {
+	back := make([]Item, len(items))
+	for i, it := range items {
+		back[i] = Item{Source: it.Source, Package: it.Package, Arch: it.Arch, From: it.To, To: it.From,
+			FromPayload: it.Payload, Payload: it.FromPayload, Action: it.Action}
+	}
+	return back
+}
+
+func reverseAction(a string) string {
+	switch a {
+	case ActionInstall:
+		return ActionRemove
+	case ActionRemove:
+		return ActionInstall
+	case ActionUpgrade:
+		return ActionDowngrade
+	case ActionDowngrade:
+		return ActionUpgrade
+	}
+	return a
 }

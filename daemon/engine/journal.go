@@ -56,7 +56,36 @@ type Item struct {
 	// Payload of To, and of From for a rollback, as verified hashes.
 	Payload     *Payload `json:"payload,omitempty"`
 	FromPayload *Payload `json:"from_payload,omitempty"`
+	// Action is what the transaction does to the package (ActionUpgrade,
+	// ActionInstall, ActionRemove, ActionDowngrade); empty in journals
+	// written before whole transactions.
+	Action string `json:"action,omitempty"`
+	// Requested is true for the updates the policy (or an admin) asked
+	// for; the others are what apt's solver added.
+	Requested bool `json:"requested,omitempty"`
+	// Result is where the package ended when the transaction ended
+	// (ResultInstalled, ResultRemoved, ResultRestored, ResultUnchanged,
+	// ResultStuck) and Now its version then ("" when not installed).
+	Result string `json:"result,omitempty"`
+	Now    string `json:"now,omitempty"`
 }
+
+// Item actions.
+const (
+	ActionUpgrade   = "upgrade"
+	ActionDowngrade = "downgrade"
+	ActionInstall   = "install" // a package the transaction adds
+	ActionRemove    = "remove"
+)
+
+// Per-package results.
+const (
+	ResultInstalled = "installed" // at To
+	ResultRemoved   = "removed"   // removed as planned
+	ResultRestored  = "restored"  // back at From after a rollback
+	ResultUnchanged = "unchanged" // never changed (the transaction stopped before)
+	ResultStuck     = "stuck"     // neither at From nor at To: see Now
+)
 
 // Payload is a verified package file: where it came from and its hash from
 // signed metadata (TUF) or from the indices apt verified.
@@ -89,6 +118,22 @@ type Tx struct {
 	Steps    []Step    `json:"steps"`
 	RolledBy uint64    `json:"rolled_back_by,omitempty"` // the rollback transaction that undid it
 	Reboot   bool      `json:"reboot_required,omitempty"`
+	// Batch is the batch transaction whose failure this one isolates a
+	// part of (its dependency component), 0 otherwise.
+	Batch uint64 `json:"batch,omitempty"`
+
+	before map[string]string // installed packages before the install step (not journaled)
+}
+
+// whole reports whether the transaction was planned with apt's solver
+// (every change journaled) rather than as one catalog file.
+func (t *Tx) whole() bool {
+	for _, it := range t.Items {
+		if it.Action == "" || it.Source == "catalog" {
+			return false
+		}
+	}
+	return len(t.Items) > 0
 }
 
 // Open reports whether the transaction has not ended.
@@ -125,7 +170,11 @@ type journal struct {
 }
 
 func (j *journal) create(kind Kind, items []Item, reason, policyVersion string) (*Tx, error) {
-	tx := &Tx{Kind: kind, Items: items, Reason: reason, Policy: policyVersion, Started: j.now()}
+	return j.createBatch(kind, items, reason, policyVersion, 0)
+}
+
+func (j *journal) createBatch(kind Kind, items []Item, reason, policyVersion string, batch uint64) (*Tx, error) {
+	tx := &Tx{Kind: kind, Items: items, Reason: reason, Policy: policyVersion, Started: j.now(), Batch: batch}
 	err := j.db.Update(func(btx *bolt.Tx) error {
 		id, err := store.Sequence(btx, store.BucketJournal)
 		if err != nil {
