@@ -112,7 +112,11 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 			it.Payload = &Payload{URI: cand.URI, Size: cand.Size, SHA256: cand.SHA256}
 		}
 		if c.From != "" {
-			it.FromPayload = e.aptPreviousPayload(ctx, c.Package, c.From)
+			var arch string
+			it.FromPayload, arch = e.aptPreviousPayload(ctx, c.Package, c.From)
+			if it.Arch == "" {
+				it.Arch = arch // apt prints no architecture for removals
+			}
 			if it.FromPayload == nil && (pol == nil || !pol.RollbackOptional(c.Package)) {
 				refused.Reasons = append(refused.Reasons, fmt.Sprintf(
 					"the installed %s %s is offered by no source and not kept in the content store, so it could not be rolled back (the policy's transactions.without_rollback does not match it)", c.Package, c.From))
@@ -129,9 +133,9 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 // aptPreviousPayload finds the payload of an installed apt version for a
 // rollback: from the indices if a source still offers it, else from an
 // earlier transaction that installed it (kept in the content store).
-func (e *Engine) aptPreviousPayload(ctx context.Context, pkg, version string) *Payload {
+func (e *Engine) aptPreviousPayload(ctx context.Context, pkg, version string) (*Payload, string) {
 	if cs, err := e.cfg.Packages.Payloads(ctx, []PkgVersion{{pkg, version}}); err == nil && len(cs) == 1 && cs[0].SHA256 != "" {
-		return &Payload{URI: cs[0].URI, Size: cs[0].Size, SHA256: cs[0].SHA256}
+		return &Payload{URI: cs[0].URI, Size: cs[0].Size, SHA256: cs[0].SHA256}, cs[0].Arch
 	}
 	if txs, err := e.j.list(0); err == nil {
 		for _, tx := range txs {
@@ -144,14 +148,14 @@ func (e *Engine) aptPreviousPayload(ctx context.Context, pkg, version string) *P
 						if r, err := e.cfg.Content.Open(p.pl.SHA256); err == nil {
 							r.Close()
 							pl := *p.pl
-							return &pl
+							return &pl, it.Arch
 						}
 					}
 				}
 			}
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // components groups the items along dependency lines: two items are in

@@ -54,7 +54,7 @@ func agentMain() int {
 	}
 	t := &agentTB{}
 	defer t.cleanup()
-	pol := mustPolicy(t, "")
+	pol := mustPolicy(t, os.Getenv("AGENT_POLICY_EXTRA"))
 	n := openNode(t, "pilot-1", sb, []string{"pilot"}, pol, os.Getenv("AGENT_STATE"))
 	if err := n.eng.Cycle(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "cycle:", err)
@@ -157,13 +157,14 @@ func TestPowerLossDuringDpkg(t *testing.T) {
 	}
 }
 
-func runAgent(t *testing.T, sb *apttest.Sandbox, state, crashAt string, ownGroup bool) ([]byte, error) {
+func runAgent(t *testing.T, sb *apttest.Sandbox, state, crashAt string, ownGroup bool, env ...string) ([]byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_AGENT=1", "SB_ROOT="+sb.Root, "SB_APT_CONFIG="+sb.AptConfig,
 		"AGENT_STATE="+state, engine.CrashEnv+"="+crashAt, "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(cmd.Env, env...)
 	if ownGroup {
 		// The agent leads its own process group so the postinst can kill
 		// the agent, apt-get and dpkg at once.

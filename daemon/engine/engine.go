@@ -267,10 +267,16 @@ func (e *Engine) Cycle(ctx context.Context) error {
 			reasons = append(reasons, d.Reason)
 		}
 	}
+	// A refused batch is no transaction: the refusal (which packages,
+	// why) is the cycle's error and the engine's status until a plan
+	// succeeds. Failed transactions are in the history.
+	var refused error
 	if len(batch) > 0 {
 		if _, err := e.InstallBatch(ctx, batch, strings.Join(reasons, "; "), version); err != nil {
 			e.cfg.Log.Warn("engine: batch install failed", "updates", len(batch), "err", err)
-			e.setErr(err)
+			if errors.Is(err, ErrRefused) || !errors.As(err, new(*txError)) {
+				refused = err
+			}
 		}
 	}
 	for _, d := range due {
@@ -288,8 +294,12 @@ func (e *Engine) Cycle(ctx context.Context) error {
 		// Show what the installs changed (new versions, rollbacks) in
 		// the plan at once, not at the next cycle.
 		if _, err := e.Plan(ctx); err != nil {
-			return err
+			return errors.Join(err, refused)
 		}
+	}
+	if refused != nil {
+		e.setErr(refused)
+		return errors.Join(err, refused)
 	}
 	return err
 }
@@ -539,8 +549,18 @@ func txErr(tx *Tx) error {
 	if tx.Outcome == OutcomeInstalled {
 		return nil
 	}
-	return fmt.Errorf("transaction %d %s: %s", tx.ID, tx.Outcome, tx.Error)
+	return &txError{id: tx.ID, outcome: tx.Outcome, msg: tx.Error}
 }
+
+// txError is a transaction that ran and did not install (its journal says
+// why).
+type txError struct {
+	id      uint64
+	outcome Outcome
+	msg     string
+}
+
+func (e *txError) Error() string { return fmt.Sprintf("transaction %d %s: %s", e.id, e.outcome, e.msg) }
 
 // run carries an install transaction from its last journaled step.
 func (e *Engine) run(ctx context.Context, tx *Tx) {

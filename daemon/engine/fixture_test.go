@@ -19,6 +19,10 @@ import (
 	"github.com/patchring/patchring/policy"
 )
 
+// engineConfigHook, when set, changes the config of the engines openNode
+// makes (tests that need another batch size or a wrapped backend).
+var engineConfigHook func(*engine.Config)
+
 // testMinFree is the free space the engines of the tests require.
 var testMinFree uint64 = 1
 
@@ -139,7 +143,7 @@ func openNode(t testing.TB, name string, sb *apttest.Sandbox, tags []string, pol
 	}
 	n := &node{t: t, sb: sb, backend: b, db: db, tags: tags, pol: pol, polVer: "v1",
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
-	n.eng = engine.New(engine.Config{
+	cfg := engine.Config{
 		DB:          db,
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Packages:    engine.AptPackages(b),
@@ -151,7 +155,11 @@ func openNode(t testing.TB, name string, sb *apttest.Sandbox, tags []string, pol
 		MinFree:     testMinFree,
 		HealthEnv:   []string{"PATCHRING_ROOT=" + sb.Root},
 		OnReboot:    func(time.Time, string, []string) { n.mu.Lock(); n.reboots++; n.mu.Unlock() },
-	})
+	}
+	if engineConfigHook != nil {
+		engineConfigHook(&cfg)
+	}
+	n.eng = engine.New(cfg)
 	return n
 }
 
