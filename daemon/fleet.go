@@ -528,7 +528,10 @@ func (f *fleet) Peers() apitypes.Peers {
 
 // updateResults are the latest outcomes of this node's install
 // transactions, newest first, one per update: what the site's ring gates
-// count.
+// count. Every package a batch transaction installed is an update of its
+// own (what apt's solver added too); a removal is not an update. A failed
+// batch is followed by one transaction per dependency component, whose
+// newer outcomes then say which part failed.
 func updateResults(txs []*engine.Tx) []gossip.UpdateResult {
 	seen := map[string]bool{}
 	var out []gossip.UpdateResult
@@ -537,6 +540,9 @@ func updateResults(txs []*engine.Tx) []gossip.UpdateResult {
 			continue
 		}
 		for _, it := range tx.Items {
+			if it.To == "" {
+				continue
+			}
 			k := it.Source + "/" + it.Package + "/" + it.To
 			if seen[k] || len(out) >= gossip.MaxResults {
 				continue

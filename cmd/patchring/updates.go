@@ -74,15 +74,39 @@ func newHistoryCmd(a *app) *cobra.Command {
 }
 
 func printTx(a *app, tx apitypes.Transaction, steps bool) {
-	var items []string
-	for _, it := range tx.Items {
-		items = append(items, fmt.Sprintf("%s %s -> %s", it.Package, orDash(it.From), it.To))
-	}
 	outcome := tx.Outcome
 	if outcome == "" {
 		outcome = "open"
 	}
-	fmt.Fprintf(a.Out, "#%d %s %s: %s  [%s]\n", tx.ID, tx.Started.Format("2006-01-02 15:04:05"), tx.Kind, strings.Join(items, ", "), outcome)
+	word := "packages"
+	if len(tx.Items) == 1 {
+		word = "package"
+	}
+	fmt.Fprintf(a.Out, "#%d %s %s of %d %s  [%s]\n", tx.ID, tx.Started.Format("2006-01-02 15:04:05"), tx.Kind, len(tx.Items), word, outcome)
+	for _, it := range tx.Items {
+		line := fmt.Sprintf("    %-28s %s -> %s", it.Package, orDash(it.From), orDash(it.To))
+		var notes []string
+		if it.Action != "" {
+			notes = append(notes, it.Action)
+		}
+		if it.Action != "" && !it.Requested {
+			notes = append(notes, "by apt's solver")
+		}
+		switch it.Result {
+		case "":
+		case "stuck":
+			notes = append(notes, "now at "+orDash(it.Now)+" (neither old nor new)")
+		default:
+			notes = append(notes, it.Result)
+		}
+		if len(notes) > 0 {
+			line += "  (" + strings.Join(notes, ", ") + ")"
+		}
+		fmt.Fprintln(a.Out, line)
+	}
+	if tx.Batch != 0 {
+		fmt.Fprintf(a.Out, "    part of failed batch #%d, tried on its own\n", tx.Batch)
+	}
 	fmt.Fprintf(a.Out, "    why: %s\n", tx.Reason)
 	if tx.Error != "" {
 		fmt.Fprintf(a.Out, "    error: %s\n", tx.Error)

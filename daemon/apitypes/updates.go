@@ -37,15 +37,27 @@ type Transaction struct {
 	Steps          []TxStep  `json:"steps"`
 	RolledBackBy   uint64    `json:"rolled_back_by,omitempty"`
 	RebootRequired bool      `json:"reboot_required,omitempty"`
+	// Batch is the failed batch transaction this one isolates a part of.
+	Batch uint64 `json:"batch,omitempty"`
 }
 
 // TxItem is one package a transaction changes.
 type TxItem struct {
 	Source  string `json:"source"`
 	Package string `json:"package"`
-	From    string `json:"from"`
-	To      string `json:"to"`
+	From    string `json:"from"` // "" when the transaction adds the package
+	To      string `json:"to"`   // "" when the transaction removes it
 	SHA256  string `json:"sha256,omitempty"`
+	// Action is upgrade, downgrade, install (added) or remove; empty for
+	// transactions journaled before whole transactions.
+	Action string `json:"action,omitempty"`
+	// Requested is true for the updates asked for; false for what apt's
+	// solver added.
+	Requested bool `json:"requested,omitempty"`
+	// Result is where the package ended: installed, removed, restored,
+	// unchanged or stuck (neither old nor new; Now says where).
+	Result string `json:"result,omitempty"`
+	Now    string `json:"now,omitempty"`
 }
 
 // TxStep is one journal entry.

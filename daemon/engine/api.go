@@ -86,9 +86,11 @@ func (t *Tx) API() apitypes.Transaction {
 	out := apitypes.Transaction{
 		ID: t.ID, Kind: string(t.Kind), Reason: t.Reason, PolicyVersion: t.Policy, Started: t.Started,
 		Ended: t.Ended, Outcome: string(t.Outcome), Error: t.Error, RolledBackBy: t.RolledBy, RebootRequired: t.Reboot,
+		Batch: t.Batch,
 	}
 	for _, it := range t.Items {
-		ai := apitypes.TxItem{Source: it.Source, Package: it.Package, From: it.From, To: it.To}
+		ai := apitypes.TxItem{Source: it.Source, Package: it.Package, From: it.From, To: it.To,
+			Action: it.Action, Requested: it.Requested, Result: it.Result, Now: it.Now}
 		if it.Payload != nil {
 			ai.SHA256 = it.Payload.SHA256
 		}
