@@ -53,8 +53,10 @@ func newBatchWorld(t *testing.T, installed ...apttest.Package) *batchWorld {
 		w.repo.MustAdd(t, deb)
 		debs = append(debs, deb)
 	}
-	if len(debs) > 0 {
-		if err := w.sb.DpkgInstall(context.Background(), debs...); err != nil {
+	// One dpkg run per package, in order: a Pre-Depends must be
+	// configured before its dependant is unpacked.
+	for _, deb := range debs {
+		if err := w.sb.DpkgInstall(context.Background(), deb); err != nil {
 			t.Fatal(err)
 		}
 	}

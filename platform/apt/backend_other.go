@@ -104,4 +104,6 @@ func (b *Backend) Apply(ctx context.Context, pkgs []PkgVersion, remove []string,
 }
 
 // Installed is not supported on this system.
-func (b *Backend) Installed(ctx context.Context) (map[string]string, error) { return nil, ErrUnsupported }
+func (b *Backend) Installed(ctx context.Context) (map[string]string, error) {
+	return nil, ErrUnsupported
+}

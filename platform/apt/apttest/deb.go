@@ -48,6 +48,9 @@ type Package struct {
 
 	Files []File
 
+	// Fields are extra control fields, e.g. {"Essential": "yes"}.
+	Fields map[string]string
+
 	// Maintainer scripts, as script text. A script without a "#!" line gets
 	// "#!/bin/sh" prepended. Scripts run chrootless in a sandbox: they must
 	// prefix every path with "$DPKG_ROOT" (empty on a real system).
@@ -137,6 +140,7 @@ func BuildDeb(dir string, p Package) (string, error) {
 	info.Deb.Breaks = p.Breaks
 	info.Replaces = p.Replaces
 	info.Provides = p.Provides
+	info.Deb.Fields = p.Fields
 
 	for i, f := range p.Files {
 		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path {
