@@ -156,8 +156,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
-	// 2. The vendor's apt repository with acme-tool 1.0.
-	d.step("vendor: an apt repository on 127.0.0.1 carrying acme-tool 1.0")
+	// 2. The vendor's apt repository with acme-tool 1.0 and the library
+	// it pins.
+	d.step("vendor: an apt repository on 127.0.0.1 carrying acme-tool 1.0 and libacme 1.0 (acme-tool pins libacme (= 1.0))")
 	d.aptRepo, err = apttest.StartRepo(apttest.RepoConfig{Origin: "Acme", Suite: "stable"})
 	if err != nil {
 		return err
@@ -165,19 +166,23 @@ func (d *demo) run(ctx context.Context) error {
 	d.cleanups = append(d.cleanups, func() { d.aptRepo.Close() })
 	debs := filepath.Join(d.work, "debs")
 	os.MkdirAll(debs, 0o755)
+	lib10, err := apttest.BuildDeb(debs, libAcme("1.0"))
+	if err != nil {
+		return err
+	}
 	deb10, err := apttest.BuildDeb(debs, acmeTool("1.0"))
 	if err != nil {
 		return err
 	}
-	if _, err := d.aptRepo.Add(deb10); err != nil {
+	if _, err := d.aptRepo.Add(lib10, deb10); err != nil {
 		return err
 	}
 	d.note("%s", d.aptRepo.SourcesLine())
 
 	// 3. The fleet.
-	d.step("fleet: start %d patchringd agents in two sites, each with its own package root holding acme-tool 1.0", len(fleet))
+	d.step("fleet: start %d patchringd agents in two sites, each with its own package root holding acme-tool 1.0 and libacme 1.0", len(fleet))
 	for _, spec := range fleet {
-		a, err := d.startAgent(ctx, spec, deb10, rootFile)
+		a, err := d.startAgent(ctx, spec, []string{lib10, deb10}, rootFile)
 		if err != nil {
 			return err
 		}
@@ -203,12 +208,16 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	// 4. The patch.
-	d.step("vendor: release acme-tool 1.1 (a real .deb whose postinst asks for a reboot)")
+	d.step("vendor: release libacme 1.1 and acme-tool 1.1, which pins libacme (= 1.1) and whose postinst asks for a reboot: each agent installs both in one transaction")
+	lib11, err := apttest.BuildDeb(debs, libAcme("1.1"))
+	if err != nil {
+		return err
+	}
 	deb11, err := apttest.BuildDeb(debs, acmeTool("1.1"))
 	if err != nil {
 		return err
 	}
-	if _, err := d.aptRepo.Add(deb11); err != nil {
+	if _, err := d.aptRepo.Add(lib11, deb11); err != nil {
 		return err
 	}
 	released := time.Now()
@@ -225,7 +234,7 @@ func (d *demo) run(ctx context.Context) error {
 
 	// 5. The story of the broken node.
 	broken := d.agentNamed("branch-desk-2")
-	d.step("branch-desk-2's health check failed after the install: the engine rolled it back")
+	d.step("branch-desk-2's health check failed after the install: the engine rolled both packages back in one apt run")
 	if err := d.cli(ctx, "--socket", broken.sock, "history"); err != nil {
 		return err
 	}
@@ -262,13 +271,23 @@ func (d *demo) run(ctx context.Context) error {
 	fmt.Println()
 	d.note("every agent acted only on the policy it verified against the fleet's root of trust;")
 	d.note("every payload was verified against the SHA-256 apt itself verified from the repository's signed indices;")
-	d.note("branch-desk-2 is back on acme-tool 1.0 and will not retry 1.1 until the admin publishes a new policy.")
+	d.note("branch-desk-2 is back on acme-tool 1.0 and libacme 1.0 (one transaction, nothing removed) and will not retry 1.1 until the admin publishes a new policy.")
 	return nil
+}
+
+// libAcme is the library acme-tool pins to its own version.
+func libAcme(version string) apttest.Package {
+	return apttest.Package{
+		Name: "libacme", Version: version,
+		Description: "Acme's shared library (patchring demo package)",
+		Files:       []apttest.File{{Path: "/usr/share/libacme/VERSION", Body: []byte(version + "\n")}},
+	}
 }
 
 func acmeTool(version string) apttest.Package {
 	p := apttest.Package{
 		Name: "acme-tool", Version: version,
+		Depends:     []string{"libacme (= " + version + ")"},
 		Description: "Acme's endpoint tool (patchring demo package)",
 		Files: []apttest.File{
 			{Path: "/usr/share/acme-tool/VERSION", Body: []byte(version + "\n")},
@@ -290,7 +309,7 @@ func (d *demo) agentNamed(name string) *agent {
 	panic("no agent " + name)
 }
 
-func (d *demo) startAgent(ctx context.Context, spec agentSpec, deb10, rootFile string) (*agent, error) {
+func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, rootFile string) (*agent, error) {
 	a := &agent{agentSpec: spec, dir: filepath.Join(d.work, spec.name)}
 	gossipAddr, err := freeAddr()
 	if err != nil {
@@ -314,7 +333,7 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, deb10, rootFile s
 	if err := sb.AddRepo("acme", d.aptRepo); err != nil {
 		return nil, err
 	}
-	if err := sb.DpkgInstall(ctx, deb10); err != nil {
+	if err := sb.DpkgInstall(ctx, debs...); err != nil {
 		return nil, err
 	}
 	if spec.broken {
@@ -434,7 +453,7 @@ func (d *demo) waitPolicy(ctx context.Context, a *agent) error {
 }
 
 type nodeView struct {
-	ring, version, last, reboot string
+	ring, version, lib, last, reboot string
 	txs                         []apitypes.Transaction
 	settled                     bool
 }
@@ -447,6 +466,10 @@ func (d *demo) view(ctx context.Context, a *agent) nodeView {
 	v.version = "?"
 	if ver, _, err := a.sb.InstalledVersion(ctx, "acme-tool"); err == nil {
 		v.version = ver
+	}
+	v.lib = "?"
+	if ver, _, err := a.sb.InstalledVersion(ctx, "libacme"); err == nil {
+		v.lib = ver
 	}
 	if txs, err := a.client.History(ctx, 0); err == nil {
 		v.txs = txs
@@ -478,14 +501,14 @@ func orOpen(s string) string {
 
 func (d *demo) printTable(ctx context.Context) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "          NODE\tSITE\tRING\tACME-TOOL\tLAST TRANSACTION / DECISION\tREBOOT")
+	fmt.Fprintln(tw, "          NODE\tSITE\tRING\tACME-TOOL\tLIBACME\tLAST TRANSACTION / DECISION\tREBOOT")
 	for _, a := range d.agents {
 		v := d.view(ctx, a)
 		last := v.last
 		if len(last) > 90 {
 			last = last[:87] + "..."
 		}
-		fmt.Fprintf(tw, "          %s\t%s\t%s\t%s\t%s\t%s\n", a.name, a.site, v.ring, v.version, last, v.reboot)
+		fmt.Fprintf(tw, "          %s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.name, a.site, v.ring, v.version, v.lib, last, v.reboot)
 	}
 	tw.Flush()
 }
@@ -500,7 +523,7 @@ func (d *demo) follow(ctx context.Context, released time.Time) error {
 		var lines []string
 		for _, a := range d.agents {
 			v := d.view(ctx, a)
-			state := v.version
+			state := v.version + "/" + v.lib
 			if len(v.txs) > 0 {
 				state += " " + v.txs[0].Outcome
 				if v.settled {
@@ -620,7 +643,7 @@ func (d *demo) showSites(ctx context.Context) error {
 		fromOrigin += p.FromOrigin
 		fromPeers += p.FromPeers
 	}
-	d.step("payload traffic: %d agents installed acme-tool 1.1 (and kept 1.0 for rollback)", len(d.agents))
+	d.step("payload traffic: %d agents installed acme-tool and libacme 1.1 (and kept both 1.0 payloads for rollback)", len(d.agents))
 	d.note("bytes from the vendor repository (WAN): %d; bytes from LAN peers: %d", fromOrigin, fromPeers)
 	if total := fromOrigin + fromPeers; total > 0 {
 		d.note("bandwidth optimization: %.0f%% of payload bytes came from peers", 100*float64(fromPeers)/float64(total))

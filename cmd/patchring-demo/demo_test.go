@@ -64,8 +64,9 @@ func TestDemo(t *testing.T) {
 		// Key lines, in the order the demo must print them.
 		steps := []struct{ name, pattern string }{
 			{"policy verified", `every agent verified the signed policy`},
-			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+#1 install installed`},
-			{"rollback shown", `branch-desk-2's health check failed after the install: the engine rolled it back`},
+			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+1\.1\s+#1 install installed`},
+			{"rollback shown", `branch-desk-2's health check failed after the install: the engine rolled both packages back in one apt run`},
+			{"one tx, both packages", `#1 [\d-]+ [\d:]+ install of 2 packages  \[rolled-back\]\n(\s+(acme-tool|libacme)\s+1\.0 -> 1\.1\s+\(upgrade, restored\)\n){2}`},
 			{"rollback done", `rollback\s+done\s+health check`},
 			{"tray step", `==> acme-tool 1\.1 asked for a reboot: the user on \S+ defers it once from the tray`},
 			{"tray started", `\$ DBUS_SESSION_BUS_ADDRESS=unix:\S+ patchring --socket \S+ tray &`},
@@ -99,12 +100,12 @@ func TestDemo(t *testing.T) {
 		}
 		// The summary table: every ring reached; the broken node rolled back.
 		rows := map[string]string{
-			"hq-lab-1":       `hq\s+lab\s+1\.1\s+#1 install installed`,
-			"hq-pilot-1":     `hq\s+pilot\s+1\.1\s+#1 install installed`,
-			"hq-desk-1":      `hq\s+broad\s+1\.1\s+#1 install installed`,
-			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+#1 install installed`,
-			"branch-desk-1":  `branch\s+broad\s+1\.1\s+#1 install installed\s+rebooting`,
-			"branch-desk-2":  `branch\s+broad\s+1\.0\s+#1 install rolled-back`,
+			"hq-lab-1":       `hq\s+lab\s+1\.1\s+1\.1\s+#1 install installed`,
+			"hq-pilot-1":     `hq\s+pilot\s+1\.1\s+1\.1\s+#1 install installed`,
+			"hq-desk-1":      `hq\s+broad\s+1\.1\s+1\.1\s+#1 install installed`,
+			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+1\.1\s+#1 install installed`,
+			"branch-desk-1":  `branch\s+broad\s+1\.1\s+1\.1\s+#1 install installed\s+rebooting`,
+			"branch-desk-2":  `branch\s+broad\s+1\.0\s+1\.0\s+#1 install rolled-back`,
 		}
 		for node, row := range rows {
 			if !regexp.MustCompile(`(?m)^\s+` + node + `\s+` + row).MatchString(rest) {
