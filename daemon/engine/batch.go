@@ -469,11 +469,17 @@ func (e *Engine) settle(ctx context.Context, tx *Tx) string {
 	if len(missing) == 0 && len(audit) == 0 {
 		return "the node is consistent (dpkg --audit clean, nothing that was installed before is missing)"
 	}
-	if err := e.applyForward(ctx, tx); err != nil {
-		return fmt.Sprintf("packages missing (%s) or dpkg unclean (%s), and installing the new set again failed: %v",
-			strings.Join(missing, ", "), strings.Join(audit, ", "), err)
+	var why []string
+	if len(missing) > 0 {
+		why = append(why, "missing: "+strings.Join(missing, ", "))
 	}
-	return fmt.Sprintf("packages were missing (%s): the new set was installed again", strings.Join(missing, ", "))
+	if len(audit) > 0 {
+		why = append(why, "dpkg --audit: "+strings.Join(audit, ", "))
+	}
+	if err := e.applyForward(ctx, tx); err != nil {
+		return fmt.Sprintf("%s; installing the new set again failed: %v", strings.Join(why, "; "), err)
+	}
+	return fmt.Sprintf("%s: the new set was installed again", strings.Join(why, "; "))
 }
 
 // recordResults writes where each package of tx is now.

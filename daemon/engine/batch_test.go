@@ -392,3 +392,43 @@ func TestBatchCrashAtEveryStep(t *testing.T) {
 }
 
 var _ = policy.SourceApt
+
+// TestRollbackFailureLeavesNodeConsistent: libfoo 1.0's preinst refuses
+// to go back from 1.1, so the rollback fails. The node is left
+// consistent (dpkg --audit and apt-get check clean, nothing that was
+// installed before missing), the journal says where each package is and
+// the engine's status is degraded.
+func TestRollbackFailureLeavesNodeConsistent(t *testing.T) {
+	lib10 := vpkg("libfoo", "1.0")
+	lib10.Preinst = "#!/bin/sh\nif [ \"$1\" = upgrade ] && [ -e \"$DPKG_ROOT/no-downgrade\" ]; then echo 'libfoo 1.0: refusing to replace 1.1' >&2; exit 1; fi\nexit 0\n"
+	w := newBatchWorld(t, lib10, vpkg("footool", "1.0", "libfoo (= 1.0)"))
+	w.publish(t, vpkg("libfoo", "1.1"), vpkg("footool", "1.1", "libfoo (= 1.1)"))
+	n := w.node(t, failingHealth)
+	for _, f := range []string{"broken", "no-downgrade"} {
+		if err := os.WriteFile(n.sb.Path(f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := n.installed()
+	n.eng.Cycle(context.Background())
+	n.aptCheck()
+	got := n.installed()
+	for pkg := range before {
+		if got[pkg] == "" {
+			t.Errorf("%s is missing after the failed rollback", pkg)
+		}
+	}
+	tx := n.history()[0]
+	if tx.Outcome != engine.OutcomeFailed || !tx.RollbackFailed || !strings.Contains(tx.Error, "rollback failed too") {
+		t.Fatalf("transaction: %s %v %q", tx.Outcome, tx.RollbackFailed, tx.Error)
+	}
+	for _, it := range tx.Items {
+		if it.Now != got[it.Package] || it.Result == "" || it.Result == engine.ResultStuck && it.Now == "" {
+			t.Errorf("item %s: result %q now %q, installed %q", it.Package, it.Result, it.Now, got[it.Package])
+		}
+	}
+	if st := n.eng.Status(); st.State != "degraded" || !strings.Contains(st.Details["rollback_failed"], fmt.Sprint(tx.ID)) {
+		t.Errorf("status: %+v", st)
+	}
+	t.Logf("after the failed rollback: %v; %s", got, stepDetail(tx, engine.StepRecover))
+}

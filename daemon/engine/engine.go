@@ -771,7 +771,13 @@ func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 				detail += "; not at the old nor the new version: " + strings.Join(s, ", ")
 			}
 			e.j.finish(tx, nil, detail)
+			tx.RollbackFailed = true
 			e.setErr(fmt.Errorf("transaction %d: rollback failed; %s", tx.ID, detail))
+			// Whatever new versions stayed are in use: the reboot logic
+			// hears of them as of an install.
+			if req, pkgs := e.cfg.Packages.RebootRequired(); req && e.cfg.OnReboot != nil {
+				e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d could not be rolled back: %s", tx.ID, detail), pkgs)
+			}
 		}
 		e.j.end(tx, OutcomeFailed, fmt.Errorf("%v; rollback failed too: %w", cause, err))
 		e.done(ctx, tx)
@@ -1047,6 +1053,20 @@ func (e *Engine) Status() apitypes.SubsystemStatus {
 	}
 	if len(e.catalogProblems) > 0 {
 		st.Details["catalog_ignored"] = catalogProblemsText(e.catalogProblems)
+	}
+	// A transaction whose rollback failed keeps the engine degraded until
+	// a later install transaction ends.
+	if txs, err := e.j.list(20); err == nil {
+		for _, tx := range txs {
+			if tx.Kind != KindInstall || tx.Open() {
+				continue
+			}
+			if tx.RollbackFailed {
+				st.State = "degraded"
+				st.Details["rollback_failed"] = fmt.Sprintf("transaction %d: %s", tx.ID, tx.Error)
+			}
+			break
+		}
 	}
 	return st
 }

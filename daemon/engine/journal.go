@@ -121,6 +121,9 @@ type Tx struct {
 	// Batch is the batch transaction whose failure this one isolates a
 	// part of (its dependency component), 0 otherwise.
 	Batch uint64 `json:"batch,omitempty"`
+	// RollbackFailed is set when the rollback of this transaction failed
+	// and the node was settled instead (see the items' results).
+	RollbackFailed bool `json:"rollback_failed,omitempty"`
 
 	before map[string]string // installed packages before the install step (not journaled)
 }
