@@ -274,7 +274,7 @@ func (e *Engine) Cycle(ctx context.Context) error {
 	if len(batch) > 0 {
 		if _, err := e.InstallBatch(ctx, batch, strings.Join(reasons, "; "), version); err != nil {
 			e.cfg.Log.Warn("engine: batch install failed", "updates", len(batch), "err", err)
-			if errors.Is(err, ErrRefused) || !errors.As(err, new(*txError)) {
+			if errors.Is(err, ErrRefused) {
 				refused = err
 			}
 		}
