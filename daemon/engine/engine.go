@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -382,8 +380,9 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 		}
 		decisions = policy.Evaluate(p, e.facts(ctx), updates, fleet, now)
 	} else {
+		why := e.policyAllowsInstalls()
 		for _, u := range updates {
-			decisions = append(decisions, policy.Decision{Update: u, Action: policy.ActionExpired, Reason: "no verified policy yet: installing nothing"})
+			decisions = append(decisions, policy.Decision{Update: u, Action: policy.ActionExpired, Rule: "policy", Reason: why.Error()})
 		}
 	}
 	// An update rolled back under this policy version stays out until the
@@ -472,8 +471,9 @@ func (e *Engine) markRolledBack(it Item, policyVersion string) {
 var ErrOutsideWindow = errors.New("not due under the policy (outside its maintenance windows or deferrals)")
 
 // InstallNow installs an applicable update at once on an admin's word
-// (`patchring install --now`): windows and deferrals are skipped, but a
-// deny in the policy still wins.
+// (`patchring install --now`): windows, deferrals, gates and approvals are
+// skipped, but a deny, pin or rollback order in the policy still wins, and
+// without a usable policy (none verified, or expired) nothing is installed.
 func (e *Engine) InstallNow(ctx context.Context, pkg, version string) (*Tx, error) {
 	decisions, err := e.Plan(ctx)
 	if err != nil && decisions == nil {
@@ -484,7 +484,7 @@ func (e *Engine) InstallNow(ctx context.Context, pkg, version string) (*Tx, erro
 			continue
 		}
 		switch d.Action {
-		case policy.ActionDenied, policy.ActionPinned, policy.ActionRollback:
+		case policy.ActionDenied, policy.ActionPinned, policy.ActionRollback, policy.ActionExpired:
 			return nil, fmt.Errorf("install %s %s: refused by policy: %s", pkg, d.Update.Version, d.Reason)
 		}
 		_, pv := e.cfg.Policy()
@@ -495,6 +495,9 @@ func (e *Engine) InstallNow(ctx context.Context, pkg, version string) (*Tx, erro
 
 // Install runs one install transaction for u.
 func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVersion string) (*Tx, error) {
+	if err := e.policyAllowsInstalls(); err != nil {
+		return nil, fmt.Errorf("install %s: %w", u, err)
+	}
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
 	if u.Source != policy.SourceCatalog {
@@ -707,39 +710,6 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 	}
 	e.j.end(tx, OutcomeInstalled, nil)
 	e.done(ctx, tx)
-}
-
-func (e *Engine) healthCheck(ctx context.Context) error {
-	p, _ := e.cfg.Policy()
-	if p == nil {
-		return nil
-	}
-	ring, _ := policy.RingFor(p, e.cfg.Facts())
-	hc := p.HealthCheckFor(ring)
-	if hc == nil || len(hc.Command) == 0 {
-		return nil
-	}
-	timeout := time.Duration(hc.Timeout)
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, hc.Command[0], hc.Command[1:]...)
-	cmd.Env = append(os.Environ(), e.cfg.HealthEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", strings.Join(hc.Command, " "), err, tail(out, 400))
-	}
-	return nil
-}
-
-func tail(b []byte, n int) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 func itemsString(items []Item) string {

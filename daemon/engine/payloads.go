@@ -2,14 +2,18 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/policy/trust"
 )
 
 // PeerFetcher gets a payload from LAN peers into the store. The p2p layer
@@ -26,12 +30,47 @@ type payloads struct {
 	store *content.Store
 	http  *http.Client
 	peers PeerFetcher // nil: origin only
+	opts  OriginOptions
 }
 
+// OriginOptions bound downloads from a payload's origin (apt's mirror or a
+// catalog entry's URI), the same way the trust client bounds its own: a
+// whole-download deadline and a minimum rate, so a stalled or trickling
+// origin cannot hold an install for long.
+type OriginOptions struct {
+	// Timeout bounds one download (default trust.DefaultPayloadTimeout).
+	Timeout time.Duration
+	// MinRate is the minimum rate in bytes per second, measured over each
+	// RateWindow (defaults trust.DefaultMinRate over
+	// trust.DefaultRateWindow); a slower origin is cut off with
+	// ErrSlowOrigin. Negative disables the check.
+	MinRate    int64
+	RateWindow time.Duration
+}
+
+// ErrSlowOrigin is returned (wrapped) when a payload's origin sends fewer
+// bytes than OriginOptions.MinRate.
+var ErrSlowOrigin = errors.New("payload origin below the minimum rate")
+
 // StoreContent returns the engine's content source over a content store:
-// payloads come from peers when peers is not nil, else from their origin.
+// payloads come from peers when peers is not nil, else from their origin,
+// with the default OriginOptions.
 func StoreContent(store *content.Store, peers PeerFetcher) Content {
-	return &payloads{store: store, http: &http.Client{Timeout: 30 * time.Minute}, peers: peers}
+	return StoreContentWith(store, peers, OriginOptions{})
+}
+
+// StoreContentWith is StoreContent with explicit origin bounds.
+func StoreContentWith(store *content.Store, peers PeerFetcher, opts OriginOptions) Content {
+	if opts.Timeout <= 0 {
+		opts.Timeout = trust.DefaultPayloadTimeout
+	}
+	if opts.MinRate == 0 {
+		opts.MinRate = trust.DefaultMinRate
+	}
+	if opts.RateWindow <= 0 {
+		opts.RateWindow = trust.DefaultRateWindow
+	}
+	return &payloads{store: store, http: &http.Client{Timeout: opts.Timeout}, peers: peers, opts: opts}
 }
 
 func (p *payloads) Fetch(ctx context.Context, pl Payload) error {
@@ -76,8 +115,10 @@ func (p *payloads) open(ctx context.Context, uri string, offset int64) (io.ReadC
 		}
 		return f, nil
 	case "http", "https":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+		g := p.guard(ctx, uri)
+		req, err := http.NewRequestWithContext(g.ctx, http.MethodGet, uri, nil)
 		if err != nil {
+			g.Close()
 			return nil, err
 		}
 		if offset > 0 {
@@ -85,17 +126,20 @@ func (p *payloads) open(ctx context.Context, uri string, offset int64) (io.ReadC
 		}
 		resp, err := p.http.Do(req)
 		if err != nil {
+			err = g.mapErr(err)
+			g.Close()
 			return nil, fmt.Errorf("download %s: %w", uri, err)
 		}
+		g.rc = resp.Body
 		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
-			resp.Body.Close()
+			g.Close()
 			return nil, fmt.Errorf("download %s: %s", uri, resp.Status)
 		}
 		if offset > 0 && resp.StatusCode != http.StatusPartialContent {
-			resp.Body.Close()
+			g.Close()
 			return nil, fmt.Errorf("download %s: the server ignored the range request", uri)
 		}
-		return resp.Body, nil
+		return g, nil
 	}
 	return nil, fmt.Errorf("payload uri %q: scheme %q is not supported (use http, https or file)", uri, u.Scheme)
 }
@@ -114,4 +158,83 @@ func (p *payloads) Keep(sha, reason string, until time.Time) error {
 		return err
 	}
 	return p.store.Pin(h, reason, until)
+}
+
+// rateGuard is an origin download under the minimum-rate watchdog: the
+// request's context is cancelled with ErrSlowOrigin when fewer than
+// MinRate*RateWindow bytes arrived in a window (waiting for the response
+// headers counts too).
+type rateGuard struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	uri    string
+	rc     io.ReadCloser // nil until the response arrived
+	n      atomic.Int64
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+func (p *payloads) guard(ctx context.Context, uri string) *rateGuard {
+	gctx, cancel := context.WithCancelCause(ctx)
+	g := &rateGuard{ctx: gctx, cancel: cancel, uri: uri, stop: make(chan struct{})}
+	if p.opts.MinRate > 0 {
+		need := int64(float64(p.opts.MinRate) * p.opts.RateWindow.Seconds())
+		g.wg.Add(1)
+		go g.watch(need, p.opts.RateWindow)
+	}
+	return g
+}
+
+func (g *rateGuard) watch(need int64, window time.Duration) {
+	defer g.wg.Done()
+	t := time.NewTicker(window)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+			n := g.n.Load()
+			if n-last < need {
+				g.cancel(fmt.Errorf("%w: %d bytes in %s, need %d", ErrSlowOrigin, n-last, window, need))
+				return
+			}
+			last = n
+		}
+	}
+}
+
+// mapErr names the watchdog as the cause of an error it provoked.
+func (g *rateGuard) mapErr(err error) error {
+	if cause := context.Cause(g.ctx); cause != nil && errors.Is(cause, ErrSlowOrigin) {
+		return fmt.Errorf("%w after %d bytes (%v)", cause, g.n.Load(), err)
+	}
+	return err
+}
+
+func (g *rateGuard) Read(b []byte) (int, error) {
+	n, err := g.rc.Read(b)
+	g.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("download %s: %w", g.uri, g.mapErr(err))
+	}
+	return n, err
+}
+
+// Close stops the watchdog, waits for it and closes the body.
+func (g *rateGuard) Close() error {
+	var err error
+	g.once.Do(func() {
+		close(g.stop)
+		g.wg.Wait()
+		g.cancel(nil)
+		if g.rc != nil {
+			err = g.rc.Close()
+		}
+	})
+	return err
 }

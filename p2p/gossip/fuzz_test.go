@@ -17,8 +17,13 @@ func fuzzSeeds(t testing.TB) (*Gossip, [][]byte) {
 	}
 	bigIdx := NewContentIndex(big)
 	state := signedBy(t, other, msgState, 2, st.marshal())
+	withResults := st
+	withResults.State.Results = manyResults(MaxResults)
+	legacy := appendBytesField(st.marshal(), 20, legacyResult("apt", "openssl", "3.0.15-1", true))
 	return g, [][]byte{
 		state,
+		withResults.marshal(),
+		legacy,
 		signedBy(t, other, msgContent, 3, bigIdx.marshal()),
 		signedBy(t, other, msgContent, 4, (&ContentIndex{count: 1, hashes: [][32]byte{{1}}}).marshal()),
 		signedBy(t, other, msgLease, 5, (&leaseBody{Group: "g", Phase: leaseHeld, Expiry: time.UnixMilli(99)}).marshal()),

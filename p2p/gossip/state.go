@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
@@ -22,18 +24,46 @@ type State struct {
 	AgentVersion    string        // patchringd version
 	LastUpdate      time.Time     // when the node last installed updates
 	// Results are the node's latest outcomes per update (at most
-	// MaxResults, newest first): what ring gates count.
+	// MaxResults, newest first): what ring gates count. Each is 9 bytes
+	// on the wire, so a batch of 40-60 upgrades (a Debian point release,
+	// one transaction or many) fits one packet whole.
 	Results []UpdateResult
 }
 
 // MaxResults caps State.Results: the whole signed state must fit one
-// gossip packet.
-const MaxResults = 8
+// gossip packet (1100 bytes), and 64 results take 8*64 + 64/8 = 520 bytes
+// of it. A node that finished more updates announces the newest.
+const MaxResults = 64
+
+// ResultIDLen is the length of a ResultID.
+const ResultIDLen = 8
+
+// ResultID names an update compactly: the first 8 bytes of the SHA-256
+// of "source\x00package\x00version". Nodes compare IDs, never names; an
+// accidental collision among a fleet's updates is negligible (2^-64 per
+// pair), and a member that forges one could as well lie about its outcome,
+// which moves a gate by one node at most.
+type ResultID [ResultIDLen]byte
+
+// ResultIDOf returns the ID of an update.
+func ResultIDOf(source, pkg, version string) ResultID {
+	h := sha256.Sum256([]byte(source + "\x00" + pkg + "\x00" + version))
+	var id ResultID
+	copy(id[:], h[:])
+	return id
+}
+
+func (id ResultID) String() string { return hex.EncodeToString(id[:]) }
 
 // UpdateResult is a node's outcome with one update.
 type UpdateResult struct {
-	Source, Package, Version string
-	Succeeded                bool // installed and healthy; false: failed or rolled back
+	ID        ResultID // ResultIDOf(source, package, version)
+	Succeeded bool     // installed and healthy; false: failed or rolled back
+}
+
+// NewUpdateResult returns the result of one update.
+func NewUpdateResult(source, pkg, version string, succeeded bool) UpdateResult {
+	return UpdateResult{ID: ResultIDOf(source, pkg, version), Succeeded: succeeded}
 }
 
 // UpdateSummary counts a node's updates.
@@ -128,8 +158,8 @@ func validateState(s *State) error {
 		return fmt.Errorf("%d update results, at most %d", len(s.Results), MaxResults)
 	}
 	for i, r := range s.Results {
-		if err := checkResult(r); err != nil {
-			return fmt.Errorf("result %d: %w", i, err)
+		if r.ID == (ResultID{}) {
+			return fmt.Errorf("result %d: no update ID", i)
 		}
 	}
 	for name, v := range map[string]int{"pending": s.Updates.Pending, "installed": s.Updates.Installed, "failed": s.Updates.Failed} {

@@ -346,68 +346,90 @@ func (s *stateBody) marshal() []byte {
 		b = appendBytesField(b, 18, []byte(k))
 	}
 	b = appendBoolField(b, 19, s.Leaving)
-	for _, r := range st.Results {
-		b = appendBytesField(b, 20, encodeResult(r))
+	if len(st.Results) > 0 {
+		ids, ok := encodeResults(st.Results)
+		b = appendBytesField(b, 21, ids)
+		b = appendBytesField(b, 22, ok)
 	}
 	return b
 }
 
-// encodeResult packs a result as a nested message: 1 source, 2 package,
-// 3 version, 4 succeeded.
-func encodeResult(r UpdateResult) []byte {
-	var b []byte
-	b = appendStringField(b, 1, r.Source)
-	b = appendStringField(b, 2, r.Package)
-	b = appendStringField(b, 3, r.Version)
-	return appendBoolField(b, 4, r.Succeeded)
+// Update results on the wire: field 21 holds the results' IDs back to
+// back (ResultIDLen bytes each, newest first), field 22 a bitmap with bit
+// i (byte i/8, bit i%8) set when result i succeeded. Field 20 (one nested
+// message per result with the update's names) is what agents before 0.4
+// sent; it is still read.
+func encodeResults(rs []UpdateResult) (ids, ok []byte) {
+	ids = make([]byte, 0, len(rs)*ResultIDLen)
+	ok = make([]byte, (len(rs)+7)/8)
+	for i, r := range rs {
+		ids = append(ids, r.ID[:]...)
+		if r.Succeeded {
+			ok[i/8] |= 1 << (i % 8)
+		}
+	}
+	return ids, ok
 }
 
-func decodeResult(f field) (UpdateResult, error) {
+// decodeResults combines fields 21 and 22.
+func decodeResults(ids, ok []byte) ([]UpdateResult, error) {
+	if len(ids)%ResultIDLen != 0 {
+		return nil, malformedf("update results: %d bytes of IDs is not a multiple of %d", len(ids), ResultIDLen)
+	}
+	n := len(ids) / ResultIDLen
+	if n > MaxResults {
+		return nil, fmt.Errorf("%w: more than %d update results", errOversized, MaxResults)
+	}
+	if len(ok) != (n+7)/8 {
+		return nil, malformedf("update results: %d bytes of outcomes for %d results, want %d", len(ok), n, (n+7)/8)
+	}
+	out := make([]UpdateResult, n)
+	for i := range out {
+		copy(out[i].ID[:], ids[i*ResultIDLen:])
+		if out[i].ID == (ResultID{}) {
+			return nil, malformedf("update result %d: no update ID", i)
+		}
+		out[i].Succeeded = ok[i/8]&(1<<(i%8)) != 0
+	}
+	return out, nil
+}
+
+// decodeLegacyResult reads a field 20 result: 1 source, 2 package,
+// 3 version, 4 succeeded.
+func decodeLegacyResult(f field) (UpdateResult, error) {
 	v, err := f.bytes("update result", 3*(maxResultField+3)+2)
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	var r UpdateResult
+	var source, pkg, version string
+	var succeeded bool
 	err = parseFields(v, func(f field) error {
 		var err error
 		switch f.num {
 		case 1:
-			r.Source, err = f.str("result source", maxResultField)
+			source, err = f.str("result source", maxResultField)
 		case 2:
-			r.Package, err = f.str("result package", maxResultField)
+			pkg, err = f.str("result package", maxResultField)
 		case 3:
-			r.Version, err = f.str("result version", maxResultField)
+			version, err = f.str("result version", maxResultField)
 		case 4:
-			r.Succeeded, err = boolField(f, "result succeeded")
+			succeeded, err = boolField(f, "result succeeded")
 		}
 		return err
 	})
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("update result: %w", err)
 	}
-	if err := checkResult(r); err != nil {
-		return UpdateResult{}, malformedf("%v", err)
+	if pkg == "" || version == "" {
+		return UpdateResult{}, malformedf("update result %s/%s: package and version are required", pkg, version)
 	}
-	return r, nil
-}
-
-// checkResult is the one rule for results, applied by SetLocal and by the
-// decoder alike, so a node never announces what its peers would drop.
-func checkResult(r UpdateResult) error {
-	for _, f := range []struct{ name, v string }{{"source", r.Source}, {"package", r.Package}, {"version", r.Version}} {
-		if err := checkString("result "+f.name, f.v, maxResultField); err != nil {
-			return err
-		}
-	}
-	if r.Package == "" || r.Version == "" {
-		return fmt.Errorf("update result %s/%s: package and version are required", r.Package, r.Version)
-	}
-	return nil
+	return NewUpdateResult(source, pkg, version, succeeded), nil
 }
 
 func unmarshalStateBody(b []byte) (stateBody, error) {
 	var s stateBody
 	st := &s.State
+	var resultIDs, resultOK []byte // fields 21 and 22
 	err := parseFields(b, func(f field) error {
 		var err error
 		switch f.num {
@@ -469,11 +491,36 @@ func unmarshalStateBody(b []byte) (stateBody, error) {
 				return fmt.Errorf("%w: more than %d update results", errOversized, MaxResults)
 			}
 			var r UpdateResult
-			r, err = decodeResult(f)
+			r, err = decodeLegacyResult(f)
 			st.Results = append(st.Results, r)
+		case 21:
+			if resultIDs != nil {
+				return malformedf("update result IDs twice")
+			}
+			resultIDs, err = f.bytes("update result IDs", MaxResults*ResultIDLen)
+			if resultIDs == nil {
+				resultIDs = []byte{}
+			}
+		case 22:
+			if resultOK != nil {
+				return malformedf("update result outcomes twice")
+			}
+			resultOK, err = f.bytes("update result outcomes", (MaxResults+7)/8)
+			if resultOK == nil {
+				resultOK = []byte{}
+			}
 		}
 		return err
 	})
+	if err == nil && (resultIDs != nil || resultOK != nil) {
+		var rs []UpdateResult
+		if rs, err = decodeResults(resultIDs, resultOK); err == nil {
+			if len(st.Results)+len(rs) > MaxResults {
+				err = fmt.Errorf("%w: more than %d update results", errOversized, MaxResults)
+			}
+			st.Results = append(st.Results, rs...)
+		}
+	}
 	if err != nil {
 		return stateBody{}, fmt.Errorf("decode state: %w", err)
 	}

@@ -147,8 +147,8 @@ func TestStateRoundTrip(t *testing.T) {
 			Reboot: RebootState{Required: true, Since: time.UnixMilli(1700000000123).UTC(),
 				Deadline: time.UnixMilli(1700003600000).UTC(), RefusedByUser: true},
 			AgentVersion: "0.3.1", LastUpdate: time.UnixMilli(-5).UTC(),
-			Results: []UpdateResult{{Source: "apt", Package: "openssl", Version: "3.0.15-1~deb12u1", Succeeded: true},
-				{Source: "catalog", Package: "acme-agent", Version: "2.1", Succeeded: false}},
+			Results: []UpdateResult{NewUpdateResult("apt", "openssl", "3.0.15-1~deb12u1", true),
+				NewUpdateResult("catalog", "acme-agent", "2.1", false)},
 		},
 		Keyring: KeyringInfo{Primary: "0011223344556677", Installed: []string{"0011223344556677"}},
 		Leaving: true,
@@ -180,8 +180,8 @@ func TestSetLocalRejectsBadState(t *testing.T) {
 		{"too many tags", State{Tags: make([]string, maxTags+1)}},
 		{"invalid UTF-8", State{AgentVersion: "\xff"}},
 		{"negative count", State{Updates: UpdateSummary{Failed: -1}}},
-		{"result without version", State{Results: []UpdateResult{{Source: "apt", Package: "openssl"}}}},
-		{"too many results", State{Results: make([]UpdateResult, MaxResults+1)}},
+		{"result without ID", State{Results: []UpdateResult{{Succeeded: true}}}},
+		{"too many results", State{Results: manyResults(MaxResults + 1)}},
 		{"does not fit a packet", State{Addrs: []string{long, long, long, long, long, long}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

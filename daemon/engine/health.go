@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchring/patchring/policy"
+)
+
+// Health check limits. The command comes from the signed policy, but it
+// runs as root after every install, so what it can cost is bounded: it
+// gets a deadline (the policy's timeout, else DefaultHealthTimeout), a
+// clean environment (not the daemon's), no stdin, its own process group
+// that is killed whole at the deadline, and only the last
+// HealthOutputLimit bytes of its output are kept.
+const (
+	DefaultHealthTimeout = time.Minute
+	HealthOutputLimit    = 64 << 10
+	// healthWaitDelay is how long the check's output pipes may stay open
+	// after it was killed or exited (a daemonized child holding them).
+	healthWaitDelay = 5 * time.Second
+)
+
+// healthCheck runs the health check the policy sets for this node's ring.
+// Without a usable policy the install cannot be confirmed: an install only
+// starts under a usable policy, so this is a policy that expired during the
+// transaction or a crashed transaction recovered without one; the caller
+// rolls back.
+func (e *Engine) healthCheck(ctx context.Context) error {
+	if err := e.policyAllowsInstalls(); err != nil {
+		return fmt.Errorf("cannot confirm the install: %w", err)
+	}
+	p, _ := e.cfg.Policy()
+	ring, _ := policy.RingFor(p, e.cfg.Facts())
+	hc := p.HealthCheckFor(ring)
+	if hc == nil || len(hc.Command) == 0 {
+		return nil
+	}
+	timeout := time.Duration(hc.Timeout)
+	if timeout <= 0 {
+		timeout = DefaultHealthTimeout
+	}
+	res := runHealthCheck(ctx, hc.Command, e.cfg.HealthEnv, timeout)
+	if res.err == nil {
+		return nil
+	}
+	e.cfg.Log.Warn("engine: health check failed", "command", strings.Join(hc.Command, " "), "err", res.err,
+		"output", res.output, "output_dropped_bytes", res.dropped)
+	return fmt.Errorf("%s: %w: %s", strings.Join(hc.Command, " "), res.err, tail([]byte(res.output), 400))
+}
+
+// healthResult is what a health check run produced.
+type healthResult struct {
+	err     error
+	output  string // the last HealthOutputLimit bytes of stdout and stderr
+	dropped int64  // output bytes not kept
+}
+
+// runHealthCheck runs argv with env (plus a minimal clean environment) and
+// the deadline, keeping the tail of its output.
+func runHealthCheck(ctx context.Context, argv, env []string, timeout time.Duration) healthResult {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+	cmd.Env = append(cleanHealthEnv(), env...)
+	cmd.Dir = healthDir
+	out := &tailBuffer{limit: HealthOutputLimit}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = healthWaitDelay
+	ownProcessGroup(cmd)
+	err := cmd.Run()
+	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("timed out after %s (killed): %w", timeout, err)
+	}
+	return healthResult{err: err, output: out.String(), dropped: out.dropped()}
+}
+
+// tailBuffer keeps the last limit bytes written to it.
+type tailBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+	total int64
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.total += int64(len(p))
+	if len(p) >= b.limit {
+		b.buf = append(b.buf[:0], p[len(p)-b.limit:]...)
+		return len(p), nil
+	}
+	if over := len(b.buf) + len(p) - b.limit; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+func (b *tailBuffer) dropped() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total - int64(len(b.buf))
+}
+
+func tail(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return s
+}
