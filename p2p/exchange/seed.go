@@ -30,7 +30,7 @@ type seedTracker struct {
 	mu      sync.Mutex
 	order   []manifestKey
 	entries map[manifestKey]*seedEntry
-	pieces  int // tracked pieces, over all entries
+	pieces  int           // tracked pieces, over all entries
 	changed chan struct{} // closed and replaced when an offer may grow
 }
 
