@@ -103,13 +103,19 @@ var (
 // (a 256 KiB piece takes 65 ms at 4 MB/s), which is what keeps every node's
 // upload busy while a payload spreads; a bad peer wastes at most one of
 // them.
+//
+// Beyond 128 GiB it doubles further, so that no payload has more than
+// MaxPieces pieces: peers refuse a geometry with more (CheckGeometry).
 func DefaultPieceSize(size int64) int64 {
 	ps := int64(256 << 10)
 	for ps < 1<<20 && size/ps > 8192 {
 		ps *= 2
 	}
-	for ps > 64<<10 && size/ps < 32 {
+	for ps > MinPieceSize && size/ps < 32 {
 		ps /= 2
+	}
+	for ps < MaxPieceSize && (size+ps-1)/ps > MaxPieces {
+		ps *= 2
 	}
 	return ps
 }
@@ -228,7 +234,7 @@ func (f *fetcher) fetch(ctx context.Context, h content.Hash, size int64, peers [
 	if opts.PieceSize == 0 {
 		opts.PieceSize = DefaultPieceSize(size)
 	}
-	if err := checkPieceSize(opts.PieceSize); err != nil {
+	if err := CheckGeometry(size, opts.PieceSize); err != nil {
 		return fmt.Errorf("fetch %s: %w", h, err)
 	}
 	if opts.OriginDelay <= 0 {
@@ -713,6 +719,18 @@ func (d *download) runSession(ctx context.Context, ai peer.AddrInfo) {
 		lastUseful = time.Now()
 		if err := d.ensureManifest(ctx, s, p, i); err != nil {
 			d.release(i)
+			var re *RemoteError
+			if errors.As(err, &re) && re.Code == CodeBusy {
+				// Hashing the payload for us takes an upload slot: ask
+				// again in a moment, like a busy range.
+				timer := time.NewTimer(jitter(t.PollInterval / 2))
+				select {
+				case <-ctx.Done():
+				case <-timer.C:
+				}
+				timer.Stop()
+				continue
+			}
 			penalize(err)
 			return
 		}

@@ -288,11 +288,17 @@ func TestDefaultPieceSize(t *testing.T) {
 		{2 << 30, 256 << 10},      // 8192 pieces
 		{4 << 30, 512 << 10},      // 8192 pieces
 		{100 << 30, 1 << 20},      // capped at 1 MiB
-		{MaxPayloadSize, 1 << 20}, // still 1 MiB
+		{128 << 30, 1 << 20},      // MaxPieces pieces
+		{128<<30 + 1, 2 << 20},    // more would be refused by peers
+		{MaxPayloadSize, 8 << 20}, // MaxPieces pieces
 	}
 	for _, tc := range tests {
-		if got := DefaultPieceSize(tc.size); got != tc.want {
+		got := DefaultPieceSize(tc.size)
+		if got != tc.want {
 			t.Errorf("DefaultPieceSize(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+		if err := CheckGeometry(tc.size, got); err != nil {
+			t.Errorf("DefaultPieceSize(%d) = %d: %v", tc.size, got, err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -188,14 +189,16 @@ func ReadFileResponse(r io.Reader) (st FileStatus, length int64, msg string, err
 type fileServer struct {
 	n     *Node
 	files Files
-	slots chan struct{}
+	slots *slotPool
 }
 
 // ServeFiles starts answering FileProtocolID requests of allow-listed
 // peers from files (replacing any earlier one). Transfers pay the upload
-// limiter; at most 8 run at once, further requests are answered busy.
+// limiter; at most 8 run at once and one per peer, further requests are
+// answered busy. A transfer of n bytes must end within the idle timeout
+// plus n at Config.MinUploadRate.
 func (n *Node) ServeFiles(files Files) {
-	fs := &fileServer{n: n, files: files, slots: make(chan struct{}, fileSlots)}
+	fs := &fileServer{n: n, files: files, slots: newSlotPool(fileSlots)}
 	n.h.SetStreamHandler(protocol.ID(FileProtocolID), fs.handleStream)
 }
 
@@ -215,9 +218,14 @@ func (fs *fileServer) handleStream(s network.Stream) {
 	n.handlers.Add(1)
 	n.mu.Unlock()
 	defer n.handlers.Done()
-	stop := context.AfterFunc(n.ctx, func() { _ = s.Reset() })
+	ctx, cancel := context.WithCancel(n.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	if err := fs.serve(n.ctx, p, s); err != nil {
+	n.fileStats.sessions.Add(1)
+	err := fs.serve(ctx, p, s)
+	n.fileStats.ended(err, false)
+	if err != nil {
 		n.log.Debug("exchange: file request failed", "peer", p, "err", err)
 		_ = s.Reset()
 		return
@@ -229,34 +237,46 @@ func (fs *fileServer) handleStream(s network.Stream) {
 func (fs *fileServer) serve(ctx context.Context, p peer.ID, s network.Stream) error {
 	idle := fs.n.srv.idle
 	_ = s.SetReadDeadline(time.Now().Add(idle))
+	stats := fs.n.fileStats
 	path, maxLength, err := ReadFileRequest(s)
 	if err != nil {
 		if errors.Is(err, ErrFrame) {
 			_ = s.SetWriteDeadline(time.Now().Add(idle))
 			_ = writeFileError(s, FileBadRequest, "%v", err)
+			return fmt.Errorf("read file request: %w", err)
+		}
+		if isTimeout(err) {
+			return fmt.Errorf("read file request: %w (%v)", errTimeout, err)
 		}
 		return fmt.Errorf("read file request: %w", err)
 	}
 	_ = s.SetReadDeadline(time.Time{})
 	_ = s.SetWriteDeadline(time.Now().Add(idle))
-	select {
-	case fs.slots <- struct{}{}:
-	default:
-		return writeFileError(s, FileBusy, "all file slots busy")
+	release, err := fs.slots.take(ctx, p, 0)
+	if err != nil {
+		stats.refusedErr(err)
+		return writeFileError(s, FileBusy, "%v", err)
 	}
-	defer func() { <-fs.slots }()
+	defer release()
 	rc, size, err := fs.files.OpenFile(ctx, path)
 	switch {
 	case errors.Is(err, ErrFileNotFound):
+		stats.refused(CodeNotFound)
 		return writeFileError(s, FileNotFound, "%s: not found", path)
 	case err != nil:
+		stats.refused(CodeInternal)
 		fs.n.log.Debug("exchange: cannot serve file", "path", path, "err", err)
 		return writeFileError(s, FileUnavailable, "%s: not available", path)
 	}
 	defer rc.Close()
 	if size > maxLength {
+		stats.refused(CodeBadRequest)
 		return writeFileError(s, FileTooLarge, "%s: %d bytes, more than the %d asked for", path, size, maxLength)
 	}
+	// One deadline for the whole transfer, from the minimum rate: a
+	// client that trickles its reads cannot hold a slot.
+	srv := fs.n.srv
+	_ = s.SetWriteDeadline(time.Now().Add(transferTimeout(idle, srv.minRate, srv.up, fileSlots, size)))
 	if err := writeFileHeader(s, FileOK, size); err != nil {
 		return err
 	}
@@ -275,13 +295,21 @@ func (fs *fileServer) serve(ctx context.Context, p peer.ID, s network.Stream) er
 		if err := pay.add(ctx, len(c)); err != nil {
 			return err
 		}
-		_ = s.SetWriteDeadline(time.Now().Add(idle))
 		if _, err := s.Write(c); err != nil {
+			if isTimeout(err) {
+				return fmt.Errorf("send %s to %s: %w (%v)", path, p, errTimeout, err)
+			}
 			return fmt.Errorf("send %s to %s: %w", path, p, err)
 		}
 		sent += int64(len(c))
 	}
 	return pay.flush(ctx)
+}
+
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // FetchFile asks peer ai for the file at path and returns a reader of its

@@ -365,3 +365,82 @@ func BenchmarkFetchFile(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "p2p_meta_fetch_4k@us")
 }
+
+// TestFileOneSlotPerPeer: a peer holding a file slot (a transfer that
+// stalls) is answered busy for a second file, while another peer is
+// served (issue 11, finding 5). Before the fix one peer could take all 8.
+func TestFileOneSlotPerPeer(t *testing.T) {
+	timestamp := []byte(`{"signed":{"_type":"timestamp","version":7}}`)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	files := &memFiles{
+		files: map[string][]byte{"metadata/timestamp.json": timestamp},
+		block: map[string]chan struct{}{"slow": release},
+	}
+	server := newTestNode(t, Config{})
+	greedy := newTestNode(t, Config{})
+	other := newTestNode(t, Config{})
+	mesh(server, greedy, other)
+	server.ServeFiles(files)
+	ai := server.AddrInfo()
+	ctx := context.Background()
+	rc, _, err := greedy.FetchFile(ctx, ai, "slow", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, _, err := greedy.FetchFile(ctx, ai, "metadata/timestamp.json", 1<<10); !errors.Is(err, ErrFileUnavailable) {
+		t.Fatalf("second file of the same peer: %v, want busy (unavailable)", err)
+	}
+	rc2, _, err := other.FetchFile(ctx, ai, "metadata/timestamp.json", 1<<10)
+	if err != nil {
+		t.Fatalf("file of another peer: %v", err)
+	}
+	_ = rc2.Close()
+	if st := server.ServerStats().File; st.RefusedPeerBusy != 1 {
+		t.Errorf("file stats %+v, want 1 refusal for a peer already holding a slot", st)
+	}
+}
+
+// TestFileSlowReaderCut: a client that reads a file slowly is cut at the
+// transfer deadline (idle timeout + length at the minimum rate). Before the
+// fix every chunk re-armed the write deadline and this transfer completed
+// after about 13 s.
+func TestFileSlowReaderCut(t *testing.T) {
+	big := randPayload(t, 4<<20, 31)
+	files := &memFiles{files: map[string][]byte{"big": big}}
+	server := newTestNode(t, Config{IdleTimeout: time.Second, MinUploadRate: 1 << 20})
+	client := newTestNode(t, Config{})
+	mesh(server, client)
+	server.ServeFiles(files)
+	rc, n, err := client.FetchFile(context.Background(), server.AddrInfo(), "big", 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, 32<<10)
+	var got int64
+	var rerr error
+	for got < n {
+		<-tick.C
+		k, err := io.ReadFull(rc, buf[:min(int64(len(buf)), n-got)])
+		got += int64(k)
+		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	if rerr == nil {
+		t.Fatalf("a reader at a third of the minimum rate received all %d bytes; want it cut at the deadline", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for server.ServerStats().File.TimedOut != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("file stats %+v, want 1 timed out", server.ServerStats().File)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("cut after %d of %d bytes: %v", got, n, rerr)
+}

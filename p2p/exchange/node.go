@@ -53,9 +53,15 @@ type Config struct {
 	// before it is answered busy; default 0 (at once: the peer then asks
 	// another peer, which measured faster than queueing).
 	SlotWait time.Duration
-	// IdleTimeout closes an inbound session with no request, or a transfer
-	// that makes no progress, for that long; default 30 s.
+	// IdleTimeout closes an inbound session with no request for that long;
+	// default 30 s.
 	IdleTimeout time.Duration
+	// MinUploadRate is the rate below which an upload is cut: a transfer
+	// of n bytes (a range, a file, a manifest's hashing) must end within
+	// IdleTimeout + n / MinUploadRate, however the client paces its
+	// reads. Default 64 KiB/s; lowered to a share of UploadRate when that
+	// cap is tighter.
+	MinUploadRate int64
 	// Timing tunes the downloader.
 	Timing Timing
 	// Logger receives the node's log; nil logs nothing.
@@ -75,9 +81,17 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	fileStats *serverCounters
+
 	mu       sync.Mutex
 	closed   bool
 	handlers sync.WaitGroup
+}
+
+// ServerStats returns how this node's inbound sessions ended and what it
+// refused.
+func (n *Node) ServerStats() ServerStats {
+	return ServerStats{Blob: n.srv.stats.snapshot(), File: n.fileStats.snapshot()}
 }
 
 // New starts a Node listening on cfg.ListenAddrs.
@@ -93,6 +107,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.MinUploadRate <= 0 {
+		cfg.MinUploadRate = 64 << 10
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -132,13 +149,14 @@ func New(cfg Config) (*Node, error) {
 		up: NewLimiter(cfg.UploadRate),
 	}
 	sb := newScoreboard(time.Now)
-	manifests := newManifestCache(16)
+	manifests := newManifestCache(manifestCacheBytes)
 	seeding := newSeedTracker(time.Now)
 	n.srv = &server{
-		store: cfg.Store, up: n.up, slots: make(chan struct{}, cfg.UploadSlots), slotWait: cfg.SlotWait,
-		seeding: seeding,
-		sb:      sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
+		store: cfg.Store, up: n.up, slots: newSlotPool(cfg.UploadSlots), slotWait: cfg.SlotWait,
+		minRate: cfg.MinUploadRate, seeding: seeding, stats: &serverCounters{},
+		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
 	}
+	n.fileStats = &serverCounters{}
 	n.f = &fetcher{
 		self: h.ID(), store: cfg.Store, dial: n.dial, sb: sb, wan: NewLimiter(cfg.WANRate),
 		manifests: manifests, seeding: seeding, timing: cfg.Timing.withDefaults(), log: log,

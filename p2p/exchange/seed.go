@@ -30,6 +30,7 @@ type seedTracker struct {
 	mu      sync.Mutex
 	order   []manifestKey
 	entries map[manifestKey]*seedEntry
+	pieces  int           // tracked pieces, over all entries
 	changed chan struct{} // closed and replaced when an offer may grow
 }
 
@@ -44,6 +45,9 @@ type seedEntry struct {
 const (
 	relaxAfter   = time.Second
 	seedTrackMax = 16
+	// seedTrackPieces bounds the pieces tracked over all entries (6 bytes
+	// each): an entry of the least recently started geometry goes first.
+	seedTrackPieces = 1 << 19
 	// seedWindow is how many never-uploaded pieces a seed offers at once;
 	// enough that the downloaders asking it rarely pick the same piece.
 	seedWindow = 8
@@ -63,7 +67,9 @@ func (t *seedTracker) entryLocked(h content.Hash, size, pieceSize int64) *seedEn
 	e := &seedEntry{count: make([]uint32, n), busy: make([]uint16, n), lastEnd: t.now(), done: n <= 1}
 	t.entries[k] = e
 	t.order = append(t.order, k)
-	for len(t.order) > seedTrackMax {
+	t.pieces += n
+	for len(t.order) > seedTrackMax || t.pieces > seedTrackPieces && len(t.order) > 1 {
+		t.pieces -= len(t.entries[t.order[0]].count)
 		delete(t.entries, t.order[0])
 		t.order = t.order[1:]
 	}

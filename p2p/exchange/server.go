@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -25,109 +27,185 @@ const ioChunk = 32 << 10
 type server struct {
 	store     *content.Store
 	up        *Limiter
-	slots     chan struct{} // upload slots (concurrent range transfers)
+	slots     *slotPool     // upload slots (range transfers, manifest computations)
 	slotWait  time.Duration // how long a range request may queue for a slot
+	minRate   int64         // bytes per second a transfer must at least make
 	seeding   *seedTracker
 	sb        *scoreboard
 	manifests *manifestCache
 	idle      time.Duration
+	stats     *serverCounters
 	log       *slog.Logger
 	// waiting, if set, is called when a have-wait request starts to wait
 	// (tests).
 	waiting func()
 }
 
+// transferTimeout is how long a transfer of n bytes may take: the idle
+// timeout plus n at the minimum rate. The minimum rate is lowered when the
+// upload cap, shared by the slots, would not allow it with room to spare,
+// so that only the client's slowness can cut a transfer.
+func transferTimeout(idle time.Duration, minRate int64, up *Limiter, slots int, n int64) time.Duration {
+	rate := minRate
+	if capped := up.Stats().BytesPerSec; capped > 0 {
+		rate = min(rate, capped/int64(2*max(slots, 1)))
+	}
+	rate = max(rate, 1<<10)
+	return idle + time.Duration(float64(n)/float64(rate)*float64(time.Second))
+}
+
 // serveConn runs one session until the client closes it, it is idle for
-// s.idle, it breaks the protocol or ctx is done. The caller closes c. A v1
-// session (ProtocolIDv1) has no have-wait requests.
-func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser, v1 bool) error {
+// s.idle, a transfer overruns its deadline, it breaks the protocol or ctx
+// is done. Everything the session starts runs under its own context, which
+// ends with it. The caller closes c. A v1 session (ProtocolIDv1) has no
+// have-wait requests.
+func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser, v1 bool) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.stats.sessions.Add(1)
+	var timedOut atomic.Bool
+	defer func() { s.stats.ended(err, timedOut.Load()) }()
 	stop := context.AfterFunc(ctx, func() { _ = abort(c) })
 	defer stop()
-	idle := time.AfterFunc(s.idle, func() { _ = abort(c) })
+	idle := time.AfterFunc(s.idle, func() { timedOut.Store(true); cancel(); _ = abort(c) })
 	defer idle.Stop()
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, ioChunk+64)
 	for {
 		m, err := ReadFrame(br)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) && !timedOut.Load() {
 				return nil
+			}
+			if errors.Is(err, ErrFrame) {
+				// Say why before hanging up: an honest peer of another
+				// release can tell what it did wrong.
+				_ = refuse(bw, CodeBadRequest, "%v", err)
+				_ = bw.Flush()
+			}
+			if timedOut.Load() {
+				return fmt.Errorf("serve %s: %w", p, errTimeout)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return fmt.Errorf("serve %s: read request: %w", p, err)
 		}
-		// While a request is served the timer watches progress: each chunk
-		// written re-arms it, so a client that stops reading is cut off.
+		// While a request is served, the timer is its deadline: a transfer
+		// of n bytes gets the idle timeout plus n at the minimum rate
+		// (budget), however it is paced, so a client that trickles reads
+		// cannot hold a slot.
 		idle.Reset(s.idle)
-		progress := func() { idle.Reset(s.idle) }
+		budget := func(n int64) { idle.Reset(transferTimeout(s.idle, s.minRate, s.up, s.slots.size(), n)) }
 		if _, ok := m.(*HaveWaitRequest); ok && v1 {
-			return fmt.Errorf("serve %s: have-wait request in a %s session", p, ProtocolIDv1)
+			return fmt.Errorf("serve %s: %w: have-wait request in a %s session", p, errProtocol, ProtocolIDv1)
 		}
-		if err := s.handle(ctx, p, bw, m, progress); err != nil {
+		err = s.handle(ctx, p, bw, m, budget)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if timedOut.Load() {
+			return fmt.Errorf("serve %s: %w", p, errTimeout)
+		}
+		if err != nil {
 			return fmt.Errorf("serve %s: %w", p, err)
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("serve %s: write: %w", p, err)
 		}
 		idle.Reset(s.idle)
 	}
 }
+
+// Why a session ended, for the counters.
+var (
+	errTimeout  = errors.New("idle or over its transfer deadline")
+	errProtocol = errors.New("protocol violation")
+)
 
 func refuse(w io.Writer, code ErrorCode, format string, args ...any) error {
 	return WriteFrame(w, &ErrorResponse{Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
-func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, progress func()) error {
+// refuse answers a request with an error and counts it.
+func (s *server) refuse(w io.Writer, code ErrorCode, format string, args ...any) error {
+	s.stats.refused(code)
+	return refuse(w, code, format, args...)
+}
+
+// refuseBusy answers busy for a slot error and counts it.
+func (s *server) refuseBusy(w io.Writer, err error) error {
+	s.stats.refusedErr(err)
+	return refuse(w, CodeBusy, "%v", err)
+}
+
+// errGeometry marks a request whose piece geometry this node does not
+// serve for the payload it holds.
+var errGeometry = errors.New("piece geometry refused")
+
+func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, budget func(int64)) error {
 	switch m := m.(type) {
 	case *HaveRequest:
-		return WriteFrame(w, s.have(m.Hash, m.PieceSize))
-	case *HaveWaitRequest:
-		return WriteFrame(w, s.haveWait(ctx, m))
-	case *ManifestRequest:
-		sums, err := s.manifest(ctx, m.Hash, m.PieceSize)
-		if errors.Is(err, content.ErrNotFound) {
-			return refuse(w, CodeNotFound, "no manifest for %s", m.Hash)
-		}
+		hv, err := s.have(m.Hash, m.PieceSize)
 		if err != nil {
+			return s.refuse(w, CodeBadRequest, "%v", err)
+		}
+		return WriteFrame(w, hv)
+	case *HaveWaitRequest:
+		hv, err := s.haveWait(ctx, m)
+		if err != nil {
+			return s.refuse(w, CodeBadRequest, "%v", err)
+		}
+		return WriteFrame(w, hv)
+	case *ManifestRequest:
+		sums, err := s.manifest(ctx, p, m.Hash, m.PieceSize, budget)
+		switch {
+		case errors.Is(err, content.ErrNotFound):
+			return s.refuse(w, CodeNotFound, "no manifest for %s", m.Hash)
+		case errors.Is(err, errGeometry):
+			return s.refuse(w, CodeBadRequest, "%v", err)
+		case errors.Is(err, errBusy):
+			return s.refuseBusy(w, err)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
 			s.log.Warn("exchange: manifest failed", "hash", m.Hash, "err", err)
-			return refuse(w, CodeInternal, "manifest failed")
+			return s.refuse(w, CodeInternal, "manifest failed")
 		}
 		return WriteFrame(w, &ManifestResponse{Sums: sums})
 	case *RangeRequest:
-		return s.sendRange(ctx, p, w, m, progress)
+		return s.sendRange(ctx, p, w, m, budget)
 	default:
-		return fmt.Errorf("unexpected %T from client", m)
+		return fmt.Errorf("%w: unexpected %T from client", errProtocol, m)
 	}
 }
 
-func (s *server) have(h content.Hash, pieceSize int64) *HaveResponse {
+func (s *server) have(h content.Hash, pieceSize int64) (*HaveResponse, error) {
 	if size, err := s.store.Size(h); err == nil {
-		if bm := s.seeding.advertise(h, size, pieceSize); bm != nil {
-			return &HaveResponse{Status: HavePartial, Size: size, PieceSize: pieceSize, Bitmap: bm}
+		if err := CheckGeometry(size, pieceSize); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errGeometry, h, err)
 		}
-		return &HaveResponse{Status: HaveFull, Size: size, PieceSize: pieceSize}
+		if bm := s.seeding.advertise(h, size, pieceSize); bm != nil {
+			return &HaveResponse{Status: HavePartial, Size: size, PieceSize: pieceSize, Bitmap: bm}, nil
+		}
+		return &HaveResponse{Status: HaveFull, Size: size, PieceSize: pieceSize}, nil
 	}
 	if pw, ok := s.store.Partial(h); ok && pw.PieceSize() == pieceSize {
-		return &HaveResponse{Status: HavePartial, Size: pw.Size(), PieceSize: pieceSize, Bitmap: pw.Bitmap()}
+		return &HaveResponse{Status: HavePartial, Size: pw.Size(), PieceSize: pieceSize, Bitmap: pw.Bitmap()}, nil
 	}
-	return &HaveResponse{Status: HaveNone}
+	return &HaveResponse{Status: HaveNone}, nil
 }
 
 // haveWait answers a have-wait request as soon as this node offers a piece
 // the client needs, or when the wait (capped at half the idle timeout) is
 // over, whichever comes first.
-func (s *server) haveWait(ctx context.Context, m *HaveWaitRequest) *HaveResponse {
+func (s *server) haveWait(ctx context.Context, m *HaveWaitRequest) (*HaveResponse, error) {
 	wait := min(m.Wait, s.idle/2)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		// Take the channels before looking, so that no change is missed.
 		stored, seeded := s.store.Changed(), s.seeding.Changed()
-		hv := s.have(m.Hash, m.PieceSize)
-		if offers(hv, m) {
-			return hv
+		hv, err := s.have(m.Hash, m.PieceSize)
+		if err != nil || offers(hv, m) {
+			return hv, err
 		}
 		if s.waiting != nil {
 			s.waiting()
@@ -136,9 +214,9 @@ func (s *server) haveWait(ctx context.Context, m *HaveWaitRequest) *HaveResponse
 		case <-stored:
 		case <-seeded:
 		case <-timer.C:
-			return hv
+			return hv, nil
 		case <-ctx.Done():
-			return hv
+			return hv, nil
 		}
 	}
 }
@@ -169,10 +247,24 @@ func offers(hv *HaveResponse, m *HaveWaitRequest) bool {
 
 // manifest returns the piece hashes of h: computed from the verified blob,
 // or, for a download in progress with the same geometry, the hashes of its
-// accepted pieces (zero for the others).
-func (s *server) manifest(ctx context.Context, h content.Hash, pieceSize int64) ([]content.Hash, error) {
-	if s.store.Has(h) {
-		return s.manifests.get(ctx, s.store, h, pieceSize)
+// accepted pieces (zero for the others). A manifest not cached is computed
+// under this session's context and an upload slot of p, within the
+// transfer deadline of the blob's size: hashing a blob costs what sending
+// it does.
+func (s *server) manifest(ctx context.Context, p peer.ID, h content.Hash, pieceSize int64, budget func(int64)) ([]content.Hash, error) {
+	if size, err := s.store.Size(h); err == nil {
+		if err := CheckGeometry(size, pieceSize); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errGeometry, h, err)
+		}
+		return s.manifests.get(ctx, h, size, pieceSize, func(ctx context.Context) ([]content.Hash, error) {
+			release, err := s.slots.take(ctx, p, s.slotWait)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+			budget(size)
+			return computeManifest(ctx, s.store, h, pieceSize)
+		})
 	}
 	if pw, ok := s.store.Partial(h); ok && pw.PieceSize() == pieceSize {
 		return pw.PieceSums(), nil
@@ -230,26 +322,28 @@ func (ps *partialSource) close() {
 	}
 }
 
-func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, progress func()) error {
-	if !s.takeSlot(ctx) {
-		return refuse(w, CodeBusy, "all upload slots busy")
+func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, budget func(int64)) error {
+	release, err := s.slots.take(ctx, p, s.slotWait)
+	if err != nil {
+		return s.refuseBusy(w, err)
 	}
-	defer func() { <-s.slots }()
+	defer release()
+	budget(m.Len)
 	complete := false
 	if size, err := s.store.Size(m.Hash); err == nil && m.Offset+m.Len <= size {
 		end, ok := s.seeding.begin(m.Hash, size, m.Offset, m.Len)
 		if !ok {
-			return refuse(w, CodeNotFound, "%s [%d, +%d) not on offer yet (initial seeding)", m.Hash, m.Offset, m.Len)
+			return s.refuse(w, CodeNotFound, "%s [%d, +%d) not on offer yet (initial seeding)", m.Hash, m.Offset, m.Len)
 		}
 		defer func() { end(complete) }()
 	}
 	src, size, done, err := s.rangeSource(m.Hash, m.Offset, m.Len)
 	if err != nil {
-		return refuse(w, CodeNotFound, "%s [%d, +%d) not held", m.Hash, m.Offset, m.Len)
+		return s.refuse(w, CodeNotFound, "%s [%d, +%d) not held", m.Hash, m.Offset, m.Len)
 	}
 	defer done()
 	if m.Offset+m.Len > size {
-		return refuse(w, CodeBadRequest, "range [%d, +%d) beyond size %d", m.Offset, m.Len, size)
+		return s.refuse(w, CodeBadRequest, "range [%d, +%d) beyond size %d", m.Offset, m.Len, size)
 	}
 	if ps, ok := src.(*partialSource); ok {
 		defer ps.close()
@@ -280,34 +374,12 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 		if err != nil {
 			return err
 		}
-		progress()
 	}
 	if err := pay.flush(ctx); err != nil {
 		return err
 	}
 	complete = true
 	return nil
-}
-
-// takeSlot takes an upload slot, queueing at most s.slotWait.
-func (s *server) takeSlot(ctx context.Context) bool {
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-	}
-	if s.slotWait <= 0 {
-		return false
-	}
-	wait := time.NewTimer(s.slotWait)
-	defer wait.Stop()
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	case <-wait.C:
-	case <-ctx.Done():
-	}
-	return false
 }
 
 var chunkBufs = sync.Pool{New: func() any { b := make([]byte, ioChunk); return &b }}
@@ -321,12 +393,15 @@ func abort(c io.Closer) error {
 	return c.Close()
 }
 
-// manifestCache keeps the piece hashes of recently asked-for blobs.
+// manifestCache keeps the piece hashes of recently asked-for blobs, at
+// most maxBytes of them (32 bytes a piece; computations in progress count
+// what they will hold).
 type manifestCache struct {
-	mu      sync.Mutex
-	max     int
-	order   []manifestKey // oldest first
-	entries map[manifestKey]*manifestEntry
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64
+	order    []manifestKey // oldest first
+	entries  map[manifestKey]*manifestEntry
 }
 
 type manifestKey struct {
@@ -336,17 +411,22 @@ type manifestKey struct {
 
 type manifestEntry struct {
 	ready chan struct{}
+	bytes int64
 	sums  []content.Hash
 	err   error
 }
 
-func newManifestCache(max int) *manifestCache {
-	return &manifestCache{max: max, entries: map[manifestKey]*manifestEntry{}}
+// manifestCacheBytes bounds the manifest cache: four manifests of
+// MaxPieces pieces, or hundreds of usual ones.
+const manifestCacheBytes = 16 << 20
+
+func newManifestCache(maxBytes int64) *manifestCache {
+	return &manifestCache{maxBytes: maxBytes, entries: map[manifestKey]*manifestEntry{}}
 }
 
 // put records verified piece hashes (from a download that just committed).
 func (c *manifestCache) put(h content.Hash, pieceSize int64, sums []content.Hash) {
-	e := &manifestEntry{ready: make(chan struct{}), sums: sums}
+	e := &manifestEntry{ready: make(chan struct{}), sums: sums, bytes: 32 * int64(len(sums))}
 	close(e.ready)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -354,60 +434,111 @@ func (c *manifestCache) put(h content.Hash, pieceSize int64, sums []content.Hash
 }
 
 func (c *manifestCache) insertLocked(k manifestKey, e *manifestEntry) {
-	if _, ok := c.entries[k]; !ok {
+	if old, ok := c.entries[k]; ok {
+		c.bytes -= old.bytes
+	} else {
 		c.order = append(c.order, k)
 	}
 	c.entries[k] = e
-	for len(c.order) > c.max {
-		delete(c.entries, c.order[0])
-		c.order = c.order[1:]
+	c.bytes += e.bytes
+	for c.bytes > c.maxBytes && len(c.order) > 1 {
+		c.removeLocked(c.order[0])
 	}
 }
 
-func (c *manifestCache) get(ctx context.Context, st *content.Store, h content.Hash, pieceSize int64) ([]content.Hash, error) {
-	k := manifestKey{h, pieceSize}
-	c.mu.Lock()
+func (c *manifestCache) removeLocked(k manifestKey) {
 	e, ok := c.entries[k]
 	if !ok {
-		e = &manifestEntry{ready: make(chan struct{})}
-		c.insertLocked(k, e)
+		return
 	}
-	c.mu.Unlock()
-	if ok {
+	delete(c.entries, k)
+	c.bytes -= e.bytes
+	if i := slices.Index(c.order, k); i >= 0 {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+}
+
+// size returns the bytes the cache holds.
+func (c *manifestCache) size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// get returns the manifest of h (size bytes) in pieces of pieceSize, from
+// the cache or computed with compute. Concurrent askers share one
+// computation; if it fails (its session ended, no slot), the next asker
+// computes it under its own context.
+func (c *manifestCache) get(ctx context.Context, h content.Hash, size, pieceSize int64, compute func(context.Context) ([]content.Hash, error)) ([]content.Hash, error) {
+	k := manifestKey{h, pieceSize}
+	for {
+		c.mu.Lock()
+		e, ok := c.entries[k]
+		if !ok {
+			e = &manifestEntry{ready: make(chan struct{}), bytes: 32 * int64(content.NumPieces(size, pieceSize))}
+			c.insertLocked(k, e)
+		}
+		c.mu.Unlock()
+		if !ok {
+			e.sums, e.err = compute(ctx)
+			if e.err != nil {
+				c.mu.Lock()
+				if c.entries[k] == e {
+					c.removeLocked(k)
+				}
+				c.mu.Unlock()
+			}
+			close(e.ready)
+			return e.sums, e.err
+		}
 		select {
 		case <-e.ready:
-			return e.sums, e.err
+			if e.err == nil {
+				return e.sums, nil
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if !errors.Is(e.err, context.Canceled) && !errors.Is(e.err, context.DeadlineExceeded) {
+				return nil, e.err
+			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	e.sums, e.err = computeManifest(ctx, st, h, pieceSize)
-	close(e.ready)
-	if e.err != nil {
-		c.mu.Lock()
-		if c.entries[k] == e {
-			delete(c.entries, k)
-		}
-		c.mu.Unlock()
-	}
-	return e.sums, e.err
 }
 
+// computeManifest hashes the pieces of the blob h, reading through one
+// pooled buffer: nothing is allocated per piece but its 32-byte sum.
 func computeManifest(ctx context.Context, st *content.Store, h content.Hash, pieceSize int64) ([]content.Hash, error) {
 	r, err := st.Open(h)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	sums := make([]content.Hash, content.NumPieces(r.Size(), pieceSize))
+	size := r.Size()
+	if err := CheckGeometry(size, pieceSize); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", h, err)
+	}
+	sums := make([]content.Hash, content.NumPieces(size, pieceSize))
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
 	hw := sha256.New()
+	var off int64
 	for i := range sums {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		hw.Reset()
-		if _, err := io.CopyN(hw, r, min(pieceSize, r.Size()-int64(i)*pieceSize)); err != nil {
-			return nil, fmt.Errorf("manifest of %s: %w", h, err)
+		end := min(off+pieceSize, size)
+		for off < end {
+			c := buf[:min(int64(len(buf)), end-off)]
+			if _, err := r.ReadAt(c, off); err != nil {
+				return nil, fmt.Errorf("manifest of %s: %w", h, err)
+			}
+			hw.Write(c)
+			off += int64(len(c))
 		}
 		hw.Sum(sums[i][:0])
 	}

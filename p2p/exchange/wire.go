@@ -56,9 +56,16 @@ const (
 
 	maxFrame        = 1 << 22 // 4 MiB: a manifest of 131072 pieces
 	maxErrorMessage = 1024
-	// MaxPieceSize bounds the piece size a peer may ask for, and MaxRange
-	// the length of one range request.
+	// MinPieceSize and MaxPieceSize bound the piece size a peer may ask
+	// for, MaxPieces the number of pieces of one payload (a manifest of
+	// MaxPieces fills one frame), and MaxRange the length of one range
+	// request. Every bound is checked when a frame is decoded, before
+	// anything is allocated for it: a piece geometry costs a node at most
+	// 32 bytes (manifest) and 6 bytes (seeding) per piece, MaxPieces
+	// pieces.
+	MinPieceSize = 64 << 10
 	MaxPieceSize = 16 << 20
+	MaxPieces    = maxFrame / 32
 	MaxRange     = 64 << 20
 	// MaxPayloadSize bounds the payload size a peer may claim (1 TiB).
 	MaxPayloadSize = 1 << 40
@@ -223,10 +230,10 @@ func appendBody(b []byte, m Message) ([]byte, error) {
 	case *RangeResponse:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Len))
 	case *HaveWaitRequest:
-		if err := checkPieceSize(m.PieceSize); err != nil {
-			return nil, err
+		if err := CheckGeometry(m.Size, m.PieceSize); err != nil {
+			return nil, fmt.Errorf("encode have-wait: %w", err)
 		}
-		if m.Size < 0 || m.Size > MaxPayloadSize || m.Wait < 0 || m.Wait > MaxHaveWait {
+		if m.Wait < 0 || m.Wait > MaxHaveWait {
 			return nil, fmt.Errorf("encode have-wait: size %d or wait %v out of range", m.Size, m.Wait)
 		}
 		if want := bitmapLen(m.Size, m.PieceSize); len(m.Need) != want {
@@ -263,8 +270,24 @@ func checkBitmap(bm []byte, size, pieceSize int64) error {
 }
 
 func checkPieceSize(n int64) error {
-	if n <= 0 || n > MaxPieceSize {
-		return fmt.Errorf("piece size %d out of range (1..%d)", n, MaxPieceSize)
+	if n < MinPieceSize || n > MaxPieceSize {
+		return fmt.Errorf("piece size %d out of range (%d..%d)", n, MinPieceSize, MaxPieceSize)
+	}
+	return nil
+}
+
+// CheckGeometry checks that a payload of size bytes in pieces of pieceSize
+// is one a node serves: a piece size within MinPieceSize..MaxPieceSize and
+// at most MaxPieces pieces.
+func CheckGeometry(size, pieceSize int64) error {
+	if err := checkPieceSize(pieceSize); err != nil {
+		return err
+	}
+	if size < 0 || size > MaxPayloadSize {
+		return fmt.Errorf("payload size %d out of range (0..%d)", size, int64(MaxPayloadSize))
+	}
+	if n := (size + pieceSize - 1) / pieceSize; n > MaxPieces {
+		return fmt.Errorf("%d pieces of %d bytes, more than %d", n, pieceSize, MaxPieces)
 	}
 	return nil
 }
@@ -362,7 +385,7 @@ func DecodeBody(t byte, b []byte) (Message, error) {
 		if uint64(m.Size) > MaxPayloadSize {
 			return nil, frameErr("have response: size %d out of range", uint64(m.Size))
 		}
-		if err := checkPieceSize(m.PieceSize); err != nil {
+		if err := CheckGeometry(m.Size, m.PieceSize); err != nil {
 			return nil, frameErr("have response: %v", err)
 		}
 		if m.Status == HaveFull {
@@ -386,11 +409,11 @@ func DecodeBody(t byte, b []byte) (Message, error) {
 			Wait:      time.Duration(binary.BigEndian.Uint32(b[44:])) * time.Millisecond,
 		}
 		copy(m.Hash[:], b)
-		if err := checkPieceSize(m.PieceSize); err != nil {
-			return nil, frameErr("have-wait request: %v", err)
-		}
 		if uint64(m.Size) > MaxPayloadSize {
 			return nil, frameErr("have-wait request: size %d out of range", uint64(m.Size))
+		}
+		if err := CheckGeometry(m.Size, m.PieceSize); err != nil {
+			return nil, frameErr("have-wait request: %v", err)
 		}
 		if m.Wait > MaxHaveWait {
 			return nil, frameErr("have-wait request: wait %v longer than %v", m.Wait, MaxHaveWait)
@@ -402,7 +425,7 @@ func DecodeBody(t byte, b []byte) (Message, error) {
 		copy(m.Need, b[48:])
 		return m, nil
 	case typeManifestResponse:
-		if len(b)%32 != 0 {
+		if len(b)%32 != 0 || len(b)/32 > MaxPieces {
 			return nil, frameErr("manifest of %d bytes is not a multiple of 32", len(b))
 		}
 		sums := make([]content.Hash, len(b)/32)

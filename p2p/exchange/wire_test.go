@@ -30,7 +30,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"range response", &RangeResponse{Len: 12345}},
 		{"error", &ErrorResponse{Code: CodeBusy, Message: "all upload slots busy"}},
 		{"have-wait", &HaveWaitRequest{Hash: h, PieceSize: 1 << 20, Size: 10<<20 + 1, Wait: 250 * time.Millisecond, Need: []byte{0xa5, 0x80}}},
-		{"have-wait empty payload", &HaveWaitRequest{Hash: h, PieceSize: 1, Need: []byte{}}},
+		{"have-wait empty payload", &HaveWaitRequest{Hash: h, PieceSize: MinPieceSize, Need: []byte{}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +58,7 @@ func TestReadFrameRejects(t *testing.T) {
 	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
 	u64 := func(v uint64) []byte { return append(u32(uint32(v>>32)), u32(uint32(v))...) }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	const P = MinPieceSize
 	tests := []struct {
 		name string
 		in   []byte
@@ -71,23 +72,28 @@ func TestReadFrameRejects(t *testing.T) {
 		{"have request short", frame(typeHaveRequest, h[:]), ErrFrame},
 		{"piece size zero", frame(typeHaveRequest, cat(h[:], u32(0))), ErrFrame},
 		{"piece size huge", frame(typeManifestRequest, cat(h[:], u32(MaxPieceSize+1))), ErrFrame},
-		{"have bad status", frame(typeHaveResponse, cat([]byte{9}, u64(10), u32(4))), ErrFrame},
+		// Tiny pieces made a node allocate per piece (issue 11, finding 1).
+		{"piece size tiny", frame(typeManifestRequest, cat(h[:], u32(1))), ErrFrame},
+		{"piece size under minimum", frame(typeHaveRequest, cat(h[:], u32(MinPieceSize-1))), ErrFrame},
+		{"have too many pieces", frame(typeHaveResponse, cat([]byte{1}, u64(MaxPayloadSize), u32(P))), ErrFrame},
+		{"have-wait too many pieces", frame(typeHaveWaitRequest, cat(h[:], u32(P), u64(MaxPayloadSize), u32(0), make([]byte, MaxPayloadSize/P/8))), ErrFrame},
+		{"have bad status", frame(typeHaveResponse, cat([]byte{9}, u64(10), u32(P))), ErrFrame},
 		{"have none trailing", frame(typeHaveResponse, cat([]byte{0}, u64(0), u32(0), []byte{1})), ErrFrame},
-		{"have partial bitmap short", frame(typeHaveResponse, cat([]byte{2}, u64(100), u32(10))), ErrFrame},
-		{"have partial stray bits", frame(typeHaveResponse, cat([]byte{2}, u64(30), u32(10), []byte{0xf0})), ErrFrame},
-		{"have size huge", frame(typeHaveResponse, cat([]byte{1}, u64(1<<63), u32(10))), ErrFrame},
+		{"have partial bitmap short", frame(typeHaveResponse, cat([]byte{2}, u64(10*P), u32(P))), ErrFrame},
+		{"have partial stray bits", frame(typeHaveResponse, cat([]byte{2}, u64(3*P), u32(P), []byte{0xf0})), ErrFrame},
+		{"have size huge", frame(typeHaveResponse, cat([]byte{1}, u64(1<<63), u32(P))), ErrFrame},
 		{"manifest ragged", frame(typeManifestResponse, make([]byte, 33)), ErrFrame},
 		{"range negative offset", frame(typeRangeRequest, cat(h[:], u64(1<<63), u64(1))), ErrFrame},
 		{"range zero length", frame(typeRangeRequest, cat(h[:], u64(0), u64(0))), ErrFrame},
 		{"range too long", frame(typeRangeRequest, cat(h[:], u64(0), u64(MaxRange+1))), ErrFrame},
 		{"range response huge", frame(typeRangeResponse, u64(MaxRange+1)), ErrFrame},
 		{"error empty", frame(typeError, nil), ErrFrame},
-		{"have-wait short", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(30))), ErrFrame},
-		{"have-wait piece size zero", frame(typeHaveWaitRequest, cat(h[:], u32(0), u64(30), u32(0), []byte{0xe0})), ErrFrame},
-		{"have-wait size huge", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(1<<63), u32(0))), ErrFrame},
-		{"have-wait too long", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(30), u32(uint32(MaxHaveWait/time.Millisecond)+1), []byte{0xe0})), ErrFrame},
-		{"have-wait bitmap short", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(100), u32(0), []byte{0xff})), ErrFrame},
-		{"have-wait stray bits", frame(typeHaveWaitRequest, cat(h[:], u32(10), u64(30), u32(0), []byte{0xf0})), ErrFrame},
+		{"have-wait short", frame(typeHaveWaitRequest, cat(h[:], u32(P), u64(3*P))), ErrFrame},
+		{"have-wait piece size zero", frame(typeHaveWaitRequest, cat(h[:], u32(0), u64(3*P), u32(0), []byte{0xe0})), ErrFrame},
+		{"have-wait size huge", frame(typeHaveWaitRequest, cat(h[:], u32(P), u64(1<<63), u32(0))), ErrFrame},
+		{"have-wait too long", frame(typeHaveWaitRequest, cat(h[:], u32(P), u64(3*P), u32(uint32(MaxHaveWait/time.Millisecond)+1), []byte{0xe0})), ErrFrame},
+		{"have-wait bitmap short", frame(typeHaveWaitRequest, cat(h[:], u32(P), u64(10*P), u32(0), []byte{0xff})), ErrFrame},
+		{"have-wait stray bits", frame(typeHaveWaitRequest, cat(h[:], u32(P), u64(3*P), u32(0), []byte{0xf0})), ErrFrame},
 		{"error too long", frame(typeError, make([]byte, maxErrorMessage+2)), ErrFrame},
 	}
 	for _, tc := range tests {
@@ -108,7 +114,7 @@ func FuzzReadFrame(f *testing.F) {
 	for _, m := range []Message{
 		&HaveRequest{Hash: h, PieceSize: 1 << 20},
 		&HaveResponse{Status: HavePartial, Size: 3 << 20, PieceSize: 1 << 20, Bitmap: []byte{0xa0}},
-		&HaveResponse{Status: HaveFull, Size: 1, PieceSize: 1},
+		&HaveResponse{Status: HaveFull, Size: 1, PieceSize: MinPieceSize},
 		&ManifestResponse{Sums: []content.Hash{h}},
 		&RangeRequest{Hash: h, Offset: 7, Len: 9},
 		&RangeResponse{Len: 9},
@@ -163,8 +169,8 @@ func TestServerOverPipe(t *testing.T) {
 	}
 	sb := newScoreboard(time.Now)
 	srv := &server{
-		store: st, up: NewLimiter(0), slots: make(chan struct{}, 1), sb: sb,
-		manifests: newManifestCache(4), idle: 5 * time.Second, log: testLogger(t),
+		store: st, up: NewLimiter(0), slots: newSlotPool(1), stats: &serverCounters{}, minRate: 64 << 10, sb: sb,
+		manifests: newManifestCache(manifestCacheBytes), idle: 5 * time.Second, log: testLogger(t),
 	}
 	c, s := duplexPipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -244,11 +250,11 @@ func TestServerOverPipe(t *testing.T) {
 		t.Fatalf("accepted piece of a partial: %v", err)
 	}
 	// All slots taken: busy.
-	srv.slots <- struct{}{}
+	srv.slots.slots <- struct{}{}
 	if _, err := sess.readPiece(bg, to, pw, 2); !errors.As(err, &re) || re.Code != CodeBusy {
 		t.Fatalf("no slot: %v, want busy", err)
 	}
-	<-srv.slots
+	<-srv.slots.slots
 }
 
 func sums0(data []byte, i int) content.Hash {
@@ -274,8 +280,8 @@ func TestServerHaveWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &server{
-		store: st, up: NewLimiter(0), slots: make(chan struct{}, 1), sb: newScoreboard(time.Now),
-		seeding: newSeedTracker(time.Now), manifests: newManifestCache(4), idle: 30 * time.Second, log: testLogger(t),
+		store: st, up: NewLimiter(0), slots: newSlotPool(1), stats: &serverCounters{}, minRate: 64 << 10, sb: newScoreboard(time.Now),
+		seeding: newSeedTracker(time.Now), manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testLogger(t),
 	}
 	waiting := make(chan struct{}, 16)
 	srv.waiting = func() { waiting <- struct{}{} }

@@ -68,6 +68,11 @@ type Config struct {
 	// Zero (the default) keeps the slot until the TTL: a host rebooting
 	// under the lease looks dead, and only the TTL tells it from a lost one.
 	LeaseDeadGrace time.Duration
+	// LeaseMaxTTL caps how long after its arrival another member's lease
+	// counts, for a group this node has not asked for yet (once it has,
+	// the TTL it asked for, the policy's, is the cap). Default 1h, the
+	// default of reboot.lease_ttl.
+	LeaseMaxTTL time.Duration
 	// DeadRetention is how long dead or departed members stay in Members().
 	// Default 72h.
 	DeadRetention time.Duration
@@ -136,6 +141,7 @@ func (c *Config) withDefaults() (Config, peer.ID, error) {
 	def(&cfg.JoinJitter, 5*time.Second)
 	def(&cfg.JoinBackoffMax, time.Minute)
 	def(&cfg.LeaseSettle, 3*time.Second)
+	def(&cfg.LeaseMaxTTL, time.Hour)
 	def(&cfg.DeadRetention, 72*time.Hour)
 	if cfg.SuspicionMult <= 0 {
 		cfg.SuspicionMult = 4

@@ -72,6 +72,7 @@ type Gossip struct {
 	lastPull map[string]time.Time
 	valid    map[string]bool // member names that passed NotifyAlive's check
 	left     bool
+	leaseTTL map[string]time.Duration // per group, the TTL TryAcquire was last given
 
 	leaseMu sync.Mutex // serializes TryAcquire / Release
 
@@ -124,7 +125,24 @@ type leaseRecord struct {
 	phase  leasePhase
 	expiry time.Time
 	heard  time.Time // real (monotonic) time we heard it: bounds a claim's life
-	msg    []byte
+	// at is the clock time a remote record arrived (zero for this node's
+	// own): a remote expiry counts only up to at + the lease TTL.
+	at  time.Time
+	msg []byte
+}
+
+// until returns when r stops counting: its expiry as sent, but for a
+// record from another member at most ttl (the policy's lease TTL) after it
+// arrived. A member holding the fleet key could otherwise hold a slot for
+// a century with one message.
+func (r *leaseRecord) until(ttl time.Duration) time.Time {
+	if r.at.IsZero() || ttl <= 0 {
+		return r.expiry
+	}
+	if c := r.at.Add(ttl); c.Before(r.expiry) {
+		return c
+	}
+	return r.expiry
 }
 
 // PolicyHint is the highest policy (TUF timestamp) version heard from a
@@ -164,6 +182,7 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 		valid:    make(map[string]bool),
 		replies:  make(map[string]struct{}),
 		lastPull: make(map[string]time.Time),
+		leaseTTL: make(map[string]time.Duration),
 		subs:     make(map[*Subscription]struct{}),
 		metaCh:   make(chan struct{}, 1),
 		pullCh:   make(chan struct{}, 1),
@@ -745,7 +764,7 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 			m.leases = make(map[string]*leaseRecord)
 		}
 		m.leases[p.lease.Group] = &leaseRecord{ltime: p.env.ltime, phase: p.lease.Phase,
-			expiry: p.lease.Expiry, heard: time.Now(), msg: msg}
+			expiry: p.lease.Expiry, heard: time.Now(), at: g.clock.Now(), msg: msg}
 		q, bname = g.leaseQ, "l/"+name+"/"+p.lease.Group
 	}
 	known := m.known
@@ -1003,8 +1022,8 @@ func (g *Gossip) prune() {
 			continue
 		}
 		holds := false
-		for _, r := range m.leases {
-			if r.phase == leaseHeld && r.expiry.After(now) {
+		for group, r := range m.leases {
+			if r.phase == leaseHeld && r.until(g.leaseTTLLocked(group)).After(now) {
 				holds = true
 			}
 		}

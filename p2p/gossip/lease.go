@@ -69,6 +69,7 @@ func (l *Lease) TryAcquire(ctx context.Context, group string, limit int, ttl tim
 		return false, ErrClosed
 	}
 	g.mu.Lock()
+	g.leaseTTL[group] = ttl
 	now := g.clock.Now()
 	self := g.members[g.name]
 	if r := self.leases[group]; r != nil && r.phase == leaseHeld && r.expiry.After(now) {
@@ -104,7 +105,7 @@ func (l *Lease) TryAcquire(ctx context.Context, group string, limit int, ttl tim
 	window := 2 * g.cfg.LeaseSettle
 	for name, m := range g.members {
 		r := m.leases[group]
-		if name == g.name || r == nil || r.phase != leaseClaim || !r.expiry.After(now) || time.Since(r.heard) > window {
+		if name == g.name || r == nil || r.phase != leaseClaim || !r.until(ttl).After(now) || time.Since(r.heard) > window {
 			continue
 		}
 		if m.liveness == LivenessDead || m.liveness == LivenessLeft {
@@ -163,17 +164,18 @@ func (l *Lease) Holders(group string) []LeaseHolder {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.clock.Now()
+	ttl := g.leaseTTLLocked(group)
 	var out []LeaseHolder
 	for name, m := range g.members {
 		r := m.leases[group]
-		if r == nil || !r.expiry.After(now) || (r.phase != leaseHeld && r.phase != leaseClaim) {
+		if r == nil || !r.until(ttl).After(now) || (r.phase != leaseHeld && r.phase != leaseClaim) {
 			continue
 		}
 		lv := m.liveness
 		if name == g.name {
 			lv = LivenessAlive
 		}
-		out = append(out, LeaseHolder{NodeID: name, Expiry: r.expiry, Claiming: r.phase == leaseClaim, Local: name == g.name, Liveness: lv})
+		out = append(out, LeaseHolder{NodeID: name, Expiry: r.until(ttl), Claiming: r.phase == leaseClaim, Local: name == g.name, Liveness: lv})
 	}
 	slices.SortFunc(out, func(a, b LeaseHolder) int { return cmp.Compare(a.NodeID, b.NodeID) })
 	return out
@@ -184,13 +186,14 @@ func (l *Lease) Holders(group string) []LeaseHolder {
 // the lease looks exactly like a dead one), or until it has been dead for
 // Config.LeaseDeadGrace if that is set.
 func (g *Gossip) holdersLocked(group string, now time.Time) []string {
+	ttl := g.leaseTTLLocked(group)
 	var out []string
 	for name, m := range g.members {
 		if name == g.name {
 			continue
 		}
 		r := m.leases[group]
-		if r == nil || r.phase != leaseHeld || !r.expiry.After(now) {
+		if r == nil || r.phase != leaseHeld || !r.until(ttl).After(now) {
 			continue
 		}
 		if grace := g.cfg.LeaseDeadGrace; grace > 0 && m.liveness == LivenessDead && now.Sub(m.changed) >= grace {
@@ -199,6 +202,16 @@ func (g *Gossip) holdersLocked(group string, now time.Time) []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// leaseTTLLocked returns the lease TTL of group: the one this node last
+// asked for (the policy's), else Config.LeaseMaxTTL. A remote expiry
+// counts at most that long after it arrived.
+func (g *Gossip) leaseTTLLocked(group string) time.Duration {
+	if ttl, ok := g.leaseTTL[group]; ok {
+		return ttl
+	}
+	return g.cfg.LeaseMaxTTL
 }
 
 func (g *Gossip) leaseAnnounce(group string, phase leasePhase, expiry time.Time) error {

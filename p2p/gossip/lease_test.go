@@ -240,3 +240,39 @@ func TestLeaseArgs(t *testing.T) {
 		})
 	}
 }
+
+// A member holding the fleet key announces a hold that expires in a
+// century. The others count it only for the lease TTL (issue 11, finding
+// 9): before the cap, the slot stayed taken for good.
+func TestLeaseRemoteExpiryCappedAtTTL(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	nodes := startPool(t, 2, newKey(t), func(_ int, c *Config) { c.Clock = clock })
+	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	const group = "site-a/reboot"
+	const ttl = 10 * time.Minute
+	ctx := t.Context()
+	liar, other := nodes[0], nodes[1]
+	if err := liar.leaseAnnounce(group, leaseHeld, clock.Now().Add(100*365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "hold is visible", func() error {
+		if len(other.Lease().Holders(group)) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	if hs := other.Lease().Holders(group); hs[0].Expiry.After(clock.Now().Add(time.Hour)) {
+		t.Errorf("remote hold counts until %v, want at most the default cap of 1h from %v", hs[0].Expiry, clock.Now())
+	}
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, ttl); err != nil || ok {
+		t.Fatalf("TryAcquire while the remote hold is within its TTL: %v, %v; want false", ok, err)
+	}
+	if hs := other.Lease().Holders(group); len(hs) != 1 || hs[0].Expiry.After(clock.Now().Add(ttl)) {
+		t.Errorf("holders %+v, want the remote hold capped at now + %v", hs, ttl)
+	}
+	clock.Advance(ttl + time.Second)
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, ttl); err != nil || !ok {
+		t.Fatalf("TryAcquire once the TTL has passed since the remote hold arrived: %v, %v; want true", ok, err)
+	}
+}
