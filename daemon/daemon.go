@@ -201,6 +201,7 @@ func (d *Daemon) subsystems() error {
 		Site:     cfg.Site,
 		Rules:    d.rebootRules,
 		Lease:    lease,
+		Sessions: reboot.Logind{},
 	})
 	if err != nil {
 		return err
@@ -292,14 +293,16 @@ func (d *Daemon) rebootRules() reboot.Rules {
 	}
 	pr := p.RebootRules(d.Facts())
 	r := reboot.Rules{
-		NotifyAhead:     pr.NotifyAhead,
-		DeferChoices:    reboot.ChoicesFromDurations(pr.DeferChoices),
-		MaxDeferrals:    pr.MaxDeferrals,
-		AllowRefuse:     pr.AllowRefuse,
-		Deadline:        pr.Deadline,
-		Grace:           pr.Grace,
-		SiteConcurrency: pr.MaxConcurrent,
-		Group:           pr.Group,
+		NotifyAhead:  pr.NotifyAhead,
+		DeferChoices: reboot.ChoicesFromDurations(pr.DeferChoices),
+		MaxDeferrals: pr.MaxDeferrals,
+		AllowRefuse:  pr.AllowRefuse,
+		// Without a policy (above) the session user may restart too.
+		AdminRestartOnly: pr.UserRestart == policy.UserRestartNone,
+		Deadline:         pr.Deadline,
+		Grace:            pr.Grace,
+		SiteConcurrency:  pr.MaxConcurrent,
+		Group:            pr.Group,
 	}
 	// Countdown notices: 15 and 1 minutes ahead, or within the notice
 	// the policy gives when that is shorter.

@@ -18,7 +18,9 @@ import (
 //	GET  /reboot         status (any local user)
 //	POST /reboot/defer   defer by a choice the policy offers (apitypes.DeferRequest)
 //	POST /reboot/refuse  decline the restart where the policy allows it
-//	POST /reboot/now     restart now (a restart must be pending)
+//	POST /reboot/now     restart now (a restart must be pending; root, the
+//	                     admin group, or the user at the machine where the
+//	                     policy lets users restart)
 //	GET  /reboot/events  server-sent events (apitypes.Event as JSON data)
 //
 // A user's request beyond the policy's limits gets 403 with the reason.
@@ -65,6 +67,9 @@ func (o *Orchestrator) handleNow(ctx context.Context, r *localapi.Request) (any,
 	var req apitypes.RestartRequest
 	if err := decodeOptional(r, &req); err != nil {
 		return nil, err
+	}
+	if err := o.AuthorizeRestart(ctx, r.Caller.Cred.UID, r.Caller.Admin); err != nil {
+		return nil, apiError(err)
 	}
 	if err := o.RestartNow(ctx, callerName(r.Caller)); err != nil {
 		return nil, apiError(err)

@@ -74,6 +74,7 @@ func clientMain(sock, op string) int {
 type apiNode struct {
 	*node
 	clock      *reboottest.Clock
+	sessions   *fakeSessions
 	sock       string
 	stopServer func()
 }
@@ -81,7 +82,8 @@ type apiNode struct {
 func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 	t.Helper()
 	clock := reboottest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
-	n := newNode(t, "desk", rules, clock.Now().Add(-time.Hour), reboot.Config{Clock: clock})
+	sessions := &fakeSessions{}
+	n := newNode(t, "desk", rules, clock.Now().Add(-time.Hour), reboot.Config{Clock: clock, Sessions: sessions})
 	n.require(clock.Now())
 	n.run()
 
@@ -113,7 +115,7 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 		})
 	}
 	t.Cleanup(stop)
-	return &apiNode{node: n, clock: clock, sock: sock, stopServer: stop}
+	return &apiNode{node: n, clock: clock, sessions: sessions, sock: sock, stopServer: stop}
 }
 
 // runClient runs this test binary as a client process with uid.
@@ -199,7 +201,18 @@ func TestUserRequestsOverTheLocalAPI(t *testing.T) {
 		{"refuse where the policy allows it", allowRefuse, "refuse", `ok state=restart-required used=2 left=0 refused_by="nobody (uid 65534)"`},
 		{"defer after refusing", nil, "defer 1h", "error 409 conflict: the restart was declined"},
 		{"empty choice", nil, "defer ", "error 400 bad-request: defer: choice is empty"},
-		{"restart now", nil, "now", "ok"},
+		{"restart without a local session", nil, "now", "error 403 access-denied: uid 65534 may not restart this machine: it has no active local session"},
+		{"restart where the policy allows only admins", func() {
+			a.sessions.set(nobody, true)
+			r := a.getRules()
+			r.AdminRestartOnly = true
+			a.setRules(r)
+		}, "now", "error 403 access-denied: the policy lets only root and the admin group restart this machine"},
+		{"restart now at the machine", func() {
+			r := a.getRules()
+			r.AdminRestartOnly = false
+			a.setRules(r)
+		}, "now", "ok"},
 		{"restart twice", nil, "now", "error 409 conflict: the restart is already under way"},
 	}
 	for _, s := range steps {
