@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os/user"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/localapi"
@@ -115,7 +117,21 @@ func callerName(c localapi.Caller) string {
 // handleEvents streams the orchestrator's events as server-sent events,
 // starting with the current status, until the client goes away or the
 // server stops.
+//
+// A uid may hold StreamsPerUID streams, all uids but root's together
+// Streams; beyond that the request gets 429. A client that does not read
+// its stream for eventWriteTimeout is disconnected.
 func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) {
+	uid := -1
+	if r.Caller.Known {
+		uid = r.Caller.Cred.UID
+	}
+	if why := o.streams.take(uid); why != "" {
+		o.log.Debug("event stream refused", "uid", uid, "reason", why)
+		localapi.WriteError(w, localapi.TooMany("%s", why))
+		return
+	}
+	defer o.streams.release(uid)
 	events, cancel := o.Subscribe()
 	defer cancel()
 	rc := http.NewResponseController(w)
@@ -144,9 +160,61 @@ func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) 
 	}
 }
 
+// eventWriteTimeout bounds how long one event may take to reach a client.
+const eventWriteTimeout = 10 * time.Second
+
+// Caps of the event streams; root is exempt.
+const (
+	StreamsPerUID = 8
+	Streams       = 64
+)
+
+// streamCount counts the open event streams per uid.
+type streamCount struct {
+	mu    sync.Mutex
+	perID map[int]int
+	total int
+}
+
+// take reserves a stream for uid or says why there is none.
+func (s *streamCount) take(uid int) string {
+	if uid == 0 {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.perID[uid] >= StreamsPerUID:
+		return fmt.Sprintf("too many event streams of uid %d (at most %d at once)", uid, StreamsPerUID)
+	case s.total >= Streams:
+		return fmt.Sprintf("too many event streams of local users (at most %d at once)", Streams)
+	}
+	if s.perID == nil {
+		s.perID = map[int]int{}
+	}
+	s.perID[uid]++
+	s.total++
+	return ""
+}
+
+func (s *streamCount) release(uid int) {
+	if uid == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perID[uid]--; s.perID[uid] <= 0 {
+		delete(s.perID, uid)
+	}
+	s.total--
+}
+
 func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev apitypes.Event) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
+		return err
+	}
+	if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data); err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +30,11 @@ import (
 func TestMain(m *testing.M) {
 	if sock := os.Getenv("PATCHRING_TEST_CLIENT"); sock != "" {
 		os.Exit(clientMain(sock, os.Getenv("PATCHRING_TEST_OP")))
+	}
+	if sock := os.Getenv("PATCHRING_TEST_FLOOD"); sock != "" {
+		streams, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_STREAMS"))
+		idle, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_IDLE"))
+		os.Exit(floodMain(sock, streams, idle))
 	}
 	code := m.Run()
 	if binPath != "" {
@@ -75,6 +82,7 @@ type apiNode struct {
 	*node
 	clock      *reboottest.Clock
 	sessions   *fakeSessions
+	srv        *localapi.Server
 	sock       string
 	stopServer func()
 }
@@ -98,6 +106,9 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 	sock := filepath.Join(dir, "api.sock")
 	srv := localapi.New(testLogger(t), "")
 	n.o.Routes(srv)
+	srv.Handle(http.MethodGet, "/status", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
+		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}, nil
+	})
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +126,7 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 		})
 	}
 	t.Cleanup(stop)
-	return &apiNode{node: n, clock: clock, sessions: sessions, sock: sock, stopServer: stop}
+	return &apiNode{node: n, clock: clock, sessions: sessions, srv: srv, sock: sock, stopServer: stop}
 }
 
 // runClient runs this test binary as a client process with uid.

@@ -89,6 +89,8 @@ type Orchestrator struct {
 
 	subMu sync.Mutex
 	subs  map[chan apitypes.Event]struct{}
+
+	streams streamCount // event streams of the local API
 }
 
 // New loads the reboot state. When the state says the machine was being
