@@ -291,7 +291,7 @@ func (c *Config) Validate(name string) error {
 		return bad("apt.apt_config", "must name the APT_CONFIG file of the sandboxed root %s", c.Apt.Root)
 	}
 	if c.Gossip.Enabled && c.Gossip.KeyFile == "" {
-		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, e.g. from `head -c 32 /dev/urandom | base64`)")
+		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, private to root; create one with `patchring fleet keygen FILE`)")
 	}
 	if err := c.Gossip.validateDiscovery(); err != nil {
 		return fmt.Errorf("config %s: %w", name, err)
