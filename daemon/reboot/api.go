@@ -35,7 +35,24 @@ func (o *Orchestrator) Routes(api *localapi.Server) {
 }
 
 func (o *Orchestrator) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
-	return o.RebootStatus(), nil
+	st := o.RebootStatus()
+	o.forCaller(ctx, r.Caller, &st)
+	return st, nil
+}
+
+// forCaller fills in what the status says about the caller: whether it
+// may restart the machine now.
+func (o *Orchestrator) forCaller(ctx context.Context, c localapi.Caller, st *apitypes.RebootStatus) {
+	if !st.Required {
+		return
+	}
+	if !c.Known {
+		st.RestartDenied = "the caller's credentials are unknown"
+		return
+	}
+	if err := o.AuthorizeRestart(ctx, c.Cred.UID, c.Admin); err != nil {
+		st.RestartDenied = err.Error()
+	}
 }
 
 func (o *Orchestrator) handleDefer(ctx context.Context, r *localapi.Request) (any, error) {
@@ -139,11 +156,12 @@ func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) 
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	ctx := r.HTTP.Context()
 	st := o.RebootStatus()
+	o.forCaller(ctx, r.Caller, &st)
 	if err := writeEvent(w, rc, apitypes.Event{Type: apitypes.EventRebootStatus, Reboot: &st, Time: o.clock.Now()}); err != nil {
 		return
 	}
-	ctx := r.HTTP.Context()
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,6 +169,9 @@ func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) 
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.Reboot != nil {
+				o.forCaller(ctx, r.Caller, ev.Reboot) // each subscriber has its own copy
 			}
 			if err := writeEvent(w, rc, ev); err != nil {
 				o.log.Debug("event stream ended", "err", err)

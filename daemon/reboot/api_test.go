@@ -67,7 +67,7 @@ func clientMain(sock, op string) int {
 	var ae *client.APIError
 	switch {
 	case err == nil:
-		fmt.Printf("ok state=%s used=%d left=%d refused_by=%q\n", st.State, st.DeferralsUsed, st.DeferralsLeft, st.RefusedBy)
+		fmt.Printf("ok state=%s used=%d left=%d refused_by=%q restart_denied=%q\n", st.State, st.DeferralsUsed, st.DeferralsLeft, st.RefusedBy, st.RestartDenied)
 	case errors.As(err, &ae):
 		fmt.Printf("error %d %s: %s\n", ae.Status, ae.Code, ae.Msg)
 	default:
@@ -203,7 +203,7 @@ func TestUserRequestsOverTheLocalAPI(t *testing.T) {
 		op     string
 		want   string
 	}{
-		{"status", nil, "status", "ok state=restart-required used=0 left=2"},
+		{"status", nil, "status", `ok state=restart-required used=0 left=2 refused_by="" restart_denied="uid 65534 may not restart this machine: it has no active local session`},
 		{"defer within limits", nil, "defer 1h", "ok state=restart-required used=1 left=1"},
 		{"forged choice", nil, "defer 99h", `error 403 access-denied: deferral "99h" is not one the policy offers (it offers: 1h, 4h)`},
 		{"defer by an equal duration", nil, "defer 240m", "ok state=restart-required used=2 left=0"},
@@ -219,11 +219,12 @@ func TestUserRequestsOverTheLocalAPI(t *testing.T) {
 			r.AdminRestartOnly = true
 			a.setRules(r)
 		}, "now", "error 403 access-denied: the policy lets only root and the admin group restart this machine"},
-		{"restart now at the machine", func() {
+		{"status at the machine", func() {
 			r := a.getRules()
 			r.AdminRestartOnly = false
 			a.setRules(r)
-		}, "now", "ok"},
+		}, "status", `ok state=restart-required used=2 left=0 refused_by="nobody (uid 65534)" restart_denied=""`},
+		{"restart now at the machine", nil, "now", "ok"},
 		{"restart twice", nil, "now", "error 409 conflict: the restart is already under way"},
 	}
 	for _, s := range steps {
