@@ -16,6 +16,7 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/platform/diskspace"
 	"github.com/patchring/patchring/policy/trust"
 )
 
@@ -47,6 +48,17 @@ func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.Bundle
 	out := apitypes.BundleImport{Path: file}
 	if d.pol == nil || d.trust == nil {
 		return out, localapi.Unavailable("this agent has no policy source configured (policy.root_file): there is no root of trust to verify a bundle with")
+	}
+	usage := d.diskUsage
+	if usage == nil {
+		usage = diskspace.Of
+	}
+	if err := checkBundleSpace(file, d.cfg.StateDir, usage); err != nil {
+		var ae *localapi.Error
+		if errors.As(err, &ae) {
+			return out, err
+		}
+		return out, localapi.BadRequest("bundle %s: %v", file, err)
 	}
 	dir, err := os.MkdirTemp(d.cfg.StateDir, ".bundle-*")
 	if err != nil {
@@ -104,13 +116,50 @@ func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
 	return d.content.Put(ctx, h, loc.Length, f)
 }
 
+// bundleSpaceReserve is what an import leaves free on the state dir's file
+// system besides what it needs.
+const bundleSpaceReserve = 64 << 20
+
+// checkBundleSpace reads the bundle's entries without unpacking them and
+// refuses it, with a 507 answer saying how much is needed, when the file
+// system holding stateDir has not room for it twice over (unpacked, then
+// its payloads copied into the content store) plus bundleSpaceReserve.
+func checkBundleSpace(file, stateDir string, usage func(string) (diskspace.Usage, error)) error {
+	_, total, err := walkBundle(file, "")
+	if err != nil {
+		return err
+	}
+	u, err := usage(stateDir)
+	if err != nil {
+		return fmt.Errorf("free space for the bundle: %w", err)
+	}
+	need := uint64(2*total) + bundleSpaceReserve
+	if u.Free < need {
+		return &localapi.Error{Status: http.StatusInsufficientStorage, Code: apitypes.CodeUnavailable, Msg: fmt.Sprintf(
+			"bundle %s unpacks to %d bytes; importing it needs %d bytes free in %s (unpacked, then its payloads copied into the content store, and %d bytes to spare), and only %d are free: free some space there and try again",
+			file, total, need, stateDir, int64(bundleSpaceReserve), u.Free)}
+	}
+	return nil
+}
+
 // extractBundle unpacks a .tar or .tar.gz of a repository (metadata/ and
 // targets/) into dir: regular files and directories only, no path
 // leaving dir, within the size and count limits.
 func extractBundle(file, dir string) (int, error) {
+	if dir == "" {
+		return 0, errors.New("no directory to unpack into")
+	}
+	n, _, err := walkBundle(file, dir)
+	return n, err
+}
+
+// walkBundle checks the entries of a bundle as extractBundle does and,
+// when dir is not empty, unpacks them there. It returns the number of
+// files and their total size.
+func walkBundle(file, dir string) (int, int64, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	var r io.Reader = f
@@ -119,7 +168,7 @@ func extractBundle(file, dir string) (int, error) {
 		f.Seek(0, io.SeekStart)
 		zr, err := gzip.NewReader(f)
 		if err != nil {
-			return 0, fmt.Errorf("gzip: %w", err)
+			return 0, 0, fmt.Errorf("gzip: %w", err)
 		}
 		defer zr.Close()
 		r = zr
@@ -135,7 +184,7 @@ func extractBundle(file, dir string) (int, error) {
 			break
 		}
 		if err != nil {
-			return files, fmt.Errorf("read: %w", err)
+			return files, total, fmt.Errorf("read: %w", err)
 		}
 		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		if name == "." {
@@ -143,40 +192,52 @@ func extractBundle(file, dir string) (int, error) {
 		}
 		if strings.HasPrefix(name, "/") || name == ".." || strings.HasPrefix(name, "../") ||
 			!(name == "metadata" || name == "targets" || strings.HasPrefix(name, "metadata/") || strings.HasPrefix(name, "targets/")) {
-			return files, fmt.Errorf("entry %q: a bundle holds only metadata/ and targets/", hdr.Name)
+			return files, total, fmt.Errorf("entry %q: a bundle holds only metadata/ and targets/", hdr.Name)
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(dst, 0o700); err != nil {
-				return files, err
+			if dir == "" {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(name)), 0o700); err != nil {
+				return files, total, err
 			}
 		case tar.TypeReg:
 			files++
 			total += hdr.Size
-			if files > maxBundleFiles || total > maxBundleBytes {
-				return files, fmt.Errorf("more than %d files or %d bytes", maxBundleFiles, int64(maxBundleBytes))
+			if files > maxBundleFiles || total > maxBundleBytes || hdr.Size < 0 {
+				return files, total, fmt.Errorf("more than %d files or %d bytes", maxBundleFiles, int64(maxBundleBytes))
 			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return files, err
+			if dir == "" {
+				continue
 			}
-			w, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return files, fmt.Errorf("entry %q: %w", hdr.Name, err)
-			}
-			_, err = io.Copy(w, io.LimitReader(tr, hdr.Size))
-			if cerr := w.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return files, fmt.Errorf("entry %q: %w", hdr.Name, err)
+			if err := extractEntry(tr, hdr, filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+				return files, total, err
 			}
 		default:
-			return files, fmt.Errorf("entry %q: only regular files and directories are allowed", hdr.Name)
+			return files, total, fmt.Errorf("entry %q: only regular files and directories are allowed", hdr.Name)
 		}
 	}
 	if files == 0 {
-		return 0, errors.New("no files: make one with `patchring bundle create`")
+		return 0, 0, errors.New("no files: make one with `patchring bundle create`")
 	}
-	return files, nil
+	return files, total, nil
+}
+
+func extractEntry(tr *tar.Reader, hdr *tar.Header, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	w, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+	}
+	_, err = io.Copy(w, io.LimitReader(tr, hdr.Size))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/patchring/patchring/daemon/version"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
+	"github.com/patchring/patchring/platform/diskspace"
 	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/ipc"
 	platformreboot "github.com/patchring/patchring/platform/reboot"
@@ -73,6 +74,8 @@ type Daemon struct {
 	keyring *keyring
 	// payloadsPeers fetches payloads through the site; nil without p2p.
 	payloadsPeers *fleet
+	// diskUsage reports free space (bundle import); nil is diskspace.Of.
+	diskUsage func(string) (diskspace.Usage, error)
 }
 
 var keyStarts = []byte("start_count")
@@ -173,7 +176,12 @@ func (d *Daemon) subsystems() error {
 	// The libp2p host that shares payloads and repository files with the
 	// site needs the content store even without apt.
 	if cfg.Apt.Enabled || (cfg.Gossip.Enabled && cfg.P2P.Enabled) {
-		cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log})
+		maxBytes, err := contentMaxBytes(cfg)
+		if err != nil {
+			return fmt.Errorf("content store: %w", err)
+		}
+		d.log.Info("content store", "max_bytes", maxBytes, "setting", cfg.Content.MaxSize)
+		cs, err := content.Open(filepath.Join(cfg.StateDir, "content"), content.Options{Logger: d.log, MaxBytes: maxBytes})
 		if err != nil {
 			return fmt.Errorf("content store: %w", err)
 		}
@@ -201,6 +209,7 @@ func (d *Daemon) subsystems() error {
 		Site:     cfg.Site,
 		Rules:    d.rebootRules,
 		Lease:    lease,
+		Sessions: reboot.Logind{},
 	})
 	if err != nil {
 		return err
@@ -283,6 +292,23 @@ func (d *Daemon) currentPolicy() (*policy.Policy, string) {
 	return d.pol.Current()
 }
 
+// contentMaxBytes is the content store's cap from content.max_size, a
+// share of the file system holding the state dir by default; 0 is no cap.
+func contentMaxBytes(cfg config.Config) (int64, error) {
+	z, err := config.ParseStoreSize(cfg.Content.MaxSize)
+	if err != nil {
+		return 0, fmt.Errorf("content.max_size: %w", err)
+	}
+	if z.Unlimited || z.Bytes > 0 {
+		return z.Resolve(0), nil
+	}
+	u, err := diskspace.Of(cfg.StateDir)
+	if err != nil {
+		return 0, fmt.Errorf("size the content store (set content.max_size to a size to skip this): %w", err)
+	}
+	return z.Resolve(u.Total), nil
+}
+
 // rebootRules maps the signed policy's reboot rules for this node to the
 // orchestrator's. Without a policy nothing is forced.
 func (d *Daemon) rebootRules() reboot.Rules {
@@ -292,14 +318,16 @@ func (d *Daemon) rebootRules() reboot.Rules {
 	}
 	pr := p.RebootRules(d.Facts())
 	r := reboot.Rules{
-		NotifyAhead:     pr.NotifyAhead,
-		DeferChoices:    reboot.ChoicesFromDurations(pr.DeferChoices),
-		MaxDeferrals:    pr.MaxDeferrals,
-		AllowRefuse:     pr.AllowRefuse,
-		Deadline:        pr.Deadline,
-		Grace:           pr.Grace,
-		SiteConcurrency: pr.MaxConcurrent,
-		Group:           pr.Group,
+		NotifyAhead:  pr.NotifyAhead,
+		DeferChoices: reboot.ChoicesFromDurations(pr.DeferChoices),
+		MaxDeferrals: pr.MaxDeferrals,
+		AllowRefuse:  pr.AllowRefuse,
+		// Without a policy (above) the session user may restart too.
+		AdminRestartOnly: pr.UserRestart == policy.UserRestartNone,
+		Deadline:         pr.Deadline,
+		Grace:            pr.Grace,
+		SiteConcurrency:  pr.MaxConcurrent,
+		Group:            pr.Group,
 	}
 	// Countdown notices: 15 and 1 minutes ahead, or within the notice
 	// the policy gives when that is shorter.

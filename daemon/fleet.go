@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/p2p/site"
+	"github.com/patchring/patchring/platform/secretfile"
 	"github.com/patchring/patchring/policy"
 )
 
@@ -79,14 +79,15 @@ func (f *fleet) waitSettled(ctx context.Context) {
 }
 
 // readGossipKeys reads a keyring file: one base64 key per line, the
-// primary first; blank lines and # comments are skipped.
+// primary first; blank lines and # comments are skipped. A file other users
+// can read or change is refused.
 func readGossipKeys(path string) ([][]byte, error) {
 	if path == "" {
-		return nil, fmt.Errorf("gossip: gossip.key_file is required: the pool is encrypted (create one with `head -c 32 /dev/urandom | base64`)")
+		return nil, fmt.Errorf("gossip: gossip.key_file is required: the pool is encrypted (create one with `patchring fleet keygen FILE`)")
 	}
-	data, err := os.ReadFile(path)
+	data, err := secretfile.Read(path, "gossip key file")
 	if err != nil {
-		return nil, fmt.Errorf("gossip: key file: %w", err)
+		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	var keys [][]byte
 	for i, line := range strings.Split(string(data), "\n") {

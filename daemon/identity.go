@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/patchring/patchring/platform/secretfile"
 )
 
 // NodeKeyFile is the name of the node's private key in the state dir.
@@ -23,11 +25,12 @@ type Identity struct {
 }
 
 // LoadOrCreateIdentity reads the node key from dir, creating an ed25519 key
-// on first start. A key file that exists but cannot be parsed is an error,
-// never replaced: the node ID is how the fleet knows this node.
+// on first start. A key file that exists but cannot be parsed, or that
+// other users can read or change, is an error, never replaced: the node ID
+// is how the fleet knows this node.
 func LoadOrCreateIdentity(dir string) (*Identity, error) {
 	path := filepath.Join(dir, NodeKeyFile)
-	raw, err := os.ReadFile(path)
+	raw, err := secretfile.Read(path, "node key")
 	switch {
 	case err == nil:
 		k, err := crypto.UnmarshalPrivateKey(raw)
@@ -36,7 +39,7 @@ func LoadOrCreateIdentity(dir string) (*Identity, error) {
 		}
 		return identityFrom(k)
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("read node key: %w", err)
+		return nil, err
 	}
 	k, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {

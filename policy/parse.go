@@ -594,6 +594,7 @@ func (d *decoder) ring(n *yaml.Node, path string) Ring {
 				d.fDurPtr("grace", &o.Grace),
 				field{"active_hours", func(v *yaml.Node, p2 string) { o.ActiveHours = d.activeHours(v, p2) }},
 				field{"headless", func(v *yaml.Node, p2 string) { o.Headless = d.headless(v, p2) }},
+				d.fStr("user_restart", &o.UserRestart),
 			)
 			r.Reboot = o
 		}},
@@ -647,6 +648,7 @@ func (d *decoder) reboot(n *yaml.Node, path string, r *Reboot) {
 		d.fDur("grace", &r.Grace),
 		field{"active_hours", func(v *yaml.Node, p string) { r.ActiveHours = d.activeHours(v, p) }},
 		field{"headless", func(v *yaml.Node, p string) { r.Headless = d.headless(v, p) }},
+		d.fStr("user_restart", &r.UserRestart),
 	)
 }
 

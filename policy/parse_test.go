@@ -274,6 +274,7 @@ rollbacks:
   allow_refuse: {rings: [qa]}
   active_hours: {start: "8:00", end: "18:00"}
   headless: {cron: "0 3 * * *", duration: 1h, tz: UTC, per: rack, max_concurrent: -1}
+  user_restart: anyone
 `,
 			want: []string{
 				`policy.yaml:13:18: reboot.max_deferrals: 'yes' is not a whole number; use e.g. 3`,
@@ -284,6 +285,7 @@ rollbacks:
 				`policy.yaml:16:25: reboot.active_hours.start: '8:00' is not a time of day; use 24-hour HH:MM like 08:00`,
 				`policy.yaml:17:61: reboot.headless.per: 'rack' is not a grouping; use site or tag:<pattern> (e.g. tag:rack-*)`,
 				`policy.yaml:17:83: reboot.headless.max_concurrent: -1 is out of range; use 0 (no limit) or more`,
+				`policy.yaml:18:17: reboot.user_restart: 'anyone' is not a choice; use session (the user at the machine may restart it) or none (only root and the admin group)`,
 			},
 		},
 		{

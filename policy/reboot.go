@@ -17,6 +17,9 @@ type RebootRules struct {
 	Deadline     time.Duration   `json:"deadline"`      // from when the update became due
 	Grace        time.Duration   `json:"grace"`         // from when the restart became pending
 	ActiveHours  *ActiveHours    `json:"active_hours,omitempty"`
+	// UserRestart is who besides root and the admin group may restart on
+	// demand: UserRestartSession or UserRestartNone, never empty.
+	UserRestart string `json:"user_restart"`
 
 	// AutoReboot is the window in which the node reboots by itself; set only
 	// for headless nodes when the policy has a headless block.
@@ -40,6 +43,7 @@ func (p *Policy) RebootRules(f NodeFacts) RebootRules {
 		Deadline:     g.Deadline.Std(),
 		Grace:        g.Grace.Std(),
 		ActiveHours:  g.ActiveHours,
+		UserRestart:  g.UserRestart,
 	}
 	headless := g.Headless
 	if r, ok := p.Ring(ring); ok && r.Reboot != nil {
@@ -65,6 +69,12 @@ func (p *Policy) RebootRules(f NodeFacts) RebootRules {
 		if o.Headless != nil {
 			headless = o.Headless
 		}
+		if o.UserRestart != "" {
+			rr.UserRestart = o.UserRestart
+		}
+	}
+	if rr.UserRestart == "" {
+		rr.UserRestart = UserRestartSession
 	}
 	rr.AllowRefuse = slices.Contains(g.AllowRefuse.Rings, ring) ||
 		slices.ContainsFunc(g.AllowRefuse.Tags, func(t string) bool { return slices.Contains(f.Tags, t) })

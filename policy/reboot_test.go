@@ -14,6 +14,7 @@ rings:
     reboot:
       max_deferrals: 0
       grace: 1h
+      user_restart: none
       headless: {cron: "0 1 * * *", duration: 1h, tz: UTC, per: "tag:rack-*", max_concurrent: 1}
     health_check: {command: [/bin/lab-check]}
   - name: broad
@@ -43,29 +44,29 @@ func TestRebootRules(t *testing.T) {
 		{
 			name: "desktop in broad",
 			f:    NodeFacts{NodeID: "a", Site: "berlin"},
-			want: RebootRules{Ring: "broad", NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 3, Deadline: 48 * h, Grace: 8 * h},
+			want: RebootRules{Ring: "broad", UserRestart: UserRestartSession, NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 3, Deadline: 48 * h, Grace: 8 * h},
 		},
 		{
 			name: "tag allows refusing",
 			f:    NodeFacts{NodeID: "a", Tags: []string{"kiosk-exempt"}},
-			want: RebootRules{Ring: "broad", NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 3, AllowRefuse: true, Deadline: 48 * h, Grace: 8 * h},
+			want: RebootRules{Ring: "broad", UserRestart: UserRestartSession, NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 3, AllowRefuse: true, Deadline: 48 * h, Grace: 8 * h},
 		},
 		{
 			name: "headless server in broad",
 			f:    NodeFacts{NodeID: "a", Site: "berlin", Headless: true},
-			want: RebootRules{Ring: "broad", NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 3, Deadline: 48 * h, Grace: 8 * h, MaxConcurrent: 2, Group: "site:berlin"},
+			want: RebootRules{Ring: "broad", UserRestart: UserRestartSession, NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 3, Deadline: 48 * h, Grace: 8 * h, MaxConcurrent: 2, Group: "site:berlin"},
 			auto: "30 3 * * *",
 		},
 		{
 			name: "lab overrides, ring allows refusing, grouped by rack tag",
 			f:    NodeFacts{NodeID: "a", Site: "hq", Headless: true, Tags: []string{"lab", "rack-7", "rack-3"}},
-			want: RebootRules{Ring: "lab", NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 0, AllowRefuse: true, Deadline: 48 * h, Grace: h, MaxConcurrent: 1, Group: "tag:rack-3"},
+			want: RebootRules{Ring: "lab", UserRestart: UserRestartNone, NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, MaxDeferrals: 0, AllowRefuse: true, Deadline: 48 * h, Grace: h, MaxConcurrent: 1, Group: "tag:rack-3"},
 			auto: "0 1 * * *",
 		},
 		{
 			name: "rack grouping falls back to the site",
 			f:    NodeFacts{NodeID: "a", Site: "hq", Headless: true, Tags: []string{"lab"}},
-			want: RebootRules{Ring: "lab", NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, AllowRefuse: true, Deadline: 48 * h, Grace: h, MaxConcurrent: 1, Group: "site:hq"},
+			want: RebootRules{Ring: "lab", UserRestart: UserRestartNone, NotifyAhead: 30 * time.Minute, DeferChoices: []time.Duration{h, 4 * h, 24 * h}, AllowRefuse: true, Deadline: 48 * h, Grace: h, MaxConcurrent: 1, Group: "site:hq"},
 			auto: "0 1 * * *",
 		},
 	}
@@ -82,7 +83,7 @@ func TestRebootRules(t *testing.T) {
 			got.AutoReboot, got.ActiveHours = nil, nil
 			if got.Ring != tc.want.Ring || got.NotifyAhead != tc.want.NotifyAhead || !slices.Equal(got.DeferChoices, tc.want.DeferChoices) ||
 				got.MaxDeferrals != tc.want.MaxDeferrals || got.AllowRefuse != tc.want.AllowRefuse || got.Deadline != tc.want.Deadline ||
-				got.Grace != tc.want.Grace || got.MaxConcurrent != tc.want.MaxConcurrent || got.Group != tc.want.Group {
+				got.Grace != tc.want.Grace || got.MaxConcurrent != tc.want.MaxConcurrent || got.Group != tc.want.Group || got.UserRestart != tc.want.UserRestart {
 				t.Errorf("RebootRules =\n%+v\nwant\n%+v", got, tc.want)
 			}
 		})

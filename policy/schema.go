@@ -209,7 +209,20 @@ type Reboot struct {
 	Grace        Duration     `json:"grace"`    // counted from when the restart became pending
 	ActiveHours  *ActiveHours `json:"active_hours,omitempty"`
 	Headless     *Headless    `json:"headless,omitempty"`
+	// UserRestart says who may restart the machine on demand besides root
+	// and the agent's admin group: UserRestartSession (the default, also
+	// when empty) or UserRestartNone.
+	UserRestart string `json:"user_restart,omitempty"`
 }
+
+// Values of reboot.user_restart.
+const (
+	// UserRestartSession lets the user of an active local session (a seat
+	// or the console, not a remote login) restart on demand.
+	UserRestartSession = "session"
+	// UserRestartNone lets only root and the admin group restart on demand.
+	UserRestartNone = "none"
+)
 
 // RebootOverride replaces, for one ring, the reboot rules that are set.
 type RebootOverride struct {
@@ -220,6 +233,7 @@ type RebootOverride struct {
 	Grace        *Duration    `json:"grace,omitempty"`
 	ActiveHours  *ActiveHours `json:"active_hours,omitempty"`
 	Headless     *Headless    `json:"headless,omitempty"`
+	UserRestart  string       `json:"user_restart,omitempty"`
 }
 
 // AllowRefuse lists the rings and tags whose users may refuse a reboot

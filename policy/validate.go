@@ -521,6 +521,15 @@ func (v *validator) reboot(r *Reboot, at string) {
 	v.span(r.Grace, at+".grace", false)
 	v.activeHours(r.ActiveHours, at+".active_hours")
 	v.headless(r.Headless, at+".headless")
+	v.userRestart(r.UserRestart, at+".user_restart")
+}
+
+func (v *validator) userRestart(s, at string) {
+	switch s {
+	case "", UserRestartSession, UserRestartNone:
+	default:
+		v.ps.at(at, "'%s' is not a choice; use session (the user at the machine may restart it) or none (only root and the admin group)", s)
+	}
 }
 
 func (v *validator) rebootOverride(o *RebootOverride, at string) {
@@ -543,6 +552,7 @@ func (v *validator) rebootOverride(o *RebootOverride, at string) {
 	}
 	v.activeHours(o.ActiveHours, at+".active_hours")
 	v.headless(o.Headless, at+".headless")
+	v.userRestart(o.UserRestart, at+".user_restart")
 }
 
 var clockRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])$`)

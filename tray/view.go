@@ -172,9 +172,9 @@ func buildView(st apitypes.RebootStatus, connected bool, now time.Time, loc *tim
 	case state(st) == apitypes.RebootStateRebooting:
 		// Nothing left to choose.
 	case restartPending(st) && st.Refused:
-		v.items = append(v.items, menuEntry{label: labelRestartNow, enabled: true, act: action{kind: actRestart}})
+		v.items = append(v.items, menuEntry{label: labelRestartNow, enabled: st.RestartDenied == "", act: action{kind: actRestart}})
 	case restartPending(st):
-		v.items = append(v.items, menuEntry{label: labelRestartNow, enabled: true, act: action{kind: actRestart}})
+		v.items = append(v.items, menuEntry{label: labelRestartNow, enabled: st.RestartDenied == "", act: action{kind: actRestart}})
 		for _, c := range st.Choices[:min(len(st.Choices), maxMenuChoices)] {
 			v.items = append(v.items, menuEntry{
 				label:   deferLabel(c, st.DeferralsLeft),
@@ -290,7 +290,9 @@ func promptNotification(st apitypes.RebootStatus, fallback bool, now time.Time, 
 		}
 		return n
 	}
-	n.Actions = append(n.Actions, Action{Key: keyRestart, Label: labelRestartNow})
+	if st.RestartDenied == "" {
+		n.Actions = append(n.Actions, Action{Key: keyRestart, Label: labelRestartNow})
+	}
 	if st.DeferralsLeft > 0 && len(st.Choices) > 0 && !st.Refused {
 		c := st.Choices[0]
 		n.Actions = append(n.Actions, Action{Key: keyDeferPrefix + c.Duration, Label: "Defer " + choiceName(c)})
@@ -364,10 +366,14 @@ func countdownNotification(st apitypes.RebootStatus, at time.Time) Notification 
 	if st.Reason != "" {
 		body += "\n" + st.Reason
 	}
+	var actions []Action
+	if st.RestartDenied == "" {
+		actions = []Action{{Key: keyRestart, Label: labelRestartNow}}
+	}
 	return Notification{
 		Summary: summary,
 		Body:    body,
-		Actions: []Action{{Key: keyRestart, Label: labelRestartNow}},
+		Actions: actions,
 		Urgency: UrgencyCritical,
 		Expire:  -1,
 	}

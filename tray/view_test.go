@@ -71,6 +71,19 @@ func TestBuildView(t *testing.T) {
 			lines:     []string{"Updates pending", "Details"},
 		},
 		{
+			name: "restart not allowed to this user",
+			st: func() apitypes.RebootStatus {
+				st := PendingRestart(testNow, testDeadline, 2, false)
+				st.RestartDenied = "uid 1000 may not restart this machine: it has no active local session"
+				return st
+			}(),
+			connected: true,
+			icon:      iconRestartRequired,
+			lines: []string{"Restart required by Thu 18:00", "Restart now [disabled]", "Defer 1 hour (2 left)",
+				"Defer 4 hours (2 left)", "Defer until tomorrow (2 left)", "Details"},
+			tooltip: "Security updates to openssl",
+		},
+		{
 			name:      "restart required with deferrals left",
 			st:        pending,
 			connected: true,
@@ -251,6 +264,16 @@ func TestPromptNotification(t *testing.T) {
 			body: "You can defer once more.",
 		},
 		{
+			name: "no restart where the user may not",
+			st: func() apitypes.RebootStatus {
+				st := PendingRestart(testNow, testDeadline, 2, false)
+				st.RestartDenied = "the policy lets only root and the admin group restart this machine"
+				return st
+			}(),
+			actions: []Action{{"defer:1h", "Defer 1 hour"}},
+			body:    "You can defer 2 more times.",
+		},
+		{
 			name:     "fallback leaves out what is not allowed",
 			st:       PendingRestart(testNow, testDeadline, 0, false),
 			fallback: true,
@@ -294,6 +317,10 @@ func TestCountdownNotification(t *testing.T) {
 		if n.Summary != tc.want || n.Urgency != UrgencyCritical || len(n.Actions) != 1 || n.Actions[0].Key != keyRestart {
 			t.Errorf("%v before: %+v, want %q, critical, with Restart now", tc.before, n, tc.want)
 		}
+	}
+	st.RestartDenied = "uid 1000 may not restart this machine"
+	if n := countdownNotification(st, testDeadline.Add(-time.Minute)); len(n.Actions) != 0 {
+		t.Errorf("countdown offers %v to a user who may not restart", n.Actions)
 	}
 }
 

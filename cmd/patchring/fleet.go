@@ -62,7 +62,7 @@ func newFleetCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(newFleetKeysCmd(a), newFleetRotateKeyCmd(a))
+	cmd.AddCommand(newFleetKeysCmd(a), newFleetKeygenCmd(a), newFleetRotateKeyCmd(a))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rollout",
 		Short: "Summarize each ring of the site: done, pending, failed, compliance",

@@ -5,8 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/platform/secretfile"
 )
 
 // keyFingerprint is the fingerprint members announce for a gossip key
@@ -25,7 +27,7 @@ func keyFingerprint(key []byte) string {
 }
 
 func readKeyFile(path string) (string, []byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := secretfile.Read(path, "gossip key file")
 	if err != nil {
 		return "", nil, err
 	}
@@ -74,6 +76,43 @@ func newFleetKeysCmd(a *app) *cobra.Command {
 	}
 }
 
+// writeNewKeyFile writes a new random 32-byte gossip key, base64 on one
+// line, to a new file readable by its owner only, and returns the key.
+func writeNewKeyFile(path string) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	data := "# patchring gossip key (primary first; keep this file mode 0600)\n" + base64.StdEncoding.EncodeToString(key) + "\n"
+	if err := secretfile.Create(path, []byte(data)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("%w (choose a new file; an existing key is never replaced)", err)
+		}
+		return nil, err
+	}
+	return key, nil
+}
+
+func newFleetKeygenCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "keygen FILE",
+		Example: "  patchring fleet keygen /etc/patchring/gossip.key   # then copy it, mode 0600, to every node of the site",
+		Short:   "Write a new random gossip key to FILE, readable by its owner only (mode 0600)",
+		Long: "keygen writes a new 32-byte gossip key, base64 on one line, to a new FILE with mode 0600 whatever\n" +
+			"the umask, and prints its fingerprint. It never replaces an existing file. patchringd refuses a key\n" +
+			"file other users can read or change. To change the key of a running site, use rotate-key instead.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := writeNewKeyFile(args[0])
+			if err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			fmt.Fprintf(a.Out, "gossip key %s written to %s (mode 0600)\nset gossip.key_file: %s on every node of the site, with the file copied there privately\n", keyFingerprint(key), args[0], args[0])
+			return nil
+		},
+	}
+}
+
 func newFleetRotateKeyCmd(a *app) *cobra.Command {
 	var keyFile string
 	var force bool
@@ -99,20 +138,9 @@ func newFleetRotateKeyCmd(a *app) *cobra.Command {
 				return fmt.Errorf("rotate-key: --key-file FILE is required")
 			}
 			if step == "new" {
-				key := make([]byte, 32)
-				if _, err := rand.Read(key); err != nil {
-					return err
-				}
-				f, err := os.OpenFile(keyFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				key, err := writeNewKeyFile(keyFile)
 				if err != nil {
-					return fmt.Errorf("rotate-key new: %w (choose a new file)", err)
-				}
-				_, err = fmt.Fprintln(f, base64.StdEncoding.EncodeToString(key))
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					return err
+					return fmt.Errorf("rotate-key new: %w", err)
 				}
 				fmt.Fprintf(a.Out, "new gossip key %s written to %s\nnext: patchring fleet rotate-key install --key-file %s (on every node)\n", keyFingerprint(key), keyFile, keyFile)
 				return nil

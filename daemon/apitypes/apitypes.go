@@ -24,6 +24,8 @@ const (
 	CodeConflict     = "conflict"
 	CodeInternal     = "internal"
 	CodeUnavailable  = "unavailable"
+	// CodeTooMany: the caller holds too many connections or streams.
+	CodeTooMany = "too-many"
 )
 
 // Status is the answer of GET /v1/status: the node and one section per

@@ -67,6 +67,11 @@ type RebootStatus struct {
 	// ("Don't restart"). When false the option is absent and the server
 	// refuses a RefuseRequest.
 	CanRefuse bool `json:"can_refuse"`
+	// RestartDenied, when set, says why the calling user may not restart
+	// the machine now (no local session, or the policy allows only root
+	// and the admin group); the tray then offers no "Restart now". Empty
+	// means the caller may, or the daemon did not say.
+	RestartDenied string `json:"restart_denied,omitempty"`
 	// Refused says the user declined the restart; it stays true until the
 	// machine restarts.
 	Refused bool `json:"refused"`

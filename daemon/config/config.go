@@ -40,6 +40,7 @@ type Config struct {
 	Gossip        Gossip        `yaml:"gossip"`
 	P2P           P2P           `yaml:"p2p"`
 	Reboot        Reboot        `yaml:"reboot"`
+	Content       Content       `yaml:"content"`
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
@@ -98,6 +99,14 @@ const (
 type P2P struct {
 	Enabled bool   `yaml:"enabled"`
 	Listen  string `yaml:"listen"` // multiaddr
+}
+
+// Content configures the content store of payloads (under the state dir).
+type Content struct {
+	// MaxSize caps the store; see ParseStoreSize. Empty means
+	// ContentDefaultPercent of the file system holding the state dir.
+	// Least recently used payloads are evicted to stay under it.
+	MaxSize string `yaml:"max_size"`
 }
 
 // Reboot configures how the node reboots.
@@ -161,6 +170,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.P2P.Listen, "p2p-listen", c.P2P.Listen, "libp2p listen multiaddr")
 	fs.StringSliceVar(&c.Reboot.Command, "reboot-command", c.Reboot.Command, "command that reboots the machine (default: the OS's)")
 	fs.BoolVar(&c.Reboot.Headless, "headless", c.Reboot.Headless, "treat this host as headless (automatic reboots in the policy's window)")
+	fs.StringVar(&c.Content.MaxSize, "content-max-size", c.Content.MaxSize, "cap of the payload store: a size (20GiB, 500MB), a share of the state dir's disk (15%) or unlimited (default: 10% of that disk, at least 1GiB)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to wait for work to finish on shutdown")
 }
 
@@ -291,13 +301,16 @@ func (c *Config) Validate(name string) error {
 		return bad("apt.apt_config", "must name the APT_CONFIG file of the sandboxed root %s", c.Apt.Root)
 	}
 	if c.Gossip.Enabled && c.Gossip.KeyFile == "" {
-		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, e.g. from `head -c 32 /dev/urandom | base64`)")
+		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, private to root; create one with `patchring fleet keygen FILE`)")
 	}
 	if err := c.Gossip.validateDiscovery(); err != nil {
 		return fmt.Errorf("config %s: %w", name, err)
 	}
 	if c.P2P.Enabled && !c.Gossip.Enabled {
 		return bad("p2p.enabled", "payload sharing needs gossip (gossip.enabled): peers are admitted from the site's pool")
+	}
+	if _, err := ParseStoreSize(c.Content.MaxSize); err != nil {
+		return bad("content.max_size", "%v", err)
 	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown_grace", "must not be negative")

@@ -119,12 +119,27 @@ type Server struct {
 
 	mu     sync.RWMutex
 	routes map[string]route // "GET /v1/status" -> route
+	limits Limits
+	ll     *limitListener // while serving
 }
 
-// New returns a server. Members of adminGroup (a group name; empty for
-// none) may call admin routes besides root.
+// New returns a server with the default Limits. Members of adminGroup (a
+// group name; empty for none) may call admin routes besides root.
 func New(log *slog.Logger, adminGroup string) *Server {
-	return &Server{log: log, adminGroup: adminGroup, routes: map[string]route{}}
+	return &Server{log: log, adminGroup: adminGroup, routes: map[string]route{}, limits: Limits{}.normalized()}
+}
+
+// SetLimits replaces the limits (zero fields: the defaults); call it
+// before Serve.
+func (s *Server) SetLimits(l Limits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = l.normalized()
+}
+
+// TooMany returns a 429 error: the caller holds too much open.
+func TooMany(format string, args ...any) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: apitypes.CodeTooMany, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Handle registers h for method and path (path without the /v1 prefix).
@@ -162,18 +177,31 @@ func callerFrom(ctx context.Context) Caller {
 	return c
 }
 
-// Serve answers requests on ln until ctx is done.
+// Serve answers requests on ln until ctx is done, within the server's
+// Limits: connections beyond a cap are turned away with 429, clients that
+// do not send a request in time or stay idle are disconnected.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	lim := s.limits
+	ll := &limitListener{Listener: ln, s: s, lim: lim, perID: map[int]int{}}
+	s.ll = ll
+	s.mu.Unlock()
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, ctxKey{}, s.identify(c))
+			caller, err := callerOf(c)
+			if err != nil {
+				caller = s.identify(c)
+			}
+			return context.WithValue(ctx, ctxKey{}, caller)
 		},
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(ll) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("local api: %w", err)
@@ -293,6 +321,9 @@ func authorize(c Caller, p Perm) *Error {
 	}
 	return Forbidden("uid %d may not do this: it needs root or membership in the agent's admin group", c.Cred.UID)
 }
+
+// WriteError writes e as the JSON error answer, for streaming handlers.
+func WriteError(w http.ResponseWriter, e *Error) { writeErr(w, e) }
 
 func writeErr(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Type", "application/json")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -210,4 +211,48 @@ func TestErrorBodyIsJSON(t *testing.T) {
 	if v["uid"] != float64(os.Geteuid()) {
 		t.Errorf("uid = %v", v["uid"])
 	}
+}
+
+// A client that sends no request, or stays idle after one, is disconnected.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "api.sock")
+	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	s.SetLimits(localapi.Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
+	s.Handle(http.MethodGet, "/read", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) { return "hi", nil })
+	ln, err := ipc.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	closedByServer := func(t *testing.T, c net.Conn) {
+		t.Helper()
+		// The test's own deadline is generous; the server's timeout is what
+		// ends the read.
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Errorf("the server did not close the connection: %v", err)
+		}
+	}
+	t.Run("no request", func(t *testing.T) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		closedByServer(t, c)
+	})
+	t.Run("idle after a request", func(t *testing.T) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /v1/read HTTP/1.1\r\nHost: x\r\n\r\n")
+		closedByServer(t, c)
+	})
 }

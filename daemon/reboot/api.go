@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os/user"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/localapi"
@@ -18,7 +20,9 @@ import (
 //	GET  /reboot         status (any local user)
 //	POST /reboot/defer   defer by a choice the policy offers (apitypes.DeferRequest)
 //	POST /reboot/refuse  decline the restart where the policy allows it
-//	POST /reboot/now     restart now (a restart must be pending)
+//	POST /reboot/now     restart now (a restart must be pending; root, the
+//	                     admin group, or the user at the machine where the
+//	                     policy lets users restart)
 //	GET  /reboot/events  server-sent events (apitypes.Event as JSON data)
 //
 // A user's request beyond the policy's limits gets 403 with the reason.
@@ -31,7 +35,24 @@ func (o *Orchestrator) Routes(api *localapi.Server) {
 }
 
 func (o *Orchestrator) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
-	return o.RebootStatus(), nil
+	st := o.RebootStatus()
+	o.forCaller(ctx, r.Caller, &st)
+	return st, nil
+}
+
+// forCaller fills in what the status says about the caller: whether it
+// may restart the machine now.
+func (o *Orchestrator) forCaller(ctx context.Context, c localapi.Caller, st *apitypes.RebootStatus) {
+	if !st.Required {
+		return
+	}
+	if !c.Known {
+		st.RestartDenied = "the caller's credentials are unknown"
+		return
+	}
+	if err := o.AuthorizeRestart(ctx, c.Cred.UID, c.Admin); err != nil {
+		st.RestartDenied = err.Error()
+	}
 }
 
 func (o *Orchestrator) handleDefer(ctx context.Context, r *localapi.Request) (any, error) {
@@ -65,6 +86,9 @@ func (o *Orchestrator) handleNow(ctx context.Context, r *localapi.Request) (any,
 	var req apitypes.RestartRequest
 	if err := decodeOptional(r, &req); err != nil {
 		return nil, err
+	}
+	if err := o.AuthorizeRestart(ctx, r.Caller.Cred.UID, r.Caller.Admin); err != nil {
+		return nil, apiError(err)
 	}
 	if err := o.RestartNow(ctx, callerName(r.Caller)); err != nil {
 		return nil, apiError(err)
@@ -110,7 +134,21 @@ func callerName(c localapi.Caller) string {
 // handleEvents streams the orchestrator's events as server-sent events,
 // starting with the current status, until the client goes away or the
 // server stops.
+//
+// A uid may hold StreamsPerUID streams, all uids but root's together
+// Streams; beyond that the request gets 429. A client that does not read
+// its stream for eventWriteTimeout is disconnected.
 func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) {
+	uid := -1
+	if r.Caller.Known {
+		uid = r.Caller.Cred.UID
+	}
+	if why := o.streams.take(uid); why != "" {
+		o.log.Debug("event stream refused", "uid", uid, "reason", why)
+		localapi.WriteError(w, localapi.TooMany("%s", why))
+		return
+	}
+	defer o.streams.release(uid)
 	events, cancel := o.Subscribe()
 	defer cancel()
 	rc := http.NewResponseController(w)
@@ -118,11 +156,12 @@ func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) 
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	ctx := r.HTTP.Context()
 	st := o.RebootStatus()
+	o.forCaller(ctx, r.Caller, &st)
 	if err := writeEvent(w, rc, apitypes.Event{Type: apitypes.EventRebootStatus, Reboot: &st, Time: o.clock.Now()}); err != nil {
 		return
 	}
-	ctx := r.HTTP.Context()
 	for {
 		select {
 		case <-ctx.Done():
@@ -130,6 +169,9 @@ func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) 
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.Reboot != nil {
+				o.forCaller(ctx, r.Caller, ev.Reboot) // each subscriber has its own copy
 			}
 			if err := writeEvent(w, rc, ev); err != nil {
 				o.log.Debug("event stream ended", "err", err)
@@ -139,9 +181,61 @@ func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) 
 	}
 }
 
+// eventWriteTimeout bounds how long one event may take to reach a client.
+const eventWriteTimeout = 10 * time.Second
+
+// Caps of the event streams; root is exempt.
+const (
+	StreamsPerUID = 8
+	Streams       = 64
+)
+
+// streamCount counts the open event streams per uid.
+type streamCount struct {
+	mu    sync.Mutex
+	perID map[int]int
+	total int
+}
+
+// take reserves a stream for uid or says why there is none.
+func (s *streamCount) take(uid int) string {
+	if uid == 0 {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.perID[uid] >= StreamsPerUID:
+		return fmt.Sprintf("too many event streams of uid %d (at most %d at once)", uid, StreamsPerUID)
+	case s.total >= Streams:
+		return fmt.Sprintf("too many event streams of local users (at most %d at once)", Streams)
+	}
+	if s.perID == nil {
+		s.perID = map[int]int{}
+	}
+	s.perID[uid]++
+	s.total++
+	return ""
+}
+
+func (s *streamCount) release(uid int) {
+	if uid == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perID[uid]--; s.perID[uid] <= 0 {
+		delete(s.perID, uid)
+	}
+	s.total--
+}
+
 func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev apitypes.Event) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
+		return err
+	}
+	if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data); err != nil {

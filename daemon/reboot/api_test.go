@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +30,11 @@ import (
 func TestMain(m *testing.M) {
 	if sock := os.Getenv("PATCHRING_TEST_CLIENT"); sock != "" {
 		os.Exit(clientMain(sock, os.Getenv("PATCHRING_TEST_OP")))
+	}
+	if sock := os.Getenv("PATCHRING_TEST_FLOOD"); sock != "" {
+		streams, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_STREAMS"))
+		idle, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_IDLE"))
+		os.Exit(floodMain(sock, streams, idle))
 	}
 	code := m.Run()
 	if binPath != "" {
@@ -60,7 +67,7 @@ func clientMain(sock, op string) int {
 	var ae *client.APIError
 	switch {
 	case err == nil:
-		fmt.Printf("ok state=%s used=%d left=%d refused_by=%q\n", st.State, st.DeferralsUsed, st.DeferralsLeft, st.RefusedBy)
+		fmt.Printf("ok state=%s used=%d left=%d refused_by=%q restart_denied=%q\n", st.State, st.DeferralsUsed, st.DeferralsLeft, st.RefusedBy, st.RestartDenied)
 	case errors.As(err, &ae):
 		fmt.Printf("error %d %s: %s\n", ae.Status, ae.Code, ae.Msg)
 	default:
@@ -74,6 +81,8 @@ func clientMain(sock, op string) int {
 type apiNode struct {
 	*node
 	clock      *reboottest.Clock
+	sessions   *fakeSessions
+	srv        *localapi.Server
 	sock       string
 	stopServer func()
 }
@@ -81,7 +90,8 @@ type apiNode struct {
 func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 	t.Helper()
 	clock := reboottest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
-	n := newNode(t, "desk", rules, clock.Now().Add(-time.Hour), reboot.Config{Clock: clock})
+	sessions := &fakeSessions{}
+	n := newNode(t, "desk", rules, clock.Now().Add(-time.Hour), reboot.Config{Clock: clock, Sessions: sessions})
 	n.require(clock.Now())
 	n.run()
 
@@ -96,6 +106,9 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 	sock := filepath.Join(dir, "api.sock")
 	srv := localapi.New(testLogger(t), "")
 	n.o.Routes(srv)
+	srv.Handle(http.MethodGet, "/status", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
+		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}, nil
+	})
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +126,7 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 		})
 	}
 	t.Cleanup(stop)
-	return &apiNode{node: n, clock: clock, sock: sock, stopServer: stop}
+	return &apiNode{node: n, clock: clock, sessions: sessions, srv: srv, sock: sock, stopServer: stop}
 }
 
 // runClient runs this test binary as a client process with uid.
@@ -190,7 +203,7 @@ func TestUserRequestsOverTheLocalAPI(t *testing.T) {
 		op     string
 		want   string
 	}{
-		{"status", nil, "status", "ok state=restart-required used=0 left=2"},
+		{"status", nil, "status", `ok state=restart-required used=0 left=2 refused_by="" restart_denied="uid 65534 may not restart this machine: it has no active local session`},
 		{"defer within limits", nil, "defer 1h", "ok state=restart-required used=1 left=1"},
 		{"forged choice", nil, "defer 99h", `error 403 access-denied: deferral "99h" is not one the policy offers (it offers: 1h, 4h)`},
 		{"defer by an equal duration", nil, "defer 240m", "ok state=restart-required used=2 left=0"},
@@ -199,7 +212,19 @@ func TestUserRequestsOverTheLocalAPI(t *testing.T) {
 		{"refuse where the policy allows it", allowRefuse, "refuse", `ok state=restart-required used=2 left=0 refused_by="nobody (uid 65534)"`},
 		{"defer after refusing", nil, "defer 1h", "error 409 conflict: the restart was declined"},
 		{"empty choice", nil, "defer ", "error 400 bad-request: defer: choice is empty"},
-		{"restart now", nil, "now", "ok"},
+		{"restart without a local session", nil, "now", "error 403 access-denied: uid 65534 may not restart this machine: it has no active local session"},
+		{"restart where the policy allows only admins", func() {
+			a.sessions.set(nobody, true)
+			r := a.getRules()
+			r.AdminRestartOnly = true
+			a.setRules(r)
+		}, "now", "error 403 access-denied: the policy lets only root and the admin group restart this machine"},
+		{"status at the machine", func() {
+			r := a.getRules()
+			r.AdminRestartOnly = false
+			a.setRules(r)
+		}, "status", `ok state=restart-required used=2 left=0 refused_by="nobody (uid 65534)" restart_denied=""`},
+		{"restart now at the machine", nil, "now", "ok"},
 		{"restart twice", nil, "now", "error 409 conflict: the restart is already under way"},
 	}
 	for _, s := range steps {

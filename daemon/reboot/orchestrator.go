@@ -35,9 +35,13 @@ type Config struct {
 	// Lease limits how many headless hosts of a group restart at once; nil
 	// is LocalLease.
 	Lease Lease
-	// Headless says no user session is expected: automatic restarts take a
-	// lease when the rules limit concurrency.
+	// Headless says no user session is expected: every restart, automatic
+	// or asked for, takes a lease when the rules limit concurrency.
 	Headless bool
+	// Sessions tells whether a user is at the machine, for RestartNow by
+	// a user who is neither root nor in the admin group; nil means nobody
+	// is (only root and the admin group restart on demand).
+	Sessions Sessions
 	// Site names the node's site, the default lease group "site:"+Site.
 	Site string
 	// Rules returns the rules in force now; it is called often and must
@@ -85,6 +89,8 @@ type Orchestrator struct {
 
 	subMu sync.Mutex
 	subs  map[chan apitypes.Event]struct{}
+
+	streams streamCount // event streams of the local API
 }
 
 // New loads the reboot state. When the state says the machine was being
@@ -369,8 +375,37 @@ func (o *Orchestrator) Refuse(ctx context.Context, caller string) (apitypes.Rebo
 	return o.statusLocked(now, rules), nil
 }
 
-// RestartNow asks Run to restart the machine at once on behalf of caller.
-// It needs a pending restart; it returns before the restart starts.
+// AuthorizeRestart says whether the local user uid (admin: root or in the
+// admin group) may restart the machine on demand: root and the admin group
+// may; another user only with an active local session (a seat or the
+// console, not a remote login) and where the policy lets users restart.
+// It returns a *DeniedError with the reason otherwise.
+func (o *Orchestrator) AuthorizeRestart(ctx context.Context, uid int, admin bool) error {
+	if admin {
+		return nil
+	}
+	if o.rules().AdminRestartOnly {
+		return denied("the policy lets only root and the admin group restart this machine (reboot.user_restart: none)")
+	}
+	if o.cfg.Sessions == nil {
+		return denied("uid %d may not restart this machine: only root, the admin group or a user logged in at the machine may, and this agent knows of no local sessions", uid)
+	}
+	ok, where, err := o.cfg.Sessions.LocalSession(ctx, uid)
+	if err != nil {
+		o.log.Warn("cannot tell whether a user is at the machine; refusing the restart", "uid", uid, "err", err)
+		return denied("uid %d may not restart this machine: cannot tell whether it is logged in at the machine (%v)", uid, err)
+	}
+	if !ok {
+		return denied("uid %d may not restart this machine: it has no active local session (a seat or the console; remote logins do not count); ask root or the admin group", uid)
+	}
+	o.log.Debug("restart allowed to the user at the machine", "uid", uid, "session", where)
+	return nil
+}
+
+// RestartNow asks Run to restart the machine at once on behalf of caller,
+// who must have passed AuthorizeRestart. It needs a pending restart; it
+// returns before the restart starts. On a headless host that shares
+// restart slots it still waits for a free slot.
 func (o *Orchestrator) RestartNow(ctx context.Context, caller string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -483,6 +518,8 @@ func (o *Orchestrator) step() (*action, time.Duration) {
 	case o.rec.Rebooting:
 		o.target, o.targetWhy = time.Time{}, ""
 		return nil, wait
+	case o.restartBy != "" && now.Before(o.leaseRetryAt):
+		return nil, min(wait, o.leaseRetryAt.Sub(now))
 	case o.restartBy != "":
 		return &action{by: "user " + o.restartBy, manual: true}, 0
 	}
@@ -585,18 +622,17 @@ func (o *Orchestrator) restart(ctx context.Context, act action) {
 		case ok:
 			held = group
 		}
-		if held == "" {
+		if held == "" { // a user's request waits for a slot too
+			o.mu.Lock()
+			now := o.clock.Now()
+			o.leaseRetryAt = now.Add(o.cfg.LeasePoll)
+			o.waiting = fmt.Sprintf("waiting for a free restart slot of %s (at most %d at once)", group, rules.SiteConcurrency)
 			if act.manual {
-				o.log.Warn("restarting on a user's request without a free restart slot", "group", group, "by", act.by)
-			} else {
-				o.mu.Lock()
-				now := o.clock.Now()
-				o.leaseRetryAt = now.Add(o.cfg.LeasePoll)
-				o.waiting = fmt.Sprintf("waiting for a free restart slot of %s (at most %d at once)", group, rules.SiteConcurrency)
-				o.syncLocked(now, rules)
-				o.mu.Unlock()
-				return
+				o.waiting += "; restart asked by " + act.by
 			}
+			o.syncLocked(now, rules)
+			o.mu.Unlock()
+			return
 		}
 	}
 	release := func() {

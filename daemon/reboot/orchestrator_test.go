@@ -1,6 +1,7 @@
 package reboot_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -671,4 +672,103 @@ func TestHeadlessHostsRestartOneAtATime(t *testing.T) {
 			t.Errorf("%s history %+v", a.name, hist)
 		}
 	})
+}
+
+// A user's "restart now" on a headless host whose site has no free restart
+// slot waits for one instead of bypassing the lease.
+func TestHeadlessRestartNowTakesTheLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		leases := reboottest.NewLeases(nil)
+		const group = "site:berlin"
+		rules := reboot.Rules{Deadline: 72 * time.Hour, SiteConcurrency: 1, LeaseTTL: time.Hour}
+		other := leases.For("srv0")
+		if ok, err := other.TryAcquire(ctx, group, 1, time.Hour); !ok || err != nil {
+			t.Fatalf("srv0 takes the slot: %v %v", ok, err)
+		}
+		n := newNode(t, "srv1", rules, start.Add(-time.Hour), reboot.Config{Headless: true, Site: "berlin", Lease: leases.For("srv1"), LeasePoll: time.Minute})
+		n.require(start)
+		n.run()
+		synctest.Wait()
+		if err := n.o.RestartNow(ctx, "root (uid 0)"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if calls := n.rb.Calls(); len(calls) != 0 {
+			t.Fatalf("restarted without a free slot: %q", calls)
+		}
+		if w := n.o.RebootStatus().Waiting; !strings.Contains(w, "waiting for a free restart slot of site:berlin") || !strings.Contains(w, "root (uid 0)") {
+			t.Errorf("waiting = %q", w)
+		}
+		if err := other.Release(ctx, group); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute + time.Second)
+		synctest.Wait()
+		if calls := n.rb.Calls(); len(calls) != 1 {
+			t.Fatalf("%d restarts after the slot was freed, want 1", len(calls))
+		}
+		if h := leases.Holders(group); !slices.Equal(h, []string{"srv1"}) {
+			t.Errorf("holders %q, want srv1", h)
+		}
+	})
+}
+
+// fakeSessions says which uids are at the machine.
+type fakeSessions struct {
+	mu    sync.Mutex
+	local map[int]bool
+	err   error
+}
+
+func (f *fakeSessions) set(uid int, local bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.local == nil {
+		f.local = map[int]bool{}
+	}
+	f.local[uid] = local
+}
+
+func (f *fakeSessions) LocalSession(ctx context.Context, uid int) (bool, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return false, "", f.err
+	}
+	return f.local[uid], "seat0", nil
+}
+
+func TestAuthorizeRestart(t *testing.T) {
+	sessions := &fakeSessions{}
+	sessions.set(1000, true)
+	tests := []struct {
+		name      string
+		sessions  reboot.Sessions
+		adminOnly bool
+		uid       int
+		admin     bool
+		want      string // "" allowed, else part of the reason
+	}{
+		{"root", sessions, false, 0, true, ""},
+		{"admin group", sessions, true, 1001, true, ""},
+		{"user at the machine", sessions, false, 1000, false, ""},
+		{"user without a session", sessions, false, 65534, false, "uid 65534 may not restart this machine: it has no active local session"},
+		{"policy says admins only", sessions, true, 1000, false, "reboot.user_restart: none"},
+		{"no session source", nil, false, 1000, false, "knows of no local sessions"},
+		{"session source fails", &fakeSessions{err: errors.New("boom")}, false, 1000, false, "cannot tell whether it is logged in at the machine (boom)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNode(t, "desk", reboot.Rules{AdminRestartOnly: tt.adminOnly}, time.Now(), reboot.Config{Sessions: tt.sessions})
+			err := n.o.AuthorizeRestart(ctx, tt.uid, tt.admin)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && (!reboot.IsDenied(err) || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("err = %v, want denied with %q", err, tt.want)
+			}
+		})
+	}
 }

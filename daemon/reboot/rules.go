@@ -22,6 +22,10 @@ type Rules struct {
 	// AllowRefuse lets users decline the restart ("Don't restart"): there
 	// is then no automatic restart before the deadline.
 	AllowRefuse bool
+	// AdminRestartOnly lets only root and the admin group restart on
+	// demand (policy reboot.user_restart: none); otherwise the user of an
+	// active local session may too.
+	AdminRestartOnly bool
 	// Deadline and Grace, counted from when the restart became required:
 	// the restart happens by the later of the two (the effective deadline),
 	// and no automatic restart comes sooner than Since+Grace.

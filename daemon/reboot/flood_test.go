@@ -1,0 +1,208 @@
+package reboot_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/daemon/reboot"
+)
+
+// floodMain is the flooding client: it opens streams event streams (reading
+// only each one's status line) and idle idle connections, keeps them all
+// open, reports what it saw, then keeps connecting and disconnecting until
+// its stdin closes.
+func floodMain(sock string, streams, idle int) int {
+	var conns []net.Conn
+	ok, refused, firstRefusal := 0, 0, ""
+	for range streams {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			fmt.Printf("fail dial: %v\n", err)
+			return 1
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "GET %s/reboot/events HTTP/1.1\r\nHost: patchringd\r\n\r\n", apitypes.APIVersion)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		switch {
+		case strings.HasPrefix(line, "HTTP/1.1 200"):
+			ok++
+		case strings.HasPrefix(line, "HTTP/1.1 429"):
+			refused++
+		}
+	}
+	for range idle {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			fmt.Printf("fail dial: %v\n", err)
+			return 1
+		}
+		conns = append(conns, c)
+	}
+	// One of the last, surely refused: its answer says why.
+	c := conns[len(conns)-1]
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(io.LimitReader(c, 4096)); err == nil {
+		if _, body, ok := strings.Cut(string(b), "\r\n\r\n"); ok {
+			firstRefusal = strings.TrimSpace(body)
+		}
+	}
+	fmt.Printf("ready streams=%d refused=%d conns=%d refusal=%s\n", ok, refused, len(conns), firstRefusal)
+	os.Stdout.Sync()
+
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.Dial("unix", sock)
+				if err != nil {
+					continue
+				}
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				io.Copy(io.Discard, c)
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range conns {
+		c.Close()
+	}
+	return 0
+}
+
+func openFiles(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// An unprivileged user opens 500 event streams and 5,000 idle connections
+// and keeps connecting: the daemon holds at most its caps of them, and
+// root's status still answers.
+func TestLocalAPIFloodByAnUnprivilegedUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to run a client as another uid (make test runs as root)")
+	}
+	const nobody, streams, idle = 65534, 500, 5000
+	// Room for the daemon side to accept them all, so a missing cap shows
+	// as many open files, not as a failure to accept.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(3 * (streams + idle)); lim.Cur < want {
+		old := lim
+		lim.Cur, lim.Max = want, max(lim.Max, want)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatalf("raise RLIMIT_NOFILE to %d: %v", want, err)
+		}
+		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
+	}
+
+	a := startAPI(t, reboot.Rules{Deadline: 48 * time.Hour})
+	baseline := openFiles(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exposedBinary(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PATCHRING_TEST_FLOOD="+a.sock, "PATCHRING_TEST_STREAMS="+strconv.Itoa(streams), "PATCHRING_TEST_IDLE="+strconv.Itoa(idle), "GORACE=atexit_sleep_ms=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+			t.Errorf("flooding client: %v", err)
+		}
+	})
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("flooding client said %q: %v", line, err)
+	}
+	t.Logf("flooding client: %s", strings.TrimSpace(line))
+	var gotStreams, gotRefused, gotConns int
+	if _, err := fmt.Sscanf(line, "ready streams=%d refused=%d conns=%d", &gotStreams, &gotRefused, &gotConns); err != nil {
+		t.Fatalf("flooding client said %q", line)
+	}
+	if gotStreams == 0 || gotStreams > reboot.StreamsPerUID || gotConns != streams+idle {
+		t.Errorf("the user got %d of %d event streams, want 1 to %d", gotStreams, streams, reboot.StreamsPerUID)
+	}
+	if !strings.Contains(line, "too many connections from uid 65534 (at most 32 at once)") || !strings.Contains(line, `"code":"too-many"`) {
+		t.Errorf("a refused connection's answer does not say why: %q", line)
+	}
+
+	// Root still gets its status, and its own event stream, while the
+	// user keeps connecting. Each try may take a second; the deadline is
+	// generous because the machine is shared.
+	c := &client.Client{Socket: a.sock}
+	deadline := time.Now().Add(time.Minute)
+	var statusErr error
+	for {
+		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		var st apitypes.Status
+		statusErr = c.Do(sctx, http.MethodGet, "/status", nil, &st)
+		scancel()
+		if statusErr == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if statusErr != nil {
+		t.Fatalf("root's status did not answer within a second while flooded (tried for a minute): %v", statusErr)
+	}
+	ectx, ecancel := context.WithTimeout(ctx, 30*time.Second)
+	events, err := c.Events(ectx)
+	if err != nil {
+		t.Fatalf("root's event stream while flooded: %v", err)
+	}
+	if _, ok := <-events; !ok {
+		t.Error("root's event stream ended at once")
+	}
+	ecancel()
+
+	// What the daemon holds open stays bounded by the caps, not by what the
+	// user opened.
+	bound := baseline + localapi.DefaultConnsPerUID + 16
+	if n := openFiles(t); n > bound {
+		t.Errorf("the daemon holds %d open files while flooded (%d before), want at most %d", n, baseline, bound)
+	}
+	if a.srv.Refused() == 0 {
+		t.Error("no connection was counted as refused")
+	}
+}

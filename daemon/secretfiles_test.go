@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/patchring/patchring/platform/secretfile"
+)
+
+// The gossip keyring and the node key are refused when other users can
+// read them, with the file, its mode and the fix in the message.
+func TestSecretFilesWithLooseModesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "gossip.key")
+	line := base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"
+	if err := os.WriteFile(keyFile, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	_, err := readGossipKeys(keyFile)
+	want := "gossip key file " + keyFile + " has mode 0644, so every user can read or change it; make it private with: chmod 600 " + keyFile
+	if !errors.Is(err, secretfile.ErrExposed) || !strings.Contains(err.Error(), want) {
+		t.Errorf("readGossipKeys(0644): %v\nwant it to say %q", err, want)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := readGossipKeys(keyFile); err != nil || len(keys) != 1 {
+		t.Errorf("readGossipKeys(0600): %d keys, %v", len(keys), err)
+	}
+
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	id, err := LoadOrCreateIdentity(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey := filepath.Join(state, NodeKeyFile)
+	if fi, err := os.Stat(nodeKey); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new node key: %v %v", fi.Mode(), err)
+	}
+	if err := os.Chmod(nodeKey, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateIdentity(state); !errors.Is(err, secretfile.ErrExposed) || !strings.Contains(err.Error(), "node key "+nodeKey+" has mode 0640") {
+		t.Errorf("LoadOrCreateIdentity with a 0640 key: %v", err)
+	}
+	if err := os.Chmod(nodeKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreateIdentity(state)
+	if err != nil || again.ID != id.ID {
+		t.Errorf("reload: %v, id %s want %s", err, again.ID, id.ID)
+	}
+}
