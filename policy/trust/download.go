@@ -20,7 +20,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
-	"github.com/patchring/patchring/policy/internal/atomicfile"
+	"github.com/patchring/patchring/internal/atomicfile"
 )
 
 var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+~-]*$`)

@@ -16,7 +16,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/patchring/patchring/policy/internal/atomicfile"
+	"github.com/patchring/patchring/internal/atomicfile"
 )
 
 // Well-known target names.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/patchring/patchring/policy/internal/atomicfile"
+	"github.com/patchring/patchring/internal/atomicfile"
 )
 
 // Target is one signed target as listed by ListTargets.
