@@ -38,3 +38,49 @@ func TestWriteFileFailureKeepsOld(t *testing.T) {
 		t.Fatalf("old file changed: %q", got)
 	}
 }
+
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pins.json")
+	keep := []string{"pins.json", ".tmp-pins.json.bak", ".tmp-other-1", "x.tmp-pins.json-1"}
+	stale := []string{".tmp-pins.json-123", ".tmp-pins.json-"}
+	for _, n := range append(append([]string{}, keep...), stale...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveStale(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range keep {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s removed: %v", n, err)
+		}
+	}
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s not removed: %v", n, err)
+		}
+	}
+	if err := RemoveStale(filepath.Join(dir, "missing", "f")); err == nil {
+		t.Error("RemoveStale in a missing directory: no error")
+	}
+}
+
+func TestWriteFileNamesItsTemporaryForRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	// A crash between WriteFile's CreateTemp and its rename leaves a
+	// temporary named this way.
+	f, err := os.CreateTemp(dir, tempPrefix+"f-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := RemoveStale(p); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left: %v", ents)
+	}
+}
