@@ -27,7 +27,7 @@ import (
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/store"
-	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	pinv "github.com/patchring/patchring/platform/inventory"

@@ -20,7 +20,7 @@ import (
 
 	"github.com/patchring/patchring/daemon"
 	"github.com/patchring/patchring/daemon/config"
-	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/internal/version"
 )
 
 const serviceName = "patchringd"
