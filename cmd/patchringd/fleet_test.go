@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/gossip"
 )
 
@@ -59,17 +61,17 @@ func startGossipNode(t *testing.T, name, keyFile, seed string) (*daemonProc, str
 
 func waitKeys(t *testing.T, c *client.Client, what string, cond func(apitypes.FleetKeys) bool) apitypes.FleetKeys {
 	t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
 	var k apitypes.FleetKeys
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(t, 40*time.Second, what, func() error {
 		var err error
-		k, err = c.FleetKeys(context.Background())
-		if err == nil && cond(k) {
-			return k
+		if k, err = c.FleetKeys(context.Background()); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("never saw %s; last: %+v", what, k)
+		if !cond(k) {
+			return fmt.Errorf("last: %+v", k)
+		}
+		return nil
+	})
 	return k
 }
 
