@@ -105,7 +105,14 @@ func TestGossipKeyRotationAndOutsiders(t *testing.T) {
 	otherB64, _ := newKey(t)
 	outsider, _ := startGossipNode(t, "outsider", keyFile("x.key", otherB64), seed)
 	co := &client.Client{Socket: outsider.sock}
-	time.Sleep(3 * time.Second) // give the outsider time to try to join
+	// Wait until the outsider has tried the seed and been refused (its join
+	// round failed), so the absence checked below is not just "too early".
+	testutil.WaitFor(t, 40*time.Second, "the outsider's join refused", func() error {
+		if !strings.Contains(outsider.stderr.String(), `msg="join gossip pool failed, retrying"`) {
+			return fmt.Errorf("no refused join in the outsider's log yet:\n%s", outsider.stderr)
+		}
+		return nil
+	})
 	if k, _ := ca.FleetKeys(context.Background()); len(k.Members) != 2 {
 		t.Fatalf("a node with another key joined the site: %+v", k.Members)
 	}
