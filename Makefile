@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/patchring/patchring/daemon/version.Version=$(VERSION)
+LDFLAGS := -X github.com/patchring/patchring/internal/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # Debian packages the tests drive for real (apt/dpkg in sandboxes, a private

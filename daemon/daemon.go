@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +26,8 @@ import (
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/store"
-	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/internal/rungroup"
+	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/diskspace"
@@ -422,45 +422,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("patchringd started", "node", d.ID(), "version", version.Version, "state_dir", d.cfg.StateDir, "socket", d.cfg.Socket, "start", d.starts)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(d.services)+2)
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	run("local api", func(ctx context.Context) error { return d.api.Serve(ctx, ln) })
+	g, gctx := rungroup.New(ctx)
+	g.Go("local api", func(ctx context.Context) error { return d.api.Serve(ctx, ln) })
 	if d.cfg.MetricsListen != "" {
 		mln, err := listenLoopback(d.cfg.MetricsListen)
 		if err != nil {
-			cancel()
-			wg.Wait()
+			g.Stop()
 			return err
 		}
-		run("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, mln) })
+		g.Go("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, mln) })
 	}
 	for _, s := range d.services {
-		run(s.Name(), s.Run)
+		g.Go(s.Name(), s.Run)
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		d.log.Error("subsystem failed; stopping", "err", runErr)
+	<-gctx.Done()
+	if err := g.Err(); err != nil {
+		d.log.Error("subsystem failed; stopping", "err", err)
 	}
-	cancel()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d.cfg.ShutdownGrace):
+	stopped, runErr := g.StopWithin(d.cfg.ShutdownGrace)
+	if !stopped {
 		d.log.Warn("subsystems did not stop within the shutdown grace; exiting anyway", "grace", d.cfg.ShutdownGrace)
 	}
 	os.Remove(d.cfg.Socket)

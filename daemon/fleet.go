@@ -17,7 +17,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/engine"
-	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/p2p/discovery"
 	"github.com/patchring/patchring/p2p/exchange"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/p2p/gossip"
 )
 
@@ -29,7 +30,7 @@ func (k *keyring) save() error {
 	for _, key := range k.keys {
 		b.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
 	}
-	return writeFileAtomic(k.path, []byte(b.String()), 0o600)
+	return atomicfile.WriteFile(k.path, []byte(b.String()), 0o600)
 }
 
 func (d *Daemon) fleetKeyRoutes() {

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/platform/secretfile"
 )
 
@@ -49,7 +49,7 @@ func LoadOrCreateIdentity(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode node key: %w", err)
 	}
-	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, raw, 0o600); err != nil {
 		return nil, fmt.Errorf("write node key: %w", err)
 	}
 	return identityFrom(k)
@@ -61,38 +61,4 @@ func identityFrom(k crypto.PrivKey) (*Identity, error) {
 		return nil, fmt.Errorf("node id: %w", err)
 	}
 	return &Identity{Key: k, ID: id}, nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path, fsyncs it
-// and renames it into place, so a crash leaves the old or the new file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,12 +15,14 @@ import (
 const module = "github.com/patchring/patchring"
 
 type pkgInfo struct {
-	ImportPath string
-	Name       string
-	Doc        string
-	Imports    []string
-	Deps       []string
-	Standard   bool
+	ImportPath   string
+	Name         string
+	Doc          string
+	Imports      []string
+	TestImports  []string // of the package's own _test.go files
+	XTestImports []string // of its external (package x_test) test files
+	Deps         []string
+	Standard     bool
 }
 
 func listPackages(t *testing.T) []pkgInfo {
@@ -51,39 +56,101 @@ func rel(p string) string { return strings.TrimPrefix(strings.TrimPrefix(p, modu
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
 // TestImportDirection checks the one-way import rule of docs/ARCHITECTURE.md:
-// cmd -> daemon -> (p2p, platform, policy); tray and the CLI reach the
-// daemon only through its local API client and types.
+// cmd -> daemon -> (p2p, platform, policy), with internal/ below them all;
+// tray and the CLI reach the daemon only through its local API client and
+// types. Test files follow the same layering: a test of a lower layer does
+// not import a higher one. Only the API-side rule is for production code
+// alone: end-to-end tests of the tray and the CLI start a real daemon-side
+// API, and TestBinaryDeps checks what the CLI binary links instead.
 func TestImportDirection(t *testing.T) {
-	apiSide := map[string]bool{"daemon/client": true, "daemon/apitypes": true, "daemon/version": true}
 	for _, p := range listPackages(t) {
 		from := rel(p.ImportPath)
-		for _, imp := range p.Imports {
-			if !strings.HasPrefix(imp, module) {
-				continue
+		check := func(imports []string, test bool) {
+			for _, imp := range imports {
+				if !strings.HasPrefix(imp, module) {
+					continue
+				}
+				to := rel(imp)
+				if why := importRule(from, to, test); why != "" {
+					kind := ""
+					if test {
+						kind = " (in a test)"
+					}
+					t.Errorf("%s imports %s%s: %s", from, to, kind, why)
+				}
 			}
-			to := rel(imp)
-			var why string
-			switch {
-			case under(to, "cmd"):
-				why = "nothing imports a command"
-			case (under(from, "platform") || under(from, "policy") || under(from, "p2p")) && (under(to, "daemon") || under(to, "tray")):
-				why = "platform, policy and p2p are below the daemon"
-			case under(from, "platform") && (under(to, "policy") || under(to, "p2p")):
-				why = "platform does not depend on policy or p2p"
-			case under(from, "policy") && (under(to, "platform") || under(to, "p2p")):
-				why = "policy is pure: it does not depend on platform or p2p"
-			case under(from, "p2p") && under(to, "platform"):
-				why = "p2p does not depend on platform"
-			case under(from, "tray") && !apiSide[to] && !under(to, "tray") && !under(to, "platform/ipc") && !under(to, "platform/paths"):
-				why = "the tray talks to the daemon only through daemon/client and daemon/apitypes"
-			case from == "cmd/patchring" && under(to, "daemon") && !apiSide[to]:
-				why = "the CLI talks to the daemon only through daemon/client and daemon/apitypes"
-			case apiSide[from] && under(to, "daemon") && !apiSide[to]:
-				why = "the API client and types do not depend on the daemon"
-			}
-			if why != "" {
-				t.Errorf("%s imports %s: %s", from, to, why)
-			}
+		}
+		check(p.Imports, false)
+		check(p.TestImports, true)
+		check(p.XTestImports, true)
+	}
+}
+
+// apiSide is what the tray and the CLI may import from daemon/.
+var apiSide = map[string]bool{"daemon/client": true, "daemon/apitypes": true}
+
+// importRule says why from must not import to ("" when it may). test says
+// the import is in a _test.go file.
+func importRule(from, to string, test bool) string {
+	switch {
+	case to == from:
+		return ""
+	case under(to, "cmd"):
+		return "nothing imports a command"
+	case under(to, "internal/testutil") && !test:
+		return "internal/testutil is for tests only"
+	case under(from, "internal") && !under(to, "internal"):
+		return "internal/ is below everything: it imports no other part of patchring"
+	case under(to, "internal"):
+		return "" // shared helpers, usable from every layer
+	case (under(from, "platform") || under(from, "policy") || under(from, "p2p")) && (under(to, "daemon") || under(to, "tray")):
+		return "platform, policy and p2p are below the daemon"
+	case under(from, "platform") && (under(to, "policy") || under(to, "p2p")):
+		return "platform does not depend on policy or p2p"
+	case under(from, "policy") && (under(to, "platform") || under(to, "p2p")):
+		return "policy is pure: it does not depend on platform or p2p"
+	case under(from, "p2p") && under(to, "platform"):
+		return "p2p does not depend on platform"
+	case under(from, "daemon") && under(to, "tray"):
+		return "the daemon does not depend on the tray"
+	case test:
+		return ""
+	case under(from, "tray") && !apiSide[to] && !under(to, "tray") && !under(to, "platform/ipc") && !under(to, "platform/paths"):
+		return "the tray talks to the daemon only through daemon/client and daemon/apitypes"
+	case from == "cmd/patchring" && under(to, "daemon") && !apiSide[to]:
+		return "the CLI talks to the daemon only through daemon/client and daemon/apitypes"
+	case apiSide[from] && under(to, "daemon") && !apiSide[to]:
+		return "the API client and types do not depend on the daemon"
+	}
+	return ""
+}
+
+// TestImportRuleCatches keeps importRule honest: each case is a violation
+// it must report.
+func TestImportRuleCatches(t *testing.T) {
+	for _, c := range []struct {
+		from, to string
+		test     bool
+	}{
+		{"daemon", "cmd/patchringd", false},
+		{"daemon/engine", "internal/testutil", false},
+		{"internal/atomicfile", "policy", false},
+		{"internal/testutil", "daemon/client", true},
+		{"platform/apt", "daemon/store", true},
+		{"policy/trust", "p2p/content", true},
+		{"p2p/gossip", "platform/ipc", false},
+		{"daemon/engine", "tray", true},
+		{"tray", "daemon/store", false},
+		{"cmd/patchring", "daemon/localapi", false},
+		{"daemon/client", "daemon/store", false},
+	} {
+		if importRule(c.from, c.to, c.test) == "" {
+			t.Errorf("%s -> %s (test %v) passed the rules", c.from, c.to, c.test)
+		}
+	}
+	for _, c := range [][2]string{{"daemon", "internal/rungroup"}, {"tray", "internal/version"}, {"cmd/patchring", "daemon/client"}, {"daemon", "p2p/gossip"}} {
+		if why := importRule(c[0], c[1], false); why != "" {
+			t.Errorf("%s -> %s refused: %s", c[0], c[1], why)
 		}
 	}
 }
@@ -109,6 +176,90 @@ func TestEveryPackageHasDoc(t *testing.T) {
 	for _, p := range listPackages(t) {
 		if strings.TrimSpace(p.Doc) == "" {
 			t.Errorf("package %s has no doc comment: add one saying what it owns", rel(p.ImportPath))
+		}
+	}
+}
+
+// binaryRules says what each command must not link, on every OS it is built
+// for (Tailscale's deptest does the same for its binaries). A prefix ending
+// in "/" matches the module path and everything below it.
+var binaryRules = []struct {
+	cmd    string
+	denied []string
+	why    string
+}{
+	{
+		cmd:    "cmd/patchringd",
+		denied: []string{"fyne.io/systray", "github.com/godbus/dbus/", module + "/tray"},
+		why:    "the agent runs on headless hosts: no tray, no D-Bus GUI code (it only writes tray/autostart's entry)",
+	},
+	{
+		cmd: "cmd/patchring",
+		denied: []string{"github.com/libp2p/", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt",
+			module + "/daemon/localapi", module + "/daemon/store", module + "/daemon/engine", module + "/p2p/"},
+		why: "the CLI reaches the agent only through the local API client",
+	},
+	// cmd/patchring-demo may link anything: it runs a whole fleet.
+}
+
+// denied reports whether dep matches one of the rule's prefixes. A
+// sub-package of a denied package is denied too, except tray/autostart,
+// which exists so that the agent can write the tray's autostart entry
+// without linking the tray.
+func denied(dep string, prefixes []string) bool {
+	if dep == module+"/tray/autostart" {
+		return false
+	}
+	for _, p := range prefixes {
+		if strings.HasSuffix(p, "/") && strings.HasPrefix(dep, p) || dep == p || strings.HasPrefix(dep, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// listDeps returns what the package pkg links when built for goos.
+func listDeps(t *testing.T, goos, pkg string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pkg)
+	cmd.Env = append(os.Environ(), "GOOS="+goos)
+	if goos != runtime.GOOS {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s (GOOS=%s): %v\n%s", pkg, goos, err, stderr.String())
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps %s (GOOS=%s) found only %v", pkg, goos, deps)
+	}
+	return deps
+}
+
+// TestBinaryDeps checks binaryRules on the binaries themselves (with test
+// files left out, as they are built).
+func TestBinaryDeps(t *testing.T) {
+	for _, goos := range []string{"linux", "windows", "darwin"} {
+		for _, r := range binaryRules {
+			for _, d := range listDeps(t, goos, module+"/"+r.cmd) {
+				if denied(d, r.denied) {
+					t.Errorf("%s (GOOS=%s) links %s: %s", r.cmd, goos, d, r.why)
+				}
+			}
+		}
+	}
+	// The listing and the matching are real: each binary links what the
+	// other one must not (the CLI runs the tray; the agent gossips).
+	cli, agent := listDeps(t, "linux", module+"/cmd/patchring"), listDeps(t, "linux", module+"/cmd/patchringd")
+	if !slices.ContainsFunc(cli, func(d string) bool { return denied(d, binaryRules[0].denied) }) {
+		t.Error("cmd/patchring does not link the tray: the dependency listing is wrong")
+	}
+	for _, want := range []string{"github.com/libp2p/go-libp2p", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt"} {
+		if !slices.Contains(agent, want) || !denied(want, binaryRules[1].denied) {
+			t.Errorf("cmd/patchringd does not link %s, or the CLI's rule does not deny it: the dependency check is wrong", want)
 		}
 	}
 }

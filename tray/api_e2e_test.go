@@ -2,8 +2,6 @@ package tray_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reboot/reboottest"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/ipc"
 	"github.com/patchring/patchring/tray/dbustest"
 )
@@ -35,10 +34,7 @@ func startRebootAPI(t *testing.T, rules reboot.Rules) (string, *reboot.Orchestra
 	}
 	t.Cleanup(func() { db.Close() })
 	rb := reboottest.NewRebooter()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "daemon")
-	}
+	log := testutil.Logger(t).With("side", "daemon")
 	booted := clock.Now().Add(-time.Hour)
 	o, err := reboot.New(reboot.Config{
 		Store: db, Log: log, Clock: clock, Rebooter: rb,

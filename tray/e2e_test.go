@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/tray"
 	"github.com/patchring/patchring/tray/dbustest"
 )
@@ -69,24 +69,6 @@ func runChild() int {
 	return 0
 }
 
-// syncBuffer collects a child's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // setup says what the desktop around the tray has.
 type setup struct {
 	watcher       bool // an org.kde.StatusNotifierWatcher runs
@@ -107,14 +89,14 @@ type world struct {
 	notes   *dbustest.NotificationServer
 	d       *tray.FakeDaemon
 	br      *bridge
-	stderr  *syncBuffer
+	stderr  *testutil.SyncBuffer
 	exited  chan error
 }
 
 func startWorld(t *testing.T, s setup) *world {
 	t.Helper()
 	bus := dbustest.NewBus(t)
-	w := &world{t: t, bus: bus, conn: bus.Conn(t), stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	w := &world{t: t, bus: bus, conn: bus.Conn(t), stderr: &testutil.SyncBuffer{}, exited: make(chan error, 1)}
 	if s.watcher {
 		w.startWatcher(!s.noHost)
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reboot/reboottest"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/ipc"
 )
 
@@ -41,7 +40,7 @@ func startRebootDaemon(t *testing.T, rules reboot.Rules) *rebootDaemon {
 	t.Cleanup(func() { db.Close() })
 	clock := reboottest.NewClock(time.Now())
 	d := &rebootDaemon{sock: filepath.Join(dir, "api.sock"), rb: reboottest.NewRebooter(), rules: rules}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testutil.Logger(t)
 	d.o, err = reboot.New(reboot.Config{
 		Store: db, Log: log, Clock: clock, Rebooter: d.rb,
 		Rules:    func() reboot.Rules { d.mu.Lock(); defer d.mu.Unlock(); return d.rules },

@@ -14,32 +14,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy/trust"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
-// syncBuffer is a bytes.Buffer safe for a command running in a goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runCLI runs the patchring CLI with args and returns its output.
 func runCLI(t testing.TB, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	a := &app{Out: out, Err: out, In: strings.NewReader("")}
 	root := newRootCmd(a)
 	root.SetArgs(args)

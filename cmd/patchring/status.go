@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/internal/version"
 )
 
 func newVersionCmd(a *app) *cobra.Command {

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/patchring/patchring/tray"
+	"github.com/patchring/patchring/tray/autostart"
 )
 
 // autostartDir is where desktop sessions look for system-wide autostart
@@ -18,15 +18,15 @@ func installAutostart() error {
 	if err := os.MkdirAll(autostartDir, 0o755); err != nil {
 		return fmt.Errorf("tray autostart: %w", err)
 	}
-	p := filepath.Join(autostartDir, tray.AutostartFile)
-	if err := os.WriteFile(p, tray.AutostartEntry, 0o644); err != nil {
+	p := filepath.Join(autostartDir, autostart.FileName)
+	if err := os.WriteFile(p, autostart.Entry, 0o644); err != nil {
 		return fmt.Errorf("tray autostart: %w", err)
 	}
 	return nil
 }
 
 func removeAutostart() error {
-	err := os.Remove(filepath.Join(autostartDir, tray.AutostartFile))
+	err := os.Remove(filepath.Join(autostartDir, autostart.FileName))
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("tray autostart: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/gossip"
 )
 
@@ -59,17 +61,17 @@ func startGossipNode(t *testing.T, name, keyFile, seed string) (*daemonProc, str
 
 func waitKeys(t *testing.T, c *client.Client, what string, cond func(apitypes.FleetKeys) bool) apitypes.FleetKeys {
 	t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
 	var k apitypes.FleetKeys
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(t, 40*time.Second, what, func() error {
 		var err error
-		k, err = c.FleetKeys(context.Background())
-		if err == nil && cond(k) {
-			return k
+		if k, err = c.FleetKeys(context.Background()); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("never saw %s; last: %+v", what, k)
+		if !cond(k) {
+			return fmt.Errorf("last: %+v", k)
+		}
+		return nil
+	})
 	return k
 }
 
@@ -103,7 +105,14 @@ func TestGossipKeyRotationAndOutsiders(t *testing.T) {
 	otherB64, _ := newKey(t)
 	outsider, _ := startGossipNode(t, "outsider", keyFile("x.key", otherB64), seed)
 	co := &client.Client{Socket: outsider.sock}
-	time.Sleep(3 * time.Second) // give the outsider time to try to join
+	// Wait until the outsider has tried the seed and been refused (its join
+	// round failed), so the absence checked below is not just "too early".
+	testutil.WaitFor(t, 40*time.Second, "the outsider's join refused", func() error {
+		if !strings.Contains(outsider.stderr.String(), `msg="join gossip pool failed, retrying"`) {
+			return fmt.Errorf("no refused join in the outsider's log yet:\n%s", outsider.stderr)
+		}
+		return nil
+	})
 	if k, _ := ca.FleetKeys(context.Background()); len(k.Members) != 2 {
 		t.Fatalf("a node with another key joined the site: %+v", k.Members)
 	}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/patchring/patchring/daemon"
 	"github.com/patchring/patchring/daemon/config"
-	"github.com/patchring/patchring/daemon/version"
+	"github.com/patchring/patchring/internal/version"
 )
 
 const serviceName = "patchringd"
@@ -42,36 +42,7 @@ type options struct {
 // load reads the config file under the flags: defaults < file < flags.
 // A config file named with --config must exist; the default one may not.
 func (o *options) load() (config.Config, error) {
-	explicit := o.flags.Lookup("config").Changed
-	base := config.Default()
-	if err := config.Load(o.configFile, &base); err != nil {
-		if explicit || !errors.Is(err, os.ErrNotExist) {
-			return base, err
-		}
-	}
-	// Re-apply the flags the user set on top of the file.
-	var ferr error
-	visitChanged(o.flags, func(f *pflag.Flag) {
-		if f.Name == "config" || ferr != nil {
-			return
-		}
-		tmp := pflag.NewFlagSet("", pflag.ContinueOnError)
-		config.BindFlags(tmp, &base)
-		if tf := tmp.Lookup(f.Name); tf != nil {
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				ferr = tf.Value.(pflag.SliceValue).Replace(sv.GetSlice())
-			} else {
-				ferr = tf.Value.Set(f.Value.String())
-			}
-		}
-	})
-	if ferr != nil {
-		return base, ferr
-	}
-	if err := base.Validate("(flags)"); err != nil {
-		return base, err
-	}
-	return base, nil
+	return config.LoadWithFlags(o.configFile, o.flags.Lookup("config").Changed, o.flags)
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {

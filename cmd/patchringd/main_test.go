@@ -15,37 +15,27 @@ import (
 
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// bin is the patchringd binary built once for the tests that need a real
-// process (signals, a second daemon, service managers).
-var bin string
+// patchringd is the agent binary, built once for the tests that need a real
+// process (signals, a second daemon, service managers). It is Shared so
+// that a test can run it as an unprivileged user.
+var patchringd = &testutil.Binary{Pkg: ".", Shared: true}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "patchringd-test-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "patchringd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build patchringd: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	patchringd.Remove()
 	os.Exit(code)
 }
 
 // daemonProc is a patchringd started by a test.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *testutil.SyncBuffer
 	done   chan error
 	sock   string
 }
@@ -61,16 +51,13 @@ func startDaemonB(b *testing.B, stateDir string, extra ...string) *daemonProc {
 	b.Helper()
 	p := spawnDaemon(b, stateDir, extra...)
 	c := &client.Client{Socket: p.sock}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := c.Status(context.Background()); err == nil {
-			return p
+	testutil.WaitFor(b, 20*time.Second, "daemon ready", func() error {
+		if _, err := c.Status(context.Background()); err != nil {
+			return fmt.Errorf("%w\n%s", err, p.stderr)
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("daemon not ready\n%s", p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return p
 }
 
 func spawnDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
@@ -82,8 +69,8 @@ func spawnDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(stateDir, "none.yaml"), nil, 0o600)
-	cmd := exec.Command(bin, args...)
-	p := &daemonProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1), sock: sock}
+	cmd := exec.Command(patchringd.Path(t), args...)
+	p := &daemonProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1), sock: sock}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -98,25 +85,24 @@ func spawnDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
 	return p
 }
 
-// waitReady polls the socket until the daemon answers or exits.
+// waitReady polls the socket until the daemon answers, and fails at once
+// if it exits first.
 func (p *daemonProc) waitReady(t *testing.T) {
 	t.Helper()
 	c := &client.Client{Socket: p.sock}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Status(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
+	testutil.WaitFor(t, 20*time.Second, "daemon ready", func() error {
 		select {
 		case err := <-p.done:
 			t.Fatalf("daemon exited before it was ready: %v\n%s", err, p.stderr)
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-	}
-	t.Fatalf("daemon not ready after 20s\n%s", p.stderr)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := c.Status(ctx); err != nil {
+			return fmt.Errorf("%w\n%s", err, p.stderr)
+		}
+		return nil
+	})
 }
 
 func (p *daemonProc) stop(t *testing.T) {
@@ -168,7 +154,7 @@ func TestSecondDaemonOnSameStateDirRefused(t *testing.T) {
 	dir := t.TempDir()
 	p := startDaemon(t, dir)
 	p.waitReady(t)
-	out, err := exec.Command(bin, "run", "--state-dir", dir, "--socket", filepath.Join(dir, "other.sock")).CombinedOutput()
+	out, err := exec.Command(patchringd.Path(t), "run", "--state-dir", dir, "--socket", filepath.Join(dir, "other.sock")).CombinedOutput()
 	if err == nil {
 		t.Fatalf("second daemon started:\n%s", out)
 	}
@@ -186,7 +172,7 @@ func TestCorruptDatabaseRefusedAndUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.Stat(db)
-	out, err := exec.Command(bin, "run", "--state-dir", dir, "--socket", filepath.Join(dir, "s.sock")).CombinedOutput()
+	out, err := exec.Command(patchringd.Path(t), "run", "--state-dir", dir, "--socket", filepath.Join(dir, "s.sock")).CombinedOutput()
 	if err == nil {
 		t.Fatalf("daemon started on a corrupt database:\n%s", out)
 	}
@@ -229,7 +215,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := exec.Command(bin, "run", "--config", tt.file, "--state-dir", dir, "--socket", filepath.Join(dir, "s.sock")).CombinedOutput()
+			out, err := exec.Command(patchringd.Path(t), "run", "--config", tt.file, "--state-dir", dir, "--socket", filepath.Join(dir, "s.sock")).CombinedOutput()
 			if err == nil {
 				t.Fatalf("daemon accepted the config:\n%s", out)
 			}
@@ -249,7 +235,7 @@ func TestFlagsOverrideConfigFile(t *testing.T) {
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(dir, "from-file")+"\nhostname: filehost\n"), 0o600)
 	sock := filepath.Join(dir, "s.sock")
-	cmd := exec.Command(bin, "run", "--config", cfg, "--socket", sock, "--hostname", "flaghost")
+	cmd := exec.Command(patchringd.Path(t), "run", "--config", cfg, "--socket", sock, "--hostname", "flaghost")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -257,7 +243,7 @@ func TestFlagsOverrideConfigFile(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	p := &daemonProc{cmd: cmd, stderr: &bytes.Buffer{}, done: done, sock: sock}
+	p := &daemonProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: done, sock: sock}
 	p.waitReady(t)
 	st, err := (&client.Client{Socket: sock}).Status(context.Background())
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
@@ -87,17 +89,17 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 	ca, cb, cc := &client.Client{Socket: a.sock}, &client.Client{Socket: b.sock}, &client.Client{Socket: c.sock}
 	waitPolicy := func(c *client.Client, p *daemonProc, what string, cond func(apitypes.EffectivePolicy) bool) apitypes.EffectivePolicy {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
 		var last apitypes.EffectivePolicy
-		for time.Now().Before(deadline) {
+		testutil.WaitFor(t, 60*time.Second, what, func() error {
 			ep, err := c.Policy(context.Background())
-			if err == nil && cond(ep) {
-				return ep
+			if err != nil {
+				return err
 			}
-			last = ep
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("never saw %s; last: %+v", what, last)
+			if last = ep; !cond(ep) {
+				return fmt.Errorf("last: %+v", ep)
+			}
+			return nil
+		})
 		return last
 	}
 	named := func(n string) func(apitypes.EffectivePolicy) bool {
@@ -158,21 +160,20 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 // waitFleet waits until c's node sees n live members (itself included).
 func waitFleet(t *testing.T, c *client.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
-	var last apitypes.Fleet
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(t, 40*time.Second, fmt.Sprintf("%d live members", n), func() error {
 		f, err := c.Fleet(context.Background())
+		if err != nil {
+			return err
+		}
 		alive := 0
 		for _, m := range f.Members {
 			if m.Local || m.Liveness == "alive" {
 				alive++
 			}
 		}
-		if err == nil && alive == n {
-			return
+		if alive != n {
+			return fmt.Errorf("last: %+v", f)
 		}
-		last = f
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("never saw %d live members; last: %+v", n, last)
+		return nil
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
@@ -70,17 +72,17 @@ func TestAgentFollowsSignedPolicy(t *testing.T) {
 	c := &client.Client{Socket: p.sock}
 	waitPolicy := func(cond func(apitypes.EffectivePolicy) bool, what string) apitypes.EffectivePolicy {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
 		var last apitypes.EffectivePolicy
-		for time.Now().Before(deadline) {
+		testutil.WaitFor(t, 30*time.Second, "agent showing "+what, func() error {
 			ep, err := c.Policy(context.Background())
-			if err == nil && cond(ep) {
-				return ep
+			if err != nil {
+				return fmt.Errorf("%w\n%s", err, p.stderr)
 			}
-			last = ep
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("agent never showed %s; last: %+v\n%s", what, last, p.stderr)
+			if last = ep; !cond(ep) {
+				return fmt.Errorf("last: %+v\n%s", ep, p.stderr)
+			}
+			return nil
+		})
 		return last
 	}
 	ep := waitPolicy(func(ep apitypes.EffectivePolicy) bool { return ep.Name == "first" }, "the first policy")

@@ -37,6 +37,7 @@ func TestServiceSysVLifecycle(t *testing.T) {
 	if _, err := exec.LookPath("service"); err != nil {
 		t.Fatal("the 'service' command is missing: install init-system-helpers / sysvinit-utils")
 	}
+	bin := patchringd.Path(t)
 	dir, err := os.MkdirTemp("", "patchringd-sysv-*")
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +88,7 @@ echo "== status"; $B status
 }
 
 func TestServiceSystemdUnitGolden(t *testing.T) {
+	bin := patchringd.Path(t)
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "bin")
 	os.MkdirAll(fake, 0o755)

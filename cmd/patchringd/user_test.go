@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // TestNonRootUsesXDGDirs: a user without root runs `patchringd run` with no
@@ -25,12 +27,10 @@ func TestNonRootUsesXDGDirs(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
 	os.Chown(home, nobody, nobody)
-	// The test binary's directory must be reachable by the user.
-	os.Chmod(filepath.Dir(bin), 0o755)
 	state, run := filepath.Join(home, ".local", "state"), filepath.Join(home, "run")
-	cmd := exec.Command(bin, "run")
+	cmd := exec.Command(patchringd.Path(t), "run") // Shared: the user can reach it
 	cmd.Env = []string{"HOME=" + home, "XDG_STATE_HOME=" + state, "XDG_RUNTIME_DIR=" + run, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	testutil.AsUser(cmd, nobody, nobody)
 	os.MkdirAll(run, 0o700)
 	os.Chown(run, nobody, nobody)
 	logf, _ := os.Create(filepath.Join(home, "log"))
@@ -48,21 +48,17 @@ func TestNonRootUsesXDGDirs(t *testing.T) {
 	})
 	sock := filepath.Join(run, "patchring", "patchringd.sock")
 	c := &client.Client{Socket: sock}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("agent as uid %d answering on %s", nobody, sock), func() error {
 		st, err := c.Status(context.Background())
-		if err == nil {
-			if st.StateDir != filepath.Join(state, "patchring") {
-				t.Errorf("state dir %q, want under XDG_STATE_HOME", st.StateDir)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
+		if err != nil {
 			log, _ := os.ReadFile(filepath.Join(home, "log"))
-			t.Fatalf("agent as uid %d never answered on %s: %v\n%s", nobody, sock, err, log)
+			return fmt.Errorf("%w\n%s", err, log)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		if st.StateDir != filepath.Join(state, "patchring") {
+			t.Errorf("state dir %q, want under XDG_STATE_HOME", st.StateDir)
+		}
+		return nil
+	})
 	if _, err := os.Stat(filepath.Join(state, "patchring", "state.db")); err != nil {
 		t.Errorf("no state under XDG_STATE_HOME: %v", err)
 	}

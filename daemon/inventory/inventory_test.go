@@ -2,14 +2,13 @@ package inventory_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	pinv "github.com/patchring/patchring/platform/inventory"
 )
@@ -32,7 +31,7 @@ func TestHistoryRecordsInstallAndRemove(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	svc, err := inventory.New(inventory.Config{
 		DB:      db,
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:     testutil.Logger(t),
 		Options: pinv.Options{Root: "/", DpkgStatus: sb.Path("var/lib/dpkg/status"), Sections: []pinv.Section{pinv.SectionPackages}},
 	})
 	if err != nil {
@@ -99,7 +98,7 @@ func TestScanFollowsPackageDatabaseChanges(t *testing.T) {
 	scanned := make(chan []pinv.Change, 16)
 	svc, err := inventory.New(inventory.Config{
 		DB:       db,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:      testutil.Logger(t),
 		Options:  pinv.Options{Root: "/", DpkgStatus: sb.Path("var/lib/dpkg/status"), Sections: []pinv.Section{pinv.SectionPackages}},
 		Debounce: 50 * time.Millisecond,
 		OnScan:   func(_ *pinv.Snapshot, c []pinv.Change) { scanned <- c },

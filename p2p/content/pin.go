@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/patchring/patchring/internal/atomicfile"
 )
 
 // Pin keeps h from eviction for reason until the given time (zero: until
@@ -128,31 +129,8 @@ func (s *Store) savePinsLocked() error {
 	return writeFileAtomic(s.pinFile, b)
 }
 
-// writeFileAtomic writes b to a temporary file beside path, fsyncs it and
-// renames it over path, then fsyncs the directory.
-func writeFileAtomic(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return diskErr(err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(b); err != nil {
-		return diskErr(err)
-	}
-	if err = f.Sync(); err != nil {
-		return diskErr(err)
-	}
-	if err = f.Close(); err != nil {
-		return diskErr(err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return diskErr(err)
-	}
-	return diskErr(syncDir(dir))
+// writeFileAtomic writes b to path through internal/atomicfile (temporary
+// file, fsync, rename, directory fsync), reporting a full disk as ErrDiskFull.
+func writeFileAtomic(path string, b []byte) error {
+	return diskErr(atomicfile.WriteFile(path, b, 0o600))
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/patchring/patchring/internal/atomicfile"
 )
 
 // Options configure a Store.
@@ -115,7 +117,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.cleanStaging(); err != nil {
 		return nil, fmt.Errorf("open content store %s: %w", dir, err)
 	}
-	// Temporary files of an interrupted atomic write of pins.json.
+	// Temporary files of an interrupted atomic write of pins.json (and the
+	// names an older version gave them).
+	_ = atomicfile.RemoveStale(s.pinFile)
 	if old, err := filepath.Glob(filepath.Join(dir, ".pins.json.*.tmp")); err == nil {
 		for _, p := range old {
 			_ = os.Remove(p)

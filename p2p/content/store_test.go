@@ -399,8 +399,11 @@ func TestOpenCleansLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, ".pins.json.1.tmp"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	pinTemps := []string{".pins.json.1.tmp", ".tmp-pins.json-1"}
+	for _, name := range pinTemps {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s2 := openStore(t, dir, Options{Now: clk.Now})
 	got := stagingNames(t, s2)
@@ -408,8 +411,10 @@ func TestOpenCleansLeftovers(t *testing.T) {
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("staging after Open = %v, want %v", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".pins.json.1.tmp")); !os.IsNotExist(err) {
-		t.Fatal("pins temp file not removed")
+	for _, name := range pinTemps {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Fatalf("pins temp file %s not removed", name)
+		}
 	}
 	if _, reserved, _ := s2.Usage(); reserved != int64(len(data)) {
 		t.Fatalf("partial not accounted: reserved %d", reserved)

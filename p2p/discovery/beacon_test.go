@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // sink records the candidates a beacon offers.
@@ -293,28 +295,18 @@ func TestBeaconsOverLoopback(t *testing.T) {
 	}
 	outsider, outSink := loopbackBeacon(t, 4, port, otherKey, targets)
 
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		missing := ""
+	testutil.WaitFor(t, 10*time.Second, "every node hearing the others", func() error {
 		for j, s := range sinks {
 			got := s.got()
 			for x := 1; x <= 3; x++ {
 				want := fmt.Sprintf("127.0.0.%d:7946", x)
 				if x != j+1 && !slices.Contains(got, want) {
-					missing = fmt.Sprintf("node-%d has not heard %s", j+1, want)
+					return fmt.Errorf("node-%d has not heard %s", j+1, want)
 				}
 			}
 		}
-		if missing == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(missing)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 	for j, s := range sinks {
 		if got := s.got(); slices.Contains(got, "127.0.0.4:7946") || slices.Contains(got, fmt.Sprintf("127.0.0.%d:7946", j+1)) {
 			t.Errorf("node-%d offered %q: its own or the outsider's address", j+1, got)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/gossip"
 )
 
@@ -77,11 +78,7 @@ func TestBeaconsFormOnePool(t *testing.T) {
 	}
 	outsider, _ := startGossip(t, 4, port, otherKey, targets)
 
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		report := ""
+	testutil.WaitFor(t, 15*time.Second, "every node seeing 3 alive", func() error {
 		for _, g := range nodes {
 			alive := 0
 			for _, m := range g.Members() {
@@ -90,17 +87,11 @@ func TestBeaconsFormOnePool(t *testing.T) {
 				}
 			}
 			if alive != 3 {
-				report = fmt.Sprintf("%s sees %d alive", g.NodeID(), alive)
+				return fmt.Errorf("%s sees %d alive", g.NodeID(), alive)
 			}
 		}
-		if report == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(report)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 	for i, g := range nodes {
 		if _, ok := g.Member(outsider.NodeID()); ok {
 			t.Errorf("node %d lists the outsider", i)

@@ -12,34 +12,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
-	"github.com/patchring/patchring/policy/internal/atomicfile"
+	"github.com/patchring/patchring/internal/atomicfile"
+	"github.com/patchring/patchring/internal/targetname"
 )
-
-var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+~-]*$`)
-
-// ValidTargetName checks that name is a portable relative target path:
-// slash-separated segments of letters, digits and ._+~- (not starting with
-// a dot or dash, not ending with a dot), at most 255 bytes. It is the rule
-// the admin side applies when it adds targets.
-func ValidTargetName(name string) error {
-	if name == "" || len(name) > 255 {
-		return fmt.Errorf("%w %q: must be 1 to 255 bytes", ErrBadTargetName, name)
-	}
-	for _, seg := range strings.Split(name, "/") {
-		if !segmentRE.MatchString(seg) || strings.HasSuffix(seg, ".") {
-			return fmt.Errorf("%w %q: bad segment %q", ErrBadTargetName, name, seg)
-		}
-	}
-	return nil
-}
 
 // remoteTargetPath is where a target lives below the repository root: with
 // consistent snapshots, targets/<dir>/<sha256>.<base>.
@@ -147,7 +128,7 @@ func (c *Client) targetFile(st *State, name string) (*metadata.TargetFiles, bool
 // verified state (offline; fails with ErrExpired once that has expired).
 func (c *Client) TargetInfo(name string) (TargetInfo, error) {
 	op := "look up " + name
-	if err := ValidTargetName(name); err != nil {
+	if err := targetname.Check(name); err != nil {
 		return TargetInfo{}, wrap(op, "", err)
 	}
 	st, err := c.lastGood()
@@ -188,7 +169,7 @@ var _ urlSource = (*HTTPSource)(nil)
 // must check every byte against Length and Hashes before using it.
 func (c *Client) LocateTarget(name string) (TargetLocation, error) {
 	op := "locate " + name
-	if err := ValidTargetName(name); err != nil {
+	if err := targetname.Check(name); err != nil {
 		return TargetLocation{}, wrap(op, "", err)
 	}
 	st, err := c.lastGood()
@@ -218,7 +199,7 @@ func (c *Client) LocateTarget(name string) (TargetLocation, error) {
 // bad bytes.
 func (c *Client) DownloadTarget(ctx context.Context, name, dstDir string) (string, error) {
 	op := "download " + name
-	if err := ValidTargetName(name); err != nil {
+	if err := targetname.Check(name); err != nil {
 		return "", wrap(op, "", err)
 	}
 	st, err := c.lastGood()

@@ -7,6 +7,8 @@ import (
 	"net"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/patchring/patchring/internal/targetname"
 )
 
 // Reasons a refresh or download fails. Errors returned by this package wrap
@@ -32,8 +34,9 @@ var (
 	ErrThreshold = errors.New("not enough valid signatures")
 	// ErrUnknownTarget: no signed metadata lists the target.
 	ErrUnknownTarget = errors.New("target not listed in signed metadata")
-	// ErrBadTargetName: a target name that is not a portable relative path.
-	ErrBadTargetName = errors.New("invalid target name")
+	// ErrBadTargetName: a target name that is not a portable relative path
+	// (the rule of internal/targetname, which the admin side applies too).
+	ErrBadTargetName = targetname.ErrInvalid
 	// ErrRootUnconfirmed: a source that is not the origin denied having the
 	// next root version and neither the origin nor a second source
 	// confirmed it (a peer may be hiding a key rotation).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/patchring/patchring/internal/targetname"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -146,14 +147,14 @@ func FuzzCatalogCustom(f *testing.F) {
 	})
 }
 
-// FuzzValidTargetName checks that every accepted name stays inside the
-// download directory.
+// FuzzValidTargetName checks that every name the download path accepts
+// stays inside the download directory and passes the fetch path check.
 func FuzzValidTargetName(f *testing.F) {
 	for _, s := range []string{"policy.json", "catalog/a/1/a.deb", "../x", "a/../../b", "/etc/passwd", `a\..\b`, "a/./b", "C:/x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if ValidTargetName(name) != nil {
+		if targetname.Check(name) != nil {
 			return
 		}
 		base := filepath.FromSlash("/dst")

@@ -16,7 +16,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/patchring/patchring/policy/internal/atomicfile"
+	"github.com/patchring/patchring/internal/atomicfile"
+	"github.com/patchring/patchring/internal/targetname"
 )
 
 // Well-known target names.
@@ -70,7 +71,7 @@ var (
 	ErrLocked             = errors.New("repository is locked by another command")
 	ErrChanged            = errors.New("repository changed on disk since it was opened")
 	ErrUnknownRole        = errors.New("unknown role")
-	ErrBadTargetName      = errors.New("invalid target name")
+	ErrBadTargetName      = targetname.ErrInvalid // the rule of internal/targetname, which agents apply too
 	ErrNoSuchTarget       = errors.New("no such target")
 	ErrNoSuchKey          = errors.New("no such key")
 	ErrThresholdTooHigh   = errors.New("fewer keys than the threshold")

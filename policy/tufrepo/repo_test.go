@@ -533,19 +533,6 @@ func TestCatalogMetaValidate(t *testing.T) {
 	}
 }
 
-func TestValidTargetName(t *testing.T) {
-	for _, ok := range []string{"policy.json", "catalog/a/1.0/a_1.0_amd64.deb", "x+y~z"} {
-		if err := ValidTargetName(ok); err != nil {
-			t.Errorf("ValidTargetName(%q) = %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "/abs", "a//b", "../x", "a/../b", ".hidden", "-x", "a/b.", `a\b`, "a:b", strings.Repeat("a", 256)} {
-		if err := ValidTargetName(bad); !errors.Is(err, ErrBadTargetName) {
-			t.Errorf("ValidTargetName(%q) = %v, want ErrBadTargetName", bad, err)
-		}
-	}
-}
-
 func TestHandlerMethods(t *testing.T) {
 	_, dir, _ := newRepo(t, Options{})
 	srv := httptest.NewServer(Handler(dir))

@@ -16,7 +16,8 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/patchring/patchring/policy/internal/atomicfile"
+	"github.com/patchring/patchring/internal/atomicfile"
+	"github.com/patchring/patchring/internal/targetname"
 )
 
 // Target is one signed target as listed by ListTargets.
@@ -45,28 +46,11 @@ type CatalogMeta struct {
 var Severities = []string{"low", "medium", "moderate", "high", "important", "critical"}
 
 var (
-	segmentRE        = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+~-]*$`)
 	packageRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 	versionRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+~:_-]*$`)
 	classificationRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	cveRE            = regexp.MustCompile(`^CVE-[0-9]{4}-[0-9]{4,}$`)
 )
-
-// ValidTargetName checks that name is a portable target path: slash
-// separated segments of letters, digits and ._+~- (not starting with a dot
-// or dash, not ending with a dot), at most 255 bytes. Agents apply the same
-// rule before they write a target to disk.
-func ValidTargetName(name string) error {
-	if name == "" || len(name) > 255 {
-		return fmt.Errorf("%w %q: must be 1 to 255 bytes", ErrBadTargetName, name)
-	}
-	for _, seg := range strings.Split(name, "/") {
-		if !segmentRE.MatchString(seg) || strings.HasSuffix(seg, ".") {
-			return fmt.Errorf("%w %q: segment %q: use letters, digits and ._+~- (not starting with . or -, not ending with .)", ErrBadTargetName, name, seg)
-		}
-	}
-	return nil
-}
 
 // Validate reports every problem with m at once.
 func (m CatalogMeta) Validate() error {
@@ -127,7 +111,7 @@ func checkCustom(custom json.RawMessage) (*json.RawMessage, error) {
 // JSON object, or nil). The payload file is written at once; metadata is
 // signed by the next Publish.
 func (r *Repo) AddTarget(name string, data []byte, custom json.RawMessage) error {
-	if err := ValidTargetName(name); err != nil {
+	if err := targetname.Check(name); err != nil {
 		return fmt.Errorf("add target: %w", err)
 	}
 	cm, err := checkCustom(custom)
@@ -154,7 +138,7 @@ func (r *Repo) AddTarget(name string, data []byte, custom json.RawMessage) error
 // AddTargetFile stages the file at src as target name, streaming it (never
 // whole in memory) into the repository.
 func (r *Repo) AddTargetFile(name, src string, custom json.RawMessage) error {
-	if err := ValidTargetName(name); err != nil {
+	if err := targetname.Check(name); err != nil {
 		return fmt.Errorf("add target: %w", err)
 	}
 	cm, err := checkCustom(custom)

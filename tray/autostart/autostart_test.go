@@ -1,4 +1,4 @@
-package tray_test
+package autostart_test
 
 import (
 	"bufio"
@@ -6,13 +6,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/patchring/patchring/tray/autostart"
 )
 
 // TestAutostartEntry checks the XDG autostart entry with
 // desktop-file-validate and for what autostart needs.
 func TestAutostartEntry(t *testing.T) {
 	t.Parallel()
-	const path = "patchring-tray.desktop"
+	const path = autostart.FileName
 	bin, err := exec.LookPath("desktop-file-validate")
 	if err != nil {
 		t.Fatalf("desktop-file-validate not found: install the Debian package desktop-file-utils")
@@ -42,6 +44,9 @@ func TestAutostartEntry(t *testing.T) {
 		if keys[k] != want {
 			t.Errorf("%s=%q, want %q", k, keys[k], want)
 		}
+	}
+	if onDisk, _ := os.ReadFile(path); string(onDisk) != string(autostart.Entry) {
+		t.Error("the embedded entry differs from the file")
 	}
 	if _, hidden := keys["Hidden"]; hidden {
 		t.Errorf("Hidden= disables an autostart entry")

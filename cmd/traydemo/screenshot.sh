@@ -4,13 +4,13 @@
 # real StatusNotifierItem host, gtk-sni-tray-standalone, which draws the icon
 # and, when clicked, the menu through libdbusmenu-gtk3, as a desktop does.
 #
-#   tray/internal/traydemo/screenshot.sh [OUTDIR]    (default docs/img)
+#   cmd/traydemo/screenshot.sh [OUTDIR]    (default docs/img)
 #
 # Needs the Debian packages xvfb, haskell-gtk-sni-tray-utils, xdotool,
 # x11-apps (xwd), imagemagick and dbus-daemon (dbus-run-session).
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/../../.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$repo/docs/img}
 mkdir -p "$out"
 for tool in Xvfb gtk-sni-tray-standalone xdotool xwd dbus-run-session; do
@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$repo" && go build -o "$work/traydemo" ./tray/internal/traydemo)
+(cd "$repo" && go build -o "$work/traydemo" ./cmd/traydemo)
 
 # A free display: Xvfb writes the number it took to fd 3.
 exec 3>"$work/display"
