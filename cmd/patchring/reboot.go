@@ -97,7 +97,7 @@ func newRebootNowCmd(a *app) *cobra.Command {
 			"Root and the agent's admin group may; another user only while logged in at the machine (a seat or\n" +
 			"the console, not ssh) and where the policy's reboot.user_restart is session (the default). On a\n" +
 			"headless host the restart waits for a free restart slot of its site.",
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.client().RestartNow(cmd.Context()); err != nil {
 				return err
