@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -162,5 +163,28 @@ func TestHealthCheckFor(t *testing.T) {
 	}
 	if h := mustParse(t, base).HealthCheckFor("broad"); h != nil {
 		t.Errorf("no health check configured, got %+v", h)
+	}
+}
+
+// reboot.user_restart survives the signed (canonical JSON) form, and a
+// policy without it lets the session user restart.
+func TestUserRestartSignedForm(t *testing.T) {
+	t.Parallel()
+	b, err := MarshalCanonical(mustParse(t, rebootPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseJSON(b, "policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.RebootRules(NodeFacts{NodeID: "a", Tags: []string{"lab"}}).UserRestart; got != UserRestartNone {
+		t.Errorf("lab: user_restart %q after the signed form, want none", got)
+	}
+	if got := p.RebootRules(NodeFacts{NodeID: "b"}).UserRestart; got != UserRestartSession {
+		t.Errorf("broad: user_restart %q, want the default session", got)
+	}
+	if _, err := ParseJSON([]byte(strings.Replace(string(b), `"reboot":{"notify_ahead"`, `"reboot":{"user_restart":"anyone","notify_ahead"`, 1)), "policy.json"); err == nil || !strings.Contains(err.Error(), "reboot.user_restart: 'anyone' is not a choice") {
+		t.Errorf("a signed policy with a bad user_restart: %v", err)
 	}
 }

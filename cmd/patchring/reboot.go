@@ -93,7 +93,11 @@ func newRebootNowCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "now",
 		Short: "Restart the machine now to finish installing updates (a restart must be pending)",
-		Args:  cobra.NoArgs,
+		Long: "now asks the agent to restart the machine to finish installing updates; a restart must be pending.\n" +
+			"Root and the agent's admin group may; another user only while logged in at the machine (a seat or\n" +
+			"the console, not ssh) and where the policy's reboot.user_restart is session (the default). On a\n" +
+			"headless host the restart waits for a free restart slot of its site.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.client().RestartNow(cmd.Context()); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/platform/ipc"
 )
 
 // Limits bound what local users can hold open. Root (uid 0) is exempt
@@ -91,14 +92,21 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		caller := l.s.identify(c)
+		// The caps are checked on the kernel's uid alone: looking up group
+		// membership waits until the connection is admitted.
+		var caller Caller
 		uid := unknownUID
-		if caller.Known {
-			uid = caller.Cred.UID
+		if cred, err := ipc.PeerCred(c); err == nil {
+			caller, uid = Caller{Cred: cred, Known: true}, cred.UID
+		} else {
+			l.s.log.Debug("local api: unknown peer", "err", err)
 		}
 		if why := l.take(uid); why != "" {
 			l.turnAway(c, uid, why)
 			continue
+		}
+		if caller.Known {
+			caller.Admin = l.s.isAdmin(uid)
 		}
 		return &limitedConn{Conn: c, caller: caller, l: l}, nil
 	}

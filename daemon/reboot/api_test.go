@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,11 +30,7 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv("PATCHRING_TEST_CLIENT"); sock != "" {
 		os.Exit(clientMain(sock, os.Getenv("PATCHRING_TEST_OP")))
 	}
-	if sock := os.Getenv("PATCHRING_TEST_FLOOD"); sock != "" {
-		streams, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_STREAMS"))
-		idle, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_IDLE"))
-		os.Exit(floodMain(sock, streams, idle))
-	}
+
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))

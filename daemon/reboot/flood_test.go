@@ -1,3 +1,5 @@
+//go:build linux
+
 package reboot_test
 
 import (
@@ -21,6 +23,15 @@ import (
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/reboot"
 )
+
+// With PATCHRING_TEST_FLOOD set, the test binary is the flooding client.
+func init() {
+	if sock := os.Getenv("PATCHRING_TEST_FLOOD"); sock != "" {
+		streams, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_STREAMS"))
+		idle, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_IDLE"))
+		os.Exit(floodMain(sock, streams, idle))
+	}
+}
 
 // floodMain is the flooding client: it opens streams event streams (reading
 // only each one's status line) and idle idle connections, keeps them all

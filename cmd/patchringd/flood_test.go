@@ -1,0 +1,132 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// An unprivileged user opens 500 event streams and 5,000 idle connections
+// to a real patchringd and keeps connecting; root's `patchring status`
+// still answers, and the daemon's open files stay bounded by its caps.
+func TestLocalAPIFloodedByAUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to run a client as another uid (make test runs as root)")
+	}
+	const nobody = 65534
+	// Room for both sides to hold everything, so a missing cap shows as
+	// open files, not as a failure to accept; children inherit it.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	const want = 16384
+	if lim.Cur < want {
+		old := lim
+		lim.Cur, lim.Max = want, max(lim.Max, want)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatalf("raise RLIMIT_NOFILE: %v", err)
+		}
+		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
+	}
+
+	binDir := filepath.Dir(bin)
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	flood, cli := filepath.Join(binDir, "flood"), filepath.Join(binDir, "patchring")
+	for _, b := range [][2]string{{flood, "./testdata/flood"}, {cli, "../patchring"}} {
+		if _, err := os.Stat(b[0]); err == nil {
+			continue
+		}
+		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	// The socket lives where uid 65534 can reach it.
+	sockDir, err := os.MkdirTemp("", "patchringd-flood-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	if err := os.Chmod(sockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "api.sock")
+	p := startDaemon(t, t.TempDir(), "--socket", sock)
+	p.sock = sock
+	p.waitReady(t)
+	pid := p.cmd.Process.Pid
+	openFiles := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			t.Fatalf("open files of patchringd: %v", err)
+		}
+		return len(ents)
+	}
+	baseline := openFiles()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, flood, "-socket", sock, "-streams", "500", "-idle", "5000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+			t.Errorf("flood: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("flood said %q: %v", line, err)
+	}
+	t.Logf("flood: %s", strings.TrimSpace(line))
+	var streams, refused, conns int
+	if _, err := fmt.Sscanf(line, "ready streams=%d refused=%d conns=%d", &streams, &refused, &conns); err != nil || conns != 5500 {
+		t.Fatalf("flood said %q", line)
+	}
+	if streams > 8 {
+		t.Errorf("the user holds %d event streams; the cap is 8", streams)
+	}
+
+	// Root's `patchring status`, while the user keeps connecting: each try
+	// has a second; the deadline is generous (a shared machine).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		out, err := exec.CommandContext(sctx, cli, "--socket", sock, "status").CombinedOutput()
+		scancel()
+		if err == nil && strings.Contains(string(out), "reboot") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("root's patchring status did not answer within a second while flooded (tried for a minute): %v\n%s", err, out)
+		}
+	}
+	if n, bound := openFiles(), baseline+32+16; n > bound {
+		t.Errorf("patchringd holds %d open files while flooded (%d before), want at most %d", n, baseline, bound)
+	} else {
+		t.Logf("patchringd open files: %d before, %d while flooded", baseline, n)
+	}
+}
