@@ -454,8 +454,8 @@ func (d *demo) waitPolicy(ctx context.Context, a *agent) error {
 
 type nodeView struct {
 	ring, version, lib, last, reboot string
-	txs                         []apitypes.Transaction
-	settled                     bool
+	txs                              []apitypes.Transaction
+	settled                          bool
 }
 
 func (d *demo) view(ctx context.Context, a *agent) nodeView {

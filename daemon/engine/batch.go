@@ -49,12 +49,6 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 		return nil, nil, fmt.Errorf("plan %s with apt: %w", strings.Join(names, " "), err)
 	}
 	refused := &RefusedError{Requested: names}
-	var removals []string
-	for _, c := range changes {
-		if c.To == "" {
-			removals = append(removals, c.Package+" "+c.From)
-		}
-	}
 	for _, c := range changes {
 		if c.To != "" {
 			continue
@@ -168,8 +162,7 @@ func components(items []Item, cands []Candidate) [][]int {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]

@@ -58,6 +58,9 @@ type siteConfig struct {
 	Keys []crypto.PrivKey
 	// Intervals of the agents.
 	AptCheck, AptRefresh, PolicyRefresh time.Duration
+	// Installed are more packages every node has before acme-tool 1.0
+	// (they are added to the vendor's repository too).
+	Installed []apttest.Package
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -69,6 +72,7 @@ type testSite struct {
 	keyFile string
 	deb10   string
 	size10  int64
+	base    []string // siteConfig.Installed's payloads
 	nodes   []*node
 }
 
@@ -163,6 +167,11 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range cfg.Installed {
+		deb := apttest.MustBuildDeb(t, debs, p)
+		s.origin.apt.MustAdd(t, deb)
+		s.base = append(s.base, deb)
+	}
 	s.deb10 = apttest.MustBuildDeb(t, debs, acmeTool("1.0", 0))
 	s.size10 = fileSize(t, s.deb10)
 	s.origin.apt.MustAdd(t, s.deb10)
@@ -244,7 +253,7 @@ func (s *testSite) startNodes(t testing.TB) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			errs[i] = n.sb.DpkgInstall(ctx, s.deb10)
+			errs[i] = n.sb.DpkgInstall(ctx, append(append([]string{}, s.base...), s.deb10)...)
 		}()
 	}
 	wg.Wait()
