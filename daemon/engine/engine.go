@@ -90,7 +90,7 @@ type Config struct {
 	// Facts returns the node facts for ring selection.
 	Facts func() policy.NodeFacts
 	// Fleet returns what the fleet knows of each ring's results (gates).
-	Fleet func() policy.FleetStats
+	Fleet func() policy.FleetView
 	// Catalog is the signed third-party catalog; nil offers apt updates
 	// only.
 	Catalog Catalog
@@ -313,7 +313,7 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	updates = append(updates, catUpdates...)
 	var decisions []policy.Decision
 	if p != nil {
-		fleet := policy.FleetStats{}
+		var fleet policy.FleetView = policy.FleetStats{}
 		if e.cfg.Fleet != nil {
 			fleet = e.cfg.Fleet()
 		}
