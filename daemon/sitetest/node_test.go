@@ -58,6 +58,9 @@ type siteConfig struct {
 	Keys []crypto.PrivKey
 	// Intervals of the agents.
 	AptCheck, AptRefresh, PolicyRefresh time.Duration
+	// Preinstall are more packages (.deb files) every node has installed
+	// before its agent starts, next to acme-tool 1.0.
+	Preinstall []string
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -244,7 +247,7 @@ func (s *testSite) startNodes(t testing.TB) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			errs[i] = n.sb.DpkgInstall(ctx, s.deb10)
+			errs[i] = n.sb.DpkgInstall(ctx, append([]string{s.deb10}, s.cfg.Preinstall...)...)
 		}()
 	}
 	wg.Wait()
