@@ -73,6 +73,11 @@ func batchDeb(t testing.TB, dir string, i int, version string) string {
 func TestSiteGatesOpenForABatch(t *testing.T) {
 	const nodes = 10
 	dir := t.TempDir()
+	for _, sub := range []string{"v1", "v2"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var v1, v2 []string
 	for i := range batchSize {
 		v1 = append(v1, batchDeb(t, filepath.Join(dir, "v1"), i, "1.0"))
