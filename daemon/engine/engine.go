@@ -268,7 +268,7 @@ func (e *Engine) facts(ctx context.Context) policy.NodeFacts {
 // upgrades and the catalog's entries for this node), and evaluates the
 // policy for each. It records first-seen times.
 func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
-	p, _ := e.cfg.Policy()
+	p, pv := e.cfg.Policy()
 	e.mu.Lock()
 	stale := e.cfg.RefreshEvery == 0 || e.cfg.Now().Sub(e.lastRefresh) >= e.cfg.RefreshEvery
 	e.mu.Unlock()
@@ -319,7 +319,7 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 		}
 		decisions = policy.Evaluate(p, e.facts(ctx), updates, fleet, now)
 	} else {
-		why := e.policyAllowsInstalls()
+		why := installRefusal(nil, pv, now)
 		for _, u := range updates {
 			decisions = append(decisions, policy.Decision{Update: u, Action: policy.ActionExpired, Rule: "policy", Reason: why.Error()})
 		}
