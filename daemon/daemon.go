@@ -236,7 +236,7 @@ func (d *Daemon) fleetRoutes() {
 
 // fleetStats are the site's results per ring and update, for gates; empty
 // without gossip (gates then stay closed).
-func (d *Daemon) fleetStats() policy.FleetStats {
+func (d *Daemon) fleetStats() policy.FleetView {
 	if d.fleet == nil {
 		return policy.FleetStats{}
 	}

@@ -534,7 +534,7 @@ func (f *fleet) Peers() apitypes.Peers {
 // batch is followed by one transaction per dependency component, whose
 // newer outcomes then say which part failed.
 func updateResults(txs []*engine.Tx) []gossip.UpdateResult {
-	seen := map[string]bool{}
+	seen := map[gossip.ResultID]bool{}
 	var out []gossip.UpdateResult
 	for _, tx := range txs { // newest first
 		if tx.Kind != engine.KindInstall || tx.Outcome == "" || tx.Outcome == engine.OutcomeAborted {
@@ -544,49 +544,67 @@ func updateResults(txs []*engine.Tx) []gossip.UpdateResult {
 			if it.To == "" {
 				continue
 			}
-			k := it.Source + "/" + it.Package + "/" + it.To
-			if seen[k] || len(out) >= gossip.MaxResults {
+			r := gossip.NewUpdateResult(it.Source, it.Package, it.To, tx.Outcome == engine.OutcomeInstalled && tx.RolledBy == 0)
+			if seen[r.ID] || len(out) >= gossip.MaxResults {
 				continue
 			}
-			seen[k] = true
-			ok := tx.Outcome == engine.OutcomeInstalled && tx.RolledBy == 0
-			out = append(out, gossip.UpdateResult{Source: it.Source, Package: it.Package, Version: it.To, Succeeded: ok})
+			seen[r.ID] = true
+			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// siteResults is what the site's members gossip about their outcomes,
+// counted per ring and update: the FleetView the engine's gates read.
+type siteResults struct {
+	total  map[string]int // members per ring
+	byRing map[string]map[gossip.ResultID]policy.RingStats
+}
+
+var _ policy.FleetView = (*siteResults)(nil)
+
+// Get implements policy.FleetView.
+func (s *siteResults) Get(ring string, k policy.UpdateKey) policy.RingStats {
+	rs := s.byRing[ring][gossip.ResultIDOf(k.Source, k.Package, k.Version)]
+	rs.Total = s.total[ring]
+	return rs
 }
 
 // fleetStats counts, per ring and update, the site's members that
 // succeeded or failed with it, from what the members gossip about
 // themselves. Gates compare these with the policy's thresholds; a member
 // can lie about itself, which moves a gate by one node at most.
-func (f *fleet) fleetStats() policy.FleetStats {
-	stats := policy.FleetStats{}
-	total := map[string]int{}
-	for _, m := range f.g.Members() {
+func (f *fleet) fleetStats() policy.FleetView {
+	return countResults(f.g.Members())
+}
+
+func countResults(members []gossip.Member) *siteResults {
+	s := &siteResults{total: map[string]int{}, byRing: map[string]map[gossip.ResultID]policy.RingStats{}}
+	for _, m := range members {
 		if m.State.Ring == "" || (m.Liveness != gossip.LivenessAlive && !m.Local) {
 			continue
 		}
-		total[m.State.Ring]++
+		s.total[m.State.Ring]++
+		byUpdate := s.byRing[m.State.Ring]
+		if byUpdate == nil {
+			byUpdate = map[gossip.ResultID]policy.RingStats{}
+			s.byRing[m.State.Ring] = byUpdate
+		}
+		counted := map[gossip.ResultID]bool{} // one vote per member and update
 		for _, r := range m.State.Results {
-			k := policy.UpdateKey{Source: r.Source, Package: r.Package, Version: r.Version}
-			if stats[m.State.Ring] == nil {
-				stats[m.State.Ring] = map[policy.UpdateKey]policy.RingStats{}
+			if counted[r.ID] {
+				continue
 			}
-			rs := stats[m.State.Ring][k]
+			counted[r.ID] = true
+			rs := byUpdate[r.ID]
 			if r.Succeeded {
 				rs.Succeeded++
 			} else {
 				rs.Failed++
 			}
-			stats[m.State.Ring][k] = rs
+			byUpdate[r.ID] = rs
 		}
 	}
-	for ring, byUpdate := range stats {
-		for k, rs := range byUpdate {
-			rs.Total = total[ring]
-			byUpdate[k] = rs
-		}
-	}
-	return stats
+	return s
 }

@@ -1,10 +1,63 @@
 package daemon
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/patchring/patchring/daemon/engine"
+	"github.com/patchring/patchring/p2p/gossip"
+	"github.com/patchring/patchring/policy"
 )
+
+// batchTx is one install transaction of n packages (a point release
+// installed as one batch), with outcome o.
+func batchTx(id uint64, n int, o engine.Outcome, prefix string) *engine.Tx {
+	tx := &engine.Tx{ID: id, Kind: engine.KindInstall, Outcome: o}
+	for i := range n {
+		tx.Items = append(tx.Items, engine.Item{Source: "apt", Package: fmt.Sprintf("%s%d", prefix, i), From: "1", To: "2"})
+	}
+	return tx
+}
+
+// TestBatchResultsReachGates: a node that installed a 40-package batch
+// announces all 40 outcomes, and the site's gates count every one of them
+// for every member that reports it (the 8-result cap left 32 gates shut).
+func TestBatchResultsReachGates(t *testing.T) {
+	batch := batchTx(2, 40, engine.OutcomeInstalled, "lib")
+	failed := batchTx(1, 1, engine.OutcomeRolledBack, "bad")
+	rs := updateResults([]*engine.Tx{batch, failed})
+	if len(rs) != 41 {
+		t.Fatalf("%d results, want 41", len(rs))
+	}
+	var members []gossip.Member
+	for i := range 3 {
+		members = append(members, gossip.Member{NodeID: fmt.Sprint(i), Liveness: gossip.LivenessAlive,
+			State: gossip.State{Ring: "lab", Results: rs}})
+	}
+	members = append(members, gossip.Member{NodeID: "dead", Liveness: gossip.LivenessDead, State: gossip.State{Ring: "lab", Results: rs}},
+		gossip.Member{NodeID: "dup", Liveness: gossip.LivenessAlive, State: gossip.State{Ring: "pilot", Results: append(rs[:1:1], rs[0], rs[0])}})
+	view := countResults(members)
+	for i := range 40 {
+		k := policy.UpdateKey{Source: "apt", Package: fmt.Sprintf("lib%d", i), Version: "2"}
+		if got := view.Get("lab", k); got != (policy.RingStats{Succeeded: 3, Total: 3}) {
+			t.Fatalf("lab stats for %v = %+v, want 3 of 3 succeeded", k, got)
+		}
+	}
+	if got := view.Get("lab", policy.UpdateKey{Source: "apt", Package: "bad0", Version: "2"}); got != (policy.RingStats{Failed: 3, Total: 3}) {
+		t.Errorf("lab stats for the rolled back package = %+v, want 3 failed", got)
+	}
+	if got := view.Get("pilot", policy.UpdateKey{Source: "apt", Package: "lib0", Version: "2"}); got != (policy.RingStats{Succeeded: 1, Total: 1}) {
+		t.Errorf("a member repeating a result counted %+v, want one vote", got)
+	}
+	if got := view.Get("broad", policy.UpdateKey{Source: "apt", Package: "lib0", Version: "2"}); got != (policy.RingStats{}) {
+		t.Errorf("a ring without members: %+v", got)
+	}
+	// More than fit: the newest MaxResults.
+	many := updateResults([]*engine.Tx{batchTx(3, 50, engine.OutcomeInstalled, "new"), batch})
+	if len(many) != gossip.MaxResults || many[0] != gossip.NewUpdateResult("apt", "new0", "2", true) {
+		t.Fatalf("%d results starting %+v, want the newest %d", len(many), many[0], gossip.MaxResults)
+	}
+}
 
 // TestUpdateResultsPerPackage: every package a batch installed is
 // reported, what apt's solver added too; a removal is not an update; the
@@ -20,17 +73,21 @@ func TestUpdateResultsPerPackage(t *testing.T) {
 	good := &engine.Tx{ID: 2, Kind: engine.KindInstall, Outcome: engine.OutcomeInstalled, Batch: 1, Items: batch.Items[:2]}
 	bad := &engine.Tx{ID: 3, Kind: engine.KindInstall, Outcome: engine.OutcomeRolledBack, Batch: 1, Items: batch.Items[2:3]}
 	res := updateResults([]*engine.Tx{bad, good, batch}) // newest first
-	got := map[string]bool{}
+	got := map[gossip.ResultID]bool{}
 	for _, r := range res {
-		got[r.Package+"="+r.Version] = r.Succeeded
+		got[r.ID] = r.Succeeded
 	}
-	want := map[string]bool{"footool=1.1": true, "libfoo=1.1": true, "badtool=1.1": false}
+	want := map[gossip.ResultID]bool{
+		gossip.ResultIDOf("apt", "footool", "1.1"): true,
+		gossip.ResultIDOf("apt", "libfoo", "1.1"):  true,
+		gossip.ResultIDOf("apt", "badtool", "1.1"): false,
+	}
 	if len(got) != len(want) {
 		t.Fatalf("results %+v, want %v", res, want)
 	}
 	for k, v := range want {
 		if s, ok := got[k]; !ok || s != v {
-			t.Errorf("%s: got %v (present %v), want %v", k, s, ok, v)
+			t.Errorf("%x: got %v (present %v), want %v", k, s, ok, v)
 		}
 	}
 }

@@ -43,13 +43,30 @@ type RingStats struct {
 	Total     int `json:"total"` // nodes in the ring
 }
 
-// FleetStats holds, per ring name and update, how the ring fared; gates read
-// it. A nil FleetStats knows nothing, so every gate waits.
+// FleetView is what gates read: how each ring fared with each update. A
+// nil FleetView knows nothing, so every gate lacks reports.
+type FleetView interface {
+	// Get returns the stats of ring for update k (zero counts when
+	// unknown; Total is the ring's size either way).
+	Get(ring string, k UpdateKey) RingStats
+}
+
+// FleetStats holds, per ring name and update, how the ring fared: a
+// FleetView from a table. A nil FleetStats knows nothing.
 type FleetStats map[string]map[UpdateKey]RingStats
+
+var _ FleetView = FleetStats(nil)
 
 // Get returns the stats of ring for update k (zero when unknown).
 func (s FleetStats) Get(ring string, k UpdateKey) RingStats {
 	return s[ring][k]
+}
+
+func fleetGet(v FleetView, ring string, k UpdateKey) RingStats {
+	if v == nil {
+		return RingStats{}
+	}
+	return v.Get(ring, k)
 }
 
 // Action is what a node should do about an update.
@@ -119,7 +136,7 @@ func usable(p *Policy) (*Policy, error) {
 //     and allow windows (if the ring has any) are the only times to install
 //     until the ring's deadline passes. The deadline lets installs run
 //     outside allow windows; it opens no gate, pause or block window.
-func Evaluate(p *Policy, f NodeFacts, updates []Update, fleet FleetStats, now time.Time) []Decision {
+func Evaluate(p *Policy, f NodeFacts, updates []Update, fleet FleetView, now time.Time) []Decision {
 	out := make([]Decision, 0, len(updates))
 	vp, err := usable(p)
 	if err != nil {
@@ -151,7 +168,7 @@ type evaluator struct {
 	f     NodeFacts
 	ring  string
 	ri    int
-	fleet FleetStats
+	fleet FleetView
 	now   time.Time
 }
 
@@ -205,13 +222,58 @@ func (e *evaluator) decide(u Update) Decision {
 			Reason: fmt.Sprintf("not approved: no approve or auto_approve entry matches %s (%s) in ring %s", u, describeClass(u), ring)}
 	}
 	r := &p.Rings[e.ri]
+	var openedWithout []string
 	for j, g := range r.Gates {
-		if ok, why := gateMet(g, e.fleet.Get(g.Ring, u.Key())); !ok {
-			return Decision{Action: ActionWaitGate, Rule: fmt.Sprintf("rings[%d].gates[%d]", e.ri, j),
-				Reason: fmt.Sprintf("%s: waiting for ring %s: %s", ring, g.Ring, why)}
+		rule := fmt.Sprintf("rings[%d].gates[%d]", e.ri, j)
+		st := fleetGet(e.fleet, g.Ring, u.Key())
+		ok, why := gateMet(g, st)
+		if ok {
+			continue
 		}
+		open, at, note := e.tooFewReports(g, st, u)
+		if open {
+			openedWithout = append(openedWithout, fmt.Sprintf("gate on ring %s (%s) opened without enough reports: %s; %s", g.Ring, rule, why, note))
+			continue
+		}
+		return Decision{Action: ActionWaitGate, At: at, Rule: rule,
+			Reason: fmt.Sprintf("%s: waiting for ring %s: %s%s", ring, g.Ring, why, note)}
 	}
-	return e.timing(u, r, approvedBy, approvedWhy)
+	d := e.timing(u, r, approvedBy, approvedWhy)
+	for _, s := range openedWithout {
+		d.Reason += "; " + s
+	}
+	return d
+}
+
+// tooFewReports applies the gate's choice for missing reports when st does
+// not meet g. It reports whether the gate opens, and otherwise when it
+// will (zero: not by time) and a note for the reason.
+func (e *evaluator) tooFewReports(g Gate, st RingStats, u Update) (bool, time.Time, string) {
+	reported := st.Succeeded + st.Failed
+	if reported >= g.MinNodes {
+		return false, time.Time{}, "" // enough reports, and they are not good enough
+	}
+	noMembers := ""
+	if st.Total == 0 {
+		noMembers = fmt.Sprintf("; no node of ring %s is known here", g.Ring)
+	} else if st.Total < g.MinNodes {
+		noMembers = fmt.Sprintf("; ring %s has only %d known nodes here", g.Ring, st.Total)
+	}
+	if g.TooFewReports != TooFewReportsOpen {
+		return false, time.Time{}, noMembers + "; with too few reports this gate waits (too_few_reports: wait)"
+	}
+	if reported > 0 && 100*float64(st.Succeeded)/float64(reported) < g.MinSuccess {
+		return false, time.Time{}, noMembers + "; the reports so far are below the success threshold, so the gate does not open by time"
+	}
+	first := u.FirstSeen
+	if first.IsZero() {
+		first = e.now
+	}
+	at := first.Add(g.OpenAfter.Std())
+	if e.now.Before(at) {
+		return false, at, fmt.Sprintf("%s; with too few reports it opens %s (too_few_reports: open, open_after %s)", noMembers, fmtTime(at), g.OpenAfter)
+	}
+	return true, at, fmt.Sprintf("too_few_reports: open, open_after %s passed %s%s", g.OpenAfter, fmtTime(at), noMembers)
 }
 
 func because(reason string) string {

@@ -215,13 +215,13 @@ func TestEvaluate(t *testing.T) {
 			name: "gate without reports",
 			node: pilotNode, u: sec("bash", "5.2-2", june10.Add(-5*24*time.Hour)), fleet: func(Update) FleetStats { return nil }, now: june10,
 			want: want{action: ActionWaitGate, rule: "rings[1].gates[0]",
-				reason: "pilot: waiting for ring lab: 0 of 0 nodes reported (0 succeeded, 0 failed, 0% success); needs 90% success over at least 2"},
+				reason: "pilot: waiting for ring lab: 0 of 0 nodes reported (0 succeeded, 0 failed, 0% success); needs 90% success over at least 2; no node of ring lab is known here; with too few reports this gate waits (too_few_reports: wait)"},
 		},
 		{
 			name: "gate with too few nodes",
 			node: pilotNode, u: sec("bash", "5.2-2", june10.Add(-5*24*time.Hour)), now: june10,
 			fleet: func(u Update) FleetStats { return FleetStats{"lab": {u.Key(): {Succeeded: 1, Total: 5}}} },
-			want:  want{action: ActionWaitGate, reason: "pilot: waiting for ring lab: 1 of 5 nodes reported (1 succeeded, 0 failed, 100% success); needs 90% success over at least 2"},
+			want:  want{action: ActionWaitGate, reason: "pilot: waiting for ring lab: 1 of 5 nodes reported (1 succeeded, 0 failed, 100% success); needs 90% success over at least 2; with too few reports this gate waits (too_few_reports: wait)"},
 		},
 		{
 			name: "gate with too many failures",
@@ -323,7 +323,7 @@ func TestEvaluate(t *testing.T) {
 			name: "broad gate uses pilot numbers",
 			node: broadNode, u: sec("bash", "5.2-2", at("2026-05-01T00:00:00Z")), now: june10,
 			fleet: func(u Update) FleetStats { return FleetStats{"pilot": {u.Key(): {Succeeded: 9, Total: 40}}} },
-			want:  want{action: ActionWaitGate, rule: "rings[2].gates[0]", reason: "broad: waiting for ring pilot: 9 of 40 nodes reported (9 succeeded, 0 failed, 100% success); needs 95% success over at least 10"},
+			want:  want{action: ActionWaitGate, rule: "rings[2].gates[0]", reason: "broad: waiting for ring pilot: 9 of 40 nodes reported (9 succeeded, 0 failed, 100% success); needs 95% success over at least 10; with too few reports this gate waits (too_few_reports: wait)"},
 		},
 	}
 	for _, tc := range tests {

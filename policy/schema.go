@@ -116,11 +116,27 @@ type Selector struct {
 // Gate holds a ring back until another ring did well with the same update:
 // at least MinNodes nodes of Ring reported (succeeded or failed) and at least
 // MinSuccess percent of those succeeded.
+//
+// While fewer than MinNodes reports have arrived (the gated ring is small,
+// slow, or has no member on the node's site) the gate does what
+// TooFewReports says: TooFewReportsWait (the default) holds the ring until
+// enough reports arrive; TooFewReportsOpen opens it once OpenAfter has
+// passed since the update was first seen, unless a report that did arrive
+// was a failure that keeps the success rate below MinSuccess. A gate with
+// enough reports never opens by time.
 type Gate struct {
-	Ring       string  `json:"ring"`
-	MinSuccess float64 `json:"min_success"` // percent, 0..100
-	MinNodes   int     `json:"min_nodes"`   // >= 1
+	Ring          string   `json:"ring"`
+	MinSuccess    float64  `json:"min_success"`               // percent, 0..100
+	MinNodes      int      `json:"min_nodes"`                 // reports needed, >= 1
+	TooFewReports string   `json:"too_few_reports,omitempty"` // wait (default) or open
+	OpenAfter     Duration `json:"open_after,omitempty"`      // with too_few_reports: open, since first seen
 }
+
+// Values of Gate.TooFewReports.
+const (
+	TooFewReportsWait = "wait"
+	TooFewReportsOpen = "open"
+)
 
 // Window is a recurring maintenance window: it opens at every match of Cron
 // (5 fields, minute resolution, wall-clock time in TZ) and stays open for

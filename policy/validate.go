@@ -146,6 +146,7 @@ func (v *validator) ringsAndGates() {
 			if g.MinNodes < 1 {
 				v.ps.at(gp+".min_nodes", "%d is out of range; use at least 1", g.MinNodes)
 			}
+			v.gateTooFewReports(g, gp)
 		}
 		v.healthCheck(r.HealthCheck, rp+".health_check")
 	}
@@ -656,4 +657,20 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// gateTooFewReports checks what a gate does without enough reports.
+func (v *validator) gateTooFewReports(g Gate, gp string) {
+	switch g.TooFewReports {
+	case "", TooFewReportsWait:
+		if g.OpenAfter != 0 {
+			v.ps.at(gp+".open_after", "has no effect while too_few_reports is wait; set too_few_reports: open, or remove open_after")
+		}
+	case TooFewReportsOpen:
+		if g.OpenAfter <= 0 {
+			v.ps.at(gp+".open_after", "too_few_reports: open needs a positive open_after (how long after first seen the gate opens without enough reports), e.g. 3d")
+		}
+	default:
+		v.ps.at(gp+".too_few_reports", "%q is not a choice; use wait (hold the ring until min_nodes nodes reported) or open (open after open_after)", g.TooFewReports)
+	}
 }

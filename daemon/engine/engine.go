@@ -111,7 +111,7 @@ type Config struct {
 	// Facts returns the node facts for ring selection.
 	Facts func() policy.NodeFacts
 	// Fleet returns what the fleet knows of each ring's results (gates).
-	Fleet func() policy.FleetStats
+	Fleet func() policy.FleetView
 	// Catalog is the signed third-party catalog; nil offers apt updates
 	// only.
 	Catalog Catalog
@@ -329,7 +329,7 @@ func (e *Engine) facts(ctx context.Context) policy.NodeFacts {
 // upgrades and the catalog's entries for this node), and evaluates the
 // policy for each. It records first-seen times.
 func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
-	p, _ := e.cfg.Policy()
+	p, pv := e.cfg.Policy()
 	e.mu.Lock()
 	stale := e.cfg.RefreshEvery == 0 || e.cfg.Now().Sub(e.lastRefresh) >= e.cfg.RefreshEvery
 	e.mu.Unlock()
@@ -374,13 +374,13 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	updates = append(updates, catUpdates...)
 	var decisions []policy.Decision
 	if p != nil {
-		fleet := policy.FleetStats{}
+		var fleet policy.FleetView = policy.FleetStats{}
 		if e.cfg.Fleet != nil {
 			fleet = e.cfg.Fleet()
 		}
 		decisions = policy.Evaluate(p, e.facts(ctx), updates, fleet, now)
 	} else {
-		why := e.policyAllowsInstalls()
+		why := installRefusal(nil, pv, now)
 		for _, u := range updates {
 			decisions = append(decisions, policy.Decision{Update: u, Action: policy.ActionExpired, Rule: "policy", Reason: why.Error()})
 		}

@@ -32,10 +32,10 @@ const (
 // transaction or a crashed transaction recovered without one; the caller
 // rolls back.
 func (e *Engine) healthCheck(ctx context.Context) error {
-	if err := e.policyAllowsInstalls(); err != nil {
+	p, version := e.cfg.Policy()
+	if err := installRefusal(p, version, e.cfg.Now()); err != nil {
 		return fmt.Errorf("cannot confirm the install: %w", err)
 	}
-	p, _ := e.cfg.Policy()
 	ring, _ := policy.RingFor(p, e.cfg.Facts())
 	hc := p.HealthCheckFor(ring)
 	if hc == nil || len(hc.Command) == 0 {

@@ -61,6 +61,9 @@ type siteConfig struct {
 	// Installed are more packages every node has before acme-tool 1.0
 	// (they are added to the vendor's repository too).
 	Installed []apttest.Package
+	// Preinstall are more packages (.deb files) every node has installed
+	// before its agent starts, next to acme-tool 1.0.
+	Preinstall []string
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -253,7 +256,7 @@ func (s *testSite) startNodes(t testing.TB) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			errs[i] = n.sb.DpkgInstall(ctx, append(append([]string{}, s.base...), s.deb10)...)
+			errs[i] = n.sb.DpkgInstall(ctx, append(append(append([]string{}, s.base...), s.deb10), s.cfg.Preinstall...)...)
 		}()
 	}
 	wg.Wait()
