@@ -39,7 +39,7 @@ func TestLocalAPIFloodedByAUser(t *testing.T) {
 		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 	}
 
-	binDir := filepath.Dir(bin)
+	binDir := filepath.Dir(patchringd.Path(t))
 	if err := os.Chmod(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
