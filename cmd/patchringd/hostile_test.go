@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,8 +56,8 @@ func TestHostilePeer(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(keyB64+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The victim holds two payloads: one fetched before the attack, one
-	// during.
+	// The victim holds two payloads: one the hostile member attacks, one the
+	// honest member fetches.
 	const size = 16 << 20
 	victimDir := filepath.Join(dir, "victim")
 	var blobs [2]content.Hash
@@ -91,12 +92,14 @@ func TestHostilePeer(t *testing.T) {
 	}
 	pid := victim.cmd.Process.Pid
 
+	stores := map[string]*content.Store{}
 	join := func(name string) *hostilepeer.Member {
 		t.Helper()
 		store, err := content.Open(filepath.Join(dir, name), content.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		stores[name] = store
 		m, err := hostilepeer.Join(context.Background(), hostilepeer.Config{
 			Keys: [][]byte{key}, Seeds: []string{gossipAddr}, Site: "hq", Label: "patchring-test",
 			Hostname: name, Store: store,
@@ -108,6 +111,7 @@ func TestHostilePeer(t *testing.T) {
 		return m
 	}
 	hostile, honest := join("hostile"), join("honest")
+	honestContent := stores["honest"]
 	var target peer.AddrInfo
 	waitUntil(t, 60*time.Second, "the victim admits both members", func() error {
 		for _, m := range []*hostilepeer.Member{hostile, honest} {
@@ -129,24 +133,37 @@ func TestHostilePeer(t *testing.T) {
 		}
 		return nil
 	})
+	honestStore := honest.Node // the honest member fetches into its own store and drops the copy
 	fetch := func(h content.Hash) float64 {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		began := time.Now()
-		if err := honest.Node.Fetch(ctx, h, size, []peer.AddrInfo{target}, exchange.FetchOptions{}); err != nil {
+		if err := honestStore.Fetch(ctx, h, size, []peer.AddrInfo{target}, exchange.FetchOptions{}); err != nil {
 			t.Fatalf("honest fetch: %v", err)
 		}
-		return size / time.Since(began).Seconds() / (1 << 20)
+		rate := size / time.Since(began).Seconds() / (1 << 20)
+		if err := honestContent.Delete(h); err != nil {
+			t.Fatal(err)
+		}
+		return rate
 	}
 	tgt := hostilepeer.Target{Peer: target, Hash: blobs[0], Size: size}
 
-	// Warm up (the victim's first sessions allocate its pools), then take
-	// the baselines.
+	// Warm up (the victim's first sessions allocate its pools; the
+	// attacked payload is spread once, so that the victim serves it
+	// whole, not in initial seeding), then take the baselines.
+	fetch(blobs[0])
 	if _, err := hostile.Run(context.Background(), tgt, 200, 4); err != nil {
 		t.Fatal(err)
 	}
-	before := fetch(blobs[0])
+	// Throughputs are the best of three fetches, before and during the
+	// attack: the machine is shared, and one fetch can lose its core to
+	// anything.
+	var before float64
+	for range 3 {
+		before = max(before, fetch(blobs[1]))
+	}
 	rss0 := victimRSS(t, pid)
 	m0 := scrapeMetrics(t, metricsAddr)
 
@@ -160,9 +177,11 @@ func TestHostilePeer(t *testing.T) {
 	var rep hostilepeer.Report
 	var runErr error
 	running := make(chan struct{})
+	var runDone atomic.Bool
 	wg.Go(func() {
 		close(running)
 		rep, runErr = hostile.Run(ctx, tgt, hostileSessions, hostileWorkers)
+		runDone.Store(true)
 	})
 	var peak int64
 	sampling := make(chan struct{})
@@ -180,8 +199,20 @@ func TestHostilePeer(t *testing.T) {
 		}
 	})
 	<-running
-	during := fetch(blobs[1])
+	var during float64
+	samples := 0
+	for range 3 {
+		r := fetch(blobs[1])
+		if runDone.Load() {
+			break // this fetch did not run entirely under attack
+		}
+		during = max(during, r)
+		samples++
+	}
 	wg.Wait()
+	if samples == 0 {
+		t.Fatal("the attack ended before an honest fetch did: no throughput under attack")
+	}
 	close(sampling)
 	sampler.Wait()
 	if runErr != nil {
@@ -204,7 +235,7 @@ func TestHostilePeer(t *testing.T) {
 	t.Logf("sessions %d (cut expected %d, refusals expected %d), stalls cut %d/%d; per attack %v",
 		rep.Sessions, rep.Cut, rep.Refused, stalled, stalls, rep.ByAttack)
 	t.Logf("victim RSS %.1f MB before, %.1f MB peak (+%.1f MB)", float64(rss0)/1e6, float64(peak)/1e6, float64(peak-rss0)/1e6)
-	t.Logf("honest fetch of %d MiB: %.1f MiB/s before, %.1f MiB/s during the attack", size>>20, before, during)
+	t.Logf("honest fetch of %d MiB (best of 3): %.1f MiB/s before, %.1f MiB/s during the attack (best of %d)", size>>20, before, during, samples)
 	if len(rep.Failures) > 0 {
 		t.Errorf("the victim did not end some bad sessions: %v", rep.Failures)
 	}

@@ -232,3 +232,45 @@ func TestServerOneSlotPerPeer(t *testing.T) {
 		t.Errorf("stats %+v, want 2 refusals for a peer already holding a slot", st)
 	}
 }
+
+// TestManifestComputedUnderAskersContext: a computation runs under the
+// context of the session that asked; when that session ends it stops and
+// leaves nothing in the cache, and a session still waiting computes it
+// under its own context (issue 11, finding 1: it ran on the node's context
+// after the peer left).
+func TestManifestComputedUnderAskersContext(t *testing.T) {
+	c := newManifestCache(manifestCacheBytes)
+	var h content.Hash
+	started := make(chan struct{})
+	firstCtx, leave := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.get(firstCtx, h, 1<<20, MinPieceSize, func(ctx context.Context) ([]content.Hash, error) {
+			close(started)
+			<-ctx.Done() // hashing until the asker leaves
+			return nil, ctx.Err()
+		})
+		first <- err
+	}()
+	<-started
+	second := make(chan []content.Hash, 1)
+	go func() {
+		sums, err := c.get(context.Background(), h, 1<<20, MinPieceSize, func(ctx context.Context) ([]content.Hash, error) {
+			return make([]content.Hash, 16), nil
+		})
+		if err != nil {
+			t.Errorf("second asker: %v", err)
+		}
+		second <- sums
+	}()
+	leave()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first asker: %v, want its context's end", err)
+	}
+	if sums := <-second; len(sums) != 16 {
+		t.Fatalf("second asker got %d sums, want its own computation's 16", len(sums))
+	}
+	if n := c.size(); n != 16*32 {
+		t.Errorf("cache holds %d bytes, want the one manifest of 512", n)
+	}
+}
