@@ -197,7 +197,7 @@ func TestLeaseSurvivesHolderRestart(t *testing.T) {
 	cfg.BindPort = 0
 	cfg.Seeds = []string{nodes[0].LocalAddr()}
 	back := startNode(t, cfg)
-	waitFor(t, 20*time.Second, "restarted holder takes its lease back", func() error {
+	waitFor(t, time.Minute, "restarted holder takes its lease back", func() error {
 		hs := back.Lease().Holders(group)
 		if len(hs) != 1 || !hs[0].Local {
 			return fmt.Errorf("holders seen by the restarted node: %+v", hs)
