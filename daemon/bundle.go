@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
-	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/diskspace"
 	"github.com/patchring/patchring/policy/trust"
@@ -27,17 +26,13 @@ const (
 	maxBundleFiles = 100000
 )
 
-func (d *Daemon) bundleRoutes() {
-	d.api.Handle(http.MethodPost, "/bundle/import", localapi.PermAdmin, func(ctx context.Context, r *localapi.Request) (any, error) {
-		var req apitypes.BundleImportRequest
-		if err := r.Decode(&req); err != nil {
-			return nil, err
-		}
-		if !filepath.IsAbs(req.Path) {
-			return nil, localapi.BadRequest("bundle path %q must be absolute (the agent reads it itself)", req.Path)
-		}
-		return d.importBundle(ctx, req.Path)
-	})
+// ImportBundle imports the offline bundle at req.Path (POST
+// /bundle/import); the path must be absolute, the agent reads it itself.
+func (d *Daemon) ImportBundle(ctx context.Context, req apitypes.BundleImportRequest) (apitypes.BundleImport, error) {
+	if !filepath.IsAbs(req.Path) {
+		return apitypes.BundleImport{}, apicall.BadRequest("bundle path %q must be absolute (the agent reads it itself)", req.Path)
+	}
+	return d.importBundle(ctx, req.Path)
 }
 
 // importBundle verifies an offline bundle (a copy of the fleet's signed
@@ -47,18 +42,18 @@ func (d *Daemon) bundleRoutes() {
 func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.BundleImport, error) {
 	out := apitypes.BundleImport{Path: file}
 	if d.pol == nil || d.trust == nil {
-		return out, localapi.Unavailable("this agent has no policy source configured (policy.root_file): there is no root of trust to verify a bundle with")
+		return out, apicall.Unavailable("this agent has no policy source configured (policy.root_file): there is no root of trust to verify a bundle with")
 	}
 	usage := d.diskUsage
 	if usage == nil {
 		usage = diskspace.Of
 	}
 	if err := checkBundleSpace(file, d.cfg.StateDir, usage); err != nil {
-		var ae *localapi.Error
+		var ae *apicall.Error
 		if errors.As(err, &ae) {
 			return out, err
 		}
-		return out, localapi.BadRequest("bundle %s: %v", file, err)
+		return out, apicall.BadRequest("bundle %s: %v", file, err)
 	}
 	dir, err := os.MkdirTemp(d.cfg.StateDir, ".bundle-*")
 	if err != nil {
@@ -67,12 +62,12 @@ func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.Bundle
 	defer os.RemoveAll(dir)
 	n, err := extractBundle(file, dir)
 	if err != nil {
-		return out, localapi.BadRequest("bundle %s: %v", file, err)
+		return out, apicall.BadRequest("bundle %s: %v", file, err)
 	}
 	out.Files = n
 	src := &trust.DirSource{Dir: dir, Label: "bundle " + filepath.Base(file)}
 	if err := d.pol.RefreshFrom(ctx, []trust.Source{src}); err != nil {
-		return out, localapi.Conflict("bundle %s does not verify against this fleet's root of trust: %v", file, err)
+		return out, apicall.Conflict("bundle %s does not verify against this fleet's root of trust: %v", file, err)
 	}
 	ep := d.pol.Effective()
 	out.PolicyVersion, out.Policy = ep.Version, ep.Name
@@ -135,9 +130,9 @@ func checkBundleSpace(file, stateDir string, usage func(string) (diskspace.Usage
 	}
 	need := uint64(2*total) + bundleSpaceReserve
 	if u.Free < need {
-		return &localapi.Error{Status: http.StatusInsufficientStorage, Code: apitypes.CodeUnavailable, Msg: fmt.Sprintf(
+		return apicall.NoSpace(
 			"bundle %s unpacks to %d bytes; importing it needs %d bytes free in %s (unpacked, then its payloads copied into the content store, and %d bytes to spare), and only %d are free: free some space there and try again",
-			file, total, need, stateDir, int64(bundleSpaceReserve), u.Free)}
+			file, total, need, stateDir, int64(bundleSpaceReserve), u.Free)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
@@ -115,10 +116,10 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	d.metrics = prometheus.NewRegistry()
 	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.api = localapi.New(log, cfg.AdminGroup)
-	d.routes()
 	if err := d.subsystems(); err != nil {
 		return nil, err
 	}
+	d.api.Mount(d.apiParts())
 	d.registerMetrics()
 	ok = true
 	return d, nil
@@ -139,7 +140,6 @@ func (d *Daemon) subsystems() error {
 	}
 	d.inv = inv
 	d.add(inv)
-	inv.Routes(d.api)
 
 	if cfg.Policy.Origin != "" {
 		root, err := os.ReadFile(cfg.Policy.RootFile)
@@ -169,8 +169,6 @@ func (d *Daemon) subsystems() error {
 			},
 		})
 		d.add(d.pol)
-		d.pol.Routes(d.api)
-		d.bundleRoutes()
 	}
 
 	// The libp2p host that shares payloads and repository files with the
@@ -192,8 +190,6 @@ func (d *Daemon) subsystems() error {
 			return err
 		}
 		d.add(d.fleet)
-		d.fleetRoutes()
-		d.fleetKeyRoutes()
 	}
 	// Headless hosts of a site take turns rebooting under a lease shared
 	// over gossip; without gossip the lease is local to this node.
@@ -216,7 +212,6 @@ func (d *Daemon) subsystems() error {
 	}
 	d.reboot = rb
 	d.add(rb)
-	rb.Routes(d.api)
 	if cfg.Apt.Enabled {
 		if err := d.startEngine(); err != nil {
 			return err
@@ -225,13 +220,20 @@ func (d *Daemon) subsystems() error {
 	return nil
 }
 
-func (d *Daemon) fleetRoutes() {
-	d.api.Handle(http.MethodGet, "/fleet", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return d.fleet.Fleet(), nil
-	})
-	d.api.Handle(http.MethodGet, "/peers", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return d.fleet.Peers(), nil
-	})
+// apiParts are the parts the local API serves (the route table is in
+// daemon/localapi/routes.go); a part that is off stays nil.
+func (d *Daemon) apiParts() localapi.Parts {
+	p := localapi.Parts{Status: d, Inventory: d.inv, Reboot: d.reboot}
+	if d.pol != nil {
+		p.Policy, p.Bundles = d.pol, d
+	}
+	if d.fleet != nil {
+		p.Fleet, p.FleetKeys = d.fleet, d
+	}
+	if d.engine != nil {
+		p.Engine = d.engine
+	}
+	return p
 }
 
 // fleetStats are the site's results per ring and update, for gates; empty
@@ -281,7 +283,6 @@ func (d *Daemon) startEngine() error {
 		},
 	})
 	d.add(d.engine)
-	d.engine.Routes(d.api)
 	return nil
 }
 
@@ -479,11 +480,8 @@ func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func (d *Daemon) routes() {
-	d.api.Handle(http.MethodGet, "/status", localapi.PermRead, d.handleStatus)
-}
-
-func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
+// Status is the agent's status as caller c sees it (GET /status).
+func (d *Daemon) Status(ctx context.Context, c apicall.Caller) apitypes.Status {
 	st := apitypes.Status{
 		NodeID:    d.ID(),
 		Hostname:  d.hostname,
@@ -493,12 +491,12 @@ func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, er
 		StateDir:  d.cfg.StateDir,
 		Socket:    d.cfg.Socket,
 		StartedAt: d.starts,
-		Caller:    apitypes.Caller{UID: r.Caller.Cred.UID, Admin: r.Caller.Admin, Can: "read"},
+		Caller:    apitypes.Caller{UID: c.UID, Admin: c.Admin, Can: "read"},
 	}
-	if !r.Caller.Known {
+	if !c.Known {
 		st.Caller.UID = -1
 	}
-	if r.Caller.Admin {
+	if c.Admin {
 		st.Caller.Can = "read-write"
 	}
 	schema, _ := d.db.Schema()
@@ -509,5 +507,5 @@ func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, er
 	for _, rep := range d.reporters {
 		st.Subsystems = append(st.Subsystems, rep.Status())
 	}
-	return st, nil
+	return st
 }

@@ -69,9 +69,9 @@ func startServer(t *testing.T) string {
 	whoami := func(ctx context.Context, r *localapi.Request) (any, error) {
 		return map[string]any{"uid": r.Caller.Cred.UID, "admin": r.Caller.Admin}, nil
 	}
-	s.Handle(http.MethodGet, "/read", localapi.PermRead, whoami)
-	s.Handle(http.MethodPost, "/user", localapi.PermUser, whoami)
-	s.Handle(http.MethodPost, "/admin", localapi.PermAdmin, whoami)
+	localapi.Handle(s, http.MethodGet, "/read", localapi.PermRead, whoami)
+	localapi.Handle(s, http.MethodPost, "/user", localapi.PermUser, whoami)
+	localapi.Handle(s, http.MethodPost, "/admin", localapi.PermAdmin, whoami)
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +219,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	sock := filepath.Join(dir, "api.sock")
 	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
 	s.SetLimits(localapi.Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
-	s.Handle(http.MethodGet, "/read", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) { return "hi", nil })
+	localapi.Handle(s, http.MethodGet, "/read", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) { return "hi", nil })
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/daemon/localapi"
@@ -100,10 +100,9 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 	}
 	sock := filepath.Join(dir, "api.sock")
 	srv := localapi.New(testLogger(t), "")
-	n.o.Routes(srv)
-	srv.Handle(http.MethodGet, "/status", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}, nil
-	})
+	srv.Mount(localapi.Parts{Reboot: n.o, Status: statusOf(func() apitypes.Status {
+		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}
+	})})
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -337,3 +336,8 @@ func TestEventStream(t *testing.T) {
 		t.Fatal("the stream did not end when the server stopped")
 	}
 }
+
+// statusOf serves GET /status from a function.
+type statusOf func() apitypes.Status
+
+func (f statusOf) Status(context.Context, apicall.Caller) apitypes.Status { return f() }
