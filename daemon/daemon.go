@@ -20,10 +20,12 @@ import (
 
 	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/bundle"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/daemon/membership"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/store"
@@ -71,12 +73,8 @@ type Daemon struct {
 	engine  *engine.Engine
 	reboot  *reboot.Orchestrator
 	content *content.Store
-	fleet   *fleet
-	keyring *keyring
-	// payloadsPeers fetches payloads through the site; nil without p2p.
-	payloadsPeers *fleet
-	// diskUsage reports free space (bundle import); nil is diskspace.Of.
-	diskUsage func(string) (diskspace.Usage, error)
+	fleet   *membership.Membership // nil without gossip
+	bundles *bundle.Importer       // nil without a policy source
 }
 
 var keyStarts = []byte("start_count")
@@ -185,6 +183,14 @@ func (d *Daemon) subsystems() error {
 		}
 		d.content = cs
 	}
+	if d.pol != nil {
+		// Offline bundles are verified from the same root of trust.
+		bc := bundle.Config{Log: d.log, StateDir: cfg.StateDir, Policy: d.pol, Targets: d.trust, Imported: d.triggerEngine}
+		if d.content != nil {
+			bc.Content = d.content
+		}
+		d.bundles = bundle.New(bc)
+	}
 	if cfg.Gossip.Enabled {
 		if err := d.startFleet(); err != nil {
 			return err
@@ -195,7 +201,7 @@ func (d *Daemon) subsystems() error {
 	// over gossip; without gossip the lease is local to this node.
 	var lease reboot.Lease = reboot.LocalLease{}
 	if d.fleet != nil {
-		lease = d.fleet.g.Lease()
+		lease = d.fleet.Lease()
 	}
 	rb, err := reboot.New(reboot.Config{
 		Store:    d.db,
@@ -225,10 +231,10 @@ func (d *Daemon) subsystems() error {
 func (d *Daemon) apiParts() localapi.Parts {
 	p := localapi.Parts{Status: d, Inventory: d.inv, Reboot: d.reboot}
 	if d.pol != nil {
-		p.Policy, p.Bundles = d.pol, d
+		p.Policy, p.Bundles = d.pol, d.bundles
 	}
 	if d.fleet != nil {
-		p.Fleet, p.FleetKeys = d.fleet, d
+		p.Fleet, p.FleetKeys = d.fleet, d.fleet
 	}
 	if d.engine != nil {
 		p.Engine = d.engine
@@ -242,10 +248,45 @@ func (d *Daemon) fleetStats() policy.FleetView {
 	if d.fleet == nil {
 		return policy.FleetStats{}
 	}
-	return d.fleet.fleetStats()
+	return d.fleet.FleetStats()
 }
 
-func policyRing(p *policy.Policy, f policy.NodeFacts) (string, string) { return policy.RingFor(p, f) }
+// startFleet builds the site membership from the configuration.
+func (d *Daemon) startFleet() error {
+	cfg := d.cfg
+	mc := membership.Config{
+		Log: d.log, Identity: d.id.Key, NodeID: d.ID(), Hostname: d.hostname,
+		Site: cfg.Site, Tags: cfg.Tags, Gossip: cfg.Gossip, P2P: cfg.P2P,
+		PolicyRefresh: cfg.Policy.RefreshInterval,
+		Content:       d.content,
+		Trust:         d.trust,
+		CurrentPolicy: d.currentPolicy,
+		Facts:         d.Facts,
+		Inventory:     d.inv.Latest,
+		Engine: func() membership.Engine {
+			if d.engine == nil {
+				return nil
+			}
+			return d.engine
+		},
+		Reboot: func() membership.RebootStatus {
+			if d.reboot == nil {
+				return nil
+			}
+			return d.reboot
+		},
+		Metrics: d.metrics,
+	}
+	if d.pol != nil {
+		mc.Policy = d.pol
+	}
+	m, err := membership.New(mc)
+	if err != nil {
+		return err
+	}
+	d.fleet = m
+	return nil
+}
 
 // startEngine builds the update engine on apt and the content store.
 func (d *Daemon) startEngine() error {
@@ -257,8 +298,8 @@ func (d *Daemon) startEngine() error {
 		return fmt.Errorf("apt: %w", err)
 	}
 	var peers engine.PeerFetcher
-	if d.payloadsPeers != nil {
-		peers = d.payloadsPeers
+	if d.fleet != nil {
+		peers = d.fleet.PeerFetcher()
 	}
 	var catalog engine.Catalog // the signed catalog's third-party payloads
 	if d.pol != nil {

@@ -158,7 +158,7 @@ func TestImportRuleCatches(t *testing.T) {
 // apiParts are the daemon parts the local API calls through its route
 // table (daemon/localapi/routes.go). They take typed requests and fail
 // with apicall errors; HTTP is the local API's business alone.
-var apiParts = []string{"daemon/engine", "daemon/reboot", "daemon/inventory", "daemon/policysvc", "daemon/apicall"}
+var apiParts = []string{"daemon/engine", "daemon/reboot", "daemon/inventory", "daemon/policysvc", "daemon/membership", "daemon/apicall"}
 
 // httpClients are the parts that fetch over HTTP as clients; they still
 // must not serve the local API.

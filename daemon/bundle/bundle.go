@@ -1,4 +1,9 @@
-package daemon
+// Package bundle imports offline bundles: a copy of the fleet's signed
+// repository (`patchring bundle create`) that an admin carries to a site
+// without a link to the origin. The bundle is verified through TUF from
+// the agent's trusted root; its policy is adopted and its catalog payloads
+// go into the content store, each checked against its signed hash.
+package bundle
 
 import (
 	"archive/tar"
@@ -7,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,9 +32,62 @@ const (
 	maxBundleFiles = 100000
 )
 
+// Config is what an Importer needs from the rest of the agent.
+type Config struct {
+	Log *slog.Logger
+	// StateDir is where a bundle is unpacked (and whose file system must
+	// have room for it).
+	StateDir string
+	// Policy is the policy service; nil without a policy source (then
+	// nothing can be verified and imports fail).
+	Policy Policy
+	// Targets locates the signed targets; nil without a policy source.
+	Targets Targets
+	// Content is the payload store; nil when the agent keeps none.
+	Content Content
+	// DiskUsage reports free space; nil is diskspace.Of.
+	DiskUsage func(string) (diskspace.Usage, error)
+	// Imported is called after a bundle was imported (to replan).
+	Imported func()
+}
+
+// Policy is the policy service as an import uses it.
+type Policy interface {
+	RefreshFrom(ctx context.Context, sources []trust.Source) error
+	Effective() apitypes.EffectivePolicy
+	Catalog() []trust.CatalogEntry
+}
+
+// Targets locates a signed target's path, length and hashes.
+type Targets interface {
+	LocateTarget(name string) (trust.TargetLocation, error)
+}
+
+// Content is the content store as an import fills it.
+type Content interface {
+	Has(h content.Hash) bool
+	Put(ctx context.Context, want content.Hash, size int64, r io.Reader) error
+}
+
+// Importer imports offline bundles.
+type Importer struct {
+	cfg Config
+}
+
+// New returns an Importer.
+func New(cfg Config) *Importer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DiskUsage == nil {
+		cfg.DiskUsage = diskspace.Of
+	}
+	return &Importer{cfg: cfg}
+}
+
 // ImportBundle imports the offline bundle at req.Path (POST
 // /bundle/import); the path must be absolute, the agent reads it itself.
-func (d *Daemon) ImportBundle(ctx context.Context, req apitypes.BundleImportRequest) (apitypes.BundleImport, error) {
+func (d *Importer) ImportBundle(ctx context.Context, req apitypes.BundleImportRequest) (apitypes.BundleImport, error) {
 	if !filepath.IsAbs(req.Path) {
 		return apitypes.BundleImport{}, apicall.BadRequest("bundle path %q must be absolute (the agent reads it itself)", req.Path)
 	}
@@ -39,16 +98,12 @@ func (d *Daemon) ImportBundle(ctx context.Context, req apitypes.BundleImportRequ
 // repository made with `patchring bundle create`) through TUF from the
 // agent's trusted root, adopts its policy and puts its catalog payloads,
 // each checked against its signed hash, into the content store.
-func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.BundleImport, error) {
+func (d *Importer) importBundle(ctx context.Context, file string) (apitypes.BundleImport, error) {
 	out := apitypes.BundleImport{Path: file}
-	if d.pol == nil || d.trust == nil {
+	if d.cfg.Policy == nil || d.cfg.Targets == nil {
 		return out, apicall.Unavailable("this agent has no policy source configured (policy.root_file): there is no root of trust to verify a bundle with")
 	}
-	usage := d.diskUsage
-	if usage == nil {
-		usage = diskspace.Of
-	}
-	if err := checkBundleSpace(file, d.cfg.StateDir, usage); err != nil {
+	if err := checkBundleSpace(file, d.cfg.StateDir, d.cfg.DiskUsage); err != nil {
 		var ae *apicall.Error
 		if errors.As(err, &ae) {
 			return out, err
@@ -66,13 +121,13 @@ func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.Bundle
 	}
 	out.Files = n
 	src := &trust.DirSource{Dir: dir, Label: "bundle " + filepath.Base(file)}
-	if err := d.pol.RefreshFrom(ctx, []trust.Source{src}); err != nil {
+	if err := d.cfg.Policy.RefreshFrom(ctx, []trust.Source{src}); err != nil {
 		return out, apicall.Conflict("bundle %s does not verify against this fleet's root of trust: %v", file, err)
 	}
-	ep := d.pol.Effective()
+	ep := d.cfg.Policy.Effective()
 	out.PolicyVersion, out.Policy = ep.Version, ep.Name
-	for _, e := range d.pol.Catalog() {
-		if d.content == nil {
+	for _, e := range d.cfg.Policy.Catalog() {
+		if d.cfg.Content == nil {
 			out.Skipped = append(out.Skipped, e.Name+": no content store on this agent (apt or p2p off)")
 			continue
 		}
@@ -82,13 +137,15 @@ func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.Bundle
 		}
 		out.Payloads++
 	}
-	d.log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "skipped", len(out.Skipped))
-	d.triggerEngine()
+	d.cfg.Log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "skipped", len(out.Skipped))
+	if d.cfg.Imported != nil {
+		d.cfg.Imported()
+	}
 	return out, nil
 }
 
-func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
-	loc, err := d.trust.LocateTarget(target)
+func (d *Importer) importPayload(ctx context.Context, dir, target string) error {
+	loc, err := d.cfg.Targets.LocateTarget(target)
 	if err != nil {
 		return err
 	}
@@ -96,7 +153,7 @@ func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
 	if err != nil {
 		return fmt.Errorf("signed sha256: %w", err)
 	}
-	if d.content.Has(h) {
+	if d.cfg.Content.Has(h) {
 		return nil
 	}
 	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(loc.Path)))
@@ -108,7 +165,7 @@ func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
 	}
 	defer f.Close()
 	// Put verifies the length and SHA-256 before the payload is visible.
-	return d.content.Put(ctx, h, loc.Length, f)
+	return d.cfg.Content.Put(ctx, h, loc.Length, f)
 }
 
 // bundleSpaceReserve is what an import leaves free on the state dir's file

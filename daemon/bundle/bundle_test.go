@@ -1,4 +1,4 @@
-package daemon
+package bundle
 
 import (
 	"archive/tar"
