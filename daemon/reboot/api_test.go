@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reboot/reboottest"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/ipc"
 )
 
@@ -32,9 +32,7 @@ func TestMain(m *testing.M) {
 	}
 
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testutil.RemoveSelfShared()
 	os.Exit(code)
 }
 
@@ -99,7 +97,7 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "api.sock")
-	srv := localapi.New(testLogger(t), "")
+	srv := localapi.New(testutil.Logger(t), "")
 	srv.Mount(localapi.Parts{Reboot: n.o, Status: statusOf(func() apitypes.Status {
 		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}
 	})})
@@ -128,48 +126,15 @@ func runClient(t *testing.T, uid int, sock, op string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exposedBinary(t), "-test.run=^$")
+	cmd := exec.CommandContext(ctx, testutil.SelfShared(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_CLIENT="+sock, "PATCHRING_TEST_OP="+op, "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	testutil.AsUser(cmd, uid, uid)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("client as uid %d: %v\n%s", uid, err, out)
 	}
 	return strings.TrimSpace(string(out))
 }
-
-// exposedBinary copies the test binary where another uid may run it (the
-// go tool's build directory is private to root).
-func exposedBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "patchring-reboot-*")
-		if err != nil {
-			binErr = err
-			return
-		}
-		if binErr = os.Chmod(dir, 0o755); binErr != nil {
-			return
-		}
-		src, err := os.ReadFile(os.Args[0])
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "client.test")
-		binErr = os.WriteFile(binPath, src, 0o755)
-	})
-	if binErr != nil {
-		t.Fatalf("expose test binary: %v", binErr)
-	}
-	return binPath
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
 
 // An unprivileged local user defers within the policy's limits; the server
 // refuses anything beyond them with 403 and the reason.
