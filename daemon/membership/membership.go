@@ -521,21 +521,27 @@ func (f *Membership) addrInfos(ids []string) []peer.AddrInfo {
 		if !want[m.NodeID] {
 			continue
 		}
-		id, err := peer.Decode(m.NodeID)
-		if err != nil {
-			continue
-		}
-		ai := peer.AddrInfo{ID: id}
-		for _, s := range m.State.Addrs {
-			if a, err := ma.NewMultiaddr(s); err == nil {
-				ai.Addrs = append(ai.Addrs, a)
-			}
-		}
-		if len(ai.Addrs) > 0 {
+		if ai, ok := memberAddrInfo(m); ok {
 			out = append(out, ai)
 		}
 	}
 	return out
+}
+
+// memberAddrInfo is member m's libp2p identity and the addresses it
+// gossips; ok is false when it has no valid ID or no valid address.
+func memberAddrInfo(m gossip.Member) (ai peer.AddrInfo, ok bool) {
+	id, err := peer.Decode(m.NodeID)
+	if err != nil {
+		return ai, false
+	}
+	ai.ID = id
+	for _, s := range m.State.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	return ai, len(ai.Addrs) > 0
 }
 
 var _ engine.PeerFetcher = (*Membership)(nil)

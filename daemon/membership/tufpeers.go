@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/patchring/patchring/p2p/content"
@@ -216,17 +215,7 @@ func metaPeers(members []gossip.Member, self string, own int64) []metaCandidate 
 		if m.Local || m.NodeID == self || m.Liveness != gossip.LivenessAlive || m.State.PolicyVersion == 0 || int64(m.State.PolicyVersion) < own {
 			continue
 		}
-		id, err := peer.Decode(m.NodeID)
-		if err != nil {
-			continue
-		}
-		ai := peer.AddrInfo{ID: id}
-		for _, s := range m.State.Addrs {
-			if a, err := ma.NewMultiaddr(s); err == nil {
-				ai.Addrs = append(ai.Addrs, a)
-			}
-		}
-		if len(ai.Addrs) > 0 {
+		if ai, ok := memberAddrInfo(m); ok {
 			sum := sha256.Sum256([]byte(self + "\x00" + m.NodeID))
 			cs = append(cs, ranked{metaCandidate{ai, m.State.PolicyVersion}, binary.BigEndian.Uint64(sum[:8])})
 		}
