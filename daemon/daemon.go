@@ -18,11 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/bundle"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/daemon/membership"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/store"
@@ -70,12 +73,8 @@ type Daemon struct {
 	engine  *engine.Engine
 	reboot  *reboot.Orchestrator
 	content *content.Store
-	fleet   *fleet
-	keyring *keyring
-	// payloadsPeers fetches payloads through the site; nil without p2p.
-	payloadsPeers *fleet
-	// diskUsage reports free space (bundle import); nil is diskspace.Of.
-	diskUsage func(string) (diskspace.Usage, error)
+	fleet   *membership.Membership // nil without gossip
+	bundles *bundle.Importer       // nil without a policy source
 }
 
 var keyStarts = []byte("start_count")
@@ -115,10 +114,10 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	d.metrics = prometheus.NewRegistry()
 	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.api = localapi.New(log, cfg.AdminGroup)
-	d.routes()
 	if err := d.subsystems(); err != nil {
 		return nil, err
 	}
+	d.api.Mount(d.apiParts())
 	d.registerMetrics()
 	ok = true
 	return d, nil
@@ -139,7 +138,6 @@ func (d *Daemon) subsystems() error {
 	}
 	d.inv = inv
 	d.add(inv)
-	inv.Routes(d.api)
 
 	if cfg.Policy.Origin != "" {
 		root, err := os.ReadFile(cfg.Policy.RootFile)
@@ -169,8 +167,6 @@ func (d *Daemon) subsystems() error {
 			},
 		})
 		d.add(d.pol)
-		d.pol.Routes(d.api)
-		d.bundleRoutes()
 	}
 
 	// The libp2p host that shares payloads and repository files with the
@@ -187,19 +183,25 @@ func (d *Daemon) subsystems() error {
 		}
 		d.content = cs
 	}
+	if d.pol != nil {
+		// Offline bundles are verified from the same root of trust.
+		bc := bundle.Config{Log: d.log, StateDir: cfg.StateDir, Policy: d.pol, Targets: d.trust, Imported: d.triggerEngine}
+		if d.content != nil {
+			bc.Content = d.content
+		}
+		d.bundles = bundle.New(bc)
+	}
 	if cfg.Gossip.Enabled {
 		if err := d.startFleet(); err != nil {
 			return err
 		}
 		d.add(d.fleet)
-		d.fleetRoutes()
-		d.fleetKeyRoutes()
 	}
 	// Headless hosts of a site take turns rebooting under a lease shared
 	// over gossip; without gossip the lease is local to this node.
 	var lease reboot.Lease = reboot.LocalLease{}
 	if d.fleet != nil {
-		lease = d.fleet.g.Lease()
+		lease = d.fleet.Lease()
 	}
 	rb, err := reboot.New(reboot.Config{
 		Store:    d.db,
@@ -216,7 +218,6 @@ func (d *Daemon) subsystems() error {
 	}
 	d.reboot = rb
 	d.add(rb)
-	rb.Routes(d.api)
 	if cfg.Apt.Enabled {
 		if err := d.startEngine(); err != nil {
 			return err
@@ -225,13 +226,20 @@ func (d *Daemon) subsystems() error {
 	return nil
 }
 
-func (d *Daemon) fleetRoutes() {
-	d.api.Handle(http.MethodGet, "/fleet", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return d.fleet.Fleet(), nil
-	})
-	d.api.Handle(http.MethodGet, "/peers", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return d.fleet.Peers(), nil
-	})
+// apiParts are the parts the local API serves (the route table is in
+// daemon/localapi/routes.go); a part that is off stays nil.
+func (d *Daemon) apiParts() localapi.Parts {
+	p := localapi.Parts{Status: d, Inventory: d.inv, Reboot: d.reboot}
+	if d.pol != nil {
+		p.Policy, p.Bundles = d.pol, d.bundles
+	}
+	if d.fleet != nil {
+		p.Fleet, p.FleetKeys = d.fleet, d.fleet
+	}
+	if d.engine != nil {
+		p.Engine = d.engine
+	}
+	return p
 }
 
 // fleetStats are the site's results per ring and update, for gates; empty
@@ -240,10 +248,45 @@ func (d *Daemon) fleetStats() policy.FleetView {
 	if d.fleet == nil {
 		return policy.FleetStats{}
 	}
-	return d.fleet.fleetStats()
+	return d.fleet.FleetStats()
 }
 
-func policyRing(p *policy.Policy, f policy.NodeFacts) (string, string) { return policy.RingFor(p, f) }
+// startFleet builds the site membership from the configuration.
+func (d *Daemon) startFleet() error {
+	cfg := d.cfg
+	mc := membership.Config{
+		Log: d.log, Identity: d.id.Key, NodeID: d.ID(), Hostname: d.hostname,
+		Site: cfg.Site, Tags: cfg.Tags, Gossip: cfg.Gossip, P2P: cfg.P2P,
+		PolicyRefresh: cfg.Policy.RefreshInterval,
+		Content:       d.content,
+		Trust:         d.trust,
+		CurrentPolicy: d.currentPolicy,
+		Facts:         d.Facts,
+		Inventory:     d.inv.Latest,
+		Engine: func() membership.Engine {
+			if d.engine == nil {
+				return nil
+			}
+			return d.engine
+		},
+		Reboot: func() membership.RebootStatus {
+			if d.reboot == nil {
+				return nil
+			}
+			return d.reboot
+		},
+		Metrics: d.metrics,
+	}
+	if d.pol != nil {
+		mc.Policy = d.pol
+	}
+	m, err := membership.New(mc)
+	if err != nil {
+		return err
+	}
+	d.fleet = m
+	return nil
+}
 
 // startEngine builds the update engine on apt and the content store.
 func (d *Daemon) startEngine() error {
@@ -255,8 +298,8 @@ func (d *Daemon) startEngine() error {
 		return fmt.Errorf("apt: %w", err)
 	}
 	var peers engine.PeerFetcher
-	if d.payloadsPeers != nil {
-		peers = d.payloadsPeers
+	if d.fleet != nil {
+		peers = d.fleet.PeerFetcher()
 	}
 	var catalog engine.Catalog // the signed catalog's third-party payloads
 	if d.pol != nil {
@@ -281,7 +324,6 @@ func (d *Daemon) startEngine() error {
 		},
 	})
 	d.add(d.engine)
-	d.engine.Routes(d.api)
 	return nil
 }
 
@@ -479,11 +521,8 @@ func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func (d *Daemon) routes() {
-	d.api.Handle(http.MethodGet, "/status", localapi.PermRead, d.handleStatus)
-}
-
-func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
+// Status is the agent's status as caller c sees it (GET /status).
+func (d *Daemon) Status(ctx context.Context, c apicall.Caller) apitypes.Status {
 	st := apitypes.Status{
 		NodeID:    d.ID(),
 		Hostname:  d.hostname,
@@ -493,12 +532,12 @@ func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, er
 		StateDir:  d.cfg.StateDir,
 		Socket:    d.cfg.Socket,
 		StartedAt: d.starts,
-		Caller:    apitypes.Caller{UID: r.Caller.Cred.UID, Admin: r.Caller.Admin, Can: "read"},
+		Caller:    apitypes.Caller{UID: c.UID, Admin: c.Admin, Can: "read"},
 	}
-	if !r.Caller.Known {
+	if !c.Known {
 		st.Caller.UID = -1
 	}
-	if r.Caller.Admin {
+	if c.Admin {
 		st.Caller.Can = "read-write"
 	}
 	schema, _ := d.db.Schema()
@@ -509,5 +548,5 @@ func (d *Daemon) handleStatus(ctx context.Context, r *localapi.Request) (any, er
 	for _, rep := range d.reporters {
 		st.Subsystems = append(st.Subsystems, rep.Status())
 	}
-	return st, nil
+	return st
 }

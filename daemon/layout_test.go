@@ -155,6 +155,59 @@ func TestImportRuleCatches(t *testing.T) {
 	}
 }
 
+// apiParts are the daemon parts the local API calls through its route
+// table (daemon/localapi/routes.go). They take typed requests and fail
+// with apicall errors; HTTP is the local API's business alone.
+var apiParts = []string{"daemon/engine", "daemon/reboot", "daemon/inventory", "daemon/policysvc", "daemon/membership", "daemon/apicall"}
+
+// httpClients are the parts that fetch over HTTP as clients; they still
+// must not serve the local API.
+var httpClients = map[string]string{"daemon/engine": "downloads payloads from peers' and mirrors' URLs"}
+
+// TestPartsKnowNoHTTP keeps the route table the only place that speaks
+// the local API's HTTP: the parts import neither daemon/localapi nor
+// net/http (a part's own tests may start a real API).
+func TestPartsKnowNoHTTP(t *testing.T) {
+	seen := 0
+	for _, p := range listPackages(t) {
+		from := rel(p.ImportPath)
+		if !slices.Contains(apiParts, from) {
+			continue
+		}
+		seen++
+		for _, imp := range p.Imports {
+			if why := partImportRule(from, imp); why != "" {
+				t.Errorf("%s imports %s: %s", from, imp, why)
+			}
+		}
+	}
+	if seen != len(apiParts) {
+		t.Errorf("found %d of the parts %v", seen, apiParts)
+	}
+}
+
+func partImportRule(from, imp string) string {
+	switch {
+	case imp == module+"/daemon/localapi" || strings.HasPrefix(imp, module+"/daemon/localapi/"):
+		return "a part does not know the local API; add its route to daemon/localapi/routes.go and give the part a typed method"
+	case imp == "net/http" && httpClients[from] == "":
+		return "a part does not speak HTTP; the route table decodes requests and maps apicall errors to statuses"
+	}
+	return ""
+}
+
+// TestPartImportRuleCatches keeps partImportRule honest.
+func TestPartImportRuleCatches(t *testing.T) {
+	for _, c := range [][2]string{{"daemon/reboot", "net/http"}, {"daemon/engine", module + "/daemon/localapi"}, {"daemon/inventory", module + "/daemon/localapi"}} {
+		if partImportRule(c[0], c[1]) == "" {
+			t.Errorf("%s -> %s passed", c[0], c[1])
+		}
+	}
+	if why := partImportRule("daemon/reboot", module+"/daemon/apicall"); why != "" {
+		t.Errorf("daemon/reboot -> daemon/apicall refused: %s", why)
+	}
+}
+
 // TestAPITypesUseStdlibOnly keeps daemon/apitypes importable by anything.
 func TestAPITypesUseStdlibOnly(t *testing.T) {
 	for _, p := range listPackages(t) {

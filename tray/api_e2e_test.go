@@ -58,7 +58,7 @@ func startRebootAPI(t *testing.T, rules reboot.Rules) (string, *reboot.Orchestra
 	}
 	sock := filepath.Join(dir, "api.sock")
 	srv := localapi.New(log, "")
-	o.Routes(srv)
+	srv.Mount(localapi.Parts{Reboot: o})
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)

@@ -50,7 +50,7 @@ func startRebootDaemon(t *testing.T, rules reboot.Rules) *rebootDaemon {
 		t.Fatal(err)
 	}
 	srv := localapi.New(log, "")
-	d.o.Routes(srv)
+	srv.Mount(localapi.Parts{Reboot: d.o})
 	ln, err := ipc.Listen(d.sock)
 	if err != nil {
 		t.Fatal(err)

@@ -39,19 +39,7 @@ func TestLocalAPIFloodedByAUser(t *testing.T) {
 		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 	}
 
-	binDir := filepath.Dir(patchringd.Path(t))
-	if err := os.Chmod(binDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	flood, cli := filepath.Join(binDir, "flood"), filepath.Join(binDir, "patchring")
-	for _, b := range [][2]string{{flood, "./testdata/flood"}, {cli, "../patchring"}} {
-		if _, err := os.Stat(b[0]); err == nil {
-			continue
-		}
-		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	flood, cli := floodBin.Path(t), cliBin.Path(t)
 	// The socket lives where uid 65534 can reach it.
 	sockDir, err := os.MkdirTemp("", "patchringd-flood-*")
 	if err != nil {

@@ -25,10 +25,19 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // that a test can run it as an unprivileged user.
 var patchringd = &testutil.Binary{Pkg: ".", Shared: true}
 
+// floodBin and cliBin are the flooding client and the CLI of the flood
+// test, run as uid 65534 (so Shared).
+var (
+	floodBin = &testutil.Binary{Pkg: "./testdata/flood", Shared: true}
+	cliBin   = &testutil.Binary{Pkg: "../patchring", Shared: true}
+)
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
 	patchringd.Remove()
+	floodBin.Remove()
+	cliBin.Remove()
 	os.Exit(code)
 }
 

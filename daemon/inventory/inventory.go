@@ -11,18 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
-	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/store"
 	pinv "github.com/patchring/patchring/platform/inventory"
 )
@@ -315,30 +313,28 @@ func (s *Service) Status() apitypes.SubsystemStatus {
 	return st
 }
 
-// Routes registers the inventory's local API routes.
-func (s *Service) Routes(api *localapi.Server) {
-	api.Handle(http.MethodGet, "/inventory", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		snap := s.Latest()
-		if snap == nil {
-			return nil, localapi.Unavailable("no inventory yet: the first scan has not finished")
-		}
-		return snap, nil
-	})
-	api.Handle(http.MethodPost, "/inventory/scan", localapi.PermAdmin, func(ctx context.Context, r *localapi.Request) (any, error) {
-		if err := s.Scan(ctx); err != nil {
-			return nil, err
-		}
-		return s.Latest(), nil
-	})
-	api.Handle(http.MethodGet, "/inventory/history", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		limit := 0
-		if v := r.HTTP.URL.Query().Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return nil, localapi.BadRequest("limit %q is not a count", v)
-			}
-			limit = n
-		}
-		return s.History(limit)
-	})
+// The inventory's calls of the local API (its routes are in
+// daemon/localapi/routes.go): GET /inventory, POST /inventory/scan,
+// GET /inventory/history.
+
+// APILatest is the latest snapshot; KindUnavailable before the first scan.
+func (s *Service) APILatest(ctx context.Context) (*pinv.Snapshot, error) {
+	snap := s.Latest()
+	if snap == nil {
+		return nil, apicall.Unavailable("no inventory yet: the first scan has not finished")
+	}
+	return snap, nil
+}
+
+// APIScan scans now and returns the new snapshot.
+func (s *Service) APIScan(ctx context.Context) (*pinv.Snapshot, error) {
+	if err := s.Scan(ctx); err != nil {
+		return nil, err
+	}
+	return s.Latest(), nil
+}
+
+// APIHistory lists the last limit inventory changes (0: all).
+func (s *Service) APIHistory(ctx context.Context, limit int) ([]HistoryRecord, error) {
+	return s.History(limit)
 }

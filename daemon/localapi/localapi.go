@@ -6,7 +6,6 @@ package localapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -142,16 +141,17 @@ func TooMany(format string, args ...any) *Error {
 	return &Error{Status: http.StatusTooManyRequests, Code: apitypes.CodeTooMany, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Handle registers h for method and path (path without the /v1 prefix).
-func (s *Server) Handle(method, path string, perm Perm, h HandlerFunc) {
+// handle registers h for method and path (path without the /v1 prefix).
+// The agent's routes come from the route table (Mount).
+func (s *Server) handle(method, path string, perm Perm, h HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.routes[method+" "+apitypes.APIVersion+path] = route{perm: perm, h: h}
 }
 
-// HandleStream registers a handler that writes its own response (event
+// handleStream registers a handler that writes its own response (event
 // streams). Authorization still happens first.
-func (s *Server) HandleStream(method, path string, perm Perm, h func(w http.ResponseWriter, r *Request)) {
+func (s *Server) handleStream(method, path string, perm Perm, h func(w http.ResponseWriter, r *Request)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.routes[method+" "+apitypes.APIVersion+path] = route{perm: perm, raw: func(w http.ResponseWriter, hr *http.Request) {
@@ -159,8 +159,9 @@ func (s *Server) HandleStream(method, path string, perm Perm, h func(w http.Resp
 	}}
 }
 
-// Routes lists the registered routes, for documentation and tests.
-func (s *Server) Routes() map[string]Perm {
+// Served lists the routes being served ("GET /v1/status") with their
+// permissions.
+func (s *Server) Served() map[string]Perm {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make(map[string]Perm, len(s.routes))
@@ -280,10 +281,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	}
 	v, err := rt.h(hr.Context(), &Request{HTTP: hr, Caller: c})
 	if err != nil {
-		var ae *Error
-		if !errors.As(err, &ae) {
-			ae = &Error{Status: http.StatusInternalServerError, Code: apitypes.CodeInternal, Msg: err.Error()}
-		}
+		ae := asError(err)
 		if ae.Status >= 500 {
 			s.log.Warn("local api: request failed", "route", hr.Method+" "+hr.URL.Path, "err", err)
 		}

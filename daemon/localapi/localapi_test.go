@@ -13,13 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/ipc"
 )
 
@@ -30,9 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(clientMain(sock, os.Getenv("PATCHRING_TEST_METHOD"), os.Getenv("PATCHRING_TEST_PATH")))
 	}
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testutil.RemoveSelfShared()
 	os.Exit(code)
 }
 
@@ -69,9 +66,9 @@ func startServer(t *testing.T) string {
 	whoami := func(ctx context.Context, r *localapi.Request) (any, error) {
 		return map[string]any{"uid": r.Caller.Cred.UID, "admin": r.Caller.Admin}, nil
 	}
-	s.Handle(http.MethodGet, "/read", localapi.PermRead, whoami)
-	s.Handle(http.MethodPost, "/user", localapi.PermUser, whoami)
-	s.Handle(http.MethodPost, "/admin", localapi.PermAdmin, whoami)
+	localapi.Handle(s, http.MethodGet, "/read", localapi.PermRead, whoami)
+	localapi.Handle(s, http.MethodPost, "/user", localapi.PermUser, whoami)
+	localapi.Handle(s, http.MethodPost, "/admin", localapi.PermAdmin, whoami)
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -93,46 +90,15 @@ func runClient(t *testing.T, uid int, sock, method, path string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exposedBinary(t), "-test.run=^$")
+	cmd := exec.CommandContext(ctx, testutil.SelfShared(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_CLIENT="+sock, "PATCHRING_TEST_METHOD="+method, "PATCHRING_TEST_PATH="+path, "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	testutil.AsUser(cmd, uid, uid)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("client as uid %d: %v\n%s", uid, err, out)
 	}
 	return strings.TrimSpace(string(out))
 }
-
-// exposedBinary copies the test binary where another uid may run it (the
-// go tool's build directory is private to root).
-func exposedBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "patchring-localapi-*")
-		if err != nil {
-			binErr = err
-			return
-		}
-		os.Chmod(dir, 0o755)
-		src, err := os.ReadFile(os.Args[0])
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "client.test")
-		binErr = os.WriteFile(binPath, src, 0o755)
-	})
-	if binErr != nil {
-		t.Fatalf("expose test binary: %v", binErr)
-	}
-	return binPath
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
 
 func TestAuthorizationByPeerCredentials(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -219,7 +185,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	sock := filepath.Join(dir, "api.sock")
 	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
 	s.SetLimits(localapi.Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
-	s.Handle(http.MethodGet, "/read", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) { return "hi", nil })
+	localapi.Handle(s, http.MethodGet, "/read", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) { return "hi", nil })
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)

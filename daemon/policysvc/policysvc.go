@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/patchring/patchring/daemon/apitypes"
-	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/trust"
 )
@@ -221,19 +219,15 @@ func (s *Service) Status() apitypes.SubsystemStatus {
 	return st
 }
 
-// Routes registers GET /v1/policy: the effective policy for this node.
-func (s *Service) Routes(api *localapi.Server) {
-	api.Handle(http.MethodGet, "/policy", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return s.Effective(), nil
-	})
-	api.Handle(http.MethodPost, "/policy/refresh", localapi.PermAdmin, func(ctx context.Context, r *localapi.Request) (any, error) {
-		err := s.Refresh(ctx)
-		out := s.Effective()
-		if err != nil {
-			out.LastError = err.Error()
-		}
-		return out, nil
-	})
+// RefreshNow refreshes the policy (POST /policy/refresh) and returns the
+// effective policy with the refresh's error, if any, in LastError.
+func (s *Service) RefreshNow(ctx context.Context) apitypes.EffectivePolicy {
+	err := s.Refresh(ctx)
+	out := s.Effective()
+	if err != nil {
+		out.LastError = err.Error()
+	}
+	return out
 }
 
 // Effective describes the policy as it applies to this node.

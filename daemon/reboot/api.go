@@ -2,47 +2,40 @@ package reboot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os/user"
 	"strconv"
 	"sync"
-	"time"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
-	"github.com/patchring/patchring/daemon/localapi"
 )
 
-// Routes registers the reboot routes of the local API:
+// The orchestrator's calls of the local API (its routes are in
+// daemon/localapi/routes.go):
 //
-//	GET  /reboot         status (any local user)
-//	POST /reboot/defer   defer by a choice the policy offers (apitypes.DeferRequest)
-//	POST /reboot/refuse  decline the restart where the policy allows it
-//	POST /reboot/now     restart now (a restart must be pending; root, the
-//	                     admin group, or the user at the machine where the
+//	GET  /reboot         StatusFor (any local user)
+//	POST /reboot/defer   DeferFor: defer by a choice the policy offers
+//	POST /reboot/refuse  RefuseFor: decline the restart where the policy allows it
+//	POST /reboot/now     RestartFor: restart now (a restart must be pending; root,
+//	                     the admin group, or the user at the machine where the
 //	                     policy lets users restart)
-//	GET  /reboot/events  server-sent events (apitypes.Event as JSON data)
+//	GET  /reboot/events  OpenEvents: server-sent events (apitypes.Event)
 //
-// A user's request beyond the policy's limits gets 403 with the reason.
-func (o *Orchestrator) Routes(api *localapi.Server) {
-	api.Handle(http.MethodGet, "/reboot", localapi.PermRead, o.handleStatus)
-	api.Handle(http.MethodPost, "/reboot/defer", localapi.PermUser, o.handleDefer)
-	api.Handle(http.MethodPost, "/reboot/refuse", localapi.PermUser, o.handleRefuse)
-	api.Handle(http.MethodPost, "/reboot/now", localapi.PermUser, o.handleNow)
-	api.HandleStream(http.MethodGet, "/reboot/events", localapi.PermRead, o.handleEvents)
-}
+// A user's request beyond the policy's limits fails with
+// apicall.KindForbidden and the reason.
 
-func (o *Orchestrator) handleStatus(ctx context.Context, r *localapi.Request) (any, error) {
+// StatusFor is the reboot status as caller c sees it.
+func (o *Orchestrator) StatusFor(ctx context.Context, c apicall.Caller) apitypes.RebootStatus {
 	st := o.RebootStatus()
-	o.forCaller(ctx, r.Caller, &st)
-	return st, nil
+	o.forCaller(ctx, c, &st)
+	return st
 }
 
 // forCaller fills in what the status says about the caller: whether it
 // may restart the machine now.
-func (o *Orchestrator) forCaller(ctx context.Context, c localapi.Caller, st *apitypes.RebootStatus) {
+func (o *Orchestrator) forCaller(ctx context.Context, c apicall.Caller, st *apitypes.RebootStatus) {
 	if !st.Required {
 		return
 	}
@@ -50,139 +43,117 @@ func (o *Orchestrator) forCaller(ctx context.Context, c localapi.Caller, st *api
 		st.RestartDenied = "the caller's credentials are unknown"
 		return
 	}
-	if err := o.AuthorizeRestart(ctx, c.Cred.UID, c.Admin); err != nil {
+	if err := o.AuthorizeRestart(ctx, c.UID, c.Admin); err != nil {
 		st.RestartDenied = err.Error()
 	}
 }
 
-func (o *Orchestrator) handleDefer(ctx context.Context, r *localapi.Request) (any, error) {
-	var req apitypes.DeferRequest
-	if err := r.Decode(&req); err != nil {
-		return nil, err
-	}
+// DeferFor defers the pending restart by req.Choice on behalf of c.
+func (o *Orchestrator) DeferFor(ctx context.Context, c apicall.Caller, req apitypes.DeferRequest) (apitypes.RebootStatus, error) {
 	if req.Choice == "" {
-		return nil, localapi.BadRequest("defer: choice is empty; name one of the choices of GET %s/reboot", apitypes.APIVersion)
+		return apitypes.RebootStatus{}, apicall.BadRequest("defer: choice is empty; name one of the choices of GET %s/reboot", apitypes.APIVersion)
 	}
-	st, err := o.Defer(ctx, callerName(r.Caller), req.Choice)
+	st, err := o.Defer(ctx, callerName(c), req.Choice)
 	if err != nil {
-		return nil, apiError(err)
+		return apitypes.RebootStatus{}, apiError(err)
 	}
 	return st, nil
 }
 
-func (o *Orchestrator) handleRefuse(ctx context.Context, r *localapi.Request) (any, error) {
-	var req apitypes.RefuseRequest
-	if err := decodeOptional(r, &req); err != nil {
-		return nil, err
-	}
-	st, err := o.Refuse(ctx, callerName(r.Caller))
+// RefuseFor declines the pending restart on behalf of c.
+func (o *Orchestrator) RefuseFor(ctx context.Context, c apicall.Caller, _ apitypes.RefuseRequest) (apitypes.RebootStatus, error) {
+	st, err := o.Refuse(ctx, callerName(c))
 	if err != nil {
-		return nil, apiError(err)
+		return apitypes.RebootStatus{}, apiError(err)
 	}
 	return st, nil
 }
 
-func (o *Orchestrator) handleNow(ctx context.Context, r *localapi.Request) (any, error) {
-	var req apitypes.RestartRequest
-	if err := decodeOptional(r, &req); err != nil {
-		return nil, err
+// RestartFor restarts the machine now on behalf of c, if c may.
+func (o *Orchestrator) RestartFor(ctx context.Context, c apicall.Caller, _ apitypes.RestartRequest) (apitypes.RebootStatus, error) {
+	if err := o.AuthorizeRestart(ctx, c.UID, c.Admin); err != nil {
+		return apitypes.RebootStatus{}, apiError(err)
 	}
-	if err := o.AuthorizeRestart(ctx, r.Caller.Cred.UID, r.Caller.Admin); err != nil {
-		return nil, apiError(err)
-	}
-	if err := o.RestartNow(ctx, callerName(r.Caller)); err != nil {
-		return nil, apiError(err)
+	if err := o.RestartNow(ctx, callerName(c)); err != nil {
+		return apitypes.RebootStatus{}, apiError(err)
 	}
 	return o.RebootStatus(), nil
 }
 
-// decodeOptional decodes a body that may be empty.
-func decodeOptional(r *localapi.Request, v any) error {
-	if r.HTTP.ContentLength == 0 {
-		return nil
-	}
-	return r.Decode(v)
-}
-
-// apiError maps the orchestrator's errors to the local API's.
+// apiError maps the orchestrator's errors to the kinds of the local API.
 func apiError(err error) error {
 	var d *DeniedError
 	switch {
 	case errors.As(err, &d):
-		return localapi.Forbidden("%s", d.Reason)
+		return apicall.Forbidden("%s", d.Reason)
 	case errors.Is(err, ErrNoRestartPending), errors.Is(err, ErrRestarting), errors.Is(err, ErrRefused):
-		return localapi.Conflict("%v", err)
+		return apicall.Conflict("%v", err)
 	case errors.Is(err, ErrNotRunning):
-		return localapi.Unavailable("%v", err)
+		return apicall.Unavailable("%v", err)
 	}
 	return err
 }
 
 // callerName names a caller for the log, the status and the history:
 // "alice (uid 1000)".
-func callerName(c localapi.Caller) string {
+func callerName(c apicall.Caller) string {
 	if !c.Known {
 		return "an unknown local user"
 	}
-	uid := strconv.Itoa(c.Cred.UID)
+	uid := strconv.Itoa(c.UID)
 	if u, err := user.LookupId(uid); err == nil && u.Username != "" {
 		return fmt.Sprintf("%s (uid %s)", u.Username, uid)
 	}
 	return "uid " + uid
 }
 
-// handleEvents streams the orchestrator's events as server-sent events,
-// starting with the current status, until the client goes away or the
-// server stops.
+// OpenEvents opens an event stream for c: next returns the current status
+// (as c sees it) first, then the orchestrator's events, each as c sees
+// it, until ctx ends or the orchestrator stops (ok false); closeFn ends
+// the stream and must be called once.
 //
 // A uid may hold StreamsPerUID streams, all uids but root's together
-// Streams; beyond that the request gets 429. A client that does not read
-// its stream for eventWriteTimeout is disconnected.
-func (o *Orchestrator) handleEvents(w http.ResponseWriter, r *localapi.Request) {
+// Streams; beyond that OpenEvents fails with apicall.KindTooMany.
+func (o *Orchestrator) OpenEvents(ctx context.Context, c apicall.Caller) (next func(context.Context) (apitypes.Event, bool), closeFn func(), err error) {
 	uid := -1
-	if r.Caller.Known {
-		uid = r.Caller.Cred.UID
+	if c.Known {
+		uid = c.UID
 	}
 	if why := o.streams.take(uid); why != "" {
 		o.log.Debug("event stream refused", "uid", uid, "reason", why)
-		localapi.WriteError(w, localapi.TooMany("%s", why))
-		return
+		return nil, nil, apicall.TooMany("%s", why)
 	}
-	defer o.streams.release(uid)
 	events, cancel := o.Subscribe()
-	defer cancel()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	ctx := r.HTTP.Context()
-	st := o.RebootStatus()
-	o.forCaller(ctx, r.Caller, &st)
-	if err := writeEvent(w, rc, apitypes.Event{Type: apitypes.EventRebootStatus, Reboot: &st, Time: o.clock.Now()}); err != nil {
-		return
-	}
-	for {
+	st := o.StatusFor(ctx, c)
+	first := &apitypes.Event{Type: apitypes.EventRebootStatus, Reboot: &st, Time: o.clock.Now()}
+	next = func(ctx context.Context) (apitypes.Event, bool) {
+		if first != nil {
+			ev := *first
+			first = nil
+			return ev, true
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return apitypes.Event{}, false
 		case ev, ok := <-events:
 			if !ok {
-				return
+				return apitypes.Event{}, false
 			}
 			if ev.Reboot != nil {
-				o.forCaller(ctx, r.Caller, ev.Reboot) // each subscriber has its own copy
+				o.forCaller(ctx, c, ev.Reboot) // each subscriber has its own copy
 			}
-			if err := writeEvent(w, rc, ev); err != nil {
-				o.log.Debug("event stream ended", "err", err)
-				return
-			}
+			return ev, true
 		}
 	}
+	var once sync.Once
+	closeFn = func() {
+		once.Do(func() {
+			cancel()
+			o.streams.release(uid)
+		})
+	}
+	return next, closeFn, nil
 }
-
-// eventWriteTimeout bounds how long one event may take to reach a client.
-const eventWriteTimeout = 10 * time.Second
 
 // Caps of the event streams; root is exempt.
 const (
@@ -228,18 +199,4 @@ func (s *streamCount) release(uid int) {
 		delete(s.perID, uid)
 	}
 	s.total--
-}
-
-func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev apitypes.Event) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data); err != nil {
-		return err
-	}
-	return rc.Flush()
 }

@@ -5,21 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reboot/reboottest"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/ipc"
 )
 
@@ -32,9 +32,7 @@ func TestMain(m *testing.M) {
 	}
 
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testutil.RemoveSelfShared()
 	os.Exit(code)
 }
 
@@ -99,11 +97,10 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "api.sock")
-	srv := localapi.New(testLogger(t), "")
-	n.o.Routes(srv)
-	srv.Handle(http.MethodGet, "/status", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}, nil
-	})
+	srv := localapi.New(testutil.Logger(t), "")
+	srv.Mount(localapi.Parts{Reboot: n.o, Status: statusOf(func() apitypes.Status {
+		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}
+	})})
 	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -129,48 +126,15 @@ func runClient(t *testing.T, uid int, sock, op string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exposedBinary(t), "-test.run=^$")
+	cmd := exec.CommandContext(ctx, testutil.SelfShared(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_CLIENT="+sock, "PATCHRING_TEST_OP="+op, "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	testutil.AsUser(cmd, uid, uid)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("client as uid %d: %v\n%s", uid, err, out)
 	}
 	return strings.TrimSpace(string(out))
 }
-
-// exposedBinary copies the test binary where another uid may run it (the
-// go tool's build directory is private to root).
-func exposedBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "patchring-reboot-*")
-		if err != nil {
-			binErr = err
-			return
-		}
-		if binErr = os.Chmod(dir, 0o755); binErr != nil {
-			return
-		}
-		src, err := os.ReadFile(os.Args[0])
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "client.test")
-		binErr = os.WriteFile(binPath, src, 0o755)
-	})
-	if binErr != nil {
-		t.Fatalf("expose test binary: %v", binErr)
-	}
-	return binPath
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
 
 // An unprivileged local user defers within the policy's limits; the server
 // refuses anything beyond them with 403 and the reason.
@@ -337,3 +301,8 @@ func TestEventStream(t *testing.T) {
 		t.Fatal("the stream did not end when the server stopped")
 	}
 }
+
+// statusOf serves GET /status from a function.
+type statusOf func() apitypes.Status
+
+func (f statusOf) Status(context.Context, apicall.Caller) apitypes.Status { return f() }

@@ -22,6 +22,7 @@ import (
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/reboot"
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // With PATCHRING_TEST_FLOOD set, the test binary is the flooding client.
@@ -141,9 +142,9 @@ func TestLocalAPIFloodByAnUnprivilegedUser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exposedBinary(t), "-test.run=^$")
+	cmd := exec.CommandContext(ctx, testutil.SelfShared(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_FLOOD="+a.sock, "PATCHRING_TEST_STREAMS="+strconv.Itoa(streams), "PATCHRING_TEST_IDLE="+strconv.Itoa(idle), "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	testutil.AsUser(cmd, nobody, nobody)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,6 @@ package reboot_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reboot/reboottest"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // node is one daemon's reboot orchestrator over its own bbolt file, with
@@ -40,18 +38,11 @@ func newNode(t testing.TB, name string, rules reboot.Rules, boot time.Time, cfg 
 	t.Helper()
 	n := &node{t: t, name: name, path: filepath.Join(t.TempDir(), store.FileName), rb: reboottest.NewRebooter(), cfg: cfg, rules: rules, boot: boot}
 	if n.cfg.Log == nil {
-		n.cfg.Log = testLogger(t)
+		n.cfg.Log = testutil.Logger(t)
 	}
 	n.open()
 	t.Cleanup(n.close)
 	return n
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func (n *node) open() {

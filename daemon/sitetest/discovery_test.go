@@ -189,7 +189,7 @@ gossip:
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = nsCommand(n.ns, patchringd, "run", "--config", cfgFile)
+	n.cmd = nsCommand(n.ns, patchringd.Path(t), "run", "--config", cfgFile)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {

@@ -21,28 +21,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/site"
 	"github.com/patchring/patchring/platform/apt/apttest"
 )
 
-// patchringd is the agent binary the tests run, built once by TestMain.
-var patchringd string
+// patchringd is the agent binary the tests run, built once, on first use.
+var patchringd = &testutil.Binary{Pkg: "github.com/patchring/patchring/cmd/patchringd"}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sitetest-bin-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	patchringd = filepath.Join(dir, "patchringd")
-	out, err := exec.Command("go", "build", "-o", patchringd, "github.com/patchring/patchring/cmd/patchringd").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build patchringd: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	patchringd.Remove()
 	os.Exit(code)
 }
 
@@ -361,7 +350,7 @@ p2p:
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = nsCommand(n.ns, patchringd, "run", "--config", cfgFile)
+	n.cmd = nsCommand(n.ns, patchringd.Path(t), "run", "--config", cfgFile)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	// Should the test process die without its cleanup (a go test
 	// timeout), the kernel kills the daemon: no orphaned agents.
@@ -418,27 +407,21 @@ func (s *testSite) byID(id string) *node {
 // exits unless the test killed it fails t at once.
 func (s *testSite) waitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	last := ""
-	for {
+	err := testutil.PollEvery(timeout, 250*time.Millisecond, func() error {
 		for _, n := range s.nodes {
 			if n != nil && n.cmd != nil && !n.killed && n.exited() {
 				t.Fatalf("waiting for %s: %s exited: %v\n%s", what, n.hostname, n.err, n.logTail(40))
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ok, report := cond(ctx)
-		cancel()
-		if ok {
-			return
+		defer cancel()
+		if ok, report := cond(ctx); !ok {
+			return errors.New(report)
 		}
-		last = report
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
-		}
-		<-tick.C
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not within %s; last: %v", what, timeout, err)
 	}
 }
 

@@ -51,6 +51,39 @@ func (x *transfer) Done() bool  { return x.done.Load() }
 type poolLog struct {
 	mu        sync.Mutex
 	transfers []*transfer
+	hold      *poolHold
+}
+
+// poolHold stalls the transfers of one file once they sent at bytes, until
+// released: a test catches a download mid-way however slow or fast the
+// machine is.
+type poolHold struct {
+	base     string
+	at       int64
+	released chan struct{}
+	once     sync.Once
+}
+
+// Hold stalls every transfer of file base after it sent at bytes, until
+// the returned release is called (it is also called when the test ends).
+func (l *poolLog) Hold(t testing.TB, base string, at int64) (release func()) {
+	h := &poolHold{base: base, at: at, released: make(chan struct{})}
+	l.mu.Lock()
+	l.hold = h
+	l.mu.Unlock()
+	release = func() { h.once.Do(func() { close(h.released) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// holdFor is the hold that applies to a transfer of p (nil: none).
+func (l *poolLog) holdFor(p string) *poolHold {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hold != nil && path.Base(p) == l.hold.base {
+		return l.hold
+	}
+	return nil
 }
 
 func (l *poolLog) add(x *transfer) {
@@ -97,10 +130,32 @@ func (l *poolLog) Bytes(base string) int64 {
 
 type countingWriter struct {
 	http.ResponseWriter
-	x *transfer
+	x    *transfer
+	hold *poolHold
+	r    *http.Request
 }
 
 func (w countingWriter) Write(p []byte) (int, error) {
+	if h := w.hold; h != nil && w.x.sent.Load() < h.at && w.x.sent.Load()+int64(len(p)) > h.at {
+		// Send up to the hold, flush it to the client, and wait.
+		k := h.at - w.x.sent.Load()
+		n, err := w.ResponseWriter.Write(p[:k])
+		w.x.sent.Add(int64(n))
+		if err != nil {
+			return n, err
+		}
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		select {
+		case <-h.released:
+		case <-w.r.Context().Done():
+			return n, w.r.Context().Err()
+		}
+		m, err := w.ResponseWriter.Write(p[k:])
+		w.x.sent.Add(int64(m))
+		return n + m, err
+	}
 	n, err := w.ResponseWriter.Write(p)
 	w.x.sent.Add(int64(n))
 	return n, err
@@ -163,7 +218,7 @@ func startOrigin(t testing.TB, tp *topo, dir string) *origin {
 		x := &transfer{Client: host, Path: r.URL.Path, Start: time.Now(), Range: r.Header.Get("Range")}
 		o.pool.add(x)
 		defer x.done.Store(true)
-		serveFile(countingWriter{w, x}, r, repoDir)
+		serveFile(countingWriter{ResponseWriter: w, x: x, hold: o.pool.holdFor(r.URL.Path), r: r}, r, repoDir)
 	})
 	serve(t, tp.origin, originIP+":80", indices)
 	serve(t, tp.origin, cdnIP+":80", pool)

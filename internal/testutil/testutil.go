@@ -32,8 +32,14 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 // cond's last error once timeout has passed (cond is always called at least
 // once, and once more at the deadline).
 func Poll(timeout time.Duration, cond func() error) error {
+	return PollEvery(timeout, PollInterval, cond)
+}
+
+// PollEvery is Poll checking every interval, for a condition that costs
+// something to check (many processes asked over their APIs).
+func PollEvery(timeout, interval time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(PollInterval)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		err := cond()

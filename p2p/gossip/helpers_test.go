@@ -5,13 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // fakeClock is a settable clock shared by the nodes of a test.
@@ -54,12 +54,12 @@ func newIdentity(t testing.TB) crypto.PrivKey {
 	return priv
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("GOSSIP_TEST_LOG") == "" {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+// testLogger and waitFor are internal/testutil's (kept under these names
+// so that the many call sites in this package's tests stay as they are).
+var (
+	testLogger = testutil.Logger
+	waitFor    = testutil.WaitFor
+)
 
 // testConfig is a fast LAN-like config on loopback.
 func testConfig(t testing.TB, i int, key []byte, seeds ...string) Config {
@@ -152,24 +152,6 @@ func startPool(t testing.TB, count int, key []byte, tweak func(i int, c *Config)
 		nodes = append(nodes, startNode(t, cfg))
 	}
 	return nodes
-}
-
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
-		}
-		<-tick.C
-	}
 }
 
 // sees reports whether g sees member id alive with a state satisfying ok.

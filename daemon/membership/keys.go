@@ -1,16 +1,15 @@
-package daemon
+package membership
 
 import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
-	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/p2p/gossip"
 )
@@ -33,31 +32,24 @@ func (k *keyring) save() error {
 	return atomicfile.WriteFile(k.path, []byte(b.String()), 0o600)
 }
 
-func (d *Daemon) fleetKeyRoutes() {
-	d.api.Handle(http.MethodGet, "/fleet/keys", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) {
-		return d.fleetKeys(), nil
-	})
-	d.api.Handle(http.MethodPost, "/fleet/keys", localapi.PermAdmin, func(ctx context.Context, r *localapi.Request) (any, error) {
-		var req apitypes.KeyRequest
-		if err := r.Decode(&req); err != nil {
-			return nil, err
-		}
-		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(req.Key))
-		if err != nil {
-			return nil, localapi.BadRequest("key is not base64: %v", err)
-		}
-		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return nil, localapi.BadRequest("a gossip key has 16, 24 or 32 bytes, this one %d", n)
-		}
-		if err := d.changeKey(req.Op, key); err != nil {
-			return nil, localapi.Conflict("%v", err)
-		}
-		return d.fleetKeys(), nil
-	})
+// ChangeFleetKey installs, uses or removes a gossip key (POST
+// /fleet/keys) and returns the keyring as FleetKeys shows it.
+func (f *Membership) ChangeFleetKey(ctx context.Context, req apitypes.KeyRequest) (apitypes.FleetKeys, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(req.Key))
+	if err != nil {
+		return apitypes.FleetKeys{}, apicall.BadRequest("key is not base64: %v", err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return apitypes.FleetKeys{}, apicall.BadRequest("a gossip key has 16, 24 or 32 bytes, this one %d", n)
+	}
+	if err := f.changeKey(req.Op, key); err != nil {
+		return apitypes.FleetKeys{}, apicall.Conflict("%v", err)
+	}
+	return f.FleetKeys(ctx), nil
 }
 
-func (d *Daemon) changeKey(op string, key []byte) error {
-	kr, g := d.keyring, d.fleet.g
+func (f *Membership) changeKey(op string, key []byte) error {
+	kr, g := f.kr, f.g
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
 	has := slices.IndexFunc(kr.keys, func(k []byte) bool { return string(k) == string(key) })
@@ -93,15 +85,16 @@ func (d *Daemon) changeKey(op string, key []byte) error {
 	if err := kr.save(); err != nil {
 		return fmt.Errorf("save keyring %s: %w", kr.path, err)
 	}
-	d.log.Info("fleet: gossip keyring changed", "op", op, "key", gossip.KeyFingerprint(key))
+	f.log.Info("fleet: gossip keyring changed", "op", op, "key", gossip.KeyFingerprint(key))
 	return nil
 }
 
-// fleetKeys lists the key fingerprints of this node and of every member.
-func (d *Daemon) fleetKeys() apitypes.FleetKeys {
-	own := d.fleet.g.Keyring()
+// FleetKeys lists the key fingerprints of this node and of every member
+// (GET /fleet/keys).
+func (f *Membership) FleetKeys(ctx context.Context) apitypes.FleetKeys {
+	own := f.g.Keyring()
 	out := apitypes.FleetKeys{Primary: own.Primary, Installed: own.Installed}
-	for _, m := range d.fleet.g.Members() {
+	for _, m := range f.g.Members() {
 		out.Members = append(out.Members, apitypes.MemberKeys{
 			NodeID: m.NodeID, Hostname: m.Hostname, Liveness: m.Liveness.String(), Local: m.Local,
 			Primary: m.Keyring.Primary, Installed: m.Keyring.Installed,

@@ -1,4 +1,4 @@
-package daemon
+package membership
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/patchring/patchring/p2p/content"
@@ -216,17 +215,7 @@ func metaPeers(members []gossip.Member, self string, own int64) []metaCandidate 
 		if m.Local || m.NodeID == self || m.Liveness != gossip.LivenessAlive || m.State.PolicyVersion == 0 || int64(m.State.PolicyVersion) < own {
 			continue
 		}
-		id, err := peer.Decode(m.NodeID)
-		if err != nil {
-			continue
-		}
-		ai := peer.AddrInfo{ID: id}
-		for _, s := range m.State.Addrs {
-			if a, err := ma.NewMultiaddr(s); err == nil {
-				ai.Addrs = append(ai.Addrs, a)
-			}
-		}
-		if len(ai.Addrs) > 0 {
+		if ai, ok := memberAddrInfo(m); ok {
 			sum := sha256.Sum256([]byte(self + "\x00" + m.NodeID))
 			cs = append(cs, ranked{metaCandidate{ai, m.State.PolicyVersion}, binary.BigEndian.Uint64(sum[:8])})
 		}
@@ -278,21 +267,21 @@ func sourceKey(s trust.Source) string {
 // useMetaPeers points the trust client at the chosen peers around the
 // origin. It runs on gossip events and ticks; the chain is replaced only
 // when the choice changed.
-func (f *fleet) useMetaPeers() {
-	tc := f.d.trust
+func (f *Membership) useMetaPeers() {
+	tc := f.cfg.Trust
 	if f.x == nil || tc == nil {
 		return
 	}
 	var own int64
-	if f.d.pol != nil {
-		own = f.d.pol.TimestampVersion()
+	if f.cfg.Policy != nil {
+		own = f.cfg.Policy.TimestampVersion()
 	}
 	current := tc.Sources()
 	members := f.g.Members()
 	if !f.sharing().Enabled {
 		members = nil // the policy turned peer sharing off: the origin only
 	}
-	next := metaChain(f.x, metaPeers(members, f.d.ID(), own), own, current)
+	next := metaChain(f.x, metaPeers(members, f.cfg.NodeID, own), own, current)
 	if slices.EqualFunc(current, next, func(a, b trust.Source) bool { return sourceKey(a) == sourceKey(b) }) {
 		return
 	}
@@ -300,12 +289,12 @@ func (f *fleet) useMetaPeers() {
 	for i, s := range next {
 		keys[i] = sourceKey(s)
 	}
-	f.d.log.Debug("policy: sources changed", "sources", keys)
+	f.log.Debug("policy: sources changed", "sources", keys)
 	tc.SetSources(next)
-	if f.d.pol != nil && newlyAhead(current, next) {
+	if f.cfg.Policy != nil && newlyAhead(current, next) {
 		// A member is ahead that was not before: it may have what the last
 		// refresh could not get (the gossip hint fires once per version).
-		f.d.pol.Trigger()
+		f.cfg.Policy.Trigger()
 	}
 }
 
@@ -326,19 +315,19 @@ func newlyAhead(current, next []trust.Source) bool {
 }
 
 // serveMeta lets the fleet members fetch what this node verified.
-func (f *fleet) serveMeta() {
+func (f *Membership) serveMeta() {
 	if f.x != nil {
-		f.x.ServeFiles(&metaFiles{trust: f.d.trust, content: f.d.content, fresh: f.verifiedRecently})
+		f.x.ServeFiles(&metaFiles{trust: f.cfg.Trust, content: f.cfg.Content, fresh: f.verifiedRecently})
 	}
 }
 
 // verifiedRecently reports whether the last successful policy refresh is
 // at most three refresh intervals (and at least 15 minutes) old.
-func (f *fleet) verifiedRecently() bool {
-	if f.d.pol == nil {
+func (f *Membership) verifiedRecently() bool {
+	if f.cfg.Policy == nil {
 		return false
 	}
-	window := max(3*f.d.cfg.Policy.RefreshInterval, 15*time.Minute)
-	last := f.d.pol.Effective().Verified
+	window := max(3*f.cfg.PolicyRefresh, 15*time.Minute)
+	last := f.cfg.Policy.Effective().Verified
 	return !last.IsZero() && time.Since(last) <= window
 }

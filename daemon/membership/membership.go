@@ -1,4 +1,11 @@
-package daemon
+// Package membership is this node's membership of its site: it joins the
+// site's gossip pool and publishes the node's state there, admits the
+// pool's live members as peers of the payload exchange (one WAN download
+// per payload per site), takes TUF repository metadata from peers ahead of
+// it (tufpeers.go), finds the pool on the LAN (discovery.go) and rotates
+// the pool's gossip keys (keys.go). It is configured through Config and
+// knows nothing of the daemon that wires it.
+package membership
 
 import (
 	"context"
@@ -6,32 +13,94 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
+	"github.com/patchring/patchring/internal/rungroup"
 	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/p2p/discovery"
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/p2p/site"
+	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/secretfile"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/trust"
 )
 
-// fleet joins the node to its site: gossip carries every member's state
-// (a hint, never an instruction), and the libp2p exchange shares verified
-// payloads with the members, one WAN download per payload per site.
-type fleet struct {
-	d     *Daemon
+// Config is what a Membership needs from the rest of the agent. Nil
+// functions and interfaces mean that part is off.
+type Config struct {
+	Log      *slog.Logger
+	Identity crypto.PrivKey // the node key: its libp2p ID is the node ID
+	NodeID   string
+	Hostname string
+	Site     string
+	Tags     []string
+	Gossip   config.Gossip
+	P2P      config.P2P
+	// PolicyRefresh is the policy's refresh interval (how fresh verified
+	// metadata must be to be served to peers).
+	PolicyRefresh time.Duration
+	// Content is the payload store; nil turns the payload exchange off.
+	Content *content.Store
+	// Trust is the agent's TUF client; nil without a policy source.
+	Trust *trust.Client
+	// Policy is the policy service; nil without a policy source.
+	Policy Policy
+	// CurrentPolicy returns the policy in force (nil before the first).
+	CurrentPolicy func() (*policy.Policy, string)
+	// Facts are this node's facts for ring selection.
+	Facts func() policy.NodeFacts
+	// Inventory returns the latest inventory snapshot (nil before one).
+	Inventory func() *pinv.Snapshot
+	// Engine returns the update engine, nil while there is none.
+	Engine func() Engine
+	// Reboot returns the reboot orchestrator, nil while there is none.
+	Reboot func() RebootStatus
+	// Metrics registers the membership's counters; nil registers none.
+	Metrics prometheus.Registerer
+}
+
+// Policy is the policy service as the membership uses it.
+type Policy interface {
+	TimestampVersion() int64
+	Trigger()
+	Effective() apitypes.EffectivePolicy
+}
+
+// Engine is the update engine as the membership reports on it.
+type Engine interface {
+	Decisions() ([]policy.Decision, time.Time)
+	History(limit int) ([]*engine.Tx, error)
+}
+
+// RebootStatus is the reboot orchestrator as the membership reports on it.
+type RebootStatus interface {
+	RebootStatus() apitypes.RebootStatus
+}
+
+// Membership joins the node to its site: gossip carries every member's
+// state (a hint, never an instruction), and the libp2p exchange shares
+// verified payloads with the members, one WAN download per payload per
+// site.
+type Membership struct {
+	cfg   Config
+	log   *slog.Logger
+	kr    *keyring
 	g     *gossip.Gossip
 	x     *exchange.Node // nil when payload sharing is off
 	coord *site.Coordinator
@@ -59,7 +128,7 @@ const (
 
 // waitSettled waits until the member list has not changed for
 // membershipSettle (at most settleMax).
-func (f *fleet) waitSettled(ctx context.Context) {
+func (f *Membership) waitSettled(ctx context.Context) {
 	deadline := time.Now().Add(settleMax)
 	for {
 		f.mu.Lock()
@@ -112,128 +181,133 @@ func readGossipKeys(path string) ([][]byte, error) {
 	return keys, nil
 }
 
-func (d *Daemon) startFleet() error {
-	cfg := d.cfg
+// New joins nothing yet: it reads the gossip keyring, opens the gossip
+// pool, the payload exchange (when p2p is on and there is a content store)
+// and the LAN discovery beacon; Run runs them.
+func New(cfg Config) (*Membership, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	keys, err := readGossipKeys(cfg.Gossip.KeyFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d.keyring = &keyring{path: cfg.Gossip.KeyFile, keys: keys}
+	f := &Membership{cfg: cfg, log: cfg.Log, kr: &keyring{path: cfg.Gossip.KeyFile, keys: keys}}
 	host, port := "0.0.0.0", 7946
 	if cfg.Gossip.Listen != "" {
 		h, p, err := net.SplitHostPort(cfg.Gossip.Listen)
 		if err != nil {
-			return fmt.Errorf("gossip.listen %q: %w", cfg.Gossip.Listen, err)
+			return nil, fmt.Errorf("gossip.listen %q: %w", cfg.Gossip.Listen, err)
 		}
 		host = h
 		if port, err = strconv.Atoi(p); err != nil {
-			return fmt.Errorf("gossip.listen %q: bad port", cfg.Gossip.Listen)
+			return nil, fmt.Errorf("gossip.listen %q: bad port", cfg.Gossip.Listen)
 		}
 	}
 	g, err := gossip.New(gossip.Config{
-		Identity: d.id.Key,
-		Hostname: d.hostname,
+		Identity: cfg.Identity,
+		Hostname: cfg.Hostname,
 		Site:     cfg.Site,
 		BindAddr: host,
 		BindPort: port,
 		Seeds:    cfg.Gossip.Seeds,
 		Keys:     keys,
 		Label:    cfg.Gossip.Label,
-	}, d.log)
+	}, cfg.Log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f := &fleet{d: d, g: g}
-	d.fleet = f
-	if cfg.P2P.Enabled && d.content != nil {
+	f.g = g
+	if cfg.P2P.Enabled && cfg.Content != nil {
 		listen := cfg.P2P.Listen
 		if listen == "" {
 			listen = "/ip4/0.0.0.0/tcp/0"
 		}
 		x, err := exchange.New(exchange.Config{
-			Store:       d.content,
-			Identity:    d.id.Key,
+			Store:       cfg.Content,
+			Identity:    cfg.Identity,
 			ListenAddrs: []string{listen},
-			Logger:      d.log,
+			Logger:      cfg.Log,
 		})
 		if err != nil {
 			g.Close()
-			return fmt.Errorf("p2p: %w", err)
+			return nil, fmt.Errorf("p2p: %w", err)
 		}
 		f.x = x
 		f.serveMeta()
 		f.coord, err = site.New(site.Config{
-			Self:        d.ID(),
+			Self:        cfg.NodeID,
 			Members:     f.ringMembers,
 			Holders:     f.holders,
 			WaitTimeout: 20 * time.Second,
-			Logger:      d.log,
+			Logger:      cfg.Log,
 		})
 		if err != nil {
 			x.Close()
 			g.Close()
-			return fmt.Errorf("p2p: %w", err)
+			return nil, fmt.Errorf("p2p: %w", err)
 		}
-		d.payloadsPeers = f
 	}
-	if f.beacon, err = d.startDiscovery(g); err != nil {
+	if f.beacon, err = f.startDiscovery(g); err != nil {
 		if f.x != nil {
 			f.x.Close()
 		}
 		g.Close()
-		return err
+		return nil, err
 	}
-	return nil
+	f.registerMetrics(cfg.Metrics)
+	return f, nil
 }
 
-func (f *fleet) Name() string { return "fleet" }
+// Name names the part in the agent's logs and errors.
+func (f *Membership) Name() string { return "fleet" }
+
+// PeerFetcher is what fetches payloads through the site for the engine;
+// nil when the payload exchange is off.
+func (f *Membership) PeerFetcher() engine.PeerFetcher {
+	if f.x == nil {
+		return nil
+	}
+	return f
+}
+
+// Lease is the site's reboot lease, shared over gossip.
+func (f *Membership) Lease() *gossip.Lease { return f.g.Lease() }
 
 // Run runs gossip (and the exchange), publishes this node's state and
 // acts on what it hears: refresh the policy when a peer holds a newer one
 // (verified through TUF, never taken from the peer), admit members to the
 // exchange.
-func (f *fleet) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(1)
-	go func() { defer wg.Done(); errc <- f.g.Run(ctx) }()
+func (f *Membership) Run(ctx context.Context) error {
+	grp, ctx := rungroup.New(ctx)
+	grp.Go("gossip", f.g.Run)
 	if f.x != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); errc <- f.x.Run(ctx) }()
+		grp.Go("p2p exchange", f.x.Run)
 	}
 	if f.beacon != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); errc <- f.beacon.Run(ctx) }()
+		grp.Go("discovery", f.beacon.Run)
 	}
 	sub := f.g.Subscribe(64)
 	defer sub.Close()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	f.publish()
-	var runErr error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case err := <-errc:
-			if err != nil && ctx.Err() == nil {
-				runErr = err
-				break loop
-			}
 		case ev, ok := <-sub.Events():
 			if !ok {
 				break loop
 			}
 			switch ev.Kind {
 			case gossip.EventPolicyVersion:
-				if f.d.pol != nil && int64(ev.PolicyVersion) > f.d.pol.TimestampVersion() {
-					f.d.log.Info("fleet: a peer holds newer policy metadata; refreshing", "peer_version", ev.PolicyVersion)
+				if f.cfg.Policy != nil && int64(ev.PolicyVersion) > f.cfg.Policy.TimestampVersion() {
+					f.log.Info("fleet: a peer holds newer policy metadata; refreshing", "peer_version", ev.PolicyVersion)
 					f.admit()
 					f.useMetaPeers()
-					f.d.pol.Trigger()
+					f.cfg.Policy.Trigger()
 				}
 			default:
 				if ev.Kind == gossip.EventJoin || ev.Kind == gossip.EventLeave {
@@ -253,14 +327,13 @@ loop:
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	f.g.Leave(lctx)
 	lcancel()
-	cancel() // also when a part failed: the others stop too
-	wg.Wait()
+	err := grp.Stop() // also when a part failed: the others stop too
 	f.g.Close()
-	return runErr
+	return err
 }
 
 // admit lets the live members of the pool connect to the exchange.
-func (f *fleet) admit() {
+func (f *Membership) admit() {
 	if f.x == nil {
 		return
 	}
@@ -283,7 +356,7 @@ func (f *fleet) admit() {
 // applySharing applies the signed policy's peer-sharing settings to the
 // exchange (upload cap per node, WAN cap) and reports whether sharing is
 // on. Without a policy, sharing is on and unlimited.
-func (f *fleet) applySharing() bool {
+func (f *Membership) applySharing() bool {
 	ps := f.sharing()
 	up, wan := ps.UploadRate.BytesPerSecond(), ps.WANRate.BytesPerSecond()
 	f.mu.Lock()
@@ -292,40 +365,52 @@ func (f *fleet) applySharing() bool {
 	f.mu.Unlock()
 	if changed {
 		f.x.SetRates(up, wan)
-		f.d.log.Info("fleet: peer sharing rates from the policy", "upload_bytes_per_s", up, "wan_bytes_per_s", wan, "enabled", ps.Enabled)
+		f.log.Info("fleet: peer sharing rates from the policy", "upload_bytes_per_s", up, "wan_bytes_per_s", wan, "enabled", ps.Enabled)
 	}
 	return ps.Enabled
 }
 
-func (f *fleet) sharing() policy.PeerSharing {
-	if p, _ := f.d.currentPolicy(); p != nil {
+func (f *Membership) currentPolicy() (*policy.Policy, string) {
+	if f.cfg.CurrentPolicy == nil {
+		return nil, ""
+	}
+	return f.cfg.CurrentPolicy()
+}
+
+func (f *Membership) sharing() policy.PeerSharing {
+	if p, _ := f.currentPolicy(); p != nil {
 		return p.PeerSharing
 	}
 	return policy.PeerSharing{Enabled: true}
 }
 
 // state is what this node tells its site about itself.
-func (f *fleet) state() gossip.State {
-	d := f.d
-	st := gossip.State{Tags: d.cfg.Tags, AgentVersion: version.Version}
-	if p, _ := d.currentPolicy(); p != nil {
-		st.Ring, _ = policyRing(p, d.Facts())
+func (f *Membership) state() gossip.State {
+	st := gossip.State{Tags: f.cfg.Tags, AgentVersion: version.Version}
+	if p, _ := f.currentPolicy(); p != nil {
+		st.Ring, _ = policy.RingFor(p, f.cfg.Facts())
 	}
-	if d.pol != nil {
-		st.PolicyVersion = uint64(max(d.pol.TimestampVersion(), 0))
+	if f.cfg.Policy != nil {
+		st.PolicyVersion = uint64(max(f.cfg.Policy.TimestampVersion(), 0))
 	}
-	if snap := d.inv.Latest(); snap != nil {
-		st.InventoryDigest = snap.Digest().Packages
+	if f.cfg.Inventory != nil {
+		if snap := f.cfg.Inventory(); snap != nil {
+			st.InventoryDigest = snap.Digest().Packages
+		}
 	}
-	if d.engine != nil {
-		ds, _ := d.engine.Decisions()
+	var eng Engine
+	if f.cfg.Engine != nil {
+		eng = f.cfg.Engine()
+	}
+	if eng != nil {
+		ds, _ := eng.Decisions()
 		for _, dec := range ds {
 			switch dec.Action {
 			case "install-now", "install-at", "wait-window", "wait-gate", "wait-deferral":
 				st.Updates.Pending++
 			}
 		}
-		if txs, err := d.engine.History(0); err == nil {
+		if txs, err := eng.History(0); err == nil {
 			st.Results = updateResults(txs)
 			for _, tx := range txs {
 				switch tx.Outcome {
@@ -340,8 +425,12 @@ func (f *fleet) state() gossip.State {
 			}
 		}
 	}
-	if d.reboot != nil {
-		rs := d.reboot.RebootStatus()
+	var rb RebootStatus
+	if f.cfg.Reboot != nil {
+		rb = f.cfg.Reboot()
+	}
+	if rb != nil {
+		rs := rb.RebootStatus()
 		st.Reboot = gossip.RebootState{Required: rs.Required, Since: rs.Since, Deadline: rs.EffectiveDeadline, RefusedByUser: rs.Refused}
 	}
 	if f.x != nil {
@@ -349,7 +438,7 @@ func (f *fleet) state() gossip.State {
 			st.Addrs = append(st.Addrs, a.String())
 		}
 		var hashes [][32]byte
-		for _, info := range f.d.content.List() {
+		for _, info := range f.cfg.Content.List() {
 			hashes = append(hashes, info.Hash)
 		}
 		st.Content = gossip.NewContentIndex(hashes)
@@ -357,7 +446,7 @@ func (f *fleet) state() gossip.State {
 	return st
 }
 
-func (f *fleet) publish() {
+func (f *Membership) publish() {
 	st := f.state()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -372,7 +461,7 @@ func (f *fleet) publish() {
 		err = f.g.SetLocal(st)
 	}
 	if err != nil {
-		f.d.log.Warn("fleet: publish state", "err", err)
+		f.log.Warn("fleet: publish state", "err", err)
 		return
 	}
 	f.lastState, f.published = st, time.Now()
@@ -387,14 +476,14 @@ func sameState(a, b gossip.State) bool {
 // ringMembers are the live members of this node's site and ring: the
 // nodes that become due for an update at the same moment, among which one
 // fetches it over the WAN. Later rings find it held on the LAN.
-func (f *fleet) ringMembers() []site.Member {
+func (f *Membership) ringMembers() []site.Member {
 	ring := ""
-	if p, _ := f.d.currentPolicy(); p != nil {
-		ring, _ = policyRing(p, f.d.Facts())
+	if p, _ := f.currentPolicy(); p != nil {
+		ring, _ = policy.RingFor(p, f.cfg.Facts())
 	}
 	var out []site.Member
 	for _, m := range f.g.Members() {
-		if m.Liveness != gossip.LivenessAlive || m.Site != f.d.cfg.Site {
+		if m.Liveness != gossip.LivenessAlive || m.Site != f.cfg.Site {
 			continue
 		}
 		if ring != "" && !m.Local && m.State.Ring != ring {
@@ -406,7 +495,7 @@ func (f *fleet) ringMembers() []site.Member {
 }
 
 // holders are the live members that announce holding the payload key.
-func (f *fleet) holders(key string) []string {
+func (f *Membership) holders(key string) []string {
 	h, err := content.ParseHash(key)
 	if err != nil {
 		return nil
@@ -422,7 +511,7 @@ func (f *fleet) holders(key string) []string {
 
 // addrInfos turns member IDs into libp2p addresses from their gossiped
 // state.
-func (f *fleet) addrInfos(ids []string) []peer.AddrInfo {
+func (f *Membership) addrInfos(ids []string) []peer.AddrInfo {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
@@ -432,30 +521,36 @@ func (f *fleet) addrInfos(ids []string) []peer.AddrInfo {
 		if !want[m.NodeID] {
 			continue
 		}
-		id, err := peer.Decode(m.NodeID)
-		if err != nil {
-			continue
-		}
-		ai := peer.AddrInfo{ID: id}
-		for _, s := range m.State.Addrs {
-			if a, err := ma.NewMultiaddr(s); err == nil {
-				ai.Addrs = append(ai.Addrs, a)
-			}
-		}
-		if len(ai.Addrs) > 0 {
+		if ai, ok := memberAddrInfo(m); ok {
 			out = append(out, ai)
 		}
 	}
 	return out
 }
 
-var _ engine.PeerFetcher = (*fleet)(nil)
+// memberAddrInfo is member m's libp2p identity and the addresses it
+// gossips; ok is false when it has no valid ID or no valid address.
+func memberAddrInfo(m gossip.Member) (ai peer.AddrInfo, ok bool) {
+	id, err := peer.Decode(m.NodeID)
+	if err != nil {
+		return ai, false
+	}
+	ai.ID = id
+	for _, s := range m.State.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	return ai, len(ai.Addrs) > 0
+}
+
+var _ engine.PeerFetcher = (*Membership)(nil)
 
 // FetchFromPeers gets a payload for the engine: the site's chosen node
 // fetches it over the WAN, the others from the LAN, falling back to the
 // origin when nothing arrives. The exchange verifies the whole payload
 // against h before the store shows it.
-func (f *fleet) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
+func (f *Membership) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
 	pf := &payloadFetch{f: f, h: h, size: size, origin: origin}
 	if !f.sharing().Enabled {
 		// Sharing is off: straight from the origin, through the exchange
@@ -469,13 +564,13 @@ func (f *fleet) FetchFromPeers(ctx context.Context, h content.Hash, size int64, 
 	if err != nil {
 		return err
 	}
-	f.d.log.Info("fleet: payload obtained", "sha256", h.String(), "via", via.String())
+	f.log.Info("fleet: payload obtained", "sha256", h.String(), "via", via.String())
 	f.publish()
 	return nil
 }
 
 type payloadFetch struct {
-	f      *fleet
+	f      *Membership
 	h      content.Hash
 	size   int64
 	origin func(ctx context.Context, offset int64) (io.ReadCloser, error)
@@ -495,8 +590,8 @@ func (p *payloadFetch) FromPeers(ctx context.Context, holders []string) error {
 }
 
 // Fleet returns the site as gossip describes it.
-func (f *fleet) Fleet() apitypes.Fleet {
-	out := apitypes.Fleet{Site: f.d.cfg.Site}
+func (f *Membership) Fleet() apitypes.Fleet {
+	out := apitypes.Fleet{Site: f.cfg.Site}
 	for _, m := range f.g.Members() {
 		out.Members = append(out.Members, apitypes.FleetMember{
 			NodeID: m.NodeID, Hostname: m.Hostname, Site: m.Site, Ring: m.State.Ring, Tags: m.State.Tags,
@@ -512,7 +607,7 @@ func (f *fleet) Fleet() apitypes.Fleet {
 }
 
 // Peers returns this node's payload traffic with each peer.
-func (f *fleet) Peers() apitypes.Peers {
+func (f *Membership) Peers() apitypes.Peers {
 	var out apitypes.Peers
 	if f.x == nil {
 		return out
@@ -571,11 +666,11 @@ func (s *siteResults) Get(ring string, k policy.UpdateKey) policy.RingStats {
 	return rs
 }
 
-// fleetStats counts, per ring and update, the site's members that
+// FleetStats counts, per ring and update, the site's members that
 // succeeded or failed with it, from what the members gossip about
 // themselves. Gates compare these with the policy's thresholds; a member
 // can lie about itself, which moves a gate by one node at most.
-func (f *fleet) fleetStats() policy.FleetView {
+func (f *Membership) FleetStats() policy.FleetView {
 	return countResults(f.g.Members())
 }
 

@@ -1,4 +1,9 @@
-package daemon
+// Package bundle imports offline bundles: a copy of the fleet's signed
+// repository (`patchring bundle create`) that an admin carries to a site
+// without a link to the origin. The bundle is verified through TUF from
+// the agent's trusted root; its policy is adopted and its catalog payloads
+// go into the content store, each checked against its signed hash.
+package bundle
 
 import (
 	"archive/tar"
@@ -7,14 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
-	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/diskspace"
 	"github.com/patchring/patchring/policy/trust"
@@ -27,38 +32,83 @@ const (
 	maxBundleFiles = 100000
 )
 
-func (d *Daemon) bundleRoutes() {
-	d.api.Handle(http.MethodPost, "/bundle/import", localapi.PermAdmin, func(ctx context.Context, r *localapi.Request) (any, error) {
-		var req apitypes.BundleImportRequest
-		if err := r.Decode(&req); err != nil {
-			return nil, err
-		}
-		if !filepath.IsAbs(req.Path) {
-			return nil, localapi.BadRequest("bundle path %q must be absolute (the agent reads it itself)", req.Path)
-		}
-		return d.importBundle(ctx, req.Path)
-	})
+// Config is what an Importer needs from the rest of the agent.
+type Config struct {
+	Log *slog.Logger
+	// StateDir is where a bundle is unpacked (and whose file system must
+	// have room for it).
+	StateDir string
+	// Policy is the policy service; nil without a policy source (then
+	// nothing can be verified and imports fail).
+	Policy Policy
+	// Targets locates the signed targets; nil without a policy source.
+	Targets Targets
+	// Content is the payload store; nil when the agent keeps none.
+	Content Content
+	// DiskUsage reports free space; nil is diskspace.Of.
+	DiskUsage func(string) (diskspace.Usage, error)
+	// Imported is called after a bundle was imported (to replan).
+	Imported func()
+}
+
+// Policy is the policy service as an import uses it.
+type Policy interface {
+	RefreshFrom(ctx context.Context, sources []trust.Source) error
+	Effective() apitypes.EffectivePolicy
+	Catalog() []trust.CatalogEntry
+}
+
+// Targets locates a signed target's path, length and hashes.
+type Targets interface {
+	LocateTarget(name string) (trust.TargetLocation, error)
+}
+
+// Content is the content store as an import fills it.
+type Content interface {
+	Has(h content.Hash) bool
+	Put(ctx context.Context, want content.Hash, size int64, r io.Reader) error
+}
+
+// Importer imports offline bundles.
+type Importer struct {
+	cfg Config
+}
+
+// New returns an Importer.
+func New(cfg Config) *Importer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DiskUsage == nil {
+		cfg.DiskUsage = diskspace.Of
+	}
+	return &Importer{cfg: cfg}
+}
+
+// ImportBundle imports the offline bundle at req.Path (POST
+// /bundle/import); the path must be absolute, the agent reads it itself.
+func (d *Importer) ImportBundle(ctx context.Context, req apitypes.BundleImportRequest) (apitypes.BundleImport, error) {
+	if !filepath.IsAbs(req.Path) {
+		return apitypes.BundleImport{}, apicall.BadRequest("bundle path %q must be absolute (the agent reads it itself)", req.Path)
+	}
+	return d.importBundle(ctx, req.Path)
 }
 
 // importBundle verifies an offline bundle (a copy of the fleet's signed
 // repository made with `patchring bundle create`) through TUF from the
 // agent's trusted root, adopts its policy and puts its catalog payloads,
 // each checked against its signed hash, into the content store.
-func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.BundleImport, error) {
+func (d *Importer) importBundle(ctx context.Context, file string) (apitypes.BundleImport, error) {
 	out := apitypes.BundleImport{Path: file}
-	if d.pol == nil || d.trust == nil {
-		return out, localapi.Unavailable("this agent has no policy source configured (policy.root_file): there is no root of trust to verify a bundle with")
+	if d.cfg.Policy == nil || d.cfg.Targets == nil {
+		return out, apicall.Unavailable("this agent has no policy source configured (policy.root_file): there is no root of trust to verify a bundle with")
 	}
-	usage := d.diskUsage
-	if usage == nil {
-		usage = diskspace.Of
-	}
-	if err := checkBundleSpace(file, d.cfg.StateDir, usage); err != nil {
-		var ae *localapi.Error
+	if err := checkBundleSpace(file, d.cfg.StateDir, d.cfg.DiskUsage); err != nil {
+		var ae *apicall.Error
 		if errors.As(err, &ae) {
 			return out, err
 		}
-		return out, localapi.BadRequest("bundle %s: %v", file, err)
+		return out, apicall.BadRequest("bundle %s: %v", file, err)
 	}
 	dir, err := os.MkdirTemp(d.cfg.StateDir, ".bundle-*")
 	if err != nil {
@@ -67,17 +117,17 @@ func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.Bundle
 	defer os.RemoveAll(dir)
 	n, err := extractBundle(file, dir)
 	if err != nil {
-		return out, localapi.BadRequest("bundle %s: %v", file, err)
+		return out, apicall.BadRequest("bundle %s: %v", file, err)
 	}
 	out.Files = n
 	src := &trust.DirSource{Dir: dir, Label: "bundle " + filepath.Base(file)}
-	if err := d.pol.RefreshFrom(ctx, []trust.Source{src}); err != nil {
-		return out, localapi.Conflict("bundle %s does not verify against this fleet's root of trust: %v", file, err)
+	if err := d.cfg.Policy.RefreshFrom(ctx, []trust.Source{src}); err != nil {
+		return out, apicall.Conflict("bundle %s does not verify against this fleet's root of trust: %v", file, err)
 	}
-	ep := d.pol.Effective()
+	ep := d.cfg.Policy.Effective()
 	out.PolicyVersion, out.Policy = ep.Version, ep.Name
-	for _, e := range d.pol.Catalog() {
-		if d.content == nil {
+	for _, e := range d.cfg.Policy.Catalog() {
+		if d.cfg.Content == nil {
 			out.Skipped = append(out.Skipped, e.Name+": no content store on this agent (apt or p2p off)")
 			continue
 		}
@@ -87,13 +137,15 @@ func (d *Daemon) importBundle(ctx context.Context, file string) (apitypes.Bundle
 		}
 		out.Payloads++
 	}
-	d.log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "skipped", len(out.Skipped))
-	d.triggerEngine()
+	d.cfg.Log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "skipped", len(out.Skipped))
+	if d.cfg.Imported != nil {
+		d.cfg.Imported()
+	}
 	return out, nil
 }
 
-func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
-	loc, err := d.trust.LocateTarget(target)
+func (d *Importer) importPayload(ctx context.Context, dir, target string) error {
+	loc, err := d.cfg.Targets.LocateTarget(target)
 	if err != nil {
 		return err
 	}
@@ -101,7 +153,7 @@ func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
 	if err != nil {
 		return fmt.Errorf("signed sha256: %w", err)
 	}
-	if d.content.Has(h) {
+	if d.cfg.Content.Has(h) {
 		return nil
 	}
 	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(loc.Path)))
@@ -113,7 +165,7 @@ func (d *Daemon) importPayload(ctx context.Context, dir, target string) error {
 	}
 	defer f.Close()
 	// Put verifies the length and SHA-256 before the payload is visible.
-	return d.content.Put(ctx, h, loc.Length, f)
+	return d.cfg.Content.Put(ctx, h, loc.Length, f)
 }
 
 // bundleSpaceReserve is what an import leaves free on the state dir's file
@@ -135,9 +187,9 @@ func checkBundleSpace(file, stateDir string, usage func(string) (diskspace.Usage
 	}
 	need := uint64(2*total) + bundleSpaceReserve
 	if u.Free < need {
-		return &localapi.Error{Status: http.StatusInsufficientStorage, Code: apitypes.CodeUnavailable, Msg: fmt.Sprintf(
+		return apicall.NoSpace(
 			"bundle %s unpacks to %d bytes; importing it needs %d bytes free in %s (unpacked, then its payloads copied into the content store, and %d bytes to spare), and only %d are free: free some space there and try again",
-			file, total, need, stateDir, int64(bundleSpaceReserve), u.Free)}
+			file, total, need, stateDir, int64(bundleSpaceReserve), u.Free)
 	}
 	return nil
 }

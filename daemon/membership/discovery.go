@@ -1,4 +1,4 @@
-package daemon
+package membership
 
 import (
 	"fmt"
@@ -17,8 +17,8 @@ import (
 // offers the addresses it hears to g as seeds. It returns nil, nil when
 // discovery is off. The beacon authenticates with keys derived from the
 // node's current keyring, so it follows key rotations.
-func (d *Daemon) startDiscovery(g *gossip.Gossip) (*discovery.Beacon, error) {
-	cfg := d.cfg.Gossip
+func (f *Membership) startDiscovery(g *gossip.Gossip) (*discovery.Beacon, error) {
+	cfg := f.cfg.Gossip
 	if !cfg.Discovery {
 		return nil, nil
 	}
@@ -34,7 +34,7 @@ func (d *Daemon) startDiscovery(g *gossip.Gossip) (*discovery.Beacon, error) {
 		}
 		targets = append(targets, a)
 	}
-	kr := d.keyring
+	kr := f.kr
 	b, err := discovery.New(discovery.Config{
 		NodeID: g.NodeID(),
 		Label:  cfg.Label,
@@ -47,17 +47,17 @@ func (d *Daemon) startDiscovery(g *gossip.Gossip) (*discovery.Beacon, error) {
 		Port:    cfg.DiscoveryPort,
 		Targets: targets,
 		Sink:    g,
-	}, d.log)
+	}, f.log)
 	if err != nil {
 		return nil, fmt.Errorf("gossip.discovery (port %d; turn it off with gossip.discovery: false): %w", cfg.DiscoveryPort, err)
 	}
-	d.registerDiscoveryMetrics(b)
+	registerDiscoveryMetrics(f.cfg.Metrics, b)
 	return b, nil
 }
 
 // registerDiscoveryMetrics exposes the beacon's counters.
-func (d *Daemon) registerDiscoveryMetrics(b *discovery.Beacon) {
-	if d.metrics == nil {
+func registerDiscoveryMetrics(reg prometheus.Registerer, b *discovery.Beacon) {
+	if reg == nil {
 		return
 	}
 	results := []struct {
@@ -75,15 +75,15 @@ func (d *Daemon) registerDiscoveryMetrics(b *discovery.Beacon) {
 		{"rejected", func(s discovery.Stats) uint64 { return s.Rejected }},
 	}
 	for _, r := range results {
-		d.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "patchring_discovery_received_total", Help: "LAN discovery datagrams received, by what became of them.",
 			ConstLabels: prometheus.Labels{"result": r.name},
 		}, func() float64 { return float64(r.get(b.Stats())) }))
 	}
-	d.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "patchring_discovery_sent_total", Help: "LAN discovery beacons sent.",
 	}, func() float64 { return float64(b.Stats().Sent) }))
-	d.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "patchring_discovery_send_errors_total", Help: "LAN discovery beacons that could not be sent.",
 	}, func() float64 { return float64(b.Stats().SendErrors) }))
 }

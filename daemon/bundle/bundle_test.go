@@ -1,16 +1,15 @@
-package daemon
+package bundle
 
 import (
 	"archive/tar"
 	"compress/gzip"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/platform/diskspace"
 )
 
@@ -64,8 +63,8 @@ func TestBundleImportChecksFreeSpaceFirst(t *testing.T) {
 	need := uint64(2*(payload+100)) + bundleSpaceReserve
 
 	err := checkBundleSpace(file, state, free(need-1))
-	var ae *localapi.Error
-	if !errors.As(err, &ae) || ae.Status != http.StatusInsufficientStorage ||
+	var ae *apicall.Error
+	if !errors.As(err, &ae) || ae.Kind != apicall.KindNoSpace ||
 		!strings.Contains(ae.Msg, "unpacks to 3145828 bytes; importing it needs") || !strings.Contains(ae.Msg, "free some space there") {
 		t.Fatalf("with too little space: %v", err)
 	}
