@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchring/patchring/internal/benchtarget"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy"
 )
@@ -47,5 +48,5 @@ func BenchmarkEngineOverhead(b *testing.B) {
 	}
 	b.ReportMetric(float64(bare.Milliseconds())/float64(b.N), "apt_install_bare_same_run@ms")
 	b.ReportMetric(float64(eng.Milliseconds())/float64(b.N), "engine_install@ms")
-	b.ReportMetric(float64(eng)/float64(bare), "engine_install_overhead_ratio@x")
+	benchtarget.Report(b, float64(eng)/float64(bare), "engine_install_overhead_ratio", "x", benchtarget.AtMost(1.2), benchtarget.Plausible(0.5, 1000))
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/benchtarget"
 )
 
 // BenchmarkPolicyPropagation runs a site of 200 nodes in one process on
@@ -142,8 +144,8 @@ func BenchmarkPolicyPropagation(b *testing.B) {
 		alls = append(alls, ds[len(ds)-1].Seconds())
 	}
 	b.StopTimer()
-	b.ReportMetric(mean(p99s), "gossip_policy_p99_s@s")
-	b.ReportMetric(mean(alls), "gossip_policy_all_s@s")
+	benchtarget.Report(b, mean(p99s), "gossip_policy_p99_s", "s", benchtarget.AtMost(2), benchtarget.Plausible(0.001, 60))
+	benchtarget.Report(b, mean(alls), "gossip_policy_all_s", "s", benchtarget.AtMost(5), benchtarget.Plausible(0.001, 60))
 	b.ReportMetric(slices.Max(alls), "gossip_policy_all_worst_s@s")
 }
 
