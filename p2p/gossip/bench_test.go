@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -35,6 +36,12 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 	const rounds = 5
 	// Convergence and draining take longer in a larger pool on 2 cores.
 	settle := 3*time.Minute + time.Duration(size/200-1)*75*time.Second
+	// Stages go to stderr as they pass: a benchmark's own log appears only
+	// when it ends, and a 1,000-node run that times out would say nothing.
+	t0 := time.Now()
+	stage := func(what string) {
+		fmt.Fprintf(os.Stderr, "gossip propagation, %d nodes: %s after %v\n", size, what, time.Since(t0).Round(time.Second))
+	}
 	key := newKey(b)
 	var nodes []*node
 	for i := range size {
@@ -52,6 +59,7 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 		}
 		nodes = append(nodes, &node{Gossip: g})
 	}
+	stage("nodes created")
 	for _, n := range nodes {
 		ctx, cancel := context.WithCancel(context.Background())
 		n.cancel, n.done = cancel, make(chan error, 1)
@@ -77,6 +85,8 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 		return nil
 	})
 
+	stage("membership converged")
+
 	// Measure a site at rest, not one still spreading 200 boot-time states:
 	// wait until every broadcast queue has drained.
 	waitFor(b, settle, "broadcast queues drain", func() error {
@@ -87,6 +97,8 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 		}
 		return nil
 	})
+
+	stage("broadcast queues drained")
 
 	// Each node's subscription records when it first hears the target.
 	var (
