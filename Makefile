@@ -57,9 +57,11 @@ cross:
 
 # Benchmarks print `name value unit` lines: each benchmark reports its
 # figures with b.ReportMetric(v, "name@unit").
+# Each figure prints as "name value unit [target ok|FAIL]" (see internal/benchtarget);
+# the target fails when a goal is missed, a figure is implausible or a benchmark fails.
 bench: build
-	@$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>&1 | tee $(BIN)/bench.raw | \
-	  awk '/^Benchmark/ { for (i = 3; i < NF; i++) if ($$(i+1) ~ /@/) { split($$(i+1), m, "@"); print m[1], $$i, m[2] } } /^(FAIL|panic)/ { print; bad=1 } END { exit bad }'
+	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>&1 | tee $(BIN)/bench.raw | \
+	  $(GO) run ./internal/benchtarget/benchcheck
 
 clean:
 	rm -rf $(BIN)

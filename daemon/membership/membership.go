@@ -441,6 +441,10 @@ func (f *Membership) state() gossip.State {
 		for _, info := range f.cfg.Content.List() {
 			hashes = append(hashes, info.Hash)
 		}
+		// Downloads in progress too: members fetch from them while they run.
+		for _, h := range f.d.content.Partials() {
+			hashes = append(hashes, h)
+		}
 		st.Content = gossip.NewContentIndex(hashes)
 	}
 	return st
@@ -583,8 +587,9 @@ func (p *payloadFetch) FromOrigin(ctx context.Context) error {
 }
 
 func (p *payloadFetch) FromPeers(ctx context.Context, holders []string) error {
+	// No origin here: holders may hold it partly (downloads in progress are
+	// announced), and who goes to the origin is the coordinator's choice.
 	return p.f.x.Fetch(ctx, p.h, p.size, p.f.addrInfos(holders), exchange.FetchOptions{
-		Origin:    exchange.OriginFunc(p.origin),
 		MorePeers: func() []peer.AddrInfo { return p.f.addrInfos(p.f.holders(p.h.String())) },
 	})
 }

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -169,6 +171,30 @@ func (s *Store) Partial(h Hash) (*Writer, bool) {
 	defer s.mu.Unlock()
 	w, ok := s.writers[h]
 	return w, ok
+}
+
+// Partials returns the hashes of the downloads in progress that hold at
+// least one accepted piece: what this node can already serve of a payload
+// it does not hold whole. The daemon announces them over gossip with the
+// complete blobs, so that the site's members fetch from a download while
+// it runs and, if its fetcher dies, the next one finds the pieces on the
+// LAN instead of fetching them across the WAN again. Which pieces are held
+// is not gossiped: a peer asks with the exchange's have request.
+func (s *Store) Partials() []Hash {
+	s.mu.Lock()
+	ws := make([]*Writer, 0, len(s.writers))
+	for _, w := range s.writers {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	var out []Hash
+	for _, w := range ws {
+		if w.AcceptedCount() > 0 {
+			out = append(out, w.h)
+		}
+	}
+	slices.SortFunc(out, func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+	return out
 }
 
 // Hash returns the hash being assembled.

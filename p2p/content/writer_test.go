@@ -366,3 +366,40 @@ func TestStoreChanged(t *testing.T) {
 	}
 	changes("Abort", func() { _ = w2.Abort() })
 }
+
+// TestPartialsListsDownloadsWithAcceptedPieces: a download appears among
+// the partials once it holds an accepted piece, and leaves it when it is
+// committed or closed.
+func TestPartialsListsDownloadsWithAcceptedPieces(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	data := bytes.Repeat([]byte("patchring"), 1000)
+	h := Sum(data)
+	other := Sum([]byte("other"))
+	w, err := s.Writer(h, int64(len(data)), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := s.Writer(other, 5, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if got := s.Partials(); len(got) != 0 {
+		t.Fatalf("Partials before any piece = %v, want none", got)
+	}
+	writeAccept(t, w, 3, data)
+	if got := s.Partials(); len(got) != 1 || got[0] != h {
+		t.Fatalf("Partials after one piece = %v, want [%s]", got, h)
+	}
+	for i := range w.NumPieces() {
+		if !w.Accepted(i) {
+			writeAccept(t, w, i, data)
+		}
+	}
+	if err := w.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Partials(); len(got) != 0 {
+		t.Fatalf("Partials after Commit = %v, want none (the blob is listed by List)", got)
+	}
+}

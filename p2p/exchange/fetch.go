@@ -29,7 +29,8 @@ type FetchOptions struct {
 	// the same piece size to share partial downloads.
 	PieceSize int64
 	// Origin, if set, is used when no peer holds the payload, when peers make
-	// no progress for OriginDelay, or from the start with OriginFirst.
+	// no progress for OriginDelay, or from the start with OriginFirst; in
+	// every case only for pieces no usable peer session holds.
 	Origin      OriginFunc
 	OriginFirst bool
 	// OriginDelay defaults to 10 s.
@@ -520,13 +521,13 @@ func (d *download) pickLocked(p peer.ID) int {
 }
 
 // originEligibleLocked: the origin takes a piece only if no usable peer
-// session holds it (LAN first), unless it goes first.
+// session holds it (LAN first). OriginFirst starts the origin at once but
+// does not change this: a WAN fetcher that takes over from a dead one gets
+// the pieces the site already holds (announced partial downloads) from the
+// LAN and only the rest across the WAN.
 func (d *download) originEligibleLocked(i int) bool {
 	if d.state[i] != pieceMissing || d.exclude[i][sourceOrigin] {
 		return false
-	}
-	if d.opts.OriginFirst {
-		return true
 	}
 	for q, h := range d.haves {
 		if h != nil && h[i] && !d.exclude[i][q] {

@@ -134,12 +134,24 @@ func (c *Coordinator) members() []Member {
 //     itself.
 //
 // When the fetcher leaves the member list, the next member in rendezvous
-// order sees itself first and takes over. Obtain returns when the payload
+// order sees itself first and takes over, and the others' patience starts
+// again: they give the new fetcher WaitTimeout too (members hold pieces of
+// the dead fetcher's download; the new one continues from them, and a
+// member falling back to the origin then would fetch them again). Obtain returns when the payload
 // is obtained or ctx ends; failures of single attempts are retried.
 func (c *Coordinator) Obtain(ctx context.Context, key string, f Fetcher) (Via, error) {
 	start := time.Now()
 	log := c.log.With("payload", key)
 	var lastErr error
+	var lastFetcher string
+	// noteFetcher restarts the patience when the WAN fetcher changed.
+	noteFetcher := func(fetcher string) {
+		if lastFetcher != "" && fetcher != lastFetcher {
+			log.Info("site: the WAN fetcher changed", "was", lastFetcher, "now", fetcher)
+			start = time.Now()
+		}
+		lastFetcher = fetcher
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			if lastErr != nil {
@@ -149,6 +161,10 @@ func (c *Coordinator) Obtain(ctx context.Context, key string, f Fetcher) (Via, e
 		}
 		holders := slices.DeleteFunc(slices.Clone(c.cfg.Holders(key)), func(id string) bool { return id == c.cfg.Self })
 		if len(holders) > 0 {
+			// Whom the site waits for while this node fetches from peers
+			// (it may be one of them, with a partial download).
+			_, fetcher := c.rank(key)
+			noteFetcher(fetcher)
 			err := f.FromPeers(ctx, holders)
 			if err == nil {
 				return ViaPeers, nil
@@ -158,6 +174,7 @@ func (c *Coordinator) Obtain(ctx context.Context, key string, f Fetcher) (Via, e
 		}
 		if ctx.Err() == nil {
 			rank, fetcher := c.rank(key)
+			noteFetcher(fetcher)
 			waited := time.Since(start)
 			patience := c.cfg.WaitTimeout + time.Duration(max(rank-1, 0))*c.cfg.Stagger
 			if rank == 0 || waited >= patience {

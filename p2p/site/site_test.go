@@ -168,6 +168,21 @@ func TestCoordinator(t *testing.T) {
 			wantVia: map[string]Via{second: ViaOrigin},
 		},
 		{
+			name: "chosen node leaves late: the others give its successor the whole wait again",
+			// It leaves just before the others' patience ends; the
+			// second needs 10 s to fetch. Counting from the start, the
+			// third would fall back to the origin at 60 s.
+			stuck: []string{first},
+			during: func(w *world) {
+				time.Sleep(55 * time.Second)
+				w.mu.Lock()
+				w.live[first] = false
+				w.mu.Unlock()
+			},
+			wantWAN: []string{second},
+			wantVia: map[string]Via{second: ViaOrigin, ranked[2].ID: ViaPeers, ranked[3].ID: ViaPeers},
+		},
+		{
 			name: "chosen node hangs but stays: one fallback after the wait timeout",
 			// The second in rank falls back first; the others, staggered,
 			// find it holding the payload.
