@@ -442,7 +442,7 @@ func (f *Membership) state() gossip.State {
 			hashes = append(hashes, info.Hash)
 		}
 		// Downloads in progress too: members fetch from them while they run.
-		for _, h := range f.d.content.Partials() {
+		for _, h := range f.cfg.Content.Partials() {
 			hashes = append(hashes, h)
 		}
 		st.Content = gossip.NewContentIndex(hashes)
