@@ -5,6 +5,7 @@ package reboot_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,7 +43,7 @@ func floodMain(sock string, streams, idle int) int {
 	var conns []net.Conn
 	ok, refused, firstRefusal := 0, 0, ""
 	for range streams {
-		c, err := net.Dial("unix", sock)
+		c, err := dial(sock)
 		if err != nil {
 			fmt.Printf("fail dial: %v\n", err)
 			return 1
@@ -59,7 +60,7 @@ func floodMain(sock string, streams, idle int) int {
 		}
 	}
 	for range idle {
-		c, err := net.Dial("unix", sock)
+		c, err := dial(sock)
 		if err != nil {
 			fmt.Printf("fail dial: %v\n", err)
 			return 1
@@ -88,7 +89,7 @@ func floodMain(sock string, streams, idle int) int {
 					return
 				default:
 				}
-				c, err := net.Dial("unix", sock)
+				c, err := dial(sock)
 				if err != nil {
 					continue
 				}
@@ -216,5 +217,19 @@ func TestLocalAPIFloodByAnUnprivilegedUser(t *testing.T) {
 	}
 	if a.srv.Refused() == 0 {
 		t.Error("no connection was counted as refused")
+	}
+}
+
+// dial connects to the socket, retrying while the listen backlog is full
+// (EAGAIN on a unix socket: the server accepts slower than this client
+// connects on a loaded machine), for at most 30 seconds.
+func dial(sock string) (net.Conn, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,7 +27,7 @@ func main() {
 	var conns []net.Conn
 	ok, refused := 0, 0
 	for range *streams {
-		c, err := net.Dial("unix", *sock)
+		c, err := dial(*sock)
 		if err != nil {
 			fmt.Printf("fail dial: %v\n", err)
 			os.Exit(1)
@@ -42,7 +44,7 @@ func main() {
 		}
 	}
 	for range *idle {
-		c, err := net.Dial("unix", *sock)
+		c, err := dial(*sock)
 		if err != nil {
 			fmt.Printf("fail dial: %v\n", err)
 			os.Exit(1)
@@ -62,7 +64,7 @@ func main() {
 					return
 				default:
 				}
-				c, err := net.Dial("unix", *sock)
+				c, err := dial(*sock)
 				if err != nil {
 					continue
 				}
@@ -75,5 +77,19 @@ func main() {
 	wg.Wait()
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// dial connects to the socket, retrying while the listen backlog is full
+// (EAGAIN on a unix socket: the server accepts slower than this client
+// connects on a loaded machine), for at most 30 seconds.
+func dial(sock string) (net.Conn, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
