@@ -10,15 +10,22 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # D-Bus, network namespaces, service managers, Debian test roots built with
 # mmdebstrap and entered with unshare + mount + chroot). Installed when missing.
 DEB_PACKAGES := dbus-daemon dbus-bin desktop-file-utils util-linux iproute2 sysvinit-utils init-system-helpers \
-	apt dpkg lz4 rpm xz-utils ca-certificates mmdebstrap debian-archive-keyring mount
+	apt dpkg lz4 rpm xz-utils ca-certificates mmdebstrap debian-archive-keyring mount systemd
 GO_TEST_FLAGS ?= -race -timeout 18m
 
-.PHONY: all build demo test deps lint fmt-check vet staticcheck unit cross bench clean
+.PHONY: all build demo test deps lint fmt-check vet staticcheck unit cross bench clean package
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+# .deb and .rpm for amd64 and arm64 in bin/pkg/ (reproducible: set
+# SOURCE_DATE_EPOCH, else the commit time is used). Needs root or
+# unprivileged user namespaces: the service files are the ones
+# patchringd install writes, captured in a private mount namespace.
+package:
+	$(GO) run ./cmd/patchring-package --version $(VERSION) --out $(BIN)/pkg
 
 demo: build
 	$(BIN)/patchring-demo --bin $(BIN)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -128,7 +129,7 @@ metadata signed with keys kept outside the repository. Agents trust only what it
 	}
 	f.bind(cmd)
 	cmd.AddCommand(newRepoInitCmd(a, f), newRepoRefreshCmd(a, f), newRepoRotateKeyCmd(a, f),
-		newRepoAddKeyCmd(a, f), newRepoRemoveKeyCmd(a, f), newRepoStatusCmd(a, f), newRepoServeCmd(a, f))
+		newRepoAddKeyCmd(a, f), newRepoRemoveKeyCmd(a, f), newRepoStatusCmd(a, f), newRepoServeCmd(a, f), newRepoKeeperCmd(a, f))
 	return cmd
 }
 
@@ -310,7 +311,7 @@ KEYDIR/retired/. A role never keeps fewer keys than its threshold.`,
 }
 
 func newRepoStatusCmd(a *app, f *repoFlags) *cobra.Command {
-	within := "2d"
+	within, offlineWarn := "2d", "14d"
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show versions, expiry dates, thresholds, keys, and what expires soon",
@@ -320,23 +321,39 @@ func newRepoStatusCmd(a *app, f *repoFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--within %q: %v", within, err)
 			}
+			ow, err := policy.ParseDuration(offlineWarn)
+			if err != nil {
+				return fmt.Errorf("--warn-offline %q: %v", offlineWarn, err)
+			}
 			r, err := f.open(a, false)
 			if err != nil {
 				return err
 			}
 			st := r.Status(w)
+			warnings := st.Warnings(ow)
 			if a.jsonOutput() {
-				return a.printJSON(st)
+				return a.printJSON(struct {
+					tufrepo.Status
+					Warnings []tufrepo.Warning `json:"warnings"`
+				}{st, append([]tufrepo.Warning{}, warnings...)})
 			}
 			fmt.Fprintf(a.Out, "Repository %s: %d target(s)%s\n", st.Dir, st.Targets, map[bool]string{true: ", unpublished changes", false: ""}[st.Staged])
 			printRoles(a, st)
 			if len(st.ExpiringSoon) > 0 {
-				fmt.Fprintf(a.Out, "\nExpiring within %s: %s. Run patchring repo refresh.\n", policy.FormatDuration(w), strings.Join(st.ExpiringSoon, ", "))
+				fmt.Fprintf(a.Out, "\nExpiring within %s: %s.\n", policy.FormatDuration(w), strings.Join(st.ExpiringSoon, ", "))
+			}
+			for _, wn := range warnings {
+				when := "expires in " + policy.FormatDuration(wn.Expires.Sub(st.Now).Truncate(time.Second))
+				if wn.Expired {
+					when = "EXPIRED at " + wn.Expires.Format(time.RFC3339)
+				}
+				fmt.Fprintf(a.Out, "WARNING: %s %s: %s\n", wn.Role, when, wn.Action)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&within, "within", within, "report roles expiring within this span")
+	cmd.Flags().StringVar(&within, "within", within, "also list roles expiring within this span")
+	cmd.Flags().StringVar(&offlineWarn, "warn-offline", offlineWarn, "warn this long before root or targets (offline keys) expire; snapshot and timestamp warn once half their lifetime is gone")
 	return cmd
 }
 
@@ -428,4 +445,72 @@ func serveRepo(ctx context.Context, a *app, dir, addr string) error {
 		err = serr
 	}
 	return err
+}
+
+func newRepoKeeperCmd(a *app, f *repoFlags) *cobra.Command {
+	var expires map[string]string
+	listen, warnOffline := "", "14d"
+	cmd := &cobra.Command{
+		Use:   "keeper --repo DIR --keys ONLINE_KEYDIR [--expires timestamp=1h,snapshot=1d] [--listen ADDR]",
+		Short: "Keep the repository fresh: re-sign timestamp and snapshot before they expire (online keys only)",
+		Long: `Run until interrupted, re-signing the timestamp, and the snapshot, once less than half
+of their lifetime is left, so agents keep trusting the repository with no admin action.
+ONLINE_KEYDIR needs only the snapshot and timestamp key files: root and targets keys stay
+offline, and the keeper warns in its log from --warn-offline before they expire.
+--expires records new snapshot/timestamp lifetimes for this fleet's repository (kept in
+DIR/patchring-repo.json). With --listen it also serves DIR like patchring repo serve;
+otherwise serve DIR with any static web server or CDN (see docs/REPOSITORY.md).`,
+		Example: `  patchring repo keeper --repo /srv/patchring --keys /etc/patchring-keeper/keys --expires timestamp=6h,snapshot=2d`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.needKeys(); err != nil {
+				return err
+			}
+			ex, err := parseRoleMap("expires", expires, func(s string) (time.Duration, error) {
+				return policy.ParseDuration(s)
+			})
+			if err != nil {
+				return err
+			}
+			for role := range ex {
+				if !slices.Contains(tufrepo.OnlineRoles, role) {
+					return fmt.Errorf("--expires %s: the keeper sets only %s lifetimes; set %s with patchring repo init", role, strings.Join(tufrepo.OnlineRoles, " and "), role)
+				}
+			}
+			r, err := f.open(a, false)
+			if err != nil {
+				return err
+			}
+			if len(ex) > 0 {
+				if err := r.SetExpiries(ex); err != nil {
+					return err
+				}
+			}
+			ow, err := policy.ParseDuration(warnOffline)
+			if err != nil {
+				return fmt.Errorf("--warn-offline %q: %v", warnOffline, err)
+			}
+			k := &tufrepo.Keeper{Dir: f.dir, KeysDir: f.keys, Passphrase: os.Getenv(f.passEnv), Warn: ow,
+				Log: slog.New(slog.NewTextHandler(a.Err, nil))}
+			// A first pass now, so a missing key or passphrase fails here.
+			if _, err := k.Once(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if listen == "" {
+				return k.Run(ctx)
+			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- k.Run(ctx) }()
+			err = serveRepo(ctx, a, f.dir, listen)
+			cancel()
+			return errors.Join(err, <-errc)
+		},
+	}
+	cmd.Flags().StringToStringVar(&expires, "expires", nil, "new lifetimes for this fleet, e.g. timestamp=1h,snapshot=1d")
+	cmd.Flags().StringVar(&listen, "listen", "", "also serve the repository over HTTP on this address")
+	cmd.Flags().StringVar(&warnOffline, "warn-offline", "14d", "warn this long before root or targets expire")
+	return cmd
 }

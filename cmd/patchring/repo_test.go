@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy/trust"
@@ -207,5 +208,87 @@ func TestRepoCLIPassphrase(t *testing.T) {
 	_, err := runCLI(t, context.Background(), "repo", "refresh", "--repo", dir, "--keys", keys, "--passphrase-env", "PR_TEST_PASSPHRASE")
 	if err == nil || !strings.Contains(err.Error(), "PR_TEST_PASSPHRASE") {
 		t.Errorf("refresh without passphrase: err = %v", err)
+	}
+}
+
+// TestRepoKeeperCLI runs `patchring repo keeper` with only the online keys
+// and a two-second timestamp: it keeps re-signing while status stays free
+// of warnings; it refuses to set offline lifetimes.
+func TestRepoKeeperCLI(t *testing.T) {
+	base := t.TempDir()
+	dir, keys, online := filepath.Join(base, "repo"), filepath.Join(base, "keys"), filepath.Join(base, "online")
+	mustCLI(t, "repo", "init", "--repo", dir, "--keys", keys)
+	if err := os.Mkdir(online, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"snapshot", "timestamp"} {
+		m, _ := filepath.Glob(filepath.Join(keys, role+"-*.json"))
+		data, err := os.ReadFile(m[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(online, filepath.Base(m[0])), data, 0o600)
+	}
+	if out, err := runCLI(t, context.Background(), "repo", "keeper", "--repo", dir, "--keys", online, "--expires", "targets=1d"); err == nil || !strings.Contains(err.Error(), "only snapshot and timestamp") {
+		t.Errorf("keeper --expires targets=1d: err %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := runCLI(t, ctx, "repo", "keeper", "--repo", dir, "--keys", online, "--expires", "timestamp=2s,snapshot=4s")
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("keeper: %v", err)
+		}
+	})
+	status := func() (tufrepo.Status, []tufrepo.Warning) {
+		var st struct {
+			tufrepo.Status
+			Warnings []tufrepo.Warning `json:"warnings"`
+		}
+		out := mustCLI(t, "repo", "status", "--repo", dir, "-o", "json")
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		return st.Status, st.Warnings
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, warnings := status()
+		if st.Roles[3].Version >= 5 && st.Roles[2].Version >= 3 {
+			if st.Roles[0].Version != 1 || st.Roles[1].Version != 1 {
+				t.Errorf("keeper re-signed offline roles: %+v", st.Roles)
+			}
+			for _, w := range warnings {
+				if w.Expired {
+					t.Errorf("with the keeper running, %s expired", w.Role)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keeper did not re-sign within a minute: %+v", st.Roles)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("keeper: %v", err)
+	}
+	done <- nil
+	// Stopped: status warns, then reports the timestamp expired.
+	for {
+		out := mustCLI(t, "repo", "status", "--repo", dir)
+		if strings.Contains(out, "WARNING: timestamp EXPIRED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never reported the expired timestamp:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -49,10 +49,20 @@ func newStatusCmd(a *app) *cobra.Command {
 			fmt.Fprintln(a.Out)
 			tw = tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SUBSYSTEM\tSTATE\tSUMMARY")
+			policy := false
 			for _, s := range st.Subsystems {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.State, s.Summary)
+				policy = policy || s.Name == "policy"
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if !policy {
+				fmt.Fprintln(a.Out, "\nNo signed policy configured: this agent installs nothing. Copy the fleet's root.json to\n"+
+					"/etc/patchring/root.json, set policy.origin and policy.root_file in /etc/patchring/patchringd.yaml\n"+
+					"and restart patchringd (see README.md, Install).")
+			}
+			return nil
 		},
 	}
 }

@@ -50,6 +50,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "patchringd",
 		Short:         "patchringd is the patchring agent that runs on every endpoint",
+		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -141,6 +142,11 @@ func (p *program) Stop(s service.Service) error {
 
 func run(cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	if cfg.Policy.Origin == "" {
+		// A freshly installed package: the agent runs (inventory, local
+		// API) but follows no policy until it is given one.
+		log.Warn("no signed policy configured: this agent installs nothing; set policy.origin and policy.root_file (the fleet's root.json) in the config file and restart patchringd")
+	}
 	if service.Interactive() {
 		d, err := daemon.New(cfg, log)
 		if err != nil {

@@ -86,3 +86,38 @@ func (r *Repo) Status(within time.Duration) Status {
 	}
 	return st
 }
+
+// Warning is one expiry an admin should act on.
+type Warning struct {
+	Role    string    `json:"role"`
+	Expires time.Time `json:"expires"`
+	Expired bool      `json:"expired"`
+	// Action says what to do.
+	Action string `json:"action"`
+}
+
+// Warnings lists every role whose expiry needs attention at st.Now: an
+// online role (snapshot, timestamp) with less than half of its lifetime
+// left, which the keeper should have re-signed by then; an offline role
+// (root, targets) expiring within offline, or within half its lifetime
+// when that is shorter; and every expired role.
+func (st Status) Warnings(offline time.Duration) []Warning {
+	var out []Warning
+	for _, rs := range st.Roles {
+		left := rs.Expires.Sub(st.Now)
+		w := Warning{Role: rs.Role, Expires: rs.Expires, Expired: rs.Expired}
+		if slices.Contains(OnlineRoles, rs.Role) {
+			if left >= rs.Lifetime/2 && !rs.Expired {
+				continue
+			}
+			w.Action = "re-sign with the " + rs.Role + " key: is patchring repo keeper running? (or run patchring repo refresh)"
+		} else {
+			if left >= min(offline, rs.Lifetime/2) && !rs.Expired {
+				continue
+			}
+			w.Action = "run patchring repo refresh with the offline " + rs.Role + " keys"
+		}
+		out = append(out, w)
+	}
+	return out
+}
