@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +31,37 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	daemonBin.Remove()
 	cliBin.Remove()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
 	os.Exit(code)
+}
+
+// built holds the real packages, packed once per test process: packing
+// 60 MB of binaries is most of this package's time under the race
+// detector, and the tests that install them only read them.
+var built struct {
+	once  sync.Once
+	dir   string
+	files []string
+	err   error
+}
+
+// realPackages returns the .deb and the .rpm of this machine's binaries,
+// packed on first use.
+func realPackages(t *testing.T) []string {
+	t.Helper()
+	p := testPayload(t)
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "patchring-package-test-*")
+		if built.err == nil {
+			built.files, built.err = pack(p, built.dir)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.files
 }
 
 // testPayload builds this machine's binaries (once per test process) and
@@ -106,6 +138,9 @@ func TestServiceFilesAreKardianos(t *testing.T) {
 // compares the bytes; a different source date gives different packages.
 func TestPackReproducible(t *testing.T) {
 	p := testPayload(t)
+	// Reproducibility is pack's property, not the binaries': small
+	// stand-ins keep three builds quick under the race detector.
+	p.Daemon, p.CLI = standIn(t, "patchringd"), standIn(t, "patchring")
 	a, b := t.TempDir(), t.TempDir()
 	fa, err := pack(p, a)
 	if err != nil {
@@ -147,11 +182,7 @@ func TestRPM(t *testing.T) {
 	if _, err := exec.LookPath("rpm"); err != nil {
 		t.Fatal("rpm not found: install the Debian package rpm")
 	}
-	p := testPayload(t)
-	files, err := pack(p, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := realPackages(t)
 	rpmFile := files[1]
 	list := hostRun(t, "rpm", "-qpl", rpmFile)
 	for _, f := range append(wantFiles, "/usr/share/zsh/site-functions/_patchring") {
@@ -202,11 +233,7 @@ func TestRPM(t *testing.T) {
 // root's policy-rc.d keeps the postinst from starting it), systemd-analyze
 // verify of the unit, then remove and purge leave nothing behind.
 func TestDebInstallInChroot(t *testing.T) {
-	p := testPayload(t)
-	files, err := pack(p, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := realPackages(t)
 	c := apttest.MustChroot(t, apttest.ChrootOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -354,4 +381,17 @@ func snapshotRoot(t *testing.T, root string) map[string]bool {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// standIn writes a 256 KiB executable file of fixed pseudo-random bytes
+// named name, in place of a real binary.
+func standIn(t *testing.T, name string) string {
+	t.Helper()
+	b := make([]byte, 256<<10)
+	rand.NewChaCha8([32]byte{byte(len(name))}).Read(b)
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
