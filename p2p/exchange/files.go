@@ -320,7 +320,38 @@ func isTimeout(err error) bool {
 // ErrFileNotFound; one longer than maxLength ErrFileTooLarge; a busy peer
 // or one that cannot serve it now ErrFileUnavailable. The bytes are the
 // peer's claim: verify them.
+//
+// A peer answers busy while it still holds the slot of this node's previous
+// transfer (it releases the slot only after the last byte left, so a
+// request sent right after the previous one finished can find it held), or
+// while all its slots are taken: FetchFile asks again a few times, for
+// about a second in all, before giving up with ErrFileUnavailable.
 func (n *Node) FetchFile(ctx context.Context, ai peer.AddrInfo, path string, maxLength int64) (io.ReadCloser, int64, error) {
+	wait := 25 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		rc, length, err := n.fetchFileOnce(ctx, ai, path, maxLength)
+		if err == nil || !errors.Is(err, errFileBusy) || attempt == fileBusyTries {
+			return rc, length, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, fmt.Errorf("%w (%v)", ctx.Err(), err)
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// fileBusyTries is how often FetchFile asks a busy peer (waits of 25, 50,
+// 100, 200 and 400 ms between).
+const fileBusyTries = 6
+
+// errFileBusy marks a busy answer among ErrFileUnavailable errors.
+var errFileBusy = errors.New("busy")
+
+func (n *Node) fetchFileOnce(ctx context.Context, ai peer.AddrInfo, path string, maxLength int64) (io.ReadCloser, int64, error) {
 	if err := ValidFilePath(path); err != nil {
 		return nil, 0, fmt.Errorf("fetch file: %w", err)
 	}
@@ -366,7 +397,9 @@ func (n *Node) FetchFile(ctx context.Context, ai peer.AddrInfo, path string, max
 		return fail(fmt.Errorf("%w: %s", ErrFileNotFound, msg))
 	case FileTooLarge:
 		return fail(fmt.Errorf("%w: %s", ErrFileTooLarge, msg))
-	case FileBusy, FileUnavailable:
+	case FileBusy:
+		return fail(fmt.Errorf("%w: %w: %s", ErrFileUnavailable, errFileBusy, msg))
+	case FileUnavailable:
 		return fail(fmt.Errorf("%w: %s", ErrFileUnavailable, msg))
 	default:
 		return fail(fmt.Errorf("peer refused (status %d): %s", st, msg))

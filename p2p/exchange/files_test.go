@@ -397,8 +397,34 @@ func TestFileOneSlotPerPeer(t *testing.T) {
 		t.Fatalf("file of another peer: %v", err)
 	}
 	_ = rc2.Close()
-	if st := server.ServerStats().File; st.RefusedPeerBusy != 1 {
-		t.Errorf("file stats %+v, want 1 refusal for a peer already holding a slot", st)
+	if st := server.ServerStats().File; st.RefusedPeerBusy != fileBusyTries {
+		t.Errorf("file stats %+v, want %d refusals (the client asks again) for a peer already holding a slot", st, fileBusyTries)
+	}
+}
+
+// TestFileBackToBack: a client that asks for one file right after another
+// is served every time, although the server releases its slot for the
+// peer only after the last byte left (a TUF refresh through a peer asks
+// for several files in a row: it failed with "one transfer per peer at a
+// time" before FetchFile asked a busy peer again).
+func TestFileBackToBack(t *testing.T) {
+	data := bytes.Repeat([]byte("t"), 4096)
+	server := newTestNode(t, Config{})
+	client := newTestNode(t, Config{})
+	mesh(server, client)
+	server.ServeFiles(&memFiles{files: map[string][]byte{"metadata/timestamp.json": data}})
+	ai := server.AddrInfo()
+	ctx := t.Context()
+	for i := range 300 {
+		rc, _, err := client.FetchFile(ctx, ai, "metadata/timestamp.json", 16384)
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		n, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil || n != int64(len(data)) {
+			t.Fatalf("fetch %d: read %d bytes: %v", i, n, err)
+		}
 	}
 }
 
