@@ -5,16 +5,12 @@ package reboot_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +20,7 @@ import (
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/internal/testutil"
+	"github.com/patchring/patchring/internal/testutil/flood"
 )
 
 // With PATCHRING_TEST_FLOOD set, the test binary is the flooding client.
@@ -31,79 +28,8 @@ func init() {
 	if sock := os.Getenv("PATCHRING_TEST_FLOOD"); sock != "" {
 		streams, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_STREAMS"))
 		idle, _ := strconv.Atoi(os.Getenv("PATCHRING_TEST_IDLE"))
-		os.Exit(floodMain(sock, streams, idle))
+		os.Exit(flood.Run(sock, streams, idle, os.Stdin, os.Stdout))
 	}
-}
-
-// floodMain is the flooding client: it opens streams event streams (reading
-// only each one's status line) and idle idle connections, keeps them all
-// open, reports what it saw, then keeps connecting and disconnecting until
-// its stdin closes.
-func floodMain(sock string, streams, idle int) int {
-	var conns []net.Conn
-	ok, refused, firstRefusal := 0, 0, ""
-	for range streams {
-		c, err := dial(sock)
-		if err != nil {
-			fmt.Printf("fail dial: %v\n", err)
-			return 1
-		}
-		conns = append(conns, c)
-		fmt.Fprintf(c, "GET %s/reboot/events HTTP/1.1\r\nHost: patchringd\r\n\r\n", apitypes.APIVersion)
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		switch {
-		case strings.HasPrefix(line, "HTTP/1.1 200"):
-			ok++
-		case strings.HasPrefix(line, "HTTP/1.1 429"):
-			refused++
-		}
-	}
-	for range idle {
-		c, err := dial(sock)
-		if err != nil {
-			fmt.Printf("fail dial: %v\n", err)
-			return 1
-		}
-		conns = append(conns, c)
-	}
-	// One of the last, surely refused: its answer says why.
-	c := conns[len(conns)-1]
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if b, err := io.ReadAll(io.LimitReader(c, 4096)); err == nil {
-		if _, body, ok := strings.Cut(string(b), "\r\n\r\n"); ok {
-			firstRefusal = strings.TrimSpace(body)
-		}
-	}
-	fmt.Printf("ready streams=%d refused=%d conns=%d refusal=%s\n", ok, refused, len(conns), firstRefusal)
-	os.Stdout.Sync()
-
-	stop := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := dial(sock)
-				if err != nil {
-					continue
-				}
-				c.SetReadDeadline(time.Now().Add(time.Second))
-				io.Copy(io.Discard, c)
-				c.Close()
-			}
-		})
-	}
-	wg.Wait()
-	for _, c := range conns {
-		c.Close()
-	}
-	return 0
 }
 
 func openFiles(t *testing.T) int {
@@ -217,19 +143,5 @@ func TestLocalAPIFloodByAnUnprivilegedUser(t *testing.T) {
 	}
 	if a.srv.Refused() == 0 {
 		t.Error("no connection was counted as refused")
-	}
-}
-
-// dial connects to the socket, retrying while the listen backlog is full
-// (EAGAIN on a unix socket: the server accepts slower than this client
-// connects on a loaded machine), for at most 30 seconds.
-func dial(sock string) (net.Conn, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
-			return c, err
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
