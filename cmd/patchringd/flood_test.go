@@ -3,9 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	floodclient "github.com/patchring/patchring/internal/testutil/flood"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,32 +67,10 @@ func TestLocalAPIFloodedByAUser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, flood, "-socket", sock, "-streams", "500", "-idle", "5000")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
-			t.Errorf("flood: %v", err)
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("flood said %q: %v", line, err)
-	}
-	t.Logf("flood: %s", strings.TrimSpace(line))
-	var streams, refused, conns int
-	if _, err := fmt.Sscanf(line, "ready streams=%d refused=%d conns=%d", &streams, &refused, &conns); err != nil || conns != 5500 {
-		t.Fatalf("flood said %q", line)
+	r := floodclient.Start(t, ctx, cmd)
+	streams := r.Streams
+	if r.Conns != 5500 {
+		t.Fatalf("the flooding client holds %d connections, want 5500", r.Conns)
 	}
 	if streams > 8 {
 		t.Errorf("the user holds %d event streams; the cap is 8", streams)

@@ -3,9 +3,7 @@
 package reboot_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -72,34 +70,8 @@ func TestLocalAPIFloodByAnUnprivilegedUser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, testutil.SelfShared(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_FLOOD="+a.sock, "PATCHRING_TEST_STREAMS="+strconv.Itoa(streams), "PATCHRING_TEST_IDLE="+strconv.Itoa(idle), "GORACE=atexit_sleep_ms=0")
 	testutil.AsUser(cmd, nobody, nobody)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
-			t.Errorf("flooding client: %v", err)
-		}
-	})
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("flooding client said %q: %v", line, err)
-	}
-	t.Logf("flooding client: %s", strings.TrimSpace(line))
-	var gotStreams, gotRefused, gotConns int
-	if _, err := fmt.Sscanf(line, "ready streams=%d refused=%d conns=%d", &gotStreams, &gotRefused, &gotConns); err != nil {
-		t.Fatalf("flooding client said %q", line)
-	}
+	r := flood.Start(t, ctx, cmd)
+	gotStreams, gotConns, line := r.Streams, r.Conns, r.Line
 	if gotStreams == 0 || gotStreams > reboot.StreamsPerUID || gotConns != streams+idle {
 		t.Errorf("the user got %d of %d event streams, want 1 to %d", gotStreams, streams, reboot.StreamsPerUID)
 	}

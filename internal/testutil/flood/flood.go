@@ -7,13 +7,17 @@ package flood
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -106,4 +110,46 @@ func dial(sock string) (net.Conn, error) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Report is what a flooding client said once its connections were open.
+type Report struct {
+	Streams, Refused, Conns int    // as in Run's "ready" line
+	Line                    string // the whole line (the refusal's text included)
+}
+
+// Start starts cmd, a flooding client that calls Run made with
+// exec.CommandContext(ctx, ...), and returns its report once it is ready.
+// The client churns connections until the test ends; then its input is
+// closed and it is waited for (an error is the test's unless ctx ended).
+func Start(t testing.TB, ctx context.Context, cmd *exec.Cmd) Report {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+			t.Errorf("flooding client: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("flooding client said %q: %v", line, err)
+	}
+	t.Logf("flooding client: %s", strings.TrimSpace(line))
+	r := Report{Line: line}
+	if _, err := fmt.Sscanf(line, "ready streams=%d refused=%d conns=%d", &r.Streams, &r.Refused, &r.Conns); err != nil {
+		t.Fatalf("flooding client said %q", line)
+	}
+	return r
 }
