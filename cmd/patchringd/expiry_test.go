@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/tufrepo"
@@ -153,18 +155,13 @@ reboot:
 	c := &client.Client{Socket: p.sock}
 	waitFor := func(timeout time.Duration, what string, cond func() (bool, string)) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		last := ""
-		for {
-			ok, report := cond()
-			if ok {
-				return
+		if err := testutil.Poll(timeout, func() error {
+			if ok, report := cond(); !ok {
+				return errors.New(report)
 			}
-			last = report
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s; last: %s\n%s", what, timeout, last, tailString(p.stderr.String(), 3000))
-			}
-			time.Sleep(100 * time.Millisecond)
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: not within %s; last: %v\n%s", what, timeout, err, tailString(p.stderr.String(), 3000))
 		}
 	}
 	policyIs := func(cond func(apitypes.EffectivePolicy) bool) func() (bool, string) {
