@@ -43,15 +43,7 @@ func TestLocalAPIFloodedByAUser(t *testing.T) {
 
 	flood, cli := floodBin.Path(t), cliBin.Path(t)
 	// The socket lives where uid 65534 can reach it.
-	sockDir, err := os.MkdirTemp("", "patchringd-flood-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	if err := os.Chmod(sockDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(sockDir, "api.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "api.sock")
 	p := startDaemon(t, t.TempDir(), "--socket", sock)
 	p.sock = sock
 	p.waitReady(t)

@@ -51,17 +51,8 @@ func clientMain(sock, method, path string) int {
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	// The socket's directory must be reachable by the unprivileged client
-	// (t.TempDir's parent is private to root).
-	dir, err := os.MkdirTemp("", "patchring-api-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "api.sock")
+	// The socket's directory must be reachable by the unprivileged client.
+	sock := filepath.Join(testutil.SocketDir(t), "api.sock")
 	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
 	whoami := func(ctx context.Context, r *localapi.Request) (any, error) {
 		return map[string]any{"uid": r.Caller.Cred.UID, "admin": r.Caller.Admin}, nil

@@ -9,7 +9,6 @@ package rebootapi
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -59,13 +58,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if start.IsZero() {
 		start = time.Now()
 	}
-	// A short directory of its own: a unix socket's path is limited to
-	// about 100 bytes, and t.TempDir's can be longer.
-	dir, err := os.MkdirTemp("", "patchring-rebootapi-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.SocketDir(t)
 	db, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
 	if err != nil {
 		t.Fatal(err)
