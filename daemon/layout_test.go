@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -369,6 +370,46 @@ func TestBinaryDeps(t *testing.T) {
 	for _, want := range []string{"github.com/libp2p/go-libp2p", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt"} {
 		if !slices.Contains(agent, want) || !denied(want, binaryRules[1].denied) {
 			t.Errorf("cmd/patchringd does not link %s, or the CLI's rule does not deny it: the dependency check is wrong", want)
+		}
+	}
+}
+
+// TestCommandsLiveInCmd: every package main is a command under cmd/, so
+// the tree says where the binaries are.
+func TestCommandsLiveInCmd(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.Name == "main" && !under(rel(p.ImportPath), "cmd") {
+			t.Errorf("%s is a package main outside cmd/: move it to cmd/<name>", rel(p.ImportPath))
+		}
+	}
+}
+
+// TestArchitectureDocIsTrue keeps docs/ARCHITECTURE.md true to the tree:
+// it names every package (as `path`, or a command as (cmd/name)), every
+// package path it names exists, and its vocabulary has one entry for each
+// word the code and the documents use.
+func TestArchitectureDocIsTrue(t *testing.T) {
+	b, err := os.ReadFile("../docs/ARCHITECTURE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	pkgs := map[string]bool{}
+	for _, p := range listPackages(t) {
+		path := rel(p.ImportPath)
+		pkgs[path] = true
+		if !strings.Contains(doc, "`"+path+"`") && !strings.Contains(doc, "("+path+")") {
+			t.Errorf("docs/ARCHITECTURE.md does not name package %s: add it to the package table (or the processes, for a command)", path)
+		}
+	}
+	for _, m := range regexp.MustCompile("`((?:cmd|daemon|internal|platform|policy|p2p|tray)(?:/[a-z0-9_-]+)+)`").FindAllStringSubmatch(doc, -1) {
+		if !pkgs[m[1]] {
+			t.Errorf("docs/ARCHITECTURE.md names %s, which is not a package", m[1])
+		}
+	}
+	for _, word := range []string{"fleet", "site", "pool", "ring", "member", "peer"} {
+		if n := strings.Count(doc, "\n| "+word+" | "); n != 1 {
+			t.Errorf("docs/ARCHITECTURE.md's vocabulary has %d entries for %q, want 1", n, word)
 		}
 	}
 }
