@@ -25,7 +25,7 @@ func newTestServer(t testing.TB, st *content.Store, slots int, tweak func(*serve
 	s := &server{
 		store: st, up: NewLimiter(0), slots: newSlotPool(slots), minRate: 64 << 10,
 		seeding: newSeedTracker(time.Now), sb: newScoreboard(time.Now), stats: &serverCounters{},
-		manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testLogger(t),
+		manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testutil.Logger(t),
 	}
 	if tweak != nil {
 		tweak(s)
