@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +16,7 @@ import (
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
@@ -254,7 +253,7 @@ func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandb
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testutil.Logger(t)
 	tc, err := trust.New(trust.Config{TrustedRoot: root, StateDir: filepath.Join(stateDir, "tuf"),
 		Sources: []trust.Source{trust.NewOriginSource(origin)}, Timeout: 10 * time.Second})
 	if err != nil {

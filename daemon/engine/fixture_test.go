@@ -2,8 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
@@ -157,7 +156,7 @@ func openNode(t testing.TB, name string, sb *apttest.Sandbox, tags []string, pol
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
 	cfg := engine.Config{
 		DB:          db,
-		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:         testutil.Logger(t),
 		Packages:    engine.AptPackages(b),
 		Content:     engine.StoreContent(cs, nil),
 		Now:         n.clock.Now,
