@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +18,6 @@ import (
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/store"
-	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
@@ -253,7 +254,9 @@ func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandb
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testutil.Logger(t)
+	// Not testutil.Logger: the crash tests' agent process opens a node
+	// too, before the testing flags are parsed (testing.Verbose panics).
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tc, err := trust.New(trust.Config{TrustedRoot: root, StateDir: filepath.Join(stateDir, "tuf"),
 		Sources: []trust.Source{trust.NewOriginSource(origin)}, Timeout: 10 * time.Second})
 	if err != nil {

@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/store"
-	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
@@ -154,9 +155,12 @@ func openNode(t testing.TB, name string, sb *apttest.Sandbox, tags []string, pol
 	}
 	n := &node{t: t, sb: sb, backend: b, db: db, tags: tags, pol: pol, polVer: "v1",
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
+	// The logger is not testutil.Logger: the crash tests' agent process
+	// opens a node too, before the testing flags are parsed (where
+	// testing.Verbose panics).
 	cfg := engine.Config{
 		DB:          db,
-		Log:         testutil.Logger(t),
+		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Packages:    engine.AptPackages(b),
 		Content:     engine.StoreContent(cs, nil),
 		Now:         n.clock.Now,
