@@ -68,7 +68,7 @@ cross:
 # the target fails when a goal is missed, a figure is implausible or a benchmark fails.
 bench: build
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>&1 | tee $(BIN)/bench.raw | \
-	  $(GO) run ./internal/benchtarget/benchcheck
+	  $(GO) run ./cmd/benchcheck
 
 clean:
 	rm -rf $(BIN)

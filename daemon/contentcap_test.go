@@ -1,12 +1,11 @@
 package daemon
 
 import (
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 
 	"github.com/patchring/patchring/daemon/config"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/diskspace"
 )
 
@@ -36,7 +35,7 @@ func TestContentStoreIsCapped(t *testing.T) {
 			cfg.Apt.Root = filepath.Join(t.TempDir(), "root")
 			cfg.Apt.AptConfig = filepath.Join(cfg.Apt.Root, "apt.conf")
 			cfg.Content.MaxSize = tc.setting
-			d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			d, err := New(cfg, testutil.Logger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

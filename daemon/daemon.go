@@ -8,15 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
@@ -26,6 +22,7 @@ import (
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/membership"
+	"github.com/patchring/patchring/daemon/metrics"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/store"
@@ -111,14 +108,13 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := d.db.Put(store.BucketMeta, keyStarts, d.starts); err != nil {
 		return nil, fmt.Errorf("record start: %w", err)
 	}
-	d.metrics = prometheus.NewRegistry()
-	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = metrics.NewRegistry()
 	d.api = localapi.New(log, cfg.AdminGroup)
 	if err := d.subsystems(); err != nil {
 		return nil, err
 	}
 	d.api.Mount(d.apiParts())
-	d.registerMetrics()
+	metrics.Register(d.metrics, d.metricSources())
 	ok = true
 	return d, nil
 }
@@ -467,12 +463,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g, gctx := rungroup.New(ctx)
 	g.Go("local api", func(ctx context.Context) error { return d.api.Serve(ctx, ln) })
 	if d.cfg.MetricsListen != "" {
-		mln, err := listenLoopback(d.cfg.MetricsListen)
+		mln, err := metrics.Listen(d.cfg.MetricsListen)
 		if err != nil {
 			g.Stop()
 			return err
 		}
-		g.Go("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, mln) })
+		g.Go("metrics", func(ctx context.Context) error { return metrics.Serve(ctx, mln, d.metrics) })
 	}
 	for _, s := range d.services {
 		g.Go(s.Name(), s.Run)
@@ -491,34 +487,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return runErr
 }
 
-func listenLoopback(addr string) (net.Listener, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics_listen %q: %w", addr, err)
+// metricSources hands the parts that are on to the metrics.
+func (d *Daemon) metricSources() metrics.Sources {
+	var src metrics.Sources
+	if d.inv != nil {
+		src.Inventory = d.inv
 	}
-	ip := net.ParseIP(host)
-	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("metrics_listen %q: metrics are served on loopback only; use e.g. 127.0.0.1:9273", addr)
+	if d.pol != nil {
+		src.Policy = d.pol
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics_listen: %w", err)
+	if d.engine != nil {
+		src.Engine = d.engine
 	}
-	return ln, nil
-}
-
-func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		hs.Close()
-	}()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if d.reboot != nil {
+		src.Reboot = d.reboot
 	}
-	return nil
+	return src
 }
 
 // Status is the agent's status as caller c sees it (GET /status).

@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -58,12 +60,19 @@ func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/"
 // TestImportDirection checks the one-way import rule of docs/ARCHITECTURE.md:
 // cmd -> daemon -> (p2p, platform, policy), with internal/ below them all;
 // tray and the CLI reach the daemon only through its local API client and
-// types. Test files follow the same layering: a test of a lower layer does
-// not import a higher one. Only the API-side rule is for production code
-// alone: end-to-end tests of the tray and the CLI start a real daemon-side
-// API, and TestBinaryDeps checks what the CLI binary links instead.
+// types. Test files follow the same rules as the code they test, with no
+// exceptions: an end-to-end test of the tray or the CLI that needs a
+// daemon-side API starts one through a harness in internal/testutil (such
+// as internal/testutil/rebootapi) and talks to it through daemon/client. A
+// harness sits above what it runs, so a test may use it only where it
+// could import what the harness links (harnessRule).
 func TestImportDirection(t *testing.T) {
-	for _, p := range listPackages(t) {
+	pkgs := listPackages(t)
+	deps := map[string][]string{}
+	for _, p := range pkgs {
+		deps[rel(p.ImportPath)] = p.Deps
+	}
+	for _, p := range pkgs {
 		from := rel(p.ImportPath)
 		check := func(imports []string, test bool) {
 			for _, imp := range imports {
@@ -71,11 +80,14 @@ func TestImportDirection(t *testing.T) {
 					continue
 				}
 				to := rel(imp)
+				kind := ""
+				if test {
+					kind = " (in a test)"
+				}
 				if why := importRule(from, to, test); why != "" {
-					kind := ""
-					if test {
-						kind = " (in a test)"
-					}
+					t.Errorf("%s imports %s%s: %s", from, to, kind, why)
+				}
+				if why := harnessRule(from, to, deps[to]); why != "" {
 					t.Errorf("%s imports %s%s: %s", from, to, kind, why)
 				}
 			}
@@ -90,13 +102,16 @@ func TestImportDirection(t *testing.T) {
 var apiSide = map[string]bool{"daemon/client": true, "daemon/apitypes": true}
 
 // importRule says why from must not import to ("" when it may). test says
-// the import is in a _test.go file.
+// the import is in a _test.go file; the rules are the same for tests but
+// that internal/testutil is for tests only.
 func importRule(from, to string, test bool) string {
 	switch {
 	case to == from:
 		return ""
 	case under(to, "cmd"):
 		return "nothing imports a command"
+	case isHarness(from) && !under(to, "tray"):
+		return "" // a test harness runs real parts of the agent (harnessRule checks who uses it)
 	case under(to, "internal/testutil") && !test:
 		return "internal/testutil is for tests only"
 	case under(from, "internal") && !under(to, "internal"):
@@ -113,14 +128,32 @@ func importRule(from, to string, test bool) string {
 		return "p2p does not depend on platform"
 	case under(from, "daemon") && under(to, "tray"):
 		return "the daemon does not depend on the tray"
-	case test:
-		return ""
 	case under(from, "tray") && !apiSide[to] && !under(to, "tray") && !under(to, "platform/ipc") && !under(to, "platform/paths"):
-		return "the tray talks to the daemon only through daemon/client and daemon/apitypes"
+		return "the tray talks to the daemon only through daemon/client and daemon/apitypes (a test starts a daemon-side API through internal/testutil)"
 	case from == "cmd/patchring" && under(to, "daemon") && !apiSide[to]:
-		return "the CLI talks to the daemon only through daemon/client and daemon/apitypes"
+		return "the CLI talks to the daemon only through daemon/client and daemon/apitypes (a test starts a daemon-side API through internal/testutil)"
 	case apiSide[from] && under(to, "daemon") && !apiSide[to]:
 		return "the API client and types do not depend on the daemon"
+	}
+	return ""
+}
+
+// isHarness says p is a test harness: a package below internal/testutil.
+func isHarness(p string) bool { return strings.HasPrefix(p, "internal/testutil/") }
+
+// harnessRule says why from must not use the test harness to, which links
+// harnessDeps ("" when it may): a harness in internal/testutil runs real
+// parts of the agent, so a lower layer's test may not reach the daemon
+// through one. The tray's and the CLI's tests may: the harness serves the
+// local API they reach only through daemon/client.
+func harnessRule(from, to string, harnessDeps []string) string {
+	if !isHarness(to) || !(under(from, "platform") || under(from, "policy") || under(from, "p2p") || under(from, "internal")) {
+		return ""
+	}
+	for _, d := range harnessDeps {
+		if d == module+"/daemon" || strings.HasPrefix(d, module+"/daemon/") {
+			return fmt.Sprintf("the harness links %s: platform, policy, p2p and internal/ are below the daemon", rel(d))
+		}
 	}
 	return ""
 }
@@ -141,17 +174,41 @@ func TestImportRuleCatches(t *testing.T) {
 		{"p2p/gossip", "platform/ipc", false},
 		{"daemon/engine", "tray", true},
 		{"tray", "daemon/store", false},
+		{"tray", "daemon/localapi", true},
+		{"tray", "daemon/reboot/reboottest", true},
 		{"cmd/patchring", "daemon/localapi", false},
+		{"cmd/patchring", "daemon/store", true},
 		{"daemon/client", "daemon/store", false},
+		{"daemon/client", "daemon/localapi", true},
+		{"internal/testutil", "daemon/store", false},
+		{"internal/testutil/rebootapi", "tray", false},
 	} {
 		if importRule(c.from, c.to, c.test) == "" {
 			t.Errorf("%s -> %s (test %v) passed the rules", c.from, c.to, c.test)
 		}
 	}
-	for _, c := range [][2]string{{"daemon", "internal/rungroup"}, {"tray", "internal/version"}, {"cmd/patchring", "daemon/client"}, {"daemon", "p2p/gossip"}} {
+	for _, c := range [][2]string{{"daemon", "internal/rungroup"}, {"tray", "internal/version"}, {"cmd/patchring", "daemon/client"}, {"daemon", "p2p/gossip"},
+		{"internal/testutil/rebootapi", "daemon/localapi"}} {
 		if why := importRule(c[0], c[1], false); why != "" {
 			t.Errorf("%s -> %s refused: %s", c[0], c[1], why)
 		}
+	}
+	if why := importRule("tray", "internal/testutil/rebootapi", true); why != "" {
+		t.Errorf("tray's test -> internal/testutil/rebootapi refused: %s", why)
+	}
+	harness := []string{"context", module + "/daemon/localapi"}
+	for _, from := range []string{"platform/apt", "policy/trust", "p2p/gossip", "internal/rungroup"} {
+		if harnessRule(from, "internal/testutil/rebootapi", harness) == "" {
+			t.Errorf("%s's test -> a harness linking the daemon passed", from)
+		}
+	}
+	for _, from := range []string{"tray", "cmd/patchring", "daemon/engine"} {
+		if why := harnessRule(from, "internal/testutil/rebootapi", harness); why != "" {
+			t.Errorf("%s's test -> internal/testutil/rebootapi refused: %s", from, why)
+		}
+	}
+	if why := harnessRule("platform/apt", "internal/testutil", []string{"os", "testing"}); why != "" {
+		t.Errorf("platform/apt's test -> internal/testutil refused: %s", why)
 	}
 }
 
@@ -313,6 +370,46 @@ func TestBinaryDeps(t *testing.T) {
 	for _, want := range []string{"github.com/libp2p/go-libp2p", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt"} {
 		if !slices.Contains(agent, want) || !denied(want, binaryRules[1].denied) {
 			t.Errorf("cmd/patchringd does not link %s, or the CLI's rule does not deny it: the dependency check is wrong", want)
+		}
+	}
+}
+
+// TestCommandsLiveInCmd: every package main is a command under cmd/, so
+// the tree says where the binaries are.
+func TestCommandsLiveInCmd(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.Name == "main" && !under(rel(p.ImportPath), "cmd") {
+			t.Errorf("%s is a package main outside cmd/: move it to cmd/<name>", rel(p.ImportPath))
+		}
+	}
+}
+
+// TestArchitectureDocIsTrue keeps docs/ARCHITECTURE.md true to the tree:
+// it names every package (as `path`, or a command as (cmd/name)), every
+// package path it names exists, and its vocabulary has one entry for each
+// word the code and the documents use.
+func TestArchitectureDocIsTrue(t *testing.T) {
+	b, err := os.ReadFile("../docs/ARCHITECTURE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	pkgs := map[string]bool{}
+	for _, p := range listPackages(t) {
+		path := rel(p.ImportPath)
+		pkgs[path] = true
+		if !strings.Contains(doc, "`"+path+"`") && !strings.Contains(doc, "("+path+")") {
+			t.Errorf("docs/ARCHITECTURE.md does not name package %s: add it to the package table (or the processes, for a command)", path)
+		}
+	}
+	for _, m := range regexp.MustCompile("`((?:cmd|daemon|internal|platform|policy|p2p|tray)(?:/[a-z0-9_-]+)+)`").FindAllStringSubmatch(doc, -1) {
+		if !pkgs[m[1]] {
+			t.Errorf("docs/ARCHITECTURE.md names %s, which is not a package", m[1])
+		}
+	}
+	for _, word := range []string{"fleet", "site", "pool", "ring", "member", "peer"} {
+		if n := strings.Count(doc, "\n| "+word+" | "); n != 1 {
+			t.Errorf("docs/ARCHITECTURE.md's vocabulary has %d entries for %q, want 1", n, word)
 		}
 	}
 }

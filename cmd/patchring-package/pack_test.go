@@ -308,16 +308,9 @@ func TestDebInstallInChroot(t *testing.T) {
 	// The SysV service starts and stops, running the packaged agent.
 	in("/etc/init.d/patchringd", "start")
 	sock := c.Path("run/patchring/patchringd.sock")
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(c.Path("var/log/patchringd.err"))
-			t.Fatalf("the agent started by the init script made no socket in 90s:\n%s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testutil.Poll(90*time.Second, func() error { _, err := os.Stat(sock); return err }); err != nil {
+		log, _ := os.ReadFile(c.Path("var/log/patchringd.err"))
+		t.Fatalf("the agent started by the init script made no socket in 90s: %v\n%s", err, log)
 	}
 	if st := in("/etc/init.d/patchringd", "status"); !strings.Contains(st, "Running") {
 		t.Errorf("init script status: %q", st)

@@ -6,68 +6,27 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
-	"github.com/patchring/patchring/daemon/localapi"
-	"github.com/patchring/patchring/daemon/reboot"
-	"github.com/patchring/patchring/daemon/reboot/reboottest"
-	"github.com/patchring/patchring/daemon/store"
-	"github.com/patchring/patchring/internal/testutil"
-	"github.com/patchring/patchring/platform/ipc"
+	"github.com/patchring/patchring/internal/testutil/rebootapi"
 )
 
-// rebootDaemon serves a real reboot orchestrator (fake clock, recording
-// rebooter) on a unix socket.
-type rebootDaemon struct {
-	sock  string
-	o     *reboot.Orchestrator
-	rb    *reboottest.Rebooter
-	mu    sync.Mutex
-	rules reboot.Rules
-}
+// rebootDaemon is the real reboot orchestrator behind the real local API
+// (internal/testutil/rebootapi), which the CLI reaches through its socket.
+type rebootDaemon struct{ *rebootapi.Server }
 
-func startRebootDaemon(t *testing.T, rules reboot.Rules) *rebootDaemon {
+func startRebootDaemon(t *testing.T, rules rebootapi.Rules) *rebootDaemon {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	clock := reboottest.NewClock(time.Now())
-	d := &rebootDaemon{sock: filepath.Join(dir, "api.sock"), rb: reboottest.NewRebooter(), rules: rules}
-	log := testutil.Logger(t)
-	d.o, err = reboot.New(reboot.Config{
-		Store: db, Log: log, Clock: clock, Rebooter: d.rb,
-		Rules:    func() reboot.Rules { d.mu.Lock(); defer d.mu.Unlock(); return d.rules },
-		BootTime: func() (time.Time, error) { return clock.Now().Add(-time.Hour), nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := localapi.New(log, "")
-	srv.Mount(localapi.Parts{Reboot: d.o})
-	ln, err := ipc.Listen(d.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); srv.Serve(ctx, ln) }()
-	go func() { defer wg.Done(); d.o.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return d
+	return &rebootDaemon{rebootapi.Start(t, rebootapi.Options{Rules: rules})}
 }
 
 func (d *rebootDaemon) cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	a := &app{Out: &out, Err: &errOut, In: strings.NewReader(""), Socket: d.sock}
+	a := &app{Out: &out, Err: &errOut, In: strings.NewReader(""), Socket: d.Socket}
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	err := root.Execute()
@@ -75,11 +34,11 @@ func (d *rebootDaemon) cli(t *testing.T, args ...string) (string, error) {
 }
 
 func TestRebootCommands(t *testing.T) {
-	d := startRebootDaemon(t, reboot.Rules{
+	d := startRebootDaemon(t, rebootapi.Rules{
 		NotifyAhead:  30 * time.Minute,
 		Grace:        4 * time.Hour,
 		Deadline:     48 * time.Hour,
-		DeferChoices: reboot.ChoicesFromDurations([]time.Duration{time.Hour, 4 * time.Hour}),
+		DeferChoices: []time.Duration{time.Hour, 4 * time.Hour},
 		MaxDeferrals: 1,
 	})
 	if out, err := d.cli(t, "reboot", "status"); err != nil || out != "No restart needed.\n" {
@@ -88,7 +47,7 @@ func TestRebootCommands(t *testing.T) {
 	if _, err := d.cli(t, "reboot", "now"); !strings.Contains(errString(err), "no restart is pending") {
 		t.Errorf("now without a pending restart: %v", err)
 	}
-	if err := d.o.SetRequired(context.Background(), time.Time{}, "Kernel update", []string{"linux-image-amd64 6.1.140-1"}); err != nil {
+	if err := d.SetRequired(context.Background(), "Kernel update", []string{"linux-image-amd64 6.1.140-1"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -128,7 +87,7 @@ func TestRebootCommands(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := d.rb.Wait(ctx); err != nil {
+	if _, err := d.WaitReboot(ctx); err != nil {
 		t.Fatal(err)
 	}
 	out, err := d.cli(t, "reboot", "status", "-o", "json")
@@ -142,8 +101,8 @@ func TestRebootCommands(t *testing.T) {
 }
 
 func TestRebootRefuseCommand(t *testing.T) {
-	d := startRebootDaemon(t, reboot.Rules{Deadline: 24 * time.Hour, AllowRefuse: true})
-	if err := d.o.SetRequired(context.Background(), time.Time{}, "Kernel update", nil); err != nil {
+	d := startRebootDaemon(t, rebootapi.Rules{Deadline: 24 * time.Hour, AllowRefuse: true})
+	if err := d.SetRequired(context.Background(), "Kernel update", nil); err != nil {
 		t.Fatal(err)
 	}
 	out, err := d.cli(t, "reboot", "refuse")

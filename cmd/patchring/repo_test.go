@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -256,24 +257,23 @@ func TestRepoKeeperCLI(t *testing.T) {
 		}
 		return st.Status, st.Warnings
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, warnings := status()
-		if st.Roles[3].Version >= 5 && st.Roles[2].Version >= 3 {
-			if st.Roles[0].Version != 1 || st.Roles[1].Version != 1 {
-				t.Errorf("keeper re-signed offline roles: %+v", st.Roles)
-			}
-			for _, w := range warnings {
-				if w.Expired {
-					t.Errorf("with the keeper running, %s expired", w.Role)
-				}
-			}
-			break
+	var (
+		st       tufrepo.Status
+		warnings []tufrepo.Warning
+	)
+	testutil.WaitFor(t, time.Minute, "the keeper re-signs timestamp and snapshot", func() error {
+		if st, warnings = status(); st.Roles[3].Version < 5 || st.Roles[2].Version < 3 {
+			return fmt.Errorf("roles %+v", st.Roles)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("keeper did not re-sign within a minute: %+v", st.Roles)
+		return nil
+	})
+	if st.Roles[0].Version != 1 || st.Roles[1].Version != 1 {
+		t.Errorf("keeper re-signed offline roles: %+v", st.Roles)
+	}
+	for _, w := range warnings {
+		if w.Expired {
+			t.Errorf("with the keeper running, %s expired", w.Role)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -281,14 +281,10 @@ func TestRepoKeeperCLI(t *testing.T) {
 	}
 	done <- nil
 	// Stopped: status warns, then reports the timestamp expired.
-	for {
-		out := mustCLI(t, "repo", "status", "--repo", dir)
-		if strings.Contains(out, "WARNING: timestamp EXPIRED") {
-			break
+	testutil.WaitFor(t, time.Minute, "status reports the expired timestamp", func() error {
+		if out := mustCLI(t, "repo", "status", "--repo", dir); !strings.Contains(out, "WARNING: timestamp EXPIRED") {
+			return errors.New(out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never reported the expired timestamp:\n%s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/patchring/patchring/daemon/client"
-	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -26,30 +25,16 @@ func TestOfflineBundle(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", cli, "../patchring").CombinedOutput(); err != nil {
 		t.Fatalf("build patchring: %v\n%s", err, out)
 	}
-	repoDir, keys := filepath.Join(dir, "repo"), filepath.Join(dir, "keys")
-	repo, err := tufrepo.Init(repoDir, keys, tufrepo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := newSignedRepo(t, dir, agentPolicy, tufrepo.Options{})
 	payload := filepath.Join(dir, "acme-agent_2.1_amd64.deb")
 	os.WriteFile(payload, []byte("a catalog payload, verified by its signed hash\n"), 0o644)
 	if _, err := repo.AddCatalogFile(payload, tufrepo.CatalogMeta{Package: "acme-agent", Version: "2.1", Severity: "high"}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.Parse([]byte(strings.ReplaceAll(agentPolicy, "%NAME%", "offline-kit")), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	canon, _ := policy.MarshalCanonical(p)
-	if _, err := repo.PublishPolicy(canon); err != nil {
-		t.Fatal(err)
-	}
-	root, _ := repo.RootJSON()
-	rootFile := filepath.Join(dir, "root.json")
-	os.WriteFile(rootFile, root, 0o644)
+	repo.publish(t, "offline-kit")
 
 	bundle := filepath.Join(dir, "site-kit.tar.gz")
-	if out, err := exec.Command(cli, "bundle", "create", "--repo", repoDir, "--out", bundle).CombinedOutput(); err != nil {
+	if out, err := exec.Command(cli, "bundle", "create", "--repo", repo.dir, "--out", bundle).CombinedOutput(); err != nil {
 		t.Fatalf("bundle create: %v\n%s", err, out)
 	}
 
@@ -57,7 +42,7 @@ func TestOfflineBundle(t *testing.T) {
 	keyFile := filepath.Join(dir, "gossip.key")
 	k, _ := newKey(t)
 	os.WriteFile(keyFile, []byte(k+"\n"), 0o600)
-	agent := startDaemon(t, filepath.Join(dir, "agent"), "--policy-origin", "http://127.0.0.1:1", "--policy-root", rootFile,
+	agent := startDaemon(t, filepath.Join(dir, "agent"), "--policy-origin", "http://127.0.0.1:1", "--policy-root", repo.rootFile,
 		"--gossip", "--gossip-listen", freeGossipAddr(t), "--gossip-key-file", keyFile, "--p2p", "--p2p-listen", "/ip4/127.0.0.1/tcp/0")
 	agent.waitReady(t)
 	c := &client.Client{Socket: agent.sock}

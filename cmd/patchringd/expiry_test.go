@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +15,6 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/platform/apt/apttest"
-	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -90,27 +89,10 @@ func TestExpiredPolicyFreezesInstalls(t *testing.T) {
 	offset := time.Duration(0)
 	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return time.Now().Add(offset) }
 	setOffset := func(d time.Duration) { clockMu.Lock(); offset = d; clockMu.Unlock() }
-	repoDir := filepath.Join(dir, "repo")
-	repo, err := tufrepo.Init(repoDir, filepath.Join(dir, "keys"), tufrepo.Options{Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish := func(name string) {
-		t.Helper()
-		p, err := policy.Parse([]byte(strings.ReplaceAll(freezePolicy, "%NAME%", name)), "p.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		canon, err := policy.MarshalCanonical(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := repo.PublishPolicy(canon); err != nil {
-			t.Fatal(err)
-		}
-	}
+	repo := newSignedRepo(t, dir, freezePolicy, tufrepo.Options{Now: now})
+	publish := func(name string) { t.Helper(); repo.publish(t, name) }
 	publish("old")
-	oldTimestamp, err := os.ReadFile(filepath.Join(repoDir, "metadata", "timestamp.json"))
+	oldTimestamp, err := os.ReadFile(filepath.Join(repo.dir, "metadata", "timestamp.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,17 +100,8 @@ func TestExpiredPolicyFreezesInstalls(t *testing.T) {
 	setOffset(life - tufrepo.DefaultExpiries[tufrepo.RoleTimestamp])
 	publish("short-lived")
 	expires := time.Now().Add(life)
-	origin := &freezeOrigin{repoDir: repoDir, old: oldTimestamp}
-	srv := httptest.NewServer(origin)
-	t.Cleanup(srv.Close)
-	root, err := repo.RootJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootFile := filepath.Join(dir, "root.json")
-	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	origin := &freezeOrigin{repoDir: repo.dir, old: oldTimestamp}
+	srv := repo.serve(t, origin)
 
 	state := filepath.Join(dir, "agent")
 	cfgFile := filepath.Join(dir, "patchringd.yaml")
@@ -144,7 +117,7 @@ policy:
   refresh_interval: 1s
 reboot:
   command: ["/bin/true"]
-`, sb.Root, sb.AptConfig, srv.URL, rootFile)
+`, sb.Root, sb.AptConfig, srv.URL, repo.rootFile)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -153,38 +126,26 @@ reboot:
 	c := &client.Client{Socket: p.sock}
 	waitFor := func(timeout time.Duration, what string, cond func() (bool, string)) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		last := ""
-		for {
-			ok, report := cond()
-			if ok {
-				return
+		waitAgent(t, p, timeout, what, func() error {
+			if ok, report := cond(); !ok {
+				return errors.New(report)
 			}
-			last = report
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s; last: %s\n%s", what, timeout, last, tailString(p.stderr.String(), 3000))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	}
-	policyIs := func(cond func(apitypes.EffectivePolicy) bool) func() (bool, string) {
-		return func() (bool, string) {
-			ep, err := c.Policy(ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			return cond(ep), fmt.Sprintf("%+v", ep)
-		}
+	waitPolicy := func(timeout time.Duration, what string, cond func(apitypes.EffectivePolicy) bool) {
+		t.Helper()
+		waitPolicy(t, p, timeout, what, cond)
 	}
-	waitFor(life, "the short-lived policy", policyIs(func(ep apitypes.EffectivePolicy) bool { return ep.Name == "short-lived" && !ep.Expired }))
+	waitPolicy(life, "the short-lived policy", func(ep apitypes.EffectivePolicy) bool { return ep.Name == "short-lived" && !ep.Expired })
 
 	// The origin stops refreshing: an old timestamp, then nothing.
 	origin.set("replay")
-	waitFor(30*time.Second, "the replayed timestamp refused", policyIs(func(ep apitypes.EffectivePolicy) bool {
+	waitPolicy(30*time.Second, "the replayed timestamp refused", func(ep apitypes.EffectivePolicy) bool {
 		return strings.Contains(ep.LastError, "rollback") || strings.Contains(ep.LastError, "version")
-	}))
+	})
 	origin.set("silent")
-	waitFor(time.Until(expires)+time.Minute, "the policy expired", policyIs(func(ep apitypes.EffectivePolicy) bool { return ep.Expired }))
+	waitPolicy(time.Until(expires)+time.Minute, "the policy expired", func(ep apitypes.EffectivePolicy) bool { return ep.Expired })
 
 	// 1.1 appears; the agent plans it as expired and installs nothing.
 	aptRepo.MustAdd(t, deb11)
@@ -208,16 +169,7 @@ reboot:
 	if _, err := c.Install(ctx, "acme-tool", ""); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("install --now with an expired policy: %v; want a refusal naming the expiry", err)
 	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var polSt apitypes.SubsystemStatus
-	for _, s := range st.Subsystems {
-		if s.Name == "policy" {
-			polSt = s
-		}
-	}
+	polSt := subsystem(t, c, "policy")
 	if polSt.State != "expired" || !strings.Contains(polSt.Summary, "installing nothing new") {
 		t.Errorf("status of the policy: %+v, want expired", polSt)
 	}
@@ -254,11 +206,4 @@ reboot:
 		t.Fatalf("acme-tool is at %q (%v) under a fresh policy, want 1.1", v, err)
 	}
 	p.stop(t)
-}
-
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

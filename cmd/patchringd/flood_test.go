@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	floodclient "github.com/patchring/patchring/internal/testutil/flood"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
+	floodclient "github.com/patchring/patchring/internal/testutil/flood"
 )
 
 // An unprivileged user opens 500 event streams and 5,000 idle connections
@@ -41,15 +43,7 @@ func TestLocalAPIFloodedByAUser(t *testing.T) {
 
 	flood, cli := floodBin.Path(t), cliBin.Path(t)
 	// The socket lives where uid 65534 can reach it.
-	sockDir, err := os.MkdirTemp("", "patchringd-flood-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	if err := os.Chmod(sockDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(sockDir, "api.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "api.sock")
 	p := startDaemon(t, t.TempDir(), "--socket", sock)
 	p.sock = sock
 	p.waitReady(t)
@@ -78,18 +72,15 @@ func TestLocalAPIFloodedByAUser(t *testing.T) {
 
 	// Root's `patchring status`, while the user keeps connecting: each try
 	// has a second; the deadline is generous (a shared machine).
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testutil.WaitFor(t, time.Minute, "root's patchring status answering within a second while flooded", func() error {
 		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		defer scancel()
 		out, err := exec.CommandContext(sctx, cli, "--socket", sock, "status").CombinedOutput()
-		scancel()
-		if err == nil && strings.Contains(string(out), "reboot") {
-			break
+		if err != nil || !strings.Contains(string(out), "reboot") {
+			return fmt.Errorf("%v\n%s", err, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("root's patchring status did not answer within a second while flooded (tried for a minute): %v\n%s", err, out)
-		}
-	}
+		return nil
+	})
 	if n, bound := openFiles(), baseline+32+16; n > bound {
 		t.Errorf("patchringd holds %d open files while flooded (%d before), want at most %d", n, baseline, bound)
 	} else {

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/exchange/hostilepeer"
@@ -113,7 +114,7 @@ func TestHostilePeer(t *testing.T) {
 	hostile, honest := join("hostile"), join("honest")
 	honestContent := stores["honest"]
 	var target peer.AddrInfo
-	waitUntil(t, 60*time.Second, "the victim admits both members", func() error {
+	testutil.WaitFor(t, 60*time.Second, "the victim admits both members", func() error {
 		for _, m := range []*hostilepeer.Member{hostile, honest} {
 			ai, ok := m.Find(st.NodeID)
 			if !ok {
@@ -332,20 +333,4 @@ func (m metricLines) sum(name string, labels ...string) float64 {
 		}
 	}
 	return total
-}
-
-// waitUntil polls cond until it holds or timeout passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

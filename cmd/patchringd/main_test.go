@@ -59,13 +59,7 @@ func startDaemon(t *testing.T, stateDir string, extra ...string) *daemonProc {
 func startDaemonB(b *testing.B, stateDir string, extra ...string) *daemonProc {
 	b.Helper()
 	p := spawnDaemon(b, stateDir, extra...)
-	c := &client.Client{Socket: p.sock}
-	testutil.WaitFor(b, 20*time.Second, "daemon ready", func() error {
-		if _, err := c.Status(context.Background()); err != nil {
-			return fmt.Errorf("%w\n%s", err, p.stderr)
-		}
-		return nil
-	})
+	p.waitReady(b)
 	return p
 }
 
@@ -96,7 +90,7 @@ func spawnDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
 
 // waitReady polls the socket until the daemon answers, and fails at once
 // if it exits first.
-func (p *daemonProc) waitReady(t *testing.T) {
+func (p *daemonProc) waitReady(t testing.TB) {
 	t.Helper()
 	c := &client.Client{Socket: p.sock}
 	testutil.WaitFor(t, 20*time.Second, "daemon ready", func() error {

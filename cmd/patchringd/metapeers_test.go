@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/internal/testutil"
-	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -28,42 +26,9 @@ import (
 // second source, so B keeps the last good policy and says why.
 func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 	dir := t.TempDir()
-	repoDir, keys := filepath.Join(dir, "repo"), filepath.Join(dir, "keys")
-	repo, err := tufrepo.Init(repoDir, keys, tufrepo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish := func(name string) {
-		t.Helper()
-		r, err := tufrepo.Open(repoDir, keys, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := policy.Parse([]byte(strings.ReplaceAll(agentPolicy, "%NAME%", name)), "p.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		canon, err := policy.MarshalCanonical(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.PublishPolicy(canon); err != nil {
-			t.Fatal(err)
-		}
-	}
-	publish("first")
-	root, err := repo.RootJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootFile := filepath.Join(dir, "root.json")
-	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	originAC := httptest.NewServer(tufrepo.Handler(repoDir))
-	t.Cleanup(originAC.Close)
-	originB := httptest.NewServer(tufrepo.Handler(repoDir))
-	t.Cleanup(originB.Close)
+	repo := newSignedRepo(t, dir, agentPolicy, tufrepo.Options{})
+	repo.publish(t, "first")
+	originAC, originB := repo.serve(t, nil), repo.serve(t, nil)
 	keyB64, _ := newKey(t)
 	keyFile := filepath.Join(dir, "gossip.key")
 	if err := os.WriteFile(keyFile, []byte(keyB64+"\n"), 0o600); err != nil {
@@ -79,54 +44,38 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 		p := startDaemon(t, filepath.Join(dir, name), "--hostname", name, "--site", "hq",
 			"--gossip", "--gossip-listen", addr, "--gossip-seeds", seed, "--gossip-key-file", keyFile, "--gossip-label", "patchring-test",
 			"--p2p", "--p2p-listen", "/ip4/127.0.0.1/tcp/0",
-			"--policy-origin", origin, "--policy-root", rootFile, "--policy-refresh", refresh)
+			"--policy-origin", origin, "--policy-root", repo.rootFile, "--policy-refresh", refresh)
 		p.waitReady(t)
 		return p, addr
 	}
 	a, seed := start("node-a", originAC.URL, "1s", "")
 	c, _ := start("node-c", originAC.URL, "1s", seed)
 	b, _ := start("node-b", originB.URL, "1h", seed)
-	ca, cb, cc := &client.Client{Socket: a.sock}, &client.Client{Socket: b.sock}, &client.Client{Socket: c.sock}
-	waitPolicy := func(c *client.Client, p *daemonProc, what string, cond func(apitypes.EffectivePolicy) bool) apitypes.EffectivePolicy {
+	cb := &client.Client{Socket: b.sock}
+	policyOn := func(p *daemonProc, what string, cond func(apitypes.EffectivePolicy) bool) apitypes.EffectivePolicy {
 		t.Helper()
-		var last apitypes.EffectivePolicy
-		testutil.WaitFor(t, 60*time.Second, what, func() error {
-			ep, err := c.Policy(context.Background())
-			if err != nil {
-				return err
-			}
-			if last = ep; !cond(ep) {
-				return fmt.Errorf("last: %+v", ep)
-			}
-			return nil
-		})
-		return last
+		return waitPolicy(t, p, time.Minute, what, cond)
 	}
 	named := func(n string) func(apitypes.EffectivePolicy) bool {
 		return func(ep apitypes.EffectivePolicy) bool { return ep.Name == n }
 	}
 	for _, n := range []struct {
-		c    *client.Client
 		p    *daemonProc
 		name string
-	}{{ca, a, "A"}, {cc, c, "C"}, {cb, b, "B"}} {
-		waitPolicy(n.c, n.p, n.name+" on the first policy", named("first"))
+	}{{a, "A"}, {c, "C"}, {b, "B"}} {
+		policyOn(n.p, n.name+" on the first policy", named("first"))
 	}
 	waitFleet(t, cb, 3)
 
 	// B's origin goes down; the admin rotates the root key and publishes.
 	originB.Close()
-	r, err := tufrepo.Open(repoDir, keys, "")
-	if err != nil {
+	if _, err := repo.RotateKey(tufrepo.RoleRoot); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.RotateKey(tufrepo.RoleRoot); err != nil {
-		t.Fatal(err)
-	}
-	publish("second")
-	epA := waitPolicy(ca, a, "A on the second policy", named("second"))
-	waitPolicy(cc, c, "C on the second policy", named("second"))
-	epB := waitPolicy(cb, b, "B on the second policy, from its peers", named("second"))
+	repo.publish(t, "second")
+	epA := policyOn(a, "A on the second policy", named("second"))
+	policyOn(c, "C on the second policy", named("second"))
+	epB := policyOn(b, "B on the second policy, from its peers", named("second"))
 	if !strings.HasPrefix(epB.Source, "peer ") {
 		t.Errorf("B verified the second policy through %q, want a peer", epB.Source)
 	}
@@ -135,16 +84,16 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 	}
 	bRoot2 := filepath.Join(dir, "node-b", "tuf", "roots", "2.root.json")
 	got, err := os.ReadFile(bRoot2)
-	want, _ := os.ReadFile(filepath.Join(repoDir, "metadata", "2.root.json"))
+	want, _ := os.ReadFile(filepath.Join(repo.dir, "metadata", "2.root.json"))
 	if err != nil || string(got) != string(want) {
 		t.Errorf("B did not verify root 2 from its peers (%v)", err)
 	}
 
 	// C stops; A alone cannot convince B that no root 3 exists.
 	c.stop(t)
-	publish("third")
-	waitPolicy(ca, a, "A on the third policy", named("third"))
-	epB = waitPolicy(cb, b, "B refusing a lone peer's word on the next root", func(ep apitypes.EffectivePolicy) bool {
+	repo.publish(t, "third")
+	policyOn(a, "A on the third policy", named("third"))
+	epB = policyOn(b, "B refusing a lone peer's word on the next root", func(ep apitypes.EffectivePolicy) bool {
 		return strings.Contains(ep.LastError, "not confirmed")
 	})
 	if epB.Name != "second" {

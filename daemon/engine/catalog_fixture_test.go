@@ -254,6 +254,8 @@ func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandb
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not testutil.Logger: the crash tests' agent process opens a node
+	// too, before the testing flags are parsed (testing.Verbose panics).
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tc, err := trust.New(trust.Config{TrustedRoot: root, StateDir: filepath.Join(stateDir, "tuf"),
 		Sources: []trust.Source{trust.NewOriginSource(origin)}, Timeout: 10 * time.Second})

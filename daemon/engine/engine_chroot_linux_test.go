@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
@@ -58,7 +57,7 @@ func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy) *chrootN
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
 	n.eng = engine.New(engine.Config{
 		DB:       db,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:      testutil.Logger(t),
 		Packages: engine.AptPackages(b),
 		Content:  engine.StoreContent(cs, nil),
 		Now:      n.clock.Now,

@@ -101,9 +101,7 @@ func TestHealthCheckFailureRollsBack(t *testing.T) {
 // TestPolicyRollbackOrder: a rollback order in the signed policy takes the
 // node back to 1.0, and 1.1 is denied from then on.
 func TestPolicyRollbackOrder(t *testing.T) {
-	w := newWorld(t, apttest.Package{})
-	n := w.newNode(t, "pilot-1", []string{"pilot"}, mustPolicy(t, ""))
-	w.publish11(t)
+	_, n, _ := newPilot(t, "")
 	n.cycle()
 	if n.version() != "1.1" {
 		t.Fatal("1.1 was not installed")
@@ -133,9 +131,7 @@ func TestPolicyRollbackOrder(t *testing.T) {
 
 // TestManualRollback: an admin rolls back a transaction by its number.
 func TestManualRollback(t *testing.T) {
-	w := newWorld(t, apttest.Package{})
-	n := w.newNode(t, "pilot-1", []string{"pilot"}, mustPolicy(t, ""))
-	w.publish11(t)
+	_, n, _ := newPilot(t, "")
 	n.cycle()
 	first := n.history()[0]
 	tx, err := n.eng.Rollback(context.Background(), first.ID, "admin: test")
@@ -158,9 +154,7 @@ func TestManualRollback(t *testing.T) {
 // TestCorruptPayloadIsNotInstalled: the repository serves bytes that do not
 // match the hash apt verified: the transaction fails before installing.
 func TestCorruptPayloadIsNotInstalled(t *testing.T) {
-	w := newWorld(t, apttest.Package{})
-	n := w.newNode(t, "pilot-1", []string{"pilot"}, mustPolicy(t, ""))
-	w.publish11(t)
+	w, n, _ := newPilot(t, "")
 	e, ok := w.repo.Entry("acme-tool", "1.1", "amd64")
 	if !ok {
 		t.Fatal("1.1 not in the repo")
@@ -209,9 +203,7 @@ func TestPostinstFailureRecovers(t *testing.T) {
 // TestLockHeldIsReported: another process holds dpkg's lock; the engine
 // waits, then fails the transaction naming the holder, changing nothing.
 func TestLockHeldIsReported(t *testing.T) {
-	w := newWorld(t, apttest.Package{})
-	n := w.newNode(t, "pilot-1", []string{"pilot"}, mustPolicy(t, ""))
-	w.publish11(t)
+	_, n, _ := newPilot(t, "")
 	holder := apttest.MustHoldLock(t, n.sb)
 	n.cycle()
 	if v := n.version(); v != "1.0" {

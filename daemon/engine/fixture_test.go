@@ -110,6 +110,18 @@ func newWorld(t testing.TB, secondVersion apttest.Package) *world {
 	return w
 }
 
+// newPilot is most tests' start: a world, one node "pilot-1" in the
+// pilot ring of mustPolicy(extraPolicy) with acme-tool 1.0 installed, and
+// 1.1 published.
+func newPilot(t testing.TB, extraPolicy string) (*world, *node, *policy.Policy) {
+	t.Helper()
+	w := newWorld(t, apttest.Package{})
+	pol := mustPolicy(t, extraPolicy)
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, pol)
+	w.publish11(t)
+	return w, n, pol
+}
+
 // publish11 makes 1.1 available.
 func (w *world) publish11(t testing.TB) { w.repo.MustAdd(t, w.deb11) }
 
@@ -143,6 +155,9 @@ func openNode(t testing.TB, name string, sb *apttest.Sandbox, tags []string, pol
 	}
 	n := &node{t: t, sb: sb, backend: b, db: db, tags: tags, pol: pol, polVer: "v1",
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
+	// The logger is not testutil.Logger: the crash tests' agent process
+	// opens a node too, before the testing flags are parsed (where
+	// testing.Verbose panics).
 	cfg := engine.Config{
 		DB:          db,
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // TestHealthCheckTimeoutKillsItsChildren: a check that leaves a child
@@ -36,13 +39,12 @@ func TestHealthCheckTimeoutKillsItsChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) }) // only if the test failed
-	deadline := time.Now().Add(30 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("the check's child %d is still running after the check was killed", pid)
+	testutil.WaitFor(t, 30*time.Second, "the check's child ends with the killed check", func() error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("child %d is still running", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestHealthCheckOutputIsBounded: only the last HealthOutputLimit bytes of

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/daemon/engine"
-	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy"
 )
 
@@ -17,10 +16,7 @@ import (
 // neither the planner nor `install --now` nor a direct Install installs
 // anything, each saying why; a fresh policy resumes installs.
 func TestNoUsablePolicyInstallsNothing(t *testing.T) {
-	w := newWorld(t, apttest.Package{})
-	pol := mustPolicy(t, "")
-	n := w.newNode(t, "pilot-1", []string{"pilot"}, pol)
-	w.publish11(t)
+	_, n, pol := newPilot(t, "")
 	ctx := context.Background()
 
 	cases := []struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -51,18 +50,9 @@ func clientMain(sock, method, path string) int {
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	// The socket's directory must be reachable by the unprivileged client
-	// (t.TempDir's parent is private to root).
-	dir, err := os.MkdirTemp("", "patchring-api-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "api.sock")
-	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	// The socket's directory must be reachable by the unprivileged client.
+	sock := filepath.Join(testutil.SocketDir(t), "api.sock")
+	s := localapi.New(testutil.Logger(t), "")
 	whoami := func(ctx context.Context, r *localapi.Request) (any, error) {
 		return map[string]any{"uid": r.Caller.Cred.UID, "admin": r.Caller.Admin}, nil
 	}
@@ -183,7 +173,7 @@ func TestErrorBodyIsJSON(t *testing.T) {
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "api.sock")
-	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	s := localapi.New(testutil.Logger(t), "")
 	s.SetLimits(localapi.Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
 	localapi.Handle(s, http.MethodGet, "/read", localapi.PermRead, func(ctx context.Context, r *localapi.Request) (any, error) { return "hi", nil })
 	ln, err := ipc.Listen(sock)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +18,7 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
+	"github.com/patchring/patchring/internal/testutil"
 	pinv "github.com/patchring/patchring/platform/inventory"
 )
 
@@ -152,7 +151,7 @@ func everyPart(a *allParts) localapi.Parts {
 // parts have no routes.
 func TestMountServesTheTable(t *testing.T) {
 	a := &allParts{}
-	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	s := localapi.New(testutil.Logger(t), "")
 	s.Mount(everyPart(a))
 	want := map[string]localapi.Perm{}
 	for _, r := range localapi.Routes() {
@@ -174,7 +173,7 @@ func TestMountServesTheTable(t *testing.T) {
 		}
 	}
 
-	off := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	off := localapi.New(testutil.Logger(t), "")
 	off.Mount(localapi.Parts{Status: a})
 	if got := off.Served(); len(got) != 1 || got["GET "+apitypes.APIVersion+"/status"] != localapi.PermRead {
 		t.Errorf("with only the status part, served %v", got)
@@ -184,7 +183,7 @@ func TestMountServesTheTable(t *testing.T) {
 // TestPartErrorsBecomeAnswers checks that the kinds of apicall.Error reach
 // the client as their status and code.
 func TestPartErrorsBecomeAnswers(t *testing.T) {
-	s := localapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	s := localapi.New(testutil.Logger(t), "")
 	s.Mount(everyPart(&allParts{}))
 	for _, c := range []struct {
 		path   string

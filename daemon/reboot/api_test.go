@@ -88,15 +88,7 @@ func startAPI(t *testing.T, rules reboot.Rules) *apiNode {
 	n.require(clock.Now())
 	n.run()
 
-	dir, err := os.MkdirTemp("", "patchring-reboot-api-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "api.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "api.sock")
 	srv := localapi.New(testutil.Logger(t), "")
 	srv.Mount(localapi.Parts{Reboot: n.o, Status: statusOf(func() apitypes.Status {
 		return apitypes.Status{Subsystems: []apitypes.SubsystemStatus{n.o.Status()}}

@@ -2,7 +2,7 @@
 // goal the figure must meet and the range outside which the figure cannot be
 // a real measurement (a broken counter reporting 0, say). Both travel inside
 // the metric's unit string, so `go test -bench` output carries them and
-// `make bench` (through cmd benchcheck) prints every figure as
+// `make bench` (through cmd/benchcheck) prints every figure as
 //
 //	name value unit [target ok|FAIL]
 //

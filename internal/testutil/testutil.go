@@ -82,3 +82,21 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// SocketDir returns a new directory for a test's unix socket, removed when
+// the test ends: short (under os.TempDir, where t.TempDir's path can be
+// longer than a socket's ~100 bytes allow) and reachable by other uids
+// (mode 0755; t.TempDir's parent is private to its owner), so a client
+// run as another user can connect.
+func SocketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "patchring-sock-*")
+	if err != nil {
+		t.Fatalf("socket dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("socket dir: %v", err)
+	}
+	return dir
+}

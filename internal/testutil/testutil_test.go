@@ -104,3 +104,25 @@ func TestBinaryBuildFailure(t *testing.T) {
 		t.Fatalf("Build = %v, want an error naming the package", err)
 	}
 }
+
+// TestSocketDir: the directory is other uids' to enter, short enough for
+// a socket, and gone when the test that asked for it ends.
+func TestSocketDir(t *testing.T) {
+	var dir string
+	t.Run("inner", func(t *testing.T) {
+		dir = SocketDir(t)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: mode %v, want a directory with 0755", dir, fi.Mode())
+		}
+		if n := len(dir + "/api.sock"); n > 100 {
+			t.Errorf("a socket in %s has a %d-byte path, too long for a unix socket", dir, n)
+		}
+	})
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there after its test ended (%v)", dir, err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/patchring/patchring/internal/benchtarget"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -157,7 +158,7 @@ func (lan lanSetup) run(b *testing.B, n int, h content.Hash, data []byte) lanRes
 			Store:       st,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			UploadRate:  upload,
-			Logger:      testLogger(b),
+			Logger:      testutil.Logger(b),
 			UploadSlots: lan.slots,
 		})
 		if err != nil {

@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -214,14 +213,6 @@ func (pn *pipeNet) dial(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteClos
 	return c, nil
 }
 
-func testLogger(tb testing.TB) *slog.Logger {
-	tb.Helper()
-	if testing.Verbose() && os.Getenv("EXCHANGE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 // fastTiming makes bad peers cost little test time: a 64 KiB piece may take
 // 500 ms + 64 ms (generous for -race on 2 cores).
 var fastTiming = Timing{
@@ -236,7 +227,7 @@ func newTestFetcher(tb testing.TB, st *content.Store, dial dialFunc) *fetcher {
 	tb.Helper()
 	return &fetcher{
 		self: "me", store: st, dial: dial, sb: newScoreboard(time.Now), wan: NewLimiter(0),
-		manifests: newManifestCache(4), timing: fastTiming.withDefaults(), log: testLogger(tb),
+		manifests: newManifestCache(4), timing: fastTiming.withDefaults(), log: testutil.Logger(tb),
 	}
 }
 

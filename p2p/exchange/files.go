@@ -204,20 +204,11 @@ func (n *Node) ServeFiles(files Files) {
 
 func (fs *fileServer) handleStream(s network.Stream) {
 	n := fs.n
-	p := s.Conn().RemotePeer()
-	if !n.gater.isAllowed(p) {
-		_ = s.Reset()
+	p, done, ok := n.admit(s)
+	if !ok {
 		return
 	}
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		_ = s.Reset()
-		return
-	}
-	n.handlers.Add(1)
-	n.mu.Unlock()
-	defer n.handlers.Done()
+	defer done()
 	ctx, cancel := context.WithCancel(n.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })

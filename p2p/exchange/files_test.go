@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // memFiles serves files from memory; a path in block is served by a
@@ -461,12 +463,11 @@ func TestFileSlowReaderCut(t *testing.T) {
 	if rerr == nil {
 		t.Fatalf("a reader at a third of the minimum rate received all %d bytes; want it cut at the deadline", got)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for server.ServerStats().File.TimedOut != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("file stats %+v, want 1 timed out", server.ServerStats().File)
+	testutil.WaitFor(t, 10*time.Second, "the server counts the transfer timed out", func() error {
+		if st := server.ServerStats().File; st.TimedOut != 1 {
+			return fmt.Errorf("file stats %+v, want 1 timed out", st)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("cut after %d of %d bytes: %v", got, n, rerr)
 }

@@ -233,21 +233,33 @@ func (n *Node) dial(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteCloser, 
 	return s, nil
 }
 
-func (n *Node) handleStream(s network.Stream) {
-	p := s.Conn().RemotePeer()
+// admit is every stream handler's prologue: it resets a stream from a
+// peer that is not allow-listed, or that arrives after Close, and
+// otherwise counts the handler in, so Close waits for it; the caller
+// calls done when the handler returns.
+func (n *Node) admit(s network.Stream) (p peer.ID, done func(), ok bool) {
+	p = s.Conn().RemotePeer()
 	if !n.gater.isAllowed(p) {
 		_ = s.Reset()
-		return
+		return p, nil, false
 	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		_ = s.Reset()
-		return
+		return p, nil, false
 	}
 	n.handlers.Add(1)
 	n.mu.Unlock()
-	defer n.handlers.Done()
+	return p, n.handlers.Done, true
+}
+
+func (n *Node) handleStream(s network.Stream) {
+	p, done, ok := n.admit(s)
+	if !ok {
+		return
+	}
+	defer done()
 	if err := n.srv.serveConn(n.ctx, p, s, s.Protocol() == ProtocolIDv1); err != nil {
 		n.log.Debug("exchange: session ended", "peer", p, "err", err)
 		_ = s.Reset()

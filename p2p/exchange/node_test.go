@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -33,7 +34,7 @@ func newTestNode(tb testing.TB, cfg Config) *Node {
 	if cfg.Timing == (Timing{}) {
 		cfg.Timing = nodeTiming
 	}
-	cfg.Logger = testLogger(tb)
+	cfg.Logger = testutil.Logger(tb)
 	n, err := New(cfg)
 	if err != nil {
 		tb.Fatalf("New: %v", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -23,7 +25,7 @@ func newTestServer(t testing.TB, st *content.Store, slots int, tweak func(*serve
 	s := &server{
 		store: st, up: NewLimiter(0), slots: newSlotPool(slots), minRate: 64 << 10,
 		seeding: newSeedTracker(time.Now), sb: newScoreboard(time.Now), stats: &serverCounters{},
-		manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testLogger(t),
+		manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testutil.Logger(t),
 	}
 	if tweak != nil {
 		tweak(s)
@@ -201,13 +203,12 @@ func TestServerOneSlotPerPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The transfer holds its slot while the pipe blocks: wait for it.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(srv.slots.slots) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first transfer did not take a slot")
+	testutil.WaitFor(t, 10*time.Second, "the first transfer takes a slot", func() error {
+		if n := len(srv.slots.slots); n != 1 {
+			return fmt.Errorf("%d slots taken", n)
 		}
-		runtime.Gosched()
-	}
+		return nil
+	})
 	bg := context.Background()
 	again, _ := serveSession(t, srv, "greedy")
 	sess := newSession(again)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -170,7 +171,7 @@ func TestServerOverPipe(t *testing.T) {
 	sb := newScoreboard(time.Now)
 	srv := &server{
 		store: st, up: NewLimiter(0), slots: newSlotPool(1), stats: &serverCounters{}, minRate: 64 << 10, sb: sb,
-		manifests: newManifestCache(manifestCacheBytes), idle: 5 * time.Second, log: testLogger(t),
+		manifests: newManifestCache(manifestCacheBytes), idle: 5 * time.Second, log: testutil.Logger(t),
 	}
 	c, s := duplexPipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -281,7 +282,7 @@ func TestServerHaveWait(t *testing.T) {
 	}
 	srv := &server{
 		store: st, up: NewLimiter(0), slots: newSlotPool(1), stats: &serverCounters{}, minRate: 64 << 10, sb: newScoreboard(time.Now),
-		seeding: newSeedTracker(time.Now), manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testLogger(t),
+		seeding: newSeedTracker(time.Now), manifests: newManifestCache(manifestCacheBytes), idle: 30 * time.Second, log: testutil.Logger(t),
 	}
 	waiting := make(chan struct{}, 16)
 	srv.waiting = func() { waiting <- struct{}{} }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/internal/benchtarget"
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // BenchmarkPolicyPropagation runs a site of 200 nodes in one process on
@@ -76,7 +77,7 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 	// Membership converges within seconds to almost everyone; the last
 	// missed alive message may wait for a push/pull (every 2 minutes at
 	// 200 nodes, longer above), which propagation does not need.
-	waitFor(b, settle, fmt.Sprintf("%d nodes converge", size), func() error {
+	testutil.WaitFor(b, settle, fmt.Sprintf("%d nodes converge", size), func() error {
 		for _, n := range nodes {
 			if c := n.live.Load(); int(c) < size*99/100 {
 				return fmt.Errorf("%s sees %d live members", n.NodeID(), c)
@@ -89,7 +90,7 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 
 	// Measure a site at rest, not one still spreading 200 boot-time states:
 	// wait until every broadcast queue has drained.
-	waitFor(b, settle, "broadcast queues drain", func() error {
+	testutil.WaitFor(b, settle, "broadcast queues drain", func() error {
 		for _, n := range nodes {
 			if q := n.leaseQ.NumQueued() + n.stateQ.NumQueued() + n.contentQ.NumQueued(); q > 0 {
 				return fmt.Errorf("%s has %d queued broadcasts", n.NodeID(), q)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 func TestConvergeAndPropagate(t *testing.T) {
@@ -27,7 +29,7 @@ func TestConvergeAndPropagate(t *testing.T) {
 		}
 	}
 	sub := nodes[4].Subscribe(64)
-	waitFor(t, 20*time.Second, "pool converges", func() error {
+	testutil.WaitFor(t, 20*time.Second, "pool converges", func() error {
 		if err := allAlive(nodes, 5)(); err != nil {
 			return err
 		}
@@ -50,7 +52,7 @@ func TestConvergeAndPropagate(t *testing.T) {
 	if err := nodes[1].SetLocal(State{Ring: "ring-1", PolicyVersion: 42}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "update propagates", func() error {
+	testutil.WaitFor(t, 10*time.Second, "update propagates", func() error {
 		for _, n := range nodes {
 			if err := sees(n.Gossip, nodes[1].NodeID(), func(m Member) bool {
 				return m.State.PolicyVersion == 42 && m.State.Content.Len() == 0
@@ -84,12 +86,12 @@ func TestConvergeAndPropagate(t *testing.T) {
 func TestLeaveAndDeathAreMarked(t *testing.T) {
 	t.Parallel()
 	nodes := startPool(t, 4, newKey(t), nil)
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 4))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 4))
 	sub := nodes[0].Subscribe(16)
 	leaver, victim := nodes[2], nodes[3]
 	leaver.stop(t) // graceful: Run's context ends
 	victim.kill(t) // abrupt: no leave message
-	waitFor(t, 20*time.Second, "leave and death marked", func() error {
+	testutil.WaitFor(t, 20*time.Second, "leave and death marked", func() error {
 		for _, n := range nodes[:2] {
 			if err := sees(n.Gossip, leaver.NodeID(), func(m Member) bool { return m.Liveness == LivenessLeft }); err != nil {
 				return err
@@ -128,7 +130,7 @@ func TestRestartedNodeIsHeardAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "old state heard", func() error {
+	testutil.WaitFor(t, 20*time.Second, "old state heard", func() error {
 		return sees(nodes[0].Gossip, nodes[2].NodeID(), func(m Member) bool { return m.State.PolicyVersion == 4 })
 	})
 	cfg := nodes[2].cfg
@@ -139,7 +141,7 @@ func TestRestartedNodeIsHeardAgain(t *testing.T) {
 	if err := restarted.SetLocal(State{Ring: "new", PolicyVersion: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "new state wins over the pre-restart one", func() error {
+	testutil.WaitFor(t, 20*time.Second, "new state wins over the pre-restart one", func() error {
 		for _, n := range nodes[:2] {
 			if err := sees(n.Gossip, restarted.NodeID(), func(m Member) bool {
 				return m.State.Ring == "new" && m.Liveness == LivenessAlive
@@ -154,7 +156,7 @@ func TestRestartedNodeIsHeardAgain(t *testing.T) {
 func TestRunTwiceAndClose(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testConfig(t, 0, newKey(t)))
-	waitFor(t, 5*time.Second, "running", func() error {
+	testutil.WaitFor(t, 5*time.Second, "running", func() error {
 		if !n.running.Load() {
 			return errNotYet
 		}

@@ -54,13 +54,6 @@ func newIdentity(t testing.TB) crypto.PrivKey {
 	return priv
 }
 
-// testLogger and waitFor are internal/testutil's (kept under these names
-// so that the many call sites in this package's tests stay as they are).
-var (
-	testLogger = testutil.Logger
-	waitFor    = testutil.WaitFor
-)
-
 // testConfig is a fast LAN-like config on loopback.
 func testConfig(t testing.TB, i int, key []byte, seeds ...string) Config {
 	t.Helper()
@@ -120,7 +113,7 @@ func (n *node) kill(t testing.TB) {
 
 func startNode(t testing.TB, cfg Config) *node {
 	t.Helper()
-	g, err := New(cfg, testLogger(t))
+	g, err := New(cfg, testutil.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -7,33 +7,34 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // acquireWithin retries TryAcquire until it succeeds or the deadline passes.
 func acquireWithin(ctx context.Context, l *Lease, group string, limit int, ttl time.Duration, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(30 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	var failed error // TryAcquire's error ends the wait at once
+	err := testutil.PollEvery(d, 30*time.Millisecond, func() error {
 		ok, err := l.TryAcquire(ctx, group, limit, ttl)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
+		switch {
+		case err != nil:
+			failed = err
+		case !ok:
 			return fmt.Errorf("lease %s not acquired within %v", group, d)
 		}
-		<-tick.C
+		return nil
+	})
+	if failed != nil {
+		return failed
 	}
+	return err
 }
 
 func TestLeaseTakeTurns(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	nodes := startPool(t, 3, newKey(t), func(_ int, c *Config) { c.Clock = clock })
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
 
 	const group = "site-a/reboot"
 	var (
@@ -65,10 +66,7 @@ func TestLeaseTakeTurns(t *testing.T) {
 			mu.Unlock()
 			// "Reboot" until every other node sees this node hold the lease,
 			// so the others really had to wait for it.
-			deadline := time.Now().Add(20 * time.Second)
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
+			if err := testutil.Poll(20*time.Second, func() error {
 				seen := 0
 				for _, o := range nodes {
 					hs := o.Lease().Holders(group)
@@ -76,14 +74,12 @@ func TestLeaseTakeTurns(t *testing.T) {
 						seen++
 					}
 				}
-				if seen == len(nodes) {
-					break
+				if seen != len(nodes) {
+					return fmt.Errorf("%d of %d nodes see it", seen, len(nodes))
 				}
-				if time.Now().After(deadline) {
-					errs <- fmt.Errorf("%s: others never saw its lease", n.NodeID())
-					break
-				}
-				<-tick.C
+				return nil
+			}); err != nil {
+				errs <- fmt.Errorf("%s: others never saw its lease: %v", n.NodeID(), err)
 			}
 			holding.Add(-1)
 			if err := l.Release(ctx, group); err != nil {
@@ -108,21 +104,21 @@ func TestLeaseOfDeadHolderExpiresAfterTTL(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	nodes := startPool(t, 3, newKey(t), func(_ int, c *Config) { c.Clock = clock })
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
 	const group = "site-a/reboot"
 	ctx := t.Context()
 	holder, other := nodes[2], nodes[1]
 	if err := acquireWithin(ctx, holder.Lease(), group, 1, 10*time.Minute, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "hold is visible", func() error {
+	testutil.WaitFor(t, 10*time.Second, "hold is visible", func() error {
 		if len(other.Lease().Holders(group)) != 1 {
 			return errNotYet
 		}
 		return nil
 	})
 	holder.kill(t) // dies (or reboots) without releasing
-	waitFor(t, 20*time.Second, "holder marked dead", func() error {
+	testutil.WaitFor(t, 20*time.Second, "holder marked dead", func() error {
 		return sees(other.Gossip, holder.NodeID(), func(m Member) bool { return m.Liveness == LivenessDead })
 	})
 	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || ok {
@@ -149,21 +145,21 @@ func TestLeaseDeadGraceFreesSlotBeforeTTL(t *testing.T) {
 		c.Clock = clock
 		c.LeaseDeadGrace = time.Minute
 	})
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
 	const group = "g"
 	ctx := t.Context()
 	holder, other := nodes[1], nodes[0]
 	if err := acquireWithin(ctx, holder.Lease(), group, 1, time.Hour, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "hold is visible", func() error {
+	testutil.WaitFor(t, 10*time.Second, "hold is visible", func() error {
 		if len(other.Lease().Holders(group)) != 1 {
 			return errNotYet
 		}
 		return nil
 	})
 	holder.kill(t)
-	waitFor(t, 20*time.Second, "holder marked dead", func() error {
+	testutil.WaitFor(t, 20*time.Second, "holder marked dead", func() error {
 		return sees(other.Gossip, holder.NodeID(), func(m Member) bool { return m.Liveness == LivenessDead })
 	})
 	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Minute); err != nil || ok {
@@ -180,13 +176,13 @@ func TestLeaseSurvivesHolderRestart(t *testing.T) {
 	clock := newFakeClock()
 	key := newKey(t)
 	nodes := startPool(t, 2, key, func(_ int, c *Config) { c.Clock = clock })
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
 	const group = "g"
 	ctx := t.Context()
 	if err := acquireWithin(ctx, nodes[1].Lease(), group, 1, time.Hour, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "hold is visible", func() error {
+	testutil.WaitFor(t, 10*time.Second, "hold is visible", func() error {
 		if len(nodes[0].Lease().Holders(group)) != 1 {
 			return errNotYet
 		}
@@ -197,7 +193,7 @@ func TestLeaseSurvivesHolderRestart(t *testing.T) {
 	cfg.BindPort = 0
 	cfg.Seeds = []string{nodes[0].LocalAddr()}
 	back := startNode(t, cfg)
-	waitFor(t, time.Minute, "restarted holder takes its lease back", func() error {
+	testutil.WaitFor(t, time.Minute, "restarted holder takes its lease back", func() error {
 		hs := back.Lease().Holders(group)
 		if len(hs) != 1 || !hs[0].Local {
 			return fmt.Errorf("holders seen by the restarted node: %+v", hs)
@@ -207,7 +203,7 @@ func TestLeaseSurvivesHolderRestart(t *testing.T) {
 	if err := back.Lease().Release(ctx, group); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "release is heard", func() error {
+	testutil.WaitFor(t, 20*time.Second, "release is heard", func() error {
 		if hs := nodes[0].Lease().Holders(group); len(hs) != 0 {
 			return fmt.Errorf("holders: %+v", hs)
 		}
@@ -248,7 +244,7 @@ func TestLeaseRemoteExpiryCappedAtTTL(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	nodes := startPool(t, 2, newKey(t), func(_ int, c *Config) { c.Clock = clock })
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
 	const group = "site-a/reboot"
 	const ttl = 10 * time.Minute
 	ctx := t.Context()
@@ -256,7 +252,7 @@ func TestLeaseRemoteExpiryCappedAtTTL(t *testing.T) {
 	if err := liar.leaseAnnounce(group, leaseHeld, clock.Now().Add(100*365*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "hold is visible", func() error {
+	testutil.WaitFor(t, 10*time.Second, "hold is visible", func() error {
 		if len(other.Lease().Holders(group)) != 1 {
 			return errNotYet
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // barrier makes node from announce a fresh ring and waits until every
@@ -16,7 +18,7 @@ func barrier(t *testing.T, from *node, observers []*node, ring string) {
 	if err := from.SetLocal(State{Ring: ring}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "barrier "+ring, func() error {
+	testutil.WaitFor(t, 20*time.Second, "barrier "+ring, func() error {
 		for _, o := range observers {
 			if err := sees(o.Gossip, from.NodeID(), func(m Member) bool { return m.State.Ring == ring }); err != nil {
 				return err
@@ -30,7 +32,7 @@ func TestOutsidersCannotJoinOrInject(t *testing.T) {
 	t.Parallel()
 	key := newKey(t)
 	pool := startPool(t, 2, key, nil)
-	waitFor(t, 20*time.Second, "pool converges", allAlive(pool, 2))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(pool, 2))
 	seed := pool[0].LocalAddr()
 
 	for _, tc := range []struct {
@@ -43,7 +45,7 @@ func TestOutsidersCannotJoinOrInject(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, 9, key)
 			tc.tweak(&cfg)
-			out, err := New(cfg, testLogger(t))
+			out, err := New(cfg, testutil.Logger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +90,7 @@ func TestLyingMemberOnlyChangesItself(t *testing.T) {
 	if err := honest.SetLocal(State{Ring: "pilot", PolicyVersion: 5}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "honest state heard", func() error {
+	testutil.WaitFor(t, 20*time.Second, "honest state heard", func() error {
 		return sees(observer.Gossip, honest.NodeID(), func(m Member) bool { return m.State.Ring == "pilot" })
 	})
 	before, _ := observer.Member(honest.NodeID())
@@ -114,12 +116,12 @@ func TestLyingMemberOnlyChangesItself(t *testing.T) {
 	if err := honest.SetLocal(State{Ring: "pilot", PolicyVersion: 6}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "honest update heard", func() error {
+	testutil.WaitFor(t, 20*time.Second, "honest update heard", func() error {
 		return sees(observer.Gossip, honest.NodeID(), func(m Member) bool { return m.State.PolicyVersion == 6 })
 	})
 	liar.stateQ.QueueBroadcast(&broadcast{name: "replay", msg: old})
 
-	waitFor(t, 20*time.Second, "forgery rejected and lie visible", func() error {
+	testutil.WaitFor(t, 20*time.Second, "forgery rejected and lie visible", func() error {
 		if observer.Stats().BadSignature == 0 {
 			return fmt.Errorf("forged message not seen yet: %+v", observer.Stats())
 		}
@@ -142,7 +144,7 @@ func TestKeyRotationKeepsPoolTogether(t *testing.T) {
 	t.Parallel()
 	oldKey, newKey := newKey(t), newKey(t)
 	nodes := startPool(t, 3, oldKey, nil)
-	waitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
 	step := func(name string, f func(*node) error, want KeyringInfo) {
 		t.Helper()
 		for _, n := range nodes {
@@ -150,7 +152,7 @@ func TestKeyRotationKeepsPoolTogether(t *testing.T) {
 				t.Fatalf("%s on %s: %v", name, n.NodeID(), err)
 			}
 		}
-		waitFor(t, 20*time.Second, name+" seen fleet-wide", func() error {
+		testutil.WaitFor(t, 20*time.Second, name+" seen fleet-wide", func() error {
 			if err := allAlive(nodes, 3)(); err != nil {
 				return err
 			}
@@ -183,7 +185,7 @@ func TestKeyRotationKeepsPoolTogether(t *testing.T) {
 	// key cannot.
 	barrier(t, nodes[2], nodes[:2], "after-rotation")
 	joiner := startNode(t, testConfig(t, 5, newKey, nodes[0].LocalAddr()))
-	waitFor(t, 20*time.Second, "new-key node joins", allAlive(append(slices.Clone(nodes), joiner), 4))
+	testutil.WaitFor(t, 20*time.Second, "new-key node joins", allAlive(append(slices.Clone(nodes), joiner), 4))
 	stale, err := New(testConfig(t, 6, oldKey), nil)
 	if err != nil {
 		t.Fatal(err)

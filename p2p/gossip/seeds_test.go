@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // TestAddSeedsJoinsAndMergesPools: nodes without configured seeds join
@@ -21,13 +23,13 @@ func TestAddSeedsJoinsAndMergesPools(t *testing.T) {
 
 	a.AddSeeds(b.LocalAddr())
 	d.AddSeeds(c.LocalAddr())
-	waitFor(t, 10*time.Second, "two pools of two", allAlive(nodes, 2))
+	testutil.WaitFor(t, 10*time.Second, "two pools of two", allAlive(nodes, 2))
 
 	// a is not alone, yet it contacts a candidate that is not a member.
 	a.AddSeeds(c.LocalAddr(), outsider.LocalAddr())
-	waitFor(t, 15*time.Second, "one pool of four", allAlive(nodes, 4))
+	testutil.WaitFor(t, 15*time.Second, "one pool of four", allAlive(nodes, 4))
 
-	waitFor(t, 10*time.Second, "a backs off from the outsider", func() error {
+	testutil.WaitFor(t, 10*time.Second, "a backs off from the outsider", func() error {
 		a.seedMu.Lock()
 		defer a.seedMu.Unlock()
 		s := a.discovered[outsider.LocalAddr()]

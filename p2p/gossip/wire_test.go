@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // newIdle returns a Gossip that is not running (its listeners are).
 func newIdle(t testing.TB) *Gossip {
 	t.Helper()
-	g, err := New(testConfig(t, 0, newKey(t)), testLogger(t))
+	g, err := New(testConfig(t, 0, newKey(t)), testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

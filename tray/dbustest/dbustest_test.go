@@ -2,11 +2,14 @@ package dbustest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -57,16 +60,12 @@ func TestWatcherRecordsItems(t *testing.T) {
 	}
 	// The application leaves the bus: its items go.
 	app.Close()
-	for {
-		if items := w.Items(); len(items) == 1 && items[0].Service == "org.example.App" {
-			break
+	testutil.WaitFor(t, 20*time.Second, "the application's items go when it leaves the bus", func() error {
+		if items := w.Items(); len(items) != 1 || items[0].Service != "org.example.App" {
+			return fmt.Errorf("items %v", items)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("items after the application left: %v", w.Items())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 func TestNotificationServer(t *testing.T) {
