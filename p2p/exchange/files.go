@@ -218,6 +218,9 @@ func (fs *fileServer) handleStream(s network.Stream) {
 	n.handlers.Add(1)
 	n.mu.Unlock()
 	defer n.handlers.Done()
+	if !n.admit(p, s, n.fileStats) {
+		return
+	}
 	ctx, cancel := context.WithCancel(n.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })

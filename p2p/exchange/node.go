@@ -62,6 +62,9 @@ type Config struct {
 	// reads. Default 64 KiB/s; lowered to a share of UploadRate when that
 	// cap is tighter.
 	MinUploadRate int64
+	// PeerLimits bound the sessions and requests of each peer (see
+	// PeerLimits for the defaults).
+	PeerLimits PeerLimits
 	// Timing tunes the downloader.
 	Timing Timing
 	// Logger receives the node's log; nil logs nothing.
@@ -82,6 +85,7 @@ type Node struct {
 	cancel context.CancelFunc
 
 	fileStats *serverCounters
+	adm       *admission
 
 	mu       sync.Mutex
 	closed   bool
@@ -146,7 +150,7 @@ func New(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		h: h, gater: gater, log: log, ctx: ctx, cancel: cancel,
-		up: NewLimiter(cfg.UploadRate),
+		up: NewLimiter(cfg.UploadRate), adm: newAdmission(cfg.PeerLimits, time.Now),
 	}
 	sb := newScoreboard(time.Now)
 	manifests := newManifestCache(manifestCacheBytes)
@@ -154,7 +158,7 @@ func New(cfg Config) (*Node, error) {
 	n.srv = &server{
 		store: cfg.Store, up: n.up, slots: newSlotPool(cfg.UploadSlots), slotWait: cfg.SlotWait,
 		minRate: cfg.MinUploadRate, seeding: seeding, stats: &serverCounters{},
-		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
+		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log, adm: n.adm,
 	}
 	n.fileStats = &serverCounters{}
 	n.f = &fetcher{
@@ -248,12 +252,33 @@ func (n *Node) handleStream(s network.Stream) {
 	n.handlers.Add(1)
 	n.mu.Unlock()
 	defer n.handlers.Done()
+	if !n.admit(p, s, n.srv.stats) {
+		return
+	}
 	if err := n.srv.serveConn(n.ctx, p, s, s.Protocol() == ProtocolIDv1); err != nil {
 		n.log.Debug("exchange: session ended", "peer", p, "err", err)
 		_ = s.Reset()
 		return
 	}
 	_ = s.Close()
+}
+
+// admit admits a new session of p (PeerLimits) and counts the outcome in
+// stats; a refused session's stream is reset unread.
+func (n *Node) admit(p peer.ID, s network.Stream, stats *serverCounters) bool {
+	throttled, err := n.adm.session(n.ctx, p)
+	if throttled {
+		stats.throttledSessions.Add(1)
+	}
+	if err != nil {
+		if errors.Is(err, errRate) {
+			stats.rate.Add(1)
+			n.log.Debug("exchange: session refused", "peer", p, "err", err)
+		}
+		_ = s.Reset()
+		return false
+	}
+	return true
 }
 
 // Run blocks until ctx is done, then closes the node.
