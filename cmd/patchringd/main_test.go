@@ -49,7 +49,7 @@ type daemonProc struct {
 	sock   string
 }
 
-func startDaemon(t *testing.T, stateDir string, extra ...string) *daemonProc {
+func startDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
 	t.Helper()
 	p := spawnDaemon(t, stateDir, extra...)
 	return p
@@ -96,7 +96,7 @@ func spawnDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
 
 // waitReady polls the socket until the daemon answers, and fails at once
 // if it exits first.
-func (p *daemonProc) waitReady(t *testing.T) {
+func (p *daemonProc) waitReady(t testing.TB) {
 	t.Helper()
 	c := &client.Client{Socket: p.sock}
 	testutil.WaitFor(t, 20*time.Second, "daemon ready", func() error {

@@ -39,7 +39,8 @@ type PeerLimits struct {
 	RequestBurst int
 }
 
-func (l PeerLimits) withDefaults() PeerLimits {
+// WithDefaults returns l with every unset limit at its default.
+func (l PeerLimits) WithDefaults() PeerLimits {
 	if l.SessionRate <= 0 {
 		l.SessionRate = 100
 	}
@@ -82,7 +83,7 @@ type peerAdmission struct {
 }
 
 func newAdmission(lim PeerLimits, now func() time.Time) *admission {
-	return &admission{lim: lim.withDefaults(), now: now, peers: map[peer.ID]*peerAdmission{}}
+	return &admission{lim: lim.WithDefaults(), now: now, peers: map[peer.ID]*peerAdmission{}}
 }
 
 // pruneAfter is how many peers the table holds before idle ones are

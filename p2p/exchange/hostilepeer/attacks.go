@@ -346,3 +346,48 @@ func (m *Member) Stall(ctx context.Context, t Target, n int) (int, error) {
 	}
 	return int(cut.Load()), ctx.Err()
 }
+
+// Burst opens n /patchring/blob/2 sessions at once, each asking one have
+// request, and returns how many the victim refused (reset before any
+// answer): a peer that opens more sessions than its rate and waiting room
+// allow gets the rest refused for "rate".
+func (m *Member) Burst(ctx context.Context, t Target, n int) (refused int, err error) {
+	if err := m.Node.Host().Connect(ctx, t.Peer); err != nil {
+		return 0, fmt.Errorf("connect to victim: %w", err)
+	}
+	var (
+		count    atomic.Int64
+		wg       sync.WaitGroup
+		firstErr atomic.Pointer[error]
+	)
+	req := frame(tHave, t.Hash[:], u32(256<<10))
+	for range n {
+		wg.Go(func() {
+			s, err := m.Node.Host().NewStream(ctx, t.Peer.ID, blob2)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			defer s.Reset()
+			_ = s.SetDeadline(time.Now().Add(answerWait))
+			if _, err := s.Write(req); err != nil {
+				count.Add(1)
+				return
+			}
+			var hdr [5]byte
+			_, err = io.ReadFull(s, hdr[:])
+			var ne interface{ Timeout() bool }
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				firstErr.CompareAndSwap(nil, &err)
+			case err != nil:
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return int(count.Load()), *p
+	}
+	return int(count.Load()), ctx.Err()
+}
