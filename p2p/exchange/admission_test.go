@@ -1,15 +1,21 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -160,4 +166,92 @@ func TestManifestRehashCap(t *testing.T) {
 	if computed != maxRehash {
 		t.Errorf("after the window: %d hashes, want %d", computed, maxRehash)
 	}
+}
+
+// TestFloodingPeerWaitsHonestPeerDoesNot: over real hosts, a member that
+// opens sessions faster than its rate has them held (then refused once
+// its waiting room is full, counted as refused for rate), while an
+// honest member's download from the same node, started during the flood,
+// has none of its sessions throttled and completes.
+func TestFloodingPeerWaitsHonestPeerDoesNot(t *testing.T) {
+	// One token every 5 s after a burst of 4: the flood's waiting sessions
+	// wait 5, 10 and 15 s, long enough to watch them.
+	victim := newTestNode(t, Config{PeerLimits: PeerLimits{SessionRate: 0.2, SessionBurst: 4, SessionWait: 30 * time.Second, MaxWaiting: 3}})
+	flood := newTestNode(t, Config{})
+	honest := newTestNode(t, Config{})
+	mesh(victim, flood, honest)
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	h := seedWith(t, victim, data)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := flood.h.Connect(ctx, victim.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	// The flood: 10 sessions at once, each with a have request.
+	req := frame(&HaveRequest{Hash: h, PieceSize: DefaultPieceSize(int64(len(data)))})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var streams []network.Stream
+	defer func() {
+		// Reset the flood's streams (the victim's waiting sessions end
+		// when it closes) and wait for its goroutines.
+		mu.Lock()
+		for _, s := range streams {
+			_ = s.Reset()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	for range 10 {
+		wg.Go(func() {
+			s, err := flood.h.NewStream(ctx, victim.ID(), protocol.ID(ProtocolID))
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			streams = append(streams, s)
+			mu.Unlock()
+			defer s.Reset()
+			if _, err := s.Write(req); err != nil {
+				return
+			}
+			var one [1]byte
+			_, _ = s.Read(one[:])
+		})
+	}
+	testutil.WaitFor(t, 20*time.Second, "the flooder fills its waiting room and is refused", func() error {
+		st := victim.ServerStats().Blob
+		victim.adm.mu.Lock()
+		defer victim.adm.mu.Unlock()
+		pa := victim.adm.peers[flood.ID()]
+		if pa == nil || pa.waiting != 3 || st.RefusedRate != 3 {
+			return fmt.Errorf("refused for rate %d, flood sessions waiting %v", st.RefusedRate, pa)
+		}
+		return nil
+	})
+	before := victim.ServerStats().Blob
+	if err := honest.Fetch(ctx, h, int64(len(data)), infos(victim), FetchOptions{}); err != nil {
+		t.Fatalf("honest fetch during the flood: %v", err)
+	}
+	after := victim.ServerStats().Blob
+	if after.ThrottledSessions != before.ThrottledSessions {
+		t.Errorf("the honest member's sessions were throttled (%d -> %d)", before.ThrottledSessions, after.ThrottledSessions)
+	}
+	victim.adm.mu.Lock()
+	waiting := victim.adm.peers[flood.ID()].waiting
+	victim.adm.mu.Unlock()
+	t.Logf("flood sessions still waiting after the honest fetch: %d of 3", waiting)
+	if after.RefusedRate != 3 {
+		t.Errorf("refused for rate: %d, want 3 (10 sessions, burst 4, waiting room 3)", after.RefusedRate)
+	}
+}
+
+func frame(m Message) []byte {
+	var b bytes.Buffer
+	if err := WriteFrame(&b, m); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
 }
