@@ -290,11 +290,16 @@ func runHostile(t testing.TB) hostileRun {
 	})
 	sampling := make(chan struct{})
 	var sampler sync.WaitGroup
+	var peak atomic.Int64
 	sampler.Go(func() {
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			r.peak = max(r.peak, victimRSS(t, pid))
+			// Not victimRSS: a goroutine must not fail the test (and the
+			// victim is gone once a failed test cleaned up).
+			if rss, err := readRSS(pid); err == nil {
+				peak.Store(max(peak.Load(), rss))
+			}
 			select {
 			case <-sampling:
 				return
@@ -302,6 +307,8 @@ func runHostile(t testing.TB) hostileRun {
 			}
 		}
 	})
+	stopSampling := sync.OnceFunc(func() { close(sampling); sampler.Wait() })
+	defer stopSampling() // also when the test fails on the way
 	<-running
 	for range 3 {
 		rate := fetch(blobs[1])
@@ -326,10 +333,9 @@ func runHostile(t testing.TB) hostileRun {
 	if r.burstOpened, r.burstRefused, err = hostile.Burst(ctx, tgt, hostileBurst); err != nil {
 		t.Fatalf("burst: %v", err)
 	}
-	close(sampling)
-	sampler.Wait()
+	stopSampling()
 	m1 := scrapeMetrics(t, metricsAddr)
-	r.peak = max(r.peak, victimRSS(t, pid))
+	r.peak = max(peak.Load(), victimRSS(t, pid))
 
 	if _, err := c.Status(context.Background()); err != nil {
 		t.Fatalf("the victim does not answer after the attack: %v", err)
@@ -348,21 +354,29 @@ func runHostile(t testing.TB) hostileRun {
 // victimRSS reads VmRSS of pid in bytes.
 func victimRSS(t testing.TB, pid int) int64 {
 	t.Helper()
+	rss, err := readRSS(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rss
+}
+
+// readRSS reads VmRSS of pid in bytes.
+func readRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		t.Fatalf("read the victim's status: %v", err)
+		return 0, fmt.Errorf("read the victim's status: %w", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
-				t.Fatalf("VmRSS %q: %v", line, err)
+				return 0, fmt.Errorf("VmRSS %q: %w", line, err)
 			}
-			return kb << 10
+			return kb << 10, nil
 		}
 	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 // metricLines are the samples of one scrape.
