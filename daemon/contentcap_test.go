@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/diskspace"
@@ -46,6 +50,36 @@ func TestContentStoreIsCapped(t *testing.T) {
 			if _, _, got := d.content.Usage(); got != tc.want {
 				t.Errorf("content store cap %d, want %d (file system of %d bytes)", got, tc.want, u.Total)
 			}
+			// patchring status shows the cap and where it comes from.
+			var found bool
+			for _, sub := range d.Status(context.Background(), apicall.Caller{UID: 0, Known: true, Admin: true}).Subsystems {
+				if sub.Name != "content" {
+					continue
+				}
+				found = true
+				if sub.Details["max_bytes"] != strconv.FormatInt(tc.want, 10) || sub.Details["max_size"] != tc.setting ||
+					!strings.Contains(sub.Summary, "content.max_size") {
+					t.Errorf("status of the content store: %+v", sub)
+				}
+			}
+			if !found {
+				t.Error("patchring status has no content line")
+			}
 		})
+	}
+}
+
+func TestContentStatusSummary(t *testing.T) {
+	for _, tc := range []struct {
+		used, reserved, limit int64
+		setting, want         string
+	}{
+		{3 << 30, 512 << 20, 10 << 30, "", "3.0 GiB used, 512.0 MiB reserved of 10.0 GiB (content.max_size unset: default share of the file system)"},
+		{100, 0, 2 << 30, "2GiB", "100 B used, 0 B reserved of 2.0 GiB (content.max_size: 2GiB)"},
+		{0, 0, 0, "unlimited", "0 B used, 0 B reserved, no cap (content.max_size: unlimited)"},
+	} {
+		if got := contentStatus(tc.used, tc.reserved, tc.limit, tc.setting).Summary; got != tc.want {
+			t.Errorf("contentStatus(%d, %d, %d, %q) = %q, want %q", tc.used, tc.reserved, tc.limit, tc.setting, got, tc.want)
+		}
 	}
 }

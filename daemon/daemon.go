@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -529,8 +530,48 @@ func (d *Daemon) Status(ctx context.Context, c apicall.Caller) apitypes.Status {
 		Name: "state", State: "ok",
 		Summary: fmt.Sprintf("bbolt %s, schema %d", d.db.Path(), schema),
 	})
+	if d.content != nil {
+		used, reserved, limit := d.content.Usage()
+		st.Subsystems = append(st.Subsystems, contentStatus(used, reserved, limit, d.cfg.Content.MaxSize))
+	}
 	for _, rep := range d.reporters {
 		st.Subsystems = append(st.Subsystems, rep.Status())
 	}
 	return st
+}
+
+// contentStatus is the status line of the content store: what it holds
+// and reserves against its cap, and where the cap comes from
+// (content.max_size, or the default share of the file system).
+func contentStatus(used, reserved, limit int64, setting string) apitypes.SubsystemStatus {
+	from := "content.max_size: " + setting
+	if setting == "" {
+		from = "content.max_size unset: default share of the file system"
+	}
+	capText := ", no cap"
+	if limit > 0 {
+		capText = " of " + humanBytes(limit)
+	}
+	return apitypes.SubsystemStatus{
+		Name: "content", State: "ok",
+		Summary: fmt.Sprintf("%s used, %s reserved%s (%s)", humanBytes(used), humanBytes(reserved), capText, from),
+		Details: map[string]string{
+			"used_bytes": strconv.FormatInt(used, 10), "reserved_bytes": strconv.FormatInt(reserved, 10),
+			"max_bytes": strconv.FormatInt(limit, 10), "max_size": setting,
+		},
+	}
+}
+
+// humanBytes writes n in binary units, e.g. "1.5 GiB".
+func humanBytes(n int64) string {
+	const unit = 1 << 10
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,20 +10,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/policy"
 )
 
 // explanation is the -o json output of `patchring policy explain`.
 type explanation struct {
-	Ring      string             `json:"ring"`
-	Why       string             `json:"why"`
-	At        time.Time          `json:"at"`
-	Windows   []explainedWindow  `json:"next_windows,omitempty"`
-	Reboot    policy.RebootRules `json:"reboot"`
-	Decisions []policy.Decision  `json:"decisions"`
-	Rollbacks []policy.Decision  `json:"rollbacks,omitempty"`
-	Facts     policy.NodeFacts   `json:"facts"`
-	Policy    string             `json:"policy"`
+	Ring    string             `json:"ring"`
+	Why     string             `json:"why"`
+	At      time.Time          `json:"at"`
+	Windows []explainedWindow  `json:"next_windows,omitempty"`
+	Gates   []policy.Gate      `json:"gates,omitempty"`
+	Reboot  policy.RebootRules `json:"reboot"`
+	// Transactions is what an install transaction may do besides
+	// upgrading and adding packages (the whole fleet's rule).
+	Transactions policy.Transactions `json:"transactions"`
+	Decisions    []policy.Decision   `json:"decisions"`
+	Rollbacks    []policy.Decision   `json:"rollbacks,omitempty"`
+	Facts        policy.NodeFacts    `json:"facts"`
+	Policy       string              `json:"policy"`
 }
 
 type explainedWindow struct {
@@ -104,6 +109,12 @@ func newPolicyExplainCmd(a *app) *cobra.Command {
 				t = end.Add(time.Second)
 			}
 			ex.Reboot = p.RebootRules(f)
+			ex.Transactions = p.Transactions
+			for _, r := range p.Rings {
+				if r.Name == ex.Ring {
+					ex.Gates = r.Gates
+				}
+			}
 			ex.Decisions = policy.Evaluate(p, f, updates, policy.FleetStats{}, now)
 			ex.Rollbacks = policy.Rollbacks(p, f, now)
 			if a.jsonOutput() {
@@ -122,6 +133,17 @@ func newPolicyExplainCmd(a *app) *cobra.Command {
 			}
 			r := ex.Reboot
 			fmt.Fprintf(tw, "Reboot:\tdeferrals %v (at most %d), refuse %v, deadline %s, grace %s\n", r.DeferChoices, r.MaxDeferrals, r.AllowRefuse, r.Deadline, r.Grace)
+			fmt.Fprintf(tw, "Restart now:\t%s\n", userRestartText(r.UserRestart))
+			var gates []apitypes.GatePolicy
+			for _, g := range ex.Gates {
+				gp := apitypes.GatePolicy{Ring: g.Ring, MinSuccess: g.MinSuccess, MinNodes: g.MinNodes, TooFewReports: g.TooFewReports}
+				if g.OpenAfter != 0 {
+					gp.OpenAfter = g.OpenAfter.String()
+				}
+				gates = append(gates, gp)
+			}
+			printGates(tw, gates)
+			printTransactions(tw, ex.Transactions.AllowRemove, ex.Transactions.WithoutRollback)
 			tw.Flush()
 			if len(updates) > 0 {
 				fmt.Fprintln(a.Out)

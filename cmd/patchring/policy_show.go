@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 )
 
@@ -15,7 +17,7 @@ func newPolicyShowCmd(a *app) *cobra.Command {
 	var refresh bool
 	cmd := &cobra.Command{
 		Use:   "show",
-		Short: "Show the signed policy as it applies to this node: ring and why, windows, deferral, reboot rules, version, expiry",
+		Short: "Show the signed policy as it applies to this node: ring and why, gates, windows, deferral, reboot rules and who may restart, transactions, version, expiry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := a.client()
@@ -32,43 +34,92 @@ func newPolicyShowCmd(a *app) *cobra.Command {
 			if a.jsonOutput() {
 				return a.printJSON(p)
 			}
-			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			defer tw.Flush()
-			if p.Version == "" {
-				fmt.Fprintln(tw, "No verified policy yet.")
-				if p.LastError != "" {
-					fmt.Fprintf(tw, "Last error:\t%s\n", p.LastError)
-				}
-				return nil
-			}
-			state := "in force"
-			if p.Expired {
-				state = "EXPIRED: installing nothing new"
-			}
-			fmt.Fprintf(tw, "Policy:\t%s %q (%s)\n", p.Version, p.Name, state)
-			fmt.Fprintf(tw, "Expires:\t%s (metadata %s)\n", p.Expires.Format(time.RFC3339), p.MetadataExpires.Format(time.RFC3339))
-			fmt.Fprintf(tw, "Verified:\t%s from %s\n", p.Verified.Format(time.RFC3339), orDash(p.Source))
-			if p.LastError != "" {
-				fmt.Fprintf(tw, "Last refresh:\tfailed: %s (keeping the last good policy)\n", p.LastError)
-			}
-			fmt.Fprintf(tw, "Ring:\t%s (%s)\n", p.Ring, p.RingWhy)
-			fmt.Fprintf(tw, "Deferral:\t%s after an update is first seen\n", orDash(p.Defer))
-			if len(p.NextWindows) == 0 {
-				fmt.Fprintln(tw, "Windows:\tnone: installs whenever due")
-			}
-			for i, w := range p.NextWindows {
-				label := ""
-				if i == 0 {
-					label = "Next windows:"
-				}
-				fmt.Fprintf(tw, "%s\t%s %s - %s\n", label, w.Name, w.Start.Format("Mon 2006-01-02 15:04 MST"), w.End.Format("15:04 MST"))
-			}
-			r := p.Reboot
-			fmt.Fprintf(tw, "Reboot:\tnotify %s ahead; deferrals %s (at most %d); refuse %v; deadline %s, grace %s\n",
-				orDash(r.NotifyAhead), orDash(strings.Join(r.DeferChoices, ", ")), r.MaxDeferrals, map[bool]string{true: "allowed", false: "not allowed"}[r.AllowRefuse], orDash(r.Deadline), orDash(r.Grace))
+			printEffectivePolicy(a.Out, p)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "verify the fleet's repository first (admin)")
 	return cmd
+}
+
+// printEffectivePolicy writes what `patchring policy show` shows.
+func printEffectivePolicy(w io.Writer, p apitypes.EffectivePolicy) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if p.Version == "" {
+		fmt.Fprintln(tw, "No verified policy yet.")
+		if p.LastError != "" {
+			fmt.Fprintf(tw, "Last error:\t%s\n", p.LastError)
+		}
+		return
+	}
+	state := "in force"
+	if p.Expired {
+		state = "EXPIRED: installing nothing new"
+	}
+	fmt.Fprintf(tw, "Policy:\t%s %q (%s)\n", p.Version, p.Name, state)
+	fmt.Fprintf(tw, "Expires:\t%s (metadata %s)\n", p.Expires.Format(time.RFC3339), p.MetadataExpires.Format(time.RFC3339))
+	fmt.Fprintf(tw, "Verified:\t%s from %s\n", p.Verified.Format(time.RFC3339), orDash(p.Source))
+	if p.LastError != "" {
+		fmt.Fprintf(tw, "Last refresh:\tfailed: %s (keeping the last good policy)\n", p.LastError)
+	}
+	fmt.Fprintf(tw, "Ring:\t%s (%s)\n", p.Ring, p.RingWhy)
+	fmt.Fprintf(tw, "Deferral:\t%s after an update is first seen\n", orDash(p.Defer))
+	printGates(tw, p.Gates)
+	if len(p.NextWindows) == 0 {
+		fmt.Fprintln(tw, "Windows:\tnone: installs whenever due")
+	}
+	for i, w := range p.NextWindows {
+		label := ""
+		if i == 0 {
+			label = "Next windows:"
+		}
+		fmt.Fprintf(tw, "%s\t%s %s - %s\n", label, w.Name, w.Start.Format("Mon 2006-01-02 15:04 MST"), w.End.Format("15:04 MST"))
+	}
+	r := p.Reboot
+	fmt.Fprintf(tw, "Reboot:\tnotify %s ahead; deferrals %s (at most %d); refuse %v; deadline %s, grace %s\n",
+		orDash(r.NotifyAhead), orDash(strings.Join(r.DeferChoices, ", ")), r.MaxDeferrals, map[bool]string{true: "allowed", false: "not allowed"}[r.AllowRefuse], orDash(r.Deadline), orDash(r.Grace))
+	fmt.Fprintf(tw, "Restart now:\t%s\n", userRestartText(r.UserRestart))
+	printTransactions(tw, p.Transactions.AllowRemove, p.Transactions.WithoutRollback)
+}
+
+// printGates writes one line per gate of the node's ring (or "none").
+func printGates(w io.Writer, gates []apitypes.GatePolicy) {
+	if len(gates) == 0 {
+		fmt.Fprintln(w, "Gates:\tnone")
+	}
+	for i, g := range gates {
+		label := ""
+		if i == 0 {
+			label = "Gates:"
+		}
+		tooFew := "wait for them"
+		if g.TooFewReports == "open" {
+			tooFew = "open " + orDash(g.OpenAfter) + " after the update is first seen"
+		}
+		fmt.Fprintf(w, "%s\twait for ring %s: %g%% success over at least %d reports; with fewer reports: %s\n",
+			label, g.Ring, g.MinSuccess, g.MinNodes, tooFew)
+	}
+}
+
+// userRestartText says who may restart on demand for reboot.user_restart.
+func userRestartText(v string) string {
+	switch v {
+	case "none":
+		return "root and the admin group only (user_restart: none)"
+	case "", "session":
+		return "root, the admin group and the user of an active local session (user_restart: session)"
+	}
+	return v
+}
+
+// printTransactions writes the transactions block of the policy.
+func printTransactions(w io.Writer, allowRemove, withoutRollback []string) {
+	list := func(globs []string) string {
+		if len(globs) == 0 {
+			return "none"
+		}
+		return strings.Join(globs, ", ")
+	}
+	fmt.Fprintf(w, "Transactions:\tmay remove %s; may change without a rollback payload %s\n", list(allowRemove), list(withoutRollback))
 }

@@ -19,14 +19,14 @@ import (
 	"github.com/patchring/patchring/p2p/gossip"
 )
 
-func newKey(t *testing.T) (string, []byte) {
+func newKey(t testing.TB) (string, []byte) {
 	t.Helper()
 	k := make([]byte, 32)
 	rand.Read(k)
 	return base64.StdEncoding.EncodeToString(k), k
 }
 
-func freeGossipAddr(t *testing.T) string {
+func freeGossipAddr(t testing.TB) string {
 	t.Helper()
 	for i := 0; i < 20; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -49,7 +49,7 @@ type daemonProc struct {
 	sock   string
 }
 
-func startDaemon(t *testing.T, stateDir string, extra ...string) *daemonProc {
+func startDaemon(t testing.TB, stateDir string, extra ...string) *daemonProc {
 	t.Helper()
 	p := spawnDaemon(t, stateDir, extra...)
 	return p

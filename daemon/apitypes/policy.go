@@ -18,7 +18,32 @@ type EffectivePolicy struct {
 	RingWhy          string       `json:"ring_why,omitempty"`
 	Defer            string       `json:"defer,omitempty"`
 	NextWindows      []WindowTime `json:"next_windows,omitempty"`
-	Reboot           RebootPolicy `json:"reboot"`
+	// Gates hold this node's ring until other rings did well with an
+	// update.
+	Gates        []GatePolicy       `json:"gates,omitempty"`
+	Reboot       RebootPolicy       `json:"reboot"`
+	Transactions TransactionsPolicy `json:"transactions"`
+}
+
+// GatePolicy is one gate of this node's ring: Ring must show MinSuccess
+// percent success over at least MinNodes reports; with fewer reports the
+// gate waits (TooFewReports "wait") or opens OpenAfter past the update's
+// first sighting ("open").
+type GatePolicy struct {
+	Ring          string  `json:"ring"`
+	MinSuccess    float64 `json:"min_success"`
+	MinNodes      int     `json:"min_nodes"`
+	TooFewReports string  `json:"too_few_reports"`
+	OpenAfter     string  `json:"open_after,omitempty"`
+}
+
+// TransactionsPolicy says what an install transaction may do besides
+// upgrading and adding packages: remove packages matching AllowRemove,
+// change packages matching WithoutRollback without a payload to roll back
+// to.
+type TransactionsPolicy struct {
+	AllowRemove     []string `json:"allow_remove,omitempty"`
+	WithoutRollback []string `json:"without_rollback,omitempty"`
 }
 
 // WindowTime is one upcoming maintenance window.
@@ -36,6 +61,9 @@ type RebootPolicy struct {
 	AllowRefuse  bool     `json:"allow_refuse"`
 	Deadline     string   `json:"deadline,omitempty"`
 	Grace        string   `json:"grace,omitempty"`
+	// UserRestart is who besides root and the admin group may restart on
+	// demand: "session" (the user of an active local session) or "none".
+	UserRestart string `json:"user_restart,omitempty"`
 }
 
 // BundleImportRequest asks the agent to import an offline bundle (admin).

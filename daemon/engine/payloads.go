@@ -9,9 +9,9 @@ import (
 	"net/url"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/patchring/patchring/internal/minrate"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/policy/trust"
 )
@@ -116,7 +116,7 @@ func (p *payloads) open(ctx context.Context, uri string, offset int64) (io.ReadC
 		return f, nil
 	case "http", "https":
 		g := p.guard(ctx, uri)
-		req, err := http.NewRequestWithContext(g.ctx, http.MethodGet, uri, nil)
+		req, err := http.NewRequestWithContext(g.Context(), http.MethodGet, uri, nil)
 		if err != nil {
 			g.Close()
 			return nil, err
@@ -160,65 +160,32 @@ func (p *payloads) Keep(sha, reason string, until time.Time) error {
 	return p.store.Pin(h, reason, until)
 }
 
-// rateGuard is an origin download under the minimum-rate watchdog: the
-// request's context is cancelled with ErrSlowOrigin when fewer than
-// MinRate*RateWindow bytes arrived in a window (waiting for the response
-// headers counts too).
+// rateGuard is an origin download under the minimum-rate watchdog
+// (internal/minrate): the request's context is cancelled with
+// ErrSlowOrigin when fewer than MinRate*RateWindow bytes arrived in a
+// window (waiting for the response headers counts too).
 type rateGuard struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	uri    string
-	rc     io.ReadCloser // nil until the response arrived
-	n      atomic.Int64
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	*minrate.Guard
+	uri  string
+	rc   io.ReadCloser // nil until the response arrived
+	once sync.Once
 }
 
 func (p *payloads) guard(ctx context.Context, uri string) *rateGuard {
-	gctx, cancel := context.WithCancelCause(ctx)
-	g := &rateGuard{ctx: gctx, cancel: cancel, uri: uri, stop: make(chan struct{})}
-	if p.opts.MinRate > 0 {
-		need := int64(float64(p.opts.MinRate) * p.opts.RateWindow.Seconds())
-		g.wg.Add(1)
-		go g.watch(need, p.opts.RateWindow)
-	}
-	return g
-}
-
-func (g *rateGuard) watch(need int64, window time.Duration) {
-	defer g.wg.Done()
-	t := time.NewTicker(window)
-	defer t.Stop()
-	var last int64
-	for {
-		select {
-		case <-g.stop:
-			return
-		case <-g.ctx.Done():
-			return
-		case <-t.C:
-			n := g.n.Load()
-			if n-last < need {
-				g.cancel(fmt.Errorf("%w: %d bytes in %s, need %d", ErrSlowOrigin, n-last, window, need))
-				return
-			}
-			last = n
-		}
-	}
+	return &rateGuard{Guard: minrate.Watch(ctx, p.opts.MinRate, p.opts.RateWindow, ErrSlowOrigin), uri: uri}
 }
 
 // mapErr names the watchdog as the cause of an error it provoked.
 func (g *rateGuard) mapErr(err error) error {
-	if cause := context.Cause(g.ctx); cause != nil && errors.Is(cause, ErrSlowOrigin) {
-		return fmt.Errorf("%w after %d bytes (%v)", cause, g.n.Load(), err)
+	if cause := g.Slow(); cause != nil {
+		return fmt.Errorf("%w after %d bytes (%v)", cause, g.Bytes(), err)
 	}
 	return err
 }
 
 func (g *rateGuard) Read(b []byte) (int, error) {
 	n, err := g.rc.Read(b)
-	g.n.Add(int64(n))
+	g.Add(n)
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("download %s: %w", g.uri, g.mapErr(err))
 	}
@@ -229,9 +196,7 @@ func (g *rateGuard) Read(b []byte) (int, error) {
 func (g *rateGuard) Close() error {
 	var err error
 	g.once.Do(func() {
-		close(g.stop)
-		g.wg.Wait()
-		g.cancel(nil)
+		g.Stop()
 		if g.rc != nil {
 			err = g.rc.Close()
 		}

@@ -72,11 +72,21 @@ func registerExchangeMetrics(r prometheus.Registerer, stats func() exchange.Serv
 			"peer_busy":   func(s exchange.SessionStats) int64 { return s.RefusedPeerBusy },
 			"bad_request": func(s exchange.SessionStats) int64 { return s.RefusedBadRequest },
 			"not_found":   func(s exchange.SessionStats) int64 { return s.RefusedNotFound },
+			"rate":        func(s exchange.SessionStats) int64 { return s.RefusedRate },
 			"other":       func(s exchange.SessionStats) int64 { return s.RefusedOther },
 		} {
 			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "patchring_p2p_refused_total", Help: "Exchange requests refused, by protocol and reason.",
 				ConstLabels: prometheus.Labels{"protocol": proto, "reason": reason},
+			}, func() float64 { return float64(f(get())) }))
+		}
+		for what, f := range map[string]func(exchange.SessionStats) int64{
+			"session": func(s exchange.SessionStats) int64 { return s.ThrottledSessions },
+			"request": func(s exchange.SessionStats) int64 { return s.ThrottledRequests },
+		} {
+			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "patchring_p2p_throttled_total", Help: "Exchange sessions and requests that waited for their peer's rate (a flooding peer).",
+				ConstLabels: prometheus.Labels{"protocol": proto, "kind": what},
 			}, func() float64 { return float64(f(get())) }))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -264,15 +265,34 @@ func (s *Service) Effective() apitypes.EffectivePolicy {
 	for _, r := range p.Rings {
 		if r.Name == out.Ring {
 			out.Defer = time.Duration(r.Defer).String()
+			for _, g := range r.Gates {
+				out.Gates = append(out.Gates, GatePolicy(g))
+			}
 		}
+	}
+	out.Transactions = apitypes.TransactionsPolicy{
+		AllowRemove: slices.Clone(p.Transactions.AllowRemove), WithoutRollback: slices.Clone(p.Transactions.WithoutRollback),
 	}
 	rr := p.RebootRules(f)
 	out.Reboot = apitypes.RebootPolicy{
 		NotifyAhead: rr.NotifyAhead.String(), MaxDeferrals: rr.MaxDeferrals, AllowRefuse: rr.AllowRefuse,
-		Deadline: rr.Deadline.String(), Grace: rr.Grace.String(),
+		Deadline: rr.Deadline.String(), Grace: rr.Grace.String(), UserRestart: rr.UserRestart,
 	}
 	for _, c := range rr.DeferChoices {
 		out.Reboot.DeferChoices = append(out.Reboot.DeferChoices, c.String())
+	}
+	return out
+}
+
+// GatePolicy describes a gate for the local API, with the defaults the
+// evaluation applies spelled out (too_few_reports: wait).
+func GatePolicy(g policy.Gate) apitypes.GatePolicy {
+	out := apitypes.GatePolicy{Ring: g.Ring, MinSuccess: g.MinSuccess, MinNodes: g.MinNodes, TooFewReports: g.TooFewReports}
+	if out.TooFewReports == "" {
+		out.TooFewReports = policy.TooFewReportsWait
+	}
+	if g.OpenAfter != 0 {
+		out.OpenAfter = g.OpenAfter.String()
 	}
 	return out
 }

@@ -204,7 +204,7 @@ func (n *Node) ServeFiles(files Files) {
 
 func (fs *fileServer) handleStream(s network.Stream) {
 	n := fs.n
-	p, done, ok := n.admit(s)
+	p, done, ok := n.admit(s, n.fileStats)
 	if !ok {
 		return
 	}

@@ -62,6 +62,9 @@ type Config struct {
 	// reads. Default 64 KiB/s; lowered to a share of UploadRate when that
 	// cap is tighter.
 	MinUploadRate int64
+	// PeerLimits bound the sessions and requests of each peer (see
+	// PeerLimits for the defaults).
+	PeerLimits PeerLimits
 	// Timing tunes the downloader.
 	Timing Timing
 	// Logger receives the node's log; nil logs nothing.
@@ -82,6 +85,7 @@ type Node struct {
 	cancel context.CancelFunc
 
 	fileStats *serverCounters
+	adm       *admission
 
 	mu       sync.Mutex
 	closed   bool
@@ -146,7 +150,7 @@ func New(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		h: h, gater: gater, log: log, ctx: ctx, cancel: cancel,
-		up: NewLimiter(cfg.UploadRate),
+		up: NewLimiter(cfg.UploadRate), adm: newAdmission(cfg.PeerLimits, time.Now),
 	}
 	sb := newScoreboard(time.Now)
 	manifests := newManifestCache(manifestCacheBytes)
@@ -154,7 +158,7 @@ func New(cfg Config) (*Node, error) {
 	n.srv = &server{
 		store: cfg.Store, up: n.up, slots: newSlotPool(cfg.UploadSlots), slotWait: cfg.SlotWait,
 		minRate: cfg.MinUploadRate, seeding: seeding, stats: &serverCounters{},
-		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log,
+		sb: sb, manifests: manifests, idle: cfg.IdleTimeout, log: log, adm: n.adm,
 	}
 	n.fileStats = &serverCounters{}
 	n.f = &fetcher{
@@ -234,10 +238,11 @@ func (n *Node) dial(ctx context.Context, ai peer.AddrInfo) (io.ReadWriteCloser, 
 }
 
 // admit is every stream handler's prologue: it resets a stream from a
-// peer that is not allow-listed, or that arrives after Close, and
-// otherwise counts the handler in, so Close waits for it; the caller
-// calls done when the handler returns.
-func (n *Node) admit(s network.Stream) (p peer.ID, done func(), ok bool) {
+// peer that is not allow-listed, that arrives after Close, or that its
+// peer's session rate (PeerLimits) refuses, counting the outcome in stats;
+// otherwise it counts the handler in, so Close waits for it, and the
+// caller calls done when the handler returns.
+func (n *Node) admit(s network.Stream, stats *serverCounters) (p peer.ID, done func(), ok bool) {
 	p = s.Conn().RemotePeer()
 	if !n.gater.isAllowed(p) {
 		_ = s.Reset()
@@ -251,11 +256,15 @@ func (n *Node) admit(s network.Stream) (p peer.ID, done func(), ok bool) {
 	}
 	n.handlers.Add(1)
 	n.mu.Unlock()
+	if !n.admitSession(p, s, stats) {
+		n.handlers.Done()
+		return p, nil, false
+	}
 	return p, n.handlers.Done, true
 }
 
 func (n *Node) handleStream(s network.Stream) {
-	p, done, ok := n.admit(s)
+	p, done, ok := n.admit(s, n.srv.stats)
 	if !ok {
 		return
 	}
@@ -266,6 +275,24 @@ func (n *Node) handleStream(s network.Stream) {
 		return
 	}
 	_ = s.Close()
+}
+
+// admitSession admits a new session of p (PeerLimits) and counts the
+// outcome in stats; a refused session's stream is reset unread.
+func (n *Node) admitSession(p peer.ID, s network.Stream, stats *serverCounters) bool {
+	throttled, err := n.adm.session(n.ctx, p)
+	if throttled {
+		stats.throttledSessions.Add(1)
+	}
+	if err != nil {
+		if errors.Is(err, errRate) {
+			stats.rate.Add(1)
+			n.log.Debug("exchange: session refused", "peer", p, "err", err)
+		}
+		_ = s.Reset()
+		return false
+	}
+	return true
 }
 
 // Run blocks until ctx is done, then closes the node.

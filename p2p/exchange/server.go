@@ -33,6 +33,7 @@ type server struct {
 	seeding   *seedTracker
 	sb        *scoreboard
 	manifests *manifestCache
+	adm       *admission // per-peer buckets; nil admits everything (tests)
 	idle      time.Duration
 	stats     *serverCounters
 	log       *slog.Logger
@@ -100,6 +101,20 @@ func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser,
 		if _, ok := m.(*HaveWaitRequest); ok && v1 {
 			return fmt.Errorf("serve %s: %w: have-wait request in a %s session", p, errProtocol, ProtocolIDv1)
 		}
+		if s.adm != nil {
+			// Pace the peer's requests: a flood of requests waits for its
+			// own tokens (under the idle timer) and takes nobody else's.
+			throttled, err := s.adm.request(ctx, p)
+			if throttled {
+				s.stats.throttledRequests.Add(1)
+			}
+			if err != nil {
+				if timedOut.Load() {
+					return fmt.Errorf("serve %s: %w", p, errTimeout)
+				}
+				return err
+			}
+		}
 		err = s.handle(ctx, p, bw, m, budget)
 		if err == nil {
 			err = bw.Flush()
@@ -161,6 +176,9 @@ func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, 
 			return s.refuse(w, CodeNotFound, "no manifest for %s", m.Hash)
 		case errors.Is(err, errGeometry):
 			return s.refuse(w, CodeBadRequest, "%v", err)
+		case errors.Is(err, errRehash):
+			s.stats.rate.Add(1)
+			return refuse(w, CodeBusy, "%v", err)
 		case errors.Is(err, errBusy):
 			return s.refuseBusy(w, err)
 		case ctx.Err() != nil:
@@ -395,14 +413,38 @@ func abort(c io.Closer) error {
 
 // manifestCache keeps the piece hashes of recently asked-for blobs, at
 // most maxBytes of them (32 bytes a piece; computations in progress count
-// what they will hold).
+// what they will hold). Concurrent askers of one manifest share one
+// computation, and a payload is hashed in other piece sizes than its
+// DefaultPieceSize at most maxRehash times per rehashWindow: a flood of
+// manifest requests in ever new piece sizes (every size from MinPieceSize
+// to MaxPieceSize is a valid geometry) costs a few hashes, not one each.
+// The default geometry, the one honest nodes ask for, is never refused
+// (and, once computed, cached), so the flood cannot use up the cap for
+// honest peers.
 type manifestCache struct {
 	mu       sync.Mutex
 	maxBytes int64
 	bytes    int64
 	order    []manifestKey // oldest first
 	entries  map[manifestKey]*manifestEntry
+
+	now          func() time.Time
+	maxRehash    int
+	rehashWindow time.Duration
+	hashed       map[content.Hash][]time.Time // computations started in the window
 }
+
+// Rehash cap: an honest node asks for one geometry per payload (the
+// DefaultPieceSize of its size, or the one of a download in progress), so
+// four in ten minutes leaves room for eviction and a second release.
+const (
+	maxRehash    = 4
+	rehashWindow = 10 * time.Minute
+)
+
+// errRehash refuses a manifest that would hash a payload more often than
+// the cache allows.
+var errRehash = errors.New("payload hashed too often for manifests; ask again later in the usual piece size")
 
 type manifestKey struct {
 	h         content.Hash
@@ -421,7 +463,51 @@ type manifestEntry struct {
 const manifestCacheBytes = 16 << 20
 
 func newManifestCache(maxBytes int64) *manifestCache {
-	return &manifestCache{maxBytes: maxBytes, entries: map[manifestKey]*manifestEntry{}}
+	return &manifestCache{
+		maxBytes: maxBytes, entries: map[manifestKey]*manifestEntry{},
+		now: time.Now, maxRehash: maxRehash, rehashWindow: rehashWindow, hashed: map[content.Hash][]time.Time{},
+	}
+}
+
+// rehashLocked reports whether h (size bytes) may be hashed in pieces of
+// pieceSize now, and if so counts it (unless it is the default geometry).
+func (c *manifestCache) rehashLocked(h content.Hash, size, pieceSize int64) bool {
+	if pieceSize == DefaultPieceSize(size) {
+		return true
+	}
+	now := c.now()
+	recent := c.hashed[h][:0]
+	for _, t := range c.hashed[h] {
+		if now.Sub(t) < c.rehashWindow {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= c.maxRehash {
+		c.hashed[h] = recent
+		return false
+	}
+	c.hashed[h] = append(recent, now)
+	// Forget payloads not hashed in the window, so the map stays as small
+	// as the set of recently hashed payloads.
+	if len(c.hashed) > 64 {
+		for k, ts := range c.hashed {
+			if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= c.rehashWindow {
+				delete(c.hashed, k)
+			}
+		}
+	}
+	return true
+}
+
+// refundLocked takes back the count of a computation of h in pieces of
+// pieceSize that got no upload slot, so hashed nothing.
+func (c *manifestCache) refundLocked(h content.Hash, size, pieceSize int64) {
+	if pieceSize == DefaultPieceSize(size) {
+		return
+	}
+	if ts := c.hashed[h]; len(ts) > 0 {
+		c.hashed[h] = ts[:len(ts)-1]
+	}
 }
 
 // put records verified piece hashes (from a download that just committed).
@@ -474,6 +560,10 @@ func (c *manifestCache) get(ctx context.Context, h content.Hash, size, pieceSize
 	for {
 		c.mu.Lock()
 		e, ok := c.entries[k]
+		if !ok && !c.rehashLocked(h, size, pieceSize) {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("manifest of %s in pieces of %d: %w", h, pieceSize, errRehash)
+		}
 		if !ok {
 			e = &manifestEntry{ready: make(chan struct{}), bytes: 32 * int64(content.NumPieces(size, pieceSize))}
 			c.insertLocked(k, e)
@@ -485,6 +575,11 @@ func (c *manifestCache) get(ctx context.Context, h content.Hash, size, pieceSize
 				c.mu.Lock()
 				if c.entries[k] == e {
 					c.removeLocked(k)
+				}
+				if errors.Is(e.err, errBusy) {
+					// Nothing was hashed. (A computation cut midway did
+					// hash, and counts: cancelling is no way around the cap.)
+					c.refundLocked(h, size, pieceSize)
 				}
 				c.mu.Unlock()
 			}

@@ -110,12 +110,17 @@ type SessionStats struct {
 	RefusedPeerBusy   int64 // the peer already holds a slot
 	RefusedBadRequest int64 // a range or piece geometry this node does not serve
 	RefusedNotFound   int64 // not held (or not on offer yet)
+	RefusedRate       int64 // a session over its peer's session rate, or a manifest over the payload's rehash cap
 	RefusedOther      int64
+	// Throttled counts sessions and requests that waited for their peer's
+	// tokens (PeerLimits) before they were served.
+	ThrottledSessions, ThrottledRequests int64
 }
 
 type serverCounters struct {
 	sessions, clean, malformed, timedOut, broken     atomic.Int64
 	busy, peerBusy, badRequest, notFound, otherRefus atomic.Int64
+	rate, throttledSessions, throttledRequests       atomic.Int64
 }
 
 // ended counts how a session ended.
@@ -160,6 +165,7 @@ func (c *serverCounters) snapshot() SessionStats {
 		Sessions: c.sessions.Load(), Clean: c.clean.Load(), Malformed: c.malformed.Load(),
 		TimedOut: c.timedOut.Load(), Broken: c.broken.Load(),
 		RefusedBusy: c.busy.Load(), RefusedPeerBusy: c.peerBusy.Load(), RefusedBadRequest: c.badRequest.Load(),
-		RefusedNotFound: c.notFound.Load(), RefusedOther: c.otherRefus.Load(),
+		RefusedNotFound: c.notFound.Load(), RefusedRate: c.rate.Load(), RefusedOther: c.otherRefus.Load(),
+		ThrottledSessions: c.throttledSessions.Load(), ThrottledRequests: c.throttledRequests.Load(),
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
+
+	"github.com/patchring/patchring/internal/minrate"
 )
 
 // remotePrefix is the fake base URL handed to go-tuf; the fetcher adapter
@@ -25,38 +26,25 @@ const (
 )
 
 // guardedBody wraps a source's body with the request deadline, the minimum
-// rate watchdog and the length cap. Close stops the watchdog and waits for
-// it.
+// rate watchdog (internal/minrate) and the length cap. Close stops the
+// watchdog and waits for it.
 type guardedBody struct {
 	ctx    context.Context
-	cancel func()
+	guard  *minrate.Guard
+	cancel context.CancelFunc
 	rc     io.ReadCloser
 	path   string
 	max    int64
-	n      atomic.Int64
 
-	doneOnce  sync.Once
-	done      chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup
 }
 
 // open asks src for path with a deadline of timeout, the configured minimum
 // rate and a cap of maxLength bytes. The caller must Close the body.
 func (c *Client) open(ctx context.Context, src Source, path string, maxLength int64, timeout time.Duration) (io.ReadCloser, error) {
-	slowCtx, cancelSlow := context.WithCancelCause(ctx)
-	reqCtx, cancelTimeout := context.WithTimeoutCause(slowCtx, timeout, ErrTimeout)
-	g := &guardedBody{
-		ctx:    reqCtx,
-		cancel: func() { cancelTimeout(); cancelSlow(nil) },
-		path:   path,
-		max:    maxLength,
-		done:   make(chan struct{}),
-	}
-	if c.cfg.MinRate > 0 {
-		g.wg.Add(1)
-		go g.watch(c.cfg.MinRate, c.cfg.RateWindow, cancelSlow)
-	}
+	guard := minrate.Watch(ctx, c.cfg.MinRate, c.cfg.RateWindow, ErrSlow)
+	reqCtx, cancelTimeout := context.WithTimeoutCause(guard.Context(), timeout, ErrTimeout)
+	g := &guardedBody{ctx: reqCtx, guard: guard, cancel: cancelTimeout, path: path, max: maxLength}
 	rc, err := src.Fetch(reqCtx, path, maxLength)
 	if err != nil {
 		err = g.mapErr(err)
@@ -67,39 +55,12 @@ func (c *Client) open(ctx context.Context, src Source, path string, maxLength in
 	return g, nil
 }
 
-// watch cancels the request when fewer than minRate*window bytes arrive in
-// a window.
-func (g *guardedBody) watch(minRate int64, window time.Duration, cancel context.CancelCauseFunc) {
-	defer g.wg.Done()
-	t := time.NewTicker(window)
-	defer t.Stop()
-	need := int64(float64(minRate) * window.Seconds())
-	var last int64
-	for {
-		select {
-		case <-g.done:
-			return
-		case <-g.ctx.Done():
-			return
-		case <-t.C:
-			n := g.n.Load()
-			if n-last < need {
-				cancel(ErrSlow)
-				return
-			}
-			last = n
-		}
-	}
-}
-
-func (g *guardedBody) finish() { g.doneOnce.Do(func() { close(g.done) }) }
-
 // mapErr turns an error seen after the deadline or the watchdog fired into
 // ErrTimeout or ErrSlow.
 func (g *guardedBody) mapErr(err error) error {
 	if g.ctx.Err() != nil {
 		if cause := context.Cause(g.ctx); errors.Is(cause, ErrSlow) || errors.Is(cause, ErrTimeout) {
-			return fmt.Errorf("fetch %s: %w after %d bytes: %v", g.path, cause, g.n.Load(), err)
+			return fmt.Errorf("fetch %s: %w after %d bytes: %v", g.path, cause, g.guard.Bytes(), err)
 		}
 	}
 	return err
@@ -108,7 +69,7 @@ func (g *guardedBody) mapErr(err error) error {
 // Read implements io.Reader; it fails with ErrTooLarge once more than max
 // bytes arrived.
 func (g *guardedBody) Read(p []byte) (int, error) {
-	remaining := g.max - g.n.Load()
+	remaining := g.max - g.guard.Bytes()
 	if remaining < math.MaxInt64 {
 		remaining++ // read one byte past the cap to notice an overrun
 	}
@@ -119,14 +80,13 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 		p = p[:remaining]
 	}
 	n, err := g.rc.Read(p)
-	total := g.n.Add(int64(n))
-	if total > g.max {
-		g.finish()
+	if total := g.guard.Add(n); total > g.max {
+		g.guard.Done()
 		return n - int(total-g.max), fmt.Errorf("fetch %s: %w: more than %d bytes", g.path, ErrTooLarge, g.max)
 	}
 	switch {
 	case err == io.EOF:
-		g.finish()
+		g.guard.Done()
 	case err != nil:
 		err = g.mapErr(err)
 	}
@@ -137,12 +97,12 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 func (g *guardedBody) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
-		g.finish()
+		g.guard.Done()
 		if g.rc != nil {
 			err = g.rc.Close()
 		}
 		g.cancel()
-		g.wg.Wait()
+		g.guard.Stop()
 	})
 	return err
 }

@@ -379,10 +379,13 @@ func TestAttackKeyRotationFollowed(t *testing.T) {
 
 func TestAttackSlowRetrieval(t *testing.T) {
 	slow := func(cfg *trust.Config) {
-		// A short window and a rate a trickle cannot meet; the timeout is
-		// long, so only the rate check can cut the source off.
+		// A rate a trickle (500 B/s) cannot meet; the timeout is long, so
+		// only the rate check can cut the source off. The window is long
+		// enough for an honest local answer to end within it on a loaded
+		// machine (with 20 ms the first, honest refresh was cut now and
+		// then before the response headers came).
 		cfg.MinRate = 64 << 10
-		cfg.RateWindow = 20 * time.Millisecond
+		cfg.RateWindow = 500 * time.Millisecond
 		cfg.Timeout = time.Minute
 		cfg.PayloadTimeout = time.Minute
 	}

@@ -346,3 +346,57 @@ func (m *Member) Stall(ctx context.Context, t Target, n int) (int, error) {
 	}
 	return int(cut.Load()), ctx.Err()
 }
+
+// Burst opens n /patchring/blob/2 sessions at once, each asking one have
+// request, and returns how many it opened and how many of those the
+// victim refused (reset before any answer): a peer that opens more
+// sessions than its rate and waiting room allow gets the rest refused for
+// "rate". Streams this member's own libp2p resource limits do not let it
+// open are not sessions and are not counted; it fails only if it opened
+// none.
+func (m *Member) Burst(ctx context.Context, t Target, n int) (opened, refused int, err error) {
+	if err := m.Node.Host().Connect(ctx, t.Peer); err != nil {
+		return 0, 0, fmt.Errorf("connect to victim: %w", err)
+	}
+	var (
+		nOpened, nRefused atomic.Int64
+		wg                sync.WaitGroup
+		openErr, firstErr atomic.Pointer[error]
+	)
+	req := frame(tHave, t.Hash[:], u32(256<<10))
+	for range n {
+		wg.Go(func() {
+			s, err := m.Node.Host().NewStream(ctx, t.Peer.ID, blob2)
+			if err != nil {
+				openErr.CompareAndSwap(nil, &err)
+				return
+			}
+			defer s.Reset()
+			_ = s.SetDeadline(time.Now().Add(answerWait))
+			if _, err := s.Write(req); err != nil {
+				nOpened.Add(1)
+				nRefused.Add(1)
+				return
+			}
+			nOpened.Add(1)
+			var hdr [5]byte
+			_, err = io.ReadFull(s, hdr[:])
+			var ne interface{ Timeout() bool }
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				firstErr.CompareAndSwap(nil, &err)
+			case err != nil:
+				nRefused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	opened, refused = int(nOpened.Load()), int(nRefused.Load())
+	if p := firstErr.Load(); p != nil {
+		return opened, refused, *p
+	}
+	if p := openErr.Load(); p != nil && opened == 0 {
+		return 0, 0, fmt.Errorf("open streams to victim: %w", *p)
+	}
+	return opened, refused, ctx.Err()
+}
