@@ -99,9 +99,10 @@ func newCaInitCmd(a *app, f *repoFlags) *cobra.Command {
 		Long: `Create the fleet CA key in KEYDIR (encrypted with the passphrase of the other key files:
 set the passphrase variable or answer the prompt) and publish fleet.json naming it, with
 no issuers and nothing revoked. Refused when the repository publishes fleet.json already
-(a new CA key is ca rotate). Once fleet.json is published, agents admit only members
-with credentials: sign them (ca sign) or run an issuing service (ca issuer create,
-ca serve) before agents refresh.`,
+(a new CA key is ca rotate). Once fleet.json reaches the agents, they admit only members
+with credentials: on a live fleet, collect the nodes' requests first and sign them (ca
+sign) or delegate an issuing service (ca issuer create, ca serve) before the repository
+reaches the origin (docs/IDENTITY.md, "Upgrading a fleet").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.needKeys(); err != nil {
@@ -441,10 +442,10 @@ func printRecords(a *app, recs []ledgerRecord) error {
 }
 
 func newCaListCmd(a *app, f *repoFlags) *cobra.Command {
-	var site string
+	var site, signer string
 	var ledgers []string
 	cmd := &cobra.Command{
-		Use:   "list [--site S] [--ledger FILE]...",
+		Use:   "list [--site S] [--signer ID] [--ledger FILE]...",
 		Short: "List issued credentials and whether each is valid, expired or revoked (and why)",
 		Long: `List the credentials recorded in the CA's ledger (KEYDIR/` + caLedgerName + `, with --keys) and in
 issuing services' ledgers (--ledger FILE, repeatable), each checked against the
@@ -462,9 +463,9 @@ out-of-scope (outside its issuer's sites), with the reason.`,
 				return err
 			}
 			check(tr, recs, time.Now())
-			if site != "" {
-				recs = slices.DeleteFunc(recs, func(r ledgerRecord) bool { return r.Site != site })
-			}
+			recs = slices.DeleteFunc(recs, func(r ledgerRecord) bool {
+				return (site != "" && r.Site != site) || (signer != "" && r.Signer != signer)
+			})
 			sortRecords(recs)
 			if a.jsonOutput() {
 				return a.printJSON(append([]ledgerRecord{}, recs...))
@@ -477,6 +478,7 @@ out-of-scope (outside its issuer's sites), with the reason.`,
 		},
 	}
 	cmd.Flags().StringVar(&site, "site", "", "only credentials for this site")
+	cmd.Flags().StringVar(&signer, "signer", "", "only credentials signed by this key (16 hex digits; e.g. the old CA key during a rotation)")
 	cmd.Flags().StringArrayVar(&ledgers, "ledger", nil, "an issuing service's ledger (DATA/"+caLedgerName+"); repeatable")
 	return cmd
 }

@@ -558,6 +558,9 @@ func TestCaIssuersAndRotation(t *testing.T) {
 	if _, err := c.cli(t, "ca", "show", inScope); err != nil {
 		t.Errorf("issuer's credential after the rotation: %v", err)
 	}
+	if l := listJSON(t, c, "--signer", oldSigner); len(l) != 1 {
+		t.Errorf("ca list --signer OLD: %d records, want the one credential left to re-sign", len(l))
+	}
 	c.must(t, "ca", "remove-key", oldSigner)
 	if out, err := c.cli(t, "ca", "show", oldCred); exitCode(err) != 1 || !strings.Contains(out, "foreign") {
 		t.Errorf("old CA's credential after its key was removed: %v\n%s", err, out)
