@@ -49,15 +49,19 @@ members whose credential verifies against it. See docs/IDENTITY.md.`,
 	return cmd
 }
 
-// openCA opens the repository for signing and loads the CA key that signs,
-// asking for the passphrase on the terminal when the key file is encrypted
-// and the passphrase variable is unset. It returns the passphrase in use.
+// openCA opens the repository and loads the CA key that signs, asking for
+// the passphrase on the terminal when the key file is encrypted and the
+// passphrase variable is unset. It returns the passphrase in use. Only the
+// CA key is decrypted: signing credentials needs no TUF key.
 func (f *repoFlags) openCA(a *app) (*tufrepo.Repo, ed25519.PrivateKey, string, error) {
-	r, err := f.open(a, true)
-	if err != nil {
+	if err := f.needKeys(); err != nil {
 		return nil, nil, "", err
 	}
 	pass := os.Getenv(f.passEnv)
+	r, err := tufrepo.Open(f.dir, f.keys, pass)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	ca, err := r.SigningCA()
 	if errors.Is(err, tufrepo.ErrPassphraseRequired) {
 		p, perr := readPassphrase(a, "Passphrase for the fleet CA key in "+f.keys+": ", false)

@@ -415,6 +415,25 @@ func TestCaSignRefusesBadRequests(t *testing.T) {
 	if recs := c.ledger(t); len(recs) != 1 || recs[0].NodeID != good.id {
 		t.Fatalf("ledger: %+v", recs)
 	}
+	// A keys directory holding only the CA key signs too (no TUF key is
+	// needed to sign), and keeps its own ledger.
+	caOnly := filepath.Join(t.TempDir(), "ca-only")
+	if err := os.Mkdir(caOnly, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := filepath.Glob(filepath.Join(c.keys, tufrepo.RoleFleetCA+"-*.json"))
+	data, err := os.ReadFile(m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(caOnly, filepath.Base(m[0])), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := newTestNode(t)
+	mustCLI(t, "ca", "sign", other.request(t, dir, "other", "other-1", other.key), "--site", "lab", "--repo", c.dir, "--keys", caOnly)
+	if recs, err := credential.ReadLedger(filepath.Join(caOnly, caLedgerName)); err != nil || len(recs) != 1 || recs[0].NodeID != other.id {
+		t.Fatalf("CA-only ledger: %+v %v", recs, err)
+	}
 }
 
 // TestCaShowAndListStatuses: expired, not-yet-valid and foreign credentials
