@@ -57,6 +57,7 @@ var commands = []func(*app) *cobra.Command{
 	newBundleCmd,
 	newPeersCmd,
 	newRepoCmd,
+	newCaCmd,
 	newPolicyCmd,
 	newCatalogCmd,
 	newDebugCmd,
