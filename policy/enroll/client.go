@@ -30,9 +30,19 @@ type Client struct {
 	Pin string
 	// Timeout bounds each request (default 30s).
 	Timeout time.Duration
+	// Transport, when set, carries the requests instead of a TCP
+	// connection (tests call a Server in process); Pin is then unused.
+	Transport http.RoundTripper
 }
 
 func (c *Client) httpClient() *http.Client {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if c.Transport != nil {
+		return &http.Client{Transport: c.Transport, Timeout: timeout}
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	if c.Pin != "" {
@@ -53,10 +63,6 @@ func (c *Client) httpClient() *http.Client {
 				return nil
 			},
 		}
-	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
 }
