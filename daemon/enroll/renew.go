@@ -25,6 +25,7 @@ const (
 	// up to this fraction of the lifetime either way.
 	jitterFraction = 0.05
 	minBackoff     = time.Minute
+	minInterval    = 10 * time.Second
 	maxBackoff     = time.Hour
 	// refusedBackoff is the wait after a final refusal (revoked,
 	// expired beyond the grace): the admin may fix it on the service.
@@ -116,7 +117,9 @@ func (r *Renewer) Run(ctx context.Context) error {
 			r.set(nil, now.Add(recheck), err)
 			next = now.Add(recheck)
 		} else {
-			next = r.due(c)
+			// Never more often than minInterval, whatever the
+			// credential's lifetime.
+			next = later(r.due(c), lastAttempt.Add(minInterval))
 			if r.failures > 0 {
 				var ref *penroll.RefusedError
 				final := errors.As(r.lastErr, &ref) && ref.Reason.Final()

@@ -209,7 +209,7 @@ func (s *Server) sign(tr *credential.Trust, req *credential.Request, site string
 	now := s.cfg.Now()
 	c := &credential.Credential{
 		NodeID: req.NodeID, Hostname: req.Hostname, Site: site, Tags: tags, Serial: serial,
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(s.cfg.Validity),
+		NotBefore: now.Add(-backdate(s.cfg.Validity)), NotAfter: now.Add(s.cfg.Validity),
 	}
 	if err := c.Validate(); err != nil {
 		return nil, nil, refuse(ReasonBadRequest, err.Error())
@@ -334,3 +334,8 @@ func (s *Server) renew(ctx context.Context, body []byte, client string) ([]byte,
 	s.cfg.Log.Info("renewed", "node", c.NodeID, "site", c.Site, "serial", c.Serial, "previous", cur.Serial, "client", client)
 	return raw, nil
 }
+
+// backdate is how far before issue a credential starts, for verifiers
+// whose clocks are a little behind: a minute, or a tenth of a short
+// lifetime (so two thirds of the lifetime still lie ahead).
+func backdate(validity time.Duration) time.Duration { return min(time.Minute, validity/10) }
