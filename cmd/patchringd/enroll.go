@@ -60,7 +60,8 @@ system service) is used the same way by patchringd run at first start. See docs/
 			if n != 1 {
 				return errors.New("give one of: a TOKEN (or @FILE), --request FILE, --credential FILE")
 			}
-			cfg, err := o.load()
+			// The config file may not exist yet: enrolling writes it.
+			cfg, err := config.LoadWithFlags(o.configFile, false, o.flags)
 			if err != nil {
 				return err
 			}
@@ -232,7 +233,7 @@ func fleetDocument(ctx context.Context, cfg config.Config) (*credential.Trust, s
 // renamed to TOKEN.refused and the agent starts unenrolled. It returns the
 // configuration to run with (reloaded after enrolling).
 func enrollAtStart(ctx context.Context, o *options, cfg config.Config, log *slog.Logger) (config.Config, error) {
-	path := filepath.Join(filepath.Dir(o.configFile), enroll.TokenFile)
+	path := tokenFile(o)
 	if _, err := os.Stat(path); err != nil || enroll.HasCredential(cfg.StateDir) {
 		return cfg, nil
 	}
@@ -270,4 +271,12 @@ func enrollAtStart(ctx context.Context, o *options, cfg config.Config, log *slog
 		}
 		wait = min(2*wait, 5*time.Minute)
 	}
+}
+
+// tokenFile is the token file patchringd run looks for: beside the config.
+func tokenFile(o *options) string { return filepath.Join(filepath.Dir(o.configFile), enroll.TokenFile) }
+
+func tokenFileExists(o *options) bool {
+	_, err := os.Stat(tokenFile(o))
+	return err == nil
 }

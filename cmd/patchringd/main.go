@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -66,6 +67,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := o.load()
+			if errors.Is(err, fs.ErrNotExist) && tokenFileExists(o) {
+				// The config is what enrolling with the token writes.
+				cfg, err = config.LoadWithFlags(o.configFile, false, o.flags)
+			}
 			if err != nil {
 				return err
 			}
