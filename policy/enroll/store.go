@@ -5,24 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/patchring/patchring/internal/atomicfile"
 )
 
 // Files in the service's data directory.
 const (
-	// StoreFile holds the tokens (bbolt).
-	StoreFile = "tokens.db"
+	// StoreFile holds the tokens (JSON, replaced atomically).
+	StoreFile = "tokens.json"
+	// lockFile serializes the processes that change StoreFile.
+	lockFile = "tokens.lock"
 	// LedgerFile is the service's ledger of issued credentials.
 	LedgerFile = "issued.jsonl"
-)
-
-var (
-	bucketTokens = []byte("tokens")
-	bucketFleets = []byte("fleets")
 )
 
 // ErrNoToken means the store has no token with that ID.
@@ -52,15 +53,25 @@ func HashSecret(secret []byte) []byte {
 	return sum[:]
 }
 
-// Store is the issuing service's token store: a bbolt file in the data
-// directory. Each operation opens the file and closes it again, so
-// `patchring enroll-token create` can add tokens while the service runs
-// (bbolt's file lock serializes them).
+// Store is the issuing service's token store: a JSON file in the data
+// directory, read and replaced (atomically) under a lock file for every
+// operation, so `patchring enroll-token create` can add tokens while the
+// service runs. (Not bbolt: the CLI links no bbolt.)
 type Store struct {
-	path string
-	// Timeout is how long an operation waits for the other process's
-	// lock (default 10s).
+	dir string
+	// Timeout is how long an operation waits for another process's lock
+	// (default 10s).
 	Timeout time.Duration
+	mu      sync.Mutex // the lock file is per process; this serializes goroutines
+}
+
+// storeData is the file's content.
+type storeData struct {
+	Version int                    `json:"version"`
+	Tokens  map[string]TokenRecord `json:"tokens"`
+	// Fleets are the FleetIDs of every token ever created, to tell a
+	// foreign token from a deleted one.
+	Fleets []string `json:"fleets"`
 }
 
 // OpenStore returns the store in dir, creating dir (0700) and the file.
@@ -71,51 +82,69 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("token store: %w", err)
 	}
-	s := &Store{path: filepath.Join(dir, StoreFile), Timeout: 10 * time.Second}
-	if err := s.update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTokens, bucketFleets} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	s := &Store{dir: dir, Timeout: 10 * time.Second}
+	if err := s.update(func(*storeData) error { return nil }); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // Path is the store's file.
-func (s *Store) Path() string { return s.path }
+func (s *Store) Path() string { return filepath.Join(s.dir, StoreFile) }
 
-func (s *Store) open() (*bolt.DB, error) {
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.Timeout})
+// locked runs fn holding the store's lock, with the file's content.
+func (s *Store) locked(fn func(*storeData) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lf, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("token store %s: %w", s.path, err)
+		return fmt.Errorf("token store: %w", err)
 	}
-	return db, nil
+	defer lf.Close() // closing releases the lock
+	deadline := time.Now().Add(s.Timeout)
+	for {
+		err := tryLock(lf)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errLocked) || time.Now().After(deadline) {
+			return fmt.Errorf("token store %s: lock: %w", s.Path(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d := storeData{Version: 1, Tokens: map[string]TokenRecord{}}
+	raw, err := os.ReadFile(s.Path())
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("token store %s: %w", s.Path(), err)
+		}
+		if d.Version != 1 {
+			return fmt.Errorf("token store %s: version %d, this program reads 1", s.Path(), d.Version)
+		}
+		if d.Tokens == nil {
+			d.Tokens = map[string]TokenRecord{}
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("token store: %w", err)
+	}
+	return fn(&d)
 }
 
-func (s *Store) update(fn func(*bolt.Tx) error) error {
-	db, err := s.open()
-	if err != nil {
-		return err
-	}
-	err = db.Update(fn)
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("token store %s: %w", s.path, cerr)
-	}
-	return err
-}
-
-func (s *Store) view(fn func(*bolt.Tx) error) error {
-	db, err := s.open()
-	if err != nil {
-		return err
-	}
-	err = db.View(fn)
-	db.Close()
-	return err
+func (s *Store) update(fn func(*storeData) error) error {
+	return s.locked(func(d *storeData) error {
+		if err := fn(d); err != nil {
+			return err
+		}
+		raw, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			return fmt.Errorf("token store: %w", err)
+		}
+		if err := atomicfile.WriteFile(s.Path(), append(raw, '\n'), 0o600); err != nil {
+			return fmt.Errorf("token store: %w", err)
+		}
+		return nil
+	})
 }
 
 // Add records a new token. Its ID must be new.
@@ -123,20 +152,13 @@ func (s *Store) Add(rec TokenRecord) error {
 	if len(rec.ID) != 2*idLen || !isLowerHex(rec.ID) || len(rec.SecretHash) != sha256.Size {
 		return fmt.Errorf("add token %q: malformed record", rec.ID)
 	}
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("add token %s: %w", rec.ID, err)
-	}
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTokens)
-		if b.Get([]byte(rec.ID)) != nil {
+	return s.update(func(d *storeData) error {
+		if _, ok := d.Tokens[rec.ID]; ok {
 			return fmt.Errorf("add token %s: the ID is taken", rec.ID)
 		}
-		if err := tx.Bucket(bucketFleets).Put([]byte(rec.Fleet), []byte{1}); err != nil {
-			return fmt.Errorf("add token %s: %w", rec.ID, err)
-		}
-		if err := b.Put([]byte(rec.ID), raw); err != nil {
-			return fmt.Errorf("add token %s: %w", rec.ID, err)
+		d.Tokens[rec.ID] = rec
+		if !slices.Contains(d.Fleets, rec.Fleet) {
+			d.Fleets = append(d.Fleets, rec.Fleet)
 		}
 		return nil
 	})
@@ -145,53 +167,41 @@ func (s *Store) Add(rec TokenRecord) error {
 // Tokens returns every token, in ID order.
 func (s *Store) Tokens() ([]TokenRecord, error) {
 	var out []TokenRecord
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			var rec TokenRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("token store %s: token %s: %w", s.path, k, err)
-			}
-			out = append(out, rec)
-			return nil
-		})
+	err := s.locked(func(d *storeData) error {
+		for _, id := range slices.Sorted(maps.Keys(d.Tokens)) {
+			out = append(out, d.Tokens[id])
+		}
+		return nil
 	})
 	return out, err
 }
 
 // Delete removes a token (revoking it before its uses run out).
 func (s *Store) Delete(id string) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTokens)
-		if b.Get([]byte(id)) == nil {
+	return s.update(func(d *storeData) error {
+		if _, ok := d.Tokens[id]; !ok {
 			return fmt.Errorf("delete token %s: %w", id, ErrNoToken)
 		}
-		return b.Delete([]byte(id))
+		delete(d.Tokens, id)
+		return nil
 	})
 }
 
-// use runs fn on the token id in one transaction; fn's changes to the
-// record are saved when it returns nil. known reports whether the store
-// has issued any token for fleet (to tell a foreign token from an unknown
-// one) when id is not found, in which case fn gets nil.
+// use runs fn on the token id under the lock; fn's changes to the record
+// are saved when it returns nil. knownFleet reports whether the store has
+// created any token for fleet (to tell a foreign token from an unknown
+// one); when id is not found fn gets nil.
 func (s *Store) use(id, fleet string, fn func(rec *TokenRecord, knownFleet bool) error) error {
-	return s.update(func(tx *bolt.Tx) error {
-		known := tx.Bucket(bucketFleets).Get([]byte(fleet)) != nil
-		b := tx.Bucket(bucketTokens)
-		v := b.Get([]byte(id))
-		if v == nil {
+	return s.update(func(d *storeData) error {
+		known := slices.Contains(d.Fleets, fleet)
+		rec, ok := d.Tokens[id]
+		if !ok {
 			return fn(nil, known)
-		}
-		var rec TokenRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("token store %s: token %s: %w", s.path, id, err)
 		}
 		if err := fn(&rec, known); err != nil {
 			return err
 		}
-		raw, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), raw)
+		d.Tokens[id] = rec
+		return nil
 	})
 }
