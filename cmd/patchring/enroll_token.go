@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -80,6 +82,9 @@ func newEnrollTokenCreateCmd(a *app, data *string) *cobra.Command {
 				if pin, err = certPin(certFile); err != nil {
 					return err
 				}
+			}
+			if u, err := url.Parse(service); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+				fmt.Fprintf(a.Err, "Warning: --service %s is plain HTTP: the token's secret and the credentials cross the network in clear unless a TLS proxy is in between; prefer https://\n", service)
 			}
 			root, err := os.ReadFile(rootFile)
 			if err != nil {
@@ -234,4 +239,12 @@ func newEnrollTokenDeleteCmd(a *app, data *string) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

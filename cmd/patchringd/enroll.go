@@ -88,7 +88,7 @@ system service) is used the same way by patchringd run at first start. See docs/
 			c := j.Credential
 			fmt.Fprintf(out, "Enrolled node %s: site %s, tags %s, credential valid until %s (renewed online).\n",
 				c.NodeID, c.Site, strings.Join(c.Tags, ","), c.NotAfter.UTC().Format(time.RFC3339))
-			fmt.Fprintf(out, "Wrote %s and %s. Start the agent: patchringd start (or patchringd run).\n", j.ConfigFile, j.RootFile)
+			fmt.Fprintf(out, "Wrote %s and %s. Restart the agent to follow the fleet (systemctl restart patchringd, patchringd start, or patchringd run).\n", j.ConfigFile, j.RootFile)
 			return nil
 		},
 	}
