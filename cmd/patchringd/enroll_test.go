@@ -217,6 +217,27 @@ func TestEnrollEndToEnd(t *testing.T) {
 		}
 		b.assertNotEnrolled(t)
 	})
+	t.Run("first start with a refused token", func(t *testing.T) {
+		b := newAgentDirs(t)
+		os.MkdirAll(filepath.Dir(b.config), 0o755)
+		tf := filepath.Join(filepath.Dir(b.config), enroll.TokenFile)
+		raw, _ := os.ReadFile(tok) // used up
+		os.WriteFile(tf, raw, 0o600)
+		os.WriteFile(b.config, nil, 0o644)
+		sock := filepath.Join(b.state, "api.sock")
+		p := startProc(t, patchringd.Path(t), "run", "--config", b.config, "--state-dir", b.state, "--socket", sock)
+		cl := &client.Client{Socket: sock}
+		testutil.WaitFor(t, 30*time.Second, "agent running unenrolled", func() error {
+			_, err := cl.Status(context.Background())
+			return err
+		})
+		if _, err := os.Stat(tf + ".refused"); err != nil {
+			t.Fatalf("refused token not set aside: %v\n%s", err, p.out)
+		}
+		if enroll.HasCredential(b.state) || !strings.Contains(p.out.String(), "token-used-up") {
+			t.Fatalf("credential or log:\n%s", p.out)
+		}
+	})
 	t.Run("expired", func(t *testing.T) {
 		short := f.token(t, "short", "--site", "berlin", "--expires", "1s")
 		testutil.WaitFor(t, 20*time.Second, "token expired", func() error {
