@@ -20,6 +20,7 @@ import (
 	"github.com/patchring/patchring/daemon/bundle"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
+	"github.com/patchring/patchring/daemon/enroll"
 	"github.com/patchring/patchring/daemon/inventory"
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/membership"
@@ -135,6 +136,20 @@ func (d *Daemon) subsystems() error {
 	}
 	d.inv = inv
 	d.add(inv)
+
+	// A node enrolled online renews its credential with the issuing
+	// service it enrolled at.
+	if enroll.Enrolled(cfg.StateDir) {
+		rn, err := enroll.NewRenewer(enroll.RenewerConfig{
+			StateDir: cfg.StateDir,
+			Node:     enroll.Node{ID: d.ID(), Hostname: d.hostname, Sign: d.id.Key.Sign},
+			Log:      d.log.With("part", "enrollment"),
+		})
+		if err != nil {
+			return err
+		}
+		d.add(rn)
+	}
 
 	if cfg.Policy.Origin != "" {
 		root, err := os.ReadFile(cfg.Policy.RootFile)

@@ -45,7 +45,8 @@ members whose credential verifies against it. See docs/IDENTITY.md.`,
 	}
 	f.bind(cmd)
 	cmd.AddCommand(newCaInitCmd(a, f), newCaSignCmd(a, f), newCaListCmd(a, f), newCaRevokeCmd(a, f),
-		newCaShowCmd(a, f), newCaIssuerCmd(a, f), newCaRotateCmd(a, f), newCaRemoveKeyCmd(a, f))
+		newCaShowCmd(a, f), newCaIssuerCmd(a, f), newCaRotateCmd(a, f), newCaRemoveKeyCmd(a, f),
+		newCaServeCmd(a))
 	return cmd
 }
 

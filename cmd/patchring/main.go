@@ -62,6 +62,8 @@ var commands = []func(*app) *cobra.Command{
 	newCatalogCmd,
 	newDebugCmd,
 	newTrayCmd,
+	newCaCmd,
+	newEnrollTokenCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -66,6 +67,18 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := o.load()
+			if errors.Is(err, fs.ErrNotExist) && tokenFileExists(o) {
+				// The config is what enrolling with the token writes.
+				cfg, err = config.LoadWithFlags(o.configFile, false, o.flags)
+			}
+			if err != nil {
+				return err
+			}
+			// At first start, a token file beside the config enrolls
+			// the node before the agent starts.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			cfg, err = enrollAtStart(ctx, o, cfg, newLogger(cfg, stderr))
+			stop()
 			if err != nil {
 				return err
 			}
@@ -92,6 +105,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			},
 		})
 	}
+	root.AddCommand(newEnrollCmd(o, stderr))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -145,7 +159,7 @@ func run(cfg config.Config, stderr io.Writer) error {
 	if cfg.Policy.Origin == "" {
 		// A freshly installed package: the agent runs (inventory, local
 		// API) but follows no policy until it is given one.
-		log.Warn("no signed policy configured: this agent installs nothing; set policy.origin and policy.root_file (the fleet's root.json) in the config file and restart patchringd")
+		log.Warn("no signed policy configured: this agent installs nothing; enroll it (patchringd enroll TOKEN, or a token file enroll.token beside the config file), or set policy.origin and policy.root_file (the fleet's root.json) in the config file and restart patchringd")
 	}
 	if service.Interactive() {
 		d, err := daemon.New(cfg, log)
