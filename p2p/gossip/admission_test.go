@@ -16,7 +16,9 @@ import (
 
 // fleetTrust is the fleet document in force, swapped by a test as the
 // admin publishes revocations.
-type fleetTrust struct{ p atomic.Pointer[credential.Trust] }
+type fleetTrust struct {
+	p atomic.Pointer[credential.Trust]
+}
 
 func (f *fleetTrust) get() *credential.Trust { return f.p.Load() }
 

@@ -78,7 +78,9 @@ func TestFleetDocument(t *testing.T) {
 
 	// Peers that verified it pass it on: a client fed only by two peers
 	// gets the same document.
-	c3 := f.client(func(cfg *trust.Config) { cfg.Sources = []trust.Source{&verifiedSource{name: "peer1", c: c}, &verifiedSource{name: "peer2", c: c2}} })
+	c3 := f.client(func(cfg *trust.Config) {
+		cfg.Sources = []trust.Source{&verifiedSource{name: "peer1", c: c}, &verifiedSource{name: "peer2", c: c2}}
+	})
 	res3, err := c3.Refresh(context.Background())
 	if err != nil {
 		t.Fatal(err)
