@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/patchring/patchring/policy/credential"
 )
 
 // Admission: a member of the pool must carry, in its node meta, a
@@ -73,6 +75,7 @@ func (g *Gossip) refuse(name, addr string, err error) {
 	g.stats.refused.Add(1)
 	now := g.clock.Now()
 	g.mu.Lock()
+	g.refusedBy[RefusalReason(err)]++
 	r, ok := g.refusals[name]
 	if !ok {
 		if len(g.refusals) >= maxRefusals {
@@ -97,6 +100,36 @@ func (g *Gossip) refuse(name, addr string, err error) {
 	} else {
 		g.log.Debug("gossip: member refused", "member", name, "addr", addr, "reason", err)
 	}
+}
+
+// RefusalReasons are the labels RefusalReason gives.
+var RefusalReasons = []string{"missing", "malformed", "bad_signature", "unknown_signer", "expired", "not_yet_valid", "revoked", "wrong_node", "issuer_scope", "other"}
+
+// RefusalReason names the kind of an admission refusal, for metrics.
+func RefusalReason(err error) string {
+	for _, c := range []struct {
+		err  error
+		name string
+	}{{ErrNoCredential, "missing"}, {credential.ErrMalformed, "malformed"}, {credential.ErrBadSignature, "bad_signature"},
+		{credential.ErrUnknownSigner, "unknown_signer"}, {credential.ErrExpired, "expired"}, {credential.ErrNotYetValid, "not_yet_valid"},
+		{credential.ErrRevoked, "revoked"}, {credential.ErrWrongNode, "wrong_node"}, {credential.ErrIssuerScope, "issuer_scope"}} {
+		if errors.Is(err, c.err) {
+			return c.name
+		}
+	}
+	return "other"
+}
+
+// RefusalCounts counts admission refusals by RefusalReason (refusals of
+// members, not of their messages).
+func (g *Gossip) RefusalCounts() map[string]uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]uint64, len(g.refusedBy))
+	for k, v := range g.refusedBy {
+		out[k] = v
+	}
+	return out
 }
 
 // Refused lists the nodes refused admission (by their last refusal), and

@@ -76,6 +76,7 @@ type Gossip struct {
 	// credential is this node's own, in its node meta.
 	credential  []byte
 	refusals    map[string]*Refusal // nodes refused admission, bounded
+	refusedBy   map[string]uint64   // refusals by RefusalReason
 	selfProblem string              // why our own credential fails, last logged
 
 	leaseMu sync.Mutex // serializes TryAcquire / Release
@@ -179,20 +180,21 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip keyring: %w", err)
 	}
 	g := &Gossip{
-		cfg:      c,
-		log:      logger,
-		clock:    c.Clock,
-		id:       id,
-		name:     id.String(),
-		priv:     c.Identity,
-		keyring:  keyring,
-		members:  make(map[string]*member),
-		pulls:    make(map[string]time.Time),
-		valid:    make(map[string]bool),
-		replies:  make(map[string]struct{}),
-		lastPull: make(map[string]time.Time),
-		leaseTTL: make(map[string]time.Duration),
-		refusals: make(map[string]*Refusal),
+		cfg:       c,
+		log:       logger,
+		clock:     c.Clock,
+		id:        id,
+		name:      id.String(),
+		priv:      c.Identity,
+		keyring:   keyring,
+		members:   make(map[string]*member),
+		pulls:     make(map[string]time.Time),
+		valid:     make(map[string]bool),
+		replies:   make(map[string]struct{}),
+		lastPull:  make(map[string]time.Time),
+		leaseTTL:  make(map[string]time.Duration),
+		refusals:  make(map[string]*Refusal),
+		refusedBy: make(map[string]uint64),
 
 		credential: c.Credential,
 		subs:       make(map[*Subscription]struct{}),
