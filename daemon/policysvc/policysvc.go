@@ -266,7 +266,7 @@ func (s *Service) Status() apitypes.SubsystemStatus {
 			st.State = "degraded"
 		}
 	case !id.Enforced:
-		st.Details["warning"] = "the repository publishes no fleet.json: any holder of the gossip key is a member (run `patchring repo init` or upgrade the repository to create the fleet CA)"
+		st.Details["warning"] = "the repository publishes no fleet.json: any holder of the gossip key is a member (create the fleet CA with `patchring ca init`)"
 	}
 	return st
 }
