@@ -7,10 +7,16 @@ package credtest
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/policy/credential"
 )
 
@@ -98,4 +104,48 @@ func (ca *CA) Forge(t testing.TB, nodeID string, s Spec) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// NewNode creates an agent's node key (node.key in stateDir, libp2p's
+// encoding, 0600, as the agent would at its first start) so that a test
+// knows the node ID before the agent runs, and returns the ID.
+func NewNode(t testing.TB, stateDir string) string {
+	t.Helper()
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := crypto.MarshalPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, "node.key"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
+
+// Install issues a credential for nodeID and writes it as the agent's
+// credential file (stateDir/node.credential), atomically, as enrollment
+// does. A running agent picks it up at its next policy refresh.
+func (ca *CA) Install(t testing.TB, stateDir, nodeID string, s Spec) *credential.Credential {
+	t.Helper()
+	c, raw := ca.Issue(t, nodeID, s)
+	WriteFile(t, stateDir, raw)
+	return c
+}
+
+// WriteFile writes raw as the agent's credential file.
+func WriteFile(t testing.TB, stateDir string, raw []byte) {
+	t.Helper()
+	if err := atomicfile.WriteFile(filepath.Join(stateDir, credential.FileName), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
