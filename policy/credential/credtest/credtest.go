@@ -1,12 +1,13 @@
 // Package credtest mints fleet credentials for tests: a fleet CA, the fleet
 // document naming it, and credentials for node IDs (valid, expired, for
 // another fleet, forged). Every test that runs credentialed agents uses it
-// rather than signing credentials its own way.
+// rather than signing credentials its own way; the demo uses Mint.
 package credtest
 
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -71,6 +72,15 @@ type Spec struct {
 // Issue signs a credential for nodeID and returns it with its wire form.
 func (ca *CA) Issue(t testing.TB, nodeID string, s Spec) (*credential.Credential, []byte) {
 	t.Helper()
+	c, raw, err := ca.Mint(nodeID, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, raw
+}
+
+// Mint is Issue for programs that are not tests (the demo).
+func (ca *CA) Mint(nodeID string, s Spec) (*credential.Credential, []byte, error) {
 	if s.NotBefore.IsZero() {
 		s.NotBefore = time.Now().Add(-time.Hour)
 	}
@@ -83,13 +93,13 @@ func (ca *CA) Issue(t testing.TB, nodeID string, s Spec) (*credential.Credential
 	c := &credential.Credential{NodeID: nodeID, Hostname: s.Hostname, Site: s.Site, Tags: s.Tags,
 		Serial: ca.serial.Add(1), NotBefore: s.NotBefore, NotAfter: s.NotAfter}
 	if err := c.Sign(ca.Key); err != nil {
-		t.Fatalf("sign credential for %s: %v", nodeID, err)
+		return nil, nil, fmt.Errorf("sign credential for %s: %w", nodeID, err)
 	}
 	raw, err := c.Marshal()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, fmt.Errorf("sign credential for %s: %w", nodeID, err)
 	}
-	return c, raw
+	return c, raw, nil
 }
 
 // Forge returns a credential for nodeID that claims this CA's signer but
