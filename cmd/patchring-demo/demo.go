@@ -64,10 +64,10 @@ type demo struct {
 	gossipKeyFile string
 	// ca is the fleet CA `repo init` created: the demo signs each agent's
 	// credential with it, as `patchring ca sign` would.
-	ca *credtest.CA
-	aptRepo       *apttest.Repo
-	agents        []*agent
-	start         time.Time
+	ca      *credtest.CA
+	aptRepo *apttest.Repo
+	agents  []*agent
+	start   time.Time
 }
 
 func newDemo(bin string, keep bool) (*demo, error) {

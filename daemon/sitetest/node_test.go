@@ -23,8 +23,8 @@ import (
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/site"
-	"github.com/patchring/patchring/policy/credential/credtest"
 	"github.com/patchring/patchring/platform/apt/apttest"
+	"github.com/patchring/patchring/policy/credential/credtest"
 )
 
 // patchringd is the agent binary the tests run, built once, on first use.
