@@ -206,3 +206,57 @@ func TestAdmissionVisitor(t *testing.T) {
 		t.Errorf("the visitor's lease blocked the site's member: %v %v", ok, err)
 	}
 }
+
+// FuzzAdmitMeta feeds arbitrary node meta to the decoder and the fleet
+// admitter: nothing panics, a meta that decodes re-encodes to the same
+// fields, and only the seed's genuine credential is admitted.
+func FuzzAdmitMeta(f *testing.F) {
+	ca := credtest.NewCA(f)
+	id := nodeIDOf(f, Config{Identity: newIdentity(f)})
+	_, good := ca.Issue(f, id, credtest.Spec{Site: "site-a", Tags: []string{"pilot"}})
+	tr := ca.Trust(f, credential.Revocations{})
+	adm := FleetAdmitter{Fleet: func() *credential.Trust { return tr }}
+	f.Add((&nodeMeta{stateLTime: 3, policyVersion: 4, site: "s", credential: good}).marshal())
+	f.Add((&nodeMeta{site: "s", credential: ca.Forge(f, id, credtest.Spec{Site: "s"})}).marshal())
+	f.Add((&nodeMeta{stateLTime: 1}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := unmarshalMeta(b)
+		if err != nil {
+			return
+		}
+		m2, err := unmarshalMeta(m.marshal())
+		if err != nil || m2.stateLTime != m.stateLTime || m2.policyVersion != m.policyVersion || m2.site != m.site || string(m2.credential) != string(m.credential) {
+			t.Fatalf("meta re-encoding differs: %v", err)
+		}
+		if c, err := adm.Admit(id, m.credential); err == nil && (c == nil || string(m.credential) != string(good)) {
+			t.Fatalf("admitted a credential that is not the CA's: %x", m.credential)
+		}
+	})
+}
+
+// The node meta with the largest credential and site still fits
+// memberlist's 512-byte limit.
+func TestNodeMetaFitsWithCredential(t *testing.T) {
+	cred := make([]byte, maxCredentialLen)
+	m := nodeMeta{stateLTime: 1<<64 - 1, policyVersion: 1<<64 - 1, site: strings.Repeat("s", maxShortLen), credential: cred}
+	if n := len(m.marshal()); n > 512 {
+		t.Fatalf("node meta of %d bytes with a %d-byte credential, memberlist allows 512", n, maxCredentialLen)
+	} else {
+		t.Logf("largest node meta: %d bytes of 512", n)
+	}
+	if maxCredentialLen < credential.MaxSize {
+		t.Fatalf("gossip caps credentials at %d bytes, they may be %d", maxCredentialLen, credential.MaxSize)
+	}
+}
+
+func TestRefusalReason(t *testing.T) {
+	for want, err := range map[string]error{
+		"missing": fmt.Errorf("admit x: %w", ErrNoCredential), "revoked": fmt.Errorf("x: %w", credential.ErrRevoked),
+		"expired": credential.ErrExpired, "bad_signature": credential.ErrBadSignature, "unknown_signer": credential.ErrUnknownSigner,
+		"wrong_node": credential.ErrWrongNode, "malformed": credential.ErrMalformed, "other": fmt.Errorf("boom"),
+	} {
+		if got := RefusalReason(err); got != want {
+			t.Errorf("RefusalReason(%v) = %s, want %s", err, got, want)
+		}
+	}
+}
