@@ -51,14 +51,7 @@ func TestOutsidersWithTheGossipKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.InitFleet(); err != nil {
-		t.Fatal(err)
-	}
-	caKey, err := repo.FleetKey(tufrepo.RoleFleetCA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := credtest.FromKey(caKey)
+	ca := fleetCA(t, repo)
 	reopen := func() *tufrepo.Repo {
 		t.Helper()
 		r, err := tufrepo.Open(repoDir, keys, "")

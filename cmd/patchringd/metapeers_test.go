@@ -14,6 +14,7 @@ import (
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/credential/credtest"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -33,6 +34,11 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A fleet with a CA: the three agents carry credentials, so the peers
+	// B takes metadata from, and the second one confirming the root, are
+	// credentialed members (TestOutsidersWithTheGossipKeyRefused shows
+	// that others are not).
+	authority := fleetCA(t, repo)
 	publish := func(name string) {
 		t.Helper()
 		r, err := tufrepo.Open(repoDir, keys, "")
@@ -72,6 +78,8 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 
 	start := func(name, origin, refresh, seed string) (*daemonProc, string) {
 		t.Helper()
+		state := filepath.Join(dir, name)
+		authority.Install(t, state, credtest.NewNode(t, state), credtest.Spec{Hostname: name, Site: "hq"})
 		addr := freeGossipAddr(t)
 		if seed == "" {
 			seed = addr
@@ -176,4 +184,18 @@ func waitFleet(t *testing.T, c *client.Client, n int) {
 		}
 		return nil
 	})
+}
+
+// fleetCA creates the fleet CA of repo (as `patchring repo init` does) and
+// returns it, to sign the test agents' credentials.
+func fleetCA(t *testing.T, repo *tufrepo.Repo) *credtest.CA {
+	t.Helper()
+	if _, err := repo.InitFleet(); err != nil {
+		t.Fatal(err)
+	}
+	k, err := repo.FleetKey(tufrepo.RoleFleetCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return credtest.FromKey(k)
 }
