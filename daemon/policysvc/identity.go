@@ -170,8 +170,10 @@ func identitySummary(id apitypes.Identity) string {
 		fmt.Fprintf(&b, "credential %s: %s", id.Problem, id.Detail)
 	case id.Problem != "":
 		fmt.Fprintf(&b, "no fleet.json published (gossip key admits); credential %s", id.Problem)
+	case !id.Enforced && id.Serial == 0:
+		b.WriteString("no fleet.json published (gossip key admits)")
 	case !id.Enforced:
-		fmt.Fprintf(&b, "no fleet.json published (gossip key admits); credential site %s", id.Site)
+		fmt.Fprintf(&b, "no fleet.json published (gossip key admits); credential site %s, serial %d", id.Site, id.Serial)
 	default:
 		fmt.Fprintf(&b, "site %s, tags [%s], serial %d, expires %s", id.Site, strings.Join(id.Tags, ","), id.Serial, id.Expires.UTC().Format(time.RFC3339))
 	}
