@@ -260,3 +260,40 @@ func TestRefusalReason(t *testing.T) {
 		}
 	}
 }
+
+// A member whose credential expires is dropped at the next Readmit (the
+// membership runs one every 2 s), and back once a renewed one is in its meta.
+func TestAdmissionExpiryDropsAndRenewalReadmits(t *testing.T) {
+	ca := credtest.NewCA(t)
+	tr := ca.Trust(t, credential.Revocations{})
+	clock := newFakeClock()
+	clock.now = time.Now()
+	adm := FleetAdmitter{Fleet: func() *credential.Trust { return tr }, Now: clock.Now}
+	key := newKey(t)
+	nodes := startPool(t, 2, key, func(i int, c *Config) {
+		c.Admitter = adm
+		_, c.Credential = ca.Issue(t, nodeIDOf(t, *c), credtest.Spec{Site: "site-a", NotBefore: clock.Now().Add(-time.Hour), NotAfter: clock.Now().Add(time.Hour)})
+	})
+	waitFor(t, 20*time.Second, "pool", allAlive(nodes, 2))
+	clock.Advance(2 * time.Hour)
+	nodes[0].Readmit()
+	if _, ok := nodes[0].Member(nodes[1].NodeID()); ok {
+		t.Fatal("member with an expired credential still listed")
+	}
+	refused := nodes[0].Refused()
+	if len(refused) != 1 || !strings.Contains(refused[0].Reason, credential.ErrExpired.Error()) {
+		t.Fatalf("refused %+v, want the expired member", refused)
+	}
+	// Renewal: the member's new credential reaches node 0 in its meta.
+	_, renewed := ca.Issue(t, nodes[1].NodeID(), credtest.Spec{Site: "site-a", NotBefore: clock.Now().Add(-time.Minute), NotAfter: clock.Now().Add(24 * time.Hour)})
+	if err := nodes[1].SetCredential(renewed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the renewed member back", func() error {
+		nodes[0].Readmit()
+		if _, ok := nodes[0].Member(nodes[1].NodeID()); !ok {
+			return errNotYet
+		}
+		return nil
+	})
+}
