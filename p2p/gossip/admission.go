@@ -55,7 +55,19 @@ type Refusal struct {
 	Count  uint64
 }
 
-// admitLocked runs the admitter for a member's meta credential.
+// enforcing reports whether admission is on: an Admitter that says so
+// (FleetAdmitter: a fleet document is in force), or one that does not tell.
+func (g *Gossip) enforcing() bool {
+	if g.cfg.Admitter == nil {
+		return false
+	}
+	if e, ok := g.cfg.Admitter.(interface{ Enforcing() bool }); ok {
+		return e.Enforcing()
+	}
+	return true
+}
+
+// admitCheck runs the admitter for a member's meta credential.
 func (g *Gossip) admitCheck(name string, raw []byte) (*Credential, error) {
 	if g.cfg.Admitter == nil {
 		return nil, nil

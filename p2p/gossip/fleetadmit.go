@@ -22,6 +22,9 @@ type FleetAdmitter struct {
 
 var _ Admitter = FleetAdmitter{}
 
+// Enforcing reports whether a fleet document is in force (admission on).
+func (a FleetAdmitter) Enforcing() bool { return a.Fleet() != nil }
+
 // Admit implements Admitter.
 func (a FleetAdmitter) Admit(nodeID string, raw []byte) (*Credential, error) {
 	tr := a.Fleet()

@@ -758,7 +758,7 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 		}
 		// Without admission every node is a member; with it, one becomes
 		// a member when memberlist reports it with a credential that verifies.
-		m = &member{name: name, id: p.env.node, pub: pub, changed: g.clock.Now(), admitted: g.cfg.Admitter == nil}
+		m = &member{name: name, id: p.env.node, pub: pub, changed: g.clock.Now(), admitted: !g.enforcing()}
 		g.members[name] = m
 		g.unknown++
 	}
@@ -924,7 +924,7 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 	g.mu.Lock()
 	m := g.members[n.Name]
 	if m == nil {
-		m = &member{name: n.Name, id: id, changed: now, admitted: g.cfg.Admitter == nil}
+		m = &member{name: n.Name, id: id, changed: now, admitted: !g.enforcing()}
 		g.members[n.Name] = m
 	} else if !m.known {
 		g.unknown--
