@@ -15,14 +15,14 @@ import (
 	"github.com/patchring/patchring/policy/credential/credtest"
 )
 
-// policyLabGate: desk-00..02 are the lab (by hostname, a fact); desk-03 is
-// pilot, gated on three lab nodes reporting success.
+// policyLabGate: every desk but desk-03 is in the lab (by hostname, a
+// fact); desk-03 is pilot, gated on three lab nodes reporting success.
 const policyLabGate = `schema: 1
 name: lab-gate
 expires: 2035-01-01T00:00:00Z
 rings:
   - name: lab
-    select: [{hostname: desk-00}, {hostname: desk-01}, {hostname: desk-02}]
+    select: [{hostname: desk-00}, {hostname: desk-01}, {hostname: desk-02}, {hostname: desk-04}, {hostname: desk-05}, {hostname: desk-06}, {hostname: desk-07}]
     defer: 0s
   - name: pilot
     default: true
@@ -33,29 +33,59 @@ auto_approve:
     sources: [apt]
 `
 
-// TestSiteGateCountsCredentialedNodesOnly: a site of four agents in their
-// own network namespaces. desk-02 holds the gossip key but no credential:
-// it installs acme-tool 1.1 like the other lab nodes and gossips its
-// success, but the site refuses it, so pilot's gate (three lab successes)
-// stays shut at two. The admin then revokes desk-01's credential in
+// TestSiteGateCountsCredentialedNodesOnly: a site of eight agents in their
+// own network namespaces. Five lab nodes hold the gossip key but no valid
+// credential: desk-02 none, desk-04 a forged one, desk-05 an expired one,
+// desk-06 one from another fleet's CA, desk-07 a revoked one. They install
+// acme-tool 1.1 like the other lab nodes (from the origin: no member serves
+// them) and gossip their success, but the site refuses them, so pilot's
+// gate (three lab successes) stays shut at two. The admin then revokes desk-01's credential in
 // fleet.json: within a refresh its success no longer counts either (one of
 // three). A credential for desk-02 and a new one for desk-01 (new serial)
 // reach them as files, without a restart: three lab nodes count, the gate
 // opens and desk-03 installs.
 func TestSiteGateCountsCredentialedNodesOnly(t *testing.T) {
 	var s *testSite
-	s = newSite(t, siteConfig{Nodes: 4, Credential: func(t testing.TB, i int, id string) []byte {
-		if i == 2 {
-			return nil // the outsider
+	otherFleet := credtest.NewCA(t)
+	why := map[int]string{2: "no credential", 4: credential.ErrBadSignature.Error(), 5: credential.ErrExpired.Error(),
+		6: credential.ErrUnknownSigner.Error(), 7: credential.ErrRevoked.Error()}
+	s = newSite(t, siteConfig{Nodes: 8, Credential: func(t testing.TB, i int, id string) []byte {
+		spec := credtest.Spec{Hostname: fmt.Sprintf("desk-%02d", i), Site: "branch"}
+		switch i {
+		case 2:
+			return nil
+		case 4:
+			return s.origin.ca.Forge(t, id, spec)
+		case 5:
+			spec.NotBefore, spec.NotAfter = time.Now().Add(-72*time.Hour), time.Now().Add(-time.Hour)
+		case 6:
+			_, raw := otherFleet.Issue(t, id, spec)
+			return raw
+		case 7:
+			if _, err := s.origin.tuf.UpdateFleet(func(d *credential.Document) error {
+				d.Revoked.Nodes = append(d.Revoked.Nodes, credential.RevokedNode{NodeID: id, Reason: "stolen", At: time.Now()})
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		_, raw := s.origin.ca.Issue(t, id, credtest.Spec{Hostname: fmt.Sprintf("desk-%02d", i), Site: "branch"})
+		_, raw := s.origin.ca.Issue(t, id, spec)
 		return raw
 	}})
 	deb11, _ := s.buildPayload(t, "1.1", 0)
 	s.origin.publishPolicy(t, policyLabGate)
 	s.startNodes(t)
-	lab, outsider, pilot := s.nodes[:3], s.nodes[2], s.nodes[3]
+	pilot := s.nodes[3]
 	members := []*node{s.nodes[0], s.nodes[1], s.nodes[3]}
+	var lab, outsiders []*node
+	for i, n := range s.nodes {
+		if i != 3 {
+			lab = append(lab, n)
+		}
+		if why[i] != "" {
+			outsiders = append(outsiders, n)
+		}
+	}
 
 	// Gossip refuses the outsider, and every member says why.
 	refusedBy := func(n *node, id, reason string) func(ctx context.Context) (bool, string) {
@@ -78,7 +108,9 @@ func TestSiteGateCountsCredentialedNodesOnly(t *testing.T) {
 		}
 	}
 	for _, n := range members {
-		s.waitFor(t, 2*time.Minute, n.hostname+" refuses the outsider", refusedBy(n, outsider.id.String(), "no credential"))
+		for i, reason := range why {
+			s.waitFor(t, 2*time.Minute, n.hostname+" refuses "+s.nodes[i].hostname, refusedBy(n, s.nodes[i].id.String(), reason))
+		}
 	}
 
 	// The release: the lab installs it (the outsider too: it follows the
@@ -103,6 +135,29 @@ func TestSiteGateCountsCredentialedNodesOnly(t *testing.T) {
 		}
 	}
 	s.waitFor(t, time.Minute, "pilot's gate counting the two credentialed lab nodes", gateReason("2 of 2 nodes reported (2 succeeded"))
+	// The exchange refused them: no member sent an outsider a byte, and
+	// no outsider got one from a peer.
+	ctx := context.Background()
+	for _, o := range outsiders {
+		p, err := o.c.Peers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.FromPeers != 0 {
+			t.Errorf("outsider %s got %d payload bytes from peers", o.hostname, p.FromPeers)
+		}
+		for _, m := range members {
+			mp, err := m.c.Peers(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pt := range mp.Peers {
+				if pt.ID == o.id.String() && pt.BytesOut > 0 {
+					t.Errorf("%s sent outsider %s %d bytes", m.hostname, o.hostname, pt.BytesOut)
+				}
+			}
+		}
+	}
 
 	// Revocation of desk-01's credential by serial: dropped within a
 	// refresh, its success no longer counts.
@@ -123,7 +178,7 @@ func TestSiteGateCountsCredentialedNodesOnly(t *testing.T) {
 		s.origin.ca.Install(t, s.nodes[i].dir+"/state", s.nodes[i].id.String(), credtest.Spec{Hostname: s.nodes[i].hostname, Site: "branch"})
 	}
 	s.waitInstalled(t, []*node{pilot}, 3*time.Minute, "1.1")
-	f, err := pilot.c.Fleet(context.Background())
+	f, err := pilot.c.Fleet(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +187,7 @@ func TestSiteGateCountsCredentialedNodesOnly(t *testing.T) {
 		ids = append(ids, m.Hostname)
 	}
 	slices.Sort(ids)
-	if !slices.Equal(ids, []string{"desk-00", "desk-01", "desk-02", "desk-03"}) {
+	if !slices.Equal(ids, []string{"desk-00", "desk-01", "desk-02", "desk-03"}) { // the other outsiders still refused
 		t.Errorf("pilot's members after the new credentials: %v", ids)
 	}
 }
