@@ -37,6 +37,7 @@ import (
 	"github.com/patchring/patchring/platform/ipc"
 	platformreboot "github.com/patchring/patchring/platform/reboot"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/trust"
 )
 
@@ -171,6 +172,10 @@ func (d *Daemon) subsystems() error {
 			Log:      d.log,
 			Interval: cfg.Policy.RefreshInterval,
 			Facts:    d.Facts,
+			NodeID:   d.ID(),
+			// Re-read on every refresh: `patchringd enroll` and renewal
+			// only write the file.
+			CredentialFile: filepath.Join(cfg.StateDir, credential.FileName),
 			OnChange: func(*policy.Policy, string) {
 				d.triggerEngine()
 				if d.reboot != nil {
@@ -291,6 +296,8 @@ func (d *Daemon) startFleet() error {
 	}
 	if d.pol != nil {
 		mc.Policy = d.pol
+		mc.Fleet = d.pol.Fleet
+		mc.Credential = d.pol.Credential
 	}
 	m, err := membership.New(mc)
 	if err != nil {
@@ -440,6 +447,14 @@ func (d *Daemon) Facts() policy.NodeFacts {
 		Site:     d.cfg.Site,
 		Tags:     d.cfg.Tags,
 		Headless: d.cfg.Reboot.Headless,
+	}
+	if d.pol != nil {
+		// While the repository publishes fleet.json, site and tags for ring
+		// selection are the admin-signed credential's, never the local
+		// configuration's (none at all without a valid credential).
+		if site, tags, ok := d.pol.SiteTags(); ok {
+			f.Site, f.Tags = site, tags
+		}
 	}
 	if snap := d.inv.Latest(); snap != nil && snap.OS != nil {
 		f.OSID, f.OSVersion = snap.OS.ID, snap.OS.VersionID

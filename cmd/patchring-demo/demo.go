@@ -17,17 +17,22 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/patchring/patchring/daemon"
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/platform/apt/apttest"
+	"github.com/patchring/patchring/policy/credential"
+	"github.com/patchring/patchring/policy/credential/credtest"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
 // agentSpec describes one simulated endpoint.
 type agentSpec struct {
-	name, site string
-	tags       []string
-	broken     bool // its acme-tool health check fails
+	name, site   string
+	tags         []string
+	broken       bool // its acme-tool health check fails
+	noCredential bool // an intruder: the gossip key, no credential
 }
 
 var fleet = []agentSpec{
@@ -57,9 +62,12 @@ type demo struct {
 	origin        *httptest.Server
 	seeds         map[string]string // site -> gossip address of its first agent
 	gossipKeyFile string
-	aptRepo       *apttest.Repo
-	agents        []*agent
-	start         time.Time
+	// ca is the fleet CA `repo init` created: the demo signs each agent's
+	// credential with it, as `patchring ca sign` would.
+	ca      *credtest.CA
+	aptRepo *apttest.Repo
+	agents  []*agent
+	start   time.Time
 }
 
 func newDemo(bin string, keep bool) (*demo, error) {
@@ -155,6 +163,16 @@ func (d *demo) run(ctx context.Context) error {
 	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
 		return err
 	}
+	signer, err := tufrepo.Open(repoDir, keys, "")
+	if err != nil {
+		return err
+	}
+	caKey, err := signer.FleetKey(tufrepo.RoleFleetCA)
+	if err != nil {
+		return err
+	}
+	d.ca = credtest.FromKey(caKey)
+	d.note("`repo init` also created the fleet CA and published fleet.json: agents need a credential it signed")
 
 	// 2. The vendor's apt repository with acme-tool 1.0 and the library
 	// it pins.
@@ -195,7 +213,7 @@ func (d *demo) run(ctx context.Context) error {
 		if spec.broken {
 			extra = " (its acme-tool service is broken: the health check after an install will fail)"
 		}
-		d.note("%-15s site %-7s tags %-6s pid %d%s", spec.name, spec.site, tags, a.cmd.Process.Pid, extra)
+		d.note("%-15s site %-7s tags %-6s pid %d%s (credential signed by the fleet CA)", spec.name, spec.site, tags, a.cmd.Process.Pid, extra)
 	}
 	for _, a := range d.agents {
 		if err := d.waitPolicy(ctx, a); err != nil {
@@ -204,6 +222,9 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.step("every agent verified the signed policy; hq-lab-1's view of it:")
 	if err := d.cli(ctx, "--socket", d.agents[0].sock, "policy", "show"); err != nil {
+		return err
+	}
+	if err := d.intruder(ctx, rootFile); err != nil {
 		return err
 	}
 
@@ -323,6 +344,21 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
 		return nil, err
 	}
+	if !spec.noCredential {
+		// The node key, then the admin's credential for its ID (site and
+		// tags come from it, not from the config below).
+		id, err := daemon.LoadOrCreateIdentity(a.dir)
+		if err != nil {
+			return nil, err
+		}
+		_, raw, err := d.ca.Mint(id.ID.String(), credtest.Spec{Hostname: spec.name, Site: spec.site, Tags: spec.tags})
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(a.dir, credential.FileName), raw, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	var sb *apttest.Sandbox
 	sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir})
 	if err != nil {
@@ -333,8 +369,10 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 	if err := sb.AddRepo("acme", d.aptRepo); err != nil {
 		return nil, err
 	}
-	if err := sb.DpkgInstall(ctx, debs...); err != nil {
-		return nil, err
+	if len(debs) > 0 {
+		if err := sb.DpkgInstall(ctx, debs...); err != nil {
+			return nil, err
+		}
 	}
 	if spec.broken {
 		if err := os.WriteFile(sb.Path("etc/acme-tool/broken"), nil, 0o644); err != nil {
@@ -649,4 +687,36 @@ func (d *demo) showSites(ctx context.Context) error {
 		d.note("bandwidth optimization: %.0f%% of payload bytes came from peers", 100*float64(fromPeers)/float64(total))
 	}
 	return d.cli(ctx, "--socket", d.agentNamed("branch-desk-1").sock, "peers")
+}
+
+// intruder starts an agent at site hq with the stolen gossip key but no
+// credential, shows that hq refuses it (and why), and stops it.
+func (d *demo) intruder(ctx context.Context, rootFile string) error {
+	d.step("an intruder: an agent with the site's stolen gossip key, but no credential from the fleet CA, tries to join hq")
+	a, err := d.startAgent(ctx, agentSpec{name: "intruder", site: "hq", tags: []string{"lab"}, noCredential: true}, nil, rootFile)
+	if err != nil {
+		return err
+	}
+	defer stopAgent(a)
+	lab := d.agentNamed("hq-lab-1")
+	if err := d.poll(ctx, lab, "hq refusing the intruder", func() (bool, error) {
+		f, err := lab.client.Fleet(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, m := range f.Members {
+			if m.Hostname == "intruder" {
+				return false, fmt.Errorf("hq-lab-1 admitted the intruder")
+			}
+		}
+		return len(f.Refused) > 0, nil
+	}); err != nil {
+		return err
+	}
+	if err := d.cli(ctx, "--socket", lab.sock, "fleet"); err != nil {
+		return err
+	}
+	d.note("the intruder is not a member: no payloads, no metadata, no vote in hq's gates, no reboot-lease slot")
+	d.note("its own agent says why:")
+	return d.cli(ctx, "--socket", a.sock, "status")
 }

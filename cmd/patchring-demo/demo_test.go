@@ -64,6 +64,9 @@ func TestDemo(t *testing.T) {
 		// Key lines, in the order the demo must print them.
 		steps := []struct{ name, pattern string }{
 			{"policy verified", `every agent verified the signed policy`},
+			{"intruder", `an intruder: an agent with the site's stolen gossip key, but no credential`},
+			{"intruder refused", `Refused: 1 node\(s\) without a valid credential[^\n]*\n\s*NODE\s+ADDRESS\s+REASON[^\n]*\n\s*12D3KooW\S+\s+127\.0\.0\.1:\d+\s+[^\n]*no credential`},
+			{"intruder knows why", `Credential:\s+credential missing`},
 			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+1\.1\s+#1 install installed`},
 			{"rollback shown", `branch-desk-2's health check failed after the install: the engine rolled both packages back in one apt run`},
 			{"one tx, both packages", `#1 [\d-]+ [\d:]+ install of 2 packages  \[rolled-back\]\n(\s+(acme-tool|libacme)\s+1\.0 -> 1\.1\s+\(upgrade, restored\)\n){2}`},

@@ -25,7 +25,10 @@ func newFleetCmd(a *app) *cobra.Command {
 		Use:   "fleet",
 		Short: "Show every member of this node's site: ring, status, policy version, updates, reboot state, last seen",
 		Long: "fleet shows the site as its members describe themselves over the encrypted gossip pool.\n" +
-			"It is a view, not an authority: agents act only on signed metadata.",
+			"It is a view, not an authority: agents act only on signed metadata.\n" +
+			"Once the repository publishes fleet.json, members need a credential the fleet CA signed;\n" +
+			"nodes refused or dropped (no credential, forged, expired, revoked, another fleet's) are listed\n" +
+			"below the members with the reason.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := fleetOrHint(a, cmd)
@@ -57,7 +60,23 @@ func newFleetCmd(a *app) *cobra.Command {
 				if !m.LastSeen.IsZero() {
 					seen = time.Since(m.LastSeen).Round(time.Second).String() + " ago"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\tv%d\t%d\t%d\t%d\t%s\t%s\n", host, orDash(m.Ring), m.Liveness, m.PolicyVersion, m.Pending, m.Installed, m.Failed, reboot, seen)
+				state := m.Liveness
+				if m.Visiting {
+					state += ", visiting from " + m.Site
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\tv%d\t%d\t%d\t%d\t%s\t%s\n", host, orDash(m.Ring), state, m.PolicyVersion, m.Pending, m.Installed, m.Failed, reboot, seen)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(f.Refused) == 0 {
+				return nil
+			}
+			fmt.Fprintf(a.Out, "\nRefused: %d node(s) without a valid credential (not members: not counted, not served)\n", len(f.Refused))
+			tw = tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tADDRESS\tREASON\tTIMES\tLAST")
+			for _, r := range f.Refused {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.NodeID, orDash(r.Addr), r.Reason, r.Count, time.Since(r.At).Round(time.Second).String()+" ago")
 			}
 			return tw.Flush()
 		},

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -151,15 +152,22 @@ func parseRoleMap[T any](flag string, in map[string]string, parse func(string) (
 
 func newRepoInitCmd(a *app, f *repoFlags) *cobra.Command {
 	var thresholds, expires map[string]string
-	var encrypt bool
+	var encrypt, noFleet bool
 	cmd := &cobra.Command{
 		Use:   "init --repo DIR --keys KEYDIR",
-		Short: "Create a repository with fresh ed25519 keys for every role",
+		Short: "Create a repository with fresh ed25519 keys for every role, and the fleet CA",
 		Long: `Create a repository with root, targets, snapshot and timestamp metadata and fresh
 ed25519 keys (one per unit of threshold) written to KEYDIR with mode 0600.
 KEYDIR must not be inside DIR. Key files are encrypted when the passphrase
 variable (--passphrase-env, default ` + defaultPassphraseEnv + `) is set, or with --encrypt
-which asks for a passphrase. Install DIR/metadata/1.root.json with every agent.`,
+which asks for a passphrase. Install DIR/metadata/1.root.json with every agent.
+
+It also creates the fleet CA key (KEYDIR, same format and passphrase) and
+publishes fleet.json naming it: from then on agents admit only members with a
+credential the CA (or an issuer it delegated) signed, and take their site and
+tags from it (see docs/TRUST.md). --no-fleet-ca leaves it out (agents then
+admit any holder of the gossip key, with a warning); an existing repository
+gets its CA with ` + "`patchring ca init`" + `.`,
 		Example: `  patchring repo init --repo /srv/patchring --keys ~/.patchring-keys --threshold root=2 --expires timestamp=1d,snapshot=7d`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -192,16 +200,30 @@ which asks for a passphrase. Install DIR/metadata/1.root.json with every agent.`
 			if err != nil {
 				return err
 			}
+			var ca string
+			if !noFleet {
+				doc, err := r.InitFleet()
+				if err != nil {
+					return fmt.Errorf("repo init: fleet CA: %w", err)
+				}
+				ca = credential.SignerIDOf(doc.CA[0]).String()
+			}
 			st := r.Status(0)
 			if a.jsonOutput() {
 				return a.printJSON(st)
 			}
 			fmt.Fprintf(a.Out, "Initialized repository %s (keys in %s%s).\n", f.dir, f.keys, map[bool]string{true: ", encrypted", false: ""}[pass != ""])
 			printRoles(a, st)
+			if ca != "" {
+				fmt.Fprintf(a.Out, "\nFleet CA %s created (key in %s), published in fleet.json: agents need a credential it signed.\n", ca, f.keys)
+			} else {
+				fmt.Fprintf(a.Out, "\nNo fleet CA (--no-fleet-ca): any holder of the gossip key is a member.\n")
+			}
 			fmt.Fprintf(a.Out, "\nInstall %s/metadata/1.root.json with every agent as its root of trust.\n", strings.TrimSuffix(f.dir, "/"))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&noFleet, "no-fleet-ca", false, "do not create the fleet CA (agents admit any holder of the gossip key)")
 	cmd.Flags().StringToStringVar(&thresholds, "threshold", nil, "signatures each role needs, e.g. root=2,targets=1 (default 1)")
 	cmd.Flags().StringToStringVar(&expires, "expires", nil, "metadata lifetime per role, e.g. timestamp=1d,snapshot=7d,targets=90d,root=365d")
 	cmd.Flags().BoolVar(&encrypt, "encrypt", false, "ask for a passphrase to encrypt the key files when the passphrase variable is not set")

@@ -49,6 +49,30 @@ func TestRepoAndCatalogCLI(t *testing.T) {
 	if !strings.Contains(out, "1.root.json") {
 		t.Errorf("init output does not say which root to install:\n%s", out)
 	}
+	// The fleet CA comes with the repository: fleet.json is a signed target
+	// naming the CA key written beside the TUF keys.
+	if !strings.Contains(out, "Fleet CA") {
+		t.Errorf("init output does not mention the fleet CA:\n%s", out)
+	}
+	r, err := tufrepo.Open(dir, keys, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := r.FleetDocument()
+	if err != nil {
+		t.Fatalf("repo init published no fleet.json: %v", err)
+	}
+	caKey, err := r.FleetKey(tufrepo.RoleFleetCA)
+	if err != nil || len(doc.CA) != 1 || !doc.CA[0].Equal(caKey.Public()) {
+		t.Errorf("fleet.json CA %x does not match the CA key (%v)", doc.CA, err)
+	}
+	bare := filepath.Join(base, "bare")
+	mustCLI(t, "repo", "init", "--repo", bare, "--keys", filepath.Join(base, "bare-keys"), "--no-fleet-ca")
+	if r, err := tufrepo.Open(bare, "", ""); err != nil {
+		t.Fatal(err)
+	} else if _, err := r.FleetDocument(); err == nil {
+		t.Error("--no-fleet-ca published a fleet.json")
+	}
 
 	var st tufrepo.Status
 	out = mustCLI(t, "repo", "status", "--repo", dir, "--keys", keys, "-o", "json", "--within", "3d")
@@ -257,6 +281,9 @@ func TestRepoKeeperCLI(t *testing.T) {
 		}
 		return st.Status, st.Warnings
 	}
+	// The offline roles as init left them (init also published fleet.json,
+	// a new targets version).
+	initial, _ := status()
 	var (
 		st       tufrepo.Status
 		warnings []tufrepo.Warning
@@ -267,7 +294,7 @@ func TestRepoKeeperCLI(t *testing.T) {
 		}
 		return nil
 	})
-	if st.Roles[0].Version != 1 || st.Roles[1].Version != 1 {
+	if st.Roles[0].Version != initial.Roles[0].Version || st.Roles[1].Version != initial.Roles[1].Version {
 		t.Errorf("keeper re-signed offline roles: %+v", st.Roles)
 	}
 	for _, w := range warnings {

@@ -45,6 +45,14 @@ func newStatusCmd(a *app) *cobra.Command {
 			fmt.Fprintf(tw, "Uptime:\t%s (since %s, start #%d)\n", time.Duration(st.Uptime), st.Started.Format(time.RFC3339), st.StartedAt)
 			fmt.Fprintf(tw, "State dir:\t%s\n", st.StateDir)
 			fmt.Fprintf(tw, "You:\tuid %d, may %s\n", st.Caller.UID, st.Caller.Can)
+			for _, s := range st.Subsystems {
+				if s.Name == "policy" && s.Details["identity"] != "" {
+					fmt.Fprintf(tw, "Credential:\t%s\n", s.Details["identity"])
+				}
+				if s.Name == "policy" && s.Details["warning"] != "" {
+					fmt.Fprintf(tw, "Warning:\t%s\n", s.Details["warning"])
+				}
+			}
 			tw.Flush()
 			fmt.Fprintln(a.Out)
 			tw = tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)

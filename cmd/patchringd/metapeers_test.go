@@ -12,6 +12,7 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/internal/testutil"
+	"github.com/patchring/patchring/policy/credential/credtest"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -27,6 +28,11 @@ import (
 func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 	dir := t.TempDir()
 	repo := newSignedRepo(t, dir, agentPolicy, tufrepo.Options{})
+	// A fleet with a CA: the three agents carry credentials, so the peers
+	// B takes metadata from, and the second one confirming the root, are
+	// credentialed members (TestOutsidersWithTheGossipKeyRefused shows
+	// that others are not).
+	authority := fleetCA(t, repo.Repo)
 	repo.publish(t, "first")
 	originAC, originB := repo.serve(t, nil), repo.serve(t, nil)
 	keyB64, _ := newKey(t)
@@ -37,6 +43,8 @@ func TestPolicyFromPeersWhenOriginDown(t *testing.T) {
 
 	start := func(name, origin, refresh, seed string) (*daemonProc, string) {
 		t.Helper()
+		state := filepath.Join(dir, name)
+		authority.Install(t, state, credtest.NewNode(t, state), credtest.Spec{Hostname: name, Site: "hq"})
 		addr := freeGossipAddr(t)
 		if seed == "" {
 			seed = addr
@@ -125,4 +133,18 @@ func waitFleet(t *testing.T, c *client.Client, n int) {
 		}
 		return nil
 	})
+}
+
+// fleetCA creates the fleet CA of repo (as `patchring repo init` does) and
+// returns it, to sign the test agents' credentials.
+func fleetCA(t *testing.T, repo *tufrepo.Repo) *credtest.CA {
+	t.Helper()
+	if _, err := repo.InitFleet(); err != nil {
+		t.Fatal(err)
+	}
+	k, err := repo.FleetKey(tufrepo.RoleFleetCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return credtest.FromKey(k)
 }

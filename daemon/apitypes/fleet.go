@@ -7,6 +7,18 @@ import "time"
 type Fleet struct {
 	Site    string        `json:"site"`
 	Members []FleetMember `json:"members"`
+	// Refused are nodes the pool refused or dropped (no valid credential:
+	// missing, forged, expired, revoked, another fleet's), with the reason.
+	Refused []RefusedMember `json:"refused,omitempty"`
+}
+
+// RefusedMember is a node refused admission to the site's pool.
+type RefusedMember struct {
+	NodeID string    `json:"node_id"`
+	Addr   string    `json:"addr,omitempty"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	Count  uint64    `json:"count"`
 }
 
 // FleetMember is one member of the site.
@@ -29,6 +41,12 @@ type FleetMember struct {
 	RebootDeadline time.Time `json:"reboot_deadline,omitzero"`
 	RebootRefused  bool      `json:"reboot_refused"`
 	Content        int       `json:"content_items"`
+	// Credentialed: its site and tags are from its verified credential.
+	Credentialed bool      `json:"credentialed,omitempty"`
+	CredExpires  time.Time `json:"credential_expires,omitzero"`
+	// Visiting: its credential names another site; it shares payloads
+	// here but counts in none of this site's gates or leases.
+	Visiting bool `json:"visiting,omitempty"`
 }
 
 // Peers is the answer of GET /v1/peers: payload traffic of this node.

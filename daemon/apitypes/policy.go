@@ -23,6 +23,7 @@ type EffectivePolicy struct {
 	Gates        []GatePolicy       `json:"gates,omitempty"`
 	Reboot       RebootPolicy       `json:"reboot"`
 	Transactions TransactionsPolicy `json:"transactions"`
+	Identity     Identity           `json:"identity"`
 }
 
 // GatePolicy is one gate of this node's ring: Ring must show MinSuccess
@@ -79,4 +80,24 @@ type BundleImport struct {
 	Policy        string   `json:"policy,omitempty"`
 	Payloads      int      `json:"payloads"`
 	Skipped       []string `json:"skipped,omitempty"`
+}
+
+// Identity is this node's fleet credential as the agent checked it against
+// the verified fleet document (part of GET /v1/policy and `patchring
+// status`).
+type Identity struct {
+	// Enforced: the repository publishes a fleet document, so members need
+	// credentials and site and tags come from them. Without one, the gossip
+	// key alone admits (the transition) and site and tags come from the
+	// local configuration.
+	Enforced bool      `json:"enforced"`
+	Site     string    `json:"site,omitempty"`
+	Tags     []string  `json:"tags,omitempty"`
+	Hostname string    `json:"hostname,omitempty"`
+	Serial   uint64    `json:"serial,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
+	// Problem is "" for a valid credential, else "missing", "expired",
+	// "revoked", "not yet valid", "invalid" with Detail saying why.
+	Problem string `json:"problem,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }

@@ -38,6 +38,7 @@ import (
 	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/secretfile"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/trust"
 )
 
@@ -73,6 +74,13 @@ type Config struct {
 	Reboot func() RebootStatus
 	// Metrics registers the membership's counters; nil registers none.
 	Metrics prometheus.Registerer
+	// Fleet returns the verified fleet document in force; nil (or a nil
+	// function) while the repository publishes none: then the gossip key
+	// alone admits members.
+	Fleet func() *credential.Trust
+	// Credential returns this node's credential (wire form) as installed;
+	// it is re-read on every tick so a renewal takes effect at once.
+	Credential func() []byte
 }
 
 // Policy is the policy service as the membership uses it.
@@ -204,7 +212,7 @@ func New(cfg Config) (*Membership, error) {
 			return nil, fmt.Errorf("gossip.listen %q: bad port", cfg.Gossip.Listen)
 		}
 	}
-	g, err := gossip.New(gossip.Config{
+	gc := gossip.Config{
 		Identity: cfg.Identity,
 		Hostname: cfg.Hostname,
 		Site:     cfg.Site,
@@ -213,7 +221,14 @@ func New(cfg Config) (*Membership, error) {
 		Seeds:    cfg.Gossip.Seeds,
 		Keys:     keys,
 		Label:    cfg.Gossip.Label,
-	}, cfg.Log)
+	}
+	if cfg.Fleet != nil {
+		gc.Admitter = gossip.FleetAdmitter{Fleet: cfg.Fleet}
+	}
+	if cfg.Credential != nil {
+		gc.Credential = cfg.Credential()
+	}
+	g, err := gossip.New(gc, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -319,6 +334,7 @@ loop:
 				f.useMetaPeers()
 			}
 		case <-tick.C:
+			f.readmit()
 			f.publish()
 			f.admit()
 			f.useMetaPeers()
@@ -330,6 +346,20 @@ loop:
 	err := grp.Stop() // also when a part failed: the others stop too
 	f.g.Close()
 	return err
+}
+
+// readmit takes this node's credential as now installed and checks every
+// member's again against the fleet document in force: a member revoked by
+// a new fleet.json, or whose credential expired, leaves the pool's member
+// list (and with it the exchange's allow-list, the gates' counts, the
+// lease and the root probe's confirmations) at the next tick.
+func (f *Membership) readmit() {
+	if f.cfg.Credential != nil {
+		if err := f.g.SetCredential(f.cfg.Credential()); err != nil {
+			f.log.Warn("fleet: credential", "err", err)
+		}
+	}
+	f.g.Readmit()
 }
 
 // admit lets the live members of the pool connect to the exchange.
@@ -387,6 +417,9 @@ func (f *Membership) sharing() policy.PeerSharing {
 // state is what this node tells its site about itself.
 func (f *Membership) state() gossip.State {
 	st := gossip.State{Tags: f.cfg.Tags, AgentVersion: version.Version}
+	if f.cfg.Facts != nil {
+		st.Tags = f.cfg.Facts().Tags // the credential's while fleet.json is published
+	}
 	if p, _ := f.currentPolicy(); p != nil {
 		st.Ring, _ = policy.RingFor(p, f.cfg.Facts())
 	}
@@ -597,9 +630,18 @@ func (p *payloadFetch) FromPeers(ctx context.Context, holders []string) error {
 // Fleet returns the site as gossip describes it.
 func (f *Membership) Fleet() apitypes.Fleet {
 	out := apitypes.Fleet{Site: f.cfg.Site}
+	for _, r := range f.g.Refused() {
+		out.Refused = append(out.Refused, apitypes.RefusedMember{NodeID: r.NodeID, Addr: r.Addr, Reason: r.Reason, At: r.At, Count: r.Count})
+	}
 	for _, m := range f.g.Members() {
+		site, tags := m.Site, m.State.Tags
+		var credExp time.Time
+		if m.Credential != nil {
+			site, tags, credExp = m.Credential.Site, m.Credential.Tags, m.Credential.NotAfter
+		}
 		out.Members = append(out.Members, apitypes.FleetMember{
-			NodeID: m.NodeID, Hostname: m.Hostname, Site: m.Site, Ring: m.State.Ring, Tags: m.State.Tags,
+			Credentialed: m.Credential != nil, CredExpires: credExp, Visiting: m.Visiting,
+			NodeID: m.NodeID, Hostname: m.Hostname, Site: site, Ring: m.State.Ring, Tags: tags,
 			Liveness: m.Liveness.String(), LastSeen: m.LastSeen, Local: m.Local,
 			PolicyVersion: m.State.PolicyVersion, AgentVersion: m.State.AgentVersion,
 			Pending: m.State.Updates.Pending, Installed: m.State.Updates.Installed, Failed: m.State.Updates.Failed,
@@ -674,7 +716,10 @@ func (s *siteResults) Get(ring string, k policy.UpdateKey) policy.RingStats {
 // FleetStats counts, per ring and update, the site's members that
 // succeeded or failed with it, from what the members gossip about
 // themselves. Gates compare these with the policy's thresholds; a member
-// can lie about itself, which moves a gate by one node at most.
+// can lie about itself, which moves a gate by one node at most. Only
+// admitted members are listed (with fleet.json published: distinct nodes
+// with a valid credential, one vote each, as the node ID is the
+// credential's); members visiting from another site do not count.
 func (f *Membership) FleetStats() policy.FleetView {
 	return countResults(f.g.Members())
 }
@@ -682,7 +727,7 @@ func (f *Membership) FleetStats() policy.FleetView {
 func countResults(members []gossip.Member) *siteResults {
 	s := &siteResults{total: map[string]int{}, byRing: map[string]map[gossip.ResultID]policy.RingStats{}}
 	for _, m := range members {
-		if m.State.Ring == "" || (m.Liveness != gossip.LivenessAlive && !m.Local) {
+		if m.State.Ring == "" || (m.Liveness != gossip.LivenessAlive && !m.Local) || m.Visiting {
 			continue
 		}
 		s.total[m.State.Ring]++

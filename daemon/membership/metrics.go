@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchring/patchring/p2p/exchange"
+	"github.com/patchring/patchring/p2p/gossip"
 )
 
 // registerMetrics exposes the site's members and the payload traffic to
@@ -23,6 +24,15 @@ func (f *Membership) registerMetrics(r prometheus.Registerer) {
 		}
 		return float64(n)
 	}))
+	for _, reason := range gossip.RefusalReasons {
+		r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "patchring_gossip_admission_refused_total", Help: "Gossip members refused admission (or dropped) for lack of a valid credential, by reason.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(f.g.RefusalCounts()[reason]) }))
+	}
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "patchring_fleet_members_refused", Help: "Nodes the site's pool refuses now (no valid credential).",
+	}, func() float64 { return float64(len(f.g.Refused())) }))
 	if f.x != nil {
 		registerExchangeMetrics(r, f.x.ServerStats)
 	}

@@ -34,6 +34,10 @@ func TestBatchResultsReachGates(t *testing.T) {
 		members = append(members, gossip.Member{NodeID: fmt.Sprint(i), Liveness: gossip.LivenessAlive,
 			State: gossip.State{Ring: "lab", Results: rs}})
 	}
+	// A member visiting from another site (its credential names it) shares
+	// payloads here but does not vote in this site's gates.
+	members = append(members, gossip.Member{NodeID: "visitor", Liveness: gossip.LivenessAlive, Visiting: true,
+		Credential: &gossip.Credential{Site: "other"}, State: gossip.State{Ring: "lab", Results: rs}})
 	members = append(members, gossip.Member{NodeID: "dead", Liveness: gossip.LivenessDead, State: gossip.State{Ring: "lab", Results: rs}},
 		gossip.Member{NodeID: "dup", Liveness: gossip.LivenessAlive, State: gossip.State{Ring: "pilot", Results: append(rs[:1:1], rs[0], rs[0])}})
 	view := countResults(members)

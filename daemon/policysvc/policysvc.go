@@ -1,11 +1,14 @@
 // Package policysvc keeps the agent's signed policy current: it refreshes
 // the fleet's TUF repository through the trust client, parses and
 // validates the verified policy, keeps the last good one when a refresh
-// fails, and stops new installs once that policy has expired.
+// fails, and stops new installs once that policy has expired. It also
+// keeps the verified fleet document (fleet.json) and this node's
+// credential, re-read on every refresh (identity.go).
 package policysvc
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/trust"
 )
 
@@ -27,8 +31,14 @@ type Config struct {
 	Now      func() time.Time
 	// Facts returns this node's facts (ring selection in `policy show`).
 	Facts func() policy.NodeFacts
-	// OnChange is called after a new policy was verified and parsed.
+	// OnChange is called after a new policy was verified and parsed, and
+	// when this node's credential or the fleet document changed.
 	OnChange func(p *policy.Policy, version string)
+	// NodeID is this node's ID, which its credential must name.
+	NodeID string
+	// CredentialFile is this node's credential (<state dir>/node.credential);
+	// empty: none.
+	CredentialFile string
 }
 
 // Service refreshes the policy.
@@ -43,6 +53,16 @@ type Service struct {
 	lastTry   time.Time
 	lastErr   error
 	refreshed time.Time
+
+	// idMu guards the identity below; it is taken after mu, never before,
+	// and alone by SiteTags (which Facts calls with mu held).
+	idMu     sync.Mutex
+	fleet    *credential.Trust // nil: no fleet.json published
+	fleetRaw []byte
+	fleetErr error
+	cred     *credential.Credential
+	credRaw  []byte
+	credErr  error
 }
 
 // New returns the service, loaded with the last verified state on disk.
@@ -54,6 +74,7 @@ func New(cfg Config) *Service {
 		cfg.Interval = 5 * time.Minute
 	}
 	s := &Service{cfg: cfg, trigger: make(chan struct{}, 1)}
+	s.loadCredential()
 	if st, err := cfg.Trust.LastGood(); err == nil {
 		if err := s.adopt(st); err != nil {
 			cfg.Log.Warn("policy: last verified policy is unusable", "err", err)
@@ -141,10 +162,22 @@ func (s *Service) RefreshFrom(ctx context.Context, sources []trust.Source) error
 }
 
 func (s *Service) refresh(ctx context.Context, verify func(context.Context) (trust.Result, error)) error {
+	before := s.identityKey()
+	s.loadCredential()
 	res, err := verify(ctx)
 	s.mu.Lock()
 	s.lastTry = s.cfg.Now()
 	s.mu.Unlock()
+	defer func() {
+		after := s.identityKey()
+		s.mu.Lock()
+		pol, version := s.pol, s.version
+		s.mu.Unlock()
+		if after != before && s.cfg.OnChange != nil && pol != nil {
+			s.cfg.Log.Info("identity: credential or fleet document changed", "identity", after)
+			s.cfg.OnChange(pol, version)
+		}
+	}()
 	if err == nil {
 		err = s.adopt(res.State)
 	}
@@ -173,6 +206,9 @@ func (s *Service) refresh(ctx context.Context, verify func(context.Context) (tru
 }
 
 func (s *Service) adopt(st trust.State) error {
+	if fleetErr := s.adoptFleet(st.Fleet); fleetErr != nil {
+		s.cfg.Log.Error("identity: "+fleetErr.Error(), "err", fleetErr)
+	}
 	if st.Policy == nil {
 		s.mu.Lock()
 		s.state = &st
@@ -217,7 +253,33 @@ func (s *Service) Status() apitypes.SubsystemStatus {
 	if !s.refreshed.IsZero() {
 		st.Details["verified"] = s.refreshed.Format(time.RFC3339)
 	}
+	id := s.identityAt(now)
+	st.Details["identity"] = identitySummary(id)
+	s.idMu.Lock()
+	if s.fleetErr != nil {
+		st.Details["fleet_error"] = s.fleetErr.Error()
+	}
+	s.idMu.Unlock()
+	switch {
+	case id.Enforced && id.Problem != "":
+		st.Summary += "; credential " + id.Problem
+		if st.State == "ok" {
+			st.State = "degraded"
+		}
+	case !id.Enforced:
+		st.Details["warning"] = "the repository publishes no fleet.json: any holder of the gossip key is a member (create the fleet CA with `patchring ca init`)"
+	}
 	return st
+}
+
+// identityKey summarizes what ring selection and admission depend on, to
+// notice a change.
+func (s *Service) identityKey() string {
+	id := s.identityAt(s.cfg.Now())
+	s.idMu.Lock()
+	sum := sha256.Sum256(s.fleetRaw)
+	s.idMu.Unlock()
+	return fmt.Sprintf("enforced=%v site=%s tags=%v problem=%s fleet=%x", id.Enforced, id.Site, id.Tags, id.Problem, sum[:8])
 }
 
 // RefreshNow refreshes the policy (POST /policy/refresh) and returns the
@@ -236,7 +298,7 @@ func (s *Service) Effective() apitypes.EffectivePolicy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	out := apitypes.EffectivePolicy{Version: s.version, LastTry: s.lastTry, Verified: s.refreshed}
+	out := apitypes.EffectivePolicy{Version: s.version, LastTry: s.lastTry, Verified: s.refreshed, Identity: s.identityAt(now)}
 	if s.lastErr != nil {
 		out.LastError = s.lastErr.Error()
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/site"
 	"github.com/patchring/patchring/platform/apt/apttest"
+	"github.com/patchring/patchring/policy/credential/credtest"
 )
 
 // patchringd is the agent binary the tests run, built once, on first use.
@@ -53,6 +54,11 @@ type siteConfig struct {
 	// Preinstall are more packages (.deb files) every node has installed
 	// before its agent starts, next to acme-tool 1.0.
 	Preinstall []string
+	// Credential returns the credential node i gets: nil issues the normal
+	// one (site branch, no tags, valid for 30 days) for every node; a
+	// function returning nil for a node gives it none (an outsider that
+	// holds only the gossip key).
+	Credential func(t testing.TB, i int, id string) []byte
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -235,6 +241,16 @@ func (s *testSite) startNodes(t testing.TB) {
 		n, err := s.prepareNode(i)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The admin-signed credential, as enrollment would install it.
+		var cred []byte
+		if s.cfg.Credential != nil {
+			cred = s.cfg.Credential(t, i, n.id.String())
+		} else {
+			_, cred = s.origin.ca.Issue(t, n.id.String(), credtest.Spec{Hostname: n.hostname, Site: "branch"})
+		}
+		if cred != nil {
+			credtest.WriteFile(t, filepath.Join(n.dir, "state"), cred)
 		}
 		s.nodes[i] = n
 		t.Cleanup(func() { _ = n.sb.Close() })

@@ -18,6 +18,7 @@ import (
 
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy"
+	"github.com/patchring/patchring/policy/credential/credtest"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -32,6 +33,9 @@ type origin struct {
 	tufDir   string
 	rootFile string
 	pool     *poolLog
+	// ca is the fleet CA (tufrepo.InitFleet): the repository publishes
+	// fleet.json, so the site's agents need credentials it signed.
+	ca *credtest.CA
 }
 
 // transfer is one GET served from the pool.
@@ -193,6 +197,14 @@ func startOrigin(t testing.TB, tp *topo, dir string) *origin {
 	if o.tuf, err = tufrepo.Init(o.tufDir, filepath.Join(dir, "tuf-keys"), tufrepo.Options{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := o.tuf.InitFleet(); err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := o.tuf.FleetKey(tufrepo.RoleFleetCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ca = credtest.FromKey(caKey)
 	root, err := o.tuf.RootJSON()
 	if err != nil {
 		t.Fatal(err)

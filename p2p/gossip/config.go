@@ -32,6 +32,12 @@ type Config struct {
 	Identity crypto.PrivKey
 	Hostname string
 	Site     string
+	// Credential is this node's credential (wire form), carried in its
+	// node meta; SetCredential replaces it. Empty: none.
+	Credential []byte
+	// Admitter admits members by their credentials; nil admits every
+	// holder of the gossip key (see Admitter).
+	Admitter Admitter
 
 	BindAddr      string // default 0.0.0.0
 	BindPort      int    // 0 picks a free port (see LocalAddr); default in production: 7946
@@ -149,6 +155,10 @@ func (c *Config) withDefaults() (Config, peer.ID, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
 	}
+	if len(cfg.Credential) > maxCredentialLen {
+		return fail("Credential is %d bytes, at most %d", len(cfg.Credential), maxCredentialLen)
+	}
+	cfg.Credential = append([]byte(nil), cfg.Credential...)
 	cfg.Seeds = append([]string(nil), cfg.Seeds...)
 	keys := make([][]byte, len(cfg.Keys))
 	for i, k := range cfg.Keys {

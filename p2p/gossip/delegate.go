@@ -22,7 +22,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	g := d.g
 	g.mu.Lock()
 	self := g.members[g.name]
-	m := nodeMeta{stateLTime: self.stateLT, policyVersion: self.state.PolicyVersion, site: g.cfg.Site}
+	m := nodeMeta{stateLTime: self.stateLT, policyVersion: self.state.PolicyVersion, site: g.cfg.Site, credential: g.credential}
 	g.mu.Unlock()
 	b := m.marshal()
 	if len(b) > limit {
@@ -74,10 +74,18 @@ type aliveDelegate struct{ g *Gossip }
 var _ memberlist.AliveDelegate = (*aliveDelegate)(nil)
 
 func (a *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
-	if _, err := unmarshalMeta(n.Meta); err != nil {
+	meta, err := unmarshalMeta(n.Meta)
+	if err != nil {
 		return fmt.Errorf("member %s: %w", n.Name, err)
 	}
 	g := a.g
+	if n.Name != g.name {
+		if _, err := g.admitCheck(n.Name, meta.credential); err != nil {
+			err = fmt.Errorf("member %s not admitted: %w", n.Name, err)
+			g.refuse(n.Name, n.Address(), err)
+			return err
+		}
+	}
 	g.mu.Lock()
 	ok := g.valid[n.Name]
 	g.mu.Unlock()

@@ -73,6 +73,11 @@ type Gossip struct {
 	valid    map[string]bool // member names that passed NotifyAlive's check
 	left     bool
 	leaseTTL map[string]time.Duration // per group, the TTL TryAcquire was last given
+	// credential is this node's own, in its node meta.
+	credential  []byte
+	refusals    map[string]*Refusal // nodes refused admission, bounded
+	refusedBy   map[string]uint64   // refusals by RefusalReason
+	selfProblem string              // why our own credential fails, last logged
 
 	leaseMu sync.Mutex // serializes TryAcquire / Release
 
@@ -109,6 +114,11 @@ type member struct {
 	changed  time.Time // when liveness last changed or we first heard of it
 	meta     nodeMeta
 	leaving  bool // its last state said it is leaving on purpose
+	// admitted: its credential verified (always true with admission off);
+	// cred is what it says (nil with admission off); refusal says why not.
+	admitted bool
+	cred     *Credential
+	refusal  string
 
 	hostname, site string
 	keyring        KeyringInfo
@@ -170,24 +180,28 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip keyring: %w", err)
 	}
 	g := &Gossip{
-		cfg:      c,
-		log:      logger,
-		clock:    c.Clock,
-		id:       id,
-		name:     id.String(),
-		priv:     c.Identity,
-		keyring:  keyring,
-		members:  make(map[string]*member),
-		pulls:    make(map[string]time.Time),
-		valid:    make(map[string]bool),
-		replies:  make(map[string]struct{}),
-		lastPull: make(map[string]time.Time),
-		leaseTTL: make(map[string]time.Duration),
-		subs:     make(map[*Subscription]struct{}),
-		metaCh:   make(chan struct{}, 1),
-		pullCh:   make(chan struct{}, 1),
-		seedCh:   make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		cfg:       c,
+		log:       logger,
+		clock:     c.Clock,
+		id:        id,
+		name:      id.String(),
+		priv:      c.Identity,
+		keyring:   keyring,
+		members:   make(map[string]*member),
+		pulls:     make(map[string]time.Time),
+		valid:     make(map[string]bool),
+		replies:   make(map[string]struct{}),
+		lastPull:  make(map[string]time.Time),
+		leaseTTL:  make(map[string]time.Duration),
+		refusals:  make(map[string]*Refusal),
+		refusedBy: make(map[string]uint64),
+
+		credential: c.Credential,
+		subs:       make(map[*Subscription]struct{}),
+		metaCh:     make(chan struct{}, 1),
+		pullCh:     make(chan struct{}, 1),
+		seedCh:     make(chan struct{}, 1),
+		stop:       make(chan struct{}),
 
 		discovered: make(map[string]*discoveredSeed),
 	}
@@ -198,8 +212,13 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 	g.contentQ = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: mlc.RetransmitMult}
 
 	self := &member{name: g.name, id: id, pub: c.Identity.GetPublic(), known: true,
-		liveness: LivenessAlive, hostname: c.Hostname, site: c.Site, changed: g.clock.Now()}
+		liveness: LivenessAlive, hostname: c.Hostname, site: c.Site, changed: g.clock.Now(), admitted: true}
 	g.members[g.name] = self
+	if cred, err := g.admitCheck(g.name, c.Credential); err == nil {
+		self.cred = cred
+	} else {
+		g.selfProblemOnce(err)
+	}
 	g.mu.Lock()
 	err = g.announceStateLocked()
 	g.mu.Unlock()
@@ -230,6 +249,7 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 	mlc.Delegate = &delegate{g}
 	mlc.Events = &eventDelegate{g}
 	mlc.Alive = &aliveDelegate{g}
+	mlc.Merge = &mergeDelegate{g}
 	mlc.Conflict = &conflictDelegate{g}
 	mlc.Logger = newStdLogger(logger)
 	ml, err := memberlist.Create(mlc)
@@ -389,7 +409,7 @@ func (g *Gossip) Members() []Member {
 	defer g.mu.Unlock()
 	out := make([]Member, 0, len(g.members))
 	for _, m := range g.members {
-		if m.known {
+		if m.known && m.admitted {
 			out = append(out, g.viewLocked(m))
 		}
 	}
@@ -402,7 +422,7 @@ func (g *Gossip) Member(nodeID string) (Member, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m, ok := g.members[nodeID]
-	if !ok || !m.known {
+	if !ok || !m.known || !m.admitted {
 		return Member{}, false
 	}
 	return g.viewLocked(m), true
@@ -420,6 +440,12 @@ func (g *Gossip) viewLocked(m *member) Member {
 		State:        cloneState(m.state),
 		StateVersion: m.stateLT,
 		Keyring:      KeyringInfo{Primary: m.keyring.Primary, Installed: slices.Clone(m.keyring.Installed)},
+		Visiting:     g.visitingLocked(m),
+	}
+	if m.cred != nil {
+		c := *m.cred
+		c.Tags = slices.Clone(c.Tags)
+		v.Credential = &c
 	}
 	if v.Local {
 		v.LastSeen = g.clock.Now()
@@ -447,10 +473,13 @@ type Stats struct {
 	Oversized    uint64 // over a size or count limit
 	BadSignature uint64 // signature did not verify
 	Rejected     uint64 // decoded and signed, but refused (e.g. absurd Lamport time, table full)
+	// Refused counts admission refusals: members without a credential that
+	// verifies, and signed messages about them not passed on.
+	Refused uint64
 }
 
 type counters struct {
-	accepted, duplicates, malformed, oversized, badSignature, rejected atomic.Uint64
+	accepted, duplicates, malformed, oversized, badSignature, rejected, refused atomic.Uint64
 }
 
 // Stats returns the message counters.
@@ -462,6 +491,7 @@ func (g *Gossip) Stats() Stats {
 		Oversized:    g.stats.oversized.Load(),
 		BadSignature: g.stats.badSignature.Load(),
 		Rejected:     g.stats.rejected.Load(),
+		Refused:      g.stats.refused.Load(),
 	}
 }
 
@@ -726,7 +756,9 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 			g.drop(fmt.Errorf("message about unknown node %s: table of unknown nodes full", name), via)
 			return
 		}
-		m = &member{name: name, id: p.env.node, pub: pub, changed: g.clock.Now()}
+		// Without admission every node is a member; with it, one becomes
+		// a member when memberlist reports it with a credential that verifies.
+		m = &member{name: name, id: p.env.node, pub: pub, changed: g.clock.Now(), admitted: !g.enforcing()}
 		g.members[name] = m
 		g.unknown++
 	}
@@ -750,7 +782,7 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 		if m.leaving && m.liveness == LivenessDead {
 			m.liveness = LivenessLeft
 		}
-		if v := m.state.PolicyVersion; v > g.hint.Version {
+		if v := m.state.PolicyVersion; v > g.hint.Version && m.admitted {
 			g.hint = PolicyHint{Version: v, From: name, HeardAt: g.clock.Now()}
 			hint = v
 		}
@@ -767,8 +799,15 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 			expiry: p.lease.Expiry, heard: time.Now(), at: g.clock.Now(), msg: msg}
 		q, bname = g.leaseQ, "l/"+name+"/"+p.lease.Group
 	}
-	known := m.known
+	known := m.known && m.admitted
+	admitted := m.admitted
 	g.mu.Unlock()
+	if !admitted {
+		// Kept (bounded, like any unknown node's) so that a member admitted
+		// a moment later has its state, but neither passed on nor counted.
+		g.stats.refused.Add(1)
+		return
+	}
 	g.stats.accepted.Add(1)
 	if rebroadcast {
 		q.QueueBroadcast(&broadcast{name: bname, msg: msg})
@@ -885,7 +924,7 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 	g.mu.Lock()
 	m := g.members[n.Name]
 	if m == nil {
-		m = &member{name: n.Name, id: id, changed: now}
+		m = &member{name: n.Name, id: id, changed: now, admitted: !g.enforcing()}
 		g.members[n.Name] = m
 	} else if !m.known {
 		g.unknown--
@@ -894,6 +933,14 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 		m.pub, _ = id.ExtractPublicKey()
 	}
 	m.known = true
+	if n.Name != g.name && (kind != EventLeave || !m.admitted) {
+		// The Admitter does not call back into gossip, so g.mu may be held.
+		cred, err := g.admitCheck(n.Name, meta.credential)
+		m.admitted, m.cred, m.refusal = err == nil, cred, ""
+		if err != nil {
+			m.refusal = err.Error()
+		}
+	}
 	m.addr = n.Address()
 	m.node = memberlist.Node{Name: n.Name, Addr: slices.Clone(n.Addr), Port: n.Port}
 	m.meta = meta
@@ -928,7 +975,7 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 func (g *Gossip) countLiveLocked() {
 	n := int32(0)
 	for _, m := range g.members {
-		if m.known && m.liveness == LivenessAlive {
+		if m.known && m.admitted && m.liveness == LivenessAlive {
 			n++
 		}
 	}

@@ -108,6 +108,9 @@ func (l *Lease) TryAcquire(ctx context.Context, group string, limit int, ttl tim
 		if name == g.name || r == nil || r.phase != leaseClaim || !r.until(ttl).After(now) || time.Since(r.heard) > window {
 			continue
 		}
+		if !g.countsLocked(m) {
+			continue // not admitted, or visiting from another site
+		}
 		if m.liveness == LivenessDead || m.liveness == LivenessLeft {
 			continue
 		}
@@ -171,6 +174,9 @@ func (l *Lease) Holders(group string) []LeaseHolder {
 		if r == nil || !r.until(ttl).After(now) || (r.phase != leaseHeld && r.phase != leaseClaim) {
 			continue
 		}
+		if !g.countsLocked(m) {
+			continue
+		}
 		lv := m.liveness
 		if name == g.name {
 			lv = LivenessAlive
@@ -195,6 +201,9 @@ func (g *Gossip) holdersLocked(group string, now time.Time) []string {
 		r := m.leases[group]
 		if r == nil || r.phase != leaseHeld || !r.until(ttl).After(now) {
 			continue
+		}
+		if !g.countsLocked(m) {
+			continue // not admitted (or no longer), or visiting from another site
 		}
 		if grace := g.cfg.LeaseDeadGrace; grace > 0 && m.liveness == LivenessDead && now.Sub(m.changed) >= grace {
 			continue

@@ -126,6 +126,13 @@ type Member struct {
 	State        State     // last verified state; zero until heard
 	StateVersion uint64    // Lamport time of State (0: none heard)
 	Keyring      KeyringInfo
+	// Credential is what the member's verified credential says (its site
+	// and tags as the admin signed them); nil while admission is off.
+	Credential *Credential
+	// Visiting: its credential names a site other than this node's. It
+	// shares payloads and metadata here but counts in none of this site's
+	// gates or leases.
+	Visiting bool
 }
 
 func validateState(s *State) error {

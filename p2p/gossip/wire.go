@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -698,13 +699,18 @@ type nodeMeta struct {
 	stateLTime    uint64
 	policyVersion uint64
 	site          string
+	credential    []byte // the node's credential, wire form (verified by the Admitter)
 }
 
 func (m *nodeMeta) marshal() []byte {
 	b := []byte{metaVersion}
 	b = appendUintField(b, 1, m.stateLTime)
 	b = appendUintField(b, 2, m.policyVersion)
-	return appendStringField(b, 3, m.site)
+	b = appendStringField(b, 3, m.site)
+	if len(m.credential) > 0 {
+		b = appendBytesField(b, 4, m.credential)
+	}
+	return b
 }
 
 func unmarshalMeta(b []byte) (nodeMeta, error) {
@@ -724,6 +730,10 @@ func unmarshalMeta(b []byte) (nodeMeta, error) {
 			m.policyVersion, err = f.uint("policy version")
 		case 3:
 			m.site, err = f.str("site", maxShortLen)
+		case 4:
+			var c []byte
+			c, err = f.bytes("credential", maxCredentialLen)
+			m.credential = slices.Clone(c)
 		}
 		return err
 	})

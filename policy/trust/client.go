@@ -207,6 +207,7 @@ func (c *Client) lastGood() (*State, error) {
 func (s *State) copy() State {
 	out := *s
 	out.Policy = bytes.Clone(s.Policy)
+	out.Fleet = bytes.Clone(s.Fleet)
 	out.Catalog = slices.Clone(s.Catalog)
 	return out
 }
@@ -349,11 +350,23 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 			b.Policy = prev.Policy
 		} else {
 			trusted := up.GetTrustedMetadataSet()
-			policy, err := c.fetchPolicy(ctx, sources, i, pt, trusted.Root.Signed.ConsistentSnapshot)
+			policy, err := c.fetchSmall(ctx, sources, i, PolicyTarget, pt, trusted.Root.Signed.ConsistentSnapshot)
 			if err != nil {
 				return Result{}, err
 			}
 			b.Policy = policy
+		}
+	}
+	if ft, ok := up.GetTopLevelTargets()[FleetTarget]; ok {
+		if prev != nil && prev.FleetTarget != nil && ft.VerifyLengthHashes(prev.Fleet) == nil {
+			b.Fleet = prev.Fleet
+		} else {
+			trusted := up.GetTrustedMetadataSet()
+			fleet, err := c.fetchSmall(ctx, sources, i, FleetTarget, ft, trusted.Root.Signed.ConsistentSnapshot)
+			if err != nil {
+				return Result{}, err
+			}
+			b.Fleet = fleet
 		}
 	}
 	if prev != nil && prev.raw.sameContent(b) {
@@ -377,18 +390,19 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 	return Result{State: st.copy(), Changed: prev == nil || prev.Versions != st.Versions}, nil
 }
 
-// fetchPolicy downloads the policy target into memory (it is small and
-// capped), verified against its signed length and hashes, trying the
-// refresh's source first and then the others.
-func (c *Client) fetchPolicy(ctx context.Context, sources []Source, first int, tf *metadata.TargetFiles, consistent bool) ([]byte, error) {
-	op := "download " + PolicyTarget
+// fetchSmall downloads a small target the agent acts on (the policy, the
+// fleet document) into memory (capped like the policy), verified against
+// its signed length and hashes, trying the refresh's source first and then
+// the others.
+func (c *Client) fetchSmall(ctx context.Context, sources []Source, first int, name string, tf *metadata.TargetFiles, consistent bool) ([]byte, error) {
+	op := "download " + name
 	if tf.Length > c.cfg.MaxPolicyBytes {
 		return nil, &Error{Op: op, Reason: ErrTooLarge, Err: fmt.Errorf("signed length %d exceeds the cap of %d bytes", tf.Length, c.cfg.MaxPolicyBytes)}
 	}
 	var errs []error
 	for _, j := range tryOrder(len(sources), first) {
 		var buf bytes.Buffer
-		err := c.fetchVerified(ctx, sources[j], remoteTargetPath(PolicyTarget, tf, consistent), tf, &buf, c.cfg.Timeout)
+		err := c.fetchVerified(ctx, sources[j], remoteTargetPath(name, tf, consistent), tf, &buf, c.cfg.Timeout)
 		if err == nil {
 			return buf.Bytes(), nil
 		}

@@ -24,6 +24,9 @@ import (
 const (
 	PolicyTarget  = "policy.json"
 	CatalogPrefix = "catalog/"
+	// FleetTarget is the fleet document (credential.TargetName): the fleet
+	// CA's keys, its issuers and the revocation list.
+	FleetTarget = "fleet.json"
 )
 
 const (
@@ -85,6 +88,10 @@ type State struct {
 	Policy       []byte         `json:"-"`
 	PolicyTarget *TargetInfo    `json:"policy_target,omitempty"`
 	Catalog      []CatalogEntry `json:"catalog"`
+	// Fleet is the verified fleet document (fleet.json), nil when the
+	// repository publishes none.
+	Fleet       []byte      `json:"-"`
+	FleetTarget *TargetInfo `json:"fleet_target,omitempty"`
 
 	raw *bundle
 }
@@ -127,12 +134,14 @@ type bundle struct {
 	Snapshot   []byte    `json:"snapshot"`
 	Targets    []byte    `json:"targets"`
 	Policy     []byte    `json:"policy,omitempty"`
+	Fleet      []byte    `json:"fleet,omitempty"`
 }
 
 // sameContent reports whether o holds the same verified bytes as b.
 func (b *bundle) sameContent(o *bundle) bool {
 	return bytes.Equal(b.Root, o.Root) && bytes.Equal(b.Timestamp, o.Timestamp) && bytes.Equal(b.Snapshot, o.Snapshot) &&
-		bytes.Equal(b.Targets, o.Targets) && bytes.Equal(b.Policy, o.Policy)
+		bytes.Equal(b.Targets, o.Targets) && bytes.Equal(b.Policy, o.Policy) &&
+		bytes.Equal(b.Fleet, o.Fleet)
 }
 
 // verify checks a bundle as go-tuf's client workflow would at the time it
@@ -184,6 +193,18 @@ func (b *bundle) verify() (*State, *trustedmetadata.TrustedMetadata, error) {
 		st.Policy = b.Policy
 	} else if b.Policy != nil {
 		return nil, nil, fmt.Errorf("%w: state holds a policy the targets metadata does not list", ErrMalformed)
+	}
+	if tf, ok := targets[FleetTarget]; ok && b.Fleet != nil {
+		// A state stored before agents fetched fleet.json has none: the
+		// next refresh fetches it.
+		if err := tf.VerifyLengthHashes(b.Fleet); err != nil {
+			return nil, nil, fmt.Errorf("fleet: %w", err)
+		}
+		ti := targetInfo(FleetTarget, tf)
+		st.FleetTarget = &ti
+		st.Fleet = b.Fleet
+	} else if b.Fleet != nil {
+		return nil, nil, fmt.Errorf("%w: state holds a fleet document the targets metadata does not list", ErrMalformed)
 	}
 	names := make([]string, 0, len(targets))
 	for name := range targets {

@@ -60,7 +60,8 @@ func (c *Client) keepRoots(roots map[int64][]byte, upTo int64) {
 //   - metadata/snapshot.json and metadata/N.snapshot.json, for the verified
 //     version N; the same for targets;
 //   - the policy target: targets/policy.json, and its consistent-snapshot
-//     name targets/<hash>.policy.json.
+//     name targets/<hash>.policy.json; the same for the fleet document
+//     (fleet.json).
 //
 // Everything except older roots comes from the last verified state, so
 // the files always belong together. ok is false for anything else,
@@ -78,19 +79,25 @@ func (c *Client) VerifiedFile(path string) (data []byte, ok bool) {
 	case "metadata":
 		return c.verifiedMetadata(st, name)
 	case "targets":
-		if st == nil || st.PolicyTarget == nil {
+		if st == nil {
 			return nil, false
 		}
-		if name == PolicyTarget {
-			return st.raw.Policy, true
-		}
-		h, base, ok := strings.Cut(name, ".")
-		if !ok || base != PolicyTarget {
-			return nil, false
-		}
-		for _, want := range st.PolicyTarget.Hashes {
-			if h == want {
-				return st.raw.Policy, true
+		for _, t := range []struct {
+			info *TargetInfo
+			data []byte
+		}{{st.PolicyTarget, st.raw.Policy}, {st.FleetTarget, st.raw.Fleet}} {
+			if t.info == nil {
+				continue
+			}
+			if name == t.info.Name {
+				return t.data, true
+			}
+			if h, base, ok := strings.Cut(name, "."); ok && base == t.info.Name {
+				for _, want := range t.info.Hashes {
+					if h == want {
+						return t.data, true
+					}
+				}
 			}
 		}
 	}
