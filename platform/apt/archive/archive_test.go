@@ -70,13 +70,13 @@ func TestParseRelease(t *testing.T) {
 
 func TestParseReleaseErrors(t *testing.T) {
 	for name, text := range map[string]string{
-		"no date":      "Origin: x\nSHA256:\n " + strings.Repeat("a", 64) + " 1 main/Packages\n",
-		"bad date":     "Date: yesterday\nSHA256:\n " + strings.Repeat("a", 64) + " 1 main/Packages\n",
-		"no files":     "Date: Thu, 03 Dec 2026 10:00:00 UTC\n",
-		"short hash":   "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n abcd 1 main/Packages\n",
-		"escape":       "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n " + strings.Repeat("a", 64) + " 1 ../../etc/passwd\n",
-		"neg size":     "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n " + strings.Repeat("a", 64) + " -1 main/Packages\n",
-		"not a field":  "Date: Thu, 03 Dec 2026 10:00:00 UTC\nthis is not a field\n",
+		"no date":     "Origin: x\nSHA256:\n " + strings.Repeat("a", 64) + " 1 main/Packages\n",
+		"bad date":    "Date: yesterday\nSHA256:\n " + strings.Repeat("a", 64) + " 1 main/Packages\n",
+		"no files":    "Date: Thu, 03 Dec 2026 10:00:00 UTC\n",
+		"short hash":  "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n abcd 1 main/Packages\n",
+		"escape":      "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n " + strings.Repeat("a", 64) + " 1 ../../etc/passwd\n",
+		"neg size":    "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n " + strings.Repeat("a", 64) + " -1 main/Packages\n",
+		"not a field": "Date: Thu, 03 Dec 2026 10:00:00 UTC\nthis is not a field\n",
 		"two hashes": "Date: Thu, 03 Dec 2026 10:00:00 UTC\nSHA256:\n " + strings.Repeat("a", 64) + " 1 main/Packages\n " +
 			strings.Repeat("b", 64) + " 1 main/Packages\n",
 	} {
