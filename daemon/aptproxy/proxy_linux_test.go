@@ -14,6 +14,7 @@ import (
 
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/apt/apttest"
 )
 
@@ -349,4 +350,30 @@ func TestProxyRefuses(t *testing.T) {
 			t.Fatalf("expired InRelease was not refused (err %v):\n%s", err, out)
 		}
 	})
+}
+
+// TestBackendThroughProxy: the engine's apt backend, given the proxy,
+// runs apt-get update and install through it.
+func TestBackendThroughProxy(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	s := f.sandbox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, err := apt.New(ctx, apt.Options{AptConfig: s.AptConfig, HTTPProxy: f.proxy.URL(), LockTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Install(ctx, []apt.PkgVersion{{Name: "batch2", Version: "1.0-1"}}, apt.InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := installed(t, s, "batch2"); v != "1.0-1" {
+		t.Fatalf("batch2 %q", v)
+	}
+	st := f.proxy.Stats()
+	if st["release"].FromVendor == 0 || st["index"].FromVendor == 0 || st["package"].FromVendor == 0 {
+		t.Fatalf("the backend's apt-get did not go through the proxy: %+v", st)
+	}
 }
