@@ -3,6 +3,7 @@ package daemon
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/daemon/engine"
 )
 
@@ -32,6 +33,29 @@ func (d *Daemon) registerMetrics() {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "patchring_policy_timestamp_version", Help: "Version of the verified TUF timestamp the agent acts on.",
 		}, func() float64 { return float64(d.pol.TimestampVersion()) }))
+	}
+	if d.aptPx != nil {
+		for _, k := range []aptproxy.Kind{aptproxy.KindRelease, aptproxy.KindIndex, aptproxy.KindPackage} {
+			for _, src := range []string{"vendor", "peers", "store"} {
+				r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name: "patchring_apt_bytes_total", Help: "Bytes the apt proxy handed to apt, by kind of file and where they came from (vendor: the WAN).",
+					ConstLabels: prometheus.Labels{"kind": k.String(), "source": src},
+				}, func() float64 {
+					c := d.aptPx.Stats()[k.String()]
+					switch src {
+					case "vendor":
+						return float64(c.FromVendor)
+					case "peers":
+						return float64(c.FromPeers)
+					}
+					return float64(c.FromStore)
+				}))
+			}
+			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "patchring_apt_refused_total", Help: "Files the apt proxy refused to hand to apt because they failed verification.",
+				ConstLabels: prometheus.Labels{"kind": k.String()},
+			}, func() float64 { return float64(d.aptPx.Stats()[k.String()].Refused) }))
+		}
 	}
 	if d.engine != nil {
 		for _, o := range []engine.Outcome{engine.OutcomeInstalled, engine.OutcomeRolledBack, engine.OutcomeFailed, engine.OutcomeAborted} {
