@@ -53,6 +53,12 @@ type siteConfig struct {
 	// Preinstall are more packages (.deb files) every node has installed
 	// before its agent starts, next to acme-tool 1.0.
 	Preinstall []string
+	// Repo is the vendor's repository; zero: unsigned, Origin Acme, Suite
+	// stable.
+	Repo apttest.RepoConfig
+	// AptProxy turns on every agent's apt proxy (apt.proxy.enabled): the
+	// agent writes its snippet into the node's apt root.
+	AptProxy bool
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -154,7 +160,7 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	}
 	s := &testSite{cfg: cfg, dir: t.TempDir()}
 	s.net = newTopo(t, cfg.Nodes, cfg.Rate)
-	s.origin = startOrigin(t, s.net, s.dir)
+	s.origin = startOrigin(t, s.net, s.dir, cfg.Repo)
 	debs := filepath.Join(s.dir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		t.Fatal(err)
@@ -325,6 +331,8 @@ apt:
   apt_config: %s
   check_interval: %s
   refresh_interval: %s
+  proxy:
+    enabled: %t
 policy:
   origin: %s
   root_file: %s
@@ -340,7 +348,7 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/%s/tcp/4001
-`, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh,
+`, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy,
 		s.origin.policyURL(), s.origin.rootFile, s.cfg.PolicyRefresh, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
 	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
