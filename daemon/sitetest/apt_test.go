@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/platform/apt/apttest"
 )
 
