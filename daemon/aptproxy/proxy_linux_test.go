@@ -42,7 +42,9 @@ type fixtureOptions struct {
 	peers    PeerFetcher
 }
 
-func newFixture(t *testing.T, o fixtureOptions) *fixture {
+func newFixture(t *testing.T, o fixtureOptions) *fixture { return newFixtureTB(t, o) }
+
+func newFixtureTB(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	apttest.RequireTools(t)
 	if o.validFor == 0 {
@@ -83,7 +85,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	return f
 }
 
-func startProxy(t *testing.T, cfg Config) *Proxy {
+func startProxy(t testing.TB, cfg Config) *Proxy {
 	t.Helper()
 	p, err := New(cfg)
 	if err != nil {
