@@ -277,7 +277,7 @@ func (d *Daemon) startAptProxy() error {
 		Logger:    d.log,
 	}
 	if d.fleet != nil {
-		if pf := d.fleet.PeerFetcher(); pf != nil {
+		if pf := d.fleet.AptFetcher(); pf != nil {
 			pc.Peers = pf
 		}
 	}

@@ -77,55 +77,33 @@ func aptOnce(ctx context.Context, n *node, args ...string) (string, error) {
 	return string(out), err
 }
 
-// TestSiteAptThroughProxy: a site of agents with the apt proxy on, behind
-// the shaped WAN, and a signed Debian-style archive with Acquire-By-Hash,
-// a 5,000-stanza Packages index and a week's Valid-Until. On every node an
-// admin types apt-get update and apt-get install of a 30-package batch at
-// the same time. Every node installs the batch; apt reports nothing
-// unverified; the archive serves each index and each .deb once (the WAN
-// classifier's payload bytes are one copy of the batch plus headers), the
-// other nodes get them from their peers.
-//
-// PATCHRING_SITETEST_APT_NODES sets the number of agents (default 6; the
-// issue's 20 runs too, slowly, on a loaded machine).
-func TestSiteAptThroughProxy(t *testing.T) {
-	nodes := envInt(t, "PATCHRING_SITETEST_APT_NODES", 6)
-	signer := apttest.MustSigner(t)
-	s := newSite(t, siteConfig{
-		Nodes: nodes, AptProxy: true, AptCheck: time.Hour, AptRefresh: time.Hour, PolicyRefresh: 5 * time.Second,
-		Repo: apttest.RepoConfig{Origin: "Debian", Label: "Debian-Security", Suite: "stable-security", Codename: "bookworm-security",
-			Signer: signer, ByHash: true, ValidFor: 7 * 24 * time.Hour, Filler: 5000},
-	})
-	names, debs := aptBatch(t, filepath.Join(s.dir, "batch"), 48<<10)
-	s.origin.publishPolicy(t, policyHold)
-	s.startNodes(t)
-	s.waitConverged(t, 2*time.Minute, "hold")
-	for _, n := range s.nodes {
-		snippet := filepath.Join(n.sb.Root, "etc/apt/apt.conf.d", aptproxy.SnippetName)
-		s.waitFor(t, 30*time.Second, "the apt proxy snippet on "+n.hostname, func(context.Context) (bool, string) {
-			_, err := os.Stat(snippet)
-			return err == nil, fmt.Sprint(err)
-		})
-	}
+// aptCycle is what one site-wide apt cycle measured.
+type aptCycle struct {
+	s        *testSite
+	nodes    []*node // the nodes that ran the cycle
+	late     *node   // kept out of the cycle, or nil
+	names    []string
+	entries  []apttest.PoolEntry
+	debBytes int64
+	// indexBytes are the new by-hash index files the cycle fetched, and
+	// releaseBytes the InRelease file: with debBytes, the cycle's unique
+	// bytes.
+	indexBytes, releaseBytes int64
+	newIndices               []string // their URL paths
+	wan                      wanCounters
+	elapsed                  time.Duration
+}
 
-	// The batch is published once the site has formed (a node that starts
-	// alone is its own WAN fetcher: the agents' first refresh at start
-	// is not what this test measures). Its new index must cross the WAN
-	// once.
-	idxBefore := s.origin.IndexRequests()
-	entries := s.origin.apt.MustAdd(t, debs...)
-	var debBytes int64
-	for _, e := range entries {
-		debBytes += e.Size
-	}
-	before := s.net.counters(t)
-	start := time.Now()
+// aptEverywhere runs apt-get update and install of the batch on nodes at
+// once, by hand, and checks that apt reported nothing and installed it.
+func aptEverywhere(t testing.TB, nodes []*node, names []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	outs := make([]string, len(s.nodes))
-	errs := make([]error, len(s.nodes))
+	outs := make([]string, len(nodes))
+	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
-	for i, n := range s.nodes {
+	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -143,41 +121,97 @@ func TestSiteAptThroughProxy(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	wan := s.net.counters(t).sub(before)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, outs[i])
 		}
 		for _, bad := range []string{"W: ", "E: ", "unauthenticated", "NO_PUBKEY", "not signed"} {
 			if strings.Contains(outs[i], bad) {
-				t.Fatalf("%s: apt reported %q:\n%s", s.nodes[i].hostname, bad, outs[i])
+				t.Fatalf("%s: apt reported %q:\n%s", nodes[i].hostname, bad, outs[i])
 			}
 		}
 	}
-	for _, n := range s.nodes {
+	for _, n := range nodes {
 		for _, name := range names {
 			if v, _, err := n.sb.InstalledVersion(context.Background(), name); err != nil || v != "1.0-1+deb12u1" {
 				t.Fatalf("%s: %s installed %q (%v)", n.hostname, name, v, err)
 			}
 		}
 	}
+}
 
-	// The archive served each by-hash index and each .deb once.
+// runAptCycle starts a site of n agents with the apt proxy on and a
+// signed Debian-style archive (Acquire-By-Hash, a 5,000-stanza Packages
+// index, a week's Valid-Until) behind the shaped WAN; once the site has
+// formed, the vendor publishes a 30-package batch and an admin types
+// apt-get update and apt-get install of it on every node (but the last,
+// when keepLate) at the same time. It checks that every node installed
+// it, that apt reported nothing, and that the archive served each new
+// index and each .deb once.
+func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
+	t.Helper()
+	signer := apttest.MustSigner(t)
+	s := newSite(t, siteConfig{
+		Nodes: n, AptProxy: true, AptCheck: time.Hour, AptRefresh: time.Hour, PolicyRefresh: 5 * time.Second,
+		Repo: apttest.RepoConfig{Origin: "Debian", Label: "Debian-Security", Suite: "stable-security", Codename: "bookworm-security",
+			Signer: signer, ByHash: true, ValidFor: 7 * 24 * time.Hour, Filler: 5000},
+	})
+	c := &aptCycle{s: s}
+	var debs []string
+	c.names, debs = aptBatch(t, filepath.Join(s.dir, "batch"), 48<<10)
+	s.origin.publishPolicy(t, policyHold)
+	s.startNodes(t)
+	s.waitConverged(t, 2*time.Minute, "hold")
+	for _, n := range s.nodes {
+		snippet := filepath.Join(n.sb.Root, "etc/apt/apt.conf.d", aptproxy.SnippetName)
+		s.waitFor(t, 30*time.Second, "the apt proxy snippet on "+n.hostname, func(context.Context) (bool, string) {
+			_, err := os.Stat(snippet)
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	c.nodes = s.nodes
+	if keepLate {
+		c.nodes, c.late = s.nodes[:n-1], s.nodes[n-1]
+	}
+
+	// The batch is published once the site has formed (a node that starts
+	// alone is its own WAN fetcher: the agents' first refresh at start is
+	// not what this measures). Its new index must cross the WAN once.
+	idxBefore := s.origin.IndexRequests()
+	c.entries = s.origin.apt.MustAdd(t, debs...)
+	for _, e := range c.entries {
+		c.debBytes += e.Size
+	}
+	in, err := s.origin.apt.ReadFile("dists/bookworm-security/InRelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.releaseBytes = int64(len(in))
+	before := s.net.counters(t)
+	start := time.Now()
+	aptEverywhere(t, c.nodes, c.names)
+	c.elapsed = time.Since(start)
+	c.wan = s.net.counters(t).sub(before)
+
+	// The archive served each new by-hash index and each .deb once.
 	idx := s.origin.IndexRequests()
-	byHash := 0
-	for p, c := range idx {
-		if c -= idxBefore[p]; c > 0 && strings.Contains(p, "/by-hash/") {
-			byHash++
-			if c != 1 {
-				t.Errorf("the archive served %s %d times, want once", p, c)
+	for p, k := range idx {
+		if k -= idxBefore[p]; k > 0 && strings.Contains(p, "/by-hash/") {
+			if k != 1 {
+				t.Errorf("the archive served %s %d times, want once", p, k)
 			}
+			data, err := s.origin.apt.ReadFile(strings.TrimPrefix(p, "/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.indexBytes += int64(len(data))
+			c.newIndices = append(c.newIndices, p)
 		}
 	}
-	if byHash == 0 {
+	if len(c.newIndices) == 0 {
 		t.Fatalf("no by-hash index was fetched; archive requests: %v", idx)
 	}
-	for _, e := range entries {
+	for _, e := range c.entries {
 		if got := len(s.origin.pool.Transfers(path.Base(e.Filename))); got != 1 {
 			t.Errorf("the archive served %s %d times, want once", e.Filename, got)
 		}
@@ -185,7 +219,7 @@ func TestSiteAptThroughProxy(t *testing.T) {
 	// What the agents report: every .deb byte once from the vendor, the
 	// rest from peers, nothing refused.
 	var vendor, peers int64
-	for _, n := range s.nodes {
+	for _, n := range c.nodes {
 		p, err := n.c.Peers(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -199,15 +233,85 @@ func TestSiteAptThroughProxy(t *testing.T) {
 			}
 		}
 	}
-	if vendor != debBytes || peers < int64(nodes-1)*debBytes {
-		t.Errorf(".deb bytes from the vendor %d (want %d, one copy), from peers %d (want >= %d)", vendor, debBytes, peers, int64(nodes-1)*debBytes)
+	if vendor != c.debBytes || peers < int64(len(c.nodes)-1)*c.debBytes {
+		t.Errorf(".deb bytes from the vendor %d (want %d, one copy), from peers %d (want >= %d)", vendor, c.debBytes, peers, int64(len(c.nodes)-1)*c.debBytes)
 	}
-	ratio := float64(wan.Payload) / float64(debBytes)
-	t.Logf("%d nodes: apt-get update + install of 30 packages (%d bytes) in %s; WAN payload bytes %d (%.3f x one copy), other downstream %d, by-hash indices fetched %d",
-		nodes, debBytes, elapsed.Round(time.Second), wan.Payload, ratio, wan.Other, byHash)
+	t.Logf("%d nodes: apt-get update + install of 30 packages (%d bytes) in %s; WAN payload bytes %d (%.3f x one copy), other downstream %d; new indices %d bytes in %d files",
+		len(c.nodes), c.debBytes, c.elapsed.Round(time.Second), c.wan.Payload, float64(c.wan.Payload)/float64(c.debBytes), c.wan.Other, c.indexBytes, len(c.newIndices))
+	return c
+}
+
+// TestSiteAptThroughProxy: a site of agents with the apt proxy on behind
+// the shaped WAN (runAptCycle): a hand-typed apt-get update and install of
+// a 30-package batch on every node moves each new index and each .deb
+// across the WAN once, the other nodes get them from their peers.
+//
+// Then the peers turn hostile: every node that holds the new index and
+// the first .deb has them tampered in its content store, and serves the
+// tampered bytes to its peers like any member. A node that did not take
+// part updates and installs: its proxy refuses the peers' bytes (the
+// exchange verifies every piece against the hash from the verified
+// Release and Packages files and marks the peers), never hands them to
+// apt, and completes from the honest archive.
+//
+// PATCHRING_SITETEST_APT_NODES sets the number of agents (default 6; the
+// issue's 20 runs too, slowly, on a loaded machine).
+func TestSiteAptThroughProxy(t *testing.T) {
+	nodes := envInt(t, "PATCHRING_SITETEST_APT_NODES", 6)
+	c := runAptCycle(t, nodes, true)
+	ratio := float64(c.wan.Payload) / float64(c.debBytes)
 	if ratio < 1 || ratio > 1.10 {
 		t.Errorf("WAN carried %.3f copies of the batch's .debs, want one (<= 1.10 with headers)", ratio)
 	}
+
+	// Hostile peers: tamper with the stored index and first .deb.
+	tampered := []string{c.entries[0].SHA256}
+	for _, p := range c.newIndices {
+		tampered = append(tampered, path.Base(p))
+	}
+	for _, n := range c.nodes {
+		for _, h := range tampered {
+			blob := filepath.Join(n.dir, "state", "content", "blobs", h)
+			f, err := os.OpenFile(blob, os.O_RDWR, 0)
+			if err != nil {
+				continue // this node does not hold it
+			}
+			st, err := f.Stat()
+			if err == nil {
+				buf := make([]byte, 1)
+				if _, err = f.ReadAt(buf, st.Size()/2); err == nil {
+					buf[0] ^= 0x5a
+					_, err = f.WriteAt(buf, st.Size()/2)
+				}
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatalf("tamper %s on %s: %v", blob, n.hostname, err)
+			}
+		}
+	}
+	aptEverywhere(t, []*node{c.late}, c.names)
+	p, err := c.late.c.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for _, pr := range p.Peers {
+		bad += pr.BadData
+	}
+	if bad == 0 {
+		t.Errorf("%s took data from hostile peers without marking any: %+v", c.late.hostname, p.Peers)
+	}
+	// The tampered files came from the archive again, once.
+	if got := len(c.s.origin.pool.Transfers(path.Base(c.entries[0].Filename))); got != 2 {
+		t.Errorf("the archive served the tampered .deb %d times in all, want 2 (the site's copy, then the late node's)", got)
+	}
+	if pk := aptKind(p, "package"); pk.FromVendor < c.entries[0].Size {
+		t.Errorf("%s: .deb bytes from the vendor %d, want at least the tampered one's %d", c.late.hostname, pk.FromVendor, c.entries[0].Size)
+	}
+	t.Logf("%s completed from the honest archive; bad data marked from peers: %d", c.late.hostname, bad)
 }
 
 func aptKind(p apitypes.Peers, kind string) apitypes.AptTraffic {
