@@ -250,9 +250,13 @@ func New(cfg Config) (*Membership, error) {
 			// within a gossip round (downloads in progress are announced),
 			// so the others give it seconds, not the payloads' 20 s.
 			f.aptCoord, err = site.New(site.Config{
-				Self:        cfg.NodeID,
-				Members:     f.ringMembers,
-				Holders:     f.holders,
+				Self: cfg.NodeID,
+				Members: func() []site.Member {
+					return withoutAvoided(f, f.ringMembers(), func(m site.Member) string { return m.ID })
+				},
+				Holders: func(key string) []string {
+					return withoutAvoided(f, f.holders(key), func(id string) string { return id })
+				},
 				Poll:        500 * time.Millisecond,
 				WaitTimeout: aptPatience,
 				Stagger:     aptPatience / 2,
@@ -573,6 +577,31 @@ var _ engine.PeerFetcher = (*Membership)(nil)
 // against h before the store shows it.
 func (f *Membership) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
 	return f.fetchVia(ctx, f.coord, h, size, origin)
+}
+
+// withoutAvoided drops the peers the exchange currently avoids (after bad
+// data or failures) from ids: for apt files, which nodes run apt for,
+// one at a time, a node does not wait for a peer that lied or failed to
+// fetch a file for it, nor try it again, but goes on to the next in
+// rendezvous order or to the vendor.
+func withoutAvoided[T any](f *Membership, ids []T, id func(T) string) []T {
+	now := time.Now()
+	avoid := map[string]bool{}
+	for _, p := range f.x.Peers() {
+		if p.AvoidUntil.After(now) {
+			avoid[p.ID.String()] = true
+		}
+	}
+	if len(avoid) == 0 {
+		return ids
+	}
+	out := make([]T, 0, len(ids))
+	for _, v := range ids {
+		if !avoid[id(v)] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // aptPatience is how long a node waits for the site's fetcher of an apt
