@@ -152,7 +152,10 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	t.Helper()
 	signer := apttest.MustSigner(t)
 	s := newSite(t, siteConfig{
-		Nodes: n, AptProxy: true, AptCheck: time.Hour, AptRefresh: time.Hour, PolicyRefresh: 5 * time.Second,
+		Nodes: n, AptProxy: true, AptCheck: time.Hour, AptRefresh: time.Hour,
+		// The policy is published before the agents start; polling it
+		// often would only add TUF bytes to the WAN figures.
+		PolicyRefresh: 10 * time.Minute,
 		Repo: apttest.RepoConfig{Origin: "Debian", Label: "Debian-Security", Suite: "stable-security", Codename: "bookworm-security",
 			Signer: signer, ByHash: true, ValidFor: 7 * 24 * time.Hour, Filler: 5000},
 	})
