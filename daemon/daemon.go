@@ -97,6 +97,9 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	defer func() {
 		if !ok {
 			db.Close()
+			if d.aptPx != nil {
+				d.aptPx.Close() // bound in New; Run never comes
+			}
 		}
 	}()
 	if d.id, err = LoadOrCreateIdentity(cfg.StateDir); err != nil {
