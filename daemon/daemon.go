@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/daemon/bundle"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
@@ -75,6 +76,7 @@ type Daemon struct {
 	content *content.Store
 	fleet   *membership.Membership // nil without gossip
 	bundles *bundle.Importer       // nil without a policy source
+	aptPx   *aptproxy.Proxy        // nil unless apt.proxy.enabled
 }
 
 var keyStarts = []byte("start_count")
@@ -95,6 +97,9 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	defer func() {
 		if !ok {
 			db.Close()
+			if d.aptPx != nil {
+				d.aptPx.Close() // bound in New; Run never comes
+			}
 		}
 	}()
 	if d.id, err = LoadOrCreateIdentity(cfg.StateDir); err != nil {
@@ -235,12 +240,127 @@ func (d *Daemon) subsystems() error {
 	}
 	d.reboot = rb
 	d.add(rb)
+	if err := d.startAptProxy(); err != nil {
+		return err
+	}
 	if cfg.Apt.Enabled {
 		if err := d.startEngine(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// aptSnippetPath is where the apt proxy's apt.conf.d snippet goes ("" for
+// none).
+func (d *Daemon) aptSnippetPath() string {
+	switch s := d.cfg.Apt.Proxy.Snippet; s {
+	case "none":
+		return ""
+	case "":
+		root := d.cfg.Apt.Root
+		if root == "" {
+			root = "/"
+		}
+		return filepath.Join(root, "etc/apt/apt.conf.d", aptproxy.SnippetName)
+	default:
+		return s
+	}
+}
+
+// startAptProxy builds the verifying apt proxy when it is enabled; when it
+// is not, a snippet a previous run left behind is removed, so apt does not
+// point at a proxy that is not there.
+func (d *Daemon) startAptProxy() error {
+	cfg := d.cfg
+	snippet := d.aptSnippetPath()
+	if !cfg.Apt.Proxy.Enabled {
+		if snippet != "" && (cfg.Apt.Enabled || cfg.Apt.Root != "") {
+			if err := aptproxy.RemoveSnippet(snippet); err != nil {
+				d.log.Warn("apt proxy: remove snippet", "err", err)
+			}
+		}
+		return nil
+	}
+	if d.content == nil {
+		return errors.New("apt.proxy: needs the content store (apt.enabled, or gossip and p2p)")
+	}
+	root := cfg.Apt.Root
+	if root == "" {
+		root = "/"
+	}
+	pc := aptproxy.Config{
+		Listen:    cfg.Apt.Proxy.Listen,
+		Root:      root,
+		Store:     d.content,
+		StateFile: filepath.Join(cfg.StateDir, "aptproxy.json"),
+		Logger:    d.log,
+	}
+	if d.fleet != nil {
+		if pf := d.fleet.AptFetcher(); pf != nil {
+			pc.Peers = pf
+		}
+	}
+	px, err := aptproxy.New(pc)
+	if err != nil {
+		return err
+	}
+	d.aptPx = px
+	d.add(&aptProxyService{px: px, snippet: snippet, log: d.log})
+	return nil
+}
+
+// aptProxyService runs the apt proxy with its apt.conf.d snippet in place:
+// written when it starts serving, removed when it stops.
+type aptProxyService struct {
+	px      *aptproxy.Proxy
+	snippet string
+	log     *slog.Logger
+}
+
+func (s *aptProxyService) Name() string { return "aptproxy" }
+
+func (s *aptProxyService) Run(ctx context.Context) error {
+	if s.snippet != "" {
+		if err := aptproxy.WriteSnippet(s.snippet, s.px.URL()); err != nil {
+			s.px.Close()
+			return err
+		}
+		defer func() {
+			if err := aptproxy.RemoveSnippet(s.snippet); err != nil {
+				s.log.Warn("apt proxy: remove snippet", "err", err)
+			}
+		}()
+	}
+	s.log.Info("apt proxy: serving", "url", s.px.URL(), "snippet", s.snippet)
+	return s.px.Run(ctx)
+}
+
+// aptTraffic is the apt proxy's traffic for the local API.
+func (d *Daemon) aptTraffic() []apitypes.AptTraffic {
+	if d.aptPx == nil {
+		return nil
+	}
+	st := d.aptPx.Stats()
+	var out []apitypes.AptTraffic
+	for _, k := range []aptproxy.Kind{aptproxy.KindRelease, aptproxy.KindIndex, aptproxy.KindPackage} {
+		c := st[k.String()]
+		out = append(out, apitypes.AptTraffic{Kind: k.String(), FromVendor: c.FromVendor, FromPeers: c.FromPeers, FromStore: c.FromStore, Refused: c.Refused})
+	}
+	return out
+}
+
+// fleetWithApt is the site membership as the local API's fleet part, with
+// the apt proxy's traffic added to the peers view.
+type fleetWithApt struct {
+	*membership.Membership
+	d *Daemon
+}
+
+func (f fleetWithApt) Peers() apitypes.Peers {
+	p := f.Membership.Peers()
+	p.Apt = f.d.aptTraffic()
+	return p
 }
 
 // apiParts are the parts the local API serves (the route table is in
@@ -251,7 +371,7 @@ func (d *Daemon) apiParts() localapi.Parts {
 		p.Policy, p.Bundles = d.pol, d.bundles
 	}
 	if d.fleet != nil {
-		p.Fleet, p.FleetKeys = d.fleet, d.fleet
+		p.Fleet, p.FleetKeys = fleetWithApt{Membership: d.fleet, d: d}, d.fleet
 	}
 	if d.engine != nil {
 		p.Engine = d.engine
@@ -312,7 +432,11 @@ func (d *Daemon) startEngine() error {
 	cfg := d.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := apt.New(ctx, apt.Options{AptConfig: cfg.Apt.AptConfig, Logger: d.log})
+	ao := apt.Options{AptConfig: cfg.Apt.AptConfig, Logger: d.log}
+	if d.aptPx != nil {
+		ao.HTTPProxy = d.aptPx.URL()
+	}
+	b, err := apt.New(ctx, ao)
 	if err != nil {
 		return fmt.Errorf("apt: %w", err)
 	}
@@ -532,6 +656,9 @@ func (d *Daemon) metricSources() metrics.Sources {
 	}
 	if d.reboot != nil {
 		src.Reboot = d.reboot
+	}
+	if d.aptPx != nil {
+		src.AptProxy = d.aptPx
 	}
 	return src
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/goreleaser/nfpm/v2/files"
 	"github.com/goreleaser/nfpm/v2/rpm"
 
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/tray/autostart"
 )
 
@@ -23,12 +24,14 @@ var embedded embed.FS
 
 // Installed paths.
 const (
-	pathDaemon  = "/usr/sbin/patchringd"
-	pathCLI     = "/usr/bin/patchring"
-	pathUnit    = "/usr/lib/systemd/system/patchringd.service"
-	pathSysV    = "/etc/init.d/patchringd"
-	pathConfig  = "/etc/patchring/patchringd.yaml"
-	pathDesktop = "/etc/xdg/autostart/" + autostart.FileName
+	pathDaemon = "/usr/sbin/patchringd"
+	pathCLI    = "/usr/bin/patchring"
+	pathUnit   = "/usr/lib/systemd/system/patchringd.service"
+	pathSysV   = "/etc/init.d/patchringd"
+	pathConfig = "/etc/patchring/patchringd.yaml"
+	// pathAptSnippet is the apt proxy snippet shipped as an example.
+	pathAptSnippet = "/usr/share/patchring/apt-proxy.conf"
+	pathDesktop    = "/etc/xdg/autostart/" + autostart.FileName
 )
 
 // payload is everything one architecture's packages hold.
@@ -136,6 +139,10 @@ func (p *payload) info(format, stage string) (*nfpm.Info, error) {
 		{dst: "/usr/share/bash-completion/completions/patchring", data: p.Completions["bash"], mode: 0o644},
 		{dst: zsh, data: p.Completions["zsh"], mode: 0o644},
 		{dst: "/usr/share/fish/vendor_completions.d/patchring.fish", data: p.Completions["fish"], mode: 0o644},
+		// The apt proxy's apt.conf.d snippet, for admins who manage apt's
+		// configuration themselves (the agent writes it into
+		// /etc/apt/apt.conf.d while apt.proxy is on; docs/APT.md).
+		{dst: pathAptSnippet, data: aptproxy.Snippet("http://127.0.0.1:3142/"), mode: 0o644},
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.dst, b.dst) })
 	for i, e := range entries {

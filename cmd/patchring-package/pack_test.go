@@ -174,7 +174,7 @@ func TestPackReproducible(t *testing.T) {
 }
 
 var wantFiles = []string{pathDaemon, pathCLI, pathUnit, pathSysV, pathConfig, pathDesktop,
-	"/usr/share/bash-completion/completions/patchring", "/usr/share/fish/vendor_completions.d/patchring.fish"}
+	"/usr/share/bash-completion/completions/patchring", "/usr/share/fish/vendor_completions.d/patchring.fish", pathAptSnippet}
 
 // TestRPM checks the .rpm with Debian's rpm: its file list, version and
 // scripts, and an install into and erase from a scratch root.

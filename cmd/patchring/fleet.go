@@ -153,7 +153,7 @@ func newFleetCmd(a *app) *cobra.Command {
 func newPeersCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",
-		Short: "Show this node's payload traffic: bytes from and to each peer, bytes from the origin",
+		Short: "Show this node's payload traffic: bytes from and to each peer, bytes from the origin, apt bytes from the vendor and from peers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.client().Peers(cmd.Context())
@@ -168,10 +168,19 @@ func newPeersCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.Out, "From peers: %s  from the origin: %s  to peers: %s  bandwidth optimization: %.0f%%\n",
 				bytesStr(p.FromPeers), bytesStr(p.FromOrigin), bytesStr(p.ToPeers), p.BandwidthOptimization)
+			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+			if len(p.Apt) > 0 {
+				fmt.Fprintln(tw, "APT\tFROM VENDOR\tFROM PEERS\tFROM STORE\tREFUSED")
+				for _, t := range p.Apt {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", t.Kind, bytesStr(t.FromVendor), bytesStr(t.FromPeers), bytesStr(t.FromStore), t.Refused)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
 			if len(p.Peers) == 0 {
 				return nil
 			}
-			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PEER\tIN\tOUT\tBAD DATA\tFAILURES\tLAST ERROR")
 			for _, pr := range p.Peers {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", pr.ID, bytesStr(pr.BytesIn), bytesStr(pr.BytesOut), pr.BadData, pr.Failures, orDash(pr.LastError))

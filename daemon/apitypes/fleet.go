@@ -58,6 +58,19 @@ type Peers struct {
 	// peers, in percent (Delivery Optimization's figure).
 	BandwidthOptimization float64       `json:"bandwidth_optimization_pct"`
 	Peers                 []PeerTraffic `json:"peers"`
+	// Apt is what the agent's apt proxy handed to apt, per kind of file
+	// ("release", "index", "package"); empty when the proxy is off.
+	Apt []AptTraffic `json:"apt,omitempty"`
+}
+
+// AptTraffic is the apt proxy's bytes for one kind of file, by where they
+// came from, and the files it refused.
+type AptTraffic struct {
+	Kind       string `json:"kind"`
+	FromVendor int64  `json:"bytes_from_vendor"`
+	FromPeers  int64  `json:"bytes_from_peers"`
+	FromStore  int64  `json:"bytes_from_store"`
+	Refused    int64  `json:"refused"`
 }
 
 // PeerTraffic is this node's traffic with one peer.

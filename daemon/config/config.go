@@ -68,6 +68,21 @@ type Apt struct {
 	// apt-get update.
 	CheckInterval   time.Duration `yaml:"check_interval"`
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// Proxy is the verifying apt proxy every apt client of the node goes
+	// through (docs/APT.md).
+	Proxy AptProxy `yaml:"proxy"`
+}
+
+// AptProxy configures the agent's apt proxy. Off by default.
+type AptProxy struct {
+	Enabled bool `yaml:"enabled"`
+	// Listen is a loopback host:port; default 127.0.0.1:3142.
+	Listen string `yaml:"listen"`
+	// Snippet is the apt.conf.d file the agent writes while the proxy
+	// runs (and removes when it is disabled or stopped); default
+	// <apt root>/etc/apt/apt.conf.d/80patchring-proxy. "none" writes no
+	// file (the engine's own apt runs still use the proxy).
+	Snippet string `yaml:"snippet"`
 }
 
 // Gossip configures the memberlist pool of the site.
@@ -130,7 +145,7 @@ func Default() Config {
 		Inventory:     Inventory{Interval: time.Hour, Root: "/"},
 		Policy:        Policy{RefreshInterval: 5 * time.Minute},
 		Gossip:        Gossip{Label: "patchring", Discovery: true, DiscoveryPort: DefaultDiscoveryPort},
-		Apt:           Apt{CheckInterval: 10 * time.Minute, RefreshInterval: time.Hour},
+		Apt:           Apt{CheckInterval: 10 * time.Minute, RefreshInterval: time.Hour, Proxy: AptProxy{Listen: "127.0.0.1:3142"}},
 	}
 }
 
@@ -158,6 +173,9 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Apt.AptConfig, "apt-config", c.Apt.AptConfig, "APT_CONFIG file for the sandboxed root")
 	fs.DurationVar(&c.Apt.CheckInterval, "apt-check-interval", c.Apt.CheckInterval, "how often to evaluate the policy against available updates")
 	fs.DurationVar(&c.Apt.RefreshInterval, "apt-refresh-interval", c.Apt.RefreshInterval, "how often to refresh apt's package indices")
+	fs.BoolVar(&c.Apt.Proxy.Enabled, "apt-proxy", c.Apt.Proxy.Enabled, "run the verifying apt proxy and send the node's apt through it")
+	fs.StringVar(&c.Apt.Proxy.Listen, "apt-proxy-listen", c.Apt.Proxy.Listen, "loopback host:port of the apt proxy")
+	fs.StringVar(&c.Apt.Proxy.Snippet, "apt-proxy-snippet", c.Apt.Proxy.Snippet, `apt.conf.d file the agent writes for the proxy ("none": none)`)
 	fs.BoolVar(&c.Gossip.Enabled, "gossip", c.Gossip.Enabled, "join the site's gossip pool")
 	fs.StringVar(&c.Gossip.Listen, "gossip-listen", c.Gossip.Listen, "gossip address host:port")
 	fs.StringSliceVar(&c.Gossip.Seeds, "gossip-seeds", c.Gossip.Seeds, "gossip seeds host:port, comma separated")
@@ -299,6 +317,12 @@ func (c *Config) Validate(name string) error {
 	}
 	if c.Apt.Root != "" && c.Apt.AptConfig == "" {
 		return bad("apt.apt_config", "must name the APT_CONFIG file of the sandboxed root %s", c.Apt.Root)
+	}
+	if c.Apt.Proxy.Enabled {
+		host, _, err := net.SplitHostPort(c.Apt.Proxy.Listen)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return bad("apt.proxy.listen", "%q must be a loopback host:port such as 127.0.0.1:3142 (the proxy serves this node only)", c.Apt.Proxy.Listen)
+		}
 	}
 	if c.Gossip.Enabled && c.Gossip.KeyFile == "" {
 		return bad("gossip.key_file", "is required when gossip is enabled: the pool is encrypted (one base64 key per line, private to root; create one with `patchring fleet keygen FILE`)")

@@ -106,12 +106,13 @@ type RebootStatus interface {
 // verified payloads with the members, one WAN download per payload per
 // site.
 type Membership struct {
-	cfg   Config
-	log   *slog.Logger
-	kr    *keyring
-	g     *gossip.Gossip
-	x     *exchange.Node // nil when payload sharing is off
-	coord *site.Coordinator
+	cfg      Config
+	log      *slog.Logger
+	kr       *keyring
+	g        *gossip.Gossip
+	x        *exchange.Node // nil when payload sharing is off
+	coord    *site.Coordinator
+	aptCoord *site.Coordinator // the apt proxy's files (aptPatience)
 	// beacon finds the site's members on the LAN; nil when discovery is off.
 	beacon *discovery.Beacon
 
@@ -257,6 +258,26 @@ func New(cfg Config) (*Membership, error) {
 			WaitTimeout: 20 * time.Second,
 			Logger:      cfg.Log,
 		})
+		if err == nil {
+			// apt's files are asked for on demand, by whichever nodes run
+			// apt: the node that ranks first for a file may not want it
+			// at all. A fetcher that does want it shows up as a holder
+			// within a gossip round (downloads in progress are announced),
+			// so the others give it seconds, not the payloads' 20 s.
+			f.aptCoord, err = site.New(site.Config{
+				Self: cfg.NodeID,
+				Members: func() []site.Member {
+					return withoutAvoided(f, f.ringMembers(), func(m site.Member) string { return m.ID })
+				},
+				Holders: func(key string) []string {
+					return withoutAvoided(f, f.holders(key), func(id string) string { return id })
+				},
+				Poll:        500 * time.Millisecond,
+				WaitTimeout: aptPatience,
+				Stagger:     aptPatience / 2,
+				Logger:      cfg.Log,
+			})
+		}
 		if err != nil {
 			x.Close()
 			g.Close()
@@ -588,6 +609,55 @@ var _ engine.PeerFetcher = (*Membership)(nil)
 // origin when nothing arrives. The exchange verifies the whole payload
 // against h before the store shows it.
 func (f *Membership) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
+	return f.fetchVia(ctx, f.coord, h, size, origin)
+}
+
+// withoutAvoided drops the peers the exchange currently avoids (after bad
+// data or failures) from ids: for apt files, which nodes run apt for,
+// one at a time, a node does not wait for a peer that lied or failed to
+// fetch a file for it, nor try it again, but goes on to the next in
+// rendezvous order or to the vendor.
+func withoutAvoided[T any](f *Membership, ids []T, id func(T) string) []T {
+	now := time.Now()
+	avoid := map[string]bool{}
+	for _, p := range f.x.Peers() {
+		if p.AvoidUntil.After(now) {
+			avoid[p.ID.String()] = true
+		}
+	}
+	if len(avoid) == 0 {
+		return ids
+	}
+	out := make([]T, 0, len(ids))
+	for _, v := range ids {
+		if !avoid[id(v)] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// aptPatience is how long a node waits for the site's fetcher of an apt
+// file to appear as a holder before it fetches from the vendor itself.
+const aptPatience = 4 * time.Second
+
+// AptFetcher is the site path for the apt proxy's index files and .debs:
+// FetchFromPeers with the apt coordinator's shorter patience. Nil without
+// the exchange.
+func (f *Membership) AptFetcher() engine.PeerFetcher {
+	if f.x == nil {
+		return nil
+	}
+	return aptFetcher{f}
+}
+
+type aptFetcher struct{ f *Membership }
+
+func (a aptFetcher) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
+	return a.f.fetchVia(ctx, a.f.aptCoord, h, size, origin)
+}
+
+func (f *Membership) fetchVia(ctx context.Context, coord *site.Coordinator, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
 	pf := &payloadFetch{f: f, h: h, size: size, origin: origin}
 	if !f.sharing().Enabled {
 		// Sharing is off: straight from the origin, through the exchange
@@ -597,7 +667,7 @@ func (f *Membership) FetchFromPeers(ctx context.Context, h content.Hash, size in
 	if len(f.holders(h.String())) == 0 {
 		f.waitSettled(ctx)
 	}
-	via, err := f.coord.Obtain(ctx, h.String(), pf)
+	via, err := coord.Obtain(ctx, h.String(), pf)
 	if err != nil {
 		return err
 	}

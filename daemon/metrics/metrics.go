@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/daemon/engine"
 	pinv "github.com/patchring/patchring/platform/inventory"
 )
@@ -40,6 +41,11 @@ type Reboot interface {
 	RebootStatus() apitypes.RebootStatus
 }
 
+// AptProxy is the apt proxy as the metrics read it.
+type AptProxy interface {
+	Stats() aptproxy.Stats
+}
+
 // Sources are the parts the metrics are read from. A nil source (a part
 // that is off) has no metrics.
 type Sources struct {
@@ -47,6 +53,7 @@ type Sources struct {
 	Policy    Policy
 	Engine    Engine
 	Reboot    Reboot
+	AptProxy  AptProxy
 }
 
 // NewRegistry returns a registry with the Go runtime's and the process's
@@ -82,6 +89,29 @@ func Register(r prometheus.Registerer, src Sources) {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "patchring_policy_timestamp_version", Help: "Version of the verified TUF timestamp the agent acts on.",
 		}, func() float64 { return float64(pol.TimestampVersion()) }))
+	}
+	if px := src.AptProxy; px != nil {
+		for _, k := range []aptproxy.Kind{aptproxy.KindRelease, aptproxy.KindIndex, aptproxy.KindPackage} {
+			for _, from := range []string{"vendor", "peers", "store"} {
+				r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name: "patchring_apt_bytes_total", Help: "Bytes the apt proxy handed to apt, by kind of file and where they came from (vendor: the WAN).",
+					ConstLabels: prometheus.Labels{"kind": k.String(), "source": from},
+				}, func() float64 {
+					c := px.Stats()[k.String()]
+					switch from {
+					case "vendor":
+						return float64(c.FromVendor)
+					case "peers":
+						return float64(c.FromPeers)
+					}
+					return float64(c.FromStore)
+				}))
+			}
+			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "patchring_apt_refused_total", Help: "Files the apt proxy refused to hand to apt because they failed verification.",
+				ConstLabels: prometheus.Labels{"kind": k.String()},
+			}, func() float64 { return float64(px.Stats()[k.String()].Refused) }))
+		}
 	}
 	if eng := src.Engine; eng != nil {
 		for _, o := range []engine.Outcome{engine.OutcomeInstalled, engine.OutcomeRolledBack, engine.OutcomeFailed, engine.OutcomeAborted} {

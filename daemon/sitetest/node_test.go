@@ -59,6 +59,12 @@ type siteConfig struct {
 	// function returning nil for a node gives it none (an outsider that
 	// holds only the gossip key).
 	Credential func(t testing.TB, i int, id string) []byte
+	// Repo is the vendor's repository; zero: unsigned, Origin Acme, Suite
+	// stable.
+	Repo apttest.RepoConfig
+	// AptProxy turns on every agent's apt proxy (apt.proxy.enabled): the
+	// agent writes its snippet into the node's apt root.
+	AptProxy bool
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -160,7 +166,7 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	}
 	s := &testSite{cfg: cfg, dir: t.TempDir()}
 	s.net = newTopo(t, cfg.Nodes, cfg.Rate)
-	s.origin = startOrigin(t, s.net, s.dir)
+	s.origin = startOrigin(t, s.net, s.dir, cfg.Repo)
 	debs := filepath.Join(s.dir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		t.Fatal(err)
@@ -341,6 +347,8 @@ apt:
   apt_config: %s
   check_interval: %s
   refresh_interval: %s
+  proxy:
+    enabled: %t
 policy:
   origin: %s
   root_file: %s
@@ -356,7 +364,7 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/%s/tcp/4001
-`, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh,
+`, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy,
 		s.origin.policyURL(), s.origin.rootFile, s.cfg.PolicyRefresh, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
 	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {

@@ -36,6 +36,20 @@ type origin struct {
 	// ca is the fleet CA (tufrepo.InitFleet): the repository publishes
 	// fleet.json, so the site's agents need credentials it signed.
 	ca *credtest.CA
+
+	mu        sync.Mutex
+	indexReqs map[string]int // GETs of the apt repository's dists/ files, by path
+}
+
+// IndexRequests returns how often each dists/ file was asked for.
+func (o *origin) IndexRequests() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]int, len(o.indexReqs))
+	for k, v := range o.indexReqs {
+		out[k] = v
+	}
+	return out
 }
 
 // transfer is one GET served from the pool.
@@ -188,10 +202,13 @@ func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
 
 // startOrigin creates the repositories and serves them inside tp's origin
 // namespace until the test ends.
-func startOrigin(t testing.TB, tp *topo, dir string) *origin {
+func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig) *origin {
 	t.Helper()
-	o := &origin{pool: &poolLog{}}
-	o.apt = apttest.MustStartRepo(t, apttest.RepoConfig{Origin: "Acme", Suite: "stable"})
+	o := &origin{pool: &poolLog{}, indexReqs: map[string]int{}}
+	if repo.Origin == "" {
+		repo.Origin, repo.Suite = "Acme", "stable"
+	}
+	o.apt = apttest.MustStartRepo(t, repo)
 	o.tufDir = filepath.Join(dir, "tuf")
 	var err error
 	if o.tuf, err = tufrepo.Init(o.tufDir, filepath.Join(dir, "tuf-keys"), tufrepo.Options{}); err != nil {
@@ -218,6 +235,11 @@ func startOrigin(t testing.TB, tp *topo, dir string) *origin {
 		if strings.HasPrefix(r.URL.Path, "/pool/") {
 			http.Redirect(w, r, "http://"+cdnIP+r.URL.Path, http.StatusFound)
 			return
+		}
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/dists/") {
+			o.mu.Lock()
+			o.indexReqs[r.URL.Path]++
+			o.mu.Unlock()
 		}
 		serveFile(w, r, repoDir)
 	})
@@ -260,6 +282,9 @@ func serve(t testing.TB, ns, addr string, h http.Handler) {
 // repository as seen from the site.
 func (o *origin) sourcesLine() string {
 	c := o.apt.Config()
+	if c.Signer != nil {
+		return fmt.Sprintf("deb [signed-by=%s] http://%s/ %s %s", c.Signer.Keyring, originIP, c.Codename, c.Component)
+	}
 	return fmt.Sprintf("deb [trusted=yes] http://%s/ %s %s", originIP, c.Codename, c.Component)
 }
 

@@ -157,6 +157,9 @@ func (b *Backend) run(ctx context.Context, op, name string, args ...string) (run
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 4 << 10}
 	combined := &tailBuffer{max: 16 << 10}
+	if name == "apt-get" && b.opts.HTTPProxy != "" {
+		args = append([]string{"-o", "Acquire::http::Proxy=" + b.opts.HTTPProxy, "-o", "Acquire::PDiffs=false"}, args...)
+	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = b.env
 	cmd.Dir = "/"

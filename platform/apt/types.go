@@ -25,6 +25,12 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives a debug record per command run; nil logs nothing.
 	Logger *slog.Logger
+	// HTTPProxy, when set, is given to every apt-get run as
+	// Acquire::http::Proxy (the agent's verifying apt proxy), with PDiffs
+	// off so that indices come whole and by-hash (docs/APT.md). A
+	// host-specific Acquire::http::Proxy::<host> in apt's configuration
+	// still wins for that host.
+	HTTPProxy string
 }
 
 // Paths are the directories and files the backend works on, as apt's

@@ -34,6 +34,24 @@ type RepoConfig struct {
 	Description string
 	Component   string   // default "main"
 	Archs       []string // default [DefaultArch]; "all" packages go into every one
+
+	// Signer signs the Release file: the repository then serves InRelease
+	// and Release.gpg, and SourcesLine names the key with signed-by
+	// instead of trusted=yes. Nil: unsigned. The caller closes it.
+	Signer *Signer
+	// ByHash serves every index also under <dir>/by-hash/SHA256/<hash>
+	// (kept after the index changes, as Debian's mirrors do) and says
+	// Acquire-By-Hash: yes.
+	ByHash bool
+	// ValidFor sets Valid-Until to Date+ValidFor, as Debian's security
+	// archive does (about a week). Zero: no Valid-Until.
+	ValidFor time.Duration
+	// Filler adds that many synthetic stanzas to every Packages index (for
+	// packages whose files are not in the pool), so the index has a
+	// realistic size: Debian's have tens of thousands.
+	Filler int
+	// Clock dates the Release file; default time.Now.
+	Clock func() time.Time
 }
 
 // SecurityRepoConfig looks like Debian 12's security archive.
@@ -87,10 +105,12 @@ type Repo struct {
 	srv      *http.Server
 	serveErr chan error
 
-	mu       sync.Mutex
-	entries  map[string]PoolEntry // by name_version_arch
-	requests []string
-	stopped  bool
+	mu        sync.Mutex
+	entries   map[string]PoolEntry // by name_version_arch
+	requests  []string
+	stopped   bool
+	overrides map[string][]byte // URL path -> what to serve instead
+	filler    []byte
 }
 
 // StartRepo creates an empty repository in a new temporary directory and
@@ -102,7 +122,7 @@ func StartRepo(cfg RepoConfig) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start repo: %w", err)
 	}
-	r := &Repo{cfg: cfg, dir: dir, entries: map[string]PoolEntry{}, serveErr: make(chan error, 1)}
+	r := &Repo{cfg: cfg, dir: dir, entries: map[string]PoolEntry{}, serveErr: make(chan error, 1), overrides: map[string][]byte{}}
 	if err := r.writeIndices(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start repo: %w", err)
@@ -139,10 +159,52 @@ func (r *Repo) URL() string { return r.url }
 // Dir is the directory the repository is served from.
 func (r *Repo) Dir() string { return r.dir }
 
-// SourcesLine is a one-line sources.list entry for the repository, marked
-// [trusted=yes] because test repositories are not signed.
+// SourcesLine is a one-line sources.list entry for the repository: with
+// signed-by naming the Signer's keyring when the repository is signed,
+// else marked [trusted=yes].
 func (r *Repo) SourcesLine() string {
+	if r.cfg.Signer != nil {
+		return fmt.Sprintf("deb [signed-by=%s] %s %s %s", r.cfg.Signer.Keyring, r.url, r.cfg.Codename, r.cfg.Component)
+	}
 	return fmt.Sprintf("deb [trusted=yes] %s %s %s", r.url, r.cfg.Codename, r.cfg.Component)
+}
+
+// DistURL is the URL of the distribution directory, .../dists/<Codename>/.
+func (r *Repo) DistURL() string { return r.url + "dists/" + r.cfg.Codename + "/" }
+
+// ReadFile returns the file the repository serves at rel (relative to its
+// root), ignoring overrides.
+func (r *Repo) ReadFile(rel string) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(path.Clean("/"+rel))))
+}
+
+// Override serves data at rel (relative to the root) instead of the file:
+// a tampering or replaying mirror. Nil data removes the override.
+func (r *Repo) Override(rel string, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := path.Clean("/" + rel)
+	if data == nil {
+		delete(r.overrides, p)
+		return
+	}
+	r.overrides[p] = data
+}
+
+// CountRequests returns how many requests asked for rel (relative to the
+// root).
+func (r *Repo) CountRequests(rel string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, n := path.Clean("/"+rel), 0
+	for _, q := range r.requests {
+		if q == p {
+			n++
+		}
+	}
+	return n
 }
 
 // Add copies the .deb files into the pool and regenerates the indices. A
@@ -244,6 +306,7 @@ func (r *Repo) writeIndicesLocked() error {
 			fmt.Fprintf(&b, "%s\nFilename: %s\nSize: %d\nMD5sum: %s\nSHA1: %s\nSHA256: %s\n\n",
 				e.Control, e.Filename, e.Size, hex.EncodeToString(md[:]), hex.EncodeToString(s1[:]), e.SHA256)
 		}
+		b.Write(r.fillerLocked())
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
 		if _, err := zw.Write(b.Bytes()); err != nil {
@@ -263,14 +326,32 @@ func (r *Repo) writeIndicesLocked() error {
 		if err := writeFileAtomic(filepath.Join(r.dir, filepath.FromSlash(path.Join(dist, f.rel))), f.data); err != nil {
 			return err
 		}
+		if r.cfg.ByHash {
+			s := sha256.Sum256(f.data)
+			bh := path.Join(dist, path.Dir(f.rel), "by-hash", "SHA256", hex.EncodeToString(s[:]))
+			if err := writeFileAtomic(filepath.Join(r.dir, filepath.FromSlash(bh)), f.data); err != nil {
+				return err
+			}
+		}
 	}
+	now := time.Now
+	if r.cfg.Clock != nil {
+		now = r.cfg.Clock
+	}
+	date := now().UTC()
 
 	var rel bytes.Buffer
 	fmt.Fprintf(&rel, "Origin: %s\nLabel: %s\nSuite: %s\nCodename: %s\n", r.cfg.Origin, r.cfg.Label, r.cfg.Suite, r.cfg.Codename)
 	if r.cfg.Version != "" {
 		fmt.Fprintf(&rel, "Version: %s\n", r.cfg.Version)
 	}
-	fmt.Fprintf(&rel, "Date: %s\n", time.Now().UTC().Format(time.RFC1123))
+	fmt.Fprintf(&rel, "Date: %s\n", date.Format(time.RFC1123))
+	if r.cfg.ValidFor > 0 {
+		fmt.Fprintf(&rel, "Valid-Until: %s\n", date.Add(r.cfg.ValidFor).Format(time.RFC1123))
+	}
+	if r.cfg.ByHash {
+		rel.WriteString("Acquire-By-Hash: yes\n")
+	}
 	fmt.Fprintf(&rel, "Architectures: %s\nComponents: %s\n", strings.Join(r.cfg.Archs, " "), r.cfg.Component)
 	if r.cfg.Description != "" {
 		fmt.Fprintf(&rel, "Description: %s\n", r.cfg.Description)
@@ -285,7 +366,46 @@ func (r *Repo) writeIndicesLocked() error {
 		s := sha256.Sum256(f.data)
 		fmt.Fprintf(&rel, " %s %d %s\n", hex.EncodeToString(s[:]), len(f.data), f.rel)
 	}
+	if r.cfg.Signer != nil {
+		in, err := r.cfg.Signer.ClearSign(rel.Bytes())
+		if err != nil {
+			return err
+		}
+		sig, err := r.cfg.Signer.DetachSign(rel.Bytes())
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(r.dir, filepath.FromSlash(path.Join(dist, "Release.gpg"))), sig); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(r.dir, filepath.FromSlash(path.Join(dist, "InRelease"))), in); err != nil {
+			return err
+		}
+	}
 	return writeFileAtomic(filepath.Join(r.dir, filepath.FromSlash(path.Join(dist, "Release"))), rel.Bytes())
+}
+
+// fillerLocked is the synthetic part of every Packages index: Filler
+// stanzas shaped like Debian's (about 700 bytes each).
+func (r *Repo) fillerLocked() []byte {
+	if r.cfg.Filler == 0 || r.filler != nil {
+		return r.filler
+	}
+	var b bytes.Buffer
+	for i := range r.cfg.Filler {
+		name := fmt.Sprintf("filler-%05d", i)
+		sum := sha256.Sum256([]byte(name))
+		fmt.Fprintf(&b, "Package: %s\nVersion: 1.%d-1\nInstalled-Size: %d\nMaintainer: Patchring Test <test@patchring.invalid>\n"+
+			"Architecture: all\nDepends: libc6 (>= 2.34), libfiller%d (>= 1.0)\n"+
+			"Description: synthetic package %d of a realistically sized index\n"+
+			" This stanza stands for one of the tens of thousands a Debian Packages\n"+
+			" index lists; its file is not in the pool and nothing installs it.\n"+
+			"Homepage: https://patchring.invalid/%s\nSection: misc\nPriority: optional\n"+
+			"Filename: pool/%s/f/%s/%s_1.%d-1_all.deb\nSize: %d\nSHA256: %s\n\n",
+			name, i, 100+i%900, i%97, i, name, r.cfg.Component, name, name, i, 1000+i, hex.EncodeToString(sum[:]))
+	}
+	r.filler = b.Bytes()
+	return r.filler
 }
 
 // serve answers GET and HEAD for files under the repository directory. It
@@ -300,6 +420,18 @@ func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	rel := path.Clean("/" + req.URL.Path)
+	r.mu.Lock()
+	over, isOver := r.overrides[rel]
+	r.mu.Unlock()
+	if isOver {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", fmt.Sprint(len(over)))
+		w.WriteHeader(http.StatusOK)
+		if req.Method == http.MethodGet {
+			_, _ = w.Write(over)
+		}
+		return
+	}
 	f, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		http.NotFound(w, req)

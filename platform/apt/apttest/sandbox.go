@@ -17,6 +17,11 @@ type SandboxOptions struct {
 	Arch string
 	// TempDir is where the sandbox directory is created; default os.TempDir().
 	TempDir string
+	// ProxyAllowed leaves out the sandbox's "no proxy for 127.0.0.1"
+	// setting, so that an Acquire::http::Proxy option given to apt (the
+	// agent's apt proxy) applies to the sandbox's local repositories. The
+	// environment's http_proxy is dropped either way.
+	ProxyAllowed bool
 }
 
 // Sandbox is a root directory laid out like a Debian system's package state
@@ -35,7 +40,8 @@ type Sandbox struct {
 	// Arch is APT::Architecture.
 	Arch string
 
-	dir string
+	dir          string
+	proxyAllowed bool
 }
 
 // Tools the sandbox drives, with the Debian package that ships each.
@@ -91,6 +97,8 @@ func NewSandbox(opts SandboxOptions) (*Sandbox, error) {
 		AptConfig: filepath.Join(dir, "apt.conf"),
 		Arch:      opts.Arch,
 		dir:       dir,
+
+		proxyAllowed: opts.ProxyAllowed,
 	}
 	if err := s.layout(); err != nil {
 		os.RemoveAll(dir)
@@ -153,9 +161,11 @@ func (s *Sandbox) aptConfigText() string {
 Acquire::Languages "none";
 Acquire::Retries "0";
 Acquire::http::Timeout "10";
-Acquire::http::Proxy::127.0.0.1 "DIRECT";
 Dpkg::Use-Pty "0";
 `)
+	if !s.proxyAllowed {
+		b.WriteString("Acquire::http::Proxy::127.0.0.1 \"DIRECT\";\n")
+	}
 	return b.String()
 }
 
@@ -180,6 +190,7 @@ func (s *Sandbox) Env() []string {
 	drop := map[string]bool{
 		"APT_CONFIG": true, "DPKG_ROOT": true, "DPKG_ADMINDIR": true,
 		"DPKG_FRONTEND_LOCKED": true, "LANG": true, "LANGUAGE": true, "LC_ALL": true,
+		"http_proxy": true, "HTTP_PROXY": true,
 	}
 	var env []string
 	for _, kv := range os.Environ() {
