@@ -407,4 +407,3 @@ func testAccess(t *testing.T, b backend) {
 		t.Fatalf("audit %+v %v", log, err)
 	}
 }
-
