@@ -61,6 +61,7 @@ var commands = []func(*app) *cobra.Command{
 	newCatalogCmd,
 	newDebugCmd,
 	newTrayCmd,
+	newConsoleCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {
