@@ -94,7 +94,7 @@ func (s *Server) guard(role string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err != nil {
-			if wantsHTML(r) && r.Method == http.MethodGet {
+			if wantsHTML(r) && r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/api/") {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
