@@ -46,7 +46,7 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("open console store: %w", err)
 	}
 	dsn := "file:" + filepath.Join(dir, SQLiteFile) +
-		"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=cache_size(-131072)&_pragma=wal_autocheckpoint(20000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open console store %s: %w", dir, err)
