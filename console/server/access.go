@@ -176,6 +176,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
+	// Sweep expired sessions now and then: at every login.
+	s.cfg.Store.DeleteSession(ctx, "", s.cfg.Now())
 	s.cfg.Store.Audit(ctx, store.AuditEntry{At: s.cfg.Now(), Actor: a.Name, Action: "login", Detail: "role " + a.Role})
 	s.setCookie(w, loginCookie, "", -1)
 	s.setCookie(w, sessionCookie, id, int(s.cfg.SessionTTL.Seconds()))

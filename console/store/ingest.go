@@ -144,21 +144,28 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.Node, int64(r.Seq), i, e.Site, r.R
 	// A package list replaces the node's, unless a newer record already
 	// arrived (records of one node may race between two consoles).
 	if len(r.Packages) > 0 && newest > 0 {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE node_id = ?`), r.Node); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO node_keys (node_id) VALUES (?) ON CONFLICT DO NOTHING`), r.Node); err != nil {
+			return 0, nil, err
+		}
+		var nid int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT nid FROM node_keys WHERE node_id = ?`), r.Node).Scan(&nid); err != nil {
+			return 0, nil, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE nid = ?`), nid); err != nil {
 			return 0, nil, err
 		}
 		pkgs := dedupe(r.Packages)
 		const per = 200
 		for start := 0; start < len(pkgs); start += per {
 			chunk := pkgs[start:min(start+per, len(pkgs))]
-			query := []byte(`INSERT INTO node_packages (node_id, name, arch, version) VALUES `)
+			query := []byte(`INSERT INTO node_packages (nid, name, arch, version) VALUES `)
 			args := make([]any, 0, 4*len(chunk))
 			for j, p := range chunk {
 				if j > 0 {
 					query = append(query, ',')
 				}
 				query = append(query, "(?, ?, ?, ?)"...)
-				args = append(args, r.Node, p.Name, p.Arch, p.Version)
+				args = append(args, nid, p.Name, p.Arch, p.Version)
 			}
 			if _, err := tx.ExecContext(ctx, s.q(string(query)), args...); err != nil {
 				return 0, nil, err

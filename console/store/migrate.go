@@ -61,12 +61,16 @@ CREATE TABLE outcomes (
 	at BIGINT NOT NULL,
 	PRIMARY KEY (node_id, seq, idx)
 ) WITHOUT ROWID;
+CREATE TABLE node_keys (
+	nid INTEGER PRIMARY KEY AUTOINCREMENT,
+	node_id TEXT NOT NULL UNIQUE
+);
 CREATE TABLE node_packages (
-	node_id TEXT NOT NULL,
+	nid BIGINT NOT NULL,
 	name TEXT NOT NULL,
 	arch TEXT NOT NULL,
 	version TEXT NOT NULL,
-	PRIMARY KEY (node_id, name, arch)
+	PRIMARY KEY (nid, name, arch)
 ) WITHOUT ROWID;
 CREATE INDEX node_packages_name ON node_packages (name, version);
 CREATE TABLE accounts (
@@ -100,11 +104,16 @@ CREATE TABLE audit (
 }
 
 func init() {
+	// node_keys gives each node a small integer key, so that a node's
+	// package rows sit together and a new node's rows append at the end of
+	// the table instead of landing at random places of a large b-tree.
 	// PostgreSQL spells an auto-increment key differently and has no
 	// WITHOUT ROWID (SQLite's clustered tables, which save a second b-tree
 	// per row); the rest of migration 1 is the same text.
 	m := migrations[1]
-	m.postgres = strings.ReplaceAll(replaceOnce(m.sqlite, "id INTEGER PRIMARY KEY AUTOINCREMENT", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), ") WITHOUT ROWID;", ");")
+	m.postgres = replaceOnce(m.sqlite, "nid INTEGER PRIMARY KEY AUTOINCREMENT", "nid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+	m.postgres = replaceOnce(m.postgres, "\tid INTEGER PRIMARY KEY AUTOINCREMENT", "\tid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+	m.postgres = strings.ReplaceAll(m.postgres, ") WITHOUT ROWID;", ");")
 	migrations[1] = m
 }
 

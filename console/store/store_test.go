@@ -73,7 +73,7 @@ func backends(t *testing.T) []backend {
 // as an older console would have left it.
 func rewind(t *testing.T, s *Store, v int) *Store {
 	t.Helper()
-	for _, tbl := range []string{"schema_migrations", "nodes", "records", "outcomes", "node_packages", "sessions", "tokens", "accounts", "audit"} {
+	for _, tbl := range []string{"schema_migrations", "nodes", "records", "outcomes", "node_packages", "node_keys", "sessions", "tokens", "accounts", "audit"} {
 		if _, err := s.db.ExecContext(t.Context(), "DROP TABLE IF EXISTS "+tbl); err != nil {
 			t.Fatal(err)
 		}

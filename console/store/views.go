@@ -156,7 +156,7 @@ type Package struct {
 
 // Packages lists a node's installed packages.
 func (s *Store) Packages(ctx context.Context, id string) ([]Package, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT name, arch, version FROM node_packages WHERE node_id = ? ORDER BY name, arch`), id)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT p.name, p.arch, p.version FROM node_packages p JOIN node_keys k ON k.nid = p.nid WHERE k.node_id = ? ORDER BY p.name, p.arch`), id)
 	if err != nil {
 		return nil, fmt.Errorf("packages of %s: %w", id, err)
 	}
@@ -211,10 +211,11 @@ func (s *Store) ForgetNode(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		for _, t := range []string{"outcomes", "node_packages"} {
-			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+t+` WHERE node_id = ?`), id); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM outcomes WHERE node_id = ?`), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE nid IN (SELECT nid FROM node_keys WHERE node_id = ?)`), id); err != nil {
+			return err
 		}
 		return nil
 	})
