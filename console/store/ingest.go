@@ -105,14 +105,9 @@ func (s *Store) ingestOne(ctx context.Context, tx *sql.Tx, e Entry) (res Result,
 		}
 		return 0, ErrConflict, nil
 	}
-	var last int64
-	switch err := tx.QueryRowContext(ctx, s.q(`SELECT seq FROM nodes WHERE node_id = ?`), r.Node).Scan(&last); {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return 0, nil, err
-	case uint64(last) >= r.Seq:
-		return 0, fmt.Errorf("%w (record %d, newest %d)", ErrStale, r.Seq, last), nil
-	}
+	// The node's row changes only for a newer sequence number; no change
+	// means the node has already passed this one (a replay), and the
+	// caller rolls the record back.
 	up, err := tx.ExecContext(ctx, s.q(`INSERT INTO nodes (node_id, seq, site, hostname, ring, state, policy_version, pending,
 	reboot_state, reboot_by, reboot_deadline, reboot_deferrals, packages_digest, bytes_peers, bytes_origin,
 	metadata_expires, credential_expires, reported_at, received_at, first_seen)
@@ -131,9 +126,14 @@ WHERE nodes.seq < excluded.seq`),
 	if err != nil {
 		return 0, nil, err
 	}
-	newest, err := up.RowsAffected()
-	if err != nil {
+	if newest, err := up.RowsAffected(); err != nil {
 		return 0, nil, err
+	} else if newest == 0 {
+		var last int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT seq FROM nodes WHERE node_id = ?`), r.Node).Scan(&last); err != nil {
+			return 0, nil, err
+		}
+		return 0, fmt.Errorf("%w (record %d, newest %d)", ErrStale, r.Seq, last), nil
 	}
 	for i, o := range r.Outcomes {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO outcomes (node_id, seq, idx, site, ring, source, package, version, result, reason, at)
@@ -141,14 +141,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.Node, int64(r.Seq), i, e.Site, r.R
 			return 0, nil, err
 		}
 	}
-	// A package list replaces the node's, unless a newer record already
-	// arrived (records of one node may race between two consoles).
-	if len(r.Packages) > 0 && newest > 0 {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO node_keys (node_id) VALUES (?) ON CONFLICT DO NOTHING`), r.Node); err != nil {
-			return 0, nil, err
-		}
+	// A package list replaces the node's.
+	if len(r.Packages) > 0 {
 		var nid int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT nid FROM node_keys WHERE node_id = ?`), r.Node).Scan(&nid); err != nil {
+		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO node_keys (node_id) VALUES (?)
+ON CONFLICT (node_id) DO UPDATE SET node_id = excluded.node_id RETURNING nid`), r.Node).Scan(&nid); err != nil {
 			return 0, nil, err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE nid = ?`), nid); err != nil {
