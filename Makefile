@@ -10,7 +10,8 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # D-Bus, network namespaces, service managers, Debian test roots built with
 # mmdebstrap and entered with unshare + mount + chroot). Installed when missing.
 DEB_PACKAGES := dbus-daemon dbus-bin desktop-file-utils util-linux iproute2 sysvinit-utils init-system-helpers \
-	apt dpkg lz4 rpm xz-utils ca-certificates mmdebstrap debian-archive-keyring mount systemd gpgv gnupg
+	apt dpkg lz4 rpm xz-utils ca-certificates mmdebstrap debian-archive-keyring mount systemd gpgv gnupg \
+	postgresql chromium
 GO_TEST_FLAGS ?= -race -timeout 18m
 
 .PHONY: all build demo test deps lint fmt-check vet staticcheck unit cross bench clean package

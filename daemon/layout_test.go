@@ -112,7 +112,7 @@ func importRule(from, to string, test bool) string {
 		return "nothing imports a command"
 	case isHarness(from) && !under(to, "tray"):
 		return "" // a test harness runs real parts of the agent (harnessRule checks who uses it)
-	case under(to, "internal/testutil") && !test:
+	case under(to, "internal/testutil") && !test && !under(from, "internal/testutil"):
 		return "internal/testutil is for tests only"
 	case under(from, "internal") && !under(to, "internal"):
 		return "internal/ is below everything: it imports no other part of patchring"
@@ -128,6 +128,10 @@ func importRule(from, to string, test bool) string {
 		return "p2p does not depend on platform"
 	case under(from, "daemon") && under(to, "tray"):
 		return "the daemon does not depend on the tray"
+	case under(to, "console") && !under(from, "console") && !under(from, "cmd") && to != "console/report":
+		return "the console is its own part: only commands link it; the agent side may use console/report (the record format) alone"
+	case under(from, "console") && (under(to, "daemon") || under(to, "p2p") || under(to, "platform") || under(to, "tray")):
+		return "the console does not link the agent: it knows nodes only by their signed records"
 	case under(from, "tray") && !apiSide[to] && !under(to, "tray") && !under(to, "platform/ipc") && !under(to, "platform/paths"):
 		return "the tray talks to the daemon only through daemon/client and daemon/apitypes (a test starts a daemon-side API through internal/testutil)"
 	case from == "cmd/patchring" && under(to, "daemon") && !apiSide[to]:
@@ -182,13 +186,19 @@ func TestImportRuleCatches(t *testing.T) {
 		{"daemon/client", "daemon/localapi", true},
 		{"internal/testutil", "daemon/store", false},
 		{"internal/testutil/rebootapi", "tray", false},
+		{"daemon/engine", "console/store", false},
+		{"p2p/gossip", "console/server", true},
+		{"console/server", "daemon/client", false},
+		{"console/store", "p2p/content", true},
 	} {
 		if importRule(c.from, c.to, c.test) == "" {
 			t.Errorf("%s -> %s (test %v) passed the rules", c.from, c.to, c.test)
 		}
 	}
 	for _, c := range [][2]string{{"daemon", "internal/rungroup"}, {"tray", "internal/version"}, {"cmd/patchring", "daemon/client"}, {"daemon", "p2p/gossip"},
-		{"internal/testutil/rebootapi", "daemon/localapi"}} {
+		{"internal/testutil/rebootapi", "daemon/localapi"},
+
+		{"daemon/engine", "console/report"}, {"cmd/patchring", "console/server"}, {"console/server", "console/store"}} {
 		if why := importRule(c[0], c[1], false); why != "" {
 			t.Errorf("%s -> %s refused: %s", c[0], c[1], why)
 		}
@@ -265,20 +275,27 @@ func TestPartImportRuleCatches(t *testing.T) {
 	}
 }
 
-// TestAPITypesUseStdlibOnly keeps daemon/apitypes importable by anything.
+// stdlibOnly are the packages anything may import: the local API's types
+// and the console's record format (the agent signs records with it).
+var stdlibOnly = []string{"daemon/apitypes", "console/report"}
+
+// TestAPITypesUseStdlibOnly keeps stdlibOnly importable by anything.
 func TestAPITypesUseStdlibOnly(t *testing.T) {
+	seen := 0
 	for _, p := range listPackages(t) {
-		if rel(p.ImportPath) != "daemon/apitypes" {
+		if !slices.Contains(stdlibOnly, rel(p.ImportPath)) {
 			continue
 		}
+		seen++
 		for _, d := range p.Deps {
 			if strings.Contains(strings.SplitN(d, "/", 2)[0], ".") {
-				t.Errorf("daemon/apitypes depends on %s; it must use the standard library only", d)
+				t.Errorf("%s depends on %s; it must use the standard library only", rel(p.ImportPath), d)
 			}
 		}
-		return
 	}
-	t.Fatal("daemon/apitypes not found")
+	if seen != len(stdlibOnly) {
+		t.Fatalf("found %d of %v", seen, stdlibOnly)
+	}
 }
 
 // TestEveryPackageHasDoc checks that every package says what it owns.
@@ -302,6 +319,11 @@ var binaryRules = []struct {
 		cmd:    "cmd/patchringd",
 		denied: []string{"fyne.io/systray", "github.com/godbus/dbus/", module + "/tray"},
 		why:    "the agent runs on headless hosts: no tray, no D-Bus GUI code (it only writes tray/autostart's entry)",
+	},
+	{
+		cmd:    "cmd/patchringd",
+		denied: []string{module + "/console/store", module + "/console/server", module + "/console/auth", module + "/console/client", "modernc.org/sqlite", "github.com/jackc/pgx/"},
+		why:    "the agent does not carry the console (its databases, dashboard, accounts); it may sign records with console/report",
 	},
 	{
 		cmd: "cmd/patchring",
@@ -367,8 +389,11 @@ func TestBinaryDeps(t *testing.T) {
 	if !slices.ContainsFunc(cli, func(d string) bool { return denied(d, binaryRules[0].denied) }) {
 		t.Error("cmd/patchring does not link the tray: the dependency listing is wrong")
 	}
+	if !slices.ContainsFunc(cli, func(d string) bool { return denied(d, binaryRules[1].denied) }) {
+		t.Error("cmd/patchring does not link the console: the dependency listing is wrong")
+	}
 	for _, want := range []string{"github.com/libp2p/go-libp2p", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt"} {
-		if !slices.Contains(agent, want) || !denied(want, binaryRules[1].denied) {
+		if !slices.Contains(agent, want) || !denied(want, binaryRules[2].denied) {
 			t.Errorf("cmd/patchringd does not link %s, or the CLI's rule does not deny it: the dependency check is wrong", want)
 		}
 	}

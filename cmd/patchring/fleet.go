@@ -21,6 +21,7 @@ func fleetOrHint(a *app, cmd *cobra.Command) (apitypes.Fleet, error) {
 }
 
 func newFleetCmd(a *app) *cobra.Command {
+	var consoleURL, consoleTokenFile string
 	cmd := &cobra.Command{
 		Use:   "fleet",
 		Short: "Show every member of this node's site: ring, status, policy version, updates, reboot state, last seen",
@@ -31,6 +32,9 @@ func newFleetCmd(a *app) *cobra.Command {
 			"below the members with the reason.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if consoleURL != "" {
+				return consoleFleet(a, cmd, consoleURL, consoleTokenFile)
+			}
 			f, err := fleetOrHint(a, cmd)
 			if err != nil {
 				return err
@@ -81,6 +85,8 @@ func newFleetCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().StringVar(&consoleURL, "console", "", "read the whole fleet (rings x sites) from this console URL instead of this node's site")
+	cmd.Flags().StringVar(&consoleTokenFile, "console-token-file", "", "file holding a console API token (default: env PATCHRING_CONSOLE_TOKEN)")
 	cmd.AddCommand(newFleetKeysCmd(a), newFleetKeygenCmd(a), newFleetRotateKeyCmd(a))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rollout",

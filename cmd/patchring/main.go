@@ -64,6 +64,7 @@ var commands = []func(*app) *cobra.Command{
 	newTrayCmd,
 	newCaCmd,
 	newEnrollTokenCmd,
+	newConsoleCmd,
 }
 
 func newRootCmd(a *app) *cobra.Command {

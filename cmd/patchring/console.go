@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/patchring/patchring/console/auth"
+	consoleclient "github.com/patchring/patchring/console/client"
+	"github.com/patchring/patchring/console/server"
+	"github.com/patchring/patchring/console/store"
+)
+
+// storeFlags are how a console command finds its database.
+type storeFlags struct {
+	data     string
+	postgres string
+}
+
+func (f *storeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.data, "data", "", "directory of the embedded SQLite database")
+	cmd.Flags().StringVar(&f.postgres, "postgres", "", "PostgreSQL connection string or URL instead of --data (env PATCHRING_CONSOLE_POSTGRES)")
+}
+
+func (f *storeFlags) open(ctx context.Context) (*store.Store, error) {
+	pg := f.postgres
+	if pg == "" {
+		pg = os.Getenv("PATCHRING_CONSOLE_POSTGRES")
+	}
+	switch {
+	case pg != "" && f.data != "":
+		return nil, errors.New("give --data or --postgres, not both")
+	case pg != "":
+		return store.OpenPostgres(ctx, pg)
+	case f.data != "":
+		return store.OpenSQLite(ctx, f.data)
+	}
+	return nil, errors.New("where is the console's database? give --data DIR (SQLite) or --postgres DSN")
+}
+
+func newConsoleCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "console",
+		Short: "Run the fleet console: every site's reports in one database, a web dashboard, a JSON API",
+		Long: "The console stores what sites report and shows it. It sees, it does not command: agents take no\n" +
+			"instructions from it and it holds no key that can make a node install anything. See docs/CONSOLE.md.",
+	}
+	cmd.AddCommand(newConsoleServeCmd(a), newConsoleAccountCmd(a), newConsoleTokenCmd(a))
+	return cmd
+}
+
+func newConsoleServeCmd(a *app) *cobra.Command {
+	var sf storeFlags
+	var lc server.ListenConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the console (loopback only unless TLS and accounts are configured)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := slog.New(slog.NewTextHandler(a.Err, nil))
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			s := server.New(server.Config{Store: st, Logger: log, Secure: lc.CertFile != ""})
+			return server.Serve(cmd.Context(), s, lc, log)
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().StringVar(&lc.Addr, "listen", "127.0.0.1:8480", "address to listen on")
+	cmd.Flags().StringVar(&lc.CertFile, "tls-cert", "", "TLS certificate (PEM); needed to listen beyond loopback")
+	cmd.Flags().StringVar(&lc.KeyFile, "tls-key", "", "TLS private key (PEM)")
+	return cmd
+}
+
+// readPassword reads a password from the terminal without echo, or one line
+// from standard input when it is not a terminal.
+func readPassword(a *app) (string, error) {
+	if f, ok := a.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.Err, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.Err)
+		return string(b), err
+	}
+	line, err := bufio.NewReader(a.In).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read password from standard input: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func newConsoleAccountCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Manage console accounts"}
+	var sf storeFlags
+	var role string
+	var replace bool
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Create an account (the password is read from the terminal or standard input)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !server.ValidRole(role) {
+				return fmt.Errorf("--role %q: use viewer or operator", role)
+			}
+			pw, err := readPassword(a)
+			if err != nil {
+				return err
+			}
+			hash, err := auth.HashPassword(pw)
+			if err != nil {
+				return err
+			}
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			if err := st.PutAccount(ctx, store.Account{Name: args[0], PasswordHash: hash, Role: role, CreatedAt: time.Now()}, replace); err != nil {
+				if errors.Is(err, store.ErrExists) {
+					return fmt.Errorf("account %s exists (give --replace to set its password and role)", args[0])
+				}
+				return err
+			}
+			if err := st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "local admin (" + osUser() + ")", Action: "put account", Detail: args[0] + " as " + role}); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Out, "account %s (%s) saved\n", args[0], role)
+			return nil
+		},
+	}
+	sf.add(add)
+	add.Flags().StringVar(&role, "role", server.RoleViewer, "viewer (reads) or operator (reads, manages tokens, forgets nodes)")
+	add.Flags().BoolVar(&replace, "replace", false, "replace the password and role of an existing account")
+	cmd.AddCommand(add)
+	return cmd
+}
+
+func newConsoleTokenCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens"}
+	var sf storeFlags
+	var account, label string
+	add := &cobra.Command{
+		Use:   "add",
+		Short: "Create an API token for an account and print it (once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			if _, err := st.Account(ctx, account); err != nil {
+				return err
+			}
+			id, secret, err := server.NewToken(ctx, st, account, label, time.Now())
+			if err != nil {
+				return err
+			}
+			if err := st.Audit(ctx, store.AuditEntry{At: time.Now(), Actor: "local admin (" + osUser() + ")", Action: "create API token", Detail: fmt.Sprintf("%s %q for %s", id, label, account)}); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.Out, secret)
+			return nil
+		},
+	}
+	sf.add(add)
+	add.Flags().StringVar(&account, "account", "", "the account the token acts as")
+	add.Flags().StringVar(&label, "label", "cli", "what the token is for")
+	add.MarkFlagRequired("account")
+	cmd.AddCommand(add)
+	return cmd
+}
+
+func osUser() string {
+	if u := os.Getenv("SUDO_USER"); u != "" {
+		return u
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprint("uid ", os.Getuid())
+}
+
+// consoleFleet prints the console's fleet overview: `patchring fleet
+// --console URL`.
+func consoleFleet(a *app, cmd *cobra.Command, url, tokenFile string) error {
+	tok := os.Getenv("PATCHRING_CONSOLE_TOKEN")
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("console token: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	c := &consoleclient.Client{URL: url, Token: tok}
+	rows, err := c.Overview(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if a.jsonOutput() {
+		return a.printJSON(rows)
+	}
+	tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RING\tSITE\tNODES\tUP TO DATE\tPENDING\tFAILED\tREBOOT PENDING\tCOMPLIANCE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.0f%%\n", orDash(r.Ring), r.Site, r.Nodes, r.UpToDate, r.Pending, r.Failed, r.RebootPending, 100*float64(r.UpToDate)/float64(max(r.Nodes, 1)))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,296 @@
+// Package report owns the signed per-node record that sites send to the
+// fleet console: its wire format, its signature (by the node's own ed25519
+// key, the key behind its libp2p peer ID) and the strict parser the console
+// runs on untrusted input. It uses the standard library only, so both the
+// agent side and the console can import it.
+package report
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+)
+
+// Version is the record format this package writes and reads.
+const Version = 1
+
+// Limits on untrusted input: a record bigger than these is refused whole.
+const (
+	MaxEnvelopeBytes = 4 << 20
+	MaxPackages      = 20000
+	MaxOutcomes      = 1000
+	maxText          = 1024
+)
+
+// sigContext separates report signatures from anything else the node key
+// signs (libp2p handshakes, gossip).
+const sigContext = "patchring-report-v1\n"
+
+// Outcome results.
+const (
+	ResultSucceeded  = "succeeded"
+	ResultFailed     = "failed"
+	ResultRolledBack = "rolled_back"
+)
+
+// Reboot states.
+const (
+	RebootNone     = "none"
+	RebootPending  = "pending"
+	RebootDeferred = "deferred"
+	RebootRefused  = "refused"
+)
+
+// Record is one node's report: its state now, the update outcomes since its
+// previous record and, when it changed, its package list. Seq grows by at
+// least one with every record a node signs; the console refuses a sequence
+// number it has already passed.
+type Record struct {
+	V        int       `json:"v"`
+	Node     string    `json:"node"` // libp2p peer ID (ed25519 identity multihash)
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"` // when the node signed it
+	Site     string    `json:"site"`
+	Hostname string    `json:"hostname"`
+	Ring     string    `json:"ring,omitempty"`
+	// State is the node's engine state: "idle", "installing", "failed"...
+	State         string `json:"state"`
+	PolicyVersion int64  `json:"policy_version"`
+	// Pending counts updates the node knows it still has to install.
+	Pending  int       `json:"pending"`
+	Outcomes []Outcome `json:"outcomes,omitempty"`
+	Reboot   Reboot    `json:"reboot"`
+	// PackagesDigest is the hex SHA-256 of the installed package list
+	// (see DigestPackages); Packages is sent only when it changed.
+	PackagesDigest string    `json:"packages_digest"`
+	Packages       []Package `json:"packages,omitempty"`
+	// Bytes fetched from LAN peers and from the origin or mirrors since
+	// the previous record.
+	BytesFromPeers  int64 `json:"bytes_from_peers"`
+	BytesFromOrigin int64 `json:"bytes_from_origin"`
+	// Expiries of what keeps the node patching (zero when unknown).
+	MetadataExpires   time.Time `json:"metadata_expires,omitzero"`
+	CredentialExpires time.Time `json:"credential_expires,omitzero"`
+}
+
+// Outcome is the end of one install or rollback transaction.
+type Outcome struct {
+	Source  string    `json:"source"`
+	Package string    `json:"package"`
+	Version string    `json:"version"`
+	Result  string    `json:"result"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// Reboot is the node's reboot state and who chose it.
+type Reboot struct {
+	State     string    `json:"state"`
+	By        string    `json:"by,omitempty"` // the user who deferred or refused
+	Deadline  time.Time `json:"deadline,omitzero"`
+	Deferrals int       `json:"deferrals,omitempty"`
+}
+
+// Package is one installed package.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch,omitempty"`
+}
+
+// Envelope is a signed record as it travels: the record's exact JSON bytes
+// and the node's signature over them.
+type Envelope struct {
+	Payload []byte `json:"payload"` // base64 in JSON
+	Sig     []byte `json:"sig"`
+}
+
+// Errors callers branch on.
+var (
+	ErrMalformed = errors.New("malformed record")
+	ErrSignature = errors.New("bad signature")
+)
+
+// DigestPackages is the hex SHA-256 of a package list in the order given
+// (callers sort it by name and arch).
+func DigestPackages(pkgs []Package) string {
+	h := sha256.New()
+	for _, p := range pkgs {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\n", p.Name, p.Arch, p.Version)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Sign encodes r and signs it with the node's key. r.Node must be the peer
+// ID of key's public half.
+func Sign(r Record, key ed25519.PrivateKey) (Envelope, error) {
+	pub, err := PublicKeyFromNodeID(r.Node)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("sign record: %w", err)
+	}
+	if !bytes.Equal(pub, key.Public().(ed25519.PublicKey)) {
+		return Envelope{}, fmt.Errorf("sign record: node ID %s is not this key's", r.Node)
+	}
+	r.V = Version
+	if err := r.validate(); err != nil {
+		return Envelope{}, fmt.Errorf("sign record: %w", err)
+	}
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("sign record: %w", err)
+	}
+	return Envelope{Payload: payload, Sig: ed25519.Sign(key, signed(payload))}, nil
+}
+
+func signed(payload []byte) []byte { return append([]byte(sigContext), payload...) }
+
+// Digest is the SHA-256 of the envelope's payload: two deliveries of one
+// record have the same digest.
+func (e Envelope) Digest() string {
+	s := sha256.Sum256(e.Payload)
+	return hex.EncodeToString(s[:])
+}
+
+// Open checks the envelope's signature against the key its record names
+// and returns the record and that key. It trusts nothing in the envelope
+// until the signature checks.
+func Open(e Envelope) (Record, ed25519.PublicKey, error) {
+	if len(e.Payload) == 0 || len(e.Payload) > MaxEnvelopeBytes {
+		return Record{}, nil, fmt.Errorf("open record: %w: payload of %d bytes", ErrMalformed, len(e.Payload))
+	}
+	// Only the node field is read before the signature is checked.
+	var head struct {
+		Node string `json:"node"`
+	}
+	if err := json.Unmarshal(e.Payload, &head); err != nil {
+		return Record{}, nil, fmt.Errorf("open record: %w: %v", ErrMalformed, err)
+	}
+	pub, err := PublicKeyFromNodeID(head.Node)
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("open record: %w: %v", ErrMalformed, err)
+	}
+	if len(e.Sig) != ed25519.SignatureSize || !ed25519.Verify(pub, signed(e.Payload), e.Sig) {
+		return Record{}, nil, fmt.Errorf("open record of node %s: %w", head.Node, ErrSignature)
+	}
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(e.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, nil, fmt.Errorf("open record of node %s: %w: %v", head.Node, ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Record{}, nil, fmt.Errorf("open record of node %s: %w: data after the record", head.Node, ErrMalformed)
+	}
+	if r.Node != head.Node {
+		return Record{}, nil, fmt.Errorf("open record: %w: node field given twice", ErrMalformed)
+	}
+	if err := r.validate(); err != nil {
+		return Record{}, nil, fmt.Errorf("open record of node %s: %w", r.Node, err)
+	}
+	return r, pub, nil
+}
+
+// ParseEnvelope decodes one envelope from JSON.
+func ParseEnvelope(data []byte) (Envelope, error) {
+	var e Envelope
+	if len(data) > 2*MaxEnvelopeBytes {
+		return e, fmt.Errorf("parse envelope: %w: %d bytes", ErrMalformed, len(data))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Envelope{}, fmt.Errorf("parse envelope: %w: %v", ErrMalformed, err)
+	}
+	return e, nil
+}
+
+var (
+	namePat   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+:~-]*$`)
+	digestPat = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+func text(field, s string, required bool) error {
+	switch {
+	case required && s == "":
+		return fmt.Errorf("%w: %s is empty", ErrMalformed, field)
+	case len(s) > maxText:
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrMalformed, field, maxText)
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == 0xfffd {
+			return fmt.Errorf("%w: %s holds a control or invalid character", ErrMalformed, field)
+		}
+	}
+	return nil
+}
+
+func (r *Record) validate() error {
+	if r.V != Version {
+		return fmt.Errorf("%w: version %d (this console reads %d)", ErrMalformed, r.V, Version)
+	}
+	if r.Seq == 0 || r.Seq > 1<<62 {
+		return fmt.Errorf("%w: sequence number %d out of range", ErrMalformed, r.Seq)
+	}
+	if r.Time.IsZero() {
+		return fmt.Errorf("%w: time is missing", ErrMalformed)
+	}
+	for _, f := range []struct {
+		name, v string
+		req     bool
+	}{{"site", r.Site, true}, {"hostname", r.Hostname, true}, {"ring", r.Ring, false}, {"state", r.State, true}, {"reboot.by", r.Reboot.By, false}} {
+		if err := text(f.name, f.v, f.req); err != nil {
+			return err
+		}
+	}
+	if r.PolicyVersion < 0 || r.Pending < 0 || r.BytesFromPeers < 0 || r.BytesFromOrigin < 0 || r.Reboot.Deferrals < 0 {
+		return fmt.Errorf("%w: negative count", ErrMalformed)
+	}
+	switch r.Reboot.State {
+	case RebootNone, RebootPending, RebootDeferred, RebootRefused:
+	default:
+		return fmt.Errorf("%w: reboot state %q", ErrMalformed, r.Reboot.State)
+	}
+	if !digestPat.MatchString(r.PackagesDigest) {
+		return fmt.Errorf("%w: packages_digest is not a hex SHA-256", ErrMalformed)
+	}
+	if len(r.Packages) > MaxPackages {
+		return fmt.Errorf("%w: %d packages (at most %d)", ErrMalformed, len(r.Packages), MaxPackages)
+	}
+	for i, p := range r.Packages {
+		if !namePat.MatchString(p.Name) || len(p.Name) > 256 || !namePat.MatchString(p.Version) || len(p.Version) > 256 || (p.Arch != "" && !namePat.MatchString(p.Arch)) || len(p.Arch) > 32 {
+			return fmt.Errorf("%w: package %d (%.64q %.64q %.32q)", ErrMalformed, i, p.Name, p.Version, p.Arch)
+		}
+	}
+	if len(r.Packages) > 0 && DigestPackages(r.Packages) != r.PackagesDigest {
+		return fmt.Errorf("%w: packages_digest does not match the package list", ErrMalformed)
+	}
+	if len(r.Outcomes) > MaxOutcomes {
+		return fmt.Errorf("%w: %d outcomes (at most %d)", ErrMalformed, len(r.Outcomes), MaxOutcomes)
+	}
+	for i, o := range r.Outcomes {
+		switch o.Result {
+		case ResultSucceeded, ResultFailed, ResultRolledBack:
+		default:
+			return fmt.Errorf("%w: outcome %d: result %q", ErrMalformed, i, o.Result)
+		}
+		for _, f := range []struct {
+			name, v string
+			req     bool
+		}{{"source", o.Source, true}, {"package", o.Package, true}, {"version", o.Version, true}, {"reason", o.Reason, false}} {
+			if err := text(fmt.Sprintf("outcome %d: %s", i, f.name), f.v, f.req); err != nil {
+				return err
+			}
+		}
+		if o.At.IsZero() {
+			return fmt.Errorf("%w: outcome %d: time is missing", ErrMalformed, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/patchring/patchring/console/report"
+)
+
+// Entry is one verified record to store. Site is the site the console
+// believes (from the node's credential when there is one).
+type Entry struct {
+	Record     report.Record
+	Digest     string // report.Envelope.Digest of the delivery
+	Site       string
+	ReceivedAt time.Time
+}
+
+// Result is what became of one entry.
+type Result int
+
+// The results. Only Stored changed anything: a Duplicate is the same
+// record delivered again (another console, a retry) and is not counted
+// twice.
+const (
+	Stored Result = iota
+	Duplicate
+)
+
+// Errors for refused entries.
+var (
+	// ErrStale: the node already reported a newer record (a replay).
+	ErrStale = errors.New("stale record: the node has already reported a newer sequence number")
+	// ErrConflict: another record with this sequence number was stored.
+	ErrConflict = errors.New("conflicting record: this sequence number was stored with other content")
+)
+
+// IngestBatch stores the entries in one transaction, each inside its own
+// savepoint so that a refused entry leaves the others stored. It returns
+// one result and one error per entry; the error it returns itself is a
+// database failure, after which nothing of the batch was stored.
+func (s *Store) IngestBatch(ctx context.Context, entries []Entry) ([]Result, []error, error) {
+	results := make([]Result, len(entries))
+	errs := make([]error, len(entries))
+	// Every console takes the rows' locks in one order (node, sequence),
+	// so two consoles ingesting the same reports do not deadlock.
+	order := make([]int, len(entries))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ea, eb := entries[order[a]].Record, entries[order[b]].Record
+		return ea.Node < eb.Node || ea.Node == eb.Node && ea.Seq < eb.Seq
+	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, i := range order {
+			e := entries[i]
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT rec"); err != nil {
+				return err
+			}
+			res, refused, err := s.ingestOne(ctx, tx, e)
+			if err != nil {
+				return fmt.Errorf("record %d of node %s: %w", e.Record.Seq, e.Record.Node, err)
+			}
+			results[i], errs[i] = res, refused
+			if refused != nil {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rec"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT rec"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("ingest %d records: %w", len(entries), err)
+	}
+	return results, errs, nil
+}
+
+// ingestOne stores one entry. refused is a per-entry refusal; err a
+// database failure.
+func (s *Store) ingestOne(ctx context.Context, tx *sql.Tx, e Entry) (res Result, refused, err error) {
+	r := e.Record
+	ins, err := tx.ExecContext(ctx, s.q(`INSERT INTO records (node_id, seq, digest, received_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		r.Node, int64(r.Seq), e.Digest, ms(e.ReceivedAt))
+	if err != nil {
+		return 0, nil, err
+	}
+	if n, err := ins.RowsAffected(); err != nil {
+		return 0, nil, err
+	} else if n == 0 {
+		var digest string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT digest FROM records WHERE node_id = ? AND seq = ?`), r.Node, int64(r.Seq)).Scan(&digest); err != nil {
+			return 0, nil, err
+		}
+		if digest == e.Digest {
+			return Duplicate, nil, nil
+		}
+		return 0, ErrConflict, nil
+	}
+	// The node's row changes only for a newer sequence number; no change
+	// means the node has already passed this one (a replay), and the
+	// caller rolls the record back.
+	up, err := tx.ExecContext(ctx, s.q(`INSERT INTO nodes (node_id, seq, site, hostname, ring, state, policy_version, pending,
+	reboot_state, reboot_by, reboot_deadline, reboot_deferrals, packages_digest, bytes_peers, bytes_origin,
+	metadata_expires, credential_expires, reported_at, received_at, first_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (node_id) DO UPDATE SET seq = excluded.seq, site = excluded.site, hostname = excluded.hostname,
+	ring = excluded.ring, state = excluded.state, policy_version = excluded.policy_version, pending = excluded.pending,
+	reboot_state = excluded.reboot_state, reboot_by = excluded.reboot_by, reboot_deadline = excluded.reboot_deadline,
+	reboot_deferrals = excluded.reboot_deferrals, packages_digest = excluded.packages_digest,
+	bytes_peers = nodes.bytes_peers + excluded.bytes_peers, bytes_origin = nodes.bytes_origin + excluded.bytes_origin,
+	metadata_expires = excluded.metadata_expires, credential_expires = excluded.credential_expires,
+	reported_at = excluded.reported_at, received_at = excluded.received_at
+WHERE nodes.seq < excluded.seq`),
+		r.Node, int64(r.Seq), e.Site, r.Hostname, r.Ring, r.State, r.PolicyVersion, r.Pending,
+		r.Reboot.State, r.Reboot.By, ms(r.Reboot.Deadline), r.Reboot.Deferrals, r.PackagesDigest, r.BytesFromPeers, r.BytesFromOrigin,
+		ms(r.MetadataExpires), ms(r.CredentialExpires), ms(r.Time), ms(e.ReceivedAt), ms(e.ReceivedAt))
+	if err != nil {
+		return 0, nil, err
+	}
+	if newest, err := up.RowsAffected(); err != nil {
+		return 0, nil, err
+	} else if newest == 0 {
+		var last int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT seq FROM nodes WHERE node_id = ?`), r.Node).Scan(&last); err != nil {
+			return 0, nil, err
+		}
+		return 0, fmt.Errorf("%w (record %d, newest %d)", ErrStale, r.Seq, last), nil
+	}
+	for i, o := range r.Outcomes {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO outcomes (node_id, seq, idx, site, ring, source, package, version, result, reason, at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.Node, int64(r.Seq), i, e.Site, r.Ring, o.Source, o.Package, o.Version, o.Result, o.Reason, ms(o.At)); err != nil {
+			return 0, nil, err
+		}
+	}
+	// A package list replaces the node's.
+	if len(r.Packages) > 0 {
+		var nid int64
+		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO node_keys (node_id) VALUES (?)
+ON CONFLICT (node_id) DO UPDATE SET node_id = excluded.node_id RETURNING nid`), r.Node).Scan(&nid); err != nil {
+			return 0, nil, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE nid = ?`), nid); err != nil {
+			return 0, nil, err
+		}
+		pkgs := dedupe(r.Packages)
+		const per = 200
+		for start := 0; start < len(pkgs); start += per {
+			chunk := pkgs[start:min(start+per, len(pkgs))]
+			query := []byte(`INSERT INTO node_packages (nid, name, arch, version) VALUES `)
+			args := make([]any, 0, 4*len(chunk))
+			for j, p := range chunk {
+				if j > 0 {
+					query = append(query, ',')
+				}
+				query = append(query, "(?, ?, ?, ?)"...)
+				args = append(args, nid, p.Name, p.Arch, p.Version)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(string(query)), args...); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	return Stored, nil, nil
+}
+
+// dedupe keeps the last entry of a package named twice (same name and
+// arch) in a list.
+func dedupe(pkgs []report.Package) []report.Package {
+	type key struct{ name, arch string }
+	at := make(map[key]int, len(pkgs))
+	out := make([]report.Package, 0, len(pkgs))
+	for _, p := range pkgs {
+		k := key{p.Name, p.Arch}
+		if i, ok := at[k]; ok {
+			out[i] = p
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, p)
+	}
+	return out
+}
