@@ -19,8 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/patchring/patchring/daemon/client"
-	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/internal/benchtarget"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/exchange/hostilepeer"
