@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/credential/credtest"
 )
@@ -50,7 +51,7 @@ func TestAdmissionRefusesOutsiders(t *testing.T) {
 		c.Admitter = adm
 		credFor(c, "site-a")
 	})
-	waitFor(t, 20*time.Second, "the credentialed pool forms", allAlive(pool, 3))
+	testutil.WaitFor(t, 20*time.Second, "the credentialed pool forms", allAlive(pool, 3))
 	for _, m := range pool[1].Members() {
 		if m.Credential == nil || m.Credential.Site != "site-a" || m.Visiting {
 			t.Fatalf("member %s: credential %+v visiting %v", m.NodeID, m.Credential, m.Visiting)
@@ -90,7 +91,7 @@ func TestAdmissionRefusesOutsiders(t *testing.T) {
 	for _, o := range outs {
 		go o.Lease().TryAcquire(context.Background(), "site-a/restart", 1, time.Minute)
 	}
-	waitFor(t, 20*time.Second, "every outsider is refused by every member", func() error {
+	testutil.WaitFor(t, 20*time.Second, "every outsider is refused by every member", func() error {
 		for _, n := range pool {
 			refused := map[string]bool{}
 			for _, r := range n.Refused() {
@@ -107,7 +108,7 @@ func TestAdmissionRefusesOutsiders(t *testing.T) {
 	// Give the outsiders' gossip time to spread if it were going to: poll
 	// until the members have exchanged several push/pulls.
 	start := pool[0].Stats()
-	waitFor(t, 20*time.Second, "more gossip rounds", func() error {
+	testutil.WaitFor(t, 20*time.Second, "more gossip rounds", func() error {
 		if pool[0].Stats().Refused < start.Refused+5 {
 			return errNotYet
 		}
@@ -150,7 +151,7 @@ func TestAdmissionRefusesOutsiders(t *testing.T) {
 	if ok, err := victim.Lease().TryAcquire(context.Background(), "site-a/other", 1, time.Minute); err != nil || !ok {
 		t.Fatalf("victim lease: %v %v", ok, err)
 	}
-	waitFor(t, 10*time.Second, "the victim's lease is seen", func() error {
+	testutil.WaitFor(t, 10*time.Second, "the victim's lease is seen", func() error {
 		if len(pool[0].Lease().Holders("site-a/other")) != 1 {
 			return errNotYet
 		}
@@ -185,7 +186,7 @@ func TestAdmissionVisitor(t *testing.T) {
 		}
 		_, c.Credential = ca.Issue(t, nodeIDOf(t, *c), credtest.Spec{Site: site})
 	})
-	waitFor(t, 20*time.Second, "pool", allAlive(nodes, 2))
+	testutil.WaitFor(t, 20*time.Second, "pool", allAlive(nodes, 2))
 	m, ok := nodes[0].Member(nodes[1].NodeID())
 	if !ok || !m.Visiting || m.Credential.Site != "site-b" {
 		t.Fatalf("visitor seen as %+v (ok %v)", m, ok)
@@ -193,7 +194,7 @@ func TestAdmissionVisitor(t *testing.T) {
 	if ok, err := nodes[1].Lease().TryAcquire(context.Background(), "site-a/restart", 1, time.Minute); err != nil || !ok {
 		t.Fatalf("visitor lease: %v %v", ok, err)
 	}
-	waitFor(t, 10*time.Second, "the visitor's hold reaches the member", func() error {
+	testutil.WaitFor(t, 10*time.Second, "the visitor's hold reaches the member", func() error {
 		g := nodes[0].Gossip
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -274,7 +275,7 @@ func TestAdmissionExpiryDropsAndRenewalReadmits(t *testing.T) {
 		c.Admitter = adm
 		_, c.Credential = ca.Issue(t, nodeIDOf(t, *c), credtest.Spec{Site: "site-a", NotBefore: clock.Now().Add(-time.Hour), NotAfter: clock.Now().Add(time.Hour)})
 	})
-	waitFor(t, 20*time.Second, "pool", allAlive(nodes, 2))
+	testutil.WaitFor(t, 20*time.Second, "pool", allAlive(nodes, 2))
 	clock.Advance(2 * time.Hour)
 	nodes[0].Readmit()
 	if _, ok := nodes[0].Member(nodes[1].NodeID()); ok {
@@ -289,7 +290,7 @@ func TestAdmissionExpiryDropsAndRenewalReadmits(t *testing.T) {
 	if err := nodes[1].SetCredential(renewed); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the renewed member back", func() error {
+	testutil.WaitFor(t, 20*time.Second, "the renewed member back", func() error {
 		nodes[0].Readmit()
 		if _, ok := nodes[0].Member(nodes[1].NodeID()); !ok {
 			return errNotYet
