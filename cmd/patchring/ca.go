@@ -86,15 +86,7 @@ func (f *repoFlags) fleetTrust() (*credential.Trust, error) {
 	if err := f.needDir(); err != nil {
 		return nil, err
 	}
-	r, err := tufrepo.Open(f.dir, "", "")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := r.FleetDocument()
-	if err != nil {
-		return nil, err
-	}
-	return credential.NewTrust(&doc)
+	return tufrepo.FleetTrust(f.dir)
 }
 
 func newCaInitCmd(a *app, f *repoFlags) *cobra.Command {

@@ -30,15 +30,7 @@ type repoFleet struct{ dir string }
 var _ enroll.FleetSource = repoFleet{}
 
 func (f repoFleet) Fleet(ctx context.Context) (*credential.Trust, error) {
-	r, err := tufrepo.Open(f.dir, "", "")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := r.FleetDocument()
-	if err != nil {
-		return nil, err
-	}
-	return credential.NewTrust(&doc)
+	return tufrepo.FleetTrust(f.dir)
 }
 
 func newCaServeCmd(a *app) *cobra.Command {
@@ -210,20 +202,7 @@ func serveIssuing(ctx context.Context, a *app, srv http.Handler, addr, certFile,
 	if pin != "" {
 		fmt.Fprintf(a.Out, "Certificate pin (enroll-token create --pin): %s\n", pin)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = hs.Shutdown(shutCtx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	return serveUntil(ctx, hs, ln)
 }
 
 // rateLimit turns requests per minute into a rate.

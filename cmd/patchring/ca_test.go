@@ -30,7 +30,7 @@ func newCARepo(t *testing.T, pass string) *caRepo {
 	c := &caRepo{dir: filepath.Join(base, "repo"), keys: filepath.Join(base, "keys"), pass: pass}
 	t.Setenv("PR_TEST_PASSPHRASE", pass)
 	c.rk = []string{"--repo", c.dir, "--keys", c.keys, "--passphrase-env", "PR_TEST_PASSPHRASE"}
-	mustCLI(t, append([]string{"repo", "init"}, c.rk...)...)
+	mustCLI(t, append([]string{"repo", "init", "--no-fleet-ca"}, c.rk...)...)
 	out := mustCLI(t, append([]string{"ca", "init"}, c.rk...)...)
 	if !strings.Contains(out, "Created fleet CA key") || !strings.Contains(out, credential.TargetName) {
 		t.Fatalf("ca init output:\n%s", out)
@@ -607,7 +607,7 @@ func TestCaIssuersAndRotation(t *testing.T) {
 func TestCaCLIErrors(t *testing.T) {
 	base := t.TempDir()
 	dir, keys := filepath.Join(base, "repo"), filepath.Join(base, "keys")
-	mustCLI(t, "repo", "init", "--repo", dir, "--keys", keys)
+	mustCLI(t, "repo", "init", "--no-fleet-ca", "--repo", dir, "--keys", keys)
 	for _, tc := range []struct {
 		name string
 		args []string

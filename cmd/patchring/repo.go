@@ -453,6 +453,12 @@ func serveRepo(ctx context.Context, a *app, dir, addr string) error {
 	}
 	srv := &http.Server{Handler: tufrepo.Handler(dir), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(a.Out, "Serving %s on http://%s/ (metadata/ and targets/); interrupt to stop.\n", dir, ln.Addr())
+	return serveUntil(ctx, srv, ln)
+}
+
+// serveUntil serves srv on ln until ctx ends, then shuts it down (5 s for
+// requests in flight). A server that fails before that is an error.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -462,7 +468,7 @@ func serveRepo(ctx context.Context, a *app, dir, addr string) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = srv.Shutdown(shutCtx)
+	err := srv.Shutdown(shutCtx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

@@ -31,15 +31,7 @@ type fleetFixture struct {
 type repoFleet struct{ dir string }
 
 func (f repoFleet) Fleet(context.Context) (*credential.Trust, error) {
-	r, err := tufrepo.Open(f.dir, "", "")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := r.FleetDocument()
-	if err != nil {
-		return nil, err
-	}
-	return credential.NewTrust(&doc)
+	return tufrepo.FleetTrust(f.dir)
 }
 
 func newFleet(t testing.TB, validity time.Duration) *fleetFixture {

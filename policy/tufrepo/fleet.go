@@ -140,3 +140,18 @@ func (r *Repo) publishFleet(doc *credential.Document) error {
 
 // now is exposed to fleet helpers that stamp revocations.
 func (r *Repo) Now() time.Time { return r.now() }
+
+// FleetTrust opens the repository in dir read-only and returns its fleet
+// document, checked: what the issuing service and the CA's commands verify
+// credentials against.
+func FleetTrust(dir string) (*credential.Trust, error) {
+	r, err := Open(dir, "", "")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := r.FleetDocument()
+	if err != nil {
+		return nil, err
+	}
+	return credential.NewTrust(&doc)
+}
