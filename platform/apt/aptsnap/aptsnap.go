@@ -1,13 +1,13 @@
-// Package aptbundle pins an apt snapshot into the fleet's signed
+// Package aptsnap pins an apt snapshot into the fleet's signed
 // repository for an offline bundle (`patchring bundle create --apt-source`):
 // it reads a Debian archive's InRelease, checks it with gpgv against the
 // archive's keyring, fetches the Packages indices it lists and the .deb
 // files of an explicit package list, checks each against the hashes in
 // the verified metadata, and adds every file as a target
-// apt/<kind>/<sha256> (custom metadata: the URL apt asks for it at, and
+// <prefix><kind>/<sha256> (custom metadata: the URL apt asks for it at, and
 // its kind) of the admin's TUF repository. The bundle's signed targets
 // then pin the snapshot; agents serve it to apt with no WAN (docs/APT.md).
-package aptbundle
+package aptsnap
 
 import (
 	"context"
@@ -28,8 +28,6 @@ import (
 
 	"github.com/patchring/patchring/platform/apt/archive"
 	"github.com/patchring/patchring/platform/vercmp"
-	"github.com/patchring/patchring/policy/trust"
-	"github.com/patchring/patchring/policy/tufrepo"
 )
 
 // Source is one distribution of a Debian archive and the packages of it
@@ -49,14 +47,12 @@ type Source struct {
 }
 
 // Repo is the admin's TUF repository as the pinning changes it
-// (policy/tufrepo.Repo).
+// (policy/tufrepo.Repo, with its target names).
 type Repo interface {
 	AddTargetFile(name, src string, custom json.RawMessage) error
 	RemoveTarget(name string) error
-	ListTargets() []tufrepo.Target
+	TargetNames() []string
 }
-
-var _ Repo = (*tufrepo.Repo)(nil)
 
 // Options are the pinning's dependencies.
 type Options struct {
@@ -66,6 +62,9 @@ type Options struct {
 	Log    *slog.Logger
 	// WorkDir holds downloads until they are added; default os.TempDir.
 	WorkDir string
+	// Prefix starts every apt target's name: policy/trust.AptPrefix,
+	// which agents read the snapshot from. Required.
+	Prefix string
 }
 
 // File is one pinned file.
@@ -86,6 +85,9 @@ func Pin(ctx context.Context, r Repo, sources []Source, o Options) ([]File, erro
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Prefix == "" || !strings.HasSuffix(o.Prefix, "/") {
+		return nil, fmt.Errorf("pin apt snapshot: target prefix %q must end in /", o.Prefix)
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -103,9 +105,9 @@ func Pin(ctx context.Context, r Repo, sources []Source, o Options) ([]File, erro
 		}
 		files, paths = append(files, fs...), append(paths, ps...)
 	}
-	for _, t := range r.ListTargets() {
-		if strings.HasPrefix(t.Name, trust.AptPrefix) {
-			if err := r.RemoveTarget(t.Name); err != nil {
+	for _, name := range r.TargetNames() {
+		if strings.HasPrefix(name, o.Prefix) {
+			if err := r.RemoveTarget(name); err != nil {
 				return nil, fmt.Errorf("pin apt snapshot: %w", err)
 			}
 		}
@@ -143,7 +145,7 @@ func fetchSource(ctx context.Context, src Source, o Options, work string) ([]Fil
 	var files []File
 	var paths []string
 	add := func(kind, url string, size int64, sha, p string) {
-		files = append(files, File{Target: trust.AptPrefix + kind + "/" + sha, URL: url, Kind: kind, Size: size})
+		files = append(files, File{Target: o.Prefix + kind + "/" + sha, URL: url, Kind: kind, Size: size})
 		paths = append(paths, p)
 	}
 
