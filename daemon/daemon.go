@@ -68,15 +68,17 @@ type Daemon struct {
 	services  []service
 	reporters []statusReporter
 
-	inv     *inventory.Service
-	trust   *trust.Client
-	pol     *policysvc.Service
-	engine  *engine.Engine
-	reboot  *reboot.Orchestrator
-	content *content.Store
-	fleet   *membership.Membership // nil without gossip
-	bundles *bundle.Importer       // nil without a policy source
-	aptPx   *aptproxy.Proxy        // nil unless apt.proxy.enabled
+	inv   *inventory.Service
+	trust *trust.Client
+	// aptSnippet is the apt proxy's apt.conf.d snippet ("" for none).
+	aptSnippet string
+	pol        *policysvc.Service
+	engine     *engine.Engine
+	reboot     *reboot.Orchestrator
+	content    *content.Store
+	fleet      *membership.Membership // nil without gossip
+	bundles    *bundle.Importer       // nil without a policy source
+	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
 }
 
 var keyStarts = []byte("start_count")
@@ -211,6 +213,10 @@ func (d *Daemon) subsystems() error {
 		if d.content != nil {
 			bc.Content = d.content
 		}
+		if d.trust != nil {
+			bc.TrustState = d.trust.LastGood
+			bc.Apt = aptSeeder{d}
+		}
 		d.bundles = bundle.New(bc)
 	}
 	if cfg.Gossip.Enabled {
@@ -296,6 +302,11 @@ func (d *Daemon) startAptProxy() error {
 		StateFile: filepath.Join(cfg.StateDir, "aptproxy.json"),
 		Logger:    d.log,
 	}
+	if d.trust != nil {
+		// An offline bundle's apt snapshot: pinned while the admin's
+		// verified metadata holds it and is unexpired (docs/APT.md).
+		pc.Pinned = bundle.PinnedReleases(d.trust.LastGood, time.Now)
+	}
 	if d.fleet != nil {
 		if pf := d.fleet.AptFetcher(); pf != nil {
 			pc.Peers = pf
@@ -306,6 +317,7 @@ func (d *Daemon) startAptProxy() error {
 		return err
 	}
 	d.aptPx = px
+	d.aptSnippet = snippet
 	d.add(&aptProxyService{px: px, snippet: snippet, log: d.log})
 	return nil
 }
@@ -322,7 +334,7 @@ func (s *aptProxyService) Name() string { return "aptproxy" }
 
 func (s *aptProxyService) Run(ctx context.Context) error {
 	if s.snippet != "" {
-		if err := aptproxy.WriteSnippet(s.snippet, s.px.URL()); err != nil {
+		if err := aptproxy.WriteSnippet(s.snippet, s.px.URL(), s.px.PinnedAptConf(ctx)); err != nil {
 			s.px.Close()
 			return err
 		}
@@ -334,6 +346,27 @@ func (s *aptProxyService) Run(ctx context.Context) error {
 	}
 	s.log.Info("apt proxy: serving", "url", s.px.URL(), "snippet", s.snippet)
 	return s.px.Run(ctx)
+}
+
+// aptSeeder hands a bundle's pinned apt releases to the apt proxy, when
+// it runs, and rewrites the apt.conf.d snippet so apt itself accepts the
+// pinned releases past their Valid-Until for as long as the pin holds.
+type aptSeeder struct{ d *Daemon }
+
+func (a aptSeeder) SeedRelease(ctx context.Context, url string, h content.Hash) error {
+	px := a.d.aptPx
+	if px == nil {
+		return nil
+	}
+	if err := px.SeedRelease(ctx, url, h); err != nil {
+		return err
+	}
+	if a.d.aptSnippet != "" {
+		if err := aptproxy.WriteSnippet(a.d.aptSnippet, px.URL(), px.PinnedAptConf(ctx)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // aptTraffic is the apt proxy's traffic for the local API.

@@ -8,8 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/patchring/patchring/platform/apt/aptsnap"
+	"github.com/patchring/patchring/policy/trust"
+	"github.com/patchring/patchring/policy/tufrepo"
 )
 
 func newBundleCmd(a *app) *cobra.Command {
@@ -25,16 +30,56 @@ func newBundleCmd(a *app) *cobra.Command {
 	}
 	var rf repoFlags
 	var out string
+	var af aptFlags
 	create := &cobra.Command{
-		Use:   "create --repo DIR --out FILE.tar.gz",
-		Short: "Write the repository's metadata and targets to a bundle",
-		Args:  cobra.NoArgs,
+		Use:   "create --repo DIR --out FILE.tar.gz [--keys KEYDIR --apt-source URL --apt-suite S --apt-keyring FILE --apt-package P...]",
+		Short: "Write the repository's metadata and targets to a bundle, optionally with a signed apt snapshot",
+		Long: `Write the repository's metadata and targets to a bundle.
+
+With --apt-source (or --apt-list FILE), the apt content an offline site needs is
+pinned into the repository first: the archive's InRelease (checked with gpgv
+against --apt-keyring), the Packages indices it lists and the .deb files of the
+packages named, each checked against the verified hashes, become targets
+apt/<kind>/<sha256> of the signed metadata (replacing the previous apt
+snapshot), and targets, snapshot and timestamp are re-signed (--keys needed).
+Agents of the site then serve apt-get update and upgrades from the bundle with
+no WAN, past Debian's Valid-Until while the signed metadata is in force
+(docs/APT.md).
+
+An --apt-list file has one source per line:
+  URL SUITE KEYRING PACKAGE...
+(# starts a comment).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := rf.needDir(); err != nil {
 				return err
 			}
 			if out == "" {
 				return fmt.Errorf("bundle create: --out FILE is required")
+			}
+			srcs, err := af.sources()
+			if err != nil {
+				return fmt.Errorf("bundle create: %w", err)
+			}
+			if len(srcs) > 0 {
+				r, err := rf.open(a, true)
+				if err != nil {
+					return fmt.Errorf("bundle create: %w", err)
+				}
+				files, err := aptsnap.Pin(cmd.Context(), namedRepo{r}, srcs, aptsnap.Options{Prefix: trust.AptPrefix})
+				if err != nil {
+					return fmt.Errorf("bundle create: %w", err)
+				}
+				v, err := r.Publish()
+				if err != nil {
+					return fmt.Errorf("bundle create: %w", err)
+				}
+				var size int64
+				for _, f := range files {
+					size += f.Size
+				}
+				fmt.Fprintf(a.Out, "pinned apt snapshot: %d files, %s (targets v%d, snapshot v%d, timestamp v%d)\n",
+					len(files), bytesStr(size), v.Targets, v.Snapshot, v.Timestamp)
 			}
 			n, size, err := writeBundle(rf.dir, out)
 			if err != nil {
@@ -47,6 +92,7 @@ func newBundleCmd(a *app) *cobra.Command {
 	}
 	rf.bind(create)
 	create.Flags().StringVar(&out, "out", "", "bundle file to write (.tar.gz)")
+	af.bind(create)
 	cmd.AddCommand(create, &cobra.Command{
 		Use:   "import FILE",
 		Short: "Make the local agent verify a bundle and adopt its policy and payloads (admin)",
@@ -64,6 +110,9 @@ func newBundleCmd(a *app) *cobra.Command {
 				return a.printJSON(res)
 			}
 			fmt.Fprintf(a.Out, "imported %s: policy %s %q verified, %d payloads into the content store\n", res.Path, res.PolicyVersion, res.Policy, res.Payloads)
+			if res.AptFiles > 0 {
+				fmt.Fprintf(a.Out, "  apt snapshot: %d files into the content store, %d releases pinned in the apt proxy\n", res.AptFiles, res.AptReleases)
+			}
 			for _, s := range res.Skipped {
 				fmt.Fprintf(a.Out, "  skipped %s\n", s)
 			}
@@ -133,4 +182,74 @@ func writeBundle(repo, out string) (files int, size int64, err error) {
 		return files, size, err
 	}
 	return files, size, zw.Close()
+}
+
+// aptFlags name the apt content of a bundle.
+type aptFlags struct {
+	source, suite, list string
+	keyrings, packages  []string
+}
+
+func (f *aptFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.source, "apt-source", "", "http:// URL of a Debian archive to pin a snapshot of")
+	cmd.Flags().StringVar(&f.suite, "apt-suite", "", "distribution of --apt-source, e.g. bookworm-security")
+	cmd.Flags().StringArrayVar(&f.keyrings, "apt-keyring", nil, "keyring apt trusts for --apt-source (repeatable)")
+	cmd.Flags().StringArrayVar(&f.packages, "apt-package", nil, "package of --apt-source to carry (repeatable)")
+	cmd.Flags().StringVar(&f.list, "apt-list", "", "file of sources: URL SUITE KEYRING PACKAGE... per line")
+}
+
+// sources returns the apt sources the flags name (none: no apt content).
+func (f *aptFlags) sources() ([]aptsnap.Source, error) {
+	var out []aptsnap.Source
+	if f.source != "" {
+		if f.suite == "" || len(f.keyrings) == 0 {
+			return nil, fmt.Errorf("--apt-source %s needs --apt-suite and --apt-keyring", f.source)
+		}
+		out = append(out, aptsnap.Source{URL: f.source, Suite: f.suite, Keyrings: f.keyrings, Packages: f.packages})
+	} else if f.suite != "" || len(f.keyrings) > 0 || len(f.packages) > 0 {
+		return nil, fmt.Errorf("--apt-suite, --apt-keyring and --apt-package need --apt-source")
+	}
+	if f.list != "" {
+		data, err := os.ReadFile(f.list)
+		if err != nil {
+			return nil, fmt.Errorf("--apt-list: %w", err)
+		}
+		ls, err := parseAptList(f.list, string(data))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ls...)
+	}
+	return out, nil
+}
+
+// parseAptList reads an --apt-list file: URL SUITE KEYRING PACKAGE... per
+// line, # comments.
+func parseAptList(name, text string) ([]aptsnap.Source, error) {
+	var out []aptsnap.Source
+	for i, line := range strings.Split(text, "\n") {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) < 3 {
+			return nil, fmt.Errorf("%s:%d: want URL SUITE KEYRING PACKAGE..., got %q", name, i+1, strings.TrimSpace(line))
+		}
+		out = append(out, aptsnap.Source{URL: fields[0], Suite: fields[1], Keyrings: []string{fields[2]}, Packages: fields[3:]})
+	}
+	return out, nil
+}
+
+// namedRepo is a repository as aptsnap changes it.
+type namedRepo struct{ *tufrepo.Repo }
+
+func (r namedRepo) TargetNames() []string {
+	var out []string
+	for _, t := range r.ListTargets() {
+		out = append(out, t.Name)
+	}
+	return out
 }

@@ -74,12 +74,17 @@ type BundleImportRequest struct {
 
 // BundleImport is what an import did.
 type BundleImport struct {
-	Path          string   `json:"path"`
-	Files         int      `json:"files"`
-	PolicyVersion string   `json:"policy_version,omitempty"`
-	Policy        string   `json:"policy,omitempty"`
-	Payloads      int      `json:"payloads"`
-	Skipped       []string `json:"skipped,omitempty"`
+	Path          string `json:"path"`
+	Files         int    `json:"files"`
+	PolicyVersion string `json:"policy_version,omitempty"`
+	Policy        string `json:"policy,omitempty"`
+	Payloads      int    `json:"payloads"`
+	// AptFiles is the number of files of the pinned apt snapshot (Release
+	// files, indices, packages) put into the content store, and
+	// AptReleases the Release files the apt proxy took as current.
+	AptFiles    int      `json:"apt_files,omitempty"`
+	AptReleases int      `json:"apt_releases,omitempty"`
+	Skipped     []string `json:"skipped,omitempty"`
 }
 
 // Identity is this node's fleet credential as the agent checked it against

@@ -55,6 +55,14 @@ type Config struct {
 	Skew time.Duration
 	// OriginTimeout bounds one download from the vendor; default 30 min.
 	OriginTimeout time.Duration
+	// Pinned reports whether the file with hash h is pinned by the
+	// admin's TUF metadata (a target of the verified metadata the agent
+	// holds, from an offline bundle) and until when that metadata is in
+	// force; nil: nothing is pinned. While a Release file is pinned the
+	// admin's expiry replaces its Valid-Until, and the proxy serves it
+	// from the store when the vendor cannot be reached (docs/APT.md,
+	// offline sites).
+	Pinned func(h content.Hash) (until time.Time, ok bool)
 	// GPGV is the gpgv binary; default from PATH.
 	GPGV string
 	// Logger; nil logs nothing.
@@ -374,6 +382,16 @@ func (p *Proxy) serveInRelease(ctx context.Context, w http.ResponseWriter, req *
 	durl := distURLOf(target)
 	data, err := p.fetchVendor(ctx, target, KindRelease)
 	if err != nil {
+		var r *refusal
+		if !errors.As(err, &r) {
+			// The vendor cannot be reached: an offline site serves the
+			// snapshot the admin pinned, while the pin holds.
+			if pdata, ok := p.pinnedRelease(ctx, durl); ok {
+				p.counters[KindRelease].store.Add(int64(len(pdata)))
+				serveBytes(w, req, pdata)
+				return nil
+			}
+		}
 		return err
 	}
 	kr, err := p.keyring(durl)
@@ -437,6 +455,30 @@ func (p *Proxy) serveRelease(ctx context.Context, w http.ResponseWriter, req *ht
 	return nil
 }
 
+// checkFresh is Release.CheckFresh, except that a Release file the
+// admin's TUF metadata pins (by hash) is held to that metadata's expiry
+// instead of its own Valid-Until.
+func (p *Proxy) checkFresh(rel *archive.Release, h content.Hash) error {
+	now := p.cfg.Now()
+	if until, ok := p.pinned(h); ok {
+		if now.After(until) {
+			return fmt.Errorf("%w: pinned by the admin's signed metadata, which expired at %s", archive.ErrStale, until.Format(time.RFC3339))
+		}
+		relaxed := *rel
+		relaxed.ValidUntil = time.Time{}
+		return relaxed.CheckFresh(now, p.cfg.Skew)
+	}
+	return rel.CheckFresh(now, p.cfg.Skew)
+}
+
+// pinned asks Config.Pinned.
+func (p *Proxy) pinned(h content.Hash) (time.Time, bool) {
+	if p.cfg.Pinned == nil {
+		return time.Time{}, false
+	}
+	return p.cfg.Pinned(h)
+}
+
 // accept checks a verified release's dates against the clock and the
 // last release verified for the distribution, and makes it current.
 func (p *Proxy) accept(ctx context.Context, durl string, text, raw, sig []byte) error {
@@ -444,10 +486,10 @@ func (p *Proxy) accept(ctx context.Context, durl string, text, raw, sig []byte) 
 	if err != nil {
 		return refuse(http.StatusBadGateway, "%s: %w", durl, err)
 	}
-	if err := rel.CheckFresh(p.cfg.Now(), p.cfg.Skew); err != nil {
+	h := content.Sum(raw)
+	if err := p.checkFresh(rel, h); err != nil {
 		return refuse(http.StatusBadGateway, "release of %s: %w", durl, err)
 	}
-	h := content.Sum(raw)
 	p.mu.Lock()
 	prev := p.dists[durl]
 	p.mu.Unlock()
@@ -486,7 +528,7 @@ func (p *Proxy) release(ctx context.Context, target string) (*dist, *archive.Rel
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if err := rel.CheckFresh(p.cfg.Now(), p.cfg.Skew); err != nil {
+	if err := p.checkFresh(rel, best.Hash); err != nil {
 		return nil, nil, "", refuse(http.StatusBadGateway, "release of %s: %w (run apt-get update)", best.URL, err)
 	}
 	return best, rel, strings.TrimPrefix(target, best.URL), nil

@@ -23,19 +23,24 @@ const SnippetName = "80patchring-proxy"
 // small files fetched one by one; with by-hash each changed index is one
 // content-addressed file the whole site shares, which costs the site's
 // WAN one copy of it (docs/APT.md). https sources are not affected (apt
-// uses Acquire::https::Proxy for them).
-func Snippet(proxyURL string) []byte {
-	return fmt.Appendf(nil, `%s
+// uses Acquire::https::Proxy for them). extra is appended: the proxy's
+// PinnedAptConf on an offline site.
+func Snippet(proxyURL string, extra ...string) []byte {
+	b := fmt.Appendf(nil, `%s
 Acquire::http::Proxy "%s";
 Acquire::PDiffs "false";
 Acquire::By-Hash "yes";
 `, SnippetMarker, proxyURL)
+	for _, e := range extra {
+		b = append(b, e...)
+	}
+	return b
 }
 
 // WriteSnippet writes the snippet to path (e.g.
 // /etc/apt/apt.conf.d/80patchring-proxy) atomically. A file there that the
 // agent did not write is not replaced.
-func WriteSnippet(path, proxyURL string) error {
+func WriteSnippet(path, proxyURL string, extra ...string) error {
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil && !bytes.HasPrefix(old, []byte(SnippetMarker)):
@@ -43,7 +48,7 @@ func WriteSnippet(path, proxyURL string) error {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("write apt proxy snippet: %w", err)
 	}
-	if err := atomicfile.WriteFile(path, Snippet(proxyURL), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, Snippet(proxyURL, extra...), 0o644); err != nil {
 		return fmt.Errorf("write apt proxy snippet: %w", err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
@@ -49,6 +50,19 @@ type Config struct {
 	DiskUsage func(string) (diskspace.Usage, error)
 	// Imported is called after a bundle was imported (to replan).
 	Imported func()
+	// TrustState is the last verified TUF state (trust.Client.LastGood),
+	// for the apt snapshot a bundle pins; nil: apt content is skipped.
+	TrustState func() (trust.State, error)
+	// Apt is the apt proxy, which takes the pinned Release files; nil
+	// when it is off (the snapshot's files still go into the store, for
+	// the site's proxies).
+	Apt AptSeeder
+}
+
+// AptSeeder is the apt proxy as an import hands it a pinned snapshot
+// (aptproxy.Proxy).
+type AptSeeder interface {
+	SeedRelease(ctx context.Context, url string, h content.Hash) error
 }
 
 // Policy is the policy service as an import uses it.
@@ -137,7 +151,10 @@ func (d *Importer) importBundle(ctx context.Context, file string) (apitypes.Bund
 		}
 		out.Payloads++
 	}
-	d.cfg.Log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "skipped", len(out.Skipped))
+	if err := d.importApt(ctx, dir, &out); err != nil {
+		return out, err
+	}
+	d.cfg.Log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "apt_files", out.AptFiles, "skipped", len(out.Skipped))
 	if d.cfg.Imported != nil {
 		d.cfg.Imported()
 	}
@@ -292,4 +309,74 @@ func extractEntry(tr *tar.Reader, hdr *tar.Header, dst string) error {
 		return fmt.Errorf("entry %q: %w", hdr.Name, err)
 	}
 	return nil
+}
+
+// importApt puts the files of the apt snapshot the verified targets pin
+// (trust.AptPrefix) into the content store, each checked against its
+// signed hash, and hands the pinned Release files to the apt proxy, which
+// verifies them with gpgv and refuses one older than the release it last
+// verified (a replayed snapshot inside newer signed metadata). A refused
+// Release fails the import with a conflict.
+func (d *Importer) importApt(ctx context.Context, dir string, out *apitypes.BundleImport) error {
+	if d.cfg.TrustState == nil {
+		return nil
+	}
+	st, err := d.cfg.TrustState()
+	if err != nil {
+		return fmt.Errorf("import apt snapshot: %w", err)
+	}
+	if len(st.Apt) == 0 {
+		return nil
+	}
+	if d.cfg.Content == nil {
+		out.Skipped = append(out.Skipped, fmt.Sprintf("apt snapshot (%d files): no content store on this agent (apt or p2p off)", len(st.Apt)))
+		return nil
+	}
+	var releases []trust.AptEntry
+	for _, e := range st.Apt {
+		if e.Problem != "" {
+			out.Skipped = append(out.Skipped, e.Name+": "+e.Problem)
+			continue
+		}
+		if err := d.importPayload(ctx, dir, e.Name); err != nil {
+			out.Skipped = append(out.Skipped, e.Name+" ("+e.URL+"): "+err.Error())
+			continue
+		}
+		out.AptFiles++
+		if e.Kind == "release" {
+			releases = append(releases, e)
+		}
+	}
+	if d.cfg.Apt == nil {
+		return nil
+	}
+	for _, e := range releases {
+		h, err := content.ParseHash(e.Hashes["sha256"])
+		if err != nil {
+			return fmt.Errorf("import apt snapshot: %s: %w", e.Name, err)
+		}
+		if err := d.cfg.Apt.SeedRelease(ctx, e.URL, h); err != nil {
+			return apicall.Conflict("bundle's apt snapshot refused: %v", err)
+		}
+		out.AptReleases++
+	}
+	return nil
+}
+
+// PinnedReleases is the apt proxy's Config.Pinned: a Release file is
+// pinned while it is an apt target of the verified TUF state and that
+// state has not expired at now; it is pinned until the state expires.
+func PinnedReleases(state func() (trust.State, error), now func() time.Time) func(content.Hash) (time.Time, bool) {
+	return func(h content.Hash) (time.Time, bool) {
+		st, err := state()
+		if err != nil || st.Expired(now()) {
+			return time.Time{}, false
+		}
+		for _, e := range st.Apt {
+			if e.Kind == "release" && e.Problem == "" && e.Hashes["sha256"] == h.String() {
+				return st.ExpiresAt(), true
+			}
+		}
+		return time.Time{}, false
+	}
 }

@@ -209,6 +209,7 @@ func (s *State) copy() State {
 	out.Policy = bytes.Clone(s.Policy)
 	out.Fleet = bytes.Clone(s.Fleet)
 	out.Catalog = slices.Clone(s.Catalog)
+	out.Apt = slices.Clone(s.Apt)
 	return out
 }
 

@@ -27,6 +27,10 @@ const (
 	// FleetTarget is the fleet document (credential.TargetName): the fleet
 	// CA's keys, its issuers and the revocation list.
 	FleetTarget = "fleet.json"
+	// AptPrefix names the files of an apt snapshot an offline bundle
+	// carries (docs/APT.md): apt/<host>/<path of the file at its archive>,
+	// with custom metadata {"apt": {"url": ..., "kind": ...}}.
+	AptPrefix = "apt/"
 )
 
 const (
@@ -74,6 +78,17 @@ type CatalogEntry struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// AptEntry is a file of an apt snapshot the admin signed: a Release file,
+// an index or a package, with the URL apt asks for it at.
+type AptEntry struct {
+	TargetInfo
+	URL  string `json:"url"`
+	Kind string `json:"kind"` // "release", "index" or "package"
+	// Problem explains why the custom metadata could not be read; the
+	// entry should then not be acted on.
+	Problem string `json:"problem,omitempty"`
+}
+
 // State is a complete set of verified metadata: what the agent acts on.
 type State struct {
 	Versions Versions `json:"versions"`
@@ -88,6 +103,8 @@ type State struct {
 	Policy       []byte         `json:"-"`
 	PolicyTarget *TargetInfo    `json:"policy_target,omitempty"`
 	Catalog      []CatalogEntry `json:"catalog"`
+	// Apt is the apt snapshot the targets pin (offline sites), by name.
+	Apt []AptEntry `json:"apt,omitempty"`
 	// Fleet is the verified fleet document (fleet.json), nil when the
 	// repository publishes none.
 	Fleet       []byte      `json:"-"`
@@ -207,14 +224,22 @@ func (b *bundle) verify() (*State, *trustedmetadata.TrustedMetadata, error) {
 		return nil, nil, fmt.Errorf("%w: state holds a fleet document the targets metadata does not list", ErrMalformed)
 	}
 	names := make([]string, 0, len(targets))
+	var aptNames []string
 	for name := range targets {
 		if strings.HasPrefix(name, CatalogPrefix) {
 			names = append(names, name)
+		}
+		if strings.HasPrefix(name, AptPrefix) {
+			aptNames = append(aptNames, name)
 		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		st.Catalog = append(st.Catalog, catalogEntry(name, targets[name]))
+	}
+	sort.Strings(aptNames)
+	for _, name := range aptNames {
+		st.Apt = append(st.Apt, aptEntry(name, targets[name]))
 	}
 	return st, tm, nil
 }
@@ -239,6 +264,36 @@ func catalogEntry(name string, tf *metadata.TargetFiles) CatalogEntry {
 	e.Custom = slices.Clone(*tf.Custom)
 	if err := parseCatalogCustom(e.Custom, &e); err != nil {
 		e.Problem = err.Error()
+	}
+	return e
+}
+
+// aptEntry reads an apt target's custom metadata; problems are reported
+// in the entry.
+func aptEntry(name string, tf *metadata.TargetFiles) AptEntry {
+	e := AptEntry{TargetInfo: targetInfo(name, tf)}
+	if tf.Custom == nil {
+		e.Problem = "no custom metadata"
+		return e
+	}
+	var c struct {
+		Apt struct {
+			URL  string `json:"url"`
+			Kind string `json:"kind"`
+		} `json:"apt"`
+	}
+	switch err := json.Unmarshal(*tf.Custom, &c); {
+	case err != nil:
+		e.Problem = "custom metadata: " + err.Error()
+	case !strings.HasPrefix(c.Apt.URL, "http://") && !strings.HasPrefix(c.Apt.URL, "https://"):
+		e.Problem = fmt.Sprintf("custom metadata: apt url %q is not an http(s) URL", c.Apt.URL)
+	case c.Apt.Kind != "release" && c.Apt.Kind != "index" && c.Apt.Kind != "package":
+		e.Problem = fmt.Sprintf("custom metadata: apt kind %q is not release, index or package", c.Apt.Kind)
+	default:
+		e.URL, e.Kind = c.Apt.URL, c.Apt.Kind
+	}
+	if e.Hashes["sha256"] == "" && e.Problem == "" {
+		e.Problem = "no sha256"
 	}
 	return e
 }

@@ -19,6 +19,8 @@ const MaxStanzaLine = 1 << 20
 
 // DebHash is a package file a Packages index lists.
 type DebHash struct {
+	Package  string // the stanza's Package field
+	Version  string // the stanza's Version field
 	Filename string // relative to the archive root, e.g. "pool/main/h/hello/hello_2.10-3_amd64.deb"
 	Size     int64
 	SHA256   string
@@ -52,7 +54,7 @@ func ParsePackages(r io.Reader, fn func(DebHash) error) error {
 			}
 			continue
 		}
-		if cur.Filename == "" && !haveSize && cur.SHA256 == "" {
+		if cur.Filename == "" && !haveSize && cur.SHA256 == "" && cur.Package == "" {
 			start = line
 		}
 		if text[0] == ' ' || text[0] == '\t' {
@@ -64,6 +66,10 @@ func ParsePackages(r io.Reader, fn func(DebHash) error) error {
 		}
 		v = strings.TrimSpace(v)
 		switch k {
+		case "Package":
+			cur.Package = v
+		case "Version":
+			cur.Version = v
 		case "Filename":
 			if !validRelPath(v) {
 				return fmt.Errorf("packages line %d: %w: Filename %q", line, ErrMalformed, v)
