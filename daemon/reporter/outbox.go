@@ -156,7 +156,7 @@ func (o *Outbox) Add(s Sample, now time.Time) (bool, error) {
 	if digest != o.st.Digest {
 		r.Packages = s.Packages
 	}
-	r.BytesFromPeers, r.BytesFromOrigin = max(s.BytesFromPeers-o.st.Peers, 0), max(s.BytesFromOrigin-o.st.Origin, 0)
+	r.BytesFromPeers, r.BytesFromOrigin = since(s.BytesFromPeers, o.st.Peers), since(s.BytesFromOrigin, o.st.Origin)
 	env, err := report.Sign(r, o.key)
 	if err != nil {
 		return false, fmt.Errorf("report: %w", err)
@@ -177,6 +177,15 @@ func (o *Outbox) Add(s Sample, now time.Time) (bool, error) {
 	}
 	o.st = next
 	return true, nil
+}
+
+// since is a running total's growth; a total below the last one was
+// restarted (the agent restarted), so all of it is new.
+func since(total, last int64) int64 {
+	if total < last {
+		return max(total, 0)
+	}
+	return total - last
 }
 
 func maxTime(a, b time.Time) time.Time {
