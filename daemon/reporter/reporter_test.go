@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,68 +15,15 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/console/report"
-	"github.com/patchring/patchring/console/server"
-	"github.com/patchring/patchring/console/store"
 	"github.com/patchring/patchring/internal/testutil"
+	"github.com/patchring/patchring/internal/testutil/consoletest"
 	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/credential/credtest"
 )
 
-// liveConsole is a real console (SQLite store, fleet credentials) on a
-// loopback port that the test stops and starts again on the same address:
-// a real outage, not a mocked error.
-type liveConsole struct {
-	t    *testing.T
-	st   *store.Store
-	h    http.Handler
-	addr string
-	mu   sync.Mutex
-	srv  *http.Server
+func fleetOf(t *credential.Trust) consoletest.FleetFunc {
+	return func(context.Context) (*credential.Trust, error) { return t, nil }
 }
-
-func newLiveConsole(t *testing.T, fleet server.FleetSource) *liveConsole {
-	st, err := store.OpenSQLite(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	c := &liveConsole{t: t, st: st, h: server.New(server.Config{Store: st, Verifier: server.FleetVerifier{Fleet: fleet}, Logger: testutil.Logger(t)})}
-	c.start()
-	t.Cleanup(c.stop)
-	return c
-}
-
-func (c *liveConsole) start() {
-	addr := c.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	testutil.WaitFor(c.t, 10*time.Second, "listen again on the console's port", func() error {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	c.addr = ln.Addr().String()
-	srv := &http.Server{Handler: c.h, ReadHeaderTimeout: 10 * time.Second}
-	c.mu.Lock()
-	c.srv = srv
-	c.mu.Unlock()
-	go srv.Serve(ln)
-}
-
-func (c *liveConsole) stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.srv != nil {
-		c.srv.Close()
-		c.srv = nil
-	}
-}
-
-type fixedFleet struct{ t *credential.Trust }
-
-func (f fixedFleet) Fleet(context.Context) (*credential.Trust, error) { return f.t, nil }
 
 // agent is one node's reporter with its own outbox and state.
 type agent struct {
@@ -214,14 +159,14 @@ func (s *testSite) leader(t testing.TB) *agent {
 
 func TestSiteReportsThroughOneReporter(t *testing.T) {
 	ca := credtest.NewCA(t)
-	c := newLiveConsole(t, fixedFleet{ca.Trust(t, credential.Revocations{})})
-	s := newSite(t, ca, 4, "http://"+c.addr, 1)
+	c := consoletest.Start(t, fleetOf(ca.Trust(t, credential.Revocations{})))
+	s := newSite(t, ca, 4, c.URL(), 1)
 
 	if err := s.round(t); err != nil {
 		t.Fatal(err)
 	}
 	leader := s.leader(t)
-	n, err := c.st.Count(t.Context())
+	n, err := c.Store.Count(t.Context())
 	if err != nil || n.Nodes != 4 || n.Records != 4 {
 		t.Fatalf("after one round: %+v %v, want 4 nodes and records", n, err)
 	}
@@ -232,7 +177,7 @@ func TestSiteReportsThroughOneReporter(t *testing.T) {
 		}
 	}
 	// The overview lists the site from the credentials, not the records.
-	rows, err := c.st.Overview(t.Context())
+	rows, err := c.Store.Overview(t.Context())
 	if err != nil || len(rows) != 1 || rows[0].Site != "berlin" || rows[0].Nodes != 4 {
 		t.Fatalf("overview %+v %v", rows, err)
 	}
@@ -246,7 +191,7 @@ func TestSiteReportsThroughOneReporter(t *testing.T) {
 	}
 
 	// Console outage: records queue on their nodes and arrive after.
-	c.stop()
+	c.Stop()
 	var victim *agent
 	for _, a := range s.agents {
 		if a != leader {
@@ -266,15 +211,15 @@ func TestSiteReportsThroughOneReporter(t *testing.T) {
 	if victim.box.Len() == 0 {
 		t.Fatal("the failed node's record is not queued")
 	}
-	c.start()
+	c.Start()
 	if err := s.round(t); err != nil {
 		t.Fatal(err)
 	}
-	node, err := c.st.Node(t.Context(), victim.id)
+	node, err := c.Store.Node(t.Context(), victim.id)
 	if err != nil || node.State != "failed" {
 		t.Fatalf("after the outage: %+v %v", node, err)
 	}
-	fails, err := c.st.Failures(t.Context(), victim.id, 10)
+	fails, err := c.Store.Failures(t.Context(), victim.id, 10)
 	if err != nil || len(fails) != 1 || fails[0].Reason != "postinst exited 1" {
 		t.Fatalf("failures %+v %v", fails, err)
 	}
@@ -301,7 +246,7 @@ func TestSiteReportsThroughOneReporter(t *testing.T) {
 	if next == leader {
 		t.Fatal("no takeover")
 	}
-	node, _ = c.st.Node(t.Context(), victim.id)
+	node, _ = c.Store.Node(t.Context(), victim.id)
 	if node.State != "idle" {
 		t.Errorf("after takeover the console has %q", node.State)
 	}
@@ -312,8 +257,8 @@ func TestSiteReportsThroughOneReporter(t *testing.T) {
 
 func TestReporterCannotForge(t *testing.T) {
 	ca := credtest.NewCA(t)
-	c := newLiveConsole(t, fixedFleet{ca.Trust(t, credential.Revocations{Nodes: nil})})
-	s := newSite(t, ca, 2, "http://"+c.addr, 1)
+	c := consoletest.Start(t, fleetOf(ca.Trust(t, credential.Revocations{})))
+	s := newSite(t, ca, 2, c.URL(), 1)
 	if err := s.round(t); err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +289,7 @@ func TestReporterCannotForge(t *testing.T) {
 	if st := leader.rep.Stats(); st.Refused != 1 {
 		t.Errorf("stats %+v, want one refused", st)
 	}
-	node, _ := c.st.Node(t.Context(), other.id)
+	node, _ := c.Store.Node(t.Context(), other.id)
 	if node.State != "idle" || node.Seq != 1 {
 		t.Errorf("tampered record stored: %+v", node)
 	}

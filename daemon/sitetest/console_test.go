@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/console/report"
-	"github.com/patchring/patchring/console/store"
 	"github.com/patchring/patchring/internal/testutil"
+	"github.com/patchring/patchring/internal/testutil/consoletest"
 )
 
 var patchringCLI = &testutil.Binary{Pkg: "github.com/patchring/patchring/cmd/patchring"}
@@ -158,11 +158,7 @@ func TestSiteReportsToConsole(t *testing.T) {
 		}
 	})
 
-	st, err := store.OpenSQLite(t.Context(), c.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := consoletest.OpenStore(t, c.data)
 	s.waitFor(t, 2*time.Minute, "the console lists the site's three nodes", func(ctx context.Context) (bool, string) {
 		rows, err := st.Overview(ctx)
 		if err != nil {
