@@ -28,6 +28,7 @@ import (
 	"github.com/patchring/patchring/daemon/metrics"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
+	"github.com/patchring/patchring/daemon/reporter"
 	"github.com/patchring/patchring/daemon/store"
 	"github.com/patchring/patchring/internal/rungroup"
 	"github.com/patchring/patchring/internal/version"
@@ -79,6 +80,7 @@ type Daemon struct {
 	fleet      *membership.Membership // nil without gossip
 	bundles    *bundle.Importer       // nil without a policy source
 	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
+	outbox     *reporter.Outbox       // nil without a policy source
 }
 
 var keyStarts = []byte("start_count")
@@ -218,6 +220,13 @@ func (d *Daemon) subsystems() error {
 			bc.Apt = aptSeeder{d}
 		}
 		d.bundles = bundle.New(bc)
+	}
+	if d.pol != nil {
+		// The outbox exists before the fleet, which serves it to the
+		// site's reporter.
+		if err := d.startReporter(); err != nil {
+			return err
+		}
 	}
 	if cfg.Gossip.Enabled {
 		if err := d.startFleet(); err != nil {
@@ -451,6 +460,9 @@ func (d *Daemon) startFleet() error {
 		mc.Policy = d.pol
 		mc.Fleet = d.pol.Fleet
 		mc.Credential = d.pol.Credential
+	}
+	if d.outbox != nil {
+		mc.Reports = d.outbox
 	}
 	m, err := membership.New(mc)
 	if err != nil {

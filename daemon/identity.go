@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -61,4 +62,14 @@ func identityFrom(k crypto.PrivKey) (*Identity, error) {
 		return nil, fmt.Errorf("node id: %w", err)
 	}
 	return &Identity{Key: k, ID: id}, nil
+}
+
+// Ed25519 is the node key as a standard library key (console records are
+// signed with it).
+func (i *Identity) Ed25519() ed25519.PrivateKey {
+	raw, err := i.Key.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		panic(fmt.Sprintf("node key is not ed25519 (%d bytes, %v)", len(raw), err))
+	}
+	return ed25519.PrivateKey(raw)
 }

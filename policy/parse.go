@@ -557,6 +557,10 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 			d.object(v, path, d.fStrs("allow_remove", "[linux-image-*]", &p.Transactions.AllowRemove),
 				d.fStrs("without_rollback", "[tzdata]", &p.Transactions.WithoutRollback))
 		}},
+		field{"console", func(v *yaml.Node, path string) {
+			p.Console = &Console{}
+			d.object(v, path, d.fStr("url", &p.Console.URL), d.fStr("tls_pin", &p.Console.TLSPin))
+		}},
 	)
 	return p
 }

@@ -84,6 +84,10 @@ type Policy struct {
 	// Transactions limits what an install transaction may do besides
 	// installing the approved versions.
 	Transactions Transactions `json:"transactions,omitzero"`
+	// Console is the fleet console sites report to (none: they do not
+	// report). It is here, in the signed policy, so that nobody who can
+	// edit a node's local files can redirect its reports.
+	Console *Console `json:"console,omitempty"`
 
 	valid bool // set by Validate once the compiled fields below are ready
 }
@@ -282,6 +286,15 @@ type Headless struct {
 	Per           string   `json:"per"`
 
 	sched *schedule
+}
+
+// Console names the fleet console: its base URL (https, or http on a
+// loopback address only) and, optionally, the hex SHA-256 of its TLS
+// certificate's public key (SubjectPublicKeyInfo), which agents then
+// accept instead of the system's certificate authorities.
+type Console struct {
+	URL    string `json:"url"`
+	TLSPin string `json:"tls_pin,omitempty"`
 }
 
 // PeerSharing sets whether nodes share payloads with peers and the caps on

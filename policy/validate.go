@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -51,6 +53,7 @@ func validate(p *Policy, ps *problems) {
 			v.glob(g, at)
 		}
 	}
+	v.console(p.Console)
 	for i, g := range p.Transactions.WithoutRollback {
 		at := indexPath("transactions.without_rollback", i)
 		v.required(g, at, "a package glob")
@@ -673,4 +676,42 @@ func (v *validator) gateTooFewReports(g Gate, gp string) {
 	default:
 		v.ps.at(gp+".too_few_reports", "%q is not a choice; use wait (hold the ring until min_nodes nodes reported) or open (open after open_after)", g.TooFewReports)
 	}
+}
+
+var pinRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// console checks the console's address: an absolute https URL (http only
+// on a loopback address), no credentials, query or fragment, and a pin of
+// 64 lowercase hex digits, only with https.
+func (v *validator) console(c *Console) {
+	if c == nil {
+		return
+	}
+	v.required(c.URL, "console.url", "the console's base URL, e.g. https://console.example:8443")
+	if c.URL != "" {
+		u, err := url.Parse(c.URL)
+		switch {
+		case err != nil:
+			v.ps.at("console.url", "%q is not a URL: %v", c.URL, err)
+		case u.Scheme != "https" && u.Scheme != "http" || u.Host == "":
+			v.ps.at("console.url", "%q: want https://HOST[:PORT][/PATH]", c.URL)
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			v.ps.at("console.url", "%q: no credentials, query or fragment", c.URL)
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			v.ps.at("console.url", "%q: plain http only to a loopback address; use https", c.URL)
+		case u.Scheme == "http" && c.TLSPin != "":
+			v.ps.at("console.tls_pin", "a pin needs an https console.url")
+		}
+	}
+	if c.TLSPin != "" && !pinRE.MatchString(c.TLSPin) {
+		v.ps.at("console.tls_pin", "%q: want the hex SHA-256 (64 lowercase hex digits) of the certificate's public key", c.TLSPin)
+	}
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,7 @@ import (
 	consoleclient "github.com/patchring/patchring/console/client"
 	"github.com/patchring/patchring/console/server"
 	"github.com/patchring/patchring/console/store"
+	"github.com/patchring/patchring/policy/enroll"
 )
 
 // storeFlags are how a console command finds its database.
@@ -61,6 +63,7 @@ func newConsoleCmd(a *app) *cobra.Command {
 func newConsoleServeCmd(a *app) *cobra.Command {
 	var sf storeFlags
 	var lc server.ListenConfig
+	var fleetRepo, fleetOrigin, fleetRoot string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the console (loopback only unless TLS and accounts are configured)",
@@ -72,7 +75,12 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			s := server.New(server.Config{Store: st, Logger: log, Secure: lc.CertFile != ""})
+			ver, cleanup, err := consoleVerifier(cmd.Context(), fleetRepo, fleetOrigin, fleetRoot, sf.data, log)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			s := server.New(server.Config{Store: st, Verifier: ver, Logger: log, Secure: lc.CertFile != ""})
 			return server.Serve(cmd.Context(), s, lc, log)
 		},
 	}
@@ -80,7 +88,54 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&lc.Addr, "listen", "127.0.0.1:8480", "address to listen on")
 	cmd.Flags().StringVar(&lc.CertFile, "tls-cert", "", "TLS certificate (PEM); needed to listen beyond loopback")
 	cmd.Flags().StringVar(&lc.KeyFile, "tls-key", "", "TLS private key (PEM)")
+	cmd.Flags().StringVar(&fleetRepo, "fleet-repo", "", "repository directory to read fleet.json from: records need a valid fleet credential")
+	cmd.Flags().StringVar(&fleetOrigin, "fleet-origin", "", "origin URL to fetch fleet.json from through TUF (with --fleet-root)")
+	cmd.Flags().StringVar(&fleetRoot, "fleet-root", "", "the fleet's trusted root.json (with --fleet-origin)")
 	return cmd
+}
+
+// consoleVerifier picks the console's NodeVerifier: the fleet's
+// credentials when a fleet document source is given (from the repository
+// directory, or from the origin through TUF verified from the fleet's
+// root, kept under --data or a temporary directory), else self-certified
+// nodes with a warning.
+func consoleVerifier(ctx context.Context, repoDir, origin, rootFile, data string, log *slog.Logger) (server.NodeVerifier, func(), error) {
+	nop := func() {}
+	switch {
+	case repoDir != "" && origin != "":
+		return nil, nop, errors.New("give --fleet-repo or --fleet-origin, not both")
+	case origin == "" && rootFile != "":
+		return nil, nop, errors.New("--fleet-root needs --fleet-origin")
+	case repoDir != "":
+		v := server.FleetVerifier{Fleet: repoFleet{dir: repoDir}}
+		if _, err := v.Fleet.Fleet(ctx); err != nil {
+			return nil, nop, fmt.Errorf("--fleet-repo: fleet document: %w", err)
+		}
+		return v, nop, nil
+	case origin != "":
+		if rootFile == "" {
+			return nil, nop, errors.New("--fleet-origin needs --fleet-root root.json (the fleet's trusted root)")
+		}
+		root, err := os.ReadFile(rootFile)
+		if err != nil {
+			return nil, nop, fmt.Errorf("--fleet-root: %w", err)
+		}
+		dir, cleanup := filepath.Join(data, "fleet-tuf"), nop
+		if data == "" {
+			if dir, err = os.MkdirTemp("", "patchring-console-fleet-"); err != nil {
+				return nil, nop, fmt.Errorf("fleet document state: %w", err)
+			}
+			cleanup = func() { os.RemoveAll(dir) }
+		}
+		of, err := enroll.NewOriginFleet(origin, root, dir, log)
+		if err != nil {
+			cleanup()
+			return nil, nop, err
+		}
+		return server.FleetVerifier{Fleet: of}, cleanup, nil
+	}
+	log.Warn("no fleet document (--fleet-repo or --fleet-origin): nodes are self-certified, anyone reaching the ingest API can invent nodes and claim any site")
+	return server.SelfCertified{}, nop, nil
 }
 
 // readPassword reads a password from the terminal without echo, or one line

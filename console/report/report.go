@@ -106,11 +106,20 @@ type Package struct {
 }
 
 // Envelope is a signed record as it travels: the record's exact JSON bytes
-// and the node's signature over them.
+// and the node's signature over them, with the node's fleet credential
+// (policy/credential wire form). The credential is outside the signed
+// payload: the fleet's CA signed it, and the console checks it is this
+// node's, so nobody gains by swapping it, and a renewal does not change
+// the record's digest.
 type Envelope struct {
-	Payload []byte `json:"payload"` // base64 in JSON
-	Sig     []byte `json:"sig"`
+	Payload    []byte `json:"payload"` // base64 in JSON
+	Sig        []byte `json:"sig"`
+	Credential []byte `json:"cred,omitempty"`
 }
+
+// MaxCredentialBytes bounds an envelope's credential (policy/credential
+// keeps its wire form under 384 bytes).
+const MaxCredentialBytes = 1024
 
 // Errors callers branch on.
 var (
@@ -164,6 +173,9 @@ func (e Envelope) Digest() string {
 func Open(e Envelope) (Record, ed25519.PublicKey, error) {
 	if len(e.Payload) == 0 || len(e.Payload) > MaxEnvelopeBytes {
 		return Record{}, nil, fmt.Errorf("open record: %w: payload of %d bytes", ErrMalformed, len(e.Payload))
+	}
+	if len(e.Credential) > MaxCredentialBytes {
+		return Record{}, nil, fmt.Errorf("open record: %w: credential of %d bytes", ErrMalformed, len(e.Credential))
 	}
 	// Only the node field is read before the signature is checked.
 	var head struct {

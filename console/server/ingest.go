@@ -80,7 +80,10 @@ func (s *Server) Ingest(ctx context.Context, req IngestRequest) (IngestResponse,
 			continue
 		}
 		resp.Results[i] = IngestResult{Node: rec.Node, Seq: rec.Seq}
-		info, err := s.cfg.Verifier.VerifyNode(ctx, rec.Node, pub)
+		info, err := s.cfg.Verifier.VerifyNode(ctx, rec.Node, pub, env.Credential)
+		if errors.Is(err, ErrUnavailable) {
+			return IngestResponse{}, fmt.Errorf("ingest: %w", err)
+		}
 		if err != nil {
 			resp.Results[i].Status, resp.Results[i].Error = "refused", fmt.Sprintf("node %s is not a fleet member: %v", rec.Node, err)
 			s.cfg.Logger.Warn("refused a record", "node", rec.Node, "err", err)
@@ -89,6 +92,9 @@ func (s *Server) Ingest(ctx context.Context, req IngestRequest) (IngestResponse,
 		site := rec.Site
 		if info.Site != "" {
 			site = info.Site
+		}
+		if info.Hostname != "" {
+			rec.Hostname = info.Hostname
 		}
 		entries = append(entries, store.Entry{Record: rec, Digest: env.Digest(), Site: site, ReceivedAt: now})
 		at = append(at, i)

@@ -22,13 +22,17 @@ type NodeInfo struct {
 	// Site is the node's site from its credential; empty means the
 	// verifier does not know, and the record's own site is used.
 	Site string
+	// Hostname and Tags are the credential's, when there is one.
+	Hostname string
+	Tags     []string
 }
 
 // NodeVerifier checks that a node is a member of the fleet: a valid,
-// unrevoked credential for this node ID and key. The fleet CA's
-// credentials (policy/credential) plug in here.
+// unrevoked credential for this node ID and key. cred is the credential
+// the envelope carried (may be empty). FleetVerifier checks the fleet CA's
+// credentials (policy/credential).
 type NodeVerifier interface {
-	VerifyNode(ctx context.Context, nodeID string, pub ed25519.PublicKey) (NodeInfo, error)
+	VerifyNode(ctx context.Context, nodeID string, pub ed25519.PublicKey, cred []byte) (NodeInfo, error)
 }
 
 // SelfCertified accepts every node whose record its own key signed (the
@@ -39,7 +43,7 @@ type NodeVerifier interface {
 type SelfCertified struct{}
 
 // VerifyNode accepts the node.
-func (SelfCertified) VerifyNode(context.Context, string, ed25519.PublicKey) (NodeInfo, error) {
+func (SelfCertified) VerifyNode(context.Context, string, ed25519.PublicKey, []byte) (NodeInfo, error) {
 	return NodeInfo{}, nil
 }
 

@@ -27,7 +27,7 @@ var t0 = time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
 
 type revoker struct{ revoked map[string]bool }
 
-func (v revoker) VerifyNode(_ context.Context, id string, _ ed25519.PublicKey) (NodeInfo, error) {
+func (v revoker) VerifyNode(_ context.Context, id string, _ ed25519.PublicKey, _ []byte) (NodeInfo, error) {
 	if v.revoked[id] {
 		return NodeInfo{}, errors.New("credential revoked")
 	}

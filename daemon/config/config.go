@@ -41,6 +41,7 @@ type Config struct {
 	P2P           P2P           `yaml:"p2p"`
 	Reboot        Reboot        `yaml:"reboot"`
 	Content       Content       `yaml:"content"`
+	Report        Report        `yaml:"report"`
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
@@ -116,6 +117,13 @@ type P2P struct {
 	Listen  string `yaml:"listen"` // multiaddr
 }
 
+// Report configures how often the node signs a console record and, when
+// it is its site's reporter, sends the site's records (the console itself
+// is named by the signed policy, never here).
+type Report struct {
+	Interval time.Duration `yaml:"interval"` // mean wait between rounds (jittered by +-50%)
+}
+
 // Content configures the content store of payloads (under the state dir).
 type Content struct {
 	// MaxSize caps the store; see ParseStoreSize. Empty means
@@ -144,6 +152,7 @@ func Default() Config {
 		ShutdownGrace: 10 * time.Second,
 		Inventory:     Inventory{Interval: time.Hour, Root: "/"},
 		Policy:        Policy{RefreshInterval: 5 * time.Minute},
+		Report:        Report{Interval: 15 * time.Minute},
 		Gossip:        Gossip{Label: "patchring", Discovery: true, DiscoveryPort: DefaultDiscoveryPort},
 		Apt:           Apt{CheckInterval: 10 * time.Minute, RefreshInterval: time.Hour, Proxy: AptProxy{Listen: "127.0.0.1:3142"}},
 	}
@@ -167,6 +176,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Inventory.Root, "inventory-root", c.Inventory.Root, "filesystem root to inventory")
 	fs.StringVar(&c.Policy.Origin, "policy-origin", c.Policy.Origin, "base URL of the fleet's signed repository")
 	fs.StringVar(&c.Policy.RootFile, "policy-root", c.Policy.RootFile, "trusted root.json of the fleet")
+	fs.DurationVar(&c.Report.Interval, "report-interval", c.Report.Interval, "mean time between console report rounds (jittered)")
 	fs.DurationVar(&c.Policy.RefreshInterval, "policy-refresh", c.Policy.RefreshInterval, "how often to refresh the signed policy")
 	fs.BoolVar(&c.Apt.Enabled, "apt", c.Apt.Enabled, "manage packages with apt")
 	fs.StringVar(&c.Apt.Root, "apt-root", c.Apt.Root, "sandboxed package root for apt/dpkg (empty: the host)")
@@ -308,6 +318,9 @@ func (c *Config) Validate(name string) error {
 	}
 	if c.Policy.RefreshInterval < time.Second {
 		return bad("policy.refresh_interval", "%s is too short; use at least 1s", c.Policy.RefreshInterval)
+	}
+	if c.Report.Interval < time.Second {
+		return bad("report.interval", "%s is too short; use at least 1s", c.Report.Interval)
 	}
 	if c.Policy.Origin != "" && c.Policy.RootFile == "" {
 		return bad("policy.root_file", "must name the fleet's trusted root.json when policy.origin is set")

@@ -81,6 +81,9 @@ type Config struct {
 	// Credential returns this node's credential (wire form) as installed;
 	// it is re-read on every tick so a renewal takes effect at once.
 	Credential func() []byte
+	// Reports serves this node's console report outbox to the site's
+	// reporter (paths under reporter.PathPrefix); nil serves none.
+	Reports exchange.Files
 }
 
 // Policy is the policy service as the membership uses it.

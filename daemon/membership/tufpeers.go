@@ -317,7 +317,11 @@ func newlyAhead(current, next []trust.Source) bool {
 // serveMeta lets the fleet members fetch what this node verified.
 func (f *Membership) serveMeta() {
 	if f.x != nil {
-		f.x.ServeFiles(&metaFiles{trust: f.cfg.Trust, content: f.cfg.Content, fresh: f.verifiedRecently})
+		var files exchange.Files = &metaFiles{trust: f.cfg.Trust, content: f.cfg.Content, fresh: f.verifiedRecently}
+		if f.cfg.Reports != nil {
+			files = reportRouter{meta: files, reports: f.cfg.Reports}
+		}
+		f.x.ServeFiles(files)
 	}
 }
 

@@ -33,6 +33,7 @@ var patchringd = &testutil.Binary{Pkg: "github.com/patchring/patchring/cmd/patch
 func TestMain(m *testing.M) {
 	code := m.Run()
 	patchringd.Remove()
+	patchringCLI.Remove()
 	os.Exit(code)
 }
 
@@ -65,6 +66,8 @@ type siteConfig struct {
 	// AptProxy turns on every agent's apt proxy (apt.proxy.enabled): the
 	// agent writes its snippet into the node's apt root.
 	AptProxy bool
+	// ReportInterval is the agents' console report interval (default 15m).
+	ReportInterval time.Duration
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -163,6 +166,9 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	}
 	if cfg.PolicyRefresh == 0 {
 		cfg.PolicyRefresh = 2 * time.Second
+	}
+	if cfg.ReportInterval == 0 {
+		cfg.ReportInterval = 15 * time.Minute
 	}
 	s := &testSite{cfg: cfg, dir: t.TempDir()}
 	s.net = newTopo(t, cfg.Nodes, cfg.Rate)
@@ -355,6 +361,8 @@ policy:
   refresh_interval: %s
 reboot:
   command: ["/bin/true"]
+report:
+  interval: %s
 gossip:
   enabled: true
   listen: %s:7946
@@ -365,7 +373,7 @@ p2p:
   enabled: true
   listen: /ip4/%s/tcp/4001
 `, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy,
-		s.origin.policyURL(), s.origin.rootFile, s.cfg.PolicyRefresh, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
+		s.origin.policyURL(), s.origin.rootFile, s.cfg.PolicyRefresh, s.cfg.ReportInterval, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
 	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
