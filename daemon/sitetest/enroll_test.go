@@ -78,15 +78,23 @@ func (s *testSite) startIssuing(t testing.TB) *issuing {
 	return is
 }
 
-// token creates a token for site branch with tags and writes it to a file
-// (mode 0600), as `patchring enroll-token create --out` does.
+// token creates a token for site branch with tags, valid for an hour, and
+// writes it to a file (mode 0600), as `patchring enroll-token create
+// --out` does.
 func (is *issuing) token(t testing.TB, name string, tags []string, uses int) string {
+	t.Helper()
+	return is.tokenFor(t, name, tags, uses, time.Hour, is.root)
+}
+
+// tokenFor is token with the expiry and the fleet root the token carries;
+// with another fleet's root it is that fleet's token, unknown here.
+func (is *issuing) tokenFor(t testing.TB, name string, tags []string, uses int, ttl time.Duration, root []byte) string {
 	t.Helper()
 	id, secret, err := enroll.NewTokenSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := &enroll.Token{ID: id, Secret: secret, Origin: "http://" + originIP + ":8080", Service: is.url, Root: is.root}
+	tok := &enroll.Token{ID: id, Secret: secret, Origin: "http://" + originIP + ":8080", Service: is.url, Root: root}
 	str, err := tok.String()
 	if err != nil {
 		t.Fatal(err)
@@ -95,9 +103,12 @@ func (is *issuing) token(t testing.TB, name string, tags []string, uses int) str
 	if err := atomicfile.WriteFile(file, []byte(str+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if string(root) != string(is.root) {
+		return file // another fleet's token: its service has the record
+	}
 	now := time.Now().UTC()
 	if err := is.store.Add(enroll.TokenRecord{ID: id, SecretHash: enroll.HashSecret(secret), Fleet: tok.FleetID(), Site: "branch",
-		Tags: tags, Uses: uses, UsesLeft: uses, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+		Tags: tags, Uses: uses, UsesLeft: uses, Created: now, Expires: now.Add(ttl)}); err != nil {
 		t.Fatal(err)
 	}
 	return file
@@ -205,6 +216,66 @@ func TestSiteEnrollWithTokens(t *testing.T) {
 			}
 			return true, ""
 		})
+	}
+
+	// Refused tokens, from a blank machine in desk-02's namespace: the
+	// service says why and nothing is written.
+	spent := filepath.Join(is.dir, "desk-00.token")
+	expired := is.tokenFor(t, "expired", nil, 5, time.Second, is.root)
+	other, err := tufrepo.Init(filepath.Join(s.dir, "other-fleet"), filepath.Join(s.dir, "other-fleet-keys"), tufrepo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherRoot, err := other.RootJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := is.tokenFor(t, "foreign", nil, 5, time.Hour, otherRoot)
+	blank := s.nodes[2]
+	for _, c := range []struct{ name, token, reason string }{
+		{"used up", spent, "token-used-up"},
+		{"expired", expired, "token-expired"},
+		{"another fleet", foreign, "token-foreign"},
+	} {
+		dir := filepath.Join(s.dir, "blank-"+strings.ReplaceAll(c.name, " ", "-"))
+		cfgFile := filepath.Join(dir, "patchringd.yaml")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgFile, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if c.name == "expired" {
+			// Past its expiry by the service's clock.
+			s.waitFor(t, 10*time.Second, "the token's expiry", func(context.Context) (bool, string) {
+				recs, err := is.store.Tokens()
+				if err != nil {
+					return false, err.Error()
+				}
+				for _, r := range recs {
+					if r.Uses == 5 && r.Fleet == enroll.FleetID(is.root) && time.Now().After(r.Expires) {
+						return true, ""
+					}
+				}
+				return false, "not yet expired"
+			})
+		}
+		out, err := s.enrollIn(blank.ns, cfgFile, c.token)
+		if err == nil || !strings.Contains(out, c.reason) {
+			t.Errorf("%s token: enroll %v, want a refusal %q:\n%s", c.name, err, c.reason, out)
+		}
+		cfg, _ := os.ReadFile(cfgFile)
+		if string(cfg) != "state_dir: "+filepath.Join(dir, "state")+"\n" {
+			t.Errorf("%s token: the refused enrollment changed the config:\n%s", c.name, cfg)
+		}
+		for _, f := range []string{filepath.Join(dir, "state", credential.FileName), filepath.Join(dir, "state", "node.key"), filepath.Join(dir, "root.json")} {
+			if _, err := os.Stat(f); err == nil {
+				t.Errorf("%s token: %s exists after a refused enrollment", c.name, f)
+			}
+		}
+	}
+	if led, _ := credential.ReadLedger(filepath.Join(is.data, enroll.LedgerFile)); len(led) != len(s.nodes) {
+		t.Errorf("the service issued %d credentials, want %d (refused tokens issue none)", len(led), len(s.nodes))
 	}
 
 	// The release follows the credentials' rings.

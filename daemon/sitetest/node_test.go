@@ -419,15 +419,26 @@ p2p:
 // the site's WAN like any blank machine would.
 func (s *testSite) enroll(t testing.TB, n *node, cfgFile, token string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.ns, patchringd.Path(t), "enroll", "--config", cfgFile, "@"+token)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
+	out, err := s.enrollIn(n.ns, cfgFile, token)
 	if err != nil {
 		t.Fatalf("%s: patchringd enroll: %v\n%s", n.hostname, err, out)
 	}
-	n.enrollOutput = string(out)
+	n.enrollOutput = out
+}
+
+// enrollIn runs `patchringd enroll --config cfgFile @token` inside
+// namespace ns and returns what it printed.
+func (s *testSite) enrollIn(ns, cfgFile, token string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bin, err := patchringd.Build()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "enroll", "--config", cfgFile, "@"+token)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // indexOf returns n's index in the site.
