@@ -259,11 +259,12 @@ func (s *testSite) startNodes(t testing.TB) {
 		}
 		// The admin-signed credential, as enrollment would install it.
 		var cred []byte
-		if s.cfg.Enroll != nil {
+		switch {
+		case s.cfg.Enroll != nil:
 			// The node enrolls itself in startNode.
-		} else if s.cfg.Credential != nil {
+		case s.cfg.Credential != nil:
 			cred = s.cfg.Credential(t, i, n.id.String())
-		} else {
+		default:
 			_, cred = s.origin.ca.Issue(t, n.id.String(), credtest.Spec{Hostname: n.hostname, Site: "branch"})
 		}
 		if cred != nil {
