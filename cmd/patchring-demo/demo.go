@@ -11,19 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/patchring/patchring/daemon"
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
-	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/platform/apt/apttest"
-	"github.com/patchring/patchring/policy/credential"
-	"github.com/patchring/patchring/policy/credential/credtest"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -62,9 +59,10 @@ type demo struct {
 	origin        *httptest.Server
 	seeds         map[string]string // site -> gossip address of its first agent
 	gossipKeyFile string
-	// ca is the fleet CA `repo init` created: the demo signs each agent's
-	// credential with it, as `patchring ca sign` would.
-	ca      *credtest.CA
+	// service is the issuing service's URL (patchring ca serve) and
+	// tokens the enrollment token file of each site/tags group.
+	service string
+	tokens  map[string]string
 	aptRepo *apttest.Repo
 	agents  []*agent
 	start   time.Time
@@ -163,16 +161,10 @@ func (d *demo) run(ctx context.Context) error {
 	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
 		return err
 	}
-	signer, err := tufrepo.Open(repoDir, keys, "")
-	if err != nil {
-		return err
-	}
-	caKey, err := signer.FleetKey(tufrepo.RoleFleetCA)
-	if err != nil {
-		return err
-	}
-	d.ca = credtest.FromKey(caKey)
 	d.note("`repo init` also created the fleet CA and published fleet.json: agents need a credential it signed")
+	if err := d.startIssuing(ctx, repoDir, keys, rootFile); err != nil {
+		return err
+	}
 
 	// 2. The vendor's apt repository with acme-tool 1.0 and the library
 	// it pins.
@@ -198,7 +190,8 @@ func (d *demo) run(ctx context.Context) error {
 	d.note("%s", d.aptRepo.SourcesLine())
 
 	// 3. The fleet.
-	d.step("fleet: start %d patchringd agents in two sites, each with its own package root holding acme-tool 1.0 and libacme 1.0", len(fleet))
+	d.step("fleet: enroll %d patchringd agents in two sites with the tokens, each with its own package root holding acme-tool 1.0 and libacme 1.0", len(fleet))
+	d.note("each agent's config names no site and no tags: `patchringd enroll @TOKEN` creates its node key, gets a credential from the issuing service, checks it in fleet.json and writes the origin, trusted root and site")
 	for _, spec := range fleet {
 		a, err := d.startAgent(ctx, spec, []string{lib10, deb10}, rootFile)
 		if err != nil {
@@ -213,7 +206,7 @@ func (d *demo) run(ctx context.Context) error {
 		if spec.broken {
 			extra = " (its acme-tool service is broken: the health check after an install will fail)"
 		}
-		d.note("%-15s site %-7s tags %-6s pid %d%s (credential signed by the fleet CA)", spec.name, spec.site, tags, a.cmd.Process.Pid, extra)
+		d.note("%-15s site %-7s tags %-6s pid %d%s", spec.name, spec.site, tags, a.cmd.Process.Pid, extra)
 	}
 	for _, a := range d.agents {
 		if err := d.waitPolicy(ctx, a); err != nil {
@@ -344,21 +337,6 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
 		return nil, err
 	}
-	if !spec.noCredential {
-		// The node key, then the admin's credential for its ID (site and
-		// tags come from it, not from the config below).
-		id, err := daemon.LoadOrCreateIdentity(a.dir)
-		if err != nil {
-			return nil, err
-		}
-		_, raw, err := d.ca.Mint(id.ID.String(), credtest.Spec{Hostname: spec.name, Site: spec.site, Tags: spec.tags})
-		if err != nil {
-			return nil, err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(a.dir, credential.FileName), raw, 0o600); err != nil {
-			return nil, err
-		}
-	}
 	var sb *apttest.Sandbox
 	sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir})
 	if err != nil {
@@ -381,12 +359,19 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 	}
 	rebootScript := filepath.Join(a.dir, "reboot.sh")
 	os.WriteFile(rebootScript, []byte("#!/bin/sh\necho \"$(date +%T) $1\" >> \""+filepath.Join(a.dir, "rebooted")+"\"\n"), 0o755)
+	// An enrolled agent's config names no site, tags, origin or root:
+	// `patchringd enroll` writes the origin, the root and the site from
+	// the token, and site and tags come from the credential. The intruder
+	// has only what a stolen gossip key and a copied config give.
+	identity, source := "", ""
+	if spec.noCredential {
+		identity = fmt.Sprintf("site: %s\ntags: [%s]\n", spec.site, strings.Join(spec.tags, ", "))
+		source = fmt.Sprintf("  origin: %s\n  root_file: %s\n", d.origin.URL, rootFile)
+	}
 	cfg := fmt.Sprintf(`state_dir: %s
 socket: %s
 hostname: %s
-site: %s
-tags: [%s]
-log_level: warn
+%slog_level: warn
 apt:
   enabled: true
   root: %s
@@ -394,9 +379,7 @@ apt:
   check_interval: 2s
   refresh_interval: 2s
 policy:
-  origin: %s
-  root_file: %s
-  refresh_interval: 2s
+%s  refresh_interval: 2s
 reboot:
   command: [%s, "{message}"]
 gossip:
@@ -408,11 +391,16 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/127.0.0.1/tcp/0
-`, a.dir, a.sock, spec.name, spec.site, strings.Join(spec.tags, ", "), sb.Root, sb.AptConfig, d.origin.URL, rootFile, rebootScript,
+`, a.dir, a.sock, spec.name, identity, sb.Root, sb.AptConfig, source, rebootScript,
 		gossipAddr, d.seeds[spec.site], d.gossipKeyFile)
 	cfgFile := filepath.Join(a.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
+	}
+	if !spec.noCredential {
+		if err := d.enroll(ctx, spec, cfgFile); err != nil {
+			return nil, err
+		}
 	}
 	logf, err := os.Create(filepath.Join(a.dir, "patchringd.log"))
 	if err != nil {
@@ -719,4 +707,119 @@ func (d *demo) intruder(ctx context.Context, rootFile string) error {
 	d.note("the intruder is not a member: no payloads, no metadata, no vote in hq's gates, no reboot-lease slot")
 	d.note("its own agent says why:")
 	return d.cli(ctx, "--socket", a.sock, "status")
+}
+
+// startIssuing delegates an issuing key (patchring ca issuer create),
+// starts the issuing service with it (patchring ca serve) and creates one
+// enrollment token for each site and tag set of the fleet (patchring
+// enroll-token create), with as many uses as that group has agents.
+func (d *demo) startIssuing(ctx context.Context, repoDir, keys, rootFile string) error {
+	d.step("admin: delegate an issuing key to an issuing service, start it, and create enrollment tokens")
+	issuerDir, data := filepath.Join(d.work, "issuer-keys"), filepath.Join(d.work, "ca-data")
+	if err := d.cli(ctx, "ca", "issuer", "create", "--repo", repoDir, "--keys", keys, "--name", "demo-issuer", "--sites", "hq,branch", "--valid", "1d", "--out", issuerDir); err != nil {
+		return err
+	}
+	keyFiles, err := filepath.Glob(filepath.Join(issuerDir, tufrepo.RoleFleetIssuer+"-*.json"))
+	if err != nil || len(keyFiles) != 1 {
+		return fmt.Errorf("issuer create wrote %d key files in %s, want 1 (%v)", len(keyFiles), issuerDir, err)
+	}
+	logFile := filepath.Join(d.work, "ca-serve.log")
+	logf, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	args := []string{"ca", "serve", "--data", data, "--issuer-key", keyFiles[0], "--repo", repoDir, "--listen", "127.0.0.1:0", "--validity", "1d"}
+	fmt.Printf("\n          $ patchring %s &\n", strings.Join(args, " "))
+	cmd := exec.Command(filepath.Join(d.bin, "patchring"), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start the issuing service: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); logf.Close() }()
+	d.cleanups = append(d.cleanups, func() {
+		if cmd.ProcessState != nil {
+			return
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	listening := regexp.MustCompile(`Issuing service on (http://127\.0\.0\.1:\d+)/`)
+	for d.service == "" {
+		out, _ := os.ReadFile(logFile)
+		if m := listening.FindSubmatch(out); m != nil {
+			d.service = string(m[1])
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the issuing service did not start: %w (log: %s)", ctx.Err(), logFile)
+		case err := <-done:
+			return fmt.Errorf("the issuing service exited: %v\n%s", err, out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	d.note("issuing service pid %d on %s; it holds only the issuing key, never the CA key (behind TLS in production)", cmd.Process.Pid, d.service)
+
+	d.tokens = map[string]string{}
+	tokenDir := filepath.Join(d.work, "tokens")
+	if err := os.MkdirAll(tokenDir, 0o700); err != nil {
+		return err
+	}
+	uses := map[string]int{}
+	var groups []agentSpec
+	for _, spec := range fleet {
+		g := tokenGroup(spec)
+		if uses[g] == 0 {
+			groups = append(groups, spec)
+		}
+		uses[g]++
+	}
+	for _, spec := range groups {
+		g := tokenGroup(spec)
+		file := filepath.Join(tokenDir, strings.NewReplacer("/", "-", ",", "-").Replace(g)+".token")
+		args := []string{"enroll-token", "create", "--data", data, "--site", spec.site, "--uses", fmt.Sprint(uses[g]), "--expires", "1h",
+			"--origin", d.origin.URL, "--service", d.service, "--root", rootFile, "--out", file}
+		if len(spec.tags) > 0 {
+			args = append(args, "--tags", strings.Join(spec.tags, ","))
+		}
+		if err := d.cli(ctx, args...); err != nil {
+			return err
+		}
+		d.tokens[g] = file
+	}
+	return d.cli(ctx, "enroll-token", "list", "--data", data)
+}
+
+// tokenGroup names the token an agent enrolls with: its site and tags.
+func tokenGroup(spec agentSpec) string {
+	if len(spec.tags) == 0 {
+		return spec.site
+	}
+	return spec.site + "/" + strings.Join(spec.tags, ",")
+}
+
+// enroll runs the real `patchringd enroll @TOKENFILE` for an agent whose
+// config file is written, and prints what it says.
+func (d *demo) enroll(ctx context.Context, spec agentSpec, cfgFile string) error {
+	tok := d.tokens[tokenGroup(spec)]
+	if tok == "" {
+		return fmt.Errorf("no enrollment token for %s", tokenGroup(spec))
+	}
+	args := []string{"enroll", "--config", cfgFile, "@" + tok}
+	fmt.Printf("\n          $ patchringd %s\n", strings.Join(args, " "))
+	out, err := exec.CommandContext(ctx, filepath.Join(d.bin, "patchringd"), args...).CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Println("          " + line)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: patchringd enroll: %w", spec.name, err)
+	}
+	return nil
 }

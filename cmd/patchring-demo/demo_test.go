@@ -18,7 +18,9 @@ import (
 )
 
 // TestDemo runs the whole demo binary against freshly built patchringd and
-// patchring and checks that it tells the story: every ring reached, the
+// patchring and checks that it tells the story: an issuing service
+// delegated by the fleet CA, every agent enrolled with a token (its ring
+// chosen by the credential's tags), the intruder refused, every ring reached, the
 // rollback, the tray's menu read over D-Bus, the deferral clicked in it,
 // the refused second deferral and the enforced reboot; and that it leaves
 // no process and no file behind.
@@ -63,7 +65,17 @@ func TestDemo(t *testing.T) {
 	t.Run("story", func(t *testing.T) {
 		// Key lines, in the order the demo must print them.
 		steps := []struct{ name, pattern string }{
+			{"issuer delegated", `\$ patchring ca issuer create [^\n]*\n\s*Created issuer "demo-issuer" \(signer [0-9a-f]+\) for sites hq, branch`},
+			{"issuing service", `\$ patchring ca serve [^\n]*&\n\s*issuing service pid \d+ on http://127\.0\.0\.1:\d+`},
+			{"tokens", `\$ patchring enroll-token list [^\n]*\n\s*ID\s+SITE\s+TAGS\s+USES LEFT[^\n]*\n(\s*[0-9a-f]{16}\s+(hq|branch)\s+[^\n]*active\n){5}`},
+			{"hq-lab-1 enrolled", `\$ patchringd enroll --config \S+/hq-lab-1/patchringd\.yaml @\S+\n\s*Enrolled node 12D3KooW\S+: site hq, tags lab,`},
+			{"hq-pilot-1 enrolled", `Enrolled node 12D3KooW\S+: site hq, tags pilot,`},
+			{"hq-desk-1 enrolled", `Enrolled node 12D3KooW\S+: site hq, tags ,`},
+			{"branch-pilot-1 enrolled", `Enrolled node 12D3KooW\S+: site branch, tags pilot,`},
+			{"branch-desk-1 enrolled", `Enrolled node 12D3KooW\S+: site branch, tags ,`},
+			{"branch-desk-2 enrolled", `\$ patchringd enroll --config \S+/branch-desk-2/patchringd\.yaml @\S+\n\s*Enrolled node 12D3KooW\S+: site branch, tags ,`},
 			{"policy verified", `every agent verified the signed policy`},
+			{"ring from the credential", `Ring:\s+lab \(selected by rings\[0\]\.select\[0\]: has tags lab\)`},
 			{"intruder", `an intruder: an agent with the site's stolen gossip key, but no credential`},
 			{"intruder refused", `Refused: 1 node\(s\) without a valid credential[^\n]*\n\s*NODE\s+ADDRESS\s+REASON[^\n]*\n\s*12D3KooW\S+\s+127\.0\.0\.1:\d+\s+[^\n]*no credential`},
 			{"intruder knows why", `Credential:\s+credential missing`},

@@ -1,6 +1,8 @@
 // Command patchring-demo runs patchring's demo on one machine: an admin's
 // signed repository (the origin), a vendor apt repository, and two sites of
-// real patchringd agents, each on its own sandboxed package root. It
+// real patchringd agents, each on its own sandboxed package root and
+// enrolled with a token through a real issuing service (patchring ca
+// serve); an intruder with the stolen gossip key is refused. It
 // publishes a signed ring policy, releases a real .deb update and follows
 // it through the rings, including a node whose health check fails and is
 // rolled back, and a reboot deferred by the user and then enforced. It

@@ -60,6 +60,13 @@ type siteConfig struct {
 	// function returning nil for a node gives it none (an outsider that
 	// holds only the gossip key).
 	Credential func(t testing.TB, i int, id string) []byte
+	// Enroll returns the enrollment token file node i enrolls with
+	// (`patchringd enroll @FILE` inside its namespace, before it starts):
+	// set, no credential is installed by the test, and the node's trusted
+	// root is the one enrollment writes beside its config.
+	Enroll func(t testing.TB, i int) string
+	// Tags returns the tags node i's local config claims (nil: none).
+	Tags func(i int) []string
 	// Repo is the vendor's repository; zero: unsigned, Origin Acme, Suite
 	// stable.
 	Repo apttest.RepoConfig
@@ -98,6 +105,8 @@ type node struct {
 	done   chan struct{}
 	err    error
 	killed bool // killed on purpose by the test
+	// enrollOutput is what `patchringd enroll` printed (siteConfig.Enroll).
+	enrollOutput string
 }
 
 func (n *node) exited() bool {
@@ -256,9 +265,12 @@ func (s *testSite) startNodes(t testing.TB) {
 		}
 		// The admin-signed credential, as enrollment would install it.
 		var cred []byte
-		if s.cfg.Credential != nil {
+		switch {
+		case s.cfg.Enroll != nil:
+			// The node enrolls itself in startNode.
+		case s.cfg.Credential != nil:
 			cred = s.cfg.Credential(t, i, n.id.String())
-		} else {
+		default:
 			_, cred = s.origin.ca.Issue(t, n.id.String(), credtest.Spec{Hostname: n.hostname, Site: "branch"})
 		}
 		if cred != nil {
@@ -342,11 +354,20 @@ func (s *testSite) prepareNode(i int) (*node, error) {
 // it when the test ends.
 func (s *testSite) startNode(t testing.TB, n *node, seeds []string) {
 	t.Helper()
+	rootFile, tags := s.origin.rootFile, ""
+	if s.cfg.Enroll != nil {
+		rootFile = filepath.Join(n.dir, "root.json") // written by enrollment
+	}
+	if s.cfg.Tags != nil {
+		if claimed := s.cfg.Tags(s.indexOf(n)); len(claimed) > 0 {
+			tags = "tags: [" + strings.Join(claimed, ", ") + "]\n"
+		}
+	}
 	cfg := fmt.Sprintf(`state_dir: %s
 socket: %s
 hostname: %s
 site: branch
-log_level: info
+%slog_level: info
 apt:
   enabled: true
   root: %s
@@ -372,11 +393,14 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/%s/tcp/4001
-`, filepath.Join(n.dir, "state"), n.sock, n.hostname, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy,
-		s.origin.policyURL(), s.origin.rootFile, s.cfg.PolicyRefresh, s.cfg.ReportInterval, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
+`, filepath.Join(n.dir, "state"), n.sock, n.hostname, tags, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy,
+		s.origin.policyURL(), rootFile, s.cfg.PolicyRefresh, s.cfg.ReportInterval, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
 	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if s.cfg.Enroll != nil {
+		s.enroll(t, n, cfgFile, s.cfg.Enroll(t, s.indexOf(n)))
 	}
 	logf, err := os.Create(n.logPath)
 	if err != nil {
@@ -397,6 +421,43 @@ p2p:
 		logf.Close()
 		close(n.done)
 	}()
+}
+
+// enroll runs `patchringd enroll --config cfgFile @token` inside n's
+// namespace: the node reaches the token's issuing service and origin over
+// the site's WAN like any blank machine would.
+func (s *testSite) enroll(t testing.TB, n *node, cfgFile, token string) {
+	t.Helper()
+	out, err := s.enrollIn(n.ns, cfgFile, token)
+	if err != nil {
+		t.Fatalf("%s: patchringd enroll: %v\n%s", n.hostname, err, out)
+	}
+	n.enrollOutput = out
+}
+
+// enrollIn runs `patchringd enroll --config cfgFile @token` inside
+// namespace ns and returns what it printed.
+func (s *testSite) enrollIn(ns, cfgFile, token string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bin, err := patchringd.Build()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "enroll", "--config", cfgFile, "@"+token)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// indexOf returns n's index in the site.
+func (s *testSite) indexOf(n *node) int {
+	for i, m := range s.nodes {
+		if m == n {
+			return i
+		}
+	}
+	panic("node " + n.hostname + " is not in the site")
 }
 
 // stop ends the node: SIGTERM, and SIGKILL if it has not exited within 15 s.
