@@ -557,6 +557,9 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 			d.object(v, path, d.fStrs("allow_remove", "[linux-image-*]", &p.Transactions.AllowRemove),
 				d.fStrs("without_rollback", "[tzdata]", &p.Transactions.WithoutRollback))
 		}},
+		field{"self_update", func(v *yaml.Node, path string) {
+			d.object(v, path, d.fDur("health_deadline", &p.SelfUpdate.HealthDeadline))
+		}},
 	)
 	return p
 }
