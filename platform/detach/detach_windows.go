@@ -1,0 +1,14 @@
+package detach
+
+import (
+	"context"
+	"errors"
+)
+
+// Start is not supported on Windows yet.
+func (r *Runner) Start(ctx context.Context, name string, cmd Command) error {
+	return errors.New("detach: not supported on Windows")
+}
+
+// SystemdAvailable is false on Windows.
+func SystemdAvailable() bool { return false }
