@@ -82,4 +82,3 @@ func TestBadNamesAndDirs(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
