@@ -22,9 +22,13 @@ type agent struct {
 	results  []*engine.Tx
 }
 
-func (a *agent) restart(reason string) { a.mu.Lock(); a.restarts = append(a.restarts, reason); a.mu.Unlock() }
-func (a *agent) result(tx *engine.Tx)  { a.mu.Lock(); a.results = append(a.results, tx); a.mu.Unlock() }
-func (a *agent) restartCount() int     { a.mu.Lock(); defer a.mu.Unlock(); return len(a.restarts) }
+func (a *agent) restart(reason string) {
+	a.mu.Lock()
+	a.restarts = append(a.restarts, reason)
+	a.mu.Unlock()
+}
+func (a *agent) result(tx *engine.Tx) { a.mu.Lock(); a.results = append(a.results, tx); a.mu.Unlock() }
+func (a *agent) restartCount() int    { a.mu.Lock(); defer a.mu.Unlock(); return len(a.restarts) }
 
 // selfConfig makes the engine treat "patchring" as its own package, at
 // version running, installing it through a real detached runner.
