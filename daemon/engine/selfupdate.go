@@ -116,7 +116,7 @@ func (e *Engine) followSelfInstall(ctx context.Context, tx *Tx, recovering bool)
 	switch v {
 	case it.To:
 		e.j.finish(tx, nil, fmt.Sprintf("%s %s installed", it.Package, it.To))
-		if e.restarted(recovering) {
+		if e.runsInstalled(ctx, recovering) {
 			e.selfHealth(ctx, tx)
 			return
 		}
@@ -136,14 +136,15 @@ func (e *Engine) followSelfInstall(ctx context.Context, tx *Tx, recovering bool)
 	}
 }
 
-// restarted reports whether this process runs the agent version installed
-// now (Config.SelfVersion); without that, whether it is recovering (it
-// started after the install was launched).
-func (e *Engine) restarted(recovering bool) bool {
+// runsInstalled reports whether this process runs the agent version
+// installed now: by Config.SelfVersion when set, else by whether it is
+// recovering (it started after the detached job was launched; the process
+// that launched the job and saw it end runs the version from before).
+func (e *Engine) runsInstalled(ctx context.Context, recovering bool) bool {
 	if e.cfg.SelfVersion == "" {
 		return recovering
 	}
-	v, _ := e.cfg.Packages.InstalledVersion(context.Background(), e.cfg.SelfPackage)
+	v, _ := e.cfg.Packages.InstalledVersion(ctx, e.cfg.SelfPackage)
 	return v == e.cfg.SelfVersion
 }
 
@@ -233,11 +234,11 @@ func (e *Engine) selfRollback(ctx context.Context, tx *Tx, cause error) {
 		failed(err)
 		return
 	}
-	e.followSelfRollback(ctx, tx, cause)
+	e.followSelfRollback(ctx, tx, cause, false)
 }
 
 // followSelfRollback waits for the detached rollback and ends tx.
-func (e *Engine) followSelfRollback(ctx context.Context, tx *Tx, cause error) {
+func (e *Engine) followSelfRollback(ctx context.Context, tx *Tx, cause error, recovering bool) {
 	it := tx.Items[0]
 	st, err := e.awaitJob(ctx, selfJob(tx, "rollback"))
 	if err != nil {
@@ -256,7 +257,7 @@ func (e *Engine) followSelfRollback(ctx context.Context, tx *Tx, cause error) {
 	e.markRolledBack(it, tx.Policy)
 	e.j.end(tx, OutcomeRolledBack, fmt.Errorf("self-update: %w", cause))
 	e.done(ctx, tx)
-	if e.cfg.SelfVersion != "" && e.cfg.SelfVersion != it.From && e.cfg.SelfRestart != nil {
+	if !e.runsInstalled(ctx, recovering) && e.cfg.SelfRestart != nil {
 		// This process runs the version just removed.
 		e.cfg.SelfRestart(fmt.Sprintf("transaction %d restored %s %s", tx.ID, it.Package, it.From))
 	}
@@ -281,7 +282,7 @@ func (e *Engine) recoverSelf(ctx context.Context, tx *Tx) {
 		if last.Detail != "" {
 			cause = errors.New(last.Detail)
 		}
-		e.followSelfRollback(ctx, tx, cause)
+		e.followSelfRollback(ctx, tx, cause, true)
 	default:
 		e.selfRollback(ctx, tx, fmt.Errorf("interrupted at %s (%s)", last.Name, last.Status))
 	}
