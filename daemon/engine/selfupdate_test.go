@@ -47,7 +47,28 @@ func selfConfig(cfg *engine.Config, jobs, running string, a *agent, health func(
 // plays the agent's restarts: a new agent that never gets healthy is
 // rolled back to the previous package at its deadline, and a healthy one
 // is committed.
+//
+// With byVersion the engine knows the running agent's version
+// (Config.SelfVersion); without, it tells a restarted agent by its
+// recovering the transaction (as the daemon does).
 func TestSelfUpdateRollsBackBrokenAgentAndCommitsHealthyOne(t *testing.T) {
+	for _, byVersion := range []bool{true, false} {
+		t.Run(map[bool]string{true: "by version", false: "by restart"}[byVersion], func(t *testing.T) {
+			testSelfUpdate(t, byVersion)
+		})
+	}
+}
+
+func testSelfUpdate(t *testing.T, byVersion bool) {
+	withSelf := func(cfg engine.Config, running string, health func(context.Context) error) engine.Config {
+		if byVersion {
+			cfg.SelfVersion = running
+		} else {
+			cfg.SelfVersion = ""
+		}
+		cfg.SelfHealth = health
+		return cfg
+	}
 	w := newCatalogWorld(t, "self_update: {health_deadline: 2m}\n")
 	v10 := w.build(t, vendorPkg("patchring", "1.0"))
 	w.add(t, vendorPkg("patchring", "1.0"))
@@ -59,6 +80,7 @@ func TestSelfUpdateRollsBackBrokenAgentAndCommitsHealthyOne(t *testing.T) {
 	healthy := func(context.Context) error { return nil }
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, sb, func(c *engine.Config) {
 		selfConfig(c, jobs, "1.0", a, healthy)
+		*c = withSelf(*c, "1.0", healthy)
 		cfg = *c
 	})
 
@@ -160,8 +182,79 @@ func TestSelfUpdateNeedsPreviousPayload(t *testing.T) {
 	}
 }
 
-func withSelf(cfg engine.Config, running string, health func(context.Context) error) engine.Config {
-	cfg.SelfVersion = running
-	cfg.SelfHealth = health
-	return cfg
+// gatedJobs is a detached runner whose jobs look unfinished while held:
+// the agent that launched the install is stopped (its context ends)
+// before it sees the install end, as when the package's scripts restart
+// it.
+type gatedJobs struct {
+	*detach.Runner
+	held bool
+}
+
+func (g *gatedJobs) Status(name string) (detach.Status, error) {
+	if g.held {
+		return detach.Status{}, nil
+	}
+	return g.Runner.Status(name)
+}
+
+// TestSelfUpdateFinishedByTheNextAgent stops the agent while its detached
+// install runs; the agent that starts next waits for the install, checks
+// its health and commits.
+func TestSelfUpdateFinishedByTheNextAgent(t *testing.T) {
+	w := newCatalogWorld(t, "")
+	v10 := w.build(t, vendorPkg("patchring", "1.0"))
+	w.add(t, vendorPkg("patchring", "1.0"))
+	w.add(t, vendorPkg("patchring", "1.1"))
+	jobs := &gatedJobs{Runner: &detach.Runner{Dir: t.TempDir()}, held: true}
+	a := &agent{}
+	var cfg engine.Config
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
+		selfConfig(c, jobs.Dir, "", a, func(context.Context) error { return nil })
+		c.Detacher = jobs
+		cfg = *c
+	})
+	n.plan()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.eng.InstallNow(ctx, "patchring", "1.1")
+		done <- err
+	}()
+	// Wait until the detached install has really ended, then stop the
+	// agent that launched it without it having seen that.
+	job := "patchring-self-install-1"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := jobs.Runner.Status(job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the detached install did not end within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, engine.ErrRestartPending) {
+		t.Fatalf("InstallNow = %v; want ErrRestartPending", err)
+	}
+	tx := n.history()[0]
+	if got, want := stepNames(tx), "planned:done fetch:done place:done self-install:started"; got != want {
+		t.Fatalf("journal steps of the stopped agent:\n got %s\nwant %s", got, want)
+	}
+
+	jobs.held = false
+	n.eng = engine.New(cfg)
+	if err := n.eng.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tx = n.history()[0]
+	if tx.Outcome != engine.OutcomeInstalled || n.versionOf("patchring") != "1.1" || a.restartCount() != 0 {
+		t.Fatalf("after the next start: %+v (%s), patchring %q, restarts %v", tx, stepNames(tx), n.versionOf("patchring"), a.restarts)
+	}
 }
