@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -69,7 +68,7 @@ func (r *Runner) Status(name string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("detach: job %s: %w", name, err)
 	}
-	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	code, err := exitCode(b)
 	if err != nil {
 		return Status{}, fmt.Errorf("detach: job %s: status file %s: %q is not an exit code", name, statusPath, strings.TrimSpace(string(b)))
 	}

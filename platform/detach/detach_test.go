@@ -82,3 +82,58 @@ func TestBadNamesAndDirs(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within 30s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestGuardRestoresUnlessSettled(t *testing.T) {
+	out := t.TempDir()
+	restored := filepath.Join(out, "restored")
+	env := []string{"PATH=/usr/bin:/bin", "WHO=it's me"}
+	install := Command{Path: "/bin/sh", Args: []string{"-c", `echo "installed by $WHO"`}, Env: env}
+	restore := Command{Path: "/bin/sh", Args: []string{"-c", `echo "restored by $WHO" >"$1"; echo restore ran`, "sh", restored}, Env: env}
+
+	r := &Runner{Dir: t.TempDir()}
+	if err := r.StartGuarded(context.Background(), "guarded", install, restore, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitDone(t, r, "guarded"); st.ExitCode != 0 || !strings.Contains(st.Output, "installed by it's me") {
+		t.Fatalf("install status = %+v", st)
+	}
+	if st := waitDone(t, r, "guarded-guard"); st.ExitCode != 0 || !strings.Contains(st.Output, "restore ran") {
+		t.Fatalf("guard status = %+v", st)
+	}
+	if b, err := os.ReadFile(restored); err != nil || string(b) != "restored by it's me\n" {
+		t.Fatalf("restore output %q, %v", b, err)
+	}
+
+	// Settled: the guard stands down and the restore never runs.
+	r2 := &Runner{Dir: t.TempDir()}
+	restored2 := filepath.Join(out, "restored2")
+	restore.Args[len(restore.Args)-1] = restored2
+	if err := r2.StartGuarded(context.Background(), "guarded", install, restore, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, r2, "guarded")
+	if err := r2.Settle("guarded"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(r2.Dir, "guarded-guard.log"))
+	if st, err := r2.GuardStatus("guarded"); err != nil || st.Done {
+		t.Fatalf("guard of a settled job: %+v, %v", st, err)
+	}
+	if _, err := os.Stat(restored2); err == nil {
+		t.Fatal("the restore ran although the job was settled")
+	}
+}

@@ -17,18 +17,22 @@ func (r *Runner) Start(ctx context.Context, name string, cmd Command) error {
 	if err != nil {
 		return err
 	}
+	return r.start(ctx, name, logPath, statusPath, argv(logPath, statusPath, cmd), cmd.Env)
+}
+
+// start runs args as job name, detached, with env.
+func (r *Runner) start(ctx context.Context, name, logPath, statusPath string, args, env []string) error {
 	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
 		return fmt.Errorf("detach: %w", err)
 	}
 	if err := clear(logPath, statusPath); err != nil {
 		return err
 	}
-	args := argv(logPath, statusPath, cmd)
 	if r.Systemd {
 		// A transient unit of its own: stopping the agent's service
 		// (its cgroup) does not stop it.
 		sr := []string{"--unit=" + name, "--collect", "--quiet", "--no-block", "--service-type=exec"}
-		for _, kv := range cmd.Env {
+		for _, kv := range env {
 			sr = append(sr, "--setenv="+kv)
 		}
 		sr = append(append(sr, "--"), args...)
@@ -39,7 +43,7 @@ func (r *Runner) Start(ctx context.Context, name string, cmd Command) error {
 		return nil
 	}
 	c := exec.Command(args[0], args[1:]...) // not tied to ctx: it must outlive the caller
-	c.Env = cmd.Env
+	c.Env = env
 	c.Dir = "/"
 	// A session of its own: no signal to the agent's process group or
 	// terminal reaches it.

@@ -12,3 +12,7 @@ func (r *Runner) Start(ctx context.Context, name string, cmd Command) error {
 
 // SystemdAvailable is false on Windows.
 func SystemdAvailable() bool { return false }
+
+func (r *Runner) start(ctx context.Context, name, logPath, statusPath string, args, env []string) error {
+	return errors.New("detach: not supported on Windows")
+}
