@@ -154,6 +154,10 @@ type Config struct {
 	// SelfRestart asks for the agent to be restarted (its own package was
 	// installed or restored and the package did not restart it).
 	SelfRestart func(reason string)
+	// SelfGuardAfter is how long the detached install's guard waits for
+	// the new agent to be healthy before it restores the previous package
+	// itself. Zero: the policy's self-update health deadline plus 2 min.
+	SelfGuardAfter time.Duration
 	// SelfPoll is how often a self-update polls its detached job and the
 	// health check. Zero: 1 second.
 	SelfPoll time.Duration

@@ -37,6 +37,11 @@ var ErrRestartPending = errors.New("the agent's own package was installed; the t
 type Detacher interface {
 	Start(ctx context.Context, name string, cmd detach.Command) error
 	Status(name string) (detach.Status, error)
+	// StartGuarded runs install, then restore unless the job is settled
+	// within after of the install's end.
+	StartGuarded(ctx context.Context, name string, install, restore detach.Command, after time.Duration) error
+	Settle(name string) error
+	GuardStatus(name string) (detach.Status, error)
 }
 
 // selfInstaller is a package manager that can hand out the command that
@@ -84,17 +89,29 @@ func (e *Engine) selfInstall(ctx context.Context, tx *Tx) {
 		fail(fmt.Errorf("no payload of the running agent %s %s is available for a rollback; publish that version in the catalog too (patchring catalog add) so the content store can keep it", it.Package, it.From))
 		return
 	}
+	// The previous package is placed too: the job's guard reinstalls it
+	// when no new agent settles the job (one that never starts).
+	if err := e.place(ctx, it.Source, it.Package, it.Arch, it.From, it.FromPayload); err != nil {
+		fail(fmt.Errorf("place the previous agent for the rollback: %w", err))
+		return
+	}
 	cmd, err := si.InstallFilesCommand(ctx, []PkgVersion{{it.Package, it.To}}, false)
 	if err != nil {
 		fail(err)
 		return
 	}
-	job := selfJob(tx, "install")
-	if err := e.j.begin(tx, StepSelfInstall, "detached job "+job); err != nil {
+	restore, err := si.InstallFilesCommand(ctx, []PkgVersion{{it.Package, it.From}}, true)
+	if err != nil {
 		fail(err)
 		return
 	}
-	if err := e.cfg.Detacher.Start(ctx, job, cmd); err != nil {
+	job := selfJob(tx, "install")
+	after := e.guardAfter()
+	if err := e.j.begin(tx, StepSelfInstall, fmt.Sprintf("detached job %s; its guard restores %s %s unless the new agent is healthy within %s", job, it.Package, it.From, after)); err != nil {
+		fail(err)
+		return
+	}
+	if err := e.cfg.Detacher.StartGuarded(ctx, job, cmd, restore, after); err != nil {
 		e.j.finish(tx, err, "")
 		fail(err)
 		return
@@ -125,6 +142,13 @@ func (e *Engine) followSelfInstall(ctx context.Context, tx *Tx, recovering bool)
 			e.cfg.SelfRestart(fmt.Sprintf("transaction %d installed %s %s", tx.ID, it.Package, it.To))
 		}
 	case it.From:
+		if st.ExitCode == 0 {
+			// Installed, and restored since by the job's guard.
+			e.j.finish(tx, nil, fmt.Sprintf("%s %s installed", it.Package, it.To))
+			e.guardRestored(ctx, tx)
+			return
+		}
+		e.settleGuard(tx)
 		err := fmt.Errorf("the detached install exited %d: %s", st.ExitCode, tail([]byte(st.Output), 400))
 		e.j.finish(tx, err, "")
 		e.j.end(tx, OutcomeFailed, fmt.Errorf("self-update: %w", err))
@@ -187,8 +211,21 @@ func (e *Engine) selfHealth(ctx context.Context, tx *Tx) {
 		}
 	}
 	for {
+		if v, _ := e.cfg.Packages.InstalledVersion(ctx, tx.Items[0].Package); v != tx.Items[0].To {
+			e.guardRestored(ctx, tx)
+			return
+		}
 		err := e.cfg.SelfHealth(ctx)
 		if err == nil {
+			if err := e.cfg.Detacher.Settle(selfJob(tx, "install")); err != nil {
+				// The guard would restore a healthy agent: not healthy yet.
+				err = fmt.Errorf("settle the install's guard: %w", err)
+				e.cfg.Log.Warn("engine: self-update", "tx", tx.ID, "err", err)
+				if e.pause(ctx) != nil {
+					return
+				}
+				continue
+			}
 			e.j.finish(tx, nil, "healthy")
 			e.j.end(tx, OutcomeInstalled, nil)
 			e.done(ctx, tx)
@@ -220,6 +257,7 @@ func (e *Engine) selfRollback(ctx context.Context, tx *Tx, cause error) {
 		e.j.end(tx, OutcomeFailed, fmt.Errorf("self-update: %v; rollback failed too: %w", cause, err))
 		e.done(ctx, tx)
 	}
+	e.settleGuard(tx) // this rollback replaces the guard's
 	e.j.begin(tx, StepRollback, cause.Error())
 	if err := e.place(ctx, it.Source, it.Package, it.Arch, it.From, it.FromPayload); err != nil {
 		failed(err)
@@ -261,6 +299,55 @@ func (e *Engine) followSelfRollback(ctx context.Context, tx *Tx, cause error, re
 		// This process runs the version just removed.
 		e.cfg.SelfRestart(fmt.Sprintf("transaction %d restored %s %s", tx.ID, it.Package, it.From))
 	}
+}
+
+// guardAfter is how long the install job's guard waits for the new agent
+// to be healthy before it restores the previous one itself: past the
+// agent's own deadline, so the agent's journaled rollback comes first
+// when the agent runs at all.
+func (e *Engine) guardAfter() time.Duration {
+	if e.cfg.SelfGuardAfter > 0 {
+		return e.cfg.SelfGuardAfter
+	}
+	p, _ := e.cfg.Policy()
+	return p.SelfHealthDeadline() + 2*time.Minute
+}
+
+// settleGuard stands the install job's guard down.
+func (e *Engine) settleGuard(tx *Tx) {
+	if err := e.cfg.Detacher.Settle(selfJob(tx, "install")); err != nil {
+		e.cfg.Log.Warn("engine: self-update: settle the install's guard", "tx", tx.ID, "err", err)
+	}
+}
+
+// guardRestored ends tx after the agent's package went back to the
+// previous version without this engine: the install job's guard restored
+// it because no new agent was healthy in time (it never started, or never
+// passed its check).
+func (e *Engine) guardRestored(ctx context.Context, tx *Tx) {
+	it := tx.Items[0]
+	v, _ := e.cfg.Packages.InstalledVersion(ctx, it.Package)
+	gs, _ := e.cfg.Detacher.GuardStatus(selfJob(tx, "install"))
+	detail := fmt.Sprintf("%s is at %q; the install's guard ", it.Package, v)
+	if gs.Done {
+		detail += fmt.Sprintf("restored %s (exit %d)", it.From, gs.ExitCode)
+	} else {
+		detail += "did not run"
+	}
+	e.j.begin(tx, StepRollback, detail)
+	if v != it.From {
+		err := fmt.Errorf("%s is at %q, neither the new %s nor the previous %s: %s", it.Package, v, it.To, it.From, tail([]byte(gs.Output), 400))
+		e.j.finish(tx, err, "")
+		tx.RollbackFailed = true
+		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
+		e.j.end(tx, OutcomeFailed, fmt.Errorf("self-update: %w", err))
+		e.done(ctx, tx)
+		return
+	}
+	e.j.finish(tx, nil, "previous agent restored by the guard")
+	e.markRolledBack(it, tx.Policy)
+	e.j.end(tx, OutcomeRolledBack, fmt.Errorf("self-update: the new agent %s was not healthy in time (it did not start or did not pass its health check); the guard restored %s", it.To, it.From))
+	e.done(ctx, tx)
 }
 
 // recoverSelf finishes a self-update transaction at the agent's next

@@ -258,3 +258,61 @@ func TestSelfUpdateFinishedByTheNextAgent(t *testing.T) {
 		t.Fatalf("after the next start: %+v (%s), patchring %q, restarts %v", tx, stepNames(tx), n.versionOf("patchring"), a.restarts)
 	}
 }
+
+// TestSelfUpdateGuardRestoresAgentThatNeverStarts: the new agent never
+// runs, so nothing settles the install job; its guard reinstalls the
+// previous package, and the old agent, started again, reports the
+// self-update rolled back.
+func TestSelfUpdateGuardRestoresAgentThatNeverStarts(t *testing.T) {
+	w := newCatalogWorld(t, "")
+	v10 := w.build(t, vendorPkg("patchring", "1.0"))
+	w.add(t, vendorPkg("patchring", "1.0"))
+	w.add(t, vendorPkg("patchring", "1.1"))
+	jobs := &detach.Runner{Dir: t.TempDir()}
+	a := &agent{}
+	var cfg engine.Config
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
+		selfConfig(c, jobs.Dir, "", a, func(context.Context) error { return nil })
+		c.SelfGuardAfter = time.Second
+		cfg = *c
+	})
+	n.cycle()
+	if a.restartCount() != 1 {
+		t.Fatalf("restarts %v; want one after the install", a.restarts)
+	}
+	// No agent 1.1 ever runs.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := jobs.GuardStatus("patchring-self-install-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Done {
+			if st.ExitCode != 0 {
+				t.Fatalf("guard's restore failed: %+v", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guard did not restore within 2 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := n.versionOf("patchring"); v != "1.0" {
+		t.Fatalf("patchring is %q after the guard, want 1.0", v)
+	}
+	n.eng = engine.New(cfg) // agent 1.0 starts again
+	if err := n.eng.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tx := n.history()[0]
+	if tx.Outcome != engine.OutcomeRolledBack || !strings.Contains(tx.Error, "the guard restored 1.0") {
+		t.Fatalf("transaction = %+v (%s)", tx, stepNames(tx))
+	}
+	if len(a.results) != 1 || a.results[0].Outcome != engine.OutcomeRolledBack {
+		t.Errorf("results reported to the fleet: %+v", a.results)
+	}
+	if d := n.plan()["patchring"]; d.Rule != "rollback" {
+		t.Errorf("1.1 is offered again after the guard's rollback: %+v", d)
+	}
+}
