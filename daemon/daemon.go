@@ -510,6 +510,12 @@ func (d *Daemon) startEngine() error {
 				d.log.Warn("reboot: record required", "err", err)
 			}
 		},
+		// The agent's own package installs detached and must come back
+		// healthy (see engine/selfupdate.go).
+		SelfPackage: SelfPackage,
+		Detacher:    d.selfJobs(),
+		SelfHealth:  d.selfHealth,
+		SelfRestart: d.selfRestart,
 	})
 	d.add(d.engine)
 	return nil

@@ -561,6 +561,9 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 			p.Console = &Console{}
 			d.object(v, path, d.fStr("url", &p.Console.URL), d.fStr("tls_pin", &p.Console.TLSPin))
 		}},
+		field{"self_update", func(v *yaml.Node, path string) {
+			d.object(v, path, d.fDur("health_deadline", &p.SelfUpdate.HealthDeadline))
+		}},
 	)
 	return p
 }

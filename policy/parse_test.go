@@ -97,7 +97,7 @@ rings:
 		{
 			name: "unknown top-level key",
 			src:  base + "colour: blue\n",
-			want: []string{`policy.yaml:12:1: colour: unknown key "colour"; allowed here: schema, name, expires, rings, windows, auto_approve, approve, deny, pins, expedite, pauses, rollbacks, reboot, peer_sharing, health_check, transactions, console`},
+			want: []string{`policy.yaml:12:1: colour: unknown key "colour"; allowed here: schema, name, expires, rings, windows, auto_approve, approve, deny, pins, expedite, pauses, rollbacks, reboot, peer_sharing, health_check, transactions, console, self_update`},
 		},
 		{
 			name: "repeated key",
@@ -305,6 +305,21 @@ health_check: {command: /bin/true, timeout: 2h}
 				`policy.yaml:13:25: health_check.command: must be a list of program and arguments (no shell), e.g. [/usr/local/bin/check, --quick]; got '/bin/true'`,
 				`policy.yaml:13:45: health_check.timeout: 2h is too long; use at most 1h`,
 			},
+		},
+		{
+			name: "self-update deadline too long",
+			src:  base + "self_update: {health_deadline: 2h}\n",
+			want: []string{`policy.yaml:12:32: self_update.health_deadline: 2h is too long; use at most 1h`},
+		},
+		{
+			name: "self-update deadline too short",
+			src:  base + "self_update: {health_deadline: 2s}\n",
+			want: []string{`policy.yaml:12:32: self_update.health_deadline: 2s is too short for an agent to start, rejoin gossip and verify its policy; use at least 10s`},
+		},
+		{
+			name: "self-update unknown key",
+			src:  base + "self_update: {health_deadlin: 2m}\n",
+			want: []string{`policy.yaml:12:15: self_update.health_deadlin: unknown key "health_deadlin" (did you mean "health_deadline"?); allowed here: health_deadline`},
 		},
 		{
 			name: "transactions rules",

@@ -88,6 +88,8 @@ type Policy struct {
 	// report). It is here, in the signed policy, so that nobody who can
 	// edit a node's local files can redirect its reports.
 	Console *Console `json:"console,omitempty"`
+	// SelfUpdate governs updates of the agent's own package.
+	SelfUpdate SelfUpdate `json:"self_update,omitzero"`
 
 	valid bool // set by Validate once the compiled fields below are ready
 }
@@ -337,6 +339,31 @@ func matchAny(globs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// SelfUpdate governs how the agent updates its own package (a catalog
+// payload like any other): after installing itself, the new agent must be
+// healthy (service running, local API answering, gossip rejoined, policy
+// verified) within HealthDeadline of its start, or the previous package is
+// restored.
+type SelfUpdate struct {
+	// HealthDeadline is how long a freshly installed agent has to come
+	// back healthy. Zero: DefaultSelfHealthDeadline.
+	HealthDeadline Duration `json:"health_deadline,omitempty"`
+}
+
+// Self-update health deadline bounds.
+const (
+	DefaultSelfHealthDeadline = 5 * time.Minute
+	MaxSelfHealthDeadline     = time.Hour
+)
+
+// SelfHealthDeadline is the self-update health deadline in force.
+func (p *Policy) SelfHealthDeadline() time.Duration {
+	if p == nil || p.SelfUpdate.HealthDeadline <= 0 {
+		return DefaultSelfHealthDeadline
+	}
+	return p.SelfUpdate.HealthDeadline.Std()
 }
 
 // HealthCheck is a command (argv, no shell) the engine runs after an

@@ -46,6 +46,14 @@ func validate(p *Policy, ps *problems) {
 		}
 	}
 	v.healthCheck(p.HealthCheck, "health_check")
+	switch d := p.SelfUpdate.HealthDeadline; {
+	case d < 0:
+		v.ps.at("self_update.health_deadline", "must not be negative, e.g. 5m")
+	case d > 0 && d.Std() < 10*time.Second:
+		v.ps.at("self_update.health_deadline", "%s is too short for an agent to start, rejoin gossip and verify its policy; use at least 10s", d)
+	case d.Std() > MaxSelfHealthDeadline:
+		v.ps.at("self_update.health_deadline", "%s is too long; use at most %s", d, FormatDuration(MaxSelfHealthDeadline))
+	}
 	for i, g := range p.Transactions.AllowRemove {
 		at := indexPath("transactions.allow_remove", i)
 		v.required(g, at, "a package glob, e.g. linux-image-*")

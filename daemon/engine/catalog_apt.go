@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/patchring/patchring/platform/apt"
+	"github.com/patchring/patchring/platform/detach"
 )
 
 // PlaceFile writes the verified payload to a staging file next to apt's
@@ -44,4 +45,19 @@ func (a *aptPackages) InstallFiles(ctx context.Context, pkgs []PkgVersion, allow
 
 func (a *aptPackages) Remove(ctx context.Context, pkgs ...string) error {
 	return a.b.Remove(ctx, pkgs...)
+}
+
+// InstallFilesCommand returns the apt-get run InstallFiles would make for
+// the placed payloads, to run detached (the agent's own package).
+func (a *aptPackages) InstallFilesCommand(ctx context.Context, pkgs []PkgVersion, allowDowngrades bool) (detach.Command, error) {
+	paths := make([]string, 0, len(pkgs))
+	for _, p := range pkgs {
+		path, ok := a.b.Placed(p.Package, p.Version, "")
+		if !ok {
+			return detach.Command{}, fmt.Errorf("install %s=%s: %w", p.Package, p.Version, apt.ErrNotPlaced)
+		}
+		paths = append(paths, path)
+	}
+	c, err := a.b.InstallFilesCommand(ctx, paths, apt.InstallOptions{AllowDowngrades: allowDowngrades})
+	return detach.Command(c), err
 }

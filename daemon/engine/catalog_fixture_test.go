@@ -229,13 +229,13 @@ type catalogNode struct {
 }
 
 // newNode returns an agent in ring pilot (tag pilot) or broad on a Debian
-// 12 amd64 node.
-func (w *catalogWorld) newNode(t testing.TB, name string, tags []string, sb *apttest.Sandbox) *catalogNode {
+// 12 amd64 node; opts change the engine's configuration.
+func (w *catalogWorld) newNode(t testing.TB, name string, tags []string, sb *apttest.Sandbox, opts ...func(*engine.Config)) *catalogNode {
 	t.Helper()
-	return openCatalogNode(t, name, tags, sb, w.srv.URL, w.root, filepath.Join(w.stateDir, name))
+	return openCatalogNode(t, name, tags, sb, w.srv.URL, w.root, filepath.Join(w.stateDir, name), opts...)
 }
 
-func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandbox, origin string, root []byte, stateDir string) *catalogNode {
+func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandbox, origin string, root []byte, stateDir string, opts ...func(*engine.Config)) *catalogNode {
 	t.Helper()
 	ctx := context.Background()
 	b, err := apt.New(ctx, apt.Options{AptConfig: sb.AptConfig})
@@ -268,7 +268,7 @@ func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandb
 		return policy.NodeFacts{NodeID: name, Hostname: name, Tags: n.tags, OSID: "debian", OSVersion: "12", Arch: "amd64"}
 	}
 	svc := policysvc.New(policysvc.Config{Trust: tc, Log: log, Facts: facts})
-	n.eng = engine.New(engine.Config{
+	cfg := engine.Config{
 		DB:          db,
 		Log:         log,
 		Packages:    engine.AptPackages(b),
@@ -281,7 +281,11 @@ func openCatalogNode(t testing.TB, name string, tags []string, sb *apttest.Sandb
 		MinFree:     testMinFree,
 		HealthEnv:   []string{"PATCHRING_ROOT=" + sb.Root},
 		OnReboot:    func(time.Time, string, []string) { n.mu.Lock(); n.reboots++; n.mu.Unlock() },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n.eng = engine.New(cfg)
 	cn := &catalogNode{node: n, pol: svc}
 	cn.refresh()
 	return cn

@@ -138,6 +138,29 @@ type Config struct {
 	// batch is split along dependency lines (a package and what it depends
 	// on in the batch stay together, however many they are). Zero: 200.
 	MaxBatch int
+
+	// SelfPackage is the agent's own package (e.g. "patchring"); "" treats
+	// it like any other. Its updates come only from the catalog and are
+	// installed detached (see selfupdate.go), with Detacher, SelfHealth
+	// and SelfRestart.
+	SelfPackage string
+	// SelfVersion is the version of the running agent's package.
+	SelfVersion string
+	// Detacher runs the self-install outside the agent's process.
+	Detacher Detacher
+	// SelfHealth reports whether the running agent is healthy: service
+	// running, local API answering, gossip rejoined, policy verified.
+	SelfHealth func(ctx context.Context) error
+	// SelfRestart asks for the agent to be restarted (its own package was
+	// installed or restored and the package did not restart it).
+	SelfRestart func(reason string)
+	// SelfGuardAfter is how long the detached install's guard waits for
+	// the new agent to be healthy before it restores the previous package
+	// itself. Zero: the policy's self-update health deadline plus 2 min.
+	SelfGuardAfter time.Duration
+	// SelfPoll is how often a self-update polls its detached job and the
+	// health check. Zero: 1 second.
+	SelfPoll time.Duration
 }
 
 // Engine plans and installs updates.
@@ -177,6 +200,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 200
+	}
+	if cfg.SelfPoll == 0 {
+		cfg.SelfPoll = time.Second
 	}
 	return &Engine{cfg: cfg, j: &journal{db: cfg.DB, now: cfg.Now}, trigger: make(chan struct{}, 1), state: "idle"}
 }
@@ -258,6 +284,10 @@ func (e *Engine) Cycle(ctx context.Context) error {
 	var reasons []string
 	for _, d := range due {
 		if d.Update.Source == policy.SourceCatalog {
+			continue
+		}
+		if d.Update.Package == e.cfg.SelfPackage && e.cfg.SelfPackage != "" {
+			e.cfg.Log.Warn("engine: the agent's own package is updated only from the signed catalog, not from apt", "update", d.Update.String())
 			continue
 		}
 		batch = append(batch, d.Update)
@@ -552,6 +582,9 @@ func txErr(tx *Tx) error {
 	if tx.Outcome == OutcomeInstalled {
 		return nil
 	}
+	if tx.Open() {
+		return fmt.Errorf("transaction %d: %w", tx.ID, ErrRestartPending)
+	}
 	return &txError{id: tx.ID, outcome: tx.Outcome, msg: tx.Error}
 }
 
@@ -618,6 +651,10 @@ func (e *Engine) run(ctx context.Context, tx *Tx) {
 		}
 	}
 	e.j.finish(tx, nil, "")
+	if e.isSelf(tx) {
+		e.selfInstall(ctx, tx)
+		return
+	}
 	e.installAndVerify(ctx, tx)
 }
 
@@ -941,6 +978,10 @@ func (e *Engine) Recover(ctx context.Context) error {
 func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
+	if e.isSelf(tx) && tx.reached(StepSelfInstall) {
+		e.recoverSelf(ctx, tx)
+		return nil
+	}
 	last := tx.LastStep()
 	e.cfg.Log.Warn("engine: found a transaction interrupted by a crash", "tx", tx.ID, "step", last.Name, "status", last.Status)
 	audit, _ := e.cfg.Packages.Audit(ctx)

@@ -124,6 +124,9 @@ type Tx struct {
 	// RollbackFailed is set when the rollback of this transaction failed
 	// and the node was settled instead (see the items' results).
 	RollbackFailed bool `json:"rollback_failed,omitempty"`
+	// SelfDeadline is when a self-update's new agent must be healthy by
+	// (set when its health step begins).
+	SelfDeadline time.Time `json:"self_health_deadline,omitzero"`
 
 	before map[string]string // installed packages before the install step (not journaled)
 }

@@ -826,3 +826,27 @@ func countResults(members []gossip.Member) *siteResults {
 	}
 	return s
 }
+
+// Rejoined reports whether this node is back in its site's gossip: at
+// least one other member is alive, or, for a node with no seeds to join
+// (a site of one), its own state is published. A self-updated agent must
+// rejoin before it counts as healthy.
+func (f *Membership) Rejoined() error {
+	local := false
+	for _, m := range f.g.Members() {
+		if m.Local {
+			local = true
+			continue
+		}
+		if m.Liveness == gossip.LivenessAlive {
+			return nil
+		}
+	}
+	switch {
+	case !local:
+		return errors.New("gossip: this node's state is not published yet")
+	case len(f.cfg.Gossip.Seeds) > 0:
+		return fmt.Errorf("gossip: no other member of the site is alive yet (seeds %s)", strings.Join(f.cfg.Gossip.Seeds, ", "))
+	}
+	return nil
+}

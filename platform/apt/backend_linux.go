@@ -595,24 +595,63 @@ func (b *Backend) InstallFiles(ctx context.Context, paths []string, opts Install
 	if len(paths) == 0 {
 		return nil
 	}
+	args, pvs, err := b.installFilesArgs(ctx, paths, opts)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	res, err := b.run(ctx, "apt-get install", "apt-get", args...)
+	if err != nil {
+		return b.changeError("install", pvs, res, err)
+	}
+	return nil
+}
+
+// InstallFilesCommand returns the command InstallFiles would run for paths,
+// after the same checks, for a caller that must run it detached from its
+// own process (the agent installing its own package, whose maintainer
+// scripts restart the agent). The command runs against this backend's
+// root and configuration through its environment.
+func (b *Backend) InstallFilesCommand(ctx context.Context, paths []string, opts InstallOptions) (Command, error) {
+	if len(paths) == 0 {
+		return Command{}, errors.New("install files: no files")
+	}
+	args, _, err := b.installFilesArgs(ctx, paths, opts)
+	if err != nil {
+		return Command{}, err
+	}
+	if b.opts.HTTPProxy != "" {
+		args = append([]string{"-o", "Acquire::http::Proxy=" + b.opts.HTTPProxy, "-o", "Acquire::PDiffs=false"}, args...)
+	}
+	path, err := exec.LookPath("apt-get")
+	if err != nil {
+		return Command{}, fmt.Errorf("install files: %w", err)
+	}
+	return Command{Path: path, Args: args, Env: slices.Clone(b.env)}, nil
+}
+
+// installFilesArgs checks paths and returns apt-get's arguments to install
+// them and the packages they hold.
+func (b *Backend) installFilesArgs(ctx context.Context, paths []string, opts InstallOptions) ([]string, []PkgVersion, error) {
 	if opts.NoDownload {
-		return errors.New("install files: NoDownload is not supported for files")
+		return nil, nil, errors.New("install files: NoDownload is not supported for files")
 	}
 	pvs := make([]PkgVersion, 0, len(paths))
 	for _, p := range paths {
 		if !filepath.IsAbs(p) || !strings.HasSuffix(p, ".deb") || strings.ContainsAny(p, "\n\x00") {
-			return fmt.Errorf("install files: %q is not an absolute path of a .deb file", p)
+			return nil, nil, fmt.Errorf("install files: %q is not an absolute path of a .deb file", p)
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("install files: %w", err)
+			return nil, nil, fmt.Errorf("install files: %w", err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("install files: %s is not a regular file", p)
+			return nil, nil, fmt.Errorf("install files: %s is not a regular file", p)
 		}
 		pv, err := b.DebPackage(ctx, p)
 		if err != nil {
-			return fmt.Errorf("install files: %w", err)
+			return nil, nil, fmt.Errorf("install files: %w", err)
 		}
 		if pv.Arch == b.paths.Arch || pv.Arch == "all" {
 			pv.Arch = "" // named as Install names them
@@ -626,14 +665,7 @@ func (b *Backend) InstallFiles(ctx context.Context, paths []string, opts Install
 	if opts.AllowDowngrades {
 		args = append(args, "--allow-downgrades")
 	}
-	args = append(append(args, "--"), paths...)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	res, err := b.run(ctx, "apt-get install", "apt-get", args...)
-	if err != nil {
-		return b.changeError("install", pvs, res, err)
-	}
-	return nil
+	return append(append(args, "--"), paths...), pvs, nil
 }
 
 func cmpOr(a, b string) string {

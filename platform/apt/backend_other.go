@@ -49,6 +49,11 @@ func (b *Backend) InstallFiles(ctx context.Context, paths []string, opts Install
 	return ErrUnsupported
 }
 
+// InstallFilesCommand returns ErrUnsupported.
+func (b *Backend) InstallFilesCommand(ctx context.Context, paths []string, opts InstallOptions) (Command, error) {
+	return Command{}, ErrUnsupported
+}
+
 // Placed reports nothing placed.
 func (b *Backend) Placed(pkg, version, arch string) (string, bool) { return "", false }
 

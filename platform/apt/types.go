@@ -289,3 +289,10 @@ type ApplyOptions struct {
 	// apt when one is missing.
 	NoDownload bool
 }
+
+// Command is a program with its arguments and complete environment.
+type Command struct {
+	Path string
+	Args []string
+	Env  []string
+}
