@@ -30,6 +30,18 @@ func (a *agent) restart(reason string) {
 func (a *agent) result(tx *engine.Tx) { a.mu.Lock(); a.results = append(a.results, tx); a.mu.Unlock() }
 func (a *agent) restartCount() int    { a.mu.Lock(); defer a.mu.Unlock(); return len(a.restarts) }
 
+// jobsDir is a directory for detached jobs; every job started there that
+// still runs when the test ends (a guard waiting to restore) is stopped.
+func jobsDir(t *testing.T) string {
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if err := (&detach.Runner{Dir: dir}).StopAll(context.Background()); err != nil {
+			t.Errorf("stop detached jobs: %v", err)
+		}
+	})
+	return dir
+}
+
 // selfConfig makes the engine treat "patchring" as its own package, at
 // version running, installing it through a real detached runner.
 func selfConfig(cfg *engine.Config, jobs, running string, a *agent, health func(context.Context) error) {
@@ -74,7 +86,7 @@ func testSelfUpdate(t *testing.T, byVersion bool) {
 	w.add(t, vendorPkg("patchring", "1.0"))
 	w.add(t, vendorPkg("patchring", "1.1"))
 	sb := w.sandbox(t, w.libacme, v10)
-	jobs := t.TempDir()
+	jobs := jobsDir(t)
 	a := &agent{}
 	var cfg engine.Config
 	healthy := func(context.Context) error { return nil }
@@ -172,7 +184,7 @@ func TestSelfUpdateNeedsPreviousPayload(t *testing.T) {
 	w.add(t, vendorPkg("patchring", "1.1"))
 	a := &agent{}
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
-		selfConfig(c, filepath.Join(t.TempDir(), "jobs"), "1.0", a, func(context.Context) error { return nil })
+		selfConfig(c, filepath.Join(jobsDir(t), "jobs"), "1.0", a, func(context.Context) error { return nil })
 	})
 	n.cycle()
 	h := n.history()
@@ -206,7 +218,7 @@ func TestSelfUpdateFinishedByTheNextAgent(t *testing.T) {
 	v10 := w.build(t, vendorPkg("patchring", "1.0"))
 	w.add(t, vendorPkg("patchring", "1.0"))
 	w.add(t, vendorPkg("patchring", "1.1"))
-	jobs := &gatedJobs{Runner: &detach.Runner{Dir: t.TempDir()}, held: true}
+	jobs := &gatedJobs{Runner: &detach.Runner{Dir: jobsDir(t)}, held: true}
 	a := &agent{}
 	var cfg engine.Config
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
@@ -268,7 +280,7 @@ func TestSelfUpdateGuardRestoresAgentThatNeverStarts(t *testing.T) {
 	v10 := w.build(t, vendorPkg("patchring", "1.0"))
 	w.add(t, vendorPkg("patchring", "1.0"))
 	w.add(t, vendorPkg("patchring", "1.1"))
-	jobs := &detach.Runner{Dir: t.TempDir()}
+	jobs := &detach.Runner{Dir: jobsDir(t)}
 	a := &agent{}
 	var cfg engine.Config
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {

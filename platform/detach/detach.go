@@ -1,6 +1,7 @@
 package detach
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -88,4 +89,17 @@ func clear(log, status string) error {
 		}
 	}
 	return nil
+}
+
+// StopAll stops every job started in r.Dir that may still run (see Stop).
+func (r *Runner) StopAll(ctx context.Context) error {
+	pids, err := filepath.Glob(filepath.Join(r.Dir, "*.pid"))
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	var errs []error
+	for _, p := range pids {
+		errs = append(errs, r.Stop(ctx, strings.TrimSuffix(filepath.Base(p), ".pid")))
+	}
+	return errors.Join(errs...)
 }

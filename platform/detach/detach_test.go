@@ -4,6 +4,8 @@ package detach
 
 import (
 	"context"
+	"fmt"
+	"github.com/patchring/patchring/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +33,7 @@ func waitDone(t *testing.T, r *Runner, name string) Status {
 }
 
 func TestStartRecordsExitOutputAndOwnSession(t *testing.T) {
-	r := &Runner{Dir: t.TempDir()}
+	r := newRunner(t)
 	marker := filepath.Join(t.TempDir(), "sid")
 	cmd := Command{Path: "/bin/sh", Args: []string{"-c", `echo "hello $GREETING"; cut -d' ' -f6 /proc/self/stat >"$1"; exit 3`, "sh", marker}, Env: []string{"GREETING=world", "PATH=/usr/bin:/bin"}}
 	if err := r.Start(context.Background(), "job-1", cmd); err != nil {
@@ -71,7 +73,7 @@ func TestBadNamesAndDirs(t *testing.T) {
 			t.Errorf("Start(dir %q, name %q) succeeded", r.dir, r.name)
 		}
 	}
-	r := &Runner{Dir: t.TempDir()}
+	r := newRunner(t)
 	if st, err := r.Status("never-started"); err != nil || st.Done {
 		t.Fatalf("Status of a job never started = %+v, %v", st, err)
 	}
@@ -104,7 +106,7 @@ func TestGuardRestoresUnlessSettled(t *testing.T) {
 	install := Command{Path: "/bin/sh", Args: []string{"-c", `echo "installed by $WHO"`}, Env: env}
 	restore := Command{Path: "/bin/sh", Args: []string{"-c", `echo "restored by $WHO" >"$1"; echo restore ran`, "sh", restored}, Env: env}
 
-	r := &Runner{Dir: t.TempDir()}
+	r := newRunner(t)
 	if err := r.StartGuarded(context.Background(), "guarded", install, restore, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +121,7 @@ func TestGuardRestoresUnlessSettled(t *testing.T) {
 	}
 
 	// Settled: the guard stands down and the restore never runs.
-	r2 := &Runner{Dir: t.TempDir()}
+	r2 := newRunner(t)
 	restored2 := filepath.Join(out, "restored2")
 	restore.Args[len(restore.Args)-1] = restored2
 	if err := r2.StartGuarded(context.Background(), "guarded", install, restore, time.Hour); err != nil {
@@ -135,5 +137,56 @@ func TestGuardRestoresUnlessSettled(t *testing.T) {
 	}
 	if _, err := os.Stat(restored2); err == nil {
 		t.Fatal("the restore ran although the job was settled")
+	}
+}
+
+// newRunner is a runner in a temporary directory whose jobs still running
+// when the test ends are stopped.
+func newRunner(t *testing.T) *Runner {
+	r := &Runner{Dir: t.TempDir()}
+	t.Cleanup(func() {
+		if err := r.StopAll(context.Background()); err != nil {
+			t.Errorf("stop jobs: %v", err)
+		}
+	})
+	return r
+}
+
+// TestStopEndsTheJobsSession: a guard waiting an hour is ended by Stop,
+// with its children, and the restore never runs.
+func TestStopEndsTheJobsSession(t *testing.T) {
+	r := newRunner(t)
+	restored := filepath.Join(t.TempDir(), "restored")
+	install := Command{Path: "/bin/true", Env: []string{"PATH=/usr/bin:/bin"}}
+	restore := Command{Path: "/bin/sh", Args: []string{"-c", `echo x >"$1"`, "sh", restored}, Env: install.Env}
+	if err := r.StartGuarded(context.Background(), "waiting", install, restore, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, r, "waiting")
+	b, err := os.ReadFile(filepath.Join(r.Dir, "waiting.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sessionLeader(pid) {
+		t.Fatalf("job %d does not lead its own session", pid)
+	}
+	if err := r.Stop(context.Background(), "waiting"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the guard's session to end", func() error {
+		if sessionLeader(pid) {
+			return fmt.Errorf("session %d still runs", pid)
+		}
+		return nil
+	})
+	if err := r.Stop(context.Background(), "waiting"); err != nil {
+		t.Fatalf("stopping a stopped job: %v", err)
+	}
+	if _, err := os.Stat(restored); err == nil {
+		t.Fatal("the restore ran after Stop")
 	}
 }

@@ -4,9 +4,13 @@ package detach
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -52,7 +56,48 @@ func (r *Runner) start(ctx context.Context, name, logPath, statusPath string, ar
 		return fmt.Errorf("detach: start %s: %w", name, err)
 	}
 	go c.Wait() // reap it while this process lives; init does after
+	// The PID is the job's session (and process group) ID: Stop ends the
+	// whole job by it.
+	pid := filepath.Join(r.Dir, name+".pid")
+	if err := os.WriteFile(pid, []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("detach: start %s: %w", name, err)
+	}
 	return nil
+}
+
+// Stop ends job name if it still runs: the transient unit, or every
+// process of the session the job was started in. A job that ended, or
+// was never started, is left alone.
+func (r *Runner) Stop(ctx context.Context, name string) error {
+	if _, _, err := r.paths(name); err != nil {
+		return err
+	}
+	if r.Systemd {
+		out, err := exec.CommandContext(ctx, "systemctl", "stop", name).CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "not loaded") {
+			return fmt.Errorf("detach: stop %s: %w: %s", name, err, out)
+		}
+		return nil
+	}
+	pidPath := filepath.Join(r.Dir, name+".pid")
+	b, err := os.ReadFile(pidPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("detach: stop %s: %w", name, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("detach: stop %s: %s holds %q, not a PID", name, pidPath, strings.TrimSpace(string(b)))
+	}
+	if sessionLeader(pid) {
+		// Its session may hold children (the install, sleep): all go.
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("detach: stop %s (session %d): %w", name, pid, err)
+		}
+	}
+	return os.Remove(pidPath)
 }
 
 // SystemdAvailable reports whether systemd runs this machine and
