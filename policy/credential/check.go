@@ -58,26 +58,5 @@ func (t *Trust) CheckIssued(rec Issued, now time.Time) error {
 		}
 		return fmt.Errorf("node %s: %w (%s)", rec.NodeID, ErrUnknownSigner, why)
 	}
-	if now.Add(ClockSkew).Before(rec.NotBefore) {
-		return fmt.Errorf("node %s: %w until %s", rec.NodeID, ErrNotYetValid, rec.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if !now.Before(rec.NotAfter) {
-		return fmt.Errorf("node %s: %w at %s", rec.NodeID, ErrExpired, rec.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if ic := s.issuer; ic != nil {
-		if now.Before(ic.NotBefore) || !now.Before(ic.NotAfter) {
-			return fmt.Errorf("node %s: %w: issuer %q is valid %s..%s", rec.NodeID, ErrUnknownSigner, ic.Name,
-				ic.NotBefore.Format(time.RFC3339), ic.NotAfter.Format(time.RFC3339))
-		}
-		if len(ic.Sites) > 0 && !slices.Contains(ic.Sites, rec.Site) {
-			return fmt.Errorf("node %s: %w: issuer %q may not issue for site %q", rec.NodeID, ErrIssuerScope, ic.Name, rec.Site)
-		}
-	}
-	if n, ok := t.nodes[rec.NodeID]; ok {
-		return fmt.Errorf("node %s: %w since %s (%s)", rec.NodeID, ErrRevoked, n.At.UTC().Format(time.RFC3339), n.Reason)
-	}
-	if t.serials[rec.Serial] {
-		return fmt.Errorf("node %s: %w (serial %d)", rec.NodeID, ErrRevoked, rec.Serial)
-	}
-	return nil
+	return t.checkTerms(s, terms{rec.NodeID, rec.Site, rec.Serial, rec.NotBefore, rec.NotAfter}, now)
 }

@@ -238,27 +238,42 @@ func (t *Trust) Verify(c *Credential, now time.Time) error {
 	if !ed25519.Verify(s.key, signedMessage(body), c.Signature) {
 		return fmt.Errorf("node %s: %w", c.NodeID, ErrBadSignature)
 	}
-	if now.Add(ClockSkew).Before(c.NotBefore) {
-		return fmt.Errorf("node %s: %w until %s", c.NodeID, ErrNotYetValid, c.NotBefore.UTC().Format(time.RFC3339))
+	return t.checkTerms(s, terms{c.NodeID, c.Site, c.Serial, c.NotBefore, c.NotAfter}, now)
+}
+
+// terms are what a credential (or its ledger record) says besides its
+// signature.
+type terms struct {
+	nodeID              string
+	site                string
+	serial              uint64
+	notBefore, notAfter time.Time
+}
+
+// checkTerms checks a credential signed by s at now: its validity (a
+// start up to ClockSkew ahead is accepted), its issuer's validity and
+// sites, and the revocation lists.
+func (t *Trust) checkTerms(s signer, c terms, now time.Time) error {
+	if now.Add(ClockSkew).Before(c.notBefore) {
+		return fmt.Errorf("node %s: %w until %s", c.nodeID, ErrNotYetValid, c.notBefore.UTC().Format(time.RFC3339))
 	}
-	if !now.Before(c.NotAfter) {
-		return fmt.Errorf("node %s: %w at %s", c.NodeID, ErrExpired, c.NotAfter.UTC().Format(time.RFC3339))
+	if !now.Before(c.notAfter) {
+		return fmt.Errorf("node %s: %w at %s", c.nodeID, ErrExpired, c.notAfter.UTC().Format(time.RFC3339))
 	}
-	if s.issuer != nil {
-		ic := s.issuer
+	if ic := s.issuer; ic != nil {
 		if now.Before(ic.NotBefore) || !now.Before(ic.NotAfter) {
-			return fmt.Errorf("node %s: %w: issuer %q is valid %s..%s", c.NodeID, ErrUnknownSigner, ic.Name,
+			return fmt.Errorf("node %s: %w: issuer %q is valid %s..%s", c.nodeID, ErrUnknownSigner, ic.Name,
 				ic.NotBefore.Format(time.RFC3339), ic.NotAfter.Format(time.RFC3339))
 		}
-		if len(ic.Sites) > 0 && !slices.Contains(ic.Sites, c.Site) {
-			return fmt.Errorf("node %s: %w: issuer %q may not issue for site %q", c.NodeID, ErrIssuerScope, ic.Name, c.Site)
+		if len(ic.Sites) > 0 && !slices.Contains(ic.Sites, c.site) {
+			return fmt.Errorf("node %s: %w: issuer %q may not issue for site %q", c.nodeID, ErrIssuerScope, ic.Name, c.site)
 		}
 	}
-	if n, ok := t.nodes[c.NodeID]; ok {
-		return fmt.Errorf("node %s: %w since %s (%s)", c.NodeID, ErrRevoked, n.At.UTC().Format(time.RFC3339), n.Reason)
+	if n, ok := t.nodes[c.nodeID]; ok {
+		return fmt.Errorf("node %s: %w since %s (%s)", c.nodeID, ErrRevoked, n.At.UTC().Format(time.RFC3339), n.Reason)
 	}
-	if t.serials[c.Serial] {
-		return fmt.Errorf("node %s: %w (serial %d)", c.NodeID, ErrRevoked, c.Serial)
+	if t.serials[c.serial] {
+		return fmt.Errorf("node %s: %w (serial %d)", c.nodeID, ErrRevoked, c.serial)
 	}
 	return nil
 }
