@@ -137,15 +137,7 @@ func (a *admission) session(ctx context.Context, p peer.ID) (throttled bool, err
 		pa.waiting--
 		a.mu.Unlock()
 	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true, nil
-	case <-ctx.Done():
-		r.Cancel()
-		return true, ctx.Err()
-	}
+	return true, waitReservation(ctx, r, d)
 }
 
 // request paces one request of p; it reports whether it had to wait.
@@ -159,13 +151,19 @@ func (a *admission) request(ctx context.Context, p peer.ID) (throttled bool, err
 	if d == 0 {
 		return false, nil
 	}
+	return true, waitReservation(ctx, r, d)
+}
+
+// waitReservation waits d for reservation r, or gives it back when ctx
+// ends first.
+func waitReservation(ctx context.Context, r *rate.Reservation, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true, nil
+		return nil
 	case <-ctx.Done():
 		r.Cancel()
-		return true, ctx.Err()
+		return ctx.Err()
 	}
 }
