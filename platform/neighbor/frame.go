@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // ErrUnsupported is returned where this OS has no implementation.
@@ -72,6 +73,10 @@ type Observation struct {
 	Hostname string
 	Source   Source
 	Ifindex  int
+	// Age is how long ago the kernel last confirmed a neighbour table
+	// entry (a stale entry can stay in the table long after its device
+	// left); zero for captured frames, which are seen now.
+	Age time.Duration
 }
 
 // Limits on what one frame can contribute.

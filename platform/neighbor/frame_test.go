@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 var (
@@ -178,7 +179,10 @@ func ndmsg(ifindex int, state uint16, ip netip.Addr, mac []byte) []byte {
 	if mac != nil {
 		b = append(b, rtattr(ndaLLAddr, mac)...)
 	}
-	return b
+	ci := make([]byte, 16)
+	binary.NativeEndian.PutUint32(ci[0:4], 1500) // confirmed 15 s ago
+	binary.NativeEndian.PutUint32(ci[8:12], 3000)
+	return append(b, rtattr(ndaCacheInfo, ci)...)
 }
 
 func TestParseNeighbors(t *testing.T) {
@@ -192,7 +196,7 @@ func TestParseNeighbors(t *testing.T) {
 	if err != nil || !done {
 		t.Fatalf("done=%v err=%v", done, err)
 	}
-	if len(obs) != 2 || obs[0].Addrs[0] != ip4 || obs[1].Addrs[0] != ip6 || obs[0].MAC != devMAC || obs[0].Ifindex != 3 {
+	if len(obs) != 2 || obs[0].Addrs[0] != ip4 || obs[1].Addrs[0] != ip6 || obs[0].MAC != devMAC || obs[0].Ifindex != 3 || obs[0].Age != 15*time.Second {
 		t.Fatalf("got %+v, want the reachable IPv4 and stale IPv6 entries", obs)
 	}
 	if _, _, err := ParseNeighbors(buf[:7+nlmsgHdrLen]); err == nil {

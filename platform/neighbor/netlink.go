@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Netlink constants (linux/netlink.h, linux/rtnetlink.h,
@@ -19,6 +20,8 @@ const (
 	ndmsgLen     = 12
 	ndaDst       = 1
 	ndaLLAddr    = 2
+	ndaCacheInfo = 3
+	userHZ       = 100 // clock_t ticks per second in nda_cacheinfo
 	nudIncomplet = 0x01
 	nudFailed    = 0x20
 	nudNoARP     = 0x40
@@ -91,6 +94,14 @@ func parseNdmsg(b []byte) (Observation, bool) {
 		case ndaLLAddr:
 			if len(v) == 6 {
 				o.MAC, haveMAC = MAC(v), true
+			}
+		case ndaCacheInfo:
+			// struct nda_cacheinfo: confirmed, used, updated, refcnt
+			// (clock ticks since). The entry was last heard from when
+			// it was confirmed or updated, whichever is later.
+			if len(v) >= 12 {
+				ticks := min(binary.NativeEndian.Uint32(v[0:4]), binary.NativeEndian.Uint32(v[8:12]))
+				o.Age = time.Duration(ticks) * time.Second / userHZ
 			}
 		}
 		next := (al + 3) &^ 3
