@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -179,19 +180,33 @@ func (s *Service) Run(ctx context.Context) error {
 		stopListeners()
 		wg.Wait()
 	}()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	// The policy is read every second: a round runs when its interval
+	// has passed since the last one, or at once when the section changed
+	// (the first policy arrives after the start).
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	var (
+		last     time.Time
+		lastSeen policy.Unmanaged
+		first    = true
+	)
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
+		if !first {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-check.C:
+			}
 		}
 		u := s.settings()
+		now := s.cfg.Now()
+		if !first && reflect.DeepEqual(u, lastSeen) && now.Sub(last) < u.EffectiveInterval() {
+			continue
+		}
+		first, last, lastSeen = false, now, u
 		if !u.UnmanagedOn() {
 			stopListeners()
 			s.switchOff()
-			timer.Reset(min(u.EffectiveInterval(), 30*time.Second))
 			continue
 		}
 		ifaces, err := s.cfg.OS.Interfaces()
@@ -223,7 +238,6 @@ func (s *Service) Run(ctx context.Context) error {
 		s.expire(u)
 		s.fetchPeers(ctx)
 		s.maybeSweep(ctx, u, ifaces, &wg)
-		timer.Reset(u.EffectiveInterval())
 	}
 }
 
