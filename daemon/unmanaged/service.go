@@ -300,8 +300,8 @@ func (s *Service) Observe(o neighbor.Observation) {
 	d := s.devices[o.MAC]
 	if d == nil {
 		perNode, _ := s.caps()
-		for len(s.devices) >= perNode {
-			s.evictOldest()
+		if len(s.devices) >= perNode {
+			s.evictOldest(len(s.devices) - perNode + max(1, perNode/8))
 		}
 		d = &Device{MAC: o.MAC, FirstSeen: seen, LastSeen: seen}
 		s.devices[o.MAC] = d
@@ -322,15 +322,17 @@ func (s *Service) Observe(o neighbor.Observation) {
 
 func (s *Service) caps() (perNode, perSite int) { return s.settings().Caps() }
 
-func (s *Service) evictOldest() {
-	var oldest *Device
+// evictOldest drops the n devices seen longest ago. A full table drops an
+// eighth of its cap at once, so a flood of new MACs costs one sort per
+// cap/8 devices, not a scan per frame.
+func (s *Service) evictOldest(n int) {
+	all := make([]*Device, 0, len(s.devices))
 	for _, d := range s.devices {
-		if oldest == nil || d.LastSeen.Before(oldest.LastSeen) {
-			oldest = d
-		}
+		all = append(all, d)
 	}
-	if oldest != nil {
-		delete(s.devices, oldest.MAC)
+	slices.SortFunc(all, func(a, b *Device) int { return a.LastSeen.Compare(b.LastSeen) })
+	for _, d := range all[:min(n, len(all))] {
+		delete(s.devices, d.MAC)
 		s.evicted++
 	}
 }
