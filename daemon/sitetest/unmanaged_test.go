@@ -3,6 +3,7 @@
 package sitetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -160,6 +162,27 @@ func TestSiteListsUnmanagedDevices(t *testing.T) {
 	start := time.Now()
 	s.waitFor(t, 90*time.Second, "every talking device listed once on every member", listedOnAll(devs, []string{silent.mac}))
 	t.Logf("talking devices listed on every member after %s", time.Since(start).Round(time.Second))
+	// The admin's command shows them on every member.
+	for _, n := range s.nodes {
+		out, err := exec.Command(patchringCLI.Path(t), "--socket", n.sock, "fleet", "unmanaged").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: patchring fleet unmanaged: %v\n%s", n.hostname, err, out)
+		}
+		for _, d := range devs {
+			line := ""
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(l, d.mac+" ") {
+					line = l
+				}
+			}
+			if line == "" || !strings.Contains(line, d.ip) || !strings.Contains(line, "(locally administered)") || (d.hostname != "" && !strings.Contains(line, d.hostname)) {
+				t.Errorf("%s: patchring fleet unmanaged shows the %s device as %q:\n%s", n.hostname, d.name, line, out)
+			}
+		}
+		if bytes.Contains(out, []byte(silent.mac)) {
+			t.Errorf("%s: patchring fleet unmanaged lists the silent device before any sweep:\n%s", n.hostname, out)
+		}
+	}
 
 	// The mDNS device leaves the LAN (its port on the bridge is removed).
 	stops["mdns"]()
@@ -350,7 +373,7 @@ func pingFrom(ns, dst string) error {
 // httpFrom makes an HTTP request from ns (the server's answer does not
 // matter).
 func httpFrom(ctx context.Context, ns, url string) error {
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return dialIn(ctx, ns, network, addr)
 	}}
 	defer tr.CloseIdleConnections()
