@@ -30,6 +30,7 @@ import (
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reporter"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/daemon/unmanaged"
 	"github.com/patchring/patchring/internal/rungroup"
 	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
@@ -81,6 +82,7 @@ type Daemon struct {
 	bundles    *bundle.Importer       // nil without a policy source
 	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
 	outbox     *reporter.Outbox       // nil without a policy source
+	unmanaged  *unmanaged.Service     // the LAN's devices without an agent
 }
 
 var keyStarts = []byte("start_count")
@@ -228,6 +230,7 @@ func (d *Daemon) subsystems() error {
 			return err
 		}
 	}
+	d.startUnmanaged()
 	if cfg.Gossip.Enabled {
 		if err := d.startFleet(); err != nil {
 			return err
@@ -415,6 +418,9 @@ func (d *Daemon) apiParts() localapi.Parts {
 	if d.fleet != nil {
 		p.Fleet, p.FleetKeys = fleetWithApt{Membership: d.fleet, d: d}, d.fleet
 	}
+	if d.unmanaged != nil {
+		p.Unmanaged = d.unmanaged
+	}
 	if d.engine != nil {
 		p.Engine = d.engine
 	}
@@ -463,6 +469,9 @@ func (d *Daemon) startFleet() error {
 	}
 	if d.outbox != nil {
 		mc.Reports = d.outbox
+	}
+	if d.unmanaged != nil {
+		mc.Unmanaged = d.unmanaged
 	}
 	m, err := membership.New(mc)
 	if err != nil {

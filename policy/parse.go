@@ -564,6 +564,7 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 		field{"self_update", func(v *yaml.Node, path string) {
 			d.object(v, path, d.fDur("health_deadline", &p.SelfUpdate.HealthDeadline))
 		}},
+		field{"unmanaged", func(v *yaml.Node, path string) { d.unmanaged(v, path, &p.Unmanaged) }},
 	)
 	return p
 }
@@ -700,4 +701,24 @@ func newPolicy() *Policy {
 		},
 		PeerSharing: PeerSharing{Enabled: true},
 	}
+}
+
+func (d *decoder) unmanaged(n *yaml.Node, path string, u *Unmanaged) {
+	d.object(n, path,
+		field{"enabled", func(v *yaml.Node, p string) {
+			var on bool
+			d.fBool("enabled", &on).fn(v, p)
+			u.Enabled = &on
+		}},
+		d.fDur("interval", &u.Interval),
+		d.fDur("expiry", &u.Expiry),
+		d.fInt("max_per_node", &u.MaxPerNode),
+		d.fInt("max_per_site", &u.MaxPerSite),
+		field{"sweep", func(v *yaml.Node, p string) {
+			s := &Sweep{}
+			d.object(v, p, d.fStrs("sites", "[branch-1]", &s.Sites), d.fStrs("subnets", "[10.20.0.0/24]", &s.Subnets),
+				d.fInt("rate", &s.Rate), d.fDur("every", &s.Every))
+			u.Sweep = s
+		}},
+	)
 }

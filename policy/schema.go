@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"net/netip"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -90,6 +92,10 @@ type Policy struct {
 	Console *Console `json:"console,omitempty"`
 	// SelfUpdate governs updates of the agent's own package.
 	SelfUpdate SelfUpdate `json:"self_update,omitzero"`
+	// Unmanaged governs how agents find the LAN's devices that run no
+	// agent (passive observation, on unless switched off; the active
+	// sweep, off unless enabled for a site or subnet).
+	Unmanaged Unmanaged `json:"unmanaged,omitzero"`
 
 	valid bool // set by Validate once the compiled fields below are ready
 }
@@ -378,4 +384,138 @@ type schedule struct {
 	spec *cron.SpecSchedule // Location is UTC: the spec is matched against wall-clock time
 	loc  *time.Location
 	dur  time.Duration
+}
+
+// Unmanaged governs the discovery of devices that run no agent. Its zero
+// value is the default: passive observation on, nothing sent.
+type Unmanaged struct {
+	// Enabled switches discovery off when false (nil: on). Off, nothing
+	// is observed, recorded, exchanged or sent.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Interval is how often the neighbour table is read and the site's
+	// sightings exchanged (0: DefaultUnmanagedInterval).
+	Interval Duration `json:"interval,omitempty"`
+	// Expiry is how long a device stays listed unseen (0:
+	// DefaultUnmanagedExpiry).
+	Expiry Duration `json:"expiry,omitempty"`
+	// MaxPerNode and MaxPerSite cap the devices a node records and a
+	// site view lists (0: the defaults).
+	MaxPerNode int `json:"max_per_node,omitempty"`
+	MaxPerSite int `json:"max_per_site,omitempty"`
+	// Sweep, when set, enables the active ARP sweep for the sites and
+	// subnets it names.
+	Sweep *Sweep `json:"sweep,omitempty"`
+}
+
+// Sweep enables the active sweep: ARP requests to every address of a
+// node's directly attached IPv4 subnets, by one node per site at a time.
+// It runs on nodes whose site is in Sites, and on the attached subnets
+// that lie inside one of Subnets; with both set, both must match; at least
+// one must be set.
+type Sweep struct {
+	Sites   []string `json:"sites,omitempty"`
+	Subnets []string `json:"subnets,omitempty"`
+	// Rate is the most probes a node sends per second (0: DefaultSweepRate).
+	Rate int `json:"rate,omitempty"`
+	// Every is how often the site sweeps (0: DefaultSweepEvery).
+	Every Duration `json:"every,omitempty"`
+}
+
+// Unmanaged discovery defaults and bounds.
+const (
+	DefaultUnmanagedInterval = time.Minute
+	DefaultUnmanagedExpiry   = 24 * time.Hour
+	DefaultUnmanagedPerNode  = 1024
+	DefaultUnmanagedPerSite  = 4096
+	MaxUnmanagedPerNode      = 16384
+	MaxUnmanagedPerSite      = 65536
+	DefaultSweepRate         = 20
+	MaxSweepRate             = 1000
+	DefaultSweepEvery        = 6 * time.Hour
+	// MinSweepPrefix is the widest IPv4 subnet a sweep covers (/20, 4096
+	// addresses); wider attached subnets are not swept.
+	MinSweepPrefix = 20
+)
+
+// UnmanagedOn reports whether discovery is on (the default).
+func (u Unmanaged) UnmanagedOn() bool { return u.Enabled == nil || *u.Enabled }
+
+// EffectiveInterval is the observation and exchange interval in force.
+func (u Unmanaged) EffectiveInterval() time.Duration {
+	return cmpDur(u.Interval, DefaultUnmanagedInterval)
+}
+
+// EffectiveExpiry is the expiry in force.
+func (u Unmanaged) EffectiveExpiry() time.Duration { return cmpDur(u.Expiry, DefaultUnmanagedExpiry) }
+
+// Caps are the per-node and per-site caps in force.
+func (u Unmanaged) Caps() (perNode, perSite int) {
+	perNode, perSite = u.MaxPerNode, u.MaxPerSite
+	if perNode <= 0 {
+		perNode = DefaultUnmanagedPerNode
+	}
+	if perSite <= 0 {
+		perSite = DefaultUnmanagedPerSite
+	}
+	return perNode, perSite
+}
+
+// EffectiveRate is the sweep's probe rate in force (probes per second).
+func (s *Sweep) EffectiveRate() int {
+	if s == nil || s.Rate <= 0 {
+		return DefaultSweepRate
+	}
+	return s.Rate
+}
+
+// EffectiveEvery is how often the site sweeps.
+func (s *Sweep) EffectiveEvery() time.Duration {
+	if s == nil {
+		return DefaultSweepEvery
+	}
+	return cmpDur(s.Every, DefaultSweepEvery)
+}
+
+// SweepSubnets returns the subnets the sweep may cover on a node of site
+// with the given attached subnets: nil when the sweep is not enabled
+// there. Each result is an attached IPv4 subnet (masked) no wider than
+// MinSweepPrefix.
+func (u Unmanaged) SweepSubnets(site string, attached []netip.Prefix) []netip.Prefix {
+	s := u.Sweep
+	if !u.UnmanagedOn() || s == nil || (len(s.Sites) == 0 && len(s.Subnets) == 0) {
+		return nil
+	}
+	if len(s.Sites) > 0 && !slices.Contains(s.Sites, site) {
+		return nil
+	}
+	var allowed []netip.Prefix
+	for _, sn := range s.Subnets {
+		if pf, err := netip.ParsePrefix(sn); err == nil {
+			allowed = append(allowed, pf.Masked())
+		}
+	}
+	var out []netip.Prefix
+	for _, a := range attached {
+		a = a.Masked()
+		if !a.Addr().Is4() || a.Bits() < MinSweepPrefix || slices.Contains(out, a) {
+			continue
+		}
+		in := len(allowed) == 0
+		for _, pf := range allowed {
+			if pf.Bits() <= a.Bits() && pf.Contains(a.Addr()) {
+				in = true
+			}
+		}
+		if in {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func cmpDur(d Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d.Std()
 }

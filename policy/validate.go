@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
@@ -62,6 +63,7 @@ func validate(p *Policy, ps *problems) {
 		}
 	}
 	v.console(p.Console)
+	v.unmanaged(&p.Unmanaged)
 	for i, g := range p.Transactions.WithoutRollback {
 		at := indexPath("transactions.without_rollback", i)
 		v.required(g, at, "a package glob")
@@ -722,4 +724,63 @@ func loopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) unmanaged(u *Unmanaged) {
+	switch {
+	case u.Interval < 0:
+		v.ps.at("unmanaged.interval", "must not be negative, e.g. 1m")
+	case u.Interval > 0 && u.Interval.Std() < time.Second:
+		v.ps.at("unmanaged.interval", "%s is too short; use at least 1s", u.Interval)
+	case u.Interval.Std() > 24*time.Hour:
+		v.ps.at("unmanaged.interval", "%s is too long; use at most 24h", u.Interval)
+	}
+	switch {
+	case u.Expiry < 0:
+		v.ps.at("unmanaged.expiry", "must not be negative, e.g. 24h")
+	case u.Expiry > 0 && u.Expiry.Std() < u.EffectiveInterval()*2:
+		v.ps.at("unmanaged.expiry", "%s is shorter than two intervals (%s): devices would expire between two looks", u.Expiry, FormatDuration(2*u.EffectiveInterval()))
+	}
+	if u.MaxPerNode < 0 || u.MaxPerNode > MaxUnmanagedPerNode {
+		v.ps.at("unmanaged.max_per_node", "%d is out of range; use 1 to %d (0: %d)", u.MaxPerNode, MaxUnmanagedPerNode, DefaultUnmanagedPerNode)
+	}
+	if u.MaxPerSite < 0 || u.MaxPerSite > MaxUnmanagedPerSite {
+		v.ps.at("unmanaged.max_per_site", "%d is out of range; use 1 to %d (0: %d)", u.MaxPerSite, MaxUnmanagedPerSite, DefaultUnmanagedPerSite)
+	}
+	s := u.Sweep
+	if s == nil {
+		return
+	}
+	if len(s.Sites) == 0 && len(s.Subnets) == 0 {
+		v.ps.at("unmanaged.sweep", "names no sites and no subnets: say where the sweep runs, e.g. {sites: [branch-1]} or {subnets: [10.20.0.0/24]}")
+	}
+	for i, st := range s.Sites {
+		if st == "" {
+			v.ps.at(indexPath("unmanaged.sweep.sites", i), "must not be empty")
+		}
+	}
+	for i, sn := range s.Subnets {
+		pf, err := netip.ParsePrefix(sn)
+		at := indexPath("unmanaged.sweep.subnets", i)
+		switch {
+		case err != nil:
+			v.ps.at(at, "%q is not a subnet, e.g. 10.20.0.0/24", sn)
+		case !pf.Addr().Is4():
+			v.ps.at(at, "%q is not IPv4: the sweep sends ARP requests on IPv4 subnets only", sn)
+		case pf.Masked() != pf:
+			v.ps.at(at, "%q has host bits set; write %s", sn, pf.Masked())
+		}
+	}
+	if s.Rate < 0 || s.Rate > MaxSweepRate {
+		v.ps.at("unmanaged.sweep.rate", "%d probes/s is out of range; use 1 to %d (0: %d)", s.Rate, MaxSweepRate, DefaultSweepRate)
+	}
+	switch {
+	case s.Every < 0:
+		v.ps.at("unmanaged.sweep.every", "must not be negative, e.g. 6h")
+	case s.Every > 0 && s.Every.Std() < time.Minute:
+		v.ps.at("unmanaged.sweep.every", "%s is too short; use at least 1m", s.Every)
+	}
+	if !u.UnmanagedOn() {
+		v.ps.at("unmanaged.sweep", "is set while unmanaged.enabled is false: discovery off sends nothing; remove one")
+	}
 }

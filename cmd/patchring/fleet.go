@@ -87,7 +87,7 @@ func newFleetCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&consoleURL, "console", "", "read the whole fleet (rings x sites) from this console URL instead of this node's site")
 	cmd.Flags().StringVar(&consoleTokenFile, "console-token-file", "", "file holding a console API token (default: env PATCHRING_CONSOLE_TOKEN)")
-	cmd.AddCommand(newFleetKeysCmd(a), newFleetKeygenCmd(a), newFleetRotateKeyCmd(a))
+	cmd.AddCommand(newFleetKeysCmd(a), newFleetKeygenCmd(a), newFleetRotateKeyCmd(a), newFleetUnmanagedCmd(a))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rollout",
 		Short: "Summarize each ring of the site: done, pending, failed, compliance",

@@ -108,3 +108,30 @@ type MemberKeys struct {
 	Primary   string   `json:"primary"`
 	Installed []string `json:"installed"`
 }
+
+// Unmanaged is GET /v1/fleet/unmanaged: the devices on this node's site
+// that run no agent, as this node knows them (its own sightings and its
+// live members').
+type Unmanaged struct {
+	Site    string `json:"site"`
+	Enabled bool   `json:"enabled"` // discovery on by policy
+	// Sweep: the policy enables the active sweep on this node's subnets.
+	Sweep     bool              `json:"sweep"`
+	Devices   []UnmanagedDevice `json:"devices"`
+	Observed  int               `json:"observed"`          // devices this node saw itself (members included)
+	Members   int               `json:"members"`           // members whose sightings are merged
+	Dropped   int               `json:"dropped,omitempty"` // devices left out by the site cap
+	Probes    int64             `json:"probes"`            // ARP requests this node sent in sweeps
+	LastSweep time.Time         `json:"last_sweep,omitzero"`
+}
+
+// UnmanagedDevice is one device that runs no agent.
+type UnmanagedDevice struct {
+	MAC       string    `json:"mac"`
+	Vendor    string    `json:"vendor,omitempty"`
+	Addrs     []string  `json:"addrs,omitempty"`
+	Hostname  string    `json:"hostname,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	SeenBy    []string  `json:"seen_by"` // node IDs of the members that saw it
+}

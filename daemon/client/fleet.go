@@ -34,3 +34,10 @@ func (c *Client) ChangeKey(ctx context.Context, op, keyBase64 string) (apitypes.
 	err := c.Do(ctx, http.MethodPost, "/fleet/keys", apitypes.KeyRequest{Op: op, Key: keyBase64}, &k)
 	return k, err
 }
+
+// Unmanaged lists the devices on this node's site that run no agent.
+func (c *Client) Unmanaged(ctx context.Context) (apitypes.Unmanaged, error) {
+	var u apitypes.Unmanaged
+	err := c.Do(ctx, http.MethodGet, "/fleet/unmanaged", nil, &u)
+	return u, err
+}

@@ -43,6 +43,11 @@ type (
 		Fleet() apitypes.Fleet
 		Peers() apitypes.Peers
 	}
+	// UnmanagedPart is the site's devices without an agent
+	// (daemon/unmanaged).
+	UnmanagedPart interface {
+		APIUnmanaged(ctx context.Context) (apitypes.Unmanaged, error)
+	}
 	// FleetKeysPart is the site's gossip keyring.
 	FleetKeysPart interface {
 		FleetKeys(ctx context.Context) apitypes.FleetKeys
@@ -78,6 +83,7 @@ type Parts struct {
 	FleetKeys FleetKeysPart
 	Engine    EnginePart
 	Reboot    RebootPart
+	Unmanaged UnmanagedPart
 }
 
 // Route is one route of the local API: what it requires of its caller and
@@ -131,6 +137,9 @@ var routeTable = []Route{
 	})},
 	{"GET", "/peers", PermRead, "Fleet.Peers", call(func(p Parts) FleetPart { return p.Fleet }, func(ctx context.Context, s FleetPart, r *Request) (any, error) {
 		return s.Peers(), nil
+	})},
+	{"GET", "/fleet/unmanaged", PermRead, "Unmanaged.APIUnmanaged", call(func(p Parts) UnmanagedPart { return p.Unmanaged }, func(ctx context.Context, s UnmanagedPart, r *Request) (any, error) {
+		return s.APIUnmanaged(ctx)
 	})},
 	{"GET", "/fleet/keys", PermRead, "FleetKeys.FleetKeys", call(func(p Parts) FleetKeysPart { return p.FleetKeys }, func(ctx context.Context, s FleetKeysPart, r *Request) (any, error) {
 		return s.FleetKeys(ctx), nil

@@ -126,6 +126,11 @@ func (a *allParts) OpenEvents(context.Context, apicall.Caller) (func(context.Con
 	return nil, nil, apicall.TooMany("too many event streams")
 }
 
+func (a *allParts) APIUnmanaged(context.Context) (apitypes.Unmanaged, error) {
+	a.note("Unmanaged.APIUnmanaged")
+	return apitypes.Unmanaged{}, nil
+}
+
 // engineHistory and inventoryHistory split the two APIHistory methods.
 type engineHistory struct{ *allParts }
 
@@ -143,7 +148,7 @@ func (i inventoryHistory) APIHistory(context.Context, int) ([]inventory.HistoryR
 
 func everyPart(a *allParts) localapi.Parts {
 	return localapi.Parts{Status: a, Inventory: inventoryHistory{a}, Policy: a, Bundles: a, Fleet: a,
-		FleetKeys: a, Engine: engineHistory{a}, Reboot: a}
+		FleetKeys: a, Engine: engineHistory{a}, Reboot: a, Unmanaged: a}
 }
 
 // TestMountServesTheTable checks that Mount serves exactly the table, that

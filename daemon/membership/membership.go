@@ -84,6 +84,9 @@ type Config struct {
 	// Reports serves this node's console report outbox to the site's
 	// reporter (paths under reporter.PathPrefix); nil serves none.
 	Reports exchange.Files
+	// Unmanaged serves this node's sightings of devices without an agent
+	// to its site's members (paths under UnmanagedPrefix); nil serves none.
+	Unmanaged exchange.Files
 }
 
 // Policy is the policy service as the membership uses it.

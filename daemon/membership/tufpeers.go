@@ -321,6 +321,9 @@ func (f *Membership) serveMeta() {
 		if f.cfg.Reports != nil {
 			files = reportRouter{meta: files, reports: f.cfg.Reports}
 		}
+		if f.cfg.Unmanaged != nil {
+			files = prefixRouter{prefix: UnmanagedPrefix, files: f.cfg.Unmanaged, next: files}
+		}
 		f.x.ServeFiles(files)
 	}
 }

@@ -75,6 +75,9 @@ type siteConfig struct {
 	AptProxy bool
 	// ReportInterval is the agents' console report interval (default 15m).
 	ReportInterval time.Duration
+	// Devices are more namespaces on the site's LAN that run no agent
+	// (s.net.nodes[Nodes:], addresses nodeIP(Nodes+i)).
+	Devices int
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -180,7 +183,7 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 		cfg.ReportInterval = 15 * time.Minute
 	}
 	s := &testSite{cfg: cfg, dir: t.TempDir()}
-	s.net = newTopo(t, cfg.Nodes, cfg.Rate)
+	s.net = newTopo(t, cfg.Nodes+cfg.Devices, cfg.Rate)
 	s.origin = startOrigin(t, s.net, s.dir, cfg.Repo)
 	debs := filepath.Join(s.dir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
