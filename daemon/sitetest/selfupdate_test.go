@@ -163,16 +163,21 @@ func (s *testSite) waitPlan(t testing.TB, nodes []*node, timeout time.Duration, 
 // broad's deferral its gate is open and it follows. A broken 1.2 (its
 // agent cannot start) is then published: the install job's guard puts
 // 1.1 back on each pilot, whose agent reports the self-update rolled
-// back, and the gate holds broad on 1.1.
+// back, and the gate holds broad on 1.1. So does it for a broken 1.3
+// whose agent runs without its local API: that agent rolls itself back
+// at its health deadline.
 func TestSiteSelfUpdateThroughRings(t *testing.T) {
 	dir := t.TempDir()
-	var debs [3]string
-	for i, b := range []*testutil.Binary{agent10, agent11, nil} {
+	var debs [4]string
+	for i, a := range []struct {
+		kind agentKind
+		bin  *testutil.Binary
+	}{{agentReal, agent10}, {agentReal, agent11}, {agentNoStart, nil}, {agentNoAPI, agent11}} {
 		bin := ""
-		if b != nil {
-			bin = b.Path(t)
+		if a.bin != nil {
+			bin = a.bin.Path(t)
 		}
-		debs[i] = selfDeb(t, dir, fmt.Sprintf("1.%d", i), bin)
+		debs[i] = selfDeb(t, dir, fmt.Sprintf("1.%d", i), a.kind, bin)
 	}
 	s := newSite(t, siteConfig{Nodes: 3, Rate: "200mbit", Service: true, Preinstall: debs[:1]})
 	s.origin.publishPolicy(t, policySelf("self-a", "1h"))
@@ -250,12 +255,45 @@ func TestSiteSelfUpdateThroughRings(t *testing.T) {
 	}
 	s.waitPlan(t, broad, 2*time.Minute, "1.2", "wait-gate", "0 succeeded, 2 failed")
 	s.waitPlan(t, pilot, time.Minute, "1.2", "denied", "")
-	for _, n := range broad {
-		if v, _, _ := n.sb.InstalledVersion(ctx, "patchring"); v != "1.1" {
-			t.Errorf("%s (broad): dpkg reports patchring %q, want 1.1 (held by the gate)", n.hostname, v)
+	s.checkHeld(t, broad, "1.2")
+
+	// A broken 1.3: its agent starts, gossips and verifies, but its local
+	// API cannot be reached (its socket is removed). The agent finds
+	// itself unhealthy at its deadline and restores 1.1 itself.
+	start = time.Now()
+	s.admin(t, "catalog", "add", debs[3], "--package", "patchring", "--version", "1.3")
+	s.waitSelf(t, pilot, 4*time.Minute, "1.3", "rolled-back", "1.1")
+	t.Logf("agent without its API rolled back on the pilot ring %.1fs after catalog add", time.Since(start).Seconds())
+	for _, n := range pilot {
+		tx, err := lastSelfTx(ctx, n, "1.3")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if tx, err := lastSelfTx(ctx, n, "1.2"); err != nil || tx != nil {
-			t.Errorf("%s (broad) has a transaction to 1.2: %+v (%v)", n.hostname, tx, err)
+		if !strings.Contains(tx.Error, "not healthy by its deadline") || !strings.Contains(tx.Error, "local API") {
+			t.Errorf("%s: transaction %d's error %q does not say the new agent's local API failed its deadline", n.hostname, tx.ID, tx.Error)
+		}
+		// The 1.3 agent ran until the rollback's prerm stopped it.
+		if runs := n.svc.Runs(); len(runs) < 6 || !strings.Contains(runs[len(runs)-2], "exit status 0") || runs[len(runs)-1] != "" {
+			t.Errorf("%s: agents started by its service ended %q; want the 1.3 agent stopped by the rollback and the restored one running", n.hostname, runs)
+		}
+	}
+	s.waitPlan(t, broad, 2*time.Minute, "1.3", "wait-gate", "0 succeeded, 2 failed")
+	s.checkHeld(t, broad, "1.2", "1.3")
+}
+
+// checkHeld checks that nodes are still on the agent 1.1 and never
+// started a transaction to any of versions.
+func (s *testSite) checkHeld(t testing.TB, nodes []*node, versions ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, n := range nodes {
+		if v, _, _ := n.sb.InstalledVersion(ctx, "patchring"); v != "1.1" {
+			t.Errorf("%s: dpkg reports patchring %q, want 1.1 (held by the gate)", n.hostname, v)
+		}
+		for _, version := range versions {
+			if tx, err := lastSelfTx(ctx, n, version); err != nil || tx != nil {
+				t.Errorf("%s has a transaction to %s: %+v (%v)", n.hostname, version, tx, err)
+			}
 		}
 	}
 }

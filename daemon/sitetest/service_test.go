@@ -58,26 +58,68 @@ exit 0
 `
 )
 
-// selfDeb builds the agent's package at version with the patchringd
-// binary at daemon ("" : a patchringd that fails to start, a deliberately
-// broken release) into dir, with dpkg-deb (the real binary is tens of
-// megabytes: nfpm under the race detector takes minutes for it).
-func selfDeb(t testing.TB, dir, version, daemon string) string {
+// How the agent of a test package behaves.
+type agentKind int
+
+const (
+	agentReal    agentKind = iota // the real patchringd
+	agentNoStart                  // exits at once: an agent that cannot start
+	agentNoAPI                    // the real patchringd, whose local API socket disappears once it is up
+)
+
+// noAPIWrapper is /usr/sbin/patchringd of an agentNoAPI package: it runs
+// the real agent (from /usr/lib/patchring-test) and removes the socket the
+// agent's config names as soon as it appears, so the agent runs, gossips
+// and verifies, but nothing reaches its local API.
+const noAPIWrapper = `#!/bin/sh
+cfg=""; prev=""
+for a in "$@"; do [ "$prev" = --config ] && cfg=$a; prev=$a; done
+sock=$(sed -n 's/^socket: *//p' "$cfg")
+(
+	i=0
+	while [ $i -lt 600 ]; do
+		if [ -S "$sock" ]; then
+			rm -f "$sock"
+			echo "patchringd (broken on purpose): removed the local API socket $sock" >&2
+			exit 0
+		fi
+		sleep 0.1; i=$((i+1))
+	done
+) &
+exec "$(dirname "$0")/../lib/patchring-test/patchringd" "$@"
+`
+
+// selfDeb builds the agent's package at version into dir, with dpkg-deb
+// (the real binary is tens of megabytes: nfpm under the race detector
+// takes minutes for it). daemon is the real patchringd binary (unused for
+// agentNoStart).
+func selfDeb(t testing.TB, dir, version string, kind agentKind, daemon string) string {
 	t.Helper()
 	stage := filepath.Join(t.TempDir(), "patchring-"+version)
-	for _, d := range []string{"DEBIAN", "usr/sbin"} {
+	for _, d := range []string{"DEBIAN", "usr/sbin", "usr/lib/patchring-test"} {
 		if err := os.MkdirAll(filepath.Join(stage, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	bin := filepath.Join(stage, "usr/sbin/patchringd")
-	if daemon == "" {
+	copyBin := func(dst string) {
+		if out, err := exec.Command("cp", daemon, dst).CombinedOutput(); err != nil {
+			t.Fatalf("cp %s: %v %s", daemon, err, out)
+		}
+	}
+	switch kind {
+	case agentReal:
+		copyBin(bin)
+	case agentNoStart:
 		script := "#!/bin/sh\necho \"patchringd " + version + ": broken on purpose, cannot start\" >&2\nexit 1\n"
 		if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
-	} else if out, err := exec.Command("cp", daemon, bin).CombinedOutput(); err != nil {
-		t.Fatalf("cp %s: %v %s", daemon, err, out)
+	case agentNoAPI:
+		copyBin(filepath.Join(stage, "usr/lib/patchring-test/patchringd"))
+		if err := os.WriteFile(bin, []byte(noAPIWrapper), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	control := "Package: patchring\nVersion: " + version + "\nArchitecture: " + apttest.DefaultArch +
 		"\nMaintainer: patchring tests <tests@patchring.invalid>\nDescription: patchring agent (site test build)\n"
@@ -199,7 +241,9 @@ func (sv *service) start() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Should the test process die without its cleanup, the kernel kills
 	// the agent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A process group of its own (led by the agent's PID): close ends
+	// what the agent's binary started besides the agent, by that PID.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", sv.n.hostname, err)
@@ -222,6 +266,8 @@ func (sv *service) start() error {
 			err = errors.New("exit status 0")
 		}
 		sv.runs[run] = err.Error()
+		// Anything the agent's binary left in its group goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		sv.cmd, sv.done = nil, nil
 		_ = os.Remove(sv.pidFile)
 		sv.mu.Unlock()
