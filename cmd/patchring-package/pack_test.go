@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -320,6 +321,35 @@ func TestDebInstallInChroot(t *testing.T) {
 	}
 	if log, _ := os.ReadFile(c.Path("var/log/patchringd.err")); !bytes.Contains(log, []byte("no signed policy configured")) {
 		t.Errorf("the agent's log does not say what to do:\n%s", log)
+	}
+
+	// The admin's second step: the token dropped beside the config. The
+	// running agent enrolls with it, removes it and follows the fleet.
+	tok, err := os.ReadFile(enrollToken(t, cliBin.Path(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.Path("etc/patchring/enroll.token"), tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.Poll(90*time.Second, func() error {
+		if _, err := os.Stat(c.Path("var/lib/patchring/node.credential")); err != nil {
+			return err
+		}
+		if _, err := os.Stat(c.Path("etc/patchring/enroll.token")); err == nil {
+			return errors.New("the token file is still there")
+		}
+		out, err := c.Run(ctx, "patchring", "status")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(out), "No signed policy configured") {
+			return errors.New("patchring status: still no policy")
+		}
+		return nil
+	}); err != nil {
+		log, _ := os.ReadFile(c.Path("var/log/patchringd.err"))
+		t.Fatalf("the installed agent did not enroll with the dropped token in 90s: %v\n%s", err, log)
 	}
 	in("/etc/init.d/patchringd", "stop")
 	if _, err := os.Stat(pidFile); err == nil {

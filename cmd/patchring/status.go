@@ -66,9 +66,11 @@ func newStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			if !policy {
-				fmt.Fprintln(a.Out, "\nNo signed policy configured: this agent installs nothing. Copy the fleet's root.json to\n"+
-					"/etc/patchring/root.json, set policy.origin and policy.root_file in /etc/patchring/patchringd.yaml\n"+
-					"and restart patchringd (see README.md, Install).")
+				fmt.Fprintln(a.Out, "\nNo signed policy configured: this agent installs nothing. Enroll it: drop an enrollment token\n"+
+					"(patchring enroll-token create) into /etc/patchring/enroll.token, beside patchringd's config file,\n"+
+					"and the agent enrolls with it within seconds; or run patchringd enroll @TOKENFILE. By hand: copy the\n"+
+					"fleet's root.json to /etc/patchring/root.json, set policy.origin and policy.root_file in\n"+
+					"/etc/patchring/patchringd.yaml and restart patchringd (see README.md, Install).")
 			}
 			return nil
 		},

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -270,6 +271,64 @@ func enrollAtStart(ctx context.Context, o *options, cfg config.Config, log *slog
 		case <-t.C:
 		}
 		wait = min(2*wait, 5*time.Minute)
+	}
+}
+
+// tokenPoll is how often an agent without a credential looks for a token
+// file dropped beside its config while it runs.
+const tokenPoll = 3 * time.Second
+
+// runEnrolling runs d until ctx ends. An agent that runs with neither a
+// credential nor a token file (its package installed before the token was
+// dropped) looks for the token file every tokenPoll: once one is there, it
+// stops d, enrolls with the file as at first start (enrollAtStart) and
+// runs a new daemon with the configuration enrolling wrote.
+func runEnrolling(ctx context.Context, o *options, cfg config.Config, d *daemon.Daemon, log *slog.Logger) error {
+	for {
+		if enroll.HasCredential(cfg.StateDir) || tokenFileExists(o) {
+			// Enrolled, or a token file enrollAtStart could not use
+			// (logged): nothing to wait for.
+			return d.Run(ctx)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		dropped := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(tokenPoll)
+			defer t.Stop()
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-t.C:
+					if tokenFileExists(o) {
+						close(dropped)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+		err := d.Run(rctx)
+		cancel()
+		wg.Wait()
+		select {
+		case <-dropped:
+		default:
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("an enrollment token file was dropped: the agent stopped to enroll with it", "file", tokenFile(o))
+		if cfg, err = enrollAtStart(ctx, o, cfg, log); err != nil {
+			return err
+		}
+		if d, err = daemon.New(cfg, log); err != nil {
+			return err
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/enroll"
@@ -412,4 +414,66 @@ func readTokenFile(t *testing.T, path string) *penroll.Token {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+// TestEnrollWhenTokenDroppedLater: an agent its package started without a
+// token runs unenrolled and says in its log where to drop one; a token
+// file dropped there afterwards is picked up without a restart: the agent
+// enrolls, removes the file and runs again (the same process) with the
+// configuration enrolling wrote.
+func TestEnrollWhenTokenDroppedLater(t *testing.T) {
+	f := newEnrollFleet(t, "acme", "1h")
+	a := newAgentDirs(t)
+	if err := os.MkdirAll(filepath.Dir(a.config), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// As the package ships it: all comments.
+	if err := os.WriteFile(a.config, []byte("# patchringd configuration (defaults)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tokFile := filepath.Join(filepath.Dir(a.config), enroll.TokenFile)
+	sock := filepath.Join(a.state, "api.sock")
+	p := startProc(t, patchringd.Path(t), "run", "--config", a.config, "--state-dir", a.state, "--socket", sock)
+	cl := &client.Client{Socket: sock}
+	ctx := context.Background()
+	testutil.WaitFor(t, 30*time.Second, "the unenrolled agent answering", func() error {
+		_, err := cl.Status(ctx)
+		return err
+	})
+	if !strings.Contains(p.out.String(), "drop an enrollment token into "+tokFile) {
+		t.Errorf("the unenrolled agent's log does not say where to drop a token:\n%s", p.out)
+	}
+	raw, err := os.ReadFile(f.token(t, "later", "--site", "hamburg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokFile, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pol apitypes.EffectivePolicy
+	testutil.WaitFor(t, 60*time.Second, "the agent enrolled and running with the fleet's origin", func() error {
+		if _, _, err := enroll.ReadCredential(a.state); err != nil {
+			return err
+		}
+		if _, err := os.Stat(tokFile); err == nil {
+			return errors.New("the token file is still there")
+		}
+		var err error
+		if pol, err = cl.Policy(ctx); err != nil {
+			return err
+		}
+		if pol.Source == "" && pol.LastError == "" && pol.LastTry.IsZero() {
+			return fmt.Errorf("no policy source tried yet: %+v", pol)
+		}
+		return nil
+	})
+	c, _, err := enroll.ReadCredential(a.state)
+	if err != nil || c.Site != "hamburg" {
+		t.Fatalf("credential %v (%v), want site hamburg", c, err)
+	}
+	if !strings.Contains(p.out.String(), "an enrollment token file was dropped") {
+		t.Errorf("the agent's log does not say it enrolled with the dropped token:\n%s", p.out)
+	}
+	// Only the process the test started serves the socket: it answered
+	// after enrolling, so it did not exit.
 }

@@ -82,7 +82,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return run(cfg, stderr)
+			return run(o, cfg, stderr)
 		},
 	})
 	for _, action := range []struct{ name, short string }{
@@ -128,6 +128,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // program adapts the daemon to kardianos/service.
 type program struct {
+	o      *options
 	cfg    config.Config
 	log    *slog.Logger
 	cancel context.CancelFunc
@@ -142,7 +143,7 @@ func (p *program) Start(s service.Service) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.done = make(chan error, 1)
-	go func() { p.done <- d.Run(ctx) }()
+	go func() { p.done <- runEnrolling(ctx, p.o, p.cfg, d, p.log) }()
 	return nil
 }
 
@@ -154,12 +155,13 @@ func (p *program) Stop(s service.Service) error {
 	return <-p.done
 }
 
-func run(cfg config.Config, stderr io.Writer) error {
+func run(o *options, cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	if cfg.Policy.Origin == "" {
 		// A freshly installed package: the agent runs (inventory, local
 		// API) but follows no policy until it is given one.
-		log.Warn("no signed policy configured: this agent installs nothing; enroll it (patchringd enroll TOKEN, or a token file enroll.token beside the config file), or set policy.origin and policy.root_file (the fleet's root.json) in the config file and restart patchringd")
+		log.Warn("no signed policy configured: this agent installs nothing; enroll it: drop an enrollment token into " + tokenFile(o) +
+			" (the agent enrolls with it within seconds) or run patchringd enroll TOKEN; or set policy.origin and policy.root_file (the fleet's root.json) in the config file and restart patchringd")
 	}
 	if service.Interactive() {
 		d, err := daemon.New(cfg, log)
@@ -168,9 +170,9 @@ func run(cfg config.Config, stderr io.Writer) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return d.Run(ctx)
+		return runEnrolling(ctx, o, cfg, d, log)
 	}
-	p := &program{cfg: cfg, log: log}
+	p := &program{o: o, cfg: cfg, log: log}
 	s, err := service.New(p, serviceConfig(nil))
 	if err != nil {
 		return fmt.Errorf("service: %w", err)

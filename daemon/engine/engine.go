@@ -314,7 +314,13 @@ func (e *Engine) Cycle(ctx context.Context) error {
 		if d.Update.Source != policy.SourceCatalog {
 			continue
 		}
-		if _, err := e.Install(ctx, d.Update, d.Reason, version); err != nil {
+		_, err := e.Install(ctx, d.Update, d.Reason, version)
+		switch {
+		case errors.Is(err, ErrRestartPending):
+			// Not a failure: the agent's own package is in, and the
+			// agent that starts next finishes the transaction.
+			e.cfg.Log.Info("engine: the agent's own package was installed; waiting for the restart", "update", d.Update.String())
+		case err != nil:
 			e.cfg.Log.Warn("engine: install failed", "update", d.Update.String(), "err", err)
 		}
 	}

@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	patchringd.Remove()
 	patchringCLI.Remove()
+	agent10.Remove()
+	agent11.Remove()
 	os.Exit(code)
 }
 
@@ -78,6 +80,15 @@ type siteConfig struct {
 	// Devices are more namespaces on the site's LAN that run no agent
 	// (s.net.nodes[Nodes:], addresses nodeIP(Nodes+i)).
 	Devices int
+	// Service runs every agent as the service of its sandbox (see
+	// service): the patchringd that the package patchring installed in
+	// the sandbox, started and stopped by that package's maintainer
+	// scripts, as an init system would. Preinstall must hold a patchring
+	// package built by selfDeb.
+	Service bool
+	// TUFExpiries are the signed repository's metadata lifetimes by role
+	// (tufrepo.Options.Expiries); nil: tufrepo's defaults.
+	TUFExpiries map[string]time.Duration
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -110,6 +121,8 @@ type node struct {
 	killed bool // killed on purpose by the test
 	// enrollOutput is what `patchringd enroll` printed (siteConfig.Enroll).
 	enrollOutput string
+	// svc runs the agent when siteConfig.Service is set (cmd is then nil).
+	svc *service
 }
 
 func (n *node) exited() bool {
@@ -184,7 +197,7 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	}
 	s := &testSite{cfg: cfg, dir: t.TempDir()}
 	s.net = newTopo(t, cfg.Nodes+cfg.Devices, cfg.Rate)
-	s.origin = startOrigin(t, s.net, s.dir, cfg.Repo)
+	s.origin = startOrigin(t, s.net, s.dir, cfg.Repo, cfg.TUFExpiries)
 	debs := filepath.Join(s.dir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		t.Fatal(err)
@@ -405,6 +418,10 @@ p2p:
 	if s.cfg.Enroll != nil {
 		s.enroll(t, n, cfgFile, s.cfg.Enroll(t, s.indexOf(n)))
 	}
+	if s.cfg.Service {
+		n.svc = startService(t, n, cfgFile)
+		return
+	}
 	logf, err := os.Create(n.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -505,7 +522,7 @@ func (s *testSite) waitFor(t testing.TB, timeout time.Duration, what string, con
 	t.Helper()
 	err := testutil.PollEvery(timeout, 250*time.Millisecond, func() error {
 		for _, n := range s.nodes {
-			if n != nil && n.cmd != nil && !n.killed && n.exited() {
+			if n != nil && n.svc == nil && n.cmd != nil && !n.killed && n.exited() {
 				t.Fatalf("waiting for %s: %s exited: %v\n%s", what, n.hostname, n.err, n.logTail(40))
 			}
 		}

@@ -31,6 +31,7 @@ type origin struct {
 	apt      *apttest.Repo
 	tuf      *tufrepo.Repo
 	tufDir   string
+	keysDir  string // the TUF keys, every role's (the admin's)
 	rootFile string
 	pool     *poolLog
 	// ca is the fleet CA (tufrepo.InitFleet): the repository publishes
@@ -202,16 +203,16 @@ func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
 
 // startOrigin creates the repositories and serves them inside tp's origin
 // namespace until the test ends.
-func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig) *origin {
+func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig, expiries map[string]time.Duration) *origin {
 	t.Helper()
 	o := &origin{pool: &poolLog{}, indexReqs: map[string]int{}}
 	if repo.Origin == "" {
 		repo.Origin, repo.Suite = "Acme", "stable"
 	}
 	o.apt = apttest.MustStartRepo(t, repo)
-	o.tufDir = filepath.Join(dir, "tuf")
+	o.tufDir, o.keysDir = filepath.Join(dir, "tuf"), filepath.Join(dir, "tuf-keys")
 	var err error
-	if o.tuf, err = tufrepo.Init(o.tufDir, filepath.Join(dir, "tuf-keys"), tufrepo.Options{}); err != nil {
+	if o.tuf, err = tufrepo.Init(o.tufDir, o.keysDir, tufrepo.Options{Expiries: expiries}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := o.tuf.InitFleet(); err != nil {
