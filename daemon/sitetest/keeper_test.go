@@ -141,6 +141,9 @@ func keeperWindow(t testing.TB) time.Duration {
 // released then is planned as expired and not installed; when the keeper
 // returns, the agents verify again and install it.
 func TestSiteKeeperKeepsAgentsInstalling(t *testing.T) {
+	// Mostly waits on timers (expiries, deadlines): runs beside the
+	// other waiting tests once the WAN-measuring ones are done.
+	t.Parallel()
 	const life = time.Minute
 	s := newSite(t, siteConfig{Nodes: 2, TUFExpiries: map[string]time.Duration{
 		tufrepo.RoleTimestamp: life, tufrepo.RoleSnapshot: 3 * time.Minute}})

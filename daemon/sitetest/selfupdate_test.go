@@ -167,6 +167,9 @@ func (s *testSite) waitPlan(t testing.TB, nodes []*node, timeout time.Duration, 
 // whose agent runs without its local API: that agent rolls itself back
 // at its health deadline.
 func TestSiteSelfUpdateThroughRings(t *testing.T) {
+	// Mostly waits on timers (expiries, deadlines): runs beside the
+	// other waiting tests once the WAN-measuring ones are done.
+	t.Parallel()
 	dir := t.TempDir()
 	var debs [4]string
 	for i, a := range []struct {

@@ -52,6 +52,9 @@ const sweepRate = 40
 // address of the subnet, within the rate. With discovery off by policy
 // nothing is listed or recorded, and no probe is sent.
 func TestSiteListsUnmanagedDevices(t *testing.T) {
+	// Mostly waits on timers (expiries, deadlines): runs beside the
+	// other waiting tests once the WAN-measuring ones are done.
+	t.Parallel()
 	const agents, devices = 3, 4
 	s := newSite(t, siteConfig{Nodes: agents, Devices: devices})
 	s.origin.publishPolicy(t, fmt.Sprintf(policyUnmanaged, "unmanaged-on", ""))
