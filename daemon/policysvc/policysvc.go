@@ -20,6 +20,7 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/credential"
+	"github.com/patchring/patchring/policy/fleetstatus"
 	"github.com/patchring/patchring/policy/trust"
 )
 
@@ -53,6 +54,10 @@ type Service struct {
 	lastTry   time.Time
 	lastErr   error
 	refreshed time.Time
+	// The parsed fleet status of state (FleetStatus), and the last raw
+	// document that did not parse.
+	statusRaw, statusBad []byte
+	statusView           *fleetstatus.View
 
 	// idMu guards the identity below; it is taken after mu, never before,
 	// and alone by SiteTags (which Facts calls with mu held).
