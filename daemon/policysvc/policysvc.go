@@ -355,6 +355,9 @@ func (s *Service) Effective() apitypes.EffectivePolicy {
 // evaluation applies spelled out (too_few_reports: wait).
 func GatePolicy(g policy.Gate) apitypes.GatePolicy {
 	out := apitypes.GatePolicy{Ring: g.Ring, MinSuccess: g.MinSuccess, MinNodes: g.MinNodes, TooFewReports: g.TooFewReports}
+	if g.Scope == policy.ScopeFleet {
+		out.Scope = policy.ScopeFleet
+	}
 	if out.TooFewReports == "" {
 		out.TooFewReports = policy.TooFewReportsWait
 	}

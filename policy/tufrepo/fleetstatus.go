@@ -25,6 +25,9 @@ import (
 // it the one path fleetstatus.Target, nothing else.
 const RoleFleetStatus = fleetstatus.Role
 
+// FleetStatusTarget is the one target the fleet-status role may sign.
+const FleetStatusTarget = fleetstatus.Target
+
 // Errors of the fleet status delegation.
 var (
 	ErrNoFleetStatusDelegation = errors.New("the targets metadata delegates no fleet-status role (run patchring repo delegate-fleet-status)")
