@@ -81,6 +81,7 @@ type Daemon struct {
 	bundles    *bundle.Importer       // nil without a policy source
 	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
 	outbox     *reporter.Outbox       // nil without a policy source
+	reporter   *reporter.Reporter     // nil without a policy source
 }
 
 var keyStarts = []byte("start_count")
@@ -411,6 +412,9 @@ func (d *Daemon) apiParts() localapi.Parts {
 	p := localapi.Parts{Status: d, Inventory: d.inv, Reboot: d.reboot}
 	if d.pol != nil {
 		p.Policy, p.Bundles = d.pol, d.bundles
+	}
+	if d.reporter != nil {
+		p.Reports = d
 	}
 	if d.fleet != nil {
 		p.Fleet, p.FleetKeys = fleetWithApt{Membership: d.fleet, d: d}, d.fleet

@@ -58,7 +58,7 @@ func newConsoleCmd(a *app) *cobra.Command {
 		Long: "The console stores what sites report and shows it. It sees, it does not command: agents take no\n" +
 			"instructions from it and it holds no key that can make a node install anything. See docs/CONSOLE.md.",
 	}
-	cmd.AddCommand(newConsoleServeCmd(a), newConsoleAccountCmd(a), newConsoleTokenCmd(a))
+	cmd.AddCommand(newConsoleServeCmd(a), newConsoleAccountCmd(a), newConsoleTokenCmd(a), newConsoleImportCmd(a))
 	return cmd
 }
 
