@@ -83,6 +83,7 @@ type Daemon struct {
 	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
 	outbox     *reporter.Outbox       // nil without a policy source
 	unmanaged  *unmanaged.Service     // the LAN's devices without an agent
+	reporter   *reporter.Reporter     // nil without a policy source
 }
 
 var keyStarts = []byte("start_count")
@@ -415,6 +416,9 @@ func (d *Daemon) apiParts() localapi.Parts {
 	if d.pol != nil {
 		p.Policy, p.Bundles = d.pol, d.bundles
 	}
+	if d.reporter != nil {
+		p.Reports = d
+	}
 	if d.fleet != nil {
 		p.Fleet, p.FleetKeys = fleetWithApt{Membership: d.fleet, d: d}, d.fleet
 	}
@@ -427,13 +431,30 @@ func (d *Daemon) apiParts() localapi.Parts {
 	return p
 }
 
-// fleetStats are the site's results per ring and update, for gates; empty
-// without gossip (gates then stay closed).
+// fleetStats are the results per ring and update gates read: the site's
+// (what its members gossip; empty without gossip, so site gates stay
+// closed) and the fleet's (the console's verified fleet status document;
+// none without one, so fleet gates stay closed).
 func (d *Daemon) fleetStats() policy.FleetView {
-	if d.fleet == nil {
-		return policy.FleetStats{}
+	v := policy.Scoped{Site: policy.FleetStats{}}
+	if d.fleet != nil {
+		v.Site = d.fleet.FleetStats()
 	}
-	return d.fleet.FleetStats()
+	if d.pol != nil {
+		if fs := d.pol.FleetStatus(); fs != nil {
+			v.Fleet = fs
+		}
+	}
+	return v
+}
+
+// fleetFirstSeen is when the fleet first saw an update, from the console's
+// verified fleet status document.
+func (d *Daemon) fleetFirstSeen(k policy.UpdateKey) (time.Time, bool) {
+	if d.pol == nil {
+		return time.Time{}, false
+	}
+	return d.pol.FleetStatus().FirstSeen(k)
 }
 
 // startFleet builds the site membership from the configuration.
@@ -510,6 +531,7 @@ func (d *Daemon) startEngine() error {
 		Policy:       d.currentPolicy,
 		Facts:        d.Facts,
 		Fleet:        d.fleetStats,
+		FirstSeen:    d.fleetFirstSeen,
 		Catalog:      catalog,
 		Interval:     cfg.Apt.CheckInterval,
 		RefreshEvery: cfg.Apt.RefreshInterval,

@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/patchring/patchring/console/report"
+	"github.com/patchring/patchring/daemon/apicall"
+	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/reporter"
 	"github.com/patchring/patchring/policy"
@@ -29,18 +33,52 @@ func (d *Daemon) startReporter() error {
 	rc := reporter.Config{
 		Outbox:   box,
 		Sample:   d.reportSample,
-		Members:  func() []string { return []string{d.ID()} },
 		Console:  d.consoleFromPolicy,
 		Interval: d.cfg.Report.Interval,
 		Log:      d.log.With("part", "reporter"),
 	}
-	if d.fleet != nil {
-		rc.Members = d.fleet.ReportMembers
-		rc.Fetch = d.fleet.FetchReports
+	// The site membership starts after the outbox (it serves it), so the
+	// reporter looks it up when it runs.
+	rc.Members = func() []string {
+		if d.fleet != nil {
+			return d.fleet.ReportMembers()
+		}
+		return []string{d.ID()}
+	}
+	rc.Fetch = func(ctx context.Context, member string, after uint64) ([]report.Envelope, error) {
+		if d.fleet == nil {
+			return nil, fmt.Errorf("fetch reports from %s: no site membership", member)
+		}
+		return d.fleet.FetchReports(ctx, member, after)
 	}
 	d.outbox = box
-	d.add(reporter.New(rc))
+	d.reporter = reporter.New(rc)
+	d.add(d.reporter)
 	return nil
+}
+
+// ExportReports implements the local API's reports part: every record the
+// site's live members hold, for `patchring bundle export-reports`.
+func (d *Daemon) ExportReports(ctx context.Context) (apitypes.ReportExport, error) {
+	if d.reporter == nil {
+		return apitypes.ReportExport{}, apicall.Unavailable("no console reporter on this node (it runs with a policy source)")
+	}
+	envs, err := d.reporter.Export(ctx)
+	out := apitypes.ReportExport{Records: make([]json.RawMessage, 0, len(envs))}
+	if err != nil {
+		if len(envs) == 0 {
+			return apitypes.ReportExport{}, err
+		}
+		out.Problems = append(out.Problems, err.Error())
+	}
+	for _, e := range envs {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return apitypes.ReportExport{}, fmt.Errorf("export reports: %w", err)
+		}
+		out.Records = append(out.Records, raw)
+	}
+	return out, nil
 }
 
 // consoleFromPolicy is the console the signed policy in force names.

@@ -62,6 +62,49 @@ func (s FleetStats) Get(ring string, k UpdateKey) RingStats {
 	return s[ring][k]
 }
 
+// FleetWideView is a FleetView that also holds the fleet's numbers across
+// every site (the console's signed fleet status document), which gates with
+// scope: fleet read. ok is false when there is no usable document.
+type FleetWideView interface {
+	FleetView
+	FleetWide(ring string, k UpdateKey) (st RingStats, ok bool)
+}
+
+// Scoped joins the site's view (what its members gossip) and the fleet's
+// (the signed fleet status document; nil when there is none) for gates of
+// either scope.
+type Scoped struct {
+	Site  FleetView
+	Fleet FleetView
+}
+
+var _ FleetWideView = Scoped{}
+
+// Get implements FleetView with the site's numbers.
+func (s Scoped) Get(ring string, k UpdateKey) RingStats { return fleetGet(s.Site, ring, k) }
+
+// FleetWide implements FleetWideView with the fleet's numbers.
+func (s Scoped) FleetWide(ring string, k UpdateKey) (RingStats, bool) {
+	if s.Fleet == nil {
+		return RingStats{}, false
+	}
+	return s.Fleet.Get(ring, k), true
+}
+
+// gateStats returns what gate g counts for k, and a note when its scope's
+// numbers are missing.
+func gateStats(v FleetView, g Gate, k UpdateKey) (RingStats, string) {
+	if g.Scope != ScopeFleet {
+		return fleetGet(v, g.Ring, k), ""
+	}
+	if fw, ok := v.(FleetWideView); ok {
+		if st, ok := fw.FleetWide(g.Ring, k); ok {
+			return st, ""
+		}
+	}
+	return RingStats{}, "; no verified fleet status document (scope: fleet counts every site's reports, which the console publishes)"
+}
+
 func fleetGet(v FleetView, ring string, k UpdateKey) RingStats {
 	if v == nil {
 		return RingStats{}
@@ -225,11 +268,15 @@ func (e *evaluator) decide(u Update) Decision {
 	var openedWithout []string
 	for j, g := range r.Gates {
 		rule := fmt.Sprintf("rings[%d].gates[%d]", e.ri, j)
-		st := fleetGet(e.fleet, g.Ring, u.Key())
+		st, missing := gateStats(e.fleet, g, u.Key())
 		ok, why := gateMet(g, st)
 		if ok {
 			continue
 		}
+		if g.Scope == ScopeFleet {
+			why = "across the fleet, " + why
+		}
+		why += missing
 		open, at, note := e.tooFewReports(g, st, u)
 		if open {
 			openedWithout = append(openedWithout, fmt.Sprintf("gate on ring %s (%s) opened without enough reports: %s; %s", g.Ring, rule, why, note))
@@ -254,10 +301,14 @@ func (e *evaluator) tooFewReports(g Gate, st RingStats, u Update) (bool, time.Ti
 		return false, time.Time{}, "" // enough reports, and they are not good enough
 	}
 	noMembers := ""
+	where := "here"
+	if g.Scope == ScopeFleet {
+		where = "in the fleet"
+	}
 	if st.Total == 0 {
-		noMembers = fmt.Sprintf("; no node of ring %s is known here", g.Ring)
+		noMembers = fmt.Sprintf("; no node of ring %s is known %s", g.Ring, where)
 	} else if st.Total < g.MinNodes {
-		noMembers = fmt.Sprintf("; ring %s has only %d known nodes here", g.Ring, st.Total)
+		noMembers = fmt.Sprintf("; ring %s has only %d known nodes %s", g.Ring, st.Total, where)
 	}
 	if g.TooFewReports != TooFewReportsOpen {
 		return false, time.Time{}, noMembers + "; with too few reports this gate waits (too_few_reports: wait)"

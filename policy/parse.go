@@ -585,11 +585,11 @@ func (d *decoder) ring(n *yaml.Node, path string) Ring {
 		d.fDur("defer", &r.Defer),
 		d.fDur("deadline", &r.Deadline),
 		field{"gates", func(v *yaml.Node, p string) {
-			d.list(v, p, "[{ring: pilot, min_success: 95%, min_nodes: 10, too_few_reports: open, open_after: 3d}]", func(_ int, v *yaml.Node, p2 string) {
+			d.list(v, p, "[{ring: pilot, min_success: 95%, min_nodes: 10, too_few_reports: open, open_after: 3d, scope: fleet}]", func(_ int, v *yaml.Node, p2 string) {
 				g := Gate{MinNodes: 1}
 				d.object(v, p2, d.fStr("ring", &g.Ring), d.fPercent("min_success", &g.MinSuccess),
 					d.fInt("min_nodes", &g.MinNodes), d.fStr("too_few_reports", &g.TooFewReports),
-					d.fDur("open_after", &g.OpenAfter))
+					d.fDur("open_after", &g.OpenAfter), d.fStr("scope", &g.Scope))
 				r.Gates = append(r.Gates, g)
 			})
 		}},

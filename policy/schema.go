@@ -142,7 +142,18 @@ type Gate struct {
 	MinNodes      int      `json:"min_nodes"`                 // reports needed, >= 1
 	TooFewReports string   `json:"too_few_reports,omitempty"` // wait (default) or open
 	OpenAfter     Duration `json:"open_after,omitempty"`      // with too_few_reports: open, since first seen
+	// Scope is whose reports count: the node's own site (ScopeSite, the
+	// default: what the site's members gossip) or every site
+	// (ScopeFleet: the fleet status document the console signs, in which
+	// MinNodes is the minimum sample size across the fleet).
+	Scope string `json:"scope,omitempty"`
 }
+
+// Values of Gate.Scope.
+const (
+	ScopeSite  = "site"
+	ScopeFleet = "fleet"
+)
 
 // Values of Gate.TooFewReports.
 const (

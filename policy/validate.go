@@ -160,6 +160,11 @@ func (v *validator) ringsAndGates() {
 				v.ps.at(gp+".min_nodes", "%d is out of range; use at least 1", g.MinNodes)
 			}
 			v.gateTooFewReports(g, gp)
+			switch g.Scope {
+			case "", ScopeSite, ScopeFleet:
+			default:
+				v.ps.at(gp+".scope", "%q is not a scope; use site (count the node's own site, the default) or fleet (count every site, from the console's signed fleet status)", g.Scope)
+			}
 		}
 		v.healthCheck(r.HealthCheck, rp+".health_check")
 	}

@@ -66,6 +66,7 @@ type demo struct {
 	aptRepo *apttest.Repo
 	agents  []*agent
 	start   time.Time
+	console *demoConsole // demo_console.go
 }
 
 func newDemo(bin string, keep bool) (*demo, error) {
@@ -138,6 +139,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if err := d.cli(ctx, "repo", "init", "--repo", repoDir, "--keys", keys); err != nil {
+		return err
+	}
+	if err := d.startConsole(ctx, polFile, repoDir); err != nil {
 		return err
 	}
 	if err := d.cli(ctx, "policy", "validate", polFile); err != nil {
@@ -280,6 +284,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
+	if err := d.showConsole(ctx); err != nil {
+		return err
+	}
 	d.step("summary")
 	d.printTable(ctx)
 	fmt.Println()
@@ -382,6 +389,8 @@ policy:
 %s  refresh_interval: 2s
 reboot:
   command: [%s, "{message}"]
+report:
+  interval: 3s
 gossip:
   enabled: true
   listen: %s

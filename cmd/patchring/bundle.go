@@ -93,6 +93,7 @@ An --apt-list file has one source per line:
 	rf.bind(create)
 	create.Flags().StringVar(&out, "out", "", "bundle file to write (.tar.gz)")
 	af.bind(create)
+	cmd.AddCommand(newBundleExportReportsCmd(a))
 	cmd.AddCommand(create, &cobra.Command{
 		Use:   "import FILE",
 		Short: "Make the local agent verify a bundle and adopt its policy and payloads (admin)",

@@ -18,8 +18,10 @@ import (
 	"github.com/patchring/patchring/console/auth"
 	consoleclient "github.com/patchring/patchring/console/client"
 	"github.com/patchring/patchring/console/server"
+	"github.com/patchring/patchring/console/statuspub"
 	"github.com/patchring/patchring/console/store"
 	"github.com/patchring/patchring/policy/enroll"
+	"github.com/patchring/patchring/policy/tufrepo"
 )
 
 // storeFlags are how a console command finds its database.
@@ -56,7 +58,7 @@ func newConsoleCmd(a *app) *cobra.Command {
 		Long: "The console stores what sites report and shows it. It sees, it does not command: agents take no\n" +
 			"instructions from it and it holds no key that can make a node install anything. See docs/CONSOLE.md.",
 	}
-	cmd.AddCommand(newConsoleServeCmd(a), newConsoleAccountCmd(a), newConsoleTokenCmd(a))
+	cmd.AddCommand(newConsoleServeCmd(a), newConsoleAccountCmd(a), newConsoleTokenCmd(a), newConsoleImportCmd(a))
 	return cmd
 }
 
@@ -64,6 +66,8 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 	var sf storeFlags
 	var lc server.ListenConfig
 	var fleetRepo, fleetOrigin, fleetRoot string
+	var statusKey, statusDir, statusPassEnv string
+	statusEvery, statusLife := statuspub.DefaultInterval, statuspub.DefaultLifetime
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the console (loopback only unless TLS and accounts are configured)",
@@ -81,9 +85,38 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 			}
 			defer cleanup()
 			s := server.New(server.Config{Store: st, Verifier: ver, Logger: log, Secure: lc.CertFile != ""})
-			return server.Serve(cmd.Context(), s, lc, log)
+			if (statusKey == "") != (statusDir == "") {
+				return errors.New("console serve: give both --fleet-status-key and --fleet-status-dir, or neither")
+			}
+			if statusKey == "" {
+				return server.Serve(cmd.Context(), s, lc, log)
+			}
+			k, err := tufrepo.ReadKeyFile(statusKey, []byte(os.Getenv(statusPassEnv)), true)
+			if err != nil {
+				return fmt.Errorf("console serve: --fleet-status-key: %w", err)
+			}
+			if k.Role != tufrepo.RoleFleetStatus {
+				return fmt.Errorf("console serve: --fleet-status-key %s is a %s key, not a %s key", statusKey, k.Role, tufrepo.RoleFleetStatus)
+			}
+			pub, err := statuspub.New(statuspub.Config{Source: st, Key: k.Private, Sink: statuspub.DirSink(statusDir),
+				Interval: statusEvery, Lifetime: statusLife, Log: log})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- pub.Run(ctx) }()
+			err = server.Serve(ctx, s, lc, log)
+			cancel()
+			return errors.Join(err, <-done)
 		},
 	}
+	cmd.Flags().StringVar(&statusKey, "fleet-status-key", "", "the console's fleet-status key file (patchring repo delegate-fleet-status): sign the fleet status for fleet-wide gates")
+	cmd.Flags().StringVar(&statusDir, "fleet-status-dir", "", "directory to leave the signed fleet status in, for patchring repo keeper --fleet-status-dir")
+	cmd.Flags().StringVar(&statusPassEnv, "fleet-status-passphrase-env", "PATCHRING_FLEET_STATUS_PASSPHRASE", "environment variable holding the key file's passphrase")
+	cmd.Flags().DurationVar(&statusEvery, "fleet-status-interval", statusEvery, "how often to publish the fleet status")
+	cmd.Flags().DurationVar(&statusLife, "fleet-status-lifetime", statusLife, "how long each signed fleet status stays valid")
 	sf.add(cmd)
 	cmd.Flags().StringVar(&lc.Addr, "listen", "127.0.0.1:8480", "address to listen on")
 	cmd.Flags().StringVar(&lc.CertFile, "tls-cert", "", "TLS certificate (PEM); needed to listen beyond loopback")

@@ -97,8 +97,12 @@ func printGates(w io.Writer, gates []apitypes.GatePolicy) {
 		if g.TooFewReports == "open" {
 			tooFew = "open " + orDash(g.OpenAfter) + " after the update is first seen"
 		}
-		fmt.Fprintf(w, "%s\twait for ring %s: %g%% success over at least %d reports; with fewer reports: %s\n",
-			label, g.Ring, g.MinSuccess, g.MinNodes, tooFew)
+		where := ""
+		if g.Scope == "fleet" {
+			where = " across the fleet"
+		}
+		fmt.Fprintf(w, "%s\twait for ring %s%s: %g%% success over at least %d reports; with fewer reports: %s\n",
+			label, g.Ring, where, g.MinSuccess, g.MinNodes, tooFew)
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,7 +132,8 @@ metadata signed with keys kept outside the repository. Agents trust only what it
 	}
 	f.bind(cmd)
 	cmd.AddCommand(newRepoInitCmd(a, f), newRepoRefreshCmd(a, f), newRepoRotateKeyCmd(a, f),
-		newRepoAddKeyCmd(a, f), newRepoRemoveKeyCmd(a, f), newRepoStatusCmd(a, f), newRepoServeCmd(a, f), newRepoKeeperCmd(a, f))
+		newRepoAddKeyCmd(a, f), newRepoRemoveKeyCmd(a, f), newRepoStatusCmd(a, f), newRepoServeCmd(a, f), newRepoKeeperCmd(a, f),
+		newRepoDelegateFleetStatusCmd(a, f))
 	return cmd
 }
 
@@ -477,9 +480,9 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 
 func newRepoKeeperCmd(a *app, f *repoFlags) *cobra.Command {
 	var expires map[string]string
-	listen, warnOffline := "", "14d"
+	listen, warnOffline, statusDir := "", "14d", ""
 	cmd := &cobra.Command{
-		Use:   "keeper --repo DIR --keys ONLINE_KEYDIR [--expires timestamp=1h,snapshot=1d] [--listen ADDR]",
+		Use:   "keeper --repo DIR --keys ONLINE_KEYDIR [--expires timestamp=1h,snapshot=1d] [--listen ADDR] [--fleet-status-dir DIR]",
 		Short: "Keep the repository fresh: re-sign timestamp and snapshot before they expire (online keys only)",
 		Long: `Run until interrupted, re-signing the timestamp, and the snapshot, once less than half
 of their lifetime is left, so agents keep trusting the repository with no admin action.
@@ -487,7 +490,10 @@ ONLINE_KEYDIR needs only the snapshot and timestamp key files: root and targets 
 offline, and the keeper warns in its log from --warn-offline before they expire.
 --expires records new snapshot/timestamp lifetimes for this fleet's repository (kept in
 DIR/patchring-repo.json). With --listen it also serves DIR like patchring repo serve;
-otherwise serve DIR with any static web server or CDN (see docs/REPOSITORY.md).`,
+otherwise serve DIR with any static web server or CDN (see docs/REPOSITORY.md).
+With --fleet-status-dir it also publishes the fleet console's signed fleet status left
+there (patchring console serve --fleet-status-dir), after checking it against the
+fleet-status delegation (patchring repo delegate-fleet-status).`,
 		Example: `  patchring repo keeper --repo /srv/patchring --keys /etc/patchring-keeper/keys --expires timestamp=6h,snapshot=2d`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -519,7 +525,7 @@ otherwise serve DIR with any static web server or CDN (see docs/REPOSITORY.md).`
 				return fmt.Errorf("--warn-offline %q: %v", warnOffline, err)
 			}
 			k := &tufrepo.Keeper{Dir: f.dir, KeysDir: f.keys, Passphrase: os.Getenv(f.passEnv), Warn: ow,
-				Log: slog.New(slog.NewTextHandler(a.Err, nil))}
+				Log: slog.New(slog.NewTextHandler(a.Err, nil)), FleetStatusDir: statusDir}
 			// A first pass now, so a missing key or passphrase fails here.
 			if _, err := k.Once(); err != nil {
 				return err
@@ -540,5 +546,77 @@ otherwise serve DIR with any static web server or CDN (see docs/REPOSITORY.md).`
 	cmd.Flags().StringToStringVar(&expires, "expires", nil, "new lifetimes for this fleet, e.g. timestamp=1h,snapshot=1d")
 	cmd.Flags().StringVar(&listen, "listen", "", "also serve the repository over HTTP on this address")
 	cmd.Flags().StringVar(&warnOffline, "warn-offline", "14d", "warn this long before root or targets expire")
+	cmd.Flags().StringVar(&statusDir, "fleet-status-dir", "", "publish the fleet console's signed fleet status from this directory")
 	return cmd
+}
+
+func newRepoDelegateFleetStatusCmd(a *app, f *repoFlags) *cobra.Command {
+	var keyDir string
+	cmd := &cobra.Command{
+		Use:   "delegate-fleet-status --repo DIR --keys KEYDIR --console-keys CONSOLE_KEYDIR",
+		Short: "Let the fleet console sign the fleet status document (and nothing else) for fleet-wide gates",
+		Long: `Delegate the TUF role fleet-status, allowed the one path fleet-status.json, to the
+fleet console's key, and publish the targets metadata (needs the targets key). The console's
+key is taken from CONSOLE_KEYDIR (the newest fleet-status key file there) or created there
+when it has none; copy it to the console (patchring console serve --fleet-status-key).
+Running it again with a new key rotates it. A stolen console key can only change the numbers
+gates of scope fleet read and when deferrals start: never what is approved. See docs/CONSOLE.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.needKeys(); err != nil {
+				return err
+			}
+			if keyDir == "" {
+				return errors.New("delegate-fleet-status: --console-keys is required")
+			}
+			k, err := newestFleetStatusKey(keyDir)
+			if err != nil {
+				return err
+			}
+			if k == nil {
+				if k, err = tufrepo.NewFleetStatusKey(keyDir, os.Getenv(f.passEnv), time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.Out, "created the console's key %s\n", k.Path)
+			}
+			r, err := f.open(a, true)
+			if err != nil {
+				return err
+			}
+			v, err := r.DelegateFleetStatus(k.Public)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Out, "delegated %s (path %s) to key %s in targets v%d\n", tufrepo.RoleFleetStatus, tufrepo.FleetStatusTarget, k.ID, v.Targets)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyDir, "console-keys", "", "directory of the console's fleet-status key (created there if missing)")
+	return cmd
+}
+
+// newestFleetStatusKey returns the newest fleet-status key file in dir, or
+// nil when there is none.
+func newestFleetStatusKey(dir string) (*tufrepo.Key, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("console keys: %w", err)
+	}
+	var newest *tufrepo.Key
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasPrefix(e.Name(), tufrepo.RoleFleetStatus+"-") {
+			continue
+		}
+		k, err := tufrepo.ReadKeyFile(filepath.Join(dir, e.Name()), nil, false)
+		if err != nil {
+			return nil, err
+		}
+		if k.Role == tufrepo.RoleFleetStatus && (newest == nil || k.Created.After(newest.Created)) {
+			newest = k
+		}
+	}
+	return newest, nil
 }

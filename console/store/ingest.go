@@ -39,10 +39,14 @@ var (
 	ErrConflict = errors.New("conflicting record: this sequence number was stored with other content")
 )
 
-// IngestBatch stores the entries in one transaction, each inside its own
-// savepoint so that a refused entry leaves the others stored. It returns
-// one result and one error per entry; the error it returns itself is a
-// database failure, after which nothing of the batch was stored.
+// IngestBatch stores the entries in one transaction. A refused entry
+// leaves the others stored: it is refused before it writes anything, or
+// (a stale record) its one row is taken back. It returns one result and one
+// error per entry; the error it returns itself is a database failure, after
+// which nothing of the batch was stored.
+//
+// The statements are prepared once per batch (SQLite parses each only once
+// instead of once per record), and a record costs no savepoint.
 func (s *Store) IngestBatch(ctx context.Context, entries []Entry) ([]Result, []error, error) {
 	results := make([]Result, len(entries))
 	errs := make([]error, len(entries))
@@ -57,24 +61,15 @@ func (s *Store) IngestBatch(ctx context.Context, entries []Entry) ([]Result, []e
 		return ea.Node < eb.Node || ea.Node == eb.Node && ea.Seq < eb.Seq
 	})
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		st := &ingestStmts{s: s, tx: tx}
+		defer st.close()
 		for _, i := range order {
 			e := entries[i]
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT rec"); err != nil {
-				return err
-			}
-			res, refused, err := s.ingestOne(ctx, tx, e)
+			res, refused, err := st.ingestOne(ctx, e)
 			if err != nil {
 				return fmt.Errorf("record %d of node %s: %w", e.Record.Seq, e.Record.Node, err)
 			}
 			results[i], errs[i] = res, refused
-			if refused != nil {
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rec"); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT rec"); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
@@ -84,31 +79,12 @@ func (s *Store) IngestBatch(ctx context.Context, entries []Entry) ([]Result, []e
 	return results, errs, nil
 }
 
-// ingestOne stores one entry. refused is a per-entry refusal; err a
-// database failure.
-func (s *Store) ingestOne(ctx context.Context, tx *sql.Tx, e Entry) (res Result, refused, err error) {
-	r := e.Record
-	ins, err := tx.ExecContext(ctx, s.q(`INSERT INTO records (node_id, seq, digest, received_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		r.Node, int64(r.Seq), e.Digest, ms(e.ReceivedAt))
-	if err != nil {
-		return 0, nil, err
-	}
-	if n, err := ins.RowsAffected(); err != nil {
-		return 0, nil, err
-	} else if n == 0 {
-		var digest string
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT digest FROM records WHERE node_id = ? AND seq = ?`), r.Node, int64(r.Seq)).Scan(&digest); err != nil {
-			return 0, nil, err
-		}
-		if digest == e.Digest {
-			return Duplicate, nil, nil
-		}
-		return 0, ErrConflict, nil
-	}
-	// The node's row changes only for a newer sequence number; no change
-	// means the node has already passed this one (a replay), and the
-	// caller rolls the record back.
-	up, err := tx.ExecContext(ctx, s.q(`INSERT INTO nodes (node_id, seq, site, hostname, ring, state, policy_version, pending,
+// The ingest's statements.
+const (
+	sqlInsertRecord = `INSERT INTO records (node_id, seq, digest, received_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	sqlRecordDigest = `SELECT digest FROM records WHERE node_id = ? AND seq = ?`
+	sqlDeleteRecord = `DELETE FROM records WHERE node_id = ? AND seq = ?`
+	sqlUpsertNode   = `INSERT INTO nodes (node_id, seq, site, hostname, ring, state, policy_version, pending,
 	reboot_state, reboot_by, reboot_deadline, reboot_deferrals, packages_digest, bytes_peers, bytes_origin,
 	metadata_expires, credential_expires, reported_at, received_at, first_seen)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -119,7 +95,115 @@ ON CONFLICT (node_id) DO UPDATE SET seq = excluded.seq, site = excluded.site, ho
 	bytes_peers = nodes.bytes_peers + excluded.bytes_peers, bytes_origin = nodes.bytes_origin + excluded.bytes_origin,
 	metadata_expires = excluded.metadata_expires, credential_expires = excluded.credential_expires,
 	reported_at = excluded.reported_at, received_at = excluded.received_at
-WHERE nodes.seq < excluded.seq`),
+WHERE nodes.seq < excluded.seq`
+	sqlNodeSeq        = `SELECT seq FROM nodes WHERE node_id = ?`
+	sqlInsertOutcome  = `INSERT INTO outcomes (node_id, seq, idx, site, ring, source, package, version, result, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlNodeKey        = `INSERT INTO node_keys (node_id) VALUES (?) ON CONFLICT (node_id) DO UPDATE SET node_id = excluded.node_id RETURNING nid`
+	sqlDeletePackages = `DELETE FROM node_packages WHERE nid = ?`
+	// packagesPerInsert is the rows of one multi-row package insert.
+	packagesPerInsert = 200
+)
+
+// ingestStmts prepares each statement of one batch's transaction the first
+// time it is needed.
+type ingestStmts struct {
+	s     *Store
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+	pkgs  map[int]*sql.Stmt // multi-row package inserts by row count
+}
+
+func (st *ingestStmts) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if p, ok := st.stmts[query]; ok {
+		return p, nil
+	}
+	p, err := st.tx.PrepareContext(ctx, st.s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if st.stmts == nil {
+		st.stmts = map[string]*sql.Stmt{}
+	}
+	st.stmts[query] = p
+	return p, nil
+}
+
+func (st *ingestStmts) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p, err := st.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return p.ExecContext(ctx, args...)
+}
+
+func (st *ingestStmts) queryRow(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+	p, err := st.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return p.QueryRowContext(ctx, args...), nil
+}
+
+// packagesInsert is the prepared insert of n package rows.
+func (st *ingestStmts) packagesInsert(ctx context.Context, n int) (*sql.Stmt, error) {
+	if p, ok := st.pkgs[n]; ok {
+		return p, nil
+	}
+	query := []byte(`INSERT INTO node_packages (nid, name, arch, version) VALUES `)
+	for j := range n {
+		if j > 0 {
+			query = append(query, ',')
+		}
+		query = append(query, "(?, ?, ?, ?)"...)
+	}
+	p, err := st.tx.PrepareContext(ctx, st.s.q(string(query)))
+	if err != nil {
+		return nil, err
+	}
+	if st.pkgs == nil {
+		st.pkgs = map[int]*sql.Stmt{}
+	}
+	st.pkgs[n] = p
+	return p, nil
+}
+
+func (st *ingestStmts) close() {
+	for _, p := range st.stmts {
+		p.Close()
+	}
+	for _, p := range st.pkgs {
+		p.Close()
+	}
+}
+
+// ingestOne stores one entry. refused is a per-entry refusal, after which
+// nothing of the entry is stored; err a database failure.
+func (st *ingestStmts) ingestOne(ctx context.Context, e Entry) (res Result, refused, err error) {
+	r := e.Record
+	ins, err := st.exec(ctx, sqlInsertRecord, r.Node, int64(r.Seq), e.Digest, ms(e.ReceivedAt))
+	if err != nil {
+		return 0, nil, err
+	}
+	if n, err := ins.RowsAffected(); err != nil {
+		return 0, nil, err
+	} else if n == 0 {
+		row, err := st.queryRow(ctx, sqlRecordDigest, r.Node, int64(r.Seq))
+		if err != nil {
+			return 0, nil, err
+		}
+		var digest string
+		if err := row.Scan(&digest); err != nil {
+			return 0, nil, err
+		}
+		if digest == e.Digest {
+			return Duplicate, nil, nil
+		}
+		return 0, ErrConflict, nil
+	}
+	// The node's row changes only for a newer sequence number; no change
+	// means the node has already passed this one (a replay): the record's
+	// row is taken back and nothing else is written.
+	up, err := st.exec(ctx, sqlUpsertNode,
 		r.Node, int64(r.Seq), e.Site, r.Hostname, r.Ring, r.State, r.PolicyVersion, r.Pending,
 		r.Reboot.State, r.Reboot.By, ms(r.Reboot.Deadline), r.Reboot.Deferrals, r.PackagesDigest, r.BytesFromPeers, r.BytesFromOrigin,
 		ms(r.MetadataExpires), ms(r.CredentialExpires), ms(r.Time), ms(e.ReceivedAt), ms(e.ReceivedAt))
@@ -129,42 +213,49 @@ WHERE nodes.seq < excluded.seq`),
 	if newest, err := up.RowsAffected(); err != nil {
 		return 0, nil, err
 	} else if newest == 0 {
+		row, err := st.queryRow(ctx, sqlNodeSeq, r.Node)
+		if err != nil {
+			return 0, nil, err
+		}
 		var last int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT seq FROM nodes WHERE node_id = ?`), r.Node).Scan(&last); err != nil {
+		if err := row.Scan(&last); err != nil {
+			return 0, nil, err
+		}
+		if _, err := st.exec(ctx, sqlDeleteRecord, r.Node, int64(r.Seq)); err != nil {
 			return 0, nil, err
 		}
 		return 0, fmt.Errorf("%w (record %d, newest %d)", ErrStale, r.Seq, last), nil
 	}
 	for i, o := range r.Outcomes {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO outcomes (node_id, seq, idx, site, ring, source, package, version, result, reason, at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.Node, int64(r.Seq), i, e.Site, r.Ring, o.Source, o.Package, o.Version, o.Result, o.Reason, ms(o.At)); err != nil {
+		if _, err := st.exec(ctx, sqlInsertOutcome, r.Node, int64(r.Seq), i, e.Site, r.Ring, o.Source, o.Package, o.Version, o.Result, o.Reason, ms(o.At)); err != nil {
 			return 0, nil, err
 		}
 	}
 	// A package list replaces the node's.
 	if len(r.Packages) > 0 {
-		var nid int64
-		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO node_keys (node_id) VALUES (?)
-ON CONFLICT (node_id) DO UPDATE SET node_id = excluded.node_id RETURNING nid`), r.Node).Scan(&nid); err != nil {
+		row, err := st.queryRow(ctx, sqlNodeKey, r.Node)
+		if err != nil {
 			return 0, nil, err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE nid = ?`), nid); err != nil {
+		var nid int64
+		if err := row.Scan(&nid); err != nil {
+			return 0, nil, err
+		}
+		if _, err := st.exec(ctx, sqlDeletePackages, nid); err != nil {
 			return 0, nil, err
 		}
 		pkgs := dedupe(r.Packages)
-		const per = 200
-		for start := 0; start < len(pkgs); start += per {
-			chunk := pkgs[start:min(start+per, len(pkgs))]
-			query := []byte(`INSERT INTO node_packages (nid, name, arch, version) VALUES `)
-			args := make([]any, 0, 4*len(chunk))
-			for j, p := range chunk {
-				if j > 0 {
-					query = append(query, ',')
-				}
-				query = append(query, "(?, ?, ?, ?)"...)
-				args = append(args, nid, p.Name, p.Arch, p.Version)
+		for start := 0; start < len(pkgs); start += packagesPerInsert {
+			chunk := pkgs[start:min(start+packagesPerInsert, len(pkgs))]
+			p, err := st.packagesInsert(ctx, len(chunk))
+			if err != nil {
+				return 0, nil, err
 			}
-			if _, err := tx.ExecContext(ctx, s.q(string(query)), args...); err != nil {
+			args := make([]any, 0, 4*len(chunk))
+			for _, pk := range chunk {
+				args = append(args, nid, pk.Name, pk.Arch, pk.Version)
+			}
+			if _, err := p.ExecContext(ctx, args...); err != nil {
 				return 0, nil, err
 			}
 		}

@@ -216,6 +216,11 @@ func testIngest(t *testing.T, b backend) {
 	if !errors.Is(errs[0], ErrStale) || res[1] != Stored || errs[1] != nil {
 		t.Fatalf("batch: %v %v", res, errs)
 	}
+	// Nothing of the stale record was kept: sent again, it is stale
+	// again, not a duplicate.
+	if res, errs = ingest(t, s, e2); !errors.Is(errs[0], ErrStale) {
+		t.Fatalf("stale record again: %v %v", res, errs)
+	}
 	// Same seq, other content: refused.
 	conflicting := entry(t, n, n.record(3, func(r *report.Record) { r.State = "idle" }))
 	if _, errs = ingest(t, s, conflicting); !errors.Is(errs[0], ErrConflict) {

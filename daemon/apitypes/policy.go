@@ -36,6 +36,9 @@ type GatePolicy struct {
 	MinNodes      int     `json:"min_nodes"`
 	TooFewReports string  `json:"too_few_reports"`
 	OpenAfter     string  `json:"open_after,omitempty"`
+	// Scope is "fleet" when the gate counts every site (the console's
+	// signed fleet status); empty: the node's own site.
+	Scope string `json:"scope,omitempty"`
 }
 
 // TransactionsPolicy says what an install transaction may do besides

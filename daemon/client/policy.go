@@ -28,3 +28,11 @@ func (c *Client) ImportBundle(ctx context.Context, path string) (apitypes.Bundle
 	err := c.Do(ctx, http.MethodPost, "/bundle/import", apitypes.BundleImportRequest{Path: path}, &out)
 	return out, err
 }
+
+// ExportReports collects every console record the site's members hold
+// (admin only), for an offline site's bundle.
+func (c *Client) ExportReports(ctx context.Context) (apitypes.ReportExport, error) {
+	var out apitypes.ReportExport
+	err := c.Do(ctx, http.MethodGet, "/reports/export", nil, &out)
+	return out, err
+}

@@ -112,6 +112,11 @@ type Config struct {
 	Facts func() policy.NodeFacts
 	// Fleet returns what the fleet knows of each ring's results (gates).
 	Fleet func() policy.FleetView
+	// FirstSeen returns when the fleet first saw an update (the console's
+	// signed fleet status), if known: a deferral starts at the earlier of
+	// that and this node's own first sighting, so a node that was off
+	// when the update appeared does not start late. Nil: this node's own.
+	FirstSeen func(policy.UpdateKey) (time.Time, bool)
 	// Catalog is the signed third-party catalog; nil offers apt updates
 	// only.
 	Catalog Catalog
@@ -458,6 +463,19 @@ func updateKey(u policy.Update) []byte {
 }
 
 func (e *Engine) firstSeen(u policy.Update, now time.Time) (time.Time, error) {
+	local, err := e.localFirstSeen(u, now)
+	if err != nil || e.cfg.FirstSeen == nil {
+		return local, err
+	}
+	if fleet, ok := e.cfg.FirstSeen(u.Key()); ok && fleet.Before(local) {
+		return fleet, nil
+	}
+	return local, nil
+}
+
+// localFirstSeen is when this node first saw u, recorded at the first
+// sighting.
+func (e *Engine) localFirstSeen(u policy.Update, now time.Time) (time.Time, error) {
 	var rec updateRecord
 	err := e.cfg.DB.Get(store.BucketUpdates, updateKey(u), &rec)
 	if err == nil {

@@ -38,6 +38,10 @@ type (
 	BundlePart interface {
 		ImportBundle(ctx context.Context, req apitypes.BundleImportRequest) (apitypes.BundleImport, error)
 	}
+	// ReportsPart is the console reporter (daemon/reporter).
+	ReportsPart interface {
+		ExportReports(ctx context.Context) (apitypes.ReportExport, error)
+	}
 	// FleetPart is the node's view of its site.
 	FleetPart interface {
 		Fleet() apitypes.Fleet
@@ -79,6 +83,7 @@ type Parts struct {
 	Inventory InventoryPart
 	Policy    PolicyPart
 	Bundles   BundlePart
+	Reports   ReportsPart
 	Fleet     FleetPart
 	FleetKeys FleetKeysPart
 	Engine    EnginePart
@@ -130,6 +135,9 @@ var routeTable = []Route{
 			return nil, err
 		}
 		return s.ImportBundle(ctx, req)
+	})},
+	{"GET", "/reports/export", PermAdmin, "Reports.ExportReports", call(func(p Parts) ReportsPart { return p.Reports }, func(ctx context.Context, s ReportsPart, r *Request) (any, error) {
+		return s.ExportReports(ctx)
 	})},
 
 	{"GET", "/fleet", PermRead, "Fleet.Fleet", call(func(p Parts) FleetPart { return p.Fleet }, func(ctx context.Context, s FleetPart, r *Request) (any, error) {

@@ -83,6 +83,10 @@ func (a *allParts) ImportBundle(context.Context, apitypes.BundleImportRequest) (
 	a.note("Bundles.ImportBundle")
 	return apitypes.BundleImport{}, nil
 }
+func (a *allParts) ExportReports(context.Context) (apitypes.ReportExport, error) {
+	a.note("Reports.ExportReports")
+	return apitypes.ReportExport{}, nil
+}
 func (a *allParts) Fleet() apitypes.Fleet { a.note("Fleet.Fleet"); return apitypes.Fleet{} }
 func (a *allParts) Peers() apitypes.Peers { a.note("Fleet.Peers"); return apitypes.Peers{} }
 func (a *allParts) FleetKeys(context.Context) apitypes.FleetKeys {
@@ -147,7 +151,7 @@ func (i inventoryHistory) APIHistory(context.Context, int) ([]inventory.HistoryR
 }
 
 func everyPart(a *allParts) localapi.Parts {
-	return localapi.Parts{Status: a, Inventory: inventoryHistory{a}, Policy: a, Bundles: a, Fleet: a,
+	return localapi.Parts{Status: a, Inventory: inventoryHistory{a}, Policy: a, Bundles: a, Reports: a, Fleet: a,
 		FleetKeys: a, Engine: engineHistory{a}, Reboot: a, Unmanaged: a}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/credential"
+	"github.com/patchring/patchring/policy/fleetstatus"
 	"github.com/patchring/patchring/policy/trust"
 )
 
@@ -53,6 +54,10 @@ type Service struct {
 	lastTry   time.Time
 	lastErr   error
 	refreshed time.Time
+	// The parsed fleet status of state (FleetStatus), and the last raw
+	// document that did not parse.
+	statusRaw, statusBad []byte
+	statusView           *fleetstatus.View
 
 	// idMu guards the identity below; it is taken after mu, never before,
 	// and alone by SiteTags (which Facts calls with mu held).
@@ -350,6 +355,9 @@ func (s *Service) Effective() apitypes.EffectivePolicy {
 // evaluation applies spelled out (too_few_reports: wait).
 func GatePolicy(g policy.Gate) apitypes.GatePolicy {
 	out := apitypes.GatePolicy{Ring: g.Ring, MinSuccess: g.MinSuccess, MinNodes: g.MinNodes, TooFewReports: g.TooFewReports}
+	if g.Scope == policy.ScopeFleet {
+		out.Scope = policy.ScopeFleet
+	}
 	if out.TooFewReports == "" {
 		out.TooFewReports = policy.TooFewReportsWait
 	}

@@ -178,19 +178,38 @@ func (r *Reporter) Round(ctx context.Context) error {
 	return r.send(ctx, c)
 }
 
-func (r *Reporter) send(ctx context.Context, c Console) error {
+// Export is an offline site's way out: it samples this node into its
+// outbox and collects every record the site's live members still hold
+// (from the start of each outbox, whatever the console confirmed), for
+// `patchring bundle export-reports`. The console counts records it already
+// has as duplicates. A member that cannot be reached is named in the error;
+// the records of the others are returned all the same.
+func (r *Reporter) Export(ctx context.Context) ([]report.Envelope, error) {
+	s, err := r.cfg.Sample(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("export reports: sample: %w", err)
+	}
+	if _, err := r.cfg.Outbox.Add(s, r.cfg.Now()); err != nil {
+		return nil, fmt.Errorf("export reports: %w", err)
+	}
+	envs, errs := r.collect(ctx, func(string) uint64 { return 0 })
+	if len(errs) > 0 {
+		return envs, fmt.Errorf("export reports: %w", errors.Join(errs...))
+	}
+	return envs, nil
+}
+
+// collect gathers the members' records above after(member).
+func (r *Reporter) collect(ctx context.Context, after func(member string) uint64) ([]report.Envelope, []error) {
 	var batch []report.Envelope
 	var errs []error
 	for _, m := range r.cfg.Members() {
-		r.mu.Lock()
-		after := r.cursor[m]
-		r.mu.Unlock()
 		var envs []report.Envelope
 		var err error
 		if m == r.cfg.Outbox.Node() {
-			envs, err = r.cfg.Outbox.Since(after)
-		} else {
-			envs, err = r.cfg.Fetch(ctx, m, after)
+			envs, err = r.cfg.Outbox.Since(after(m))
+		} else if r.cfg.Fetch != nil {
+			envs, err = r.cfg.Fetch(ctx, m, after(m))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("collect from %s: %w", m, err))
@@ -198,6 +217,15 @@ func (r *Reporter) send(ctx context.Context, c Console) error {
 		}
 		batch = append(batch, envs...)
 	}
+	return batch, errs
+}
+
+func (r *Reporter) send(ctx context.Context, c Console) error {
+	batch, errs := r.collect(ctx, func(m string) uint64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.cursor[m]
+	})
 	for len(batch) > 0 {
 		n := min(len(batch), maxSend)
 		if err := r.post(ctx, c, batch[:n]); err != nil {

@@ -302,7 +302,11 @@ func (c *Client) seed(dir string, prev *State) ([]byte, error) {
 	if prev.Versions.Root >= c.rootVer {
 		root = prev.raw.Root
 	}
-	for name, data := range map[string][]byte{"timestamp.json": prev.raw.Timestamp, "snapshot.json": prev.raw.Snapshot, "targets.json": prev.raw.Targets} {
+	for name, data := range map[string][]byte{"timestamp.json": prev.raw.Timestamp, "snapshot.json": prev.raw.Snapshot, "targets.json": prev.raw.Targets,
+		FleetStatusRole + ".json": prev.raw.StatusMeta} {
+		if data == nil {
+			continue
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			return nil, err
 		}
@@ -370,6 +374,7 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 			b.Fleet = fleet
 		}
 	}
+	b.StatusMeta, b.Status = c.fetchFleetStatus(ctx, up, work, prev, sources, i)
 	if prev != nil && prev.raw.sameContent(b) {
 		// Nothing new: the stored state stays as it is (no write, no
 		// fsync on every periodic refresh).
@@ -389,6 +394,42 @@ func (c *Client) refreshVia(ctx context.Context, prev *State, sources []Source, 
 	c.state, c.stateErr = st, nil
 	c.mu.Unlock()
 	return Result{State: st.copy(), Changed: prev == nil || prev.Versions != st.Versions}, nil
+}
+
+// fetchFleetStatus loads the fleet-status role's metadata (through go-tuf,
+// which checks it against the delegation and the snapshot) and its
+// document, when the targets metadata delegates the role. The fleet status
+// is optional: when it is missing, stale or does not verify, the refresh
+// goes on without it (gates with scope: fleet then count no reports, which
+// only delays rings), and the reason is logged.
+func (c *Client) fetchFleetStatus(ctx context.Context, up *updater.Updater, work string, prev *State, sources []Source, i int) (meta, doc []byte) {
+	trusted := up.GetTrustedMetadataSet()
+	d := trusted.Targets[metadata.TARGETS].Signed.Delegations
+	if d == nil || !slices.ContainsFunc(d.Roles, func(r metadata.DelegatedRole) bool { return r.Name == FleetStatusRole }) {
+		return nil, nil
+	}
+	if _, ok := trusted.Snapshot.Signed.Meta[FleetStatusRole+".json"]; !ok {
+		return nil, nil // delegated, nothing published yet
+	}
+	tf, err := up.GetTargetInfo(FleetStatusTarget)
+	if err != nil {
+		c.log.Warn("fleet status not verified; gates with scope: fleet count no reports", "err", err)
+		return nil, nil
+	}
+	meta, err = os.ReadFile(filepath.Join(work, FleetStatusRole+".json"))
+	if err != nil {
+		c.log.Warn("fleet status metadata not stored", "err", err)
+		return nil, nil
+	}
+	if prev != nil && prev.FleetStatusTarget != nil && tf.VerifyLengthHashes(prev.raw.Status) == nil {
+		return meta, prev.raw.Status
+	}
+	doc, err = c.fetchSmall(ctx, sources, i, FleetStatusTarget, tf, trusted.Root.Signed.ConsistentSnapshot)
+	if err != nil {
+		c.log.Warn("fleet status document not fetched; gates with scope: fleet count no reports", "err", err)
+		return nil, nil
+	}
+	return meta, doc
 }
 
 // fetchSmall downloads a small target the agent acts on (the policy, the

@@ -31,6 +31,12 @@ const (
 	// carries (docs/APT.md): apt/<host>/<path of the file at its archive>,
 	// with custom metadata {"apt": {"url": ..., "kind": ...}}.
 	AptPrefix = "apt/"
+	// FleetStatusRole is the delegated role that signs the fleet status
+	// document (policy/fleetstatus), and FleetStatusTarget the document:
+	// the fleet console holds the role's key, and the admin's delegation
+	// allows it that one path.
+	FleetStatusRole   = "fleet-status"
+	FleetStatusTarget = "fleet-status.json"
 )
 
 const (
@@ -109,6 +115,14 @@ type State struct {
 	// repository publishes none.
 	Fleet       []byte      `json:"-"`
 	FleetTarget *TargetInfo `json:"fleet_target,omitempty"`
+	// FleetStatus is the verified fleet status document (fleet-status.json,
+	// signed by the delegated fleet-status role), nil when there is none or
+	// it could not be verified; FleetStatusExpires is when its signed
+	// metadata expires (do not act on it after that).
+	FleetStatus        []byte      `json:"-"`
+	FleetStatusTarget  *TargetInfo `json:"fleet_status_target,omitempty"`
+	FleetStatusVersion int64       `json:"fleet_status_version,omitempty"`
+	FleetStatusExpires time.Time   `json:"fleet_status_expires,omitzero"`
 
 	raw *bundle
 }
@@ -152,13 +166,17 @@ type bundle struct {
 	Targets    []byte    `json:"targets"`
 	Policy     []byte    `json:"policy,omitempty"`
 	Fleet      []byte    `json:"fleet,omitempty"`
+	// StatusMeta is the fleet-status role's metadata and Status the
+	// document it signs (both absent when there is none).
+	StatusMeta []byte `json:"status_meta,omitempty"`
+	Status     []byte `json:"status,omitempty"`
 }
 
 // sameContent reports whether o holds the same verified bytes as b.
 func (b *bundle) sameContent(o *bundle) bool {
 	return bytes.Equal(b.Root, o.Root) && bytes.Equal(b.Timestamp, o.Timestamp) && bytes.Equal(b.Snapshot, o.Snapshot) &&
 		bytes.Equal(b.Targets, o.Targets) && bytes.Equal(b.Policy, o.Policy) &&
-		bytes.Equal(b.Fleet, o.Fleet)
+		bytes.Equal(b.Fleet, o.Fleet) && bytes.Equal(b.StatusMeta, o.StatusMeta) && bytes.Equal(b.Status, o.Status)
 }
 
 // verify checks a bundle as go-tuf's client workflow would at the time it
@@ -222,6 +240,26 @@ func (b *bundle) verify() (*State, *trustedmetadata.TrustedMetadata, error) {
 		st.Fleet = b.Fleet
 	} else if b.Fleet != nil {
 		return nil, nil, fmt.Errorf("%w: state holds a fleet document the targets metadata does not list", ErrMalformed)
+	}
+	if b.StatusMeta != nil {
+		md, err := tm.UpdateDelegatedTargets(b.StatusMeta, FleetStatusRole, metadata.TARGETS)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fleet status: %w", err)
+		}
+		tf, ok := md.Signed.Targets[FleetStatusTarget]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: fleet status metadata lists no %s", ErrMalformed, FleetStatusTarget)
+		}
+		if err := tf.VerifyLengthHashes(b.Status); err != nil {
+			return nil, nil, fmt.Errorf("fleet status: %w", err)
+		}
+		ti := targetInfo(FleetStatusTarget, tf)
+		st.FleetStatusTarget = &ti
+		st.FleetStatus = b.Status
+		st.FleetStatusVersion = md.Signed.Version
+		st.FleetStatusExpires = md.Signed.Expires
+	} else if b.Status != nil {
+		return nil, nil, fmt.Errorf("%w: state holds a fleet status without its metadata", ErrMalformed)
 	}
 	names := make([]string, 0, len(targets))
 	var aptNames []string

@@ -85,7 +85,7 @@ func (c *Client) VerifiedFile(path string) (data []byte, ok bool) {
 		for _, t := range []struct {
 			info *TargetInfo
 			data []byte
-		}{{st.PolicyTarget, st.raw.Policy}, {st.FleetTarget, st.raw.Fleet}} {
+		}{{st.PolicyTarget, st.raw.Policy}, {st.FleetTarget, st.raw.Fleet}, {st.FleetStatusTarget, st.raw.Status}} {
 			if t.info == nil {
 				continue
 			}
@@ -141,6 +141,8 @@ func (c *Client) verifiedMetadata(st *State, name string) ([]byte, bool) {
 		return st.raw.Snapshot, true
 	case role == "targets.json" && (version == 0 || version == st.Versions.Targets):
 		return st.raw.Targets, true
+	case role == FleetStatusRole+".json" && st.raw.StatusMeta != nil && (version == 0 || version == st.FleetStatusVersion):
+		return st.raw.StatusMeta, true
 	}
 	return nil, false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -140,6 +141,13 @@ type Keeper struct {
 	Now func() time.Time
 	// Log receives what the keeper does (default: nothing).
 	Log *slog.Logger
+	// FleetStatusDir, when set, is where the fleet console leaves its
+	// signed fleet status (WriteFleetStatusDir): each pass publishes a
+	// newer one after checking it against the fleet-status delegation.
+	FleetStatusDir string
+	// FleetStatusPoll is how often the keeper looks at FleetStatusDir
+	// (default 30s).
+	FleetStatusPoll time.Duration
 }
 
 // Once opens the repository afresh (an admin may have published since the
@@ -161,6 +169,17 @@ func (k *Keeper) Once() (next time.Time, err error) {
 		log.Info("re-signed repository metadata", "snapshot", v.Snapshot, "timestamp", v.Timestamp,
 			"timestamp_expires", r.timestamp.Signed.Expires, "snapshot_expires", r.snapshot.Signed.Expires)
 	}
+	next = r.NextDue()
+	if k.FleetStatusDir != "" {
+		k.publishFleetStatus(r, log)
+		poll := k.FleetStatusPoll
+		if poll <= 0 {
+			poll = 30 * time.Second
+		}
+		if at := r.now().Add(poll); at.Before(next) {
+			next = at
+		}
+	}
 	warn := k.Warn
 	if warn <= 0 {
 		warn = 14 * 24 * time.Hour
@@ -172,7 +191,35 @@ func (k *Keeper) Once() (next time.Time, err error) {
 				"role", role, "expires", exp)
 		}
 	}
-	return r.NextDue(), nil
+	return next, nil
+}
+
+// publishFleetStatus publishes the console's fleet status from
+// FleetStatusDir when it is newer than the published one. A refused or
+// unreadable one is logged: it must not stop the keeper's own work.
+func (k *Keeper) publishFleetStatus(r *Repo, log *slog.Logger) {
+	meta, doc, err := ReadFleetStatusDir(k.FleetStatusDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		log.Warn("fleet status not read", "dir", k.FleetStatusDir, "err", err)
+		return
+	}
+	md, err := (&metadata.Metadata[metadata.TargetsType]{}).FromBytes(meta)
+	if err != nil {
+		log.Warn("fleet status refused", "err", err)
+		return
+	}
+	if md.Signed.Version <= r.FleetStatusVersion() {
+		return
+	}
+	v, err := r.PublishFleetStatus(meta, doc)
+	if err != nil {
+		log.Warn("fleet status refused", "err", err)
+		return
+	}
+	log.Info("published the fleet status", "version", md.Signed.Version, "snapshot", v.Snapshot, "timestamp", v.Timestamp)
 }
 
 // Run re-signs as needed until ctx ends. A failed pass (e.g. a locked

@@ -231,7 +231,7 @@ func ReadKeyFile(path string, passphrase []byte, decrypt bool) (*Key, error) {
 	if kf.KeyType != metadata.KeyTypeEd25519 || kf.Scheme != metadata.KeySchemeEd25519 {
 		return nil, fmt.Errorf("read key %s: key type %s/%s: only ed25519 is supported", path, kf.KeyType, kf.Scheme)
 	}
-	if !slices.Contains(topRoles, kf.Role) && !slices.Contains(fleetRoles, kf.Role) {
+	if !slices.Contains(topRoles, kf.Role) && !slices.Contains(fleetRoles, kf.Role) && kf.Role != RoleFleetStatus {
 		return nil, fmt.Errorf("read key %s: unknown role %q", path, kf.Role)
 	}
 	pub, err := hex.DecodeString(kf.Public)

@@ -567,7 +567,21 @@ func (r *Repo) commitLocked(newRoot *metadata.Metadata[metadata.RootType], bumpT
 	}
 	snapshot.Signed.Version = r.snapshot.Signed.Version + 1
 	snapshot.Signed.Expires = r.expiry(RoleSnapshot, now)
-	snapshot.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": tMeta}
+	meta := map[string]*metadata.MetaFiles{"targets.json": tMeta}
+	// Delegated roles the new targets still delegate keep their entry
+	// (the fleet-status role's metadata is signed by the console).
+	signedTargets := r.targets
+	if targets != nil {
+		signedTargets = targets
+	}
+	if d := signedTargets.Signed.Delegations; d != nil {
+		for _, role := range d.Roles {
+			if m, ok := r.snapshot.Signed.Meta[role.Name+".json"]; ok {
+				meta[role.Name+".json"] = m
+			}
+		}
+	}
+	snapshot.Signed.Meta = meta
 	if err := signAs(r, snapshot, RoleSnapshot, trustRoots); err != nil {
 		return Versions{}, err
 	}
