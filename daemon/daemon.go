@@ -26,6 +26,7 @@ import (
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/membership"
 	"github.com/patchring/patchring/daemon/metrics"
+	"github.com/patchring/patchring/daemon/nodekey"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reporter"
@@ -59,7 +60,7 @@ type Daemon struct {
 	cfg      config.Config
 	log      *slog.Logger
 	db       *store.DB
-	id       *Identity
+	id       *nodekey.Identity
 	api      *localapi.Server
 	metrics  *prometheus.Registry
 	hostname string
@@ -106,7 +107,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 			}
 		}
 	}()
-	if d.id, err = LoadOrCreateIdentity(cfg.StateDir); err != nil {
+	if d.id, err = nodekey.LoadOrCreate(cfg.StateDir); err != nil {
 		return nil, err
 	}
 	d.hostname = cfg.Hostname
