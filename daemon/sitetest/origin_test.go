@@ -182,6 +182,17 @@ func (w countingWriter) Write(p []byte) (int, error) {
 // serveFile serves dir/<url path> with Range support and without
 // Last-Modified (indices rewritten within one second must not get a 304).
 func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
+	serveFileAt(w, r, dir, false)
+}
+
+// servePoolFile is serveFile with Last-Modified, as archives send it for
+// their pool: a pool file never changes, and caches such as apt-cacher-ng
+// keep what they can date.
+func servePoolFile(w http.ResponseWriter, r *http.Request, dir string) {
+	serveFileAt(w, r, dir, true)
+}
+
+func serveFileAt(w http.ResponseWriter, r *http.Request, dir string, dated bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -197,7 +208,13 @@ func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
 		http.NotFound(w, r)
 		return
 	}
-	http.ServeContent(w, r, path.Base(rel), time.Time{}, f)
+	var mod time.Time
+	if dated {
+		if st, err := f.Stat(); err == nil {
+			mod = st.ModTime()
+		}
+	}
+	http.ServeContent(w, r, path.Base(rel), mod, f)
 }
 
 // startOrigin creates the repositories and serves them inside tp's origin
@@ -252,7 +269,7 @@ func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig) *o
 		x := &transfer{Client: host, Path: r.URL.Path, Start: time.Now(), Range: r.Header.Get("Range")}
 		o.pool.add(x)
 		defer x.done.Store(true)
-		serveFile(countingWriter{ResponseWriter: w, x: x, hold: o.pool.holdFor(r.URL.Path), r: r}, r, repoDir)
+		servePoolFile(countingWriter{ResponseWriter: w, x: x, hold: o.pool.holdFor(r.URL.Path), r: r}, r, repoDir)
 	})
 	serve(t, tp.origin, originIP+":80", indices)
 	serve(t, tp.origin, cdnIP+":80", pool)
