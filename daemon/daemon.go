@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -188,6 +189,9 @@ func (d *Daemon) subsystems() error {
 			CredentialFile: filepath.Join(cfg.StateDir, credential.FileName),
 			OnChange: func(*policy.Policy, string) {
 				d.triggerEngine()
+				if d.bundles != nil {
+					d.bundles.MetadataChanged()
+				}
 				if d.reboot != nil {
 					d.reboot.RulesChanged()
 				}
@@ -219,8 +223,10 @@ func (d *Daemon) subsystems() error {
 		if d.trust != nil {
 			bc.TrustState = d.trust.LastGood
 			bc.Apt = aptSeeder{d}
+			bc.FromSite = d.fromSite
 		}
 		d.bundles = bundle.New(bc)
+		d.add(d.bundles)
 	}
 	if d.pol != nil {
 		// The outbox exists before the fleet, which serves it to the
@@ -377,6 +383,20 @@ func (a aptSeeder) SeedRelease(ctx context.Context, url string, h content.Hash) 
 		}
 	}
 	return nil
+}
+
+// errNotFromSite is the origin of a file the site's peers must provide.
+var errNotFromSite = errors.New("only the site's peers hold it")
+
+// fromSite fetches a content-addressed file from the site's peers (an
+// offline snapshot's pinned Release file, which no vendor serves any more).
+func (d *Daemon) fromSite(ctx context.Context, h content.Hash, size int64) error {
+	if d.fleet == nil || d.fleet.AptFetcher() == nil {
+		return errors.New("no site: gossip and p2p are off")
+	}
+	return d.fleet.AptFetcher().FetchFromPeers(ctx, h, size, func(context.Context, int64) (io.ReadCloser, error) {
+		return nil, errNotFromSite
+	})
 }
 
 // aptTraffic is the apt proxy's traffic for the local API.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,6 +107,29 @@ type aptCycle struct {
 // extra are apt options given to every apt-get (e.g. another proxy).
 func aptEverywhere(t testing.TB, nodes []*node, names []string, extra ...string) {
 	t.Helper()
+	aptEverywhereRetrying(t, nodes, names, 1, extra...)
+}
+
+// aptEverywhereRetrying is aptEverywhere where each apt-get may be tried
+// attempts times, as an admin would run it again after a failure; it
+// returns how many runs failed and were tried again.
+func aptEverywhereRetrying(t testing.TB, nodes []*node, names []string, attempts int, extra ...string) int {
+	t.Helper()
+	var retries atomic.Int64
+	try := func(ctx context.Context, n *node, args ...string) (string, error) {
+		var all string
+		for i := 1; ; i++ {
+			out, err := aptIn(ctx, n, args...)
+			all += out
+			if err == nil || i >= attempts || ctx.Err() != nil {
+				if err == nil {
+					all = out // the output of the run that worked
+				}
+				return all, err
+			}
+			retries.Add(1)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	outs := make([]string, len(nodes))
@@ -115,13 +139,13 @@ func aptEverywhere(t testing.TB, nodes []*node, names []string, extra ...string)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := aptIn(ctx, n, append(slices.Clone(extra), "update", "--error-on=any")...)
+			out, err := try(ctx, n, append(slices.Clone(extra), "update", "--error-on=any")...)
 			outs[i] = out
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: apt-get update: %w", n.hostname, err)
 				return
 			}
-			out, err = aptIn(ctx, n, append(append(slices.Clone(extra), "install", "-y"), names...)...)
+			out, err = try(ctx, n, append(append(slices.Clone(extra), "install", "-y"), names...)...)
 			outs[i] += out
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: apt-get install: %w", n.hostname, err)
@@ -146,6 +170,7 @@ func aptEverywhere(t testing.TB, nodes []*node, names []string, extra ...string)
 			}
 		}
 	}
+	return int(retries.Load())
 }
 
 // runAptCycle starts a site of n agents with the apt proxy on and a

@@ -154,14 +154,15 @@ type cacherCycle struct {
 	debTransfers   int            // .deb GETs the pool host served
 	nodesCompleted int
 	repeats        []string // a few .debs the pool served more than once, and how
+	retries        int      // apt-get runs that failed and were run again
 }
 
 func (c cacherCycle) ratio() float64 { return float64(c.wan.Down) / float64(c.unique) }
 
 // publishAndRun publishes a new 30-package batch named prefixNN, runs
 // apt-get update and install of it on nodes at once with extra apt
-// options, and measures the WAN.
-func publishAndRun(t testing.TB, s *testSite, nodes []*node, prefix string, extra ...string) cacherCycle {
+// options, and measures the WAN. Each apt-get is tried up to attempts times.
+func publishAndRun(t testing.TB, s *testSite, nodes []*node, prefix string, attempts int, extra ...string) cacherCycle {
 	t.Helper()
 	names, debs := aptBatchNamed(t, filepath.Join(s.dir, "batch-"+prefix), prefix, 48<<10)
 	idxBefore := s.origin.IndexRequests()
@@ -172,7 +173,10 @@ func publishAndRun(t testing.TB, s *testSite, nodes []*node, prefix string, extr
 	}
 	before := s.net.counters(t)
 	start := time.Now()
-	aptEverywhere(t, nodes, names, extra...)
+	// Runs that fail are tried again (up to attempts times), as an admin would:
+	// apt-cacher-ng drops a client now and then under a whole site's
+	// requests at once. The retries' bytes count.
+	c.retries = aptEverywhereRetrying(t, nodes, names, attempts, extra...)
 	c.elapsed = time.Since(start)
 	c.wan = s.net.counters(t).sub(before)
 	c.nodesCompleted = len(nodes)
@@ -224,9 +228,9 @@ func BenchmarkAptSiteVsCacher(b *testing.B) {
 		s := startAptSite(b, n)
 		host := s.nodes[0]
 		acng := startCacher(b, host.ns, host.ip, filepath.Join(s.dir, "acng"))
-		viaCacher = publishAndRun(b, s, s.nodes, fmt.Sprintf("cache%d-fix", i), "-o", "Acquire::http::Proxy="+acng.url)
-		b.Logf("apt-cacher-ng on %s, %d nodes: %d WAN bytes down for %d unique (%.3f), %d .deb GETs at the pool for 30, %s",
-			host.hostname, n, viaCacher.wan.Down, viaCacher.unique, viaCacher.ratio(), viaCacher.debTransfers, viaCacher.elapsed.Round(time.Second))
+		viaCacher = publishAndRun(b, s, s.nodes, fmt.Sprintf("cache%d-fix", i), 3, "-o", "Acquire::http::Proxy="+acng.url)
+		b.Logf("apt-cacher-ng on %s, %d nodes: %d WAN bytes down for %d unique (%.3f), %d .deb GETs at the pool for 30, %d apt-get runs failed and run again, %s",
+			host.hostname, n, viaCacher.wan.Down, viaCacher.unique, viaCacher.ratio(), viaCacher.debTransfers, viaCacher.retries, viaCacher.elapsed.Round(time.Second))
 		for _, r := range viaCacher.repeats {
 			b.Logf("  served more than once through apt-cacher-ng: %s", r)
 		}
@@ -242,9 +246,9 @@ func BenchmarkAptSiteVsCacher(b *testing.B) {
 		}
 		b.Logf("with its node down, apt through apt-cacher-ng fails: %v", err)
 
-		viaSite = publishAndRun(b, s, s.nodes[1:], fmt.Sprintf("site%d-fix", i))
-		b.Logf("patchring site without %s, %d nodes: %d WAN bytes down for %d unique (%.3f), %d .deb GETs at the pool for 30, %s",
-			host.hostname, n-1, viaSite.wan.Down, viaSite.unique, viaSite.ratio(), viaSite.debTransfers, viaSite.elapsed.Round(time.Second))
+		viaSite = publishAndRun(b, s, s.nodes[1:], fmt.Sprintf("site%d-fix", i), 1)
+		b.Logf("patchring site without %s, %d nodes: %d WAN bytes down for %d unique (%.3f), %d .deb GETs at the pool for 30, %d apt-get runs failed and run again, %s",
+			host.hostname, n-1, viaSite.wan.Down, viaSite.unique, viaSite.ratio(), viaSite.debTransfers, viaSite.retries, viaSite.elapsed.Round(time.Second))
 	}
 	benchtarget.Report(b, viaSite.ratio()/viaCacher.ratio(), "apt_site_vs_cacher_wan_ratio", "x", benchtarget.AtMost(1.0), benchtarget.Plausible(0.2, 5))
 	benchtarget.Report(b, viaCacher.ratio(), "apt_cacher_wan_ratio", "x", benchtarget.Plausible(1, float64(n)*2))

@@ -111,6 +111,13 @@ func (l *poolLog) add(x *transfer) {
 }
 
 // Transfers returns the transfers of file base name (all when base is "").
+// transfersAll returns every transfer the pool served.
+func (l *poolLog) transfersAll() []*transfer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*transfer(nil), l.transfers...)
+}
+
 func (l *poolLog) Transfers(base string) []*transfer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
