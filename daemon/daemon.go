@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/patchring/patchring/daemon/localapi"
 	"github.com/patchring/patchring/daemon/membership"
 	"github.com/patchring/patchring/daemon/metrics"
+	"github.com/patchring/patchring/daemon/nodekey"
 	"github.com/patchring/patchring/daemon/policysvc"
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reporter"
@@ -60,7 +62,7 @@ type Daemon struct {
 	cfg      config.Config
 	log      *slog.Logger
 	db       *store.DB
-	id       *Identity
+	id       *nodekey.Identity
 	api      *localapi.Server
 	metrics  *prometheus.Registry
 	hostname string
@@ -109,7 +111,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 			}
 		}
 	}()
-	if d.id, err = LoadOrCreateIdentity(cfg.StateDir); err != nil {
+	if d.id, err = nodekey.LoadOrCreate(cfg.StateDir); err != nil {
 		return nil, err
 	}
 	d.hostname = cfg.Hostname
@@ -190,6 +192,9 @@ func (d *Daemon) subsystems() error {
 			CredentialFile: filepath.Join(cfg.StateDir, credential.FileName),
 			OnChange: func(*policy.Policy, string) {
 				d.triggerEngine()
+				if d.bundles != nil {
+					d.bundles.MetadataChanged()
+				}
 				if d.reboot != nil {
 					d.reboot.RulesChanged()
 				}
@@ -221,8 +226,10 @@ func (d *Daemon) subsystems() error {
 		if d.trust != nil {
 			bc.TrustState = d.trust.LastGood
 			bc.Apt = aptSeeder{d}
+			bc.FromSite = d.fromSite
 		}
 		d.bundles = bundle.New(bc)
+		d.add(d.bundles)
 	}
 	if d.pol != nil {
 		// The outbox exists before the fleet, which serves it to the
@@ -380,6 +387,20 @@ func (a aptSeeder) SeedRelease(ctx context.Context, url string, h content.Hash) 
 		}
 	}
 	return nil
+}
+
+// errNotFromSite is the origin of a file the site's peers must provide.
+var errNotFromSite = errors.New("only the site's peers hold it")
+
+// fromSite fetches a content-addressed file from the site's peers (an
+// offline snapshot's pinned Release file, which no vendor serves any more).
+func (d *Daemon) fromSite(ctx context.Context, h content.Hash, size int64) error {
+	if d.fleet == nil || d.fleet.AptFetcher() == nil {
+		return errors.New("no site: gossip and p2p are off")
+	}
+	return d.fleet.AptFetcher().FetchFromPeers(ctx, h, size, func(context.Context, int64) (io.ReadCloser, error) {
+		return nil, errNotFromSite
+	})
 }
 
 // aptTraffic is the apt proxy's traffic for the local API.

@@ -20,6 +20,7 @@ type pkgInfo struct {
 	ImportPath   string
 	Name         string
 	Doc          string
+	GoFiles      []string // non-test files of the build's OS
 	Imports      []string
 	TestImports  []string // of the package's own _test.go files
 	XTestImports []string // of its external (package x_test) test files
@@ -397,6 +398,31 @@ func TestBinaryDeps(t *testing.T) {
 			t.Errorf("cmd/patchringd does not link %s, or the CLI's rule does not deny it: the dependency check is wrong", want)
 		}
 	}
+}
+
+// daemonRoot are the daemon root's files: the composition root and the
+// glue that reads several parts at once. A feature gets a package of its
+// own under daemon/ (as the node key, daemon/nodekey, did), so that its
+// name says what it is; adding a file here is a reviewed decision.
+var daemonRoot = []string{"daemon.go", "reports.go", "selfupdate.go"}
+
+// TestDaemonRootIsWiring keeps feature code out of the daemon root.
+func TestDaemonRootIsWiring(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if rel(p.ImportPath) != "daemon" {
+			continue
+		}
+		if len(p.GoFiles) == 0 {
+			t.Fatal("go list found no files in daemon/")
+		}
+		for _, f := range p.GoFiles {
+			if !slices.Contains(daemonRoot, f) {
+				t.Errorf("daemon/%s: the daemon root holds wiring only (%v); give this feature its own package under daemon/ and name it in docs/ARCHITECTURE.md", f, daemonRoot)
+			}
+		}
+		return
+	}
+	t.Fatal("go list did not list package daemon")
 }
 
 // TestCommandsLiveInCmd: every package main is a command under cmd/, so

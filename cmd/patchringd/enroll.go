@@ -17,9 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchring/patchring/daemon"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/enroll"
+	"github.com/patchring/patchring/daemon/nodekey"
 	"github.com/patchring/patchring/policy/credential"
 	penroll "github.com/patchring/patchring/policy/enroll"
 )
@@ -121,14 +121,14 @@ func hostname(cfg config.Config) string {
 
 // loadIdentity loads or creates the node key; undo removes a key it
 // created, for a failed first enrollment.
-func loadIdentity(stateDir string) (id *daemon.Identity, undo func(), err error) {
-	keyPath := filepath.Join(stateDir, daemon.NodeKeyFile)
+func loadIdentity(stateDir string) (id *nodekey.Identity, undo func(), err error) {
+	keyPath := filepath.Join(stateDir, nodekey.File)
 	_, statErr := os.Stat(keyPath)
 	created := errors.Is(statErr, fs.ErrNotExist)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("state dir %s: %w", stateDir, err)
 	}
-	id, err = daemon.LoadOrCreateIdentity(stateDir)
+	id, err = nodekey.LoadOrCreate(stateDir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,7 +139,7 @@ func loadIdentity(stateDir string) (id *daemon.Identity, undo func(), err error)
 	return id, undo, nil
 }
 
-func nodeOf(id *daemon.Identity, cfg config.Config) enroll.Node {
+func nodeOf(id *nodekey.Identity, cfg config.Config) enroll.Node {
 	return enroll.Node{ID: id.ID.String(), Hostname: hostname(cfg), Sign: id.Key.Sign}
 }
 

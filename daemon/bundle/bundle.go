@@ -57,6 +57,10 @@ type Config struct {
 	// when it is off (the snapshot's files still go into the store, for
 	// the site's proxies).
 	Apt AptSeeder
+	// FromSite fetches a content-addressed file into the store through
+	// the site's peers (Run's following of a snapshot that reached this
+	// node as metadata from peers, not as a bundle); nil: not followed.
+	FromSite func(ctx context.Context, h content.Hash, size int64) error
 }
 
 // AptSeeder is the apt proxy as an import hands it a pinned snapshot
@@ -83,9 +87,11 @@ type Content interface {
 	Put(ctx context.Context, want content.Hash, size int64, r io.Reader) error
 }
 
-// Importer imports offline bundles.
+// Importer imports offline bundles, and makes this node's apt proxy follow
+// the apt snapshot its verified metadata pins (Run).
 type Importer struct {
-	cfg Config
+	cfg     Config
+	changed chan struct{}
 }
 
 // New returns an Importer.
@@ -96,7 +102,7 @@ func New(cfg Config) *Importer {
 	if cfg.DiskUsage == nil {
 		cfg.DiskUsage = diskspace.Of
 	}
-	return &Importer{cfg: cfg}
+	return &Importer{cfg: cfg, changed: make(chan struct{}, 1)}
 }
 
 // ImportBundle imports the offline bundle at req.Path (POST
@@ -379,4 +385,93 @@ func PinnedReleases(state func() (trust.State, error), now func() time.Time) fun
 		}
 		return time.Time{}, false
 	}
+}
+
+// followRetry is how often Run tries again to follow a pinned snapshot it
+// could not complete (no peer held the Release file yet).
+const followRetry = 30 * time.Second
+
+// Name names the part in the agent's logs.
+func (d *Importer) Name() string { return "bundles" }
+
+// MetadataChanged tells Run that the verified metadata changed (it may pin
+// another apt snapshot). It does not block.
+func (d *Importer) MetadataChanged() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Run follows the apt snapshot the verified metadata pins until ctx ends:
+// on an offline site one node imports the bundle, and the others get the
+// newer metadata from it through their peers, verified from their own
+// root. Each of them then fetches the pinned Release files from the site
+// (checked against their signed SHA-256) and hands them to its own apt
+// proxy as an import would, so its apt can update from the site with no
+// WAN. The indices and .debs follow on demand, through the proxy.
+func (d *Importer) Run(ctx context.Context) error {
+	if d.cfg.TrustState == nil || d.cfg.Apt == nil || d.cfg.FromSite == nil || d.cfg.Content == nil {
+		<-ctx.Done()
+		return nil
+	}
+	retry := time.NewTimer(0) // once at start: metadata verified before
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.changed:
+		case <-retry.C:
+		}
+		if n, err := d.followPinned(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d.cfg.Log.Warn("apt snapshot: cannot follow the pinned release yet; trying again", "err", err, "in", followRetry)
+			retry.Reset(followRetry)
+		} else if n > 0 {
+			d.cfg.Log.Info("apt snapshot: following the pinned releases of the verified metadata", "releases", n)
+		}
+	}
+}
+
+// followPinned seeds every pinned Release file into the apt proxy,
+// fetching from the site those the store lacks. It returns how many it
+// handed to the proxy.
+func (d *Importer) followPinned(ctx context.Context) (int, error) {
+	st, err := d.cfg.TrustState()
+	if err != nil {
+		return 0, nil // nothing verified yet
+	}
+	if st.Expired(time.Now()) {
+		return 0, nil // pins end with the metadata
+	}
+	var errs []error
+	n := 0
+	for _, e := range st.Apt {
+		if e.Kind != "release" || e.Problem != "" {
+			continue
+		}
+		h, err := content.ParseHash(e.Hashes["sha256"])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", e.Name, err))
+			continue
+		}
+		if !d.cfg.Content.Has(h) {
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			err := d.cfg.FromSite(fctx, h, e.Length)
+			cancel()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("fetch pinned release %s (%s) from the site: %w", e.URL, h, err))
+				continue
+			}
+		}
+		if err := d.cfg.Apt.SeedRelease(ctx, e.URL, h); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/daemon/engine"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/detach"
 )
 
@@ -237,20 +238,16 @@ func TestSelfUpdateFinishedByTheNextAgent(t *testing.T) {
 	// Wait until the detached install has really ended, then stop the
 	// agent that launched it without it having seen that.
 	job := "patchring-self-install-1"
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testutil.WaitFor(t, time.Minute, "the detached install ended", func() error {
 		st, err := jobs.Runner.Status(job)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Done {
-			break
+		if !st.Done {
+			return errors.New("still running")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the detached install did not end within a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	if err := <-done; !errors.Is(err, engine.ErrRestartPending) {
 		t.Fatalf("InstallNow = %v; want ErrRestartPending", err)
@@ -293,23 +290,19 @@ func TestSelfUpdateGuardRestoresAgentThatNeverStarts(t *testing.T) {
 		t.Fatalf("restarts %v; want one after the install", a.restarts)
 	}
 	// No agent 1.1 ever runs.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	testutil.WaitFor(t, 2*time.Minute, "the guard restored", func() error {
 		st, err := jobs.GuardStatus("patchring-self-install-1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Done {
-			if st.ExitCode != 0 {
-				t.Fatalf("guard's restore failed: %+v", st)
-			}
-			break
+		if !st.Done {
+			return errors.New("still running")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the guard did not restore within 2 minutes")
+		if st.ExitCode != 0 {
+			t.Fatalf("guard's restore failed: %+v", st)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if v := n.versionOf("patchring"); v != "1.0" {
 		t.Fatalf("patchring is %q after the guard, want 1.0", v)
 	}

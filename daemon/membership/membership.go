@@ -267,9 +267,12 @@ func New(cfg Config) (*Membership, error) {
 		if err == nil {
 			// apt's files are asked for on demand, by whichever nodes run
 			// apt: the node that ranks first for a file may not want it
-			// at all. A fetcher that does want it shows up as a holder
-			// within a gossip round (downloads in progress are announced),
-			// so the others give it seconds, not the payloads' 20 s.
+			// at all, or may want it later, when its own apt run gets
+			// there. So the others give it aptPatience (seconds, not the
+			// payloads' 20 s) from its latest progress through the files
+			// they hold (aptProgress): a fetcher running the same apt
+			// cycle behind them is waited for (up to aptMaxWait), one
+			// that shows nothing new is not.
 			f.aptCoord, err = site.New(site.Config{
 				Self: cfg.NodeID,
 				Members: func() []site.Member {
@@ -281,6 +284,8 @@ func New(cfg Config) (*Membership, error) {
 				Poll:        500 * time.Millisecond,
 				WaitTimeout: aptPatience,
 				Stagger:     aptPatience / 2,
+				Progress:    f.aptProgress,
+				MaxWait:     aptMaxWait,
 				Logger:      cfg.Log,
 			})
 		}
@@ -644,8 +649,55 @@ func withoutAvoided[T any](f *Membership, ids []T, id func(T) string) []T {
 }
 
 // aptPatience is how long a node waits for the site's fetcher of an apt
-// file to appear as a holder before it fetches from the vendor itself.
-const aptPatience = 4 * time.Second
+// file to appear as a holder, counted from the fetcher's latest progress
+// (aptProgress), before it fetches from the vendor itself; aptMaxWait caps
+// that wait, well inside apt's own 120 s timeout.
+const (
+	aptPatience = 4 * time.Second
+	aptMaxWait  = 30 * time.Second
+)
+
+// aptProgressFiles bounds how many of this node's most recently used files
+// aptProgress looks for.
+const aptProgressFiles = 256
+
+// aptProgress is how far member id has come through the files this node
+// holds: how many of this node's most recently used files (and downloads
+// in progress) id's gossiped content index announces. It grows while id
+// runs the same apt cycle behind this node, and not while it fetches
+// unrelated files (except for the Bloom filter's false positives, which
+// only make a node wait longer, up to aptMaxWait).
+func (f *Membership) aptProgress(id string) int {
+	var idx gossip.ContentIndex
+	found := false
+	for _, m := range f.g.Members() {
+		if m.NodeID == id && !m.Local {
+			idx, found = m.State.Content, true
+			break
+		}
+	}
+	if !found || idx.Len() == 0 || f.cfg.Content == nil {
+		return 0
+	}
+	return sharedFiles(idx, f.cfg.Content.Partials(), f.cfg.Content.List())
+}
+
+// sharedFiles counts the partial downloads and the first aptProgressFiles
+// of held (most recently used first) that idx announces.
+func sharedFiles(idx gossip.ContentIndex, partials []content.Hash, held []content.Info) int {
+	n := 0
+	for _, h := range partials {
+		if idx.MayHave(h) {
+			n++
+		}
+	}
+	for _, info := range held[:min(len(held), aptProgressFiles)] {
+		if idx.MayHave(info.Hash) {
+			n++
+		}
+	}
+	return n
+}
 
 // AptFetcher is the site path for the apt proxy's index files and .debs:
 // FetchFromPeers with the apt coordinator's shorter patience. Nil without

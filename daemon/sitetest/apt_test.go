@@ -9,8 +9,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,12 @@ import (
 // random (incompressible) content.
 func aptBatch(t testing.TB, dir string, size int) ([]string, []string) {
 	t.Helper()
+	return aptBatchNamed(t, dir, "sec-fix", size)
+}
+
+// aptBatchNamed is aptBatch with the packages named prefixNN.
+func aptBatchNamed(t testing.TB, dir, prefix string, size int) ([]string, []string) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +40,7 @@ func aptBatch(t testing.TB, dir string, size int) ([]string, []string) {
 		if _, err := rand.Read(blob); err != nil {
 			t.Fatal(err)
 		}
-		name := fmt.Sprintf("sec-fix%02d", i)
+		name := fmt.Sprintf("%s%02d", prefix, i)
 		names = append(names, name)
 		debs = append(debs, apttest.MustBuildDeb(t, dir, apttest.Package{Name: name, Version: "1.0-1+deb12u1",
 			Files: []apttest.File{{Path: "/usr/share/" + name + "/data", Body: blob}}}))
@@ -96,8 +104,32 @@ type aptCycle struct {
 
 // aptEverywhere runs apt-get update and install of the batch on nodes at
 // once, by hand, and checks that apt reported nothing and installed it.
-func aptEverywhere(t testing.TB, nodes []*node, names []string) {
+// extra are apt options given to every apt-get (e.g. another proxy).
+func aptEverywhere(t testing.TB, nodes []*node, names []string, extra ...string) {
 	t.Helper()
+	aptEverywhereRetrying(t, nodes, names, 1, extra...)
+}
+
+// aptEverywhereRetrying is aptEverywhere where each apt-get may be tried
+// attempts times, as an admin would run it again after a failure; it
+// returns how many runs failed and were tried again.
+func aptEverywhereRetrying(t testing.TB, nodes []*node, names []string, attempts int, extra ...string) int {
+	t.Helper()
+	var retries atomic.Int64
+	try := func(ctx context.Context, n *node, args ...string) (string, error) {
+		var all string
+		for i := 1; ; i++ {
+			out, err := aptIn(ctx, n, args...)
+			all += out
+			if err == nil || i >= attempts || ctx.Err() != nil {
+				if err == nil {
+					all = out // the output of the run that worked
+				}
+				return all, err
+			}
+			retries.Add(1)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	outs := make([]string, len(nodes))
@@ -107,13 +139,13 @@ func aptEverywhere(t testing.TB, nodes []*node, names []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := aptIn(ctx, n, "update", "--error-on=any")
+			out, err := try(ctx, n, append(slices.Clone(extra), "update", "--error-on=any")...)
 			outs[i] = out
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: apt-get update: %w", n.hostname, err)
 				return
 			}
-			out, err = aptIn(ctx, n, append([]string{"install", "-y"}, names...)...)
+			out, err = try(ctx, n, append(append(slices.Clone(extra), "install", "-y"), names...)...)
 			outs[i] += out
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: apt-get install: %w", n.hostname, err)
@@ -138,6 +170,7 @@ func aptEverywhere(t testing.TB, nodes []*node, names []string) {
 			}
 		}
 	}
+	return int(retries.Load())
 }
 
 // runAptCycle starts a site of n agents with the apt proxy on and a
@@ -150,28 +183,10 @@ func aptEverywhere(t testing.TB, nodes []*node, names []string) {
 // index and each .deb once.
 func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	t.Helper()
-	signer := apttest.MustSigner(t)
-	s := newSite(t, siteConfig{
-		Nodes: n, AptProxy: true, AptCheck: time.Hour, AptRefresh: time.Hour,
-		// The policy is published before the agents start; polling it
-		// often would only add TUF bytes to the WAN figures.
-		PolicyRefresh: 10 * time.Minute,
-		Repo: apttest.RepoConfig{Origin: "Debian", Label: "Debian-Security", Suite: "stable-security", Codename: "bookworm-security",
-			Signer: signer, ByHash: true, ValidFor: 7 * 24 * time.Hour, Filler: 5000},
-	})
+	s := startAptSite(t, n)
 	c := &aptCycle{s: s}
 	var debs []string
 	c.names, debs = aptBatch(t, filepath.Join(s.dir, "batch"), 48<<10)
-	s.origin.publishPolicy(t, policyHold)
-	s.startNodes(t)
-	s.waitConverged(t, 2*time.Minute, "hold")
-	for _, n := range s.nodes {
-		snippet := filepath.Join(n.sb.Root, "etc/apt/apt.conf.d", aptproxy.SnippetName)
-		s.waitFor(t, 30*time.Second, "the apt proxy snippet on "+n.hostname, func(context.Context) (bool, string) {
-			_, err := os.Stat(snippet)
-			return err == nil, fmt.Sprint(err)
-		})
-	}
 	c.nodes = s.nodes
 	if keepLate {
 		c.nodes, c.late = s.nodes[:n-1], s.nodes[n-1]
@@ -185,42 +200,20 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	for _, e := range c.entries {
 		c.debBytes += e.Size
 	}
-	in, err := s.origin.apt.ReadFile("dists/bookworm-security/InRelease")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.releaseBytes = int64(len(in))
+	c.releaseBytes = releaseSize(t, s)
 	before := s.net.counters(t)
 	start := time.Now()
 	aptEverywhere(t, c.nodes, c.names)
 	c.elapsed = time.Since(start)
 	c.wan = s.net.counters(t).sub(before)
 
-	// The archive served each new by-hash index and each .deb once. The
-	// cycle's unique index bytes are those of the current Release's files.
-	rel, err := s.origin.apt.ReadFile("dists/bookworm-security/Release")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx := s.origin.IndexRequests()
-	for p, k := range idx {
-		if k -= idxBefore[p]; k > 0 && strings.Contains(p, "/by-hash/") {
-			if k != 1 {
-				t.Errorf("the archive served %s %d times, want once", p, k)
-			}
-			c.newIndices = append(c.newIndices, p)
-			if !strings.Contains(string(rel), path.Base(p)) {
-				continue
-			}
-			data, err := s.origin.apt.ReadFile(strings.TrimPrefix(p, "/"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.indexBytes += int64(len(data))
+	// The archive served each new by-hash index and each .deb once.
+	var served map[string]int
+	c.newIndices, c.indexBytes, served = newIndices(t, s, idxBefore)
+	for p, k := range served {
+		if k != 1 {
+			t.Errorf("the archive served %s %d times, want once", p, k)
 		}
-	}
-	if len(c.newIndices) == 0 {
-		t.Fatalf("no by-hash index was fetched; archive requests: %v", idx)
 	}
 	for _, e := range c.entries {
 		if got := len(s.origin.pool.Transfers(path.Base(e.Filename))); got != 1 {
@@ -250,6 +243,75 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	t.Logf("%d nodes: apt-get update + install of 30 packages (%d bytes) in %s; WAN payload bytes %d (%.3f x one copy), other downstream %d; new indices %d bytes in %v",
 		len(c.nodes), c.debBytes, c.elapsed.Round(time.Second), c.wan.Payload, float64(c.wan.Payload)/float64(c.debBytes), c.wan.Other, c.indexBytes, c.newIndices)
 	return c
+}
+
+// releaseSize is the size of the archive's current InRelease.
+func releaseSize(t testing.TB, s *testSite) int64 {
+	t.Helper()
+	in, err := s.origin.apt.ReadFile("dists/bookworm-security/InRelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(in))
+}
+
+// newIndices are the by-hash index files the archive served since
+// idxBefore (with how often each), and the size of those the current
+// Release lists: with the .debs and one InRelease, a cycle's unique bytes.
+func newIndices(t testing.TB, s *testSite, idxBefore map[string]int) (paths []string, size int64, served map[string]int) {
+	t.Helper()
+	rel, err := s.origin.apt.ReadFile("dists/bookworm-security/Release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served = map[string]int{}
+	idx := s.origin.IndexRequests()
+	for p, k := range idx {
+		if k -= idxBefore[p]; k > 0 && strings.Contains(p, "/by-hash/") {
+			served[p] = k
+			paths = append(paths, p)
+			if !strings.Contains(string(rel), path.Base(p)) {
+				continue
+			}
+			data, err := s.origin.apt.ReadFile(strings.TrimPrefix(p, "/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += int64(len(data))
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no by-hash index was fetched; archive requests: %v", idx)
+	}
+	return paths, size, served
+}
+
+// startAptSite starts a site of n agents with the apt proxy on and a
+// signed Debian-style archive (Acquire-By-Hash, a 5,000-stanza Packages
+// index, a week's Valid-Until) behind the shaped WAN, and waits until the
+// site has formed and every node's apt goes through its agent.
+func startAptSite(t testing.TB, n int) *testSite {
+	t.Helper()
+	signer := apttest.MustSigner(t)
+	s := newSite(t, siteConfig{
+		Nodes: n, AptProxy: true, AptCheck: time.Hour, AptRefresh: time.Hour,
+		// The policy is published before the agents start; polling it
+		// often would only add TUF bytes to the WAN figures.
+		PolicyRefresh: 10 * time.Minute,
+		Repo: apttest.RepoConfig{Origin: "Debian", Label: "Debian-Security", Suite: "stable-security", Codename: "bookworm-security",
+			Signer: signer, ByHash: true, ValidFor: 7 * 24 * time.Hour, Filler: 5000},
+	})
+	s.origin.publishPolicy(t, policyHold)
+	s.startNodes(t)
+	s.waitConverged(t, 2*time.Minute, "hold")
+	for _, n := range s.nodes {
+		snippet := filepath.Join(n.sb.Root, "etc/apt/apt.conf.d", aptproxy.SnippetName)
+		s.waitFor(t, 30*time.Second, "the apt proxy snippet on "+n.hostname, func(context.Context) (bool, string) {
+			_, err := os.Stat(snippet)
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	return s
 }
 
 // TestSiteAptThroughProxy: a site of agents with the apt proxy on behind

@@ -112,6 +112,13 @@ func (l *poolLog) add(x *transfer) {
 }
 
 // Transfers returns the transfers of file base name (all when base is "").
+// transfersAll returns every transfer the pool served.
+func (l *poolLog) transfersAll() []*transfer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*transfer(nil), l.transfers...)
+}
+
 func (l *poolLog) Transfers(base string) []*transfer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -183,6 +190,17 @@ func (w countingWriter) Write(p []byte) (int, error) {
 // serveFile serves dir/<url path> with Range support and without
 // Last-Modified (indices rewritten within one second must not get a 304).
 func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
+	serveFileAt(w, r, dir, false)
+}
+
+// servePoolFile is serveFile with Last-Modified, as archives send it for
+// their pool: a pool file never changes, and caches such as apt-cacher-ng
+// keep what they can date.
+func servePoolFile(w http.ResponseWriter, r *http.Request, dir string) {
+	serveFileAt(w, r, dir, true)
+}
+
+func serveFileAt(w http.ResponseWriter, r *http.Request, dir string, dated bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -198,7 +216,13 @@ func serveFile(w http.ResponseWriter, r *http.Request, dir string) {
 		http.NotFound(w, r)
 		return
 	}
-	http.ServeContent(w, r, path.Base(rel), time.Time{}, f)
+	var mod time.Time
+	if dated {
+		if st, err := f.Stat(); err == nil {
+			mod = st.ModTime()
+		}
+	}
+	http.ServeContent(w, r, path.Base(rel), mod, f)
 }
 
 // startOrigin creates the repositories and serves them inside tp's origin
@@ -253,7 +277,7 @@ func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig, ex
 		x := &transfer{Client: host, Path: r.URL.Path, Start: time.Now(), Range: r.Header.Get("Range")}
 		o.pool.add(x)
 		defer x.done.Store(true)
-		serveFile(countingWriter{ResponseWriter: w, x: x, hold: o.pool.holdFor(r.URL.Path), r: r}, r, repoDir)
+		servePoolFile(countingWriter{ResponseWriter: w, x: x, hold: o.pool.holdFor(r.URL.Path), r: r}, r, repoDir)
 	})
 	serve(t, tp.origin, originIP+":80", indices)
 	serve(t, tp.origin, cdnIP+":80", pool)

@@ -68,6 +68,18 @@ type Config struct {
 	WaitTimeout time.Duration
 	// Stagger defaults to WaitTimeout/2.
 	Stagger time.Duration
+	// Progress, if set, makes the wait follow the fetcher: it returns how
+	// far member id has announced getting (e.g. how many of the files
+	// this node holds it now announces too). Each time the fetcher's
+	// figure grows, a waiting node's patience starts again, so a fetcher
+	// that is slow but working its way towards the key is waited for,
+	// and one that shows nothing new for WaitTimeout is not. Nil: the
+	// patience counts from the start alone.
+	Progress func(id string) int
+	// MaxWait caps the wait that Progress extends, counted from the
+	// start (plus Stagger per rank below the second, as WaitTimeout);
+	// default 4*WaitTimeout. Unused without Progress.
+	MaxWait time.Duration
 	// Logger; nil logs nothing.
 	Logger *slog.Logger
 }
@@ -92,6 +104,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.Stagger <= 0 {
 		cfg.Stagger = cfg.WaitTimeout / 2
+	}
+	if cfg.MaxWait < cfg.WaitTimeout {
+		cfg.MaxWait = 4 * cfg.WaitTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -131,7 +146,8 @@ func (c *Coordinator) members() []Member {
 //     the origin;
 //   - else it waits, polling, for a member to hold it; after WaitTimeout
 //     (plus Stagger per rank below the second) it fetches from the origin
-//     itself.
+//     itself. With Config.Progress, WaitTimeout counts from the fetcher's
+//     latest progress instead of the start, up to MaxWait.
 //
 // When the fetcher leaves the member list, the next member in rendezvous
 // order sees itself first and takes over, and the others' patience starts
@@ -142,15 +158,29 @@ func (c *Coordinator) members() []Member {
 func (c *Coordinator) Obtain(ctx context.Context, key string, f Fetcher) (Via, error) {
 	start := time.Now()
 	log := c.log.With("payload", key)
+	// progressAt is the fetcher's latest progress (the start until it
+	// makes some): the patience counts from it, the cap from start.
+	progressAt := start
 	var lastErr error
 	var lastFetcher string
-	// noteFetcher restarts the patience when the WAN fetcher changed.
+	lastProgress := -1 // the fetcher's figure; -1: not read yet
+	// noteFetcher restarts the patience when the WAN fetcher changed, and
+	// when it made progress.
 	noteFetcher := func(fetcher string) {
 		if lastFetcher != "" && fetcher != lastFetcher {
 			log.Info("site: the WAN fetcher changed", "was", lastFetcher, "now", fetcher)
-			start = time.Now()
+			start, progressAt, lastProgress = time.Now(), time.Now(), -1
 		}
 		lastFetcher = fetcher
+		if c.cfg.Progress == nil || fetcher == c.cfg.Self {
+			return
+		}
+		if p := c.cfg.Progress(fetcher); p != lastProgress {
+			if lastProgress >= 0 && p > lastProgress {
+				progressAt = time.Now()
+			}
+			lastProgress = p
+		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -175,13 +205,17 @@ func (c *Coordinator) Obtain(ctx context.Context, key string, f Fetcher) (Via, e
 		if ctx.Err() == nil {
 			rank, fetcher := c.rank(key)
 			noteFetcher(fetcher)
-			waited := time.Since(start)
-			patience := c.cfg.WaitTimeout + time.Duration(max(rank-1, 0))*c.cfg.Stagger
-			if rank == 0 || waited >= patience {
+			waited, idle := time.Since(start), time.Since(progressAt)
+			stagger := time.Duration(max(rank-1, 0)) * c.cfg.Stagger
+			gaveUp := idle >= c.cfg.WaitTimeout+stagger
+			if c.cfg.Progress != nil && waited >= c.cfg.MaxWait+stagger {
+				gaveUp = true
+			}
+			if rank == 0 || gaveUp {
 				via := ViaOrigin
 				if rank != 0 {
 					via = ViaOriginFallback
-					log.Info("site: nothing on the LAN in time, fetching from origin", "waited", waited, "fetcher", fetcher)
+					log.Info("site: nothing on the LAN in time, fetching from origin", "waited", waited, "fetcher_idle", idle, "fetcher", fetcher)
 				}
 				err := f.FromOrigin(ctx)
 				if err == nil {

@@ -68,6 +68,18 @@ type world struct {
 	stuck map[string]bool
 	// originDown fails every origin fetch.
 	originDown bool
+	// progress is what each node announced it got so far (Config.Progress).
+	progress map[string]int
+	// wanAt is when each WAN fetch started.
+	wanAt map[string]time.Time
+	// wanTime is how long a WAN fetch takes; default 10 s.
+	wanTime time.Duration
+}
+
+func (w *world) progressOf(id string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.progress[id]
 }
 
 func (w *world) members() []Member {
@@ -100,11 +112,20 @@ func (n *node) FromOrigin(ctx context.Context) error {
 	if down {
 		return errors.New("origin unreachable")
 	}
+	if n.w.wanAt != nil {
+		n.w.mu.Lock()
+		n.w.wanAt[n.id] = time.Now()
+		n.w.mu.Unlock()
+	}
 	if stuck {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	time.Sleep(10 * time.Second) // the WAN transfer, in fake time
+	d := n.w.wanTime
+	if d == 0 {
+		d = 10 * time.Second
+	}
+	time.Sleep(d) // the WAN transfer, in fake time
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
 	n.w.wan = append(n.w.wan, n.id)
@@ -241,6 +262,128 @@ func TestCoordinator(t *testing.T) {
 				}
 				if tc.wantWAN != nil && !slices.Equal(w.wan, tc.wantWAN) {
 					t.Errorf("WAN fetches by %v, want %v", w.wan, tc.wantWAN)
+				}
+				for id, v := range tc.wantVia {
+					if via[id] != v {
+						t.Errorf("node %s obtained via %v, want %v", id, via[id], v)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestCoordinatorFollowsASlowFetcher: files asked for on demand (apt's)
+// with a short patience. The fetcher is slow to ask for the key itself (its
+// own apt run is behind this node's) but announces progress meanwhile; the
+// others wait for it while it progresses, and fall back to the origin after
+// the patience when it shows nothing new, or after MaxWait when it
+// progresses but never gets to the key.
+func TestCoordinatorFollowsASlowFetcher(t *testing.T) {
+	const (
+		key      = "apt-file"
+		patience = 4 * time.Second
+		maxWait  = 30 * time.Second
+	)
+	ids := []string{"a", "b", "c", "d", "e"}
+	ranked := Rank(key, members(ids...))
+	first, second, third := ranked[0].ID, ranked[1].ID, ranked[2].ID
+	tests := []struct {
+		name string
+		// fixed leaves Config.Progress out: the patience counts from the
+		// start alone (the coordinator before it followed progress).
+		fixed bool
+		// asksAt is when the fetcher asks for the key (0: never), after
+		// announcing progress every second until then (or until busyFor).
+		asksAt, busyFor time.Duration
+		wantWAN         []string
+		wantWANAt       time.Duration // when the first WAN fetch started
+		wantVia         map[string]Via
+	}{
+		{
+			name:   "slow fetcher, progressing: waited for, one WAN copy",
+			asksAt: 5 * time.Second, wantWAN: []string{first}, wantWANAt: 5 * time.Second,
+			wantVia: map[string]Via{first: ViaOrigin, second: ViaPeers, third: ViaPeers},
+		},
+		{
+			name:   "slow fetcher with a fixed patience: fetched twice",
+			fixed:  true,
+			asksAt: 5 * time.Second, wantWAN: []string{second, first}, wantWANAt: patience,
+			wantVia: map[string]Via{first: ViaOrigin, second: ViaOriginFallback},
+		},
+		{
+			name:    "fetcher does not want it and shows nothing new: the second falls back after the patience",
+			wantWAN: []string{second}, wantWANAt: patience,
+			wantVia: map[string]Via{second: ViaOriginFallback, third: ViaPeers},
+		},
+		{
+			name:    "fetcher progresses elsewhere and never asks: the second falls back at MaxWait",
+			busyFor: 5 * time.Minute, wantWAN: []string{second}, wantWANAt: maxWait,
+			wantVia: map[string]Via{second: ViaOriginFallback, third: ViaPeers},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				t0 := time.Now()
+				// A WAN fetch (1.5 s) ends before the next rank's patience.
+				w := &world{live: map[string]bool{}, stuck: map[string]bool{}, progress: map[string]int{}, wanAt: map[string]time.Time{},
+					wanTime: 1500 * time.Millisecond}
+				for _, id := range ids {
+					w.live[id] = true
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+				defer cancel()
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				via := map[string]Via{}
+				errs := map[string]error{}
+				for _, id := range ids {
+					cfg := Config{Self: id, Members: w.members, Holders: w.holdersOf, Poll: 500 * time.Millisecond,
+						WaitTimeout: patience, Stagger: patience / 2, MaxWait: maxWait}
+					if !tc.fixed {
+						cfg.Progress = w.progressOf
+					}
+					c, err := New(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wg.Go(func() {
+						if id == first {
+							// The fetcher's own run: progress every
+							// second until it asks for the key, if ever.
+							until := max(tc.asksAt, tc.busyFor)
+							for time.Since(t0) < until {
+								time.Sleep(time.Second)
+								w.mu.Lock()
+								w.progress[id]++
+								w.mu.Unlock()
+							}
+							if tc.asksAt == 0 {
+								return
+							}
+						}
+						v, err := c.Obtain(ctx, key, &node{w: w, id: id})
+						mu.Lock()
+						via[id], errs[id] = v, err
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				for id, err := range errs {
+					if err != nil {
+						t.Errorf("node %s: %v", id, err)
+					}
+				}
+				if !slices.Equal(w.wan, tc.wantWAN) {
+					t.Errorf("WAN fetches by %v, want %v", w.wan, tc.wantWAN)
+				}
+				if len(tc.wantWAN) > 0 {
+					// Within one poll of the expected moment.
+					got := w.wanAt[tc.wantWAN[0]].Sub(t0)
+					if got < tc.wantWANAt || got > tc.wantWANAt+time.Second {
+						t.Errorf("%s started its WAN fetch at %v, want %v", tc.wantWAN[0], got, tc.wantWANAt)
+					}
 				}
 				for id, v := range tc.wantVia {
 					if via[id] != v {

@@ -4,32 +4,32 @@ package detach
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/patchring/patchring/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 func waitDone(t *testing.T, r *Runner, name string) Status {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := r.Status(name)
-		if err != nil {
+	var st Status
+	testutil.WaitFor(t, 30*time.Second, "job "+name+" ended", func() error {
+		var err error
+		if st, err = r.Status(name); err != nil {
 			t.Fatal(err)
 		}
-		if st.Done {
-			return st
+		if !st.Done {
+			return errors.New("still running")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s did not end within 30s", name)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 func TestStartRecordsExitOutputAndOwnSession(t *testing.T) {
@@ -87,16 +87,10 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within 30s", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 30*time.Second, path+" appeared", func() error {
+		_, err := os.Stat(path)
+		return err
+	})
 }
 
 func TestGuardRestoresUnlessSettled(t *testing.T) {

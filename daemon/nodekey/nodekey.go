@@ -1,4 +1,9 @@
-package daemon
+// Package nodekey owns the node's long-lived key: loaded from the state
+// directory (refused when other users can read or change it, never
+// replaced when unreadable), created on first start, and the node ID
+// derived from it (its libp2p peer ID), by which gossip, the payload
+// exchange, credentials and the console name the node.
+package nodekey
 
 import (
 	"crypto/ed25519"
@@ -14,8 +19,8 @@ import (
 	"github.com/patchring/patchring/platform/secretfile"
 )
 
-// NodeKeyFile is the name of the node's private key in the state dir.
-const NodeKeyFile = "node.key"
+// File is the name of the node's private key in the state dir.
+const File = "node.key"
 
 // Identity is the node's long-lived key and the ID derived from it. The ID
 // is the node's libp2p peer ID, so gossip, content exchange and the fleet
@@ -25,12 +30,12 @@ type Identity struct {
 	ID  peer.ID
 }
 
-// LoadOrCreateIdentity reads the node key from dir, creating an ed25519 key
+// LoadOrCreate reads the node key from dir, creating an ed25519 key
 // on first start. A key file that exists but cannot be parsed, or that
 // other users can read or change, is an error, never replaced: the node ID
 // is how the fleet knows this node.
-func LoadOrCreateIdentity(dir string) (*Identity, error) {
-	path := filepath.Join(dir, NodeKeyFile)
+func LoadOrCreate(dir string) (*Identity, error) {
+	path := filepath.Join(dir, File)
 	raw, err := secretfile.Read(path, "node key")
 	switch {
 	case err == nil:

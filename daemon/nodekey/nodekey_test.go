@@ -1,4 +1,4 @@
-package daemon
+package nodekey
 
 import (
 	"bytes"
@@ -8,13 +8,13 @@ import (
 	"testing"
 )
 
-func TestLoadOrCreateIdentity(t *testing.T) {
+func TestLoadOrCreate(t *testing.T) {
 	dir := t.TempDir()
-	first, err := LoadOrCreateIdentity(dir)
+	first, err := LoadOrCreate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, NodeKeyFile)
+	path := filepath.Join(dir, File)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +25,7 @@ func TestLoadOrCreateIdentity(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("files beside the key: %v", ents)
 	}
-	again, err := LoadOrCreateIdentity(dir)
+	again, err := LoadOrCreate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestLoadOrCreateIdentity(t *testing.T) {
 	if err := os.WriteFile(path, junk, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateIdentity(dir); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := LoadOrCreate(dir); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("corrupt key: err %v, want one naming %s", err, path)
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, junk) {

@@ -1,4 +1,4 @@
-package daemon
+package nodekey
 
 import (
 	"errors"
@@ -19,24 +19,24 @@ func TestNodeKeyWithLooseModeIsRefused(t *testing.T) {
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	id, err := LoadOrCreateIdentity(state)
+	id, err := LoadOrCreate(state)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeKey := filepath.Join(state, NodeKeyFile)
+	nodeKey := filepath.Join(state, File)
 	if fi, err := os.Stat(nodeKey); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("new node key: %v %v", fi.Mode(), err)
 	}
 	if err := os.Chmod(nodeKey, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateIdentity(state); !errors.Is(err, secretfile.ErrExposed) || !strings.Contains(err.Error(), "node key "+nodeKey+" has mode 0640") {
-		t.Errorf("LoadOrCreateIdentity with a 0640 key: %v", err)
+	if _, err := LoadOrCreate(state); !errors.Is(err, secretfile.ErrExposed) || !strings.Contains(err.Error(), "node key "+nodeKey+" has mode 0640") {
+		t.Errorf("LoadOrCreate with a 0640 key: %v", err)
 	}
 	if err := os.Chmod(nodeKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	again, err := LoadOrCreateIdentity(state)
+	again, err := LoadOrCreate(state)
 	if err != nil || again.ID != id.ID {
 		t.Errorf("reload: %v, id %s want %s", err, again.ID, id.ID)
 	}
