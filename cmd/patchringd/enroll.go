@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchring/patchring/daemon"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/enroll"
 	"github.com/patchring/patchring/daemon/nodekey"

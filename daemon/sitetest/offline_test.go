@@ -32,6 +32,10 @@ import (
 // at least 3: a node refreshing from a peer ahead of it needs a second
 // peer to confirm the root probe without the origin, docs/TRUST.md).
 func TestOfflineSiteAptFromBundle(t *testing.T) {
+	// Mostly waits (the archive's Valid-Until passing, peers following the
+	// bundle), and its figure (no WAN byte) does not depend on load: runs
+	// beside the other waiting tests once the WAN-measuring ones are done.
+	t.Parallel()
 	nodes := envInt(t, "PATCHRING_SITETEST_OFFLINE_NODES", 4)
 	if nodes < 3 {
 		t.Fatal("PATCHRING_SITETEST_OFFLINE_NODES: at least 3")
