@@ -145,8 +145,8 @@ func TestParseKEV(t *testing.T) {
 		t.Errorf("kev %s with %d", kev.CatalogVersion, len(kev.Set()))
 	}
 	for name, doc := range map[string]string{
-		"count":  `{"count":2,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`,
-		"cve":    `{"vulnerabilities":[{"cveID":"log4shell"}]}`,
+		"count":   `{"count":2,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`,
+		"cve":     `{"vulnerabilities":[{"cveID":"log4shell"}]}`,
 		"no list": `{"title":"x"}`,
 	} {
 		if _, err := ParseKEV([]byte(doc), "kev.json"); err == nil || !strings.Contains(err.Error(), "kev.json") {

@@ -1,8 +1,13 @@
 package advisory
 
 import (
+	"cmp"
+	"errors"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/patchring/patchring/platform/vercmp"
 )
 
 // FixState says whether and how a fix reaches a node.
@@ -60,17 +65,34 @@ type Finding struct {
 	Summary string `json:"summary,omitempty"`
 }
 
-type ref struct {
-	entry  int32
-	affect int32
+// pver is a version parsed once for its scheme.
+type pver struct {
+	deb vercmp.DebVersion
+	rpm vercmp.RPMVersion
+	ok  bool
 }
 
-// Index is a database prepared for matching one node's ecosystems.
-// It is read-only and safe for concurrent use.
+type cevent struct {
+	kind EventKind
+	zero bool // introduced "0"
+	v    pver
+}
+
+// compiled is one Affect of the node's ecosystems with its versions parsed.
+type compiled struct {
+	entry    int32
+	affect   int32
+	ranges   [][]cevent
+	versions []pver
+}
+
+// Index is a database prepared for matching one node's ecosystems, with
+// every version parsed once. It is read-only and safe for concurrent use.
 type Index struct {
-	db     *DB
-	scheme Scheme
-	byPkg  map[string][]ref
+	db      *DB
+	scheme  Scheme
+	affects []compiled
+	byPkg   map[string][]int32
 }
 
 // EcosystemsFor returns the OSV ecosystem names of an OS from its
@@ -96,7 +118,7 @@ func EcosystemsFor(osID, versionID string) []string {
 // NewIndex indexes the entries of db that concern the given ecosystems
 // (all of one version scheme).
 func NewIndex(db *DB, ecosystems []string) *Index {
-	ix := &Index{db: db, scheme: SchemeDeb, byPkg: map[string][]ref{}}
+	ix := &Index{db: db, scheme: SchemeDeb, byPkg: map[string][]int32{}}
 	if len(ecosystems) > 0 {
 		if s, ok := SchemeOf(ecosystems[0]); ok {
 			ix.scheme = s
@@ -108,9 +130,25 @@ func NewIndex(db *DB, ecosystems []string) *Index {
 	}
 	for i := range db.Entries {
 		for j, a := range db.Entries[i].Affected {
-			if want[a.Ecosystem] {
-				ix.byPkg[a.Package] = append(ix.byPkg[a.Package], ref{int32(i), int32(j)})
+			if !want[a.Ecosystem] {
+				continue
 			}
+			c := compiled{entry: int32(i), affect: int32(j)}
+			for _, rg := range a.Ranges {
+				evs := make([]cevent, len(rg))
+				for k, e := range rg {
+					evs[k] = cevent{kind: e.Kind, zero: e.Kind == Introduced && e.Version == "0"}
+					if !evs[k].zero {
+						evs[k].v = ix.parse(e.Version)
+					}
+				}
+				c.ranges = append(c.ranges, evs)
+			}
+			for _, v := range a.Versions {
+				c.versions = append(c.versions, ix.parse(v))
+			}
+			ix.byPkg[a.Package] = append(ix.byPkg[a.Package], int32(len(ix.affects)))
+			ix.affects = append(ix.affects, c)
 		}
 	}
 	return ix
@@ -119,17 +157,42 @@ func NewIndex(db *DB, ecosystems []string) *Index {
 // DB returns the database the index was built from.
 func (ix *Index) DB() *DB { return ix.db }
 
+func (ix *Index) parse(v string) pver {
+	if ix.scheme == SchemeRPM {
+		r, err := vercmp.ParseRPM(v)
+		return pver{rpm: r, ok: err == nil}
+	}
+	d, err := vercmp.ParseDeb(v)
+	var se *vercmp.SyntaxError
+	ok := err == nil || (errors.As(err, &se) && se.Warning)
+	return pver{deb: d, ok: ok}
+}
+
+// cmp orders two parsed versions; ok is false when either did not parse.
+func (ix *Index) cmp(a, b pver) (int, bool) {
+	if !a.ok || !b.ok {
+		return 0, false
+	}
+	if ix.scheme == SchemeRPM {
+		return vercmp.CompareRPM(a.rpm, b.rpm), true
+	}
+	return vercmp.CompareDeb(a.deb, b.deb), true
+}
+
 // affected reports whether version v is affected, and the fixed version
 // after v in the range that affects it ("" when none).
-func (ix *Index) affected(a *Affect, v string) (bool, string) {
-	for _, lv := range a.Versions {
-		if c, err := ix.scheme.Compare(v, lv); err == nil && c == 0 {
+func (ix *Index) affected(c *compiled, v pver) (bool, string) {
+	for _, lv := range c.versions {
+		if r, ok := ix.cmp(v, lv); ok && r == 0 {
 			return true, ""
 		}
 	}
-	for _, rg := range a.Ranges {
-		if ok, fixed := ix.inRange(rg, v); ok {
-			return true, fixed
+	for i, rg := range c.ranges {
+		if ok, k := ix.inRange(rg, v); ok {
+			if k < 0 {
+				return true, ""
+			}
+			return true, ix.db.Entries[c.entry].Affected[c.affect].Ranges[i][k].Version
 		}
 	}
 	return false, ""
@@ -138,22 +201,23 @@ func (ix *Index) affected(a *Affect, v string) (bool, string) {
 // inRange evaluates one range as the OSV schema specifies: walking the
 // sorted events, introduced <= v makes v affected, fixed <= v unaffected,
 // last_affected < v unaffected; with limits, v must be below one of them.
-// fixed is the fix that ends v's affected interval: the first event above v
-// when it is a fixed event ("" when it is last_affected: no fix known).
-func (ix *Index) inRange(rg []Event, v string) (bool, string) {
+// fixed is the index of the fix that ends v's affected interval: the first
+// event above v when it is a fixed event (-1 when it is last_affected: no
+// fix known).
+func (ix *Index) inRange(rg []cevent, v pver) (bool, int) {
 	vuln := false
 	hasLimit, belowLimit := false, false
-	fixed, settled := "", false
-	for _, e := range rg {
-		if e.Kind == Introduced && e.Version == "0" {
+	fixed, settled := -1, false
+	for i, e := range rg {
+		if e.zero {
 			vuln = true
 			continue
 		}
-		c, err := ix.scheme.Compare(v, e.Version)
-		if err != nil {
+		c, ok := ix.cmp(v, e.v)
+		if !ok {
 			continue
 		}
-		if e.Kind == Limit {
+		if e.kind == Limit {
 			hasLimit = true
 			belowLimit = belowLimit || c < 0
 			continue
@@ -162,13 +226,13 @@ func (ix *Index) inRange(rg []Event, v string) (bool, string) {
 			// The first event above v closes v's interval.
 			if !settled {
 				settled = true
-				if e.Kind == Fixed {
-					fixed = e.Version
+				if e.kind == Fixed {
+					fixed = i
 				}
 			}
 			continue
 		}
-		switch e.Kind {
+		switch e.kind {
 		case Introduced:
 			vuln = true
 		case Fixed:
@@ -180,7 +244,7 @@ func (ix *Index) inRange(rg []Event, v string) (bool, string) {
 		}
 	}
 	if !vuln || (hasLimit && !belowLimit) {
-		return false, ""
+		return false, -1
 	}
 	return true, fixed
 }
@@ -191,7 +255,8 @@ func (ix *Index) inRange(rg []Event, v string) (bool, string) {
 // a binary package name to the update the node sees for it. Findings are
 // sorted by severity (worst first), then package and ID.
 func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Finding {
-	var out []Finding
+	out := make([]Finding, 0, len(pkgs))
+	byID := map[string]int{}
 	for _, p := range pkgs {
 		src, sv := p.Source, p.SourceVersion
 		if src == "" {
@@ -204,11 +269,13 @@ func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Find
 		if len(refs) == 0 {
 			continue
 		}
-		byID := map[string]int{}
+		pv := ix.parse(sv)
+		clear(byID)
 		start := len(out)
 		for _, r := range refs {
-			e := &ix.db.Entries[r.entry]
-			hit, fixed := ix.affected(&e.Affected[r.affect], sv)
+			c := &ix.affects[r]
+			e := &ix.db.Entries[c.entry]
+			hit, fixed := ix.affected(c, pv)
 			if !hit {
 				continue
 			}
@@ -241,6 +308,10 @@ func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Find
 			}
 		}
 		cand, hasCand := candidates[p.Name]
+		var cv pver
+		if hasCand && cand.Version != "" {
+			cv = ix.parse(cand.Version)
+		}
 		for k := start; k < len(out); k++ {
 			f := &out[k]
 			sort.Strings(f.Advisories)
@@ -249,7 +320,7 @@ func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Find
 				continue
 			}
 			f.Fix = FixNotAvailable
-			if hasCand && cand.Version != "" && !ix.stillAffected(f, cand.Version) {
+			if hasCand && cand.Version != "" && !ix.stillAffected(refs, f.ID, cv) {
 				f.Fix, f.Update = cand.State, cand.Version
 				if f.Fix == "" {
 					f.Fix = FixAvailable
@@ -262,14 +333,14 @@ func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Find
 }
 
 // stillAffected reports whether version v of the package is still affected
-// by any advisory behind the finding.
-func (ix *Index) stillAffected(f *Finding, v string) bool {
-	for _, r := range ix.byPkg[f.Source] {
-		e := &ix.db.Entries[r.entry]
-		if !containsID(e, f.ID) {
+// by any advisory naming id.
+func (ix *Index) stillAffected(refs []int32, id string, v pver) bool {
+	for _, r := range refs {
+		c := &ix.affects[r]
+		if !containsID(&ix.db.Entries[c.entry], id) {
 			continue
 		}
-		if hit, _ := ix.affected(&e.Affected[r.affect], v); hit {
+		if hit, _ := ix.affected(c, v); hit {
 			return true
 		}
 	}
@@ -289,8 +360,8 @@ func containsID(e *Entry, id string) bool {
 }
 
 func (ix *Index) less(a, b string) bool {
-	c, err := ix.scheme.Compare(a, b)
-	return err == nil && c < 0
+	c, ok := ix.cmp(ix.parse(a), ix.parse(b))
+	return ok && c < 0
 }
 
 func appendUnique(s []string, v string) []string {
@@ -305,21 +376,23 @@ func appendUnique(s []string, v string) []string {
 // SortFindings orders findings worst first: KEV, severity, score, then
 // package and ID.
 func SortFindings(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := fs[i], fs[j]
+	slices.SortFunc(fs, func(a, b Finding) int {
 		if a.KEV != b.KEV {
-			return a.KEV
+			if a.KEV {
+				return -1
+			}
+			return 1
 		}
-		if a.Severity.Rank() != b.Severity.Rank() {
-			return a.Severity.Rank() > b.Severity.Rank()
+		if c := cmp.Compare(b.Severity.Rank(), a.Severity.Rank()); c != 0 {
+			return c
 		}
-		if a.Score != b.Score {
-			return a.Score > b.Score
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
 		}
-		if a.Package != b.Package {
-			return a.Package < b.Package
+		if c := strings.Compare(a.Package, b.Package); c != 0 {
+			return c
 		}
-		return a.ID < b.ID
+		return strings.Compare(a.ID, b.ID)
 	})
 }
 
