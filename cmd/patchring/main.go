@@ -60,6 +60,7 @@ var commands = []func(*app) *cobra.Command{
 	newCaCmd,
 	newPolicyCmd,
 	newCatalogCmd,
+	newAdvisoriesCmd,
 	newDebugCmd,
 	newTrayCmd,
 	newCaCmd,
