@@ -30,6 +30,7 @@ import (
 	"github.com/patchring/patchring/daemon/reboot"
 	"github.com/patchring/patchring/daemon/reporter"
 	"github.com/patchring/patchring/daemon/store"
+	"github.com/patchring/patchring/daemon/vulns"
 	"github.com/patchring/patchring/internal/rungroup"
 	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
@@ -78,6 +79,7 @@ type Daemon struct {
 	reboot     *reboot.Orchestrator
 	content    *content.Store
 	fleet      *membership.Membership // nil without gossip
+	vulns      *vulns.Service         // nil without a verified repository
 	bundles    *bundle.Importer       // nil without a policy source
 	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
 	outbox     *reporter.Outbox       // nil without a policy source
@@ -187,12 +189,18 @@ func (d *Daemon) subsystems() error {
 			CredentialFile: filepath.Join(cfg.StateDir, credential.FileName),
 			OnChange: func(*policy.Policy, string) {
 				d.triggerEngine()
+				if d.vulns != nil {
+					d.vulns.Trigger()
+				}
 				if d.reboot != nil {
 					d.reboot.RulesChanged()
 				}
 			},
 		})
 		d.add(d.pol)
+		if err := d.startVulns(tc); err != nil {
+			return fmt.Errorf("vulns: %w", err)
+		}
 	}
 
 	// The libp2p host that shares payloads and repository files with the
@@ -417,6 +425,9 @@ func (d *Daemon) apiParts() localapi.Parts {
 	}
 	if d.engine != nil {
 		p.Engine = d.engine
+	}
+	if d.vulns != nil {
+		p.Vulns = d.vulns
 	}
 	return p
 }

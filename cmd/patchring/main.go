@@ -50,6 +50,7 @@ var commands = []func(*app) *cobra.Command{
 	newRebootCmd,
 	newInventoryCmd,
 	newUpdatesCmd,
+	newVulnsCmd,
 	newHistoryCmd,
 	newRollbackCmd,
 	newInstallCmd,

@@ -44,7 +44,7 @@ type Config struct {
 	Inventory func() *pinv.Snapshot
 	// Candidates returns the update the node sees for each binary package
 	// and how far the policy let it go; nil without an engine.
-	Candidates func(ctx context.Context) map[string]advisory.Candidate
+	Candidates func(ctx context.Context) map[string]Candidate
 	// OnChange is called after a new database was verified and adopted.
 	OnChange func()
 	Now      func() time.Time
@@ -59,7 +59,7 @@ type Service struct {
 	db      *advisory.DB
 	jsonSHA string // SHA-256 of db's canonical JSON
 	target  string // SHA-256 of the signed full database target it equals
-	ix      *advisory.Index
+	ix      *Index
 	ixEcos  string
 	state   apitypes.AdvisoryState
 }
@@ -264,12 +264,12 @@ func (s *Service) State() apitypes.AdvisoryState {
 
 // installed turns the inventory's packages into the matcher's input and
 // names the node's ecosystems.
-func installed(snap *pinv.Snapshot) ([]advisory.Installed, []string) {
+func installed(snap *pinv.Snapshot) ([]Installed, []string) {
 	if snap == nil || snap.Packages == nil || snap.OS == nil {
 		return nil, nil
 	}
-	ecos := advisory.EcosystemsFor(snap.OS.ID, snap.OS.VersionID)
-	out := make([]advisory.Installed, 0, len(snap.Packages.Items))
+	ecos := EcosystemsFor(snap.OS.ID, snap.OS.VersionID)
+	out := make([]Installed, 0, len(snap.Packages.Items))
 	for _, p := range snap.Packages.Items {
 		if p.Manager != "dpkg" && p.Manager != "rpm" {
 			continue
@@ -279,12 +279,12 @@ func installed(snap *pinv.Snapshot) ([]advisory.Installed, []string) {
 		default:
 			continue // config-files: no code left to be exposed
 		}
-		out = append(out, advisory.Installed{Name: p.Name, Version: p.Version, Source: p.Source, SourceVersion: p.SourceVersion})
+		out = append(out, Installed{Name: p.Name, Version: p.Version, Source: p.Source, SourceVersion: p.SourceVersion})
 	}
 	return out, ecos
 }
 
-func (s *Service) index(ecos []string) *advisory.Index {
+func (s *Service) index(ecos []string) *Index {
 	key := fmt.Sprint(ecos)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,20 +292,20 @@ func (s *Service) index(ecos []string) *advisory.Index {
 		return nil
 	}
 	if s.ix == nil || s.ixEcos != key {
-		s.ix, s.ixEcos = advisory.NewIndex(s.db, ecos), key
+		s.ix, s.ixEcos = NewIndex(s.db, ecos), key
 	}
 	return s.ix
 }
 
 // Findings matches the latest inventory against the database.
-func (s *Service) Findings(ctx context.Context) ([]advisory.Finding, []string) {
+func (s *Service) Findings(ctx context.Context) ([]Finding, []string) {
 	snap := s.inventory()
 	pkgs, ecos := installed(snap)
 	ix := s.index(ecos)
 	if ix == nil || len(pkgs) == 0 {
 		return nil, ecos
 	}
-	var cands map[string]advisory.Candidate
+	var cands map[string]Candidate
 	if s.cfg.Candidates != nil {
 		cands = s.cfg.Candidates(ctx)
 	}
@@ -343,7 +343,7 @@ func (s *Service) Summary(ctx context.Context) apitypes.VulnSummary {
 	return v.Summary
 }
 
-func summarize(fs []advisory.Finding, cpu []apitypes.CPUVuln, version int64) apitypes.VulnSummary {
+func summarize(fs []Finding, cpu []apitypes.CPUVuln, version int64) apitypes.VulnSummary {
 	sum := apitypes.VulnSummary{Version: version}
 	for _, f := range fs {
 		switch f.Severity {
@@ -361,7 +361,7 @@ func summarize(fs []advisory.Finding, cpu []apitypes.CPUVuln, version int64) api
 		if f.KEV {
 			sum.KEV++
 		}
-		if f.Fix == advisory.FixNone || f.Fix == advisory.FixNotAvailable {
+		if f.Fix == FixNone || f.Fix == FixNotAvailable {
 			sum.NoFix++
 		}
 	}

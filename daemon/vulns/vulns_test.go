@@ -97,8 +97,8 @@ func TestRefreshFullDeltaTamperStale(t *testing.T) {
 		pinv.Package{Manager: "dpkg", Name: "bar", Version: "2.0-1", Status: "installed"})
 	changes := 0
 	cfg := Config{Targets: f.client, StateDir: state, Inventory: func() *pinv.Snapshot { return snap }, OnChange: func() { changes++ },
-		Candidates: func(context.Context) map[string]advisory.Candidate {
-			return map[string]advisory.Candidate{"libfoo1": {Version: "1.2-1", State: advisory.FixApproved}}
+		Candidates: func(context.Context) map[string]Candidate {
+			return map[string]Candidate{"libfoo1": {Version: "1.2-1", State: FixApproved}}
 		}}
 	s, err := New(cfg)
 	if err != nil {

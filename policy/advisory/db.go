@@ -9,12 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/patchring/patchring/platform/vercmp"
 )
 
 // Format is the version of the database and delta layout.
@@ -73,8 +70,9 @@ func (e *Event) UnmarshalText(b []byte) error {
 }
 
 // Affect is one package an entry affects in one ecosystem release: the
-// source package for Debian and Ubuntu, with its ranges (events sorted by
-// the ecosystem's version order) and any versions listed one by one.
+// source package for Debian and Ubuntu, with its ranges (events in the
+// record's order) and, for a package without ranges, the versions listed
+// one by one.
 type Affect struct {
 	Ecosystem string    `json:"eco"`
 	Package   string    `json:"pkg"`
@@ -137,22 +135,6 @@ func SchemeOf(ecosystem string) (Scheme, bool) {
 	return "", false
 }
 
-// Compare orders two versions of the scheme.
-func (s Scheme) Compare(a, b string) (int, error) {
-	if s == SchemeRPM {
-		return vercmp.RPM(a, b)
-	}
-	c, err := vercmp.Deb(a, b)
-	var se *vercmp.SyntaxError
-	if err != nil && errors.As(err, &se) && se.Warning {
-		// dpkg compares such versions and only warns.
-		va, _ := vercmp.ParseDeb(a)
-		vb, _ := vercmp.ParseDeb(b)
-		return vercmp.CompareDeb(va, vb), nil
-	}
-	return c, err
-}
-
 // BuildOptions selects what Build keeps.
 type BuildOptions struct {
 	// Ecosystems limits the database to these ecosystems: "Debian:12"
@@ -175,9 +157,10 @@ type Skipped struct {
 
 // Build turns OSV records into a database: withdrawn records and
 // ecosystems patchring cannot match are dropped, ranges other than
-// ECOSYSTEM are dropped, events are sorted by the ecosystem's version
-// order, and records with the same ID keep the latest modified.
-// Affected packages whose versions do not parse are skipped and reported.
+// ECOSYSTEM are dropped, and records with the same ID keep the latest
+// modified. Versions are kept as the records give them: ordering them is
+// the matcher's job on the node, with the package manager's rules
+// (daemon/vulns), so this package stays free of platform code.
 func Build(records []*OSV, opts BuildOptions) (*DB, []Skipped, error) {
 	if opts.Version <= 0 {
 		return nil, nil, errors.New("build advisories: version must be positive")
@@ -298,39 +281,31 @@ func entryOf(r *OSV, ecos []string, kev map[string]string) (*Entry, []Skipped) {
 		if eco == "" || a.Package.Name == "" || !wantEcosystem(eco, ecos) {
 			continue
 		}
-		scheme, ok := SchemeOf(eco)
-		if !ok {
+		if _, ok := SchemeOf(eco); !ok {
 			continue
 		}
 		af := Affect{Ecosystem: eco, Package: a.Package.Name}
-		var err error
 		for _, rg := range a.Ranges {
 			if rg.Type != "ECOSYSTEM" {
 				continue
 			}
-			var evs []Event
-			evs, err = sortEvents(scheme, rg.Events)
-			if err != nil {
-				break
-			}
-			af.Ranges = append(af.Ranges, evs)
-		}
-		if err == nil {
-			for _, v := range a.Versions {
-				if _, err = scheme.Compare(v, v); err != nil {
+			evs := make([]Event, 0, len(rg.Events))
+			for _, e := range rg.Events {
+				k, v, err := e.kind()
+				if err != nil { // ParseOSV refuses these; records built by hand may not
+					skipped = append(skipped, Skipped{ID: r.ID, Reason: fmt.Sprintf("affected[%d] %s/%s: %v", i, eco, a.Package.Name, err)})
+					evs = nil
 					break
 				}
+				evs = append(evs, Event{Kind: k, Version: v})
 			}
-		}
-		if err != nil {
-			skipped = append(skipped, Skipped{ID: r.ID, Reason: fmt.Sprintf("affected[%d] %s/%s: %v", i, eco, a.Package.Name, err)})
-			continue
+			if len(evs) > 0 {
+				af.Ranges = append(af.Ranges, evs)
+			}
 		}
 		if len(af.Ranges) == 0 {
 			// Without a range, the listed versions are the whole truth.
-			af.Versions = slices.Clone(a.Versions)
-			slices.SortFunc(af.Versions, func(x, y string) int { c, _ := scheme.Compare(x, y); return c })
-			af.Versions = slices.Compact(af.Versions)
+			af.Versions = dedupe(a.Versions)
 		}
 		if len(af.Ranges) == 0 && len(af.Versions) == 0 {
 			continue
@@ -383,37 +358,16 @@ func truncate(s string, n int) string {
 	return s[:cut] + "…"
 }
 
-// sortEvents checks a range's versions and sorts its events: introduced
-// "0" first, then by version, introduced before fixed at the same version.
-func sortEvents(s Scheme, evs []OSVEvent) ([]Event, error) {
-	out := make([]Event, 0, len(evs))
-	for _, e := range evs {
-		k, v, err := e.kind()
-		if err != nil {
-			return nil, err
+func dedupe(vs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range vs {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
 		}
-		if !(k == Introduced && v == "0") {
-			if _, err := s.Compare(v, v); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, Event{Kind: k, Version: v})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return eventLess(s, out[i], out[j]) })
-	return out, nil
-}
-
-func eventLess(s Scheme, a, b Event) bool {
-	az := a.Kind == Introduced && a.Version == "0"
-	bz := b.Kind == Introduced && b.Version == "0"
-	if az || bz {
-		return az && !bz
-	}
-	c, _ := s.Compare(a.Version, b.Version)
-	if c != 0 {
-		return c < 0
-	}
-	return a.Kind < b.Kind
+	return out
 }
 
 // Marshal returns the database's canonical JSON (what its hash is over).

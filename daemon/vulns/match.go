@@ -1,13 +1,15 @@
-package advisory
+package vulns
 
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/patchring/patchring/platform/vercmp"
+	"github.com/patchring/patchring/policy/advisory"
 )
 
 // FixState says whether and how a fix reaches a node.
@@ -47,15 +49,15 @@ type Candidate struct {
 
 // Finding is one vulnerability one installed package is exposed to.
 type Finding struct {
-	Package       string   `json:"package"`
-	Version       string   `json:"version"`
-	Source        string   `json:"source,omitempty"`
-	SourceVersion string   `json:"source_version,omitempty"`
-	ID            string   `json:"id"` // the CVE, or the advisory's ID when it names none
-	Advisories    []string `json:"advisories"`
-	Severity      Severity `json:"severity"`
-	Score         float64  `json:"score,omitempty"`
-	KEV           bool     `json:"kev,omitempty"`
+	Package       string            `json:"package"`
+	Version       string            `json:"version"`
+	Source        string            `json:"source,omitempty"`
+	SourceVersion string            `json:"source_version,omitempty"`
+	ID            string            `json:"id"` // the CVE, or the advisory's ID when it names none
+	Advisories    []string          `json:"advisories"`
+	Severity      advisory.Severity `json:"severity"`
+	Score         float64           `json:"score,omitempty"`
+	KEV           bool              `json:"kev,omitempty"`
 	// FixedIn is the first fixed version the advisories give for the node's
 	// release (a source version for Debian), empty when there is none.
 	FixedIn string   `json:"fixed_in,omitempty"`
@@ -73,9 +75,10 @@ type pver struct {
 }
 
 type cevent struct {
-	kind EventKind
+	kind advisory.EventKind
 	zero bool // introduced "0"
 	v    pver
+	str  string
 }
 
 // compiled is one Affect of the node's ecosystems with its versions parsed.
@@ -89,10 +92,12 @@ type compiled struct {
 // Index is a database prepared for matching one node's ecosystems, with
 // every version parsed once. It is read-only and safe for concurrent use.
 type Index struct {
-	db      *DB
-	scheme  Scheme
+	db      *advisory.DB
+	scheme  advisory.Scheme
 	affects []compiled
 	byPkg   map[string][]int32
+	// Skipped lists the affected packages left out of the index.
+	Skipped []advisory.Skipped
 }
 
 // EcosystemsFor returns the OSV ecosystem names of an OS from its
@@ -116,11 +121,14 @@ func EcosystemsFor(osID, versionID string) []string {
 }
 
 // NewIndex indexes the entries of db that concern the given ecosystems
-// (all of one version scheme).
-func NewIndex(db *DB, ecosystems []string) *Index {
-	ix := &Index{db: db, scheme: SchemeDeb, byPkg: map[string][]int32{}}
+// (all of one version scheme): every version parsed once with the package
+// manager's rules and every range's events sorted by them. An affected
+// package with a version the package manager would refuse cannot be
+// judged: it is left out and listed in Skipped.
+func NewIndex(db *advisory.DB, ecosystems []string) *Index {
+	ix := &Index{db: db, scheme: advisory.SchemeDeb, byPkg: map[string][]int32{}}
 	if len(ecosystems) > 0 {
-		if s, ok := SchemeOf(ecosystems[0]); ok {
+		if s, ok := advisory.SchemeOf(ecosystems[0]); ok {
 			ix.scheme = s
 		}
 	}
@@ -133,20 +141,12 @@ func NewIndex(db *DB, ecosystems []string) *Index {
 			if !want[a.Ecosystem] {
 				continue
 			}
-			c := compiled{entry: int32(i), affect: int32(j)}
-			for _, rg := range a.Ranges {
-				evs := make([]cevent, len(rg))
-				for k, e := range rg {
-					evs[k] = cevent{kind: e.Kind, zero: e.Kind == Introduced && e.Version == "0"}
-					if !evs[k].zero {
-						evs[k].v = ix.parse(e.Version)
-					}
-				}
-				c.ranges = append(c.ranges, evs)
+			c, bad := ix.compile(a)
+			if bad != "" {
+				ix.Skipped = append(ix.Skipped, advisory.Skipped{ID: db.Entries[i].ID, Reason: fmt.Sprintf("%s/%s: version %q does not parse", a.Ecosystem, a.Package, bad)})
+				continue
 			}
-			for _, v := range a.Versions {
-				c.versions = append(c.versions, ix.parse(v))
-			}
+			c.entry, c.affect = int32(i), int32(j)
 			ix.byPkg[a.Package] = append(ix.byPkg[a.Package], int32(len(ix.affects)))
 			ix.affects = append(ix.affects, c)
 		}
@@ -154,11 +154,47 @@ func NewIndex(db *DB, ecosystems []string) *Index {
 	return ix
 }
 
+// compile parses an Affect's versions and sorts its ranges' events:
+// introduced "0" first, then by version, introduced before fixed at the
+// same version. bad is a version that does not parse.
+func (ix *Index) compile(a advisory.Affect) (c compiled, bad string) {
+	for _, rg := range a.Ranges {
+		evs := make([]cevent, len(rg))
+		for k, e := range rg {
+			evs[k] = cevent{kind: e.Kind, zero: e.Kind == advisory.Introduced && e.Version == "0", str: e.Version}
+			if !evs[k].zero {
+				if evs[k].v = ix.parse(e.Version); !evs[k].v.ok {
+					return compiled{}, e.Version
+				}
+			}
+		}
+		sort.SliceStable(evs, func(x, y int) bool {
+			a, b := evs[x], evs[y]
+			if a.zero || b.zero {
+				return a.zero && !b.zero
+			}
+			if r, _ := ix.cmp(a.v, b.v); r != 0 {
+				return r < 0
+			}
+			return a.kind < b.kind
+		})
+		c.ranges = append(c.ranges, evs)
+	}
+	for _, v := range a.Versions {
+		pv := ix.parse(v)
+		if !pv.ok {
+			return compiled{}, v
+		}
+		c.versions = append(c.versions, pv)
+	}
+	return c, ""
+}
+
 // DB returns the database the index was built from.
-func (ix *Index) DB() *DB { return ix.db }
+func (ix *Index) DB() *advisory.DB { return ix.db }
 
 func (ix *Index) parse(v string) pver {
-	if ix.scheme == SchemeRPM {
+	if ix.scheme == advisory.SchemeRPM {
 		r, err := vercmp.ParseRPM(v)
 		return pver{rpm: r, ok: err == nil}
 	}
@@ -173,7 +209,7 @@ func (ix *Index) cmp(a, b pver) (int, bool) {
 	if !a.ok || !b.ok {
 		return 0, false
 	}
-	if ix.scheme == SchemeRPM {
+	if ix.scheme == advisory.SchemeRPM {
 		return vercmp.CompareRPM(a.rpm, b.rpm), true
 	}
 	return vercmp.CompareDeb(a.deb, b.deb), true
@@ -187,12 +223,12 @@ func (ix *Index) affected(c *compiled, v pver) (bool, string) {
 			return true, ""
 		}
 	}
-	for i, rg := range c.ranges {
+	for _, rg := range c.ranges {
 		if ok, k := ix.inRange(rg, v); ok {
 			if k < 0 {
 				return true, ""
 			}
-			return true, ix.db.Entries[c.entry].Affected[c.affect].Ranges[i][k].Version
+			return true, rg[k].str
 		}
 	}
 	return false, ""
@@ -217,7 +253,7 @@ func (ix *Index) inRange(rg []cevent, v pver) (bool, int) {
 		if !ok {
 			continue
 		}
-		if e.kind == Limit {
+		if e.kind == advisory.Limit {
 			hasLimit = true
 			belowLimit = belowLimit || c < 0
 			continue
@@ -226,18 +262,18 @@ func (ix *Index) inRange(rg []cevent, v pver) (bool, int) {
 			// The first event above v closes v's interval.
 			if !settled {
 				settled = true
-				if e.kind == Fixed {
+				if e.kind == advisory.Fixed {
 					fixed = i
 				}
 			}
 			continue
 		}
 		switch e.kind {
-		case Introduced:
+		case advisory.Introduced:
 			vuln = true
-		case Fixed:
+		case advisory.Fixed:
 			vuln = false // v >= fixed
-		case LastAffected:
+		case advisory.LastAffected:
 			if c > 0 {
 				vuln = false
 			}
@@ -288,7 +324,7 @@ func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Find
 				if !ok {
 					k = len(out)
 					byID[id] = k
-					out = append(out, Finding{Package: p.Name, Version: p.Version, Source: src, SourceVersion: sv, ID: id, Severity: SeverityUnknown})
+					out = append(out, Finding{Package: p.Name, Version: p.Version, Source: src, SourceVersion: sv, ID: id, Severity: advisory.SeverityUnknown})
 				}
 				f := &out[k]
 				f.Advisories = appendUnique(f.Advisories, e.ID)
@@ -347,7 +383,7 @@ func (ix *Index) stillAffected(refs []int32, id string, v pver) bool {
 	return false
 }
 
-func containsID(e *Entry, id string) bool {
+func containsID(e *advisory.Entry, id string) bool {
 	if e.ID == id {
 		return true
 	}
@@ -398,15 +434,15 @@ func SortFindings(fs []Finding) {
 
 // Summary counts findings: by severity, KEV, and without a fix.
 type Summary struct {
-	BySeverity map[Severity]int `json:"by_severity"`
-	KEV        int              `json:"kev"`
-	NoFix      int              `json:"no_fix"`
-	Total      int              `json:"total"`
+	BySeverity map[advisory.Severity]int `json:"by_severity"`
+	KEV        int                       `json:"kev"`
+	NoFix      int                       `json:"no_fix"`
+	Total      int                       `json:"total"`
 }
 
 // Summarize counts the findings.
 func Summarize(fs []Finding) Summary {
-	s := Summary{BySeverity: map[Severity]int{}}
+	s := Summary{BySeverity: map[advisory.Severity]int{}}
 	for _, f := range fs {
 		s.BySeverity[f.Severity]++
 		s.Total++
