@@ -504,7 +504,12 @@ func (d *Daemon) startEngine() error {
 	if d.pol != nil {
 		catalog = engine.TrustCatalog(d.pol.Catalog, d.trust)
 	}
+	var fixes func(pkg, version string) (string, bool)
+	if d.vulns != nil {
+		fixes = d.vulns.Fixes
+	}
 	d.engine = engine.New(engine.Config{
+		Vulns:        fixes,
 		DB:           d.db,
 		Log:          d.log,
 		Packages:     engine.AptPackages(b),

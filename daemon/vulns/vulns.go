@@ -372,3 +372,37 @@ func summarize(fs []Finding, cpu []apitypes.CPUVuln, version int64) apitypes.Vul
 	}
 	return sum
 }
+
+// Fixes returns the worst severity ("" when none is known) of the
+// vulnerabilities installing version of the binary package pkg fixes on
+// this node, and whether one of them is in CISA's KEV catalog: the facts
+// the policy's urgent rules and min_severity read (engine.Config.Vulns).
+func (s *Service) Fixes(pkg, version string) (string, bool) {
+	pkgs, ecos := installed(s.inventory())
+	ix := s.index(ecos)
+	if ix == nil {
+		return "", false
+	}
+	for _, p := range pkgs {
+		if p.Name != pkg {
+			continue
+		}
+		worst, kev := advisory.SeverityUnknown, false
+		found := false
+		for _, f := range ix.Match([]Installed{p}, map[string]Candidate{pkg: {Version: version, State: FixAvailable}}) {
+			if f.Update != version {
+				continue // not fixed by this version
+			}
+			found = true
+			kev = kev || f.KEV
+			if f.Severity.Rank() > worst.Rank() {
+				worst = f.Severity
+			}
+		}
+		if !found || worst == advisory.SeverityUnknown || worst == advisory.SeverityNone {
+			return "", kev
+		}
+		return string(worst), kev
+	}
+	return "", false
+}

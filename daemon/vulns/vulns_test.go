@@ -184,3 +184,28 @@ func TestRefreshFullDeltaTamperStale(t *testing.T) {
 		t.Errorf("OnChange called %d times, want 2", changes)
 	}
 }
+
+func TestFixes(t *testing.T) {
+	db := buildTestdata(t, 1)
+	s, err := New(Config{StateDir: t.TempDir(), Inventory: func() *pinv.Snapshot {
+		return snapshot(pinv.Package{Manager: "dpkg", Name: "libc6", Source: "glibc", Version: "2.36-9+deb12u1", Status: "installed"},
+			pinv.Package{Manager: "dpkg", Name: "bind9", Version: "1:9.18.16-1~deb12u1", Status: "installed"})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.adopt(db, "", "")
+	for _, c := range []struct {
+		pkg, version, sev string
+		kev               bool
+	}{
+		{"libc6", "2.36-9+deb12u3", "high", true},
+		{"libc6", "2.36-9+deb12u2", "", false},      // still vulnerable
+		{"bind9", "1:9.18.19-1~deb12u1", "", false}, // fixes two CVEs of unknown severity
+		{"hello", "1.0", "", false},
+	} {
+		if sev, kev := s.Fixes(c.pkg, c.version); sev != c.sev || kev != c.kev {
+			t.Errorf("Fixes(%s, %s) = %q %v, want %q %v", c.pkg, c.version, sev, kev, c.sev, c.kev)
+		}
+	}
+}
