@@ -54,7 +54,7 @@ func TestVulnerabilityFixEndToEnd(t *testing.T) {
 				Ranges: []advisory.OSVRange{{Type: "ECOSYSTEM", Events: []advisory.OSVEvent{{Introduced: "0"}, {Fixed: "1.1"}}}}}}},
 		{ID: "DEBIAN-CVE-2026-2000", Modified: "2026-12-01T00:00:00Z", Upstream: []string{"CVE-2026-2000"},
 			Affected: []advisory.OSVAffected{{Package: advisory.OSVPackage{Ecosystem: "Debian:12", Name: "acme-lib"},
-				Ranges: []advisory.OSVRange{{Type: "ECOSYSTEM", Events: []advisory.OSVEvent{{Introduced: "0"}}}},
+				Ranges:            []advisory.OSVRange{{Type: "ECOSYSTEM", Events: []advisory.OSVEvent{{Introduced: "0"}}}},
 				EcosystemSpecific: []byte(`{"urgency":"high"}`)}}},
 	}
 	kev := &advisory.KEVCatalog{CatalogVersion: "2026.12.01", Vulnerabilities: []advisory.KEVEntry{{CveID: "CVE-2026-1000"}}}
