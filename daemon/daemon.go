@@ -34,6 +34,7 @@ import (
 	"github.com/patchring/patchring/internal/rungroup"
 	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/diskspace"
 	pinv "github.com/patchring/patchring/platform/inventory"
@@ -466,6 +467,13 @@ func (d *Daemon) startFleet() error {
 			return d.reboot
 		},
 		Metrics: d.metrics,
+	}
+	if d.vulns != nil {
+		mc.Exposure = func() gossip.Exposure {
+			v := d.vulns.CachedSummary(context.Background())
+			return gossip.Exposure{Critical: v.Critical, High: v.High, Medium: v.Medium, Low: v.Low, KEV: v.KEV,
+				NoFix: v.NoFix, AdvisoryVersion: uint64(max(v.Version, 0))}
+		}
 	}
 	if d.pol != nil {
 		mc.Policy = d.pol

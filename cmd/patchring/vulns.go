@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/patchring/patchring/daemon/apitypes"
 )
 
 func newVulnsCmd(a *app) *cobra.Command {
@@ -129,4 +131,17 @@ func (u *updateCVEs) String() string {
 		list = append(list[:3:3], "...")
 	}
 	return s + ") " + strings.Join(list, ",")
+}
+
+// exposureText is a member's exposure in the fleet view: counts by
+// severity and KEV, "-" when it matched no advisory database.
+func exposureText(v apitypes.VulnSummary) string {
+	if v.Version == 0 {
+		return "-"
+	}
+	s := fmt.Sprintf("%d/%d/%d/%d", v.Critical, v.High, v.Medium, v.Low)
+	if v.KEV > 0 {
+		s += fmt.Sprintf(" (%d KEV)", v.KEV)
+	}
+	return s
 }

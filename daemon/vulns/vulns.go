@@ -62,7 +62,18 @@ type Service struct {
 	ix      *Index
 	ixEcos  string
 	state   apitypes.AdvisoryState
+
+	// The gossiped summary, recomputed when the inventory or the
+	// database changes, or after summaryTTL (the engine's decisions).
+	sumMu   sync.Mutex
+	sum     apitypes.VulnSummary
+	sumSnap *pinv.Snapshot
+	sumDB   *advisory.DB
+	sumAt   time.Time
 }
+
+// summaryTTL bounds how old the gossiped summary may be.
+const summaryTTL = time.Minute
 
 // Result says what a refresh did.
 type Result struct {
@@ -341,6 +352,24 @@ func (s *Service) APIVulns(ctx context.Context) (apitypes.Vulns, error) {
 func (s *Service) Summary(ctx context.Context) apitypes.VulnSummary {
 	v, _ := s.APIVulns(ctx)
 	return v.Summary
+}
+
+// CachedSummary is Summary, recomputed only when the inventory or the
+// database changed or summaryTTL passed: gossip asks for it often, and a
+// match of thousands of packages costs tens of milliseconds.
+func (s *Service) CachedSummary(ctx context.Context) apitypes.VulnSummary {
+	snap := s.inventory()
+	s.mu.Lock()
+	db := s.db
+	s.mu.Unlock()
+	s.sumMu.Lock()
+	defer s.sumMu.Unlock()
+	now := s.cfg.Now()
+	if snap == s.sumSnap && db == s.sumDB && now.Sub(s.sumAt) < summaryTTL && !s.sumAt.IsZero() {
+		return s.sum
+	}
+	s.sum, s.sumSnap, s.sumDB, s.sumAt = s.Summary(ctx), snap, db, now
+	return s.sum
 }
 
 func summarize(fs []Finding, cpu []apitypes.CPUVuln, version int64) apitypes.VulnSummary {
