@@ -61,14 +61,18 @@ func BenchmarkVulnsMatch5000(b *testing.B) {
 		b.Fatal("no findings: the benchmark measures nothing")
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for b.Loop() {
 		fs = ix.Match(pkgs, cands)
 	}
 	ms := float64(time.Since(start).Microseconds()) / 1000 / float64(b.N)
+	cpuMS := float64((processCPU() - cpu0).Microseconds()) / 1000 / float64(b.N)
 	runtime.KeepAlive(ix)
 	b.ReportMetric(float64(len(fs)), "findings")
 	benchtarget.Report(b, ms, "vulns_match_5000", "ms", benchtarget.AtMost(200), benchtarget.Plausible(0.01, 60_000))
+	// CPU time per match (GC included): the figure to compare with the goal
+	// when the machine is shared and wall time carries its load.
+	b.ReportMetric(cpuMS, "cpu_ms/match")
 	benchtarget.Report(b, held, "vulns_match_5000_mem", "MB", benchtarget.AtMost(30), benchtarget.Plausible(0.1, 4096))
 	b.ReportMetric(float64(len(gz))/(1<<20), "db_gz_MB")
 }
