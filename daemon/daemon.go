@@ -33,9 +33,11 @@ import (
 	"github.com/patchring/patchring/daemon/reporter"
 	"github.com/patchring/patchring/daemon/store"
 	"github.com/patchring/patchring/daemon/unmanaged"
+	"github.com/patchring/patchring/daemon/vulns"
 	"github.com/patchring/patchring/internal/rungroup"
 	"github.com/patchring/patchring/internal/version"
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/platform/apt"
 	"github.com/patchring/patchring/platform/diskspace"
 	pinv "github.com/patchring/patchring/platform/inventory"
@@ -81,6 +83,7 @@ type Daemon struct {
 	reboot     *reboot.Orchestrator
 	content    *content.Store
 	fleet      *membership.Membership // nil without gossip
+	vulns      *vulns.Service         // nil without a verified repository
 	bundles    *bundle.Importer       // nil without a policy source
 	aptPx      *aptproxy.Proxy        // nil unless apt.proxy.enabled
 	outbox     *reporter.Outbox       // nil without a policy source
@@ -195,12 +198,18 @@ func (d *Daemon) subsystems() error {
 				if d.bundles != nil {
 					d.bundles.MetadataChanged()
 				}
+				if d.vulns != nil {
+					d.vulns.Trigger()
+				}
 				if d.reboot != nil {
 					d.reboot.RulesChanged()
 				}
 			},
 		})
 		d.add(d.pol)
+		if err := d.startVulns(tc); err != nil {
+			return fmt.Errorf("vulns: %w", err)
+		}
 	}
 
 	// The libp2p host that shares payloads and repository files with the
@@ -449,6 +458,9 @@ func (d *Daemon) apiParts() localapi.Parts {
 	if d.engine != nil {
 		p.Engine = d.engine
 	}
+	if d.vulns != nil {
+		p.Vulns = d.vulns
+	}
 	return p
 }
 
@@ -504,6 +516,13 @@ func (d *Daemon) startFleet() error {
 		},
 		Metrics: d.metrics,
 	}
+	if d.vulns != nil {
+		mc.Exposure = func() gossip.Exposure {
+			v := d.vulns.CachedSummary(context.Background())
+			return gossip.Exposure{Critical: v.Critical, High: v.High, Medium: v.Medium, Low: v.Low, KEV: v.KEV,
+				NoFix: v.NoFix, AdvisoryVersion: uint64(max(v.Version, 0))}
+		}
+	}
 	if d.pol != nil {
 		mc.Policy = d.pol
 		mc.Fleet = d.pol.Fleet
@@ -544,7 +563,12 @@ func (d *Daemon) startEngine() error {
 	if d.pol != nil {
 		catalog = engine.TrustCatalog(d.pol.Catalog, d.trust)
 	}
+	var fixes func(pkg, version string) (string, bool)
+	if d.vulns != nil {
+		fixes = d.vulns.Fixes
+	}
 	d.engine = engine.New(engine.Config{
+		Vulns:        fixes,
 		DB:           d.db,
 		Log:          d.log,
 		Packages:     engine.AptPackages(b),

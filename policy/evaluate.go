@@ -10,14 +10,17 @@ import (
 // Update is one (source, package, version) a node could install, as the
 // engine sees it.
 type Update struct {
-	Source           string    `json:"source"` // apt or catalog
-	Package          string    `json:"package"`
-	Version          string    `json:"version"`
-	InstalledVersion string    `json:"installed_version,omitempty"` // "" when not installed
-	Classification   string    `json:"classification,omitempty"`    // security, bugfix, enhancement, other
-	Severity         string    `json:"severity,omitempty"`          // low, medium, high, critical ("" unknown)
-	FirstSeen        time.Time `json:"first_seen"`                  // when the fleet first saw it; zero counts as now
-	Reboot           bool      `json:"reboot,omitempty"`            // installing it needs a reboot
+	Source           string `json:"source"` // apt or catalog
+	Package          string `json:"package"`
+	Version          string `json:"version"`
+	InstalledVersion string `json:"installed_version,omitempty"` // "" when not installed
+	Classification   string `json:"classification,omitempty"`    // security, bugfix, enhancement, other
+	Severity         string `json:"severity,omitempty"`          // low, medium, high, critical ("" unknown)
+	// KEV is set when the update fixes a CVE in CISA's KEV catalog (from
+	// the signed advisory database).
+	KEV       bool      `json:"kev,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`       // when the fleet first saw it; zero counts as now
+	Reboot    bool      `json:"reboot,omitempty"` // installing it needs a reboot
 }
 
 // UpdateKey identifies an update across the fleet.
@@ -380,6 +383,15 @@ func (e *evaluator) approval(u Update) (rule, why string) {
 			return indexPath("approve", i), fmt.Sprintf("approve[%d] (%s)", i, entryText(a.Package, a.Version))
 		}
 	}
+	for i, x := range e.p.Urgent {
+		if why := x.match(u, e.ring); why != "" {
+			name := x.Name
+			if name == "" {
+				name = "urgent"
+			}
+			return indexPath("urgent", i), fmt.Sprintf("urgent[%d] (%s: %s)", i, name, why)
+		}
+	}
 	for i, a := range e.p.AutoApprove {
 		if a.match(u, e.ring) {
 			name := a.Name
@@ -390,6 +402,30 @@ func (e *evaluator) approval(u Update) (rule, why string) {
 		}
 	}
 	return "", ""
+}
+
+// match says why x matches u in ring ("" when it does not).
+func (x *Urgent) match(u Update, ring string) string {
+	if !inRings(x.Rings, ring) {
+		return ""
+	}
+	if x.KEV && u.KEV {
+		return "fixes a known exploited vulnerability (KEV)"
+	}
+	if x.MinSeverity != "" && u.Severity != "" && severityRank(u.Severity) >= severityRank(x.MinSeverity) {
+		return "fixes a " + u.Severity + " vulnerability"
+	}
+	return ""
+}
+
+// urgentRule returns the urgent rule approvedBy names, nil for another rule.
+func (e *evaluator) urgentRule(approvedBy string) *Urgent {
+	for i := range e.p.Urgent {
+		if approvedBy == indexPath("urgent", i) {
+			return &e.p.Urgent[i]
+		}
+	}
+	return nil
 }
 
 func (a *AutoApproval) match(u Update, ring string) bool {
@@ -433,6 +469,9 @@ func (e *evaluator) timing(u Update, r *Ring, approvedBy, approvedWhy string) De
 		first = now
 	}
 	due := first.Add(r.Defer.Std())
+	if x := e.urgentRule(approvedBy); x != nil && x.NoDeferral {
+		due = first // the urgent rule skips the ring's deferral
+	}
 	var deadline time.Time
 	if r.Deadline > 0 {
 		deadline = first.Add(r.Deadline.Std())

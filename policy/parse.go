@@ -565,6 +565,15 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 			d.object(v, path, d.fDur("health_deadline", &p.SelfUpdate.HealthDeadline))
 		}},
 		field{"unmanaged", func(v *yaml.Node, path string) { d.unmanaged(v, path, &p.Unmanaged) }},
+		field{"urgent", func(v *yaml.Node, path string) {
+			d.list(v, path, "[{name: kev-or-critical, kev: true, min_severity: critical, no_deferral: true, reboot_deadline: 24h}]", func(_ int, v *yaml.Node, p2 string) {
+				var x Urgent
+				d.object(v, p2, d.fStr("name", &x.Name), d.fBool("kev", &x.KEV), d.fStr("min_severity", &x.MinSeverity),
+					d.fStrs("rings", "[pilot, broad]", &x.Rings), d.fBool("no_deferral", &x.NoDeferral),
+					d.fDur("reboot_deadline", &x.RebootDeadline))
+				p.Urgent = append(p.Urgent, x)
+			})
+		}},
 	)
 	return p
 }

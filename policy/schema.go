@@ -96,6 +96,9 @@ type Policy struct {
 	// agent (passive observation, on unless switched off; the active
 	// sweep, off unless enabled for a site or subnet).
 	Unmanaged Unmanaged `json:"unmanaged,omitzero"`
+	// Urgent approves updates that fix dangerous vulnerabilities (KEV, a
+	// severity) faster than the rings' normal pace.
+	Urgent []Urgent `json:"urgent,omitempty"`
 
 	valid bool // set by Validate once the compiled fields below are ready
 }
@@ -190,6 +193,23 @@ type AutoApproval struct {
 	MinSeverity     string   `json:"min_severity,omitempty"`    // low, medium, high, critical
 	Packages        []string `json:"packages,omitempty"`        // globs
 	Rings           []string `json:"rings,omitempty"`           // empty: all rings
+}
+
+// Urgent is a rule for updates that fix dangerous vulnerabilities, as the
+// signed advisory database tells the node: it matches an update that fixes
+// a CVE in CISA's KEV catalog (KEV) or of at least MinSeverity (either
+// criterion that is set suffices). A matching update is approved by the
+// rule; with NoDeferral it skips the ring's deferral and installs in the
+// next window (gates, windows, pauses, pins and deny entries still apply);
+// RebootDeadline shortens the reboot deadline for the restart it needs.
+// Updates no urgent rule matches keep the rings' normal pace.
+type Urgent struct {
+	Name           string   `json:"name,omitempty"`
+	KEV            bool     `json:"kev,omitempty"`
+	MinSeverity    string   `json:"min_severity,omitempty"` // low, medium, high, critical
+	Rings          []string `json:"rings,omitempty"`        // empty: all rings
+	NoDeferral     bool     `json:"no_deferral,omitempty"`
+	RebootDeadline Duration `json:"reboot_deadline,omitempty"`
 }
 
 // Approval is an explicit approve or deny entry: a package glob and a

@@ -40,6 +40,7 @@ func validate(p *Policy, ps *problems) {
 	v.windows()
 	v.approvals()
 	v.holds()
+	v.urgent()
 	v.reboot(&p.Reboot, "reboot")
 	for i := range p.Rings {
 		if o := p.Rings[i].Reboot; o != nil {
@@ -357,6 +358,22 @@ func (v *validator) schedule(expr, tz string, dur Duration, at string) *schedule
 		return nil
 	}
 	return s
+}
+
+func (v *validator) urgent() {
+	for i, u := range v.p.Urgent {
+		up := indexPath("urgent", i)
+		if !u.KEV && u.MinSeverity == "" && !v.ps.badUnder(up) {
+			v.ps.at(up, "an urgent rule needs kev: true or min_severity")
+		}
+		if u.MinSeverity != "" && !slices.Contains(severities, u.MinSeverity) {
+			v.ps.at(up+".min_severity", "'%s' is not a severity; use one of %s", u.MinSeverity, strings.Join(severities[1:], ", "))
+		}
+		if u.RebootDeadline < 0 {
+			v.ps.at(up+".reboot_deadline", "must not be negative, e.g. 24h")
+		}
+		v.ringRefs(u.Rings, up+".rings")
+	}
 }
 
 func (v *validator) approvals() {

@@ -33,10 +33,11 @@ func newUpdatesCmd(a *app) *cobra.Command {
 				}
 				return nil
 			}
+			fixes := fixesByUpdate(cmd.Context(), a)
 			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PACKAGE\tINSTALLED\tAVAILABLE\tCLASS\tDECISION\tREASON")
+			fmt.Fprintln(tw, "PACKAGE\tINSTALLED\tAVAILABLE\tCLASS\tCVES FIXED\tDECISION\tREASON")
 			for _, d := range u.Updates {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Package, orDash(d.Installed), d.Version, orDash(d.Classification), d.Action, d.Reason)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Package, orDash(d.Installed), d.Version, orDash(d.Classification), fixes[d.Package+"="+d.Version], d.Action, d.Reason)
 			}
 			return tw.Flush()
 		},

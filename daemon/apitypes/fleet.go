@@ -47,6 +47,8 @@ type FleetMember struct {
 	// Visiting: its credential names another site; it shares payloads
 	// here but counts in none of this site's gates or leases.
 	Visiting bool `json:"visiting,omitempty"`
+	// Exposure is the member's vulnerability exposure as it gossips it.
+	Exposure VulnSummary `json:"exposure,omitzero"`
 }
 
 // Peers is the answer of GET /v1/peers: payload traffic of this node.

@@ -101,6 +101,10 @@ type Content interface {
 
 // Config wires the engine.
 type Config struct {
+	// Vulns returns the worst severity ("" unknown) of the vulnerabilities
+	// installing version of package fixes, and whether one of them is in
+	// CISA's KEV catalog (daemon/vulns); nil without advisories.
+	Vulns    func(pkg, version string) (severity string, kev bool)
 	DB       *store.DB
 	Log      *slog.Logger
 	Packages Packages
@@ -400,6 +404,11 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 		u := policy.Update{Source: "apt", Package: c.Package, Version: c.Version, InstalledVersion: c.Installed, Classification: "other"}
 		if c.Security {
 			u.Classification = "security"
+		}
+		if e.cfg.Vulns != nil {
+			// What the signed advisory database says this version fixes:
+			// the policy's urgent rules and min_severity read it.
+			u.Severity, u.KEV = e.cfg.Vulns(c.Package, c.Version)
 		}
 		first, err := e.firstSeen(u, now)
 		if err != nil {

@@ -57,6 +57,10 @@ type (
 		FleetKeys(ctx context.Context) apitypes.FleetKeys
 		ChangeFleetKey(ctx context.Context, req apitypes.KeyRequest) (apitypes.FleetKeys, error)
 	}
+	// VulnsPart is the node's vulnerability exposure (daemon/vulns).
+	VulnsPart interface {
+		APIVulns(ctx context.Context) (apitypes.Vulns, error)
+	}
 	// EnginePart is the update engine (daemon/engine).
 	EnginePart interface {
 		APIUpdates(ctx context.Context) apitypes.Updates
@@ -89,6 +93,7 @@ type Parts struct {
 	Engine    EnginePart
 	Reboot    RebootPart
 	Unmanaged UnmanagedPart
+	Vulns     VulnsPart
 }
 
 // Route is one route of the local API: what it requires of its caller and
@@ -162,6 +167,9 @@ var routeTable = []Route{
 
 	{"GET", "/updates", PermRead, "Engine.APIUpdates", call(func(p Parts) EnginePart { return p.Engine }, func(ctx context.Context, s EnginePart, r *Request) (any, error) {
 		return s.APIUpdates(ctx), nil
+	})},
+	{"GET", "/vulns", PermRead, "Vulns.APIVulns", call(func(p Parts) VulnsPart { return p.Vulns }, func(ctx context.Context, s VulnsPart, r *Request) (any, error) {
+		return s.APIVulns(ctx)
 	})},
 	{"GET", "/history", PermRead, "Engine.APIHistory", call(func(p Parts) EnginePart { return p.Engine }, func(ctx context.Context, s EnginePart, r *Request) (any, error) {
 		limit, err := limitOf(r)

@@ -97,6 +97,10 @@ func (a *allParts) ChangeFleetKey(context.Context, apitypes.KeyRequest) (apitype
 	a.note("FleetKeys.ChangeFleetKey")
 	return apitypes.FleetKeys{}, nil
 }
+func (a *allParts) APIVulns(context.Context) (apitypes.Vulns, error) {
+	a.note("Vulns.APIVulns")
+	return apitypes.Vulns{}, nil
+}
 func (a *allParts) APIUpdates(context.Context) apitypes.Updates {
 	a.note("Engine.APIUpdates")
 	return apitypes.Updates{}
@@ -152,7 +156,7 @@ func (i inventoryHistory) APIHistory(context.Context, int) ([]inventory.HistoryR
 
 func everyPart(a *allParts) localapi.Parts {
 	return localapi.Parts{Status: a, Inventory: inventoryHistory{a}, Policy: a, Bundles: a, Reports: a, Fleet: a,
-		FleetKeys: a, Engine: engineHistory{a}, Reboot: a, Unmanaged: a}
+		FleetKeys: a, Engine: engineHistory{a}, Reboot: a, Unmanaged: a, Vulns: a}
 }
 
 // TestMountServesTheTable checks that Mount serves exactly the table, that

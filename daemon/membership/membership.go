@@ -72,6 +72,9 @@ type Config struct {
 	Engine func() Engine
 	// Reboot returns the reboot orchestrator, nil while there is none.
 	Reboot func() RebootStatus
+	// Exposure returns the node's vulnerability exposure (daemon/vulns);
+	// nil without advisories.
+	Exposure func() gossip.Exposure
 	// Metrics registers the membership's counters; nil registers none.
 	Metrics prometheus.Registerer
 	// Fleet returns the verified fleet document in force; nil (or a nil
@@ -490,6 +493,9 @@ func (f *Membership) state() gossip.State {
 			}
 		}
 	}
+	if f.cfg.Exposure != nil {
+		st.Exposure = f.cfg.Exposure()
+	}
 	var rb RebootStatus
 	if f.cfg.Reboot != nil {
 		rb = f.cfg.Reboot()
@@ -538,7 +544,7 @@ func (f *Membership) publish() {
 
 func sameState(a, b gossip.State) bool {
 	return a.Ring == b.Ring && a.PolicyVersion == b.PolicyVersion && a.InventoryDigest == b.InventoryDigest &&
-		a.Updates == b.Updates && a.Reboot == b.Reboot && a.Content.Equal(b.Content) &&
+		a.Updates == b.Updates && a.Reboot == b.Reboot && a.Content.Equal(b.Content) && a.Exposure == b.Exposure &&
 		strings.Join(a.Addrs, ",") == strings.Join(b.Addrs, ",") && a.LastUpdate.Equal(b.LastUpdate)
 }
 
@@ -776,6 +782,9 @@ func (f *Membership) Fleet() apitypes.Fleet {
 			LastUpdate:     m.State.LastUpdate,
 			RebootRequired: m.State.Reboot.Required, RebootDeadline: m.State.Reboot.Deadline, RebootRefused: m.State.Reboot.RefusedByUser,
 			Content: m.State.Content.Len(),
+			Exposure: apitypes.VulnSummary{Critical: m.State.Exposure.Critical, High: m.State.Exposure.High,
+				Medium: m.State.Exposure.Medium, Low: m.State.Exposure.Low, KEV: m.State.Exposure.KEV,
+				NoFix: m.State.Exposure.NoFix, Version: int64(min(m.State.Exposure.AdvisoryVersion, 1<<62))},
 		})
 	}
 	return out

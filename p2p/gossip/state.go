@@ -28,6 +28,18 @@ type State struct {
 	// on the wire, so a batch of 40-60 upgrades (a Debian point release,
 	// one transaction or many) fits one packet whole.
 	Results []UpdateResult
+	// Exposure is the node's vulnerability exposure (daemon/vulns): a few
+	// counts, at most 7 small varints on the wire.
+	Exposure Exposure
+}
+
+// Exposure counts a node's findings against the signed advisory database:
+// by severity, those in CISA's KEV catalog, those without an available
+// fix, and the advisory database version they come from.
+type Exposure struct {
+	Critical, High, Medium, Low int
+	KEV, NoFix                  int
+	AdvisoryVersion             uint64
 }
 
 // MaxResults caps State.Results: the whole signed state must fit one
@@ -194,7 +206,8 @@ func equalStates(a, b *State) bool {
 		a.Updates == b.Updates && a.Reboot.Required == b.Reboot.Required &&
 		a.Reboot.Since.Equal(b.Reboot.Since) && a.Reboot.Deadline.Equal(b.Reboot.Deadline) &&
 		a.Reboot.RefusedByUser == b.Reboot.RefusedByUser && a.AgentVersion == b.AgentVersion &&
-		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content) && slices.Equal(a.Results, b.Results)
+		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content) && slices.Equal(a.Results, b.Results) &&
+		a.Exposure == b.Exposure
 }
 
 // cloneState deep-copies the slices so callers cannot alias internal state.

@@ -347,6 +347,14 @@ func (s *stateBody) marshal() []byte {
 		b = appendBytesField(b, 18, []byte(k))
 	}
 	b = appendBoolField(b, 19, s.Leaving)
+	x := st.Exposure
+	b = appendUintField(b, 23, uint64(x.Critical))
+	b = appendUintField(b, 24, uint64(x.High))
+	b = appendUintField(b, 25, uint64(x.Medium))
+	b = appendUintField(b, 26, uint64(x.Low))
+	b = appendUintField(b, 27, uint64(x.KEV))
+	b = appendUintField(b, 28, uint64(x.NoFix))
+	b = appendUintField(b, 29, x.AdvisoryVersion)
 	if len(st.Results) > 0 {
 		ids, ok := encodeResults(st.Results)
 		b = appendBytesField(b, 21, ids)
@@ -502,6 +510,20 @@ func unmarshalStateBody(b []byte) (stateBody, error) {
 			if resultIDs == nil {
 				resultIDs = []byte{}
 			}
+		case 23:
+			st.Exposure.Critical, err = countField(f, "exposure critical")
+		case 24:
+			st.Exposure.High, err = countField(f, "exposure high")
+		case 25:
+			st.Exposure.Medium, err = countField(f, "exposure medium")
+		case 26:
+			st.Exposure.Low, err = countField(f, "exposure low")
+		case 27:
+			st.Exposure.KEV, err = countField(f, "exposure kev")
+		case 28:
+			st.Exposure.NoFix, err = countField(f, "exposure no fix")
+		case 29:
+			st.Exposure.AdvisoryVersion, err = f.uint("advisory version")
 		case 22:
 			if resultOK != nil {
 				return malformedf("update result outcomes twice")

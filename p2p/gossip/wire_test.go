@@ -151,6 +151,7 @@ func TestStateRoundTrip(t *testing.T) {
 			AgentVersion: "0.3.1", LastUpdate: time.UnixMilli(-5).UTC(),
 			Results: []UpdateResult{NewUpdateResult("apt", "openssl", "3.0.15-1~deb12u1", true),
 				NewUpdateResult("catalog", "acme-agent", "2.1", false)},
+			Exposure: Exposure{Critical: 2, High: 5, Medium: 40, Low: 300, KEV: 1, NoFix: 120, AdvisoryVersion: 77},
 		},
 		Keyring: KeyringInfo{Primary: "0011223344556677", Installed: []string{"0011223344556677"}},
 		Leaving: true,
