@@ -76,7 +76,7 @@ BENCH_REQUIRED := daemon_idle_rss_site,daemon_idle_cpu_pct_site,daemon_peak_rss_
 p2p_lan_time_vs_bound_netns,gossip_policy_p99_s_1000,gossip_policy_all_s_1000,p2p_wan_bytes_ratio_fetcher_killed,\
 p2p_vs_bittorrent_time_ratio,p2p_vs_http_fanout_time_ratio
 bench: build bench-deps
-	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>&1 | tee $(BIN)/bench.raw | \
+	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./... 2>&1 | tee $(BIN)/bench.raw | \
 	  $(GO) run ./cmd/benchcheck -require '$(BENCH_REQUIRED)'
 
 # The baselines' Debian packages, installed when missing without starting
