@@ -2,11 +2,14 @@
 // patchring figure (a metric whose unit is name@unit[@checks], see package
 // benchtarget) as "name value unit [target ok|FAIL]", and every FAIL or
 // panic line of the run as is. It exits 1 when a goal is missed, a figure
-// is implausible or unparsable, or the run failed.
+// is implausible or unparsable, the run failed, or a figure named with
+// -require (comma-separated) is missing (its benchmark was skipped, say
+// for want of root or of a baseline tool).
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,14 +19,24 @@ import (
 )
 
 func main() {
-	if !check(os.Stdin, os.Stdout) {
+	require := flag.String("require", "", "comma-separated figures the run must print")
+	flag.Parse()
+	var names []string
+	for _, n := range strings.Split(*require, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	if !check(os.Stdin, os.Stdout, names...) {
 		os.Exit(1)
 	}
 }
 
-// check copies the verdicts of in to out and reports whether all passed.
-func check(in io.Reader, out io.Writer) bool {
+// check copies the verdicts of in to out and reports whether all passed
+// and every figure in required was printed.
+func check(in io.Reader, out io.Writer, required ...string) bool {
 	pass := true
+	seen := map[string]bool{}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -35,6 +48,7 @@ func check(in io.Reader, out io.Writer) bool {
 		}
 		ms, err := benchtarget.ParseLine(line)
 		for _, m := range ms {
+			seen[m.Name] = true
 			v, ok := m.Verdict()
 			fmt.Fprintln(out, v)
 			pass = pass && ok
@@ -47,6 +61,12 @@ func check(in io.Reader, out io.Writer) bool {
 	if err := sc.Err(); err != nil {
 		fmt.Fprintln(out, "FAIL read benchmark output:", err)
 		pass = false
+	}
+	for _, n := range required {
+		if !seen[n] {
+			fmt.Fprintf(out, "FAIL %s: no figure (its benchmark did not run or did not report it)\n", n)
+			pass = false
+		}
 	}
 	return pass
 }
