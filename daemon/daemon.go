@@ -38,6 +38,7 @@ import (
 	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/ipc"
 	platformreboot "github.com/patchring/patchring/platform/reboot"
+	"github.com/patchring/patchring/platform/services"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/trust"
@@ -516,6 +517,9 @@ func (d *Daemon) startEngine() error {
 		Detacher:    d.selfJobs(),
 		SelfHealth:  d.selfHealth,
 		SelfRestart: d.selfRestart,
+		// Services still running replaced code after an install, as the
+		// policy's restart_services says.
+		Services: services.New(services.Options{Root: b.Paths().Root}),
 	})
 	d.add(d.engine)
 	return nil

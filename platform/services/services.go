@@ -44,7 +44,8 @@ type Options struct {
 	// Proc is where the process table is mounted. Default "/proc".
 	Proc string
 	// Command returns a command that runs name inside the system (for a
-	// test root, its runner). Default: exec.CommandContext.
+	// test root, its runner). Default for the root "/": exec.CommandContext;
+	// for another root without it, Restart refuses.
 	Command func(ctx context.Context, name string, args ...string) *exec.Cmd
 	// Timeout bounds one restart. Default 2 minutes.
 	Timeout time.Duration
@@ -64,7 +65,9 @@ func New(o Options) *Manager {
 	if o.Proc == "" {
 		o.Proc = "/proc"
 	}
-	if o.Command == nil {
+	if o.Command == nil && o.Root == "/" {
+		// Another root needs its runner: a command run here would act
+		// on this system's services instead.
 		o.Command = exec.CommandContext
 	}
 	if o.Timeout <= 0 {

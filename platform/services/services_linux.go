@@ -183,6 +183,9 @@ func (m *Manager) Restart(ctx context.Context, manager, service string) error {
 	default:
 		return fmt.Errorf("restart service %s: unknown service manager %q", service, manager)
 	}
+	if m.o.Command == nil {
+		return fmt.Errorf("restart service %s: no way to run commands in the system at %s", service, m.o.Root)
+	}
 	cctx, cancel := context.WithTimeout(ctx, m.o.Timeout)
 	defer cancel()
 	cmd := m.o.Command(cctx, name, args...)
