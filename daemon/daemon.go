@@ -250,6 +250,7 @@ func (d *Daemon) subsystems() error {
 		Rules:    d.rebootRules,
 		Lease:    lease,
 		Sessions: reboot.Logind{},
+		Hooks:    d.rebootHooks,
 	})
 	if err != nil {
 		return err
@@ -551,6 +552,22 @@ func contentMaxBytes(cfg config.Config) (int64, error) {
 
 // rebootRules maps the signed policy's reboot rules for this node to the
 // orchestrator's. Without a policy nothing is forced.
+// rebootHooks are the signed policy's reboot hooks (none without a
+// policy).
+func (d *Daemon) rebootHooks() reboot.Hooks {
+	p, _ := d.currentPolicy()
+	if p == nil {
+		return reboot.Hooks{}
+	}
+	conv := func(h *policy.Hook) *reboot.Hook {
+		if h == nil {
+			return nil
+		}
+		return &reboot.Hook{Command: h.Command, Timeout: h.Timeout.Std(), MaxOutput: h.OutputLimit()}
+	}
+	return reboot.Hooks{PreReboot: conv(p.RebootHooks.PreReboot), PostReboot: conv(p.RebootHooks.PostReboot)}
+}
+
 func (d *Daemon) rebootRules() reboot.Rules {
 	p, _ := d.currentPolicy()
 	if p == nil {

@@ -352,6 +352,8 @@ func (s *stateBody) marshal() []byte {
 		b = appendBytesField(b, 21, ids)
 		b = appendBytesField(b, 22, ok)
 	}
+	b = appendBoolField(b, 23, st.Reboot.HookHeld)
+	b = appendBoolField(b, 24, st.Reboot.Unhealthy)
 	return b
 }
 
@@ -510,6 +512,10 @@ func unmarshalStateBody(b []byte) (stateBody, error) {
 			if resultOK == nil {
 				resultOK = []byte{}
 			}
+		case 23:
+			st.Reboot.HookHeld, err = boolField(f, "reboot held by hook")
+		case 24:
+			st.Reboot.Unhealthy, err = boolField(f, "unhealthy after reboot")
 		}
 		return err
 	})
