@@ -43,6 +43,7 @@ import (
 	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/ipc"
 	platformreboot "github.com/patchring/patchring/platform/reboot"
+	"github.com/patchring/patchring/platform/services"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/credential"
 	"github.com/patchring/patchring/policy/trust"
@@ -269,6 +270,7 @@ func (d *Daemon) subsystems() error {
 		Rules:    d.rebootRules,
 		Lease:    lease,
 		Sessions: reboot.Logind{},
+		Hooks:    d.rebootHooks,
 	})
 	if err != nil {
 		return err
@@ -592,6 +594,9 @@ func (d *Daemon) startEngine() error {
 		Detacher:    d.selfJobs(),
 		SelfHealth:  d.selfHealth,
 		SelfRestart: d.selfRestart,
+		// Services still running replaced code after an install, as the
+		// policy's restart_services says.
+		Services: services.New(services.Options{Root: b.Paths().Root}),
 	})
 	d.add(d.engine)
 	return nil
@@ -623,6 +628,22 @@ func contentMaxBytes(cfg config.Config) (int64, error) {
 
 // rebootRules maps the signed policy's reboot rules for this node to the
 // orchestrator's. Without a policy nothing is forced.
+// rebootHooks are the signed policy's reboot hooks (none without a
+// policy).
+func (d *Daemon) rebootHooks() reboot.Hooks {
+	p, _ := d.currentPolicy()
+	if p == nil {
+		return reboot.Hooks{}
+	}
+	conv := func(h *policy.Hook) *reboot.Hook {
+		if h == nil {
+			return nil
+		}
+		return &reboot.Hook{Command: h.Command, Timeout: h.Timeout.Std(), MaxOutput: h.OutputLimit()}
+	}
+	return reboot.Hooks{PreReboot: conv(p.RebootHooks.PreReboot), PostReboot: conv(p.RebootHooks.PostReboot)}
+}
+
 func (d *Daemon) rebootRules() reboot.Rules {
 	p, _ := d.currentPolicy()
 	if p == nil {

@@ -574,8 +574,42 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 				p.Urgent = append(p.Urgent, x)
 			})
 		}},
+		field{"restart_services", func(v *yaml.Node, path string) {
+			rs := &p.RestartServices
+			if v.Kind == yaml.ScalarNode {
+				// The short form: restart_services: auto.
+				rs.Mode = d.str(v, path)
+				return
+			}
+			d.object(v, path, d.fStr("mode", &rs.Mode),
+				d.fStrs("include", "[nginx, \"php*-fpm\"]", &rs.Include),
+				d.fStrs("exclude", "[postgresql]", &rs.Exclude))
+		}},
+		field{"reboot_hooks", func(v *yaml.Node, path string) {
+			d.object(v, path,
+				field{"pre_reboot", func(v *yaml.Node, p2 string) { p.RebootHooks.PreReboot = d.hook(v, p2) }},
+				field{"post_reboot", func(v *yaml.Node, p2 string) { p.RebootHooks.PostReboot = d.hook(v, p2) }},
+			)
+		}},
 	)
 	return p
+}
+
+// hook reads a reboot hook: command (argv, no shell), timeout, max_output.
+func (d *decoder) hook(n *yaml.Node, path string) *Hook {
+	h := &Hook{Timeout: Duration(DefaultHookTimeout)}
+	d.object(n, path,
+		field{"command", func(v *yaml.Node, p string) {
+			if v.Kind == yaml.ScalarNode {
+				d.errf(v, p, "must be a list of program and arguments (no shell), e.g. [/usr/local/bin/drain, --wait]; got '%s'", v.Value)
+				return
+			}
+			h.Command = d.strs(v, p, "[/usr/local/bin/drain, --wait]")
+		}},
+		d.fDur("timeout", &h.Timeout),
+		d.fInt("max_output", &h.MaxOutput),
+	)
+	return h
 }
 
 func (d *decoder) ring(n *yaml.Node, path string) Ring {
@@ -630,6 +664,7 @@ func (d *decoder) window(n *yaml.Node, path string) Window {
 		d.fDur("duration", &w.Duration),
 		d.fStr("tz", &w.TZ),
 		d.fStrs("rings", "[pilot, broad]", &w.Rings),
+		d.fDur("margin", &w.Margin),
 	)
 	return w
 }

@@ -97,7 +97,7 @@ rings:
 		{
 			name: "unknown top-level key",
 			src:  base + "colour: blue\n",
-			want: []string{`policy.yaml:12:1: colour: unknown key "colour"; allowed here: schema, name, expires, rings, windows, auto_approve, approve, deny, pins, expedite, pauses, rollbacks, reboot, peer_sharing, health_check, transactions, console, self_update, unmanaged, urgent`},
+			want: []string{`policy.yaml:12:1: colour: unknown key "colour"; allowed here: schema, name, expires, rings, windows, auto_approve, approve, deny, pins, expedite, pauses, rollbacks, reboot, peer_sharing, health_check, transactions, console, self_update, unmanaged, urgent, restart_services, reboot_hooks`},
 		},
 		{
 			name: "repeated key",

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -99,6 +100,10 @@ type Policy struct {
 	// Urgent approves updates that fix dangerous vulnerabilities (KEV, a
 	// severity) faster than the rings' normal pace.
 	Urgent []Urgent `json:"urgent,omitempty"`
+	// RestartServices says which services an install may restart.
+	RestartServices RestartServices `json:"restart_services,omitzero"`
+	// RebootHooks run before and after a reboot.
+	RebootHooks RebootHooks `json:"reboot_hooks,omitzero"`
 
 	valid bool // set by Validate once the compiled fields below are ready
 }
@@ -180,6 +185,10 @@ type Window struct {
 	Duration Duration `json:"duration"`
 	TZ       string   `json:"tz"` // IANA name, "UTC" or "Local" (the node's own zone)
 	Rings    []string `json:"rings,omitempty"`
+	// Margin (allow windows): an install does not start when the window
+	// closes sooner than this, so a typical install finishes inside it.
+	// An install that started is never stopped by the window's end.
+	Margin Duration `json:"margin,omitempty"`
 
 	sched *schedule
 }
@@ -549,4 +558,135 @@ func cmpDur(d Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return d.Std()
+}
+
+// Values of restart_services.mode.
+const (
+	// RestartAuto restarts the services whose processes still map files
+	// an install replaced, within the include/exclude lists; a process
+	// that is not restarted leaves the reboot required.
+	RestartAuto = "auto"
+	// RestartNotify restarts nothing and reports the services that need a
+	// restart; they do not make the reboot required (the default: an
+	// admin opts in to restarts, or to reboots with never).
+	RestartNotify = "notify"
+	// RestartNever restarts nothing: a process still mapping a replaced
+	// file makes the reboot required, naming the process.
+	RestartNever = "never"
+)
+
+// RestartServices says what the agent does after an install with the
+// processes that still map files the install replaced (their service, as
+// needrestart would find it). Services are named as their service manager
+// names them: a systemd unit ("nginx.service"; "nginx" matches too) or a
+// SysV init script ("nginx").
+type RestartServices struct {
+	Mode string `json:"mode,omitempty"` // auto, notify (default) or never
+	// Include, when set, limits restarts to services matching one of its
+	// globs; it is also the only way to let the agent restart a
+	// session-critical service (the display manager, a user's session,
+	// logind, D-Bus, the agent itself), which must be named by a glob
+	// without wildcards.
+	Include []string `json:"include,omitempty"`
+	// Exclude lists services never restarted (it wins over Include).
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// RestartMode is the restart_services mode in force.
+func (p *Policy) RestartMode() string {
+	if p == nil || p.RestartServices.Mode == "" {
+		return RestartNotify
+	}
+	return p.RestartServices.Mode
+}
+
+// sessionCritical are services whose restart would end the user's session
+// or the agent's own work: restarted only when Include names them exactly.
+var sessionCritical = []string{
+	"display-manager", "gdm", "gdm3", "lightdm", "sddm", "xdm", "lxdm", "slim",
+	"user@*", "session-*", "systemd-logind", "dbus", "dbus-broker", "getty@*", "serial-getty@*",
+	"systemd-journald", "systemd-udevd", "init", "patchringd", "patchring",
+}
+
+// SessionCritical reports whether service is one the agent never restarts
+// unless listed by name in restart_services.include.
+func SessionCritical(service string) bool {
+	return matchAny(sessionCritical, serviceBase(service))
+}
+
+// serviceBase drops a systemd ".service" or ".scope" suffix.
+func serviceBase(s string) string {
+	for _, suf := range []string{".service", ".scope"} {
+		if b, ok := strings.CutSuffix(s, suf); ok {
+			return b
+		}
+	}
+	return s
+}
+
+// matchService reports whether a glob of restart_services names service.
+func matchService(globs []string, service string) bool {
+	return matchAny(globs, service) || matchAny(globs, serviceBase(service))
+}
+
+// MayRestart reports whether the policy lets the agent restart service
+// after an install, and if not, why (for the journal and reboot status).
+func (p *Policy) MayRestart(service string) (bool, string) {
+	switch p.RestartMode() {
+	case RestartNever:
+		return false, "restart_services is never"
+	case RestartNotify:
+		return false, "restart_services is notify"
+	}
+	rs := p.RestartServices
+	if matchService(rs.Exclude, service) {
+		return false, "excluded by restart_services.exclude"
+	}
+	if SessionCritical(service) {
+		for _, g := range rs.Include {
+			if g == service || g == serviceBase(service) {
+				return true, ""
+			}
+		}
+		return false, "session-critical (name it in restart_services.include to allow)"
+	}
+	if len(rs.Include) > 0 && !matchService(rs.Include, service) {
+		return false, "not in restart_services.include"
+	}
+	return true, ""
+}
+
+// Hook is a command (argv, no shell) the agent runs around a reboot:
+// bounded in time and output, in a clean environment, as the agent's user.
+type Hook struct {
+	Command []string `json:"command"`
+	Timeout Duration `json:"timeout"`
+	// MaxOutput is how many bytes of the hook's output are kept (its
+	// tail), for the history and the fleet view. Zero: DefaultHookOutput.
+	MaxOutput int `json:"max_output,omitempty"`
+}
+
+// Reboot hook bounds.
+const (
+	DefaultHookTimeout = 5 * time.Minute
+	MaxHookTimeout     = time.Hour
+	DefaultHookOutput  = 16 << 10
+	MaxHookOutput      = 1 << 20
+)
+
+// OutputLimit is the number of output bytes kept.
+func (h *Hook) OutputLimit() int {
+	if h == nil || h.MaxOutput <= 0 {
+		return DefaultHookOutput
+	}
+	return h.MaxOutput
+}
+
+// RebootHooks are the commands run before a reboot (drain a load balancer
+// member, stop a database cleanly: a failure holds the reboot) and after
+// the machine is back (a readiness check: a failure marks the node
+// unhealthy).
+type RebootHooks struct {
+	PreReboot  *Hook `json:"pre_reboot,omitempty"`
+	PostReboot *Hook `json:"post_reboot,omitempty"`
 }

@@ -72,6 +72,52 @@ func validate(p *Policy, ps *problems) {
 			v.glob(g, at)
 		}
 	}
+	v.restartServices(&p.RestartServices)
+	v.hook(p.RebootHooks.PreReboot, "reboot_hooks.pre_reboot")
+	v.hook(p.RebootHooks.PostReboot, "reboot_hooks.post_reboot")
+}
+
+func (v *validator) restartServices(rs *RestartServices) {
+	switch rs.Mode {
+	case "", RestartAuto, RestartNotify, RestartNever:
+	default:
+		v.ps.at("restart_services.mode", "'%s' is not a restart mode; use auto, notify or never", rs.Mode)
+	}
+	for _, l := range []struct {
+		name  string
+		globs []string
+	}{{"include", rs.Include}, {"exclude", rs.Exclude}} {
+		for i, g := range l.globs {
+			at := indexPath("restart_services."+l.name, i)
+			v.required(g, at, "a service name or glob, e.g. nginx or php*-fpm")
+			if g != "" {
+				v.glob(g, at)
+			}
+		}
+	}
+}
+
+func (v *validator) hook(h *Hook, at string) {
+	if h == nil {
+		return
+	}
+	if len(h.Command) == 0 || h.Command[0] == "" {
+		v.ps.at(at+".command", "is required: the program and its arguments, e.g. [/usr/local/bin/drain, --wait]")
+	} else if !strings.HasPrefix(h.Command[0], "/") {
+		v.ps.at(at+".command", "'%s' must be an absolute path: hooks run with a fixed PATH", h.Command[0])
+	}
+	switch {
+	case h.Timeout <= 0:
+		v.ps.at(at+".timeout", "must be above 0, e.g. 2m")
+	case h.Timeout.Std() > MaxHookTimeout:
+		v.ps.at(at+".timeout", "%s is too long; use at most %s", h.Timeout, FormatDuration(MaxHookTimeout))
+	}
+	switch {
+	case h.MaxOutput < 0:
+		v.ps.at(at+".max_output", "must not be negative (bytes kept of the hook's output; 0: %d)", DefaultHookOutput)
+	case h.MaxOutput > MaxHookOutput:
+		v.ps.at(at+".max_output", "%d bytes is too much to keep and report; use at most %d", h.MaxOutput, MaxHookOutput)
+	}
 }
 
 type validator struct {
@@ -320,6 +366,14 @@ func (v *validator) windows() {
 		}
 		v.ringRefs(w.Rings, wp+".rings")
 		w.sched = v.schedule(w.Cron, w.TZ, w.Duration, wp)
+		switch {
+		case w.Margin < 0:
+			v.ps.at(wp+".margin", "must not be negative, e.g. 30m")
+		case w.Margin > 0 && w.Action == WindowBlock:
+			v.ps.at(wp+".margin", "applies to allow windows only: a block window stops installs from its start")
+		case w.Margin > 0 && w.Duration > 0 && w.Margin >= w.Duration:
+			v.ps.at(wp+".margin", "%s leaves no time to start an install in a %s window; use less than the duration", w.Margin, w.Duration)
+		}
 	}
 }
 

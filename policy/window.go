@@ -356,12 +356,14 @@ func blockedAt(block []*Window, t time.Time) (*Window, time.Time) {
 	return by, until
 }
 
-// allowedAt returns the allow window open at t that closes last.
+// allowedAt returns the allow window open at t that closes last, among
+// those that stay open at least their margin after t (an install started
+// later could not finish inside the window).
 func allowedAt(allow []*Window, t time.Time) (*Window, time.Time) {
 	var in *Window
 	var until time.Time
 	for _, w := range allow {
-		if end, ok := w.sched.openAt(t); ok && end.After(until) {
+		if end, ok := w.sched.openAt(t); ok && !t.Add(w.Margin.Std()).After(end) && end.After(until) {
 			in, until = w, end
 		}
 	}

@@ -48,6 +48,10 @@ func newFleetCmd(a *app) *cobra.Command {
 			for _, m := range f.Members {
 				reboot := "-"
 				switch {
+				case m.Unhealthy:
+					reboot = "UNHEALTHY (post-reboot hook failed)"
+				case m.RebootHeld:
+					reboot = "held (pre-reboot hook failed)"
 				case m.RebootRefused:
 					reboot = "refused by user"
 				case m.RebootRequired:

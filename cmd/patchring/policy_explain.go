@@ -25,10 +25,14 @@ type explanation struct {
 	// Transactions is what an install transaction may do besides
 	// upgrading and adding packages (the whole fleet's rule).
 	Transactions policy.Transactions `json:"transactions"`
-	Decisions    []policy.Decision   `json:"decisions"`
-	Rollbacks    []policy.Decision   `json:"rollbacks,omitempty"`
-	Facts        policy.NodeFacts    `json:"facts"`
-	Policy       string              `json:"policy"`
+	// RestartServices and RebootHooks are the fleet's rules for services
+	// after an install and commands around a reboot.
+	RestartServices policy.RestartServices `json:"restart_services"`
+	RebootHooks     policy.RebootHooks     `json:"reboot_hooks,omitzero"`
+	Decisions       []policy.Decision      `json:"decisions"`
+	Rollbacks       []policy.Decision      `json:"rollbacks,omitempty"`
+	Facts           policy.NodeFacts       `json:"facts"`
+	Policy          string                 `json:"policy"`
 }
 
 type explainedWindow struct {
@@ -110,6 +114,9 @@ func newPolicyExplainCmd(a *app) *cobra.Command {
 			}
 			ex.Reboot = p.RebootRules(f)
 			ex.Transactions = p.Transactions
+			ex.RestartServices = p.RestartServices
+			ex.RestartServices.Mode = p.RestartMode()
+			ex.RebootHooks = p.RebootHooks
 			for _, r := range p.Rings {
 				if r.Name == ex.Ring {
 					ex.Gates = r.Gates
@@ -144,6 +151,14 @@ func newPolicyExplainCmd(a *app) *cobra.Command {
 			}
 			printGates(tw, gates)
 			printTransactions(tw, ex.Transactions.AllowRemove, ex.Transactions.WithoutRollback)
+			hp := apitypes.RebootHooksPolicy{}
+			if h := ex.RebootHooks.PreReboot; h != nil {
+				hp.PreReboot, hp.PreTimeout = h.Command, h.Timeout.String()
+			}
+			if h := ex.RebootHooks.PostReboot; h != nil {
+				hp.PostReboot, hp.PostTimeout = h.Command, h.Timeout.String()
+			}
+			printRestarts(tw, apitypes.RestartPolicy(ex.RestartServices), hp)
 			tw.Flush()
 			if len(updates) > 0 {
 				fmt.Fprintln(a.Out)

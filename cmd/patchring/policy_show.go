@@ -81,6 +81,35 @@ func printEffectivePolicy(w io.Writer, p apitypes.EffectivePolicy) {
 		orDash(r.NotifyAhead), orDash(strings.Join(r.DeferChoices, ", ")), r.MaxDeferrals, map[bool]string{true: "allowed", false: "not allowed"}[r.AllowRefuse], orDash(r.Deadline), orDash(r.Grace))
 	fmt.Fprintf(tw, "Restart now:\t%s\n", userRestartText(r.UserRestart))
 	printTransactions(tw, p.Transactions.AllowRemove, p.Transactions.WithoutRollback)
+	printRestarts(tw, p.Restarts, p.Hooks)
+}
+
+// printRestarts writes the service restart mode and the reboot hooks.
+func printRestarts(w io.Writer, r apitypes.RestartPolicy, h apitypes.RebootHooksPolicy) {
+	list := func(globs []string) string {
+		if len(globs) == 0 {
+			return "none"
+		}
+		return strings.Join(globs, ", ")
+	}
+	what := map[string]string{
+		"auto":   "restart the services still running replaced code (a process not restarted needs a reboot)",
+		"notify": "report the services still running replaced code; restart nothing",
+		"never":  "restart nothing; a process still running replaced code needs a reboot",
+	}[r.Mode]
+	mode := r.Mode
+	if mode == "" {
+		mode = "notify"
+		what = "report the services still running replaced code; restart nothing"
+	}
+	fmt.Fprintf(w, "Restarts:\t%s: %s; include %s; exclude %s\n", mode, what, list(r.Include), list(r.Exclude))
+	hook := func(argv []string, timeout string) string {
+		if len(argv) == 0 {
+			return "none"
+		}
+		return strings.Join(argv, " ") + " (timeout " + orDash(timeout) + ")"
+	}
+	fmt.Fprintf(w, "Hooks:\tbefore reboot %s; after reboot %s\n", hook(h.PreReboot, h.PreTimeout), hook(h.PostReboot, h.PostTimeout))
 }
 
 // printGates writes one line per gate of the node's ring (or "none").

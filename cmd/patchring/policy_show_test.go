@@ -75,6 +75,8 @@ func TestPolicyExplainNewerFields(t *testing.T) {
 		"Restart now:   root, the admin group and the user of an active local session (user_restart: session)\n",
 		"Gates:         wait for ring lab: 95% success over at least 3 reports; with fewer reports: open 3d after the update is first seen\n",
 		"Transactions:  may remove linux-image-*; may change without a rollback payload tzdata\n",
+		"Restarts:      auto: restart the services still running replaced code (a process not restarted needs a reboot); include none; exclude postgresql*\n",
+		"Hooks:         before reboot /usr/local/sbin/lb-drain --wait (timeout 5m); after reboot /usr/local/sbin/ready-check (timeout 2m)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -113,8 +113,12 @@ func newRebootNowCmd(a *app) *cobra.Command {
 
 // printRebootStatus writes the status for a human.
 func printRebootStatus(w io.Writer, st apitypes.RebootStatus, now time.Time) error {
+	if st.Unhealthy != "" {
+		fmt.Fprintln(w, "UNHEALTHY after the last restart: "+st.Unhealthy)
+	}
 	if !st.Required {
 		fmt.Fprintln(w, "No restart needed.")
+		printHookRuns(w, st.Hooks)
 		return nil
 	}
 	switch {
@@ -168,8 +172,15 @@ func printRebootStatus(w io.Writer, st apitypes.RebootStatus, now time.Time) err
 	if st.LastError != "" {
 		row("Last attempt", "failed: "+st.LastError)
 	}
+	if st.Held != "" {
+		row("Held", st.Held+" (tried again later)")
+	}
 	row("State", st.State)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	printHookRuns(w, st.Hooks)
+	return nil
 }
 
 func deferralsLeft(st apitypes.RebootStatus) string {
@@ -213,4 +224,18 @@ func shortDuration(d time.Duration) string {
 		return "0m"
 	}
 	return b.String()
+}
+
+// printHookRuns lists the latest reboot hook runs (at most 5).
+func printHookRuns(w io.Writer, runs []apitypes.HookRun) {
+	if len(runs) > 5 {
+		runs = runs[len(runs)-5:]
+	}
+	for _, r := range runs {
+		res := "ok"
+		if !r.OK {
+			res = "FAILED: " + r.Error
+		}
+		fmt.Fprintf(w, "Hook %s at %s: %s (%s)\n", r.Hook, r.At.Format(time.RFC3339), res, r.Command)
+	}
 }

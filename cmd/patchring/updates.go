@@ -115,8 +115,17 @@ func printTx(a *app, tx apitypes.Transaction, steps bool) {
 	if tx.RolledBackBy != 0 {
 		fmt.Fprintf(a.Out, "    rolled back by #%d\n", tx.RolledBackBy)
 	}
+	for _, r := range tx.Restarted {
+		fmt.Fprintf(a.Out, "    service %s\n", r)
+	}
+	for _, s := range tx.Stale {
+		fmt.Fprintf(a.Out, "    still on replaced code: %s\n", s)
+	}
 	if tx.RebootRequired {
 		fmt.Fprintln(a.Out, "    reboot required")
+		for _, r := range tx.RebootReasons {
+			fmt.Fprintf(a.Out, "      because %s\n", r)
+		}
 	}
 	if steps {
 		for _, s := range tx.Steps {

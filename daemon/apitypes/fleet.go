@@ -40,7 +40,11 @@ type FleetMember struct {
 	RebootRequired bool      `json:"reboot_required"`
 	RebootDeadline time.Time `json:"reboot_deadline,omitzero"`
 	RebootRefused  bool      `json:"reboot_refused"`
-	Content        int       `json:"content_items"`
+	// RebootHeld: its pre-reboot hook failed and holds its reboot;
+	// Unhealthy: its post-reboot hook failed after its last reboot.
+	RebootHeld bool `json:"reboot_held,omitempty"`
+	Unhealthy  bool `json:"unhealthy,omitempty"`
+	Content    int  `json:"content_items"`
 	// Credentialed: its site and tags are from its verified credential.
 	Credentialed bool      `json:"credentialed,omitempty"`
 	CredExpires  time.Time `json:"credential_expires,omitzero"`

@@ -24,6 +24,26 @@ type EffectivePolicy struct {
 	Reboot       RebootPolicy       `json:"reboot"`
 	Transactions TransactionsPolicy `json:"transactions"`
 	Identity     Identity           `json:"identity"`
+	// Restarts says which services an install restarts.
+	Restarts RestartPolicy `json:"restart_services"`
+	// Hooks are the commands run around a reboot.
+	Hooks RebootHooksPolicy `json:"reboot_hooks,omitzero"`
+}
+
+// RestartPolicy is restart_services: Mode auto, notify or never, with the
+// include and exclude globs.
+type RestartPolicy struct {
+	Mode    string   `json:"mode"`
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// RebootHooksPolicy names the reboot hooks (argv and timeout of each).
+type RebootHooksPolicy struct {
+	PreReboot   []string `json:"pre_reboot,omitempty"`
+	PreTimeout  string   `json:"pre_timeout,omitempty"`
+	PostReboot  []string `json:"post_reboot,omitempty"`
+	PostTimeout string   `json:"post_timeout,omitempty"`
 }
 
 // GatePolicy is one gate of this node's ring: Ring must show MinSuccess

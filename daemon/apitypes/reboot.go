@@ -95,6 +95,26 @@ type RebootStatus struct {
 	// LastError says why the last restart attempt failed; the daemon tries
 	// again later.
 	LastError string `json:"last_error,omitempty"`
+	// Held says the pre-reboot hook failed and holds the restart (it is
+	// tried again later).
+	Held string `json:"held,omitempty"`
+	// Unhealthy says the post-reboot hook failed after the last restart:
+	// the node is not ready. Cleared when a later run passes.
+	Unhealthy string `json:"unhealthy,omitempty"`
+	// Hooks are the latest runs of the reboot hooks, oldest first.
+	Hooks []HookRun `json:"hooks,omitempty"`
+}
+
+// HookRun is one run of a reboot hook of the signed policy.
+type HookRun struct {
+	Hook         string    `json:"hook"` // pre_reboot or post_reboot
+	Command      string    `json:"command"`
+	At           time.Time `json:"at"`
+	OK           bool      `json:"ok"`
+	Error        string    `json:"error,omitempty"` // exit status, or timed out
+	Output       string    `json:"output,omitempty"`
+	DroppedBytes int64     `json:"dropped_bytes,omitempty"`
+	Seconds      float64   `json:"seconds"`
 }
 
 // DeferChoice is one deferral the policy offers.

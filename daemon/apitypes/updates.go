@@ -39,6 +39,12 @@ type Transaction struct {
 	RebootRequired bool      `json:"reboot_required,omitempty"`
 	// Batch is the failed batch transaction this one isolates a part of.
 	Batch uint64 `json:"batch,omitempty"`
+	// Restarted lists the services restarted after the install ("food
+	// (sysv): restarted"), Stale the processes left running replaced
+	// code, RebootReasons why the reboot is required.
+	Restarted     []string `json:"restarted,omitempty"`
+	Stale         []string `json:"stale,omitempty"`
+	RebootReasons []string `json:"reboot_reasons,omitempty"`
 }
 
 // TxItem is one package a transaction changes.

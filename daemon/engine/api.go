@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
@@ -90,5 +92,16 @@ func (t *Tx) API() apitypes.Transaction {
 	for _, s := range t.Steps {
 		out.Steps = append(out.Steps, apitypes.TxStep{Name: s.Name, At: s.At, Status: s.Status, Detail: s.Detail})
 	}
+	for _, r := range t.Restarts {
+		s := fmt.Sprintf("%s (%s): %s", r.Service, r.Manager, r.Result)
+		if r.Error != "" {
+			s += ": " + r.Error
+		}
+		out.Restarted = append(out.Restarted, s)
+	}
+	for _, s := range t.Stale {
+		out.Stale = append(out.Stale, s.String())
+	}
+	out.RebootReasons = slices.Clone(t.RebootReasons)
 	return out
 }

@@ -113,6 +113,10 @@ func (a *aptPackages) FreeSpace(ctx context.Context) (uint64, error) {
 
 func (a *aptPackages) RebootRequired() (bool, []string) { return a.b.RebootRequired() }
 
+func (a *aptPackages) Files(ctx context.Context, pkgs ...string) ([]string, error) {
+	return a.b.Files(ctx, pkgs...)
+}
+
 func toApt(pkgs []PkgVersion) []apt.PkgVersion {
 	pv := make([]apt.PkgVersion, len(pkgs))
 	for i, p := range pkgs {

@@ -64,6 +64,9 @@ type Packages interface {
 	WaitLock(ctx context.Context, timeout time.Duration) error
 	FreeSpace(ctx context.Context) (uint64, error)
 	RebootRequired() (bool, []string)
+	// Files lists the paths of the files installed packages ship (none
+	// for a package that is not installed).
+	Files(ctx context.Context, pkgs ...string) ([]string, error)
 
 	// Catalog payloads, which no repository carries:
 	// PlaceFile checks that the verified payload is pkg at version and
@@ -170,6 +173,11 @@ type Config struct {
 	// SelfPoll is how often a self-update polls its detached job and the
 	// health check. Zero: 1 second.
 	SelfPoll time.Duration
+
+	// Services finds the processes still running code a transaction
+	// replaced and restarts their services (restart_services in the
+	// policy); nil skips the restart step.
+	Services Services
 }
 
 // Engine plans and installs updates.
@@ -715,6 +723,7 @@ func (e *Engine) installAndVerify(ctx context.Context, tx *Tx) {
 		e.done(ctx, tx)
 		return
 	}
+	e.noteOldFiles(ctx, tx)
 	if err := e.j.begin(tx, StepInstall, ""); err != nil {
 		e.j.end(tx, OutcomeFailed, err)
 		e.done(ctx, tx)
@@ -761,6 +770,14 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 	}
 	e.j.finish(tx, nil, "installed versions confirmed")
 
+	// Services still running replaced code are restarted before the
+	// health check, which then sees them on the new code; a restart that
+	// fails is a failed health check.
+	if err := e.restartServices(ctx, tx); err != nil {
+		e.rollback(ctx, tx, fmt.Errorf("health check: %w", err))
+		return
+	}
+
 	if err := e.j.begin(tx, StepHealth, ""); err != nil {
 		e.j.end(tx, OutcomeFailed, err)
 		e.done(ctx, tx)
@@ -772,10 +789,10 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 		return
 	}
 	e.j.finish(tx, nil, "")
-	if req, pkgs := e.cfg.Packages.RebootRequired(); req {
-		tx.Reboot = true
+	if reasons, pkgs := e.rebootReasons(tx); len(reasons) > 0 {
+		tx.Reboot, tx.RebootReasons = true, reasons
 		if e.cfg.OnReboot != nil {
-			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d installed %s", tx.ID, itemsString(tx.Items)), pkgs)
+			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d installed %s: %s", tx.ID, itemsString(tx.Items), strings.Join(reasons, "; ")), pkgs)
 		}
 	}
 	e.j.end(tx, OutcomeInstalled, nil)

@@ -35,7 +35,7 @@ type chrootNode struct {
 	polVer string
 }
 
-func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy) *chrootNode {
+func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy, opts ...func(*engine.Config)) *chrootNode {
 	t.Helper()
 	ctx := context.Background()
 	c.RouteTools(t)
@@ -55,7 +55,7 @@ func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy) *chrootN
 	}
 	n := &chrootNode{c: c, b: b, pol: pol, polVer: "v1",
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
-	n.eng = engine.New(engine.Config{
+	cfg := engine.Config{
 		DB:       db,
 		Log:      testutil.Logger(t),
 		Packages: engine.AptPackages(b),
@@ -67,7 +67,11 @@ func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy) *chrootN
 		},
 		LockTimeout: 10 * time.Second,
 		MinFree:     testMinFree,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n.eng = engine.New(cfg)
 	return n
 }
 

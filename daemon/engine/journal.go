@@ -38,6 +38,7 @@ const (
 	StepInstall   = "install"
 	StepVerify    = "verify"
 	StepHealth    = "health-check"
+	StepRestart   = "restart-services"
 	StepRollback  = "rollback"
 	StepRecover   = "recover"
 	StepCompleted = "completed"
@@ -127,8 +128,18 @@ type Tx struct {
 	// SelfDeadline is when a self-update's new agent must be healthy by
 	// (set when its health step begins).
 	SelfDeadline time.Time `json:"self_health_deadline,omitzero"`
+	// Restarts are the services the restart step restarted (or failed
+	// to), and Stale the processes it left running replaced code.
+	Restarts []ServiceRestart `json:"restarts,omitempty"`
+	Stale    []StaleProcess   `json:"stale,omitempty"`
+	// RebootReasons say why the install left a reboot required.
+	RebootReasons []string `json:"reboot_reasons,omitempty"`
 
 	before map[string]string // installed packages before the install step (not journaled)
+	// oldFiles are the files of the changed packages' previous versions,
+	// listed before the install step (not journaled: after a crash the
+	// restart step counts the new versions' files only).
+	oldFiles []string
 }
 
 // whole reports whether the transaction was planned with apt's solver

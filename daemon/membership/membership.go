@@ -502,7 +502,8 @@ func (f *Membership) state() gossip.State {
 	}
 	if rb != nil {
 		rs := rb.RebootStatus()
-		st.Reboot = gossip.RebootState{Required: rs.Required, Since: rs.Since, Deadline: rs.EffectiveDeadline, RefusedByUser: rs.Refused}
+		st.Reboot = gossip.RebootState{Required: rs.Required, Since: rs.Since, Deadline: rs.EffectiveDeadline, RefusedByUser: rs.Refused,
+			HookHeld: rs.Held != "", Unhealthy: rs.Unhealthy != ""}
 	}
 	if f.x != nil {
 		for _, a := range f.x.AddrInfo().Addrs {
@@ -781,6 +782,7 @@ func (f *Membership) Fleet() apitypes.Fleet {
 			Pending: m.State.Updates.Pending, Installed: m.State.Updates.Installed, Failed: m.State.Updates.Failed,
 			LastUpdate:     m.State.LastUpdate,
 			RebootRequired: m.State.Reboot.Required, RebootDeadline: m.State.Reboot.Deadline, RebootRefused: m.State.Reboot.RefusedByUser,
+			RebootHeld: m.State.Reboot.HookHeld, Unhealthy: m.State.Reboot.Unhealthy,
 			Content: m.State.Content.Len(),
 			Exposure: apitypes.VulnSummary{Critical: m.State.Exposure.Critical, High: m.State.Exposure.High,
 				Medium: m.State.Exposure.Medium, Low: m.State.Exposure.Low, KEV: m.State.Exposure.KEV,

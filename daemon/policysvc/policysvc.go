@@ -340,6 +340,14 @@ func (s *Service) Effective() apitypes.EffectivePolicy {
 	out.Transactions = apitypes.TransactionsPolicy{
 		AllowRemove: slices.Clone(p.Transactions.AllowRemove), WithoutRollback: slices.Clone(p.Transactions.WithoutRollback),
 	}
+	out.Restarts = apitypes.RestartPolicy{Mode: p.RestartMode(),
+		Include: slices.Clone(p.RestartServices.Include), Exclude: slices.Clone(p.RestartServices.Exclude)}
+	if h := p.RebootHooks.PreReboot; h != nil {
+		out.Hooks.PreReboot, out.Hooks.PreTimeout = slices.Clone(h.Command), h.Timeout.String()
+	}
+	if h := p.RebootHooks.PostReboot; h != nil {
+		out.Hooks.PostReboot, out.Hooks.PostTimeout = slices.Clone(h.Command), h.Timeout.String()
+	}
 	rr := p.RebootRules(f)
 	out.Reboot = apitypes.RebootPolicy{
 		NotifyAhead: rr.NotifyAhead.String(), MaxDeferrals: rr.MaxDeferrals, AllowRefuse: rr.AllowRefuse,

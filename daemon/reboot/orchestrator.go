@@ -59,6 +59,10 @@ type Config struct {
 	// LeasePoll is how often a headless host asks again for a lease it was
 	// refused; zero means one minute.
 	LeasePoll time.Duration
+	// Hooks returns the reboot hooks of the policy in force; nil: none.
+	Hooks func() Hooks
+	// HookEnv is added to the hooks' clean environment.
+	HookEnv []string
 }
 
 // rebootTimeout bounds the Rebooter's call.
@@ -86,6 +90,7 @@ type Orchestrator struct {
 	lastStatusKey  string
 	pendingRelease string
 	lastRestart    *HistoryEntry
+	hooks          hookState
 
 	subMu sync.Mutex
 	subs  map[chan apitypes.Event]struct{}
@@ -127,6 +132,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.LeasePoll <= 0 {
 		cfg.LeasePoll = time.Minute
 	}
+	if cfg.Hooks == nil {
+		cfg.Hooks = func() Hooks { return Hooks{} }
+	}
 	o := &Orchestrator{
 		cfg:   cfg,
 		log:   cfg.Log,
@@ -140,6 +148,9 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	if o.pendingRelease, err = loadPendingRelease(cfg.Store); err != nil {
+		return nil, err
+	}
+	if o.hooks, err = loadHookState(cfg.Store); err != nil {
 		return nil, err
 	}
 	if err := o.reconcileBoot(); err != nil {
@@ -187,9 +198,19 @@ func (o *Orchestrator) reconcileBoot() error {
 
 func (o *Orchestrator) finish(by string, boot time.Time) error {
 	group := o.rec.LeaseGroup
+	ours := o.rec.Rebooting
 	h, err := finish(o.cfg.Store, &o.rec, by, boot)
 	if err != nil {
 		return err
+	}
+	if ours || o.hooks.Held != "" {
+		// The post-reboot hook runs when Run starts; a held restart is
+		// over once the machine restarted.
+		o.hooks.PostDue = o.hooks.PostDue || ours
+		o.hooks.Held = ""
+		if err := saveHookState(o.cfg.Store, &o.hooks); err != nil {
+			return err
+		}
 	}
 	o.log.Info("the machine restarted; the pending restart is done", "by", h.By, "restart_at", h.RestartAt, "booted", h.RebootedAt, "required_since", h.RequiredSince)
 	o.rec = record{}
@@ -455,6 +476,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		o.running, o.restartBy = false, ""
 		o.mu.Unlock()
 	}()
+	o.postReboot(ctx)
 	for ctx.Err() == nil {
 		o.releasePending(ctx)
 		act, wait := o.step()
@@ -657,6 +679,38 @@ func (o *Orchestrator) restart(ctx context.Context, act action) {
 		release()
 		return
 	}
+	o.mu.Unlock()
+
+	// The pre-reboot hook (drain, stop a database) runs under the lease;
+	// its failure holds the restart until the retry.
+	if err := o.preReboot(ctx); err != nil {
+		if ctx.Err() != nil {
+			release()
+			return
+		}
+		o.mu.Lock()
+		now := o.clock.Now()
+		o.rec.LastError, o.rec.RetryAt = "held: "+err.Error(), now.Add(o.cfg.RetryAfter)
+		if act.manual {
+			o.restartBy = ""
+		}
+		if serr := saveRecord(o.cfg.Store, &o.rec); serr != nil {
+			o.log.Error("cannot record the held restart", "err", serr)
+		}
+		o.syncLocked(now, rules)
+		o.mu.Unlock()
+		o.log.Warn("restart held by the pre-reboot hook; trying again later", "err", err, "retry_in", o.cfg.RetryAfter)
+		release()
+		return
+	}
+
+	o.mu.Lock()
+	now = o.clock.Now()
+	if !o.rec.Required || o.rec.Rebooting || (act.manual && o.restartBy == "") {
+		o.mu.Unlock()
+		release()
+		return
+	}
 	old := o.rec.clone()
 	o.rec.Rebooting, o.rec.RebootingAt, o.rec.RebootBy, o.rec.LeaseGroup = true, now, act.by, held
 	o.rec.LastError, o.rec.RetryAt = "", time.Time{}
@@ -717,6 +771,8 @@ func (o *Orchestrator) RebootStatus() apitypes.RebootStatus {
 func (o *Orchestrator) statusLocked(now time.Time, rules Rules) apitypes.RebootStatus {
 	r := &o.rec
 	st := apitypes.RebootStatus{State: apitypes.RebootStateUpToDate}
+	st.Unhealthy = o.hooks.Unhealthy
+	st.Hooks = slices.Clone(o.hooks.Runs)
 	if !r.Required {
 		return st
 	}
@@ -743,6 +799,7 @@ func (o *Orchestrator) statusLocked(now time.Time, rules Rules) apitypes.RebootS
 	st.NextAutomatic = o.target
 	st.ActiveHours = rules.ActiveHours.String()
 	st.Waiting, st.LastError = o.waiting, r.LastError
+	st.Held = o.hooks.Held
 	switch {
 	case r.Rebooting:
 		st.State = apitypes.RebootStateRebooting
@@ -847,6 +904,11 @@ func (o *Orchestrator) Status() apitypes.SubsystemStatus {
 			s.Details["last_restart"] = when(last.RebootedAt)
 			s.Details["last_restart_by"] = last.By
 		}
+		if st.Unhealthy != "" {
+			s.State = "unhealthy"
+			s.Summary += "; unhealthy: " + st.Unhealthy
+			s.Details["unhealthy"] = st.Unhealthy
+		}
 		return s
 	case st.State == apitypes.RebootStateRebooting:
 		s.State = "rebooting"
@@ -888,6 +950,14 @@ func (o *Orchestrator) Status() apitypes.SubsystemStatus {
 	if st.Refused {
 		s.Details["refused_by"] = st.RefusedBy
 		s.Details["refused_at"] = when(st.RefusedAt)
+	}
+	if st.Held != "" {
+		s.Details["held"] = st.Held
+	}
+	if st.Unhealthy != "" {
+		s.State = "unhealthy"
+		s.Summary += "; unhealthy: " + st.Unhealthy
+		s.Details["unhealthy"] = st.Unhealthy
 	}
 	return s
 }

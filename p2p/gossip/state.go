@@ -91,6 +91,8 @@ type RebootState struct {
 	Since         time.Time // when the reboot became required
 	Deadline      time.Time // effective deadline
 	RefusedByUser bool      // the console user declined the reboot
+	HookHeld      bool      // the pre-reboot hook failed and holds the reboot
+	Unhealthy     bool      // the post-reboot hook failed after the last reboot
 }
 
 // KeyringInfo lists fingerprints (not keys) of a node's gossip keyring, so
@@ -205,7 +207,8 @@ func equalStates(a, b *State) bool {
 		a.PolicyVersion == b.PolicyVersion && a.InventoryDigest == b.InventoryDigest &&
 		a.Updates == b.Updates && a.Reboot.Required == b.Reboot.Required &&
 		a.Reboot.Since.Equal(b.Reboot.Since) && a.Reboot.Deadline.Equal(b.Reboot.Deadline) &&
-		a.Reboot.RefusedByUser == b.Reboot.RefusedByUser && a.AgentVersion == b.AgentVersion &&
+		a.Reboot.RefusedByUser == b.Reboot.RefusedByUser && a.Reboot.HookHeld == b.Reboot.HookHeld &&
+		a.Reboot.Unhealthy == b.Reboot.Unhealthy && a.AgentVersion == b.AgentVersion &&
 		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content) && slices.Equal(a.Results, b.Results) &&
 		a.Exposure == b.Exposure
 }

@@ -360,6 +360,8 @@ func (s *stateBody) marshal() []byte {
 		b = appendBytesField(b, 21, ids)
 		b = appendBytesField(b, 22, ok)
 	}
+	b = appendBoolField(b, 30, st.Reboot.HookHeld)
+	b = appendBoolField(b, 31, st.Reboot.Unhealthy)
 	return b
 }
 
@@ -532,6 +534,10 @@ func unmarshalStateBody(b []byte) (stateBody, error) {
 			if resultOK == nil {
 				resultOK = []byte{}
 			}
+		case 30:
+			st.Reboot.HookHeld, err = boolField(f, "reboot held by hook")
+		case 31:
+			st.Reboot.Unhealthy, err = boolField(f, "unhealthy after reboot")
 		}
 		return err
 	})

@@ -147,7 +147,7 @@ func TestStateRoundTrip(t *testing.T) {
 			PolicyVersion: 42, InventoryDigest: "sha256:abc",
 			Updates: UpdateSummary{Pending: 3, Installed: 10, Failed: 1},
 			Reboot: RebootState{Required: true, Since: time.UnixMilli(1700000000123).UTC(),
-				Deadline: time.UnixMilli(1700003600000).UTC(), RefusedByUser: true},
+				Deadline: time.UnixMilli(1700003600000).UTC(), RefusedByUser: true, HookHeld: true, Unhealthy: true},
 			AgentVersion: "0.3.1", LastUpdate: time.UnixMilli(-5).UTC(),
 			Results: []UpdateResult{NewUpdateResult("apt", "openssl", "3.0.15-1~deb12u1", true),
 				NewUpdateResult("catalog", "acme-agent", "2.1", false)},
@@ -163,6 +163,9 @@ func TestStateRoundTrip(t *testing.T) {
 	if !equalStates(&in.State, &out.State) || out.Hostname != in.Hostname || out.Site != in.Site ||
 		out.Keyring.Primary != in.Keyring.Primary || !out.Leaving {
 		t.Fatalf("round trip:\n in %+v\nout %+v", in, out)
+	}
+	if !out.State.Reboot.HookHeld || !out.State.Reboot.Unhealthy {
+		t.Fatalf("reboot hook flags lost: %+v", out.State.Reboot)
 	}
 	// Unknown fields (a newer agent) are skipped.
 	extra := appendStringField(in.marshal(), 99, "future")

@@ -813,3 +813,25 @@ func (b *Backend) RebootRequired() (bool, []string) {
 	}
 	return true, pkgs
 }
+
+// Files returns the paths (in the system's root) of the files installed
+// packages ship, from dpkg's file lists (dpkg-query -L); a package that is
+// not installed has none. Directories are included as dpkg lists them.
+func (b *Backend) Files(ctx context.Context, pkgs ...string) ([]string, error) {
+	var out []string
+	for _, pkg := range pkgs {
+		if !validPackageName(pkg) {
+			return nil, fmt.Errorf("files: invalid package name %q", pkg)
+		}
+		res, err := b.run(ctx, "dpkg-query -L", "dpkg-query", "--admindir="+b.paths.AdminDir, "-L", "--", pkg)
+		if err != nil {
+			var ce *CommandError
+			if errors.As(err, &ce) && ce.ExitCode == 1 && (strings.Contains(ce.Stderr, "is not installed") || strings.Contains(ce.Stderr, "no packages found")) {
+				continue
+			}
+			return nil, fmt.Errorf("files of %s: %w", pkg, err)
+		}
+		out = append(out, ParseFileList(res.stdout)...)
+	}
+	return out, nil
+}

@@ -112,3 +112,8 @@ func (b *Backend) Apply(ctx context.Context, pkgs []PkgVersion, remove []string,
 func (b *Backend) Installed(ctx context.Context) (map[string]string, error) {
 	return nil, ErrUnsupported
 }
+
+// Files is not supported on this system.
+func (b *Backend) Files(ctx context.Context, pkgs ...string) ([]string, error) {
+	return nil, ErrUnsupported
+}

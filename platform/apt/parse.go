@@ -854,3 +854,20 @@ func parseDependsNames(field string) []string {
 	}
 	return names
 }
+
+// ParseFileList reads dpkg-query -L output: one absolute path a line;
+// diversion notes ("diverted by ...", "package diverts others to: ...")
+// name the diverted path after the colon.
+func ParseFileList(data []byte) []string {
+	var out []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if i := strings.Index(line, ": /"); i >= 0 && !strings.HasPrefix(line, "/") {
+			line = line[i+2:]
+		}
+		if strings.HasPrefix(line, "/") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
