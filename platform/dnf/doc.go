@@ -4,17 +4,21 @@
 //
 //   - `dnf check-update`: the available updates (ParseCheckUpdate),
 //     including dnf's wrapped columns and the "Obsoleting Packages" section;
+//
 //   - `dnf updateinfo list` (dnf 4) and `dnf advisory list` (dnf 5): which
 //     package versions fix which advisory, of which type and severity
 //     (ParseUpdateinfoList);
+//
 //   - `dnf updateinfo info`: an advisory's details, CVEs and bugs
 //     (ParseUpdateinfoInfo);
 //
 //   - `dnf --assumeno install|remove`: the transaction table, what a
 //     transaction would change (ParseTransaction);
+//
 //   - a repository's repomd.xml and primary metadata (ParseRepomd,
 //     ParsePrimary): the size and SHA-256 of each package file, vouched
 //     for by the signed repomd.xml;
+//
 //   - rpm queries (ParseRPMQuery) and `dnf needs-restarting -r`;
 //
 // and joining updates with security advisories (Classify). A Backend runs
