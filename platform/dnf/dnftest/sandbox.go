@@ -19,6 +19,9 @@ const Releasever = "9"
 type SandboxOptions struct {
 	// NoShell leaves /bin/sh out of the root (scriptlets then fail).
 	NoShell bool
+	// TempDir is where the sandbox's directory is made; "" is the
+	// system's temporary directory.
+	TempDir string
 }
 
 // Sandbox is an empty root dnf and rpm manage with --installroot; nothing
@@ -52,7 +55,7 @@ func NewSandbox(opts SandboxOptions) (*Sandbox, error) {
 	if err := CheckTools(); err != nil {
 		return nil, fmt.Errorf("new sandbox: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "dnftest-root-")
+	dir, err := os.MkdirTemp(opts.TempDir, "dnftest-root-")
 	if err != nil {
 		return nil, fmt.Errorf("new sandbox: %w", err)
 	}
