@@ -114,13 +114,15 @@ func openDnfNode(t testing.TB, name string, sb *dnftest.Sandbox, tags []string, 
 	n := &dnfNode{t: t, sb: sb, backend: b, tags: tags, pol: pol, polVer: "v1",
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
 	cfg := engine.Config{
-		DB:          db,
-		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Packages:    engine.DnfPackages(b),
-		Content:     engine.StoreContent(cs, nil),
-		Now:         n.clock.Now,
-		Policy:      n.policy,
-		Facts:       func() policy.NodeFacts { return policy.NodeFacts{NodeID: name, Hostname: name, Tags: n.tags, OSID: "rhel", OSVersion: "9", Arch: "x86_64"} },
+		DB:       db,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Packages: engine.DnfPackages(b),
+		Content:  engine.StoreContent(cs, nil),
+		Now:      n.clock.Now,
+		Policy:   n.policy,
+		Facts: func() policy.NodeFacts {
+			return policy.NodeFacts{NodeID: name, Hostname: name, Tags: n.tags, OSID: "rhel", OSVersion: "9", Arch: "x86_64"}
+		},
 		LockTimeout: 2 * time.Second,
 		MinFree:     testMinFree,
 		HealthEnv:   []string{"PATCHRING_ROOT=" + sb.Root},

@@ -38,9 +38,9 @@ type Candidate struct {
 	Advisories []string
 	Archive    string // e.g. bookworm-security, or the dnf repository
 
-	URI       string
-	Size      int64
-	SHA256    string
+	URI    string
+	Size   int64
+	SHA256 string
 	// Depends names the packages the version depends on (filled by
 	// Packages.Payloads only).
 	Depends []string

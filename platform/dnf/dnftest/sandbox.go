@@ -232,3 +232,11 @@ func (s *Sandbox) InstalledVersion(ctx context.Context, pkg string) (string, err
 
 // Close removes the sandbox.
 func (s *Sandbox) Close() error { return os.RemoveAll(s.Dir) }
+
+// OpenSandbox returns the sandbox NewSandbox made in dir (a process that
+// did not make it, such as a test's agent subprocess, uses it so).
+func OpenSandbox(dir string) *Sandbox {
+	s := &Sandbox{Dir: dir, Root: filepath.Join(dir, "root"), Home: filepath.Join(dir, "home"), Conf: filepath.Join(dir, "dnf.conf")}
+	s.ReposDir = filepath.Join(s.Root, "etc", "yum.repos.d")
+	return s
+}
