@@ -1004,7 +1004,11 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 	audit, _ := e.cfg.Packages.Audit(ctx)
 	detail := fmt.Sprintf("interrupted at %s (%s)", last.Name, last.Status)
 	if len(audit) > 0 {
-		detail += "; dpkg was interrupted: ran dpkg --configure -a"
+		if e.cfg.Packages.Source() == policy.SourceApt {
+			detail += "; dpkg was interrupted: ran dpkg --configure -a"
+		} else {
+			detail += "; the package database shows an interrupted transaction (" + strings.Join(audit, "; ") + "): finished it"
+		}
 	}
 	if err := e.j.begin(tx, StepRecover, detail); err != nil {
 		return err

@@ -240,11 +240,39 @@ func installOnly(name string) bool {
 	return strings.HasPrefix(name, "kernel-core") || strings.HasPrefix(name, "kernel-modules")
 }
 
-// RemoveDuplicates removes the older versions of duplicated packages
-// (dnf remove --duplicates), which finishes an interrupted upgrade.
+// RemoveDuplicates finishes what an interrupted rpm transaction left: of
+// a package installed at two versions (rpm had added the new one and not
+// yet erased the old), the older is erased with rpm, as the upgrade would
+// have (its %preun and %postun run with one instance left; files the newer
+// version owns stay). dnf's own `remove --duplicates` also reinstalls the
+// newest from a repository, which a placed file is not in.
 func (b *Backend) RemoveDuplicates(ctx context.Context) error {
-	if _, _, err := b.run(ctx, "dnf remove --duplicates", nil, "remove", "-y", "-C", "--duplicates"); err != nil {
+	pkgs, err := b.Installed(ctx)
+	if err != nil {
 		return fmt.Errorf("remove duplicates: %w", err)
+	}
+	groups := map[string][]InstalledPackage{}
+	for _, p := range pkgs {
+		if !installOnly(p.Name) {
+			groups[p.Name+"."+p.Arch] = append(groups[p.Name+"."+p.Arch], p)
+		}
+	}
+	var older []string
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		sort.Slice(g, func(i, j int) bool { return vercmp.CompareRPM(g[i].EVR, g[j].EVR) < 0 })
+		for _, p := range g[:len(g)-1] {
+			older = append(older, p.NEVRA.String())
+		}
+	}
+	if len(older) == 0 {
+		return nil
+	}
+	sort.Strings(older)
+	if _, _, err := b.runRPM(ctx, "rpm -e (older duplicates)", append([]string{"-e", "--nodeps", "--"}, older...)...); err != nil {
+		return fmt.Errorf("remove duplicates %v: %w", older, err)
 	}
 	return nil
 }

@@ -199,3 +199,36 @@ func TestBackendWaitsForRPMLock(t *testing.T) {
 		t.Fatalf("WaitLock with the lock free: %v", err)
 	}
 }
+
+// TestBackendRemoveDuplicates: rpm -i --force puts a second version of
+// acme into the database, as an upgrade interrupted between adding the
+// new version and erasing the old leaves it; RemoveDuplicates erases the
+// older.
+func TestBackendRemoveDuplicates(t *testing.T) {
+	ctx := ctxT(t)
+	f := newFixture(t, dnftest.Package{})
+	if err := f.b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.b.Apply(ctx, []string{f.v1.NEVRA()}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.sb.Run(ctx, "rpm", "-i", "--force", "--nosignature", f.repo.PackagePath(f.v2.FileName())); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if d, err := f.b.Duplicates(ctx); err != nil || len(d) != 1 {
+		t.Fatalf("duplicates = %v, %v; want acme twice", d, err)
+	}
+	if err := f.b.RemoveDuplicates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := f.b.Duplicates(ctx); err != nil || len(d) != 0 {
+		t.Fatalf("duplicates after RemoveDuplicates = %v, %v", d, err)
+	}
+	if v, _ := f.b.InstalledVersion(ctx, "acme"); v != "1.1-1" {
+		t.Fatalf("acme is %q, want the newer 1.1-1", v)
+	}
+	if out, err := f.sb.Run(ctx, "rpm", "--verify", "acme"); err != nil {
+		t.Fatalf("rpm --verify: %v\n%s", err, out)
+	}
+}
