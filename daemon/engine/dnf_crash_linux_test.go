@@ -32,7 +32,9 @@ func dnfAgentMain() int {
 
 func runDnfAgent(t *testing.T, sb *dnftest.Sandbox, state, crashAt string, ownGroup bool) ([]byte, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Generous: dnf is slow on a loaded machine, and a timeout here would
+	// kill the agent for the wrong reason.
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PATCHRING_TEST_AGENT=dnf", "SB_DIR="+sb.Dir,
@@ -120,7 +122,7 @@ func TestDnfPowerLossDuringRPM(t *testing.T) {
 		t.Fatalf("agent survived the power loss:\n%s", out)
 	}
 	if _, err := os.Stat(n0.sb.Path("var/lib/acme-killed")); err != nil {
-		t.Fatalf("the %%post did not run: %v\n%s", err, out)
+		t.Fatalf("the %%post did not run: %v\nagent output:\n%s", err, out)
 	}
 	dups, err := n0.backend.Duplicates(context.Background())
 	if err != nil || len(dups) == 0 {

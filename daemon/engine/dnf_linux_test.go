@@ -214,16 +214,23 @@ func TestDnfSecurityClassesDrivePolicy(t *testing.T) {
 		dnftest.Advisory{ID: "PRT-2026-0008", Type: "bugfix", Packages: []dnftest.Package{other11}}); err != nil {
 		t.Fatal(err)
 	}
-	n.cycle()
-	d := n.decision("acme-tool")
-	if d.Update.Classification != "security" || d.Update.Severity != policy.SeverityHigh {
-		t.Fatalf("acme-tool update = %+v, want security/high", d.Update)
+	ds, err := n.eng.Plan(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v := n.version(); v != "1.1-1" {
-		t.Fatalf("the security fix was not installed: %q (decision %+v)", v, d)
+	byPkg := map[string]policy.Decision{}
+	for _, d := range ds {
+		byPkg[d.Update.Package] = d
 	}
-	if d := n.decision("other-tool"); d.Action != policy.ActionNotApproved || d.Update.Classification != "other" {
+	if d := byPkg["acme-tool"]; d.Update.Classification != "security" || d.Update.Severity != policy.SeverityHigh || d.Action != policy.ActionInstallNow {
+		t.Fatalf("acme-tool decision = %+v, want install-now of a security/high update", d)
+	}
+	if d := byPkg["other-tool"]; d.Action != policy.ActionNotApproved || d.Update.Classification != "other" {
 		t.Fatalf("the bugfix was not held back: %+v", d)
+	}
+	n.cycle()
+	if v := n.version(); v != "1.1-1" {
+		t.Fatalf("the security fix was not installed: %q (history %+v)", v, n.history())
 	}
 	if v, _ := n.sb.InstalledVersion(t.Context(), "other-tool"); v != "2.0-1" {
 		t.Fatalf("other-tool is %q, want 2.0-1", v)
