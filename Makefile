@@ -11,7 +11,7 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # mmdebstrap and entered with unshare + mount + chroot). Installed when missing.
 DEB_PACKAGES := dbus-daemon dbus-bin desktop-file-utils util-linux iproute2 sysvinit-utils init-system-helpers \
 	apt dpkg lz4 rpm xz-utils ca-certificates mmdebstrap debian-archive-keyring mount systemd gpgv gnupg \
-	postgresql chromium dnf createrepo-c ieee-data
+	postgresql chromium dnf dnf-plugins-core createrepo-c ieee-data
 # Baselines `make bench` compares against (installed by bench-deps; never
 # started as host services: the benchmarks run them as their own processes).
 BENCH_DEB_PACKAGES := aria2 opentracker apt-cacher-ng

@@ -544,19 +544,34 @@ func (d *Daemon) startFleet() error {
 	return nil
 }
 
-// startEngine builds the update engine on apt and the content store.
+// startEngine builds the update engine on the machine's package manager
+// (apt or dnf, see pickManager) and the content store.
 func (d *Daemon) startEngine() error {
 	cfg := d.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ao := apt.Options{AptConfig: cfg.Apt.AptConfig, Logger: d.log}
-	if d.aptPx != nil {
-		ao.HTTPProxy = d.aptPx.URL()
-	}
-	b, err := apt.New(ctx, ao)
+	manager, err := pickManager(cfg.Apt.Manager, cfg.Apt.Root)
 	if err != nil {
-		return fmt.Errorf("apt: %w", err)
+		return err
 	}
+	var pkgs engine.Packages
+	var pkgRoot string
+	if manager == managerDnf {
+		if pkgs, pkgRoot, err = dnfPackages(cfg, d.log); err != nil {
+			return fmt.Errorf("dnf: %w", err)
+		}
+	} else {
+		ao := apt.Options{AptConfig: cfg.Apt.AptConfig, Logger: d.log}
+		if d.aptPx != nil {
+			ao.HTTPProxy = d.aptPx.URL()
+		}
+		b, err := apt.New(ctx, ao)
+		if err != nil {
+			return fmt.Errorf("apt: %w", err)
+		}
+		pkgs, pkgRoot = engine.AptPackages(b), b.Paths().Root
+	}
+	d.log.Info("engine: package manager", "manager", manager, "root", pkgRoot)
 	var peers engine.PeerFetcher
 	if d.fleet != nil {
 		peers = d.fleet.PeerFetcher()
@@ -573,7 +588,7 @@ func (d *Daemon) startEngine() error {
 		Vulns:        fixes,
 		DB:           d.db,
 		Log:          d.log,
-		Packages:     engine.AptPackages(b),
+		Packages:     pkgs,
 		Content:      engine.StoreContent(d.content, peers),
 		Policy:       d.currentPolicy,
 		Facts:        d.Facts,
@@ -582,7 +597,7 @@ func (d *Daemon) startEngine() error {
 		Catalog:      catalog,
 		Interval:     cfg.Apt.CheckInterval,
 		RefreshEvery: cfg.Apt.RefreshInterval,
-		HealthEnv:    []string{"PATCHRING_ROOT=" + b.Paths().Root},
+		HealthEnv:    []string{"PATCHRING_ROOT=" + pkgRoot},
 		OnReboot: func(since time.Time, reason string, pkgs []string) {
 			if err := d.reboot.SetRequired(context.Background(), since, reason, pkgs); err != nil {
 				d.log.Warn("reboot: record required", "err", err)
@@ -596,7 +611,7 @@ func (d *Daemon) startEngine() error {
 		SelfRestart: d.selfRestart,
 		// Services still running replaced code after an install, as the
 		// policy's restart_services says.
-		Services: services.New(services.Options{Root: b.Paths().Root}),
+		Services: services.New(services.Options{Root: pkgRoot}),
 	})
 	d.add(d.engine)
 	return nil

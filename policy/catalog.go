@@ -28,7 +28,7 @@ type CatalogEntry struct {
 type AppliesTo struct {
 	OSID            []string `json:"os_id,omitempty"`            // globs of os-release ID: "debian", "ubuntu"
 	OSVersion       []string `json:"os_version,omitempty"`       // globs of VERSION_ID: "12", "22.*"
-	Arch            []string `json:"arch,omitempty"`             // dpkg architectures: "amd64", "arm64"
+	Arch            []string `json:"arch,omitempty"`             // dpkg or rpm architectures: "amd64" or "x86_64" (the same, see SameArch)
 	RequiresPackage []string `json:"requires_package,omitempty"` // packages that must be installed (all of them)
 }
 
@@ -97,7 +97,7 @@ func (e CatalogEntry) Validate() error {
 	}
 	for i, arch := range a.Arch {
 		if !archRE.MatchString(arch) {
-			ps.at(indexPath("applies_to.arch", i), "%q is not an architecture; use dpkg names like amd64, arm64", arch)
+			ps.at(indexPath("applies_to.arch", i), "%q is not an architecture; use dpkg or rpm names like amd64, x86_64, arm64, aarch64", arch)
 		}
 	}
 	for i, pkg := range a.RequiresPackage {
@@ -120,7 +120,7 @@ func (e CatalogEntry) AppliesTo(f NodeFacts) (bool, string) {
 	if len(a.OSVersion) > 0 && !anyGlob(a.OSVersion, f.OSVersion) {
 		return false, fmt.Sprintf("OS version %q is not one of %s", f.OSVersion, strings.Join(a.OSVersion, ", "))
 	}
-	if len(a.Arch) > 0 && !slices.Contains(a.Arch, f.Arch) {
+	if len(a.Arch) > 0 && !slices.ContainsFunc(a.Arch, func(x string) bool { return SameArch(x, f.Arch) }) {
 		return false, fmt.Sprintf("architecture %q is not one of %s", f.Arch, strings.Join(a.Arch, ", "))
 	}
 	for _, pkg := range a.RequiresPackage {
@@ -136,4 +136,23 @@ func (e CatalogEntry) AppliesTo(f NodeFacts) (bool, string) {
 func (e CatalogEntry) Update(installed string, firstSeen time.Time) Update {
 	return Update{Source: SourceCatalog, Package: e.Package, Version: e.Version, InstalledVersion: installed,
 		Classification: e.Classification, Severity: e.Severity, FirstSeen: firstSeen, Reboot: e.Reboot}
+}
+
+// archAliases maps rpm architecture names to dpkg's, so a scope written
+// for one package manager matches nodes of the other.
+var archAliases = map[string]string{
+	"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "i586": "i386",
+	"ppc64le": "ppc64el", "armv7hl": "armhf", "noarch": "all",
+}
+
+// SameArch reports whether two architecture names (dpkg's or rpm's) name
+// the same architecture: x86_64 is amd64, aarch64 is arm64, and so on.
+func SameArch(a, b string) bool {
+	if v, ok := archAliases[a]; ok {
+		a = v
+	}
+	if v, ok := archAliases[b]; ok {
+		b = v
+	}
+	return a == b
 }

@@ -76,6 +76,8 @@ func TestCatalogAppliesTo(t *testing.T) {
 		{"other os", func(f *NodeFacts) { f.OSID = "fedora" }, false, `OS "fedora" is not one of debian, ubuntu`},
 		{"other version", func(f *NodeFacts) { f.OSVersion = "11" }, false, `OS version "11" is not one of 12, 22.*`},
 		{"other arch", func(f *NodeFacts) { f.Arch = "arm64" }, false, `architecture "arm64" is not one of amd64`},
+		{"rpm arch name", func(f *NodeFacts) { f.Arch = "x86_64" }, true, "applies"},
+		{"other rpm arch", func(f *NodeFacts) { f.Arch = "aarch64" }, false, `architecture "aarch64" is not one of amd64`},
 		{"missing package", func(f *NodeFacts) { f.Installed = nil }, false, "requires package libxcb1, which is not installed"},
 	}
 	for _, tc := range tests {
@@ -113,4 +115,17 @@ func FuzzParseCatalogEntry(f *testing.F) {
 		e.AppliesTo(NodeFacts{OSID: "debian", OSVersion: "12", Arch: "amd64"})
 		_ = e.Update("", time.Time{})
 	})
+}
+
+func TestSameArch(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{{"x86_64", "amd64", true}, {"amd64", "x86_64", true}, {"aarch64", "arm64", true}, {"x86_64", "x86_64", true},
+		{"noarch", "all", true}, {"ppc64le", "ppc64el", true}, {"x86_64", "arm64", false}, {"i686", "amd64", false}} {
+		if got := SameArch(c.a, c.b); got != c.same {
+			t.Errorf("SameArch(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
 }

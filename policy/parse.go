@@ -673,7 +673,7 @@ func (d *decoder) autoApproval(n *yaml.Node, path string) AutoApproval {
 	var a AutoApproval
 	d.object(n, path,
 		d.fStr("name", &a.Name),
-		d.fStrs("sources", "[apt, catalog]", &a.Sources),
+		d.fStrs("sources", "[apt, catalog, dnf]", &a.Sources),
 		d.fStrs("classifications", "[security, bugfix]", &a.Classifications),
 		d.fStr("min_severity", &a.MinSeverity),
 		d.fStrs("packages", "[\"linux-image-*\"]", &a.Packages),

@@ -242,7 +242,7 @@ deny:
 `,
 			want: []string{
 				`policy.yaml:13:5: auto_approve[0]: a rule with no criteria would approve everything; set sources, classifications, min_severity or packages (packages: ["*"] to approve all)`,
-				`policy.yaml:14:21: auto_approve[1].sources[1]: 'deb' is not a source; use apt or catalog`,
+				`policy.yaml:14:21: auto_approve[1].sources[1]: 'deb' is not a source; use one of apt, catalog, dnf`,
 				`policy.yaml:14:45: auto_approve[1].classifications[0]: 'urgent' is not a classification; use one of security, bugfix, enhancement, other`,
 				`policy.yaml:14:68: auto_approve[1].min_severity: 'severe' is not a severity; use one of low, medium, high, critical`,
 				`policy.yaml:14:84: auto_approve[1].rings[0]: unknown ring "qa"; rings are: lab, pilot, broad`,

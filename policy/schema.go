@@ -17,6 +17,7 @@ const SchemaVersion = 1
 const (
 	SourceApt     = "apt"     // OS vendor packages through apt
 	SourceCatalog = "catalog" // third-party payloads from the signed catalog
+	SourceDnf     = "dnf"     // OS vendor packages through dnf (RPM-based systems)
 )
 
 // Classifications of updates.
@@ -37,7 +38,7 @@ const (
 )
 
 var (
-	sources         = []string{SourceApt, SourceCatalog}
+	sources         = []string{SourceApt, SourceCatalog, SourceDnf}
 	classifications = []string{ClassSecurity, ClassBugfix, ClassEnhancement, ClassOther}
 	severities      = []string{SeverityUnknown, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical}
 )
@@ -197,7 +198,7 @@ type Window struct {
 // set. At least one criterion is set; match everything with packages: ["*"].
 type AutoApproval struct {
 	Name            string   `json:"name,omitempty"`
-	Sources         []string `json:"sources,omitempty"`         // apt, catalog
+	Sources         []string `json:"sources,omitempty"`         // apt, catalog, dnf
 	Classifications []string `json:"classifications,omitempty"` // security, bugfix, enhancement, other
 	MinSeverity     string   `json:"min_severity,omitempty"`    // low, medium, high, critical
 	Packages        []string `json:"packages,omitempty"`        // globs

@@ -439,7 +439,7 @@ func (v *validator) approvals() {
 		}
 		for k, s := range a.Sources {
 			if !slices.Contains(sources, s) {
-				v.ps.at(indexPath(ap+".sources", k), "'%s' is not a source; use %s", s, strings.Join(sources, " or "))
+				v.ps.at(indexPath(ap+".sources", k), "'%s' is not a source; use one of %s", s, strings.Join(sources, ", "))
 			}
 		}
 		for k, c := range a.Classifications {

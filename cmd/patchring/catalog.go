@@ -34,7 +34,9 @@ func newCatalogAddCmd(a *app, f *repoFlags) *cobra.Command {
 		Use:   "add FILE --package NAME --version V",
 		Short: "Add a payload to the catalog and publish it",
 		Example: `  patchring catalog add ./zoom_6.1.0_amd64.deb --package zoom --version 6.1.0 \
-    --applies-to debian-12 --reboot --severity high --classification security --cve CVE-2024-45678`,
+    --applies-to debian-12 --reboot --severity high --classification security --cve CVE-2024-45678
+  patchring catalog add ./acme-agent-2.4.1-1.x86_64.rpm --package acme-agent --version 2.4.1-1 \
+    --applies-to rhel-9 --applies-to fedora-41 --applies-to arch:x86_64`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var missing []string
@@ -70,8 +72,8 @@ func newCatalogAddCmd(a *app, f *repoFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&m.Package, "package", "", "package name")
-	cmd.Flags().StringVar(&m.Version, "version", "", "package version (exact, as the package manager writes it)")
-	cmd.Flags().StringArrayVar(&m.AppliesTo, "applies-to", nil, "what the payload applies to, e.g. debian-12 (repeatable)")
+	cmd.Flags().StringVar(&m.Version, "version", "", "package version (exact, as the package manager writes it: dpkg's version, or rpm's [epoch:]version-release)")
+	cmd.Flags().StringArrayVar(&m.AppliesTo, "applies-to", nil, "what the payload applies to, e.g. debian-12, rhel-9, fedora-41, arch:x86_64 (repeatable)")
 	cmd.Flags().BoolVar(&m.Reboot, "reboot", false, "installing it needs a reboot")
 	cmd.Flags().StringVar(&m.Severity, "severity", "", "severity: "+strings.Join(tufrepo.Severities, ", "))
 	cmd.Flags().StringVar(&m.Classification, "classification", "", "classification, e.g. security, bugfix, feature")

@@ -64,6 +64,13 @@ type Apt struct {
 	Enabled   bool   `yaml:"enabled"`
 	Root      string `yaml:"root"`
 	AptConfig string `yaml:"apt_config"`
+	// Manager is the package manager the engine drives: "auto" (or "")
+	// picks it from the machine (a dpkg database: apt; an rpm database
+	// and dnf: dnf), or "apt" or "dnf".
+	Manager string `yaml:"manager"`
+	// DnfArgs are global dnf options (e.g. -c CONF, --releasever) for a
+	// sandboxed root; Root is passed as --installroot.
+	DnfArgs []string `yaml:"dnf_args"`
 	// CheckInterval is how often the engine evaluates the policy against
 	// the available updates; RefreshInterval how often it runs
 	// apt-get update.
@@ -328,7 +335,12 @@ func (c *Config) Validate(name string) error {
 	if c.Apt.Enabled && c.Apt.CheckInterval < time.Second {
 		return bad("apt.check_interval", "%s is too short; use at least 1s", c.Apt.CheckInterval)
 	}
-	if c.Apt.Root != "" && c.Apt.AptConfig == "" {
+	switch c.Apt.Manager {
+	case "", "auto", "apt", "dnf":
+	default:
+		return bad("apt.manager", "%q is not a package manager; use auto, apt or dnf", c.Apt.Manager)
+	}
+	if c.Apt.Root != "" && c.Apt.AptConfig == "" && c.Apt.Manager != "dnf" {
 		return bad("apt.apt_config", "must name the APT_CONFIG file of the sandboxed root %s", c.Apt.Root)
 	}
 	if c.Apt.Proxy.Enabled {

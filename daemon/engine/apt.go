@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/platform/apt"
+	"github.com/patchring/patchring/platform/vercmp"
+	"github.com/patchring/patchring/policy"
 )
 
 // aptPackages adapts the apt backend to the engine.
@@ -27,6 +29,10 @@ func fromApt(c apt.Candidate) Candidate {
 		Security: c.Security, Archive: c.Archive, URI: c.URI, Size: c.Size, SHA256: c.SHA256,
 	}
 }
+
+func (a *aptPackages) Source() string { return policy.SourceApt }
+
+func (a *aptPackages) CompareVersions(x, y string) (int, error) { return vercmp.Deb(x, y) }
 
 func (a *aptPackages) Refresh(ctx context.Context) error { return a.b.Refresh(ctx) }
 

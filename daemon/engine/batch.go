@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/patchring/patchring/platform/vercmp"
 	"github.com/patchring/patchring/policy"
 )
 
@@ -85,7 +84,7 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 	items := make([]Item, 0, len(changes))
 	for _, c := range changes {
 		_, req := requested[c.Package]
-		it := Item{Source: policy.SourceApt, Package: c.Package, Arch: c.Arch, From: c.From, To: c.To, Requested: req}
+		it := Item{Source: e.cfg.Packages.Source(), Package: c.Package, Arch: c.Arch, From: c.From, To: c.To, Requested: req}
 		switch {
 		case c.To == "":
 			it.Action = ActionRemove
@@ -93,7 +92,7 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 			it.Action = ActionInstall
 		default:
 			it.Action = ActionUpgrade
-			if cmp, err := vercmp.Deb(c.To, c.From); err == nil && cmp < 0 {
+			if cmp, err := e.cfg.Packages.CompareVersions(c.To, c.From); err == nil && cmp < 0 {
 				it.Action = ActionDowngrade
 			}
 		}

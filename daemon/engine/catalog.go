@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patchring/patchring/platform/vercmp"
 	"github.com/patchring/patchring/policy"
 )
 
@@ -199,7 +198,7 @@ func (e *Engine) catalogUpdates(ctx context.Context, now time.Time, aptOffers ma
 			continue
 		}
 		if cur := f.Installed[pkg]; cur != "" {
-			c, err := vercmp.Deb(it.Entry.Version, cur)
+			c, err := e.cfg.Packages.CompareVersions(it.Entry.Version, cur)
 			if err != nil {
 				problems[it.Target] = fmt.Sprintf("version %q cannot be compared with the installed %q: %v", it.Entry.Version, cur, err)
 				continue
@@ -212,7 +211,7 @@ func (e *Engine) catalogUpdates(ctx context.Context, now time.Time, aptOffers ma
 			continue // the vendor's repository offers the same version
 		}
 		if prev, ok := best[pkg]; ok {
-			if c, err := vercmp.Deb(it.Entry.Version, prev.Entry.Version); err != nil || c <= 0 {
+			if c, err := e.cfg.Packages.CompareVersions(it.Entry.Version, prev.Entry.Version); err != nil || c <= 0 {
 				continue
 			}
 		}

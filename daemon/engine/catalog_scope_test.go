@@ -54,6 +54,16 @@ func TestParseScopes(t *testing.T) {
 			},
 			applies: []policy.NodeFacts{debian12}, doesNot: []policy.NodeFacts{ubuntu22, suseARM},
 			whyNot: "requires package libxcb1, which is not installed"},
+		{name: "rpm distributions and an rpm arch", items: []string{"rhel-9", "fedora-41", "arch:x86_64"},
+			want: []policy.AppliesTo{
+				{OSID: []string{"rhel"}, OSVersion: []string{"9"}, Arch: []string{"x86_64"}},
+				{OSID: []string{"fedora"}, OSVersion: []string{"41"}, Arch: []string{"x86_64"}},
+			},
+			// The daemon's facts name the architecture as dpkg does (amd64):
+			// x86_64 is the same architecture.
+			applies: []policy.NodeFacts{{OSID: "rhel", OSVersion: "9", Arch: "amd64"}, {OSID: "fedora", OSVersion: "41", Arch: "x86_64"}},
+			doesNot: []policy.NodeFacts{{OSID: "rhel", OSVersion: "9", Arch: "arm64"}, debian12, {OSID: "rhel", OSVersion: "8", Arch: "amd64"}},
+			whyNot:  `architecture "arm64" is not one of x86_64`},
 		{name: "unknown kind", items: []string{"kernel:6.1"}, wantError: `unknown kind "kernel"`},
 		{name: "empty value", items: []string{"arch:"}, wantError: "empty value"},
 		{name: "bad pattern", items: []string{"debian-[12"}, wantError: "not a valid pattern"},

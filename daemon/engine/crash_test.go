@@ -19,7 +19,11 @@ import (
 // The test binary doubles as an agent that runs one engine cycle and is
 // killed at a crash point (see engine.CrashEnv).
 func TestMain(m *testing.M) {
-	if os.Getenv("PATCHRING_TEST_AGENT") != "" {
+	switch os.Getenv("PATCHRING_TEST_AGENT") {
+	case "":
+	case "dnf":
+		os.Exit(dnfAgentMain())
+	default:
 		os.Exit(agentMain())
 	}
 	os.Exit(m.Run())

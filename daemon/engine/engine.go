@@ -29,16 +29,24 @@ type Candidate struct {
 	Installed string // "" when not installed
 	Version   string
 	Security  bool
-	Archive   string // e.g. bookworm-security
-	URI       string
-	Size      int64
-	SHA256    string
+	// Severity is the highest severity of the security advisories the
+	// version fixes, in the policy's words (low, medium, high, critical);
+	// "" when unknown.
+	Severity string
+	// Advisories are the IDs of the advisories it fixes (dnf's
+	// updateinfo), when the repository says.
+	Advisories []string
+	Archive    string // e.g. bookworm-security, or the dnf repository
+
+	URI    string
+	Size   int64
+	SHA256 string
 	// Depends names the packages the version depends on (filled by
 	// Packages.Payloads only).
 	Depends []string
 }
 
-// Change is one package apt's solver would change: From "" when the
+// Change is one package the package manager's solver would change: From "" when the
 // package is new, To "" when it would be removed.
 type Change struct{ Package, Arch, From, To string }
 
@@ -46,9 +54,17 @@ type Change struct{ Package, Arch, From, To string }
 type PkgVersion struct{ Package, Version string }
 
 // Packages is the native package manager as the engine uses it. The apt
-// backend implements it on Debian; tests use the same backend in a
-// sandboxed root.
+// backend implements it on Debian (AptPackages), the dnf backend on
+// RPM-based systems (DnfPackages); tests use the same backends in
+// sandboxed roots. Versions are in the manager's own scheme
+// (CompareVersions orders them).
 type Packages interface {
+	// Source is the policy's name for the package manager's updates:
+	// policy.SourceApt or policy.SourceDnf.
+	Source() string
+	// CompareVersions orders two versions: <0, 0, >0.
+	CompareVersions(a, b string) (int, error)
+
 	Refresh(ctx context.Context) error
 	Upgradable(ctx context.Context) ([]Candidate, error)
 	// Candidate returns the payload of an exact version, if a repository
@@ -79,7 +95,7 @@ type Packages interface {
 	Remove(ctx context.Context, pkgs ...string) error
 
 	// Whole transactions:
-	// Simulate returns every change apt's solver makes to install pkgs
+	// Simulate returns every change the solver makes to install pkgs
 	// and remove the named packages.
 	Simulate(ctx context.Context, pkgs []PkgVersion, remove []string) ([]Change, error)
 	// Payloads returns the verified payload (and dependencies) of each
@@ -409,9 +425,10 @@ func (e *Engine) Plan(ctx context.Context) ([]policy.Decision, error) {
 	updates := make([]policy.Update, 0, len(cands))
 	for _, c := range cands {
 		byKey[c.Package+"="+c.Version] = c
-		u := policy.Update{Source: "apt", Package: c.Package, Version: c.Version, InstalledVersion: c.Installed, Classification: "other"}
+		u := policy.Update{Source: e.cfg.Packages.Source(), Package: c.Package, Version: c.Version, InstalledVersion: c.Installed, Classification: "other"}
 		if c.Security {
 			u.Classification = "security"
+			u.Severity = c.Severity
 		}
 		if e.cfg.Vulns != nil {
 			// What the signed advisory database says this version fixes:
@@ -1037,7 +1054,11 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 	audit, _ := e.cfg.Packages.Audit(ctx)
 	detail := fmt.Sprintf("interrupted at %s (%s)", last.Name, last.Status)
 	if len(audit) > 0 {
-		detail += "; dpkg was interrupted: ran dpkg --configure -a"
+		if e.cfg.Packages.Source() == policy.SourceApt {
+			detail += "; dpkg was interrupted: ran dpkg --configure -a"
+		} else {
+			detail += "; the package database shows an interrupted transaction (" + strings.Join(audit, "; ") + "): finished it"
+		}
 	}
 	if err := e.j.begin(tx, StepRecover, detail); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package dnf
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +84,69 @@ func FuzzParseNEVRA(f *testing.F) {
 		}
 		if back, err := ParseNEVRA(n.String()); err != nil || back != n {
 			t.Fatalf("%q -> %+v -> %q does not round-trip (%v)", s, n, n.String(), err)
+		}
+	})
+}
+
+func FuzzParseRepomd(f *testing.F) {
+	addFixtures(f, "createrepo_c-repomd.xml")
+	f.Add([]byte(`<repomd><data type="primary"><checksum type="sha256">ab</checksum><location href="p.xml.gz"/><size>1</size></data></repomd>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := ParseRepomd(data)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if e.Type == "" || e.Location == "" || !isHex(e.Checksum) {
+				t.Fatalf("incomplete entry %+v", e)
+			}
+		}
+	})
+}
+
+func FuzzParsePrimary(f *testing.F) {
+	addFixtures(f, "createrepo_c-primary.xml.gz")
+	f.Add([]byte(`<metadata><package type="rpm"><name>a</name><arch>noarch</arch><version epoch="1" ver="2" rel="3"/><checksum type="sha256">abcd</checksum><size package="5"/><location href="a.rpm"/></package></metadata>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, err := ParsePrimary(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, p := range pkgs {
+			if !validName(p.Name) || !validName(p.Arch) || p.EVR.Version == "" || p.Location == "" || !isHex(p.Checksum) || p.Size < 0 {
+				t.Fatalf("incomplete package %+v", p)
+			}
+		}
+	})
+}
+
+func FuzzParseTransaction(f *testing.F) {
+	addFixtures(f, "dnf4-assumeno-upgrade.txt", "dnf4-assumeno-remove.txt", "dnf4-assumeno-nothing.txt")
+	f.Add([]byte(" Package Arch Version Repository Size\nUpgrading:\n averylongname\n   x86_64 1:1-1 r 1.5 k\n     replacing  b.x86_64 1-1\nTransaction Summary\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, _, err := ParseTransaction(data)
+		if err != nil {
+			return
+		}
+		for _, p := range pkgs {
+			if !validName(p.Name) || !validName(p.Arch) || p.EVR.Version == "" || p.Action == "" {
+				t.Fatalf("incomplete row %+v", p)
+			}
+		}
+	})
+}
+
+func FuzzParseRPMQuery(f *testing.F) {
+	f.Add([]byte("acme\t\t1.0\t1\tx86_64\t1700000000\nbind\t32\t9.16\t1.el9\tx86_64\t(none)\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, err := ParseRPMQuery(data)
+		if err != nil {
+			return
+		}
+		for _, p := range pkgs {
+			if !validName(p.Name) || p.EVR.Version == "" {
+				t.Fatalf("incomplete package %+v", p)
+			}
 		}
 	})
 }

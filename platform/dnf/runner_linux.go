@@ -9,15 +9,24 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
 // Backend runs the real dnf. Its methods are safe for concurrent use.
 type Backend struct {
-	path string
-	env  []string
-	log  *slog.Logger
+	path    string
+	rpm     string
+	env     []string
+	log     *slog.Logger
+	root    string
+	global  []string // dnf options after the command's name
+	rpmArgs []string // rpm's global options
+	paths   Paths
+
+	mu      sync.Mutex
+	primary map[string]primaryCache // by repomd.xml path
 }
 
 // New finds dnf (opts.Path, or "dnf" in PATH). It returns an error
@@ -31,7 +40,10 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnf backend: %w: %v", ErrNotFound, err)
 	}
-	b := &Backend{path: path, log: opts.Logger}
+	b := &Backend{path: path, log: opts.Logger, root: opts.Root, primary: map[string]primaryCache{}}
+	if err := b.setPaths(opts); err != nil {
+		return nil, fmt.Errorf("dnf backend: %w", err)
+	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -49,7 +61,7 @@ func New(opts Options) (*Backend, error) {
 // exits 100 when updates are available).
 func (b *Backend) run(ctx context.Context, op string, ok []int, args ...string) ([]byte, int, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, b.path, args...)
+	cmd := exec.CommandContext(ctx, b.path, b.withGlobal(args)...)
 	cmd.Env = b.env
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -84,7 +96,7 @@ func (b *Backend) run(ctx context.Context, op string, ok []int, args ...string) 
 
 // CheckUpdate lists the available updates (dnf check-update).
 func (b *Backend) CheckUpdate(ctx context.Context) ([]Update, error) {
-	out, code, err := b.run(ctx, "dnf check-update", []int{100}, "check-update")
+	out, code, err := b.run(ctx, "dnf check-update", []int{100}, "check-update", "-C")
 	if err != nil {
 		return nil, fmt.Errorf("check updates: %w", err)
 	}
@@ -101,7 +113,7 @@ func (b *Backend) CheckUpdate(ctx context.Context) ([]Update, error) {
 // SecurityAdvisories lists the security advisories of packages newer than
 // the installed ones (dnf updateinfo list --security).
 func (b *Backend) SecurityAdvisories(ctx context.Context) ([]AdvisoryPackage, error) {
-	out, _, err := b.run(ctx, "dnf updateinfo list", nil, "updateinfo", "list", "--security")
+	out, _, err := b.run(ctx, "dnf updateinfo list", nil, "updateinfo", "list", "-C", "--security")
 	if err != nil {
 		return nil, fmt.Errorf("list security advisories: %w", err)
 	}
@@ -119,7 +131,7 @@ func (b *Backend) AdvisoryInfo(ctx context.Context, ids ...string) ([]Advisory, 
 			return nil, fmt.Errorf("advisory info: invalid advisory ID %q", id)
 		}
 	}
-	out, _, err := b.run(ctx, "dnf updateinfo info", nil, append([]string{"updateinfo", "info", "--"}, ids...)...)
+	out, _, err := b.run(ctx, "dnf updateinfo info", nil, append([]string{"updateinfo", "info", "-C", "--"}, ids...)...)
 	if err != nil {
 		return nil, fmt.Errorf("advisory info: %w", err)
 	}

@@ -15,6 +15,23 @@ type Options struct {
 	Env []string
 	// Logger receives a debug record per command; nil logs nothing.
 	Logger *slog.Logger
+
+	// Root is the installroot dnf and rpm manage; "" is the running
+	// system. With a root, --installroot is passed to dnf and --root to
+	// rpm, and the paths below are inside it.
+	Root string
+	// Args are global dnf options added to every command after its name
+	// (e.g. "-c", CONF, "--releasever", "9", "--setopt=reposdir=...").
+	Args []string
+	// RPMPath is the rpm executable; default "rpm" looked up in PATH.
+	RPMPath string
+	// CacheDir is dnf's cachedir; default /var/cache/dnf.
+	CacheDir string
+	// DBPath is rpm's database directory; default /var/lib/rpm.
+	DBPath string
+	// PlaceDir is where verified payloads are placed for installing;
+	// default /var/cache/patchring/rpms.
+	PlaceDir string
 }
 
 // ErrNotFound means dnf is not available on this system.

@@ -54,10 +54,17 @@ func (s *scan) rpmPackages(ctx context.Context) ([]Package, *Unavailable) {
 			return nil, &Unavailable{Source: "rpm", Reason: "rpm database present but the rpm program is not installed"}
 		}
 	}
+	// The database path is given, not left to rpm's macros: Debian's rpm
+	// defaults to ~/.rpmdb, which is not the system's database.
+	dbpath := "/var/lib/rpm"
+	if s.exists("/usr/lib/sysimage/rpm") && !s.emptyDir("/usr/lib/sysimage/rpm") {
+		dbpath = "/usr/lib/sysimage/rpm"
+	}
 	args := []string{"-qa", "--queryformat", rpmQueryFormat}
 	if !s.live() {
 		args = append(args, "--root", s.root)
 	}
+	args = append(args, "--dbpath", dbpath)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -1,0 +1,5 @@
+package dnftest_test
+
+import "os"
+
+var osReadFile = os.ReadFile
