@@ -177,7 +177,10 @@ func (c *demoConsole) screenshot(ctx context.Context) ([]byte, error) {
 	defer os.RemoveAll(profile)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1100, 640), chromedp.Flag("disable-gpu", true))
+		chromedp.WindowSize(1100, 640), chromedp.Flag("disable-gpu", true),
+		// Chromium's own temporary files (org.chromium.Chromium.*) go into
+		// the profile directory too, which is removed below.
+		chromedp.Env("TMPDIR="+profile))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(ctx), opts...)
 	defer cancelAlloc()
 	bctx, cancel := chromedp.NewContext(actx)

@@ -28,10 +28,13 @@ func startChromium(t *testing.T) context.Context {
 	if err != nil {
 		t.Skip("no chromium (Debian package chromium; make deps installs it)")
 	}
+	profile := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // the test may run as root
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
+		// Chromium's temporary files (org.chromium.Chromium.*) go there too.
+		chromedp.Env("TMPDIR="+profile),
 		chromedp.WindowSize(1100, 640),
 		chromedp.Flag("disable-gpu", true),
 	)
