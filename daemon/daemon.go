@@ -550,7 +550,7 @@ func (d *Daemon) startEngine() error {
 	cfg := d.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	manager, err := pickManager(cfg.Apt.Manager, cfg.Apt.Root)
+	manager, err := pickManager(cfg.Apt.Manager, cfg.Apt.Root, cfg.Apt.AptConfig)
 	if err != nil {
 		return err
 	}

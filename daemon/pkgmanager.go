@@ -16,16 +16,21 @@ const (
 
 // pickManager decides which package manager the engine drives on the
 // machine whose root is root ("" is "/"): the configured one, or with
-// "auto" the one whose database the machine has. A dpkg database wins over
-// an rpm one (Debian machines may carry rpm and an empty database for
-// tools); an rpm database counts only with dnf installed.
-func pickManager(configured, root string) (string, error) {
+// "auto" the one whose database the machine has. An apt configuration file
+// (apt.apt_config, which may place dpkg's database anywhere) means apt. A
+// dpkg database wins over an rpm one (Debian machines may carry rpm and an
+// empty database for tools); an rpm database counts only with dnf
+// installed.
+func pickManager(configured, root, aptConfig string) (string, error) {
 	switch configured {
 	case managerApt, managerDnf:
 		return configured, nil
 	case "", "auto":
 	default:
 		return "", fmt.Errorf("package manager %q: use auto, apt or dnf", configured)
+	}
+	if aptConfig != "" {
+		return managerApt, nil
 	}
 	if root == "" {
 		root = "/"

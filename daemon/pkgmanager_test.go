@@ -25,18 +25,20 @@ func TestPickManager(t *testing.T) {
 	for _, c := range []struct {
 		name, configured, root, want string
 		fails                        bool
+		aptConfig                    string
 	}{
-		{"dpkg", "auto", mk("var/lib/dpkg/status"), managerApt, false},
-		{"dpkg wins over an rpm database", "", mk("var/lib/dpkg/status", "var/lib/rpm/rpmdb.sqlite"), managerApt, false},
-		{"rpm", "auto", mk("var/lib/rpm/rpmdb.sqlite"), managerDnf, dnfErr != nil},
-		{"fedora sysimage", "auto", mk("usr/lib/sysimage/rpm/rpmdb.sqlite"), managerDnf, dnfErr != nil},
-		{"empty rpm database dir", "auto", emptyRPMDir(t), "", true},
-		{"nothing", "auto", mk(), "", true},
-		{"configured", "dnf", mk("var/lib/dpkg/status"), managerDnf, false},
-		{"unknown", "yum", mk(), "", true},
+		{"dpkg", "auto", mk("var/lib/dpkg/status"), managerApt, false, ""},
+		{"dpkg wins over an rpm database", "", mk("var/lib/dpkg/status", "var/lib/rpm/rpmdb.sqlite"), managerApt, false, ""},
+		{"rpm", "auto", mk("var/lib/rpm/rpmdb.sqlite"), managerDnf, dnfErr != nil, ""},
+		{"fedora sysimage", "auto", mk("usr/lib/sysimage/rpm/rpmdb.sqlite"), managerDnf, dnfErr != nil, ""},
+		{"empty rpm database dir", "auto", emptyRPMDir(t), "", true, ""},
+		{"nothing", "auto", mk(), "", true, ""},
+		{"apt configuration given", "auto", mk("var/lib/rpm/rpmdb.sqlite"), managerApt, false, "/etc/patchring/apt.conf"},
+		{"configured", "dnf", mk("var/lib/dpkg/status"), managerDnf, false, ""},
+		{"unknown", "yum", mk(), "", true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := pickManager(c.configured, c.root)
+			got, err := pickManager(c.configured, c.root, c.aptConfig)
 			if c.fails {
 				if err == nil {
 					t.Fatalf("picked %q, want an error", got)
