@@ -295,7 +295,15 @@ func TestBeaconsOverLoopback(t *testing.T) {
 	}
 	outsider, outSink := loopbackBeacon(t, 4, port, otherKey, targets)
 
-	testutil.WaitFor(t, 10*time.Second, "every node hearing the others", func() error {
+	testutil.WaitFor(t, 10*time.Second, "every node hearing the others and refusing the outsider", func() error {
+		for j, b := range beacons {
+			if st := b.Stats(); st.Own == 0 || st.BadAuth == 0 {
+				return fmt.Errorf("node-%d stats %+v: not yet its own beacon and the outsider's", j+1, st)
+			}
+		}
+		if st := outsider.Stats(); st.BadAuth == 0 {
+			return fmt.Errorf("the outsider has refused no beacon yet: %+v", st)
+		}
 		for j, s := range sinks {
 			got := s.got()
 			for x := 1; x <= 3; x++ {
