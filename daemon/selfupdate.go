@@ -9,6 +9,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/client"
 	"github.com/patchring/patchring/platform/detach"
+	"github.com/patchring/patchring/platform/ipc"
 )
 
 // SelfPackage is the agent's own package name (cmd/patchring-package).
@@ -27,8 +28,15 @@ func (d *Daemon) selfHealth(ctx context.Context) error {
 	var errs []error
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := (&client.Client{Socket: d.cfg.Socket}).Status(cctx); err != nil {
+	// A fresh connection first: the client's pooled one outlives the
+	// socket file, and users dial the file.
+	if conn, err := ipc.Dial(cctx, d.cfg.Socket); err != nil {
 		errs = append(errs, fmt.Errorf("local API on %s: %w", d.cfg.Socket, err))
+	} else {
+		conn.Close()
+		if _, err := (&client.Client{Socket: d.cfg.Socket}).Status(cctx); err != nil {
+			errs = append(errs, fmt.Errorf("local API on %s: %w", d.cfg.Socket, err))
+		}
 	}
 	if d.fleet != nil {
 		if err := d.fleet.Rejoined(); err != nil {
