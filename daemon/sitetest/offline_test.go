@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/patchring/patchring/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,6 +141,29 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 		}
 		return true, ""
 	})
+
+	// Each node's proxy takes the pinned Release from its peers once it
+	// holds the metadata (at once, then every 30 s until it has it): until
+	// then apt-get update fails on the expired vendor Release, as an admin
+	// would see; poll it.
+	updated := make(map[string]bool)
+	if err := testutil.PollEvery(3*time.Minute, 5*time.Second, func() error {
+		for _, n := range s.nodes {
+			if updated[n.hostname] {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			out, err := aptIn(ctx, n, "update", "--error-on=any")
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: apt-get update: %w: %s", n.hostname, err, tail(out, 3))
+			}
+			updated[n.hostname] = true
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("apt-get update on every node of the offline site: %v", err)
+	}
 
 	// Every node's apt, typed by hand, updates and installs the update.
 	aptEverywhere(t, s.nodes, names)
