@@ -84,7 +84,7 @@ ReportPage: acng-report.html
 		`mount --bind "$1" /etc/resolv.conf && exec "$2" -c "$3" ForeGround=1`, "sh", resolv, bin, conf)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	if err := testutil.Start(c.cmd); err != nil {
 		logf.Close()
 		t.Fatalf("start apt-cacher-ng: %v", err)
 	}

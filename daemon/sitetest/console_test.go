@@ -92,7 +92,7 @@ func (c *consoleProc) start(t *testing.T, s *testSite) {
 		"--tls-cert", c.cert, "--tls-key", c.key, "--fleet-origin", s.origin.policyURL(), "--fleet-root", s.origin.rootFile)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	if err := testutil.Start(c.cmd); err != nil {
 		logf.Close()
 		t.Fatal(err)
 	}

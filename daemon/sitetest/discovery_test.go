@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
 )
 
 // TestLANDiscoveryFormsOnePool: real patchringd processes on the site's
@@ -192,7 +193,7 @@ gossip:
 	n.cmd = nsCommand(n.ns, patchringd.Path(t), "run", "--config", cfgFile)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := n.cmd.Start(); err != nil {
+	if err := testutil.Start(n.cmd); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", n.hostname, err)
 	}
@@ -247,10 +248,10 @@ func nodeMetrics(ctx context.Context, n *node) (map[string]float64, error) {
 
 // dialIn connects to addr from inside namespace ns: the socket belongs to
 // ns for its whole life. The thread switches to ns for the dial and back
-// afterwards, so it stays alive: a thread that ends would fire the
-// Pdeathsig of a daemon it happened to start. Should switching back fail,
-// the thread stays locked and ends with its goroutine, so no other
-// goroutine ever runs in ns.
+// afterwards, so the runtime keeps it. Should switching back fail, the
+// thread stays locked and ends with its goroutine, so no other goroutine
+// ever runs in ns (children are started by testutil.Start, whose thread
+// never ends, so no Pdeathsig fires).
 func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn

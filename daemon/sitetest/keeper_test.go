@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -81,7 +82,7 @@ func (s *testSite) startKeeper(t testing.TB, keys string, args ...string) *keepe
 	k.cmd = exec.Command(patchringCLI.Path(t), append([]string{"repo", "keeper", "--repo", s.origin.tufDir, "--keys", keys}, args...)...)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := k.cmd.Start(); err != nil {
+	if err := testutil.Start(k.cmd); err != nil {
 		logf.Close()
 		t.Fatal(err)
 	}

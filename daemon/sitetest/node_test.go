@@ -431,7 +431,7 @@ p2p:
 	// Should the test process die without its cleanup (a go test
 	// timeout), the kernel kills the daemon: no orphaned agents.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := n.cmd.Start(); err != nil {
+	if err := testutil.Start(n.cmd); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", n.hostname, err)
 	}
@@ -466,7 +466,7 @@ func (s *testSite) enrollIn(ns, cfgFile, token string) (string, error) {
 	}
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "enroll", "--config", cfgFile, "@"+token)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
+	out, err := testutil.CombinedOutput(cmd)
 	return string(out), err
 }
 

@@ -82,7 +82,7 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.net.origin, patchringCLI.Path(t)}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if o, err := cmd.CombinedOutput(); err != nil {
+		if o, err := testutil.CombinedOutput(cmd); err != nil {
 			t.Fatalf("patchring %s: %v\n%s", strings.Join(args, " "), err, o)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/platform/detach"
 )
@@ -244,7 +245,7 @@ func (sv *service) start() error {
 	// A process group of its own (led by the agent's PID): close ends
 	// what the agent's binary started besides the agent, by that PID.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := testutil.Start(cmd); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", sv.n.hostname, err)
 	}

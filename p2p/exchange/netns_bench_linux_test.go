@@ -32,6 +32,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/patchring/patchring/internal/benchtarget"
+	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
 )
 
@@ -390,7 +391,7 @@ func startIn(tb testing.TB, ns string, env []string, idx int, lines chan<- lanLi
 		tb.Fatal(err)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
+	if err := testutil.Start(p.cmd); err != nil {
 		tb.Fatalf("start %v in %s: %v", argv, ns, err)
 	}
 	w.Close()
