@@ -88,7 +88,6 @@ func (p *Proxy) pinnedRelease(ctx context.Context, durl string) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	p.log.Info("apt proxy: vendor unreachable, serving the release the admin pinned", "dist", durl, "date", rel.Date)
 	return raw, true
 }
 

@@ -63,6 +63,9 @@ type Config struct {
 	// from the store when the vendor cannot be reached (docs/APT.md,
 	// offline sites).
 	Pinned func(h content.Hash) (until time.Time, ok bool)
+	// PinnedProbe is how long the vendor's Release is waited for when a
+	// pinned one could be served instead; default 20 seconds.
+	PinnedProbe time.Duration
 	// GPGV is the gpgv binary; default from PATH.
 	GPGV string
 	// Logger; nil logs nothing.
@@ -109,6 +112,7 @@ type Proxy struct {
 	debs    map[string]archive.DebHash // by full URL of the .deb
 	parsed  map[content.Hash]bool      // Packages indices already read into debs
 	flights map[content.Hash]*flight
+	reach   *reachability
 
 	counters [numKinds]struct{ vendor, peers, store, refused atomic.Int64 }
 }
@@ -156,10 +160,19 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.OriginTimeout <= 0 {
 		cfg.OriginTimeout = 30 * time.Minute
 	}
+	if cfg.PinnedProbe <= 0 {
+		cfg.PinnedProbe = pinnedProbe
+	}
 	p := &Proxy{
 		cfg: cfg, log: cfg.Logger,
 		// Never through the environment's proxy: that may be this proxy.
-		client:  &http.Client{Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: time.Minute, IdleConnTimeout: time.Minute}},
+		client: &http.Client{Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: dialTimeout}).DialContext,
+			ResponseHeaderTimeout: time.Minute,
+			IdleConnTimeout:       time.Minute,
+		}},
+		reach:   newReachability(cfg.Now),
 		verify:  archive.Verifier{GPGV: cfg.GPGV},
 		dists:   map[string]*dist{},
 		debs:    map[string]archive.DebHash{},
@@ -324,8 +337,14 @@ func (p *Proxy) fetchVendor(ctx context.Context, url string, kind Kind) ([]byte,
 	return data, nil
 }
 
-// openOrigin opens url at the vendor from offset.
+// openOrigin opens url at the vendor from offset. A vendor host that could
+// not be reached is not tried again until its backoff has passed
+// (reachability).
 func (p *Proxy) openOrigin(ctx context.Context, url string, offset int64) (io.ReadCloser, error) {
+	host := hostOf(url)
+	if err := p.reach.check(host); err != nil {
+		return nil, fmt.Errorf("download %s: %w", url, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.OriginTimeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -336,8 +355,12 @@ func (p *Proxy) openOrigin(ctx context.Context, url string, offset int64) (io.Re
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
 	resp, err := p.client.Do(req)
+	p.reach.result(ctx, host, err)
 	if err != nil {
 		cancel()
+		if p.reach.check(host) != nil {
+			p.log.Warn("apt proxy: vendor unreachable: serving pinned releases and peers' files only until it is retried", "host", host, "err", err)
+		}
 		return nil, fmt.Errorf("download %s: %w", url, err)
 	}
 	ok := resp.StatusCode == http.StatusOK && offset == 0 || resp.StatusCode == http.StatusPartialContent && offset > 0
@@ -380,13 +403,21 @@ func distURLOf(target string) string { return target[:strings.LastIndex(target, 
 
 func (p *Proxy) serveInRelease(ctx context.Context, w http.ResponseWriter, req *http.Request, target string) error {
 	durl := distURLOf(target)
-	data, err := p.fetchVendor(ctx, target, KindRelease)
+	vctx := ctx
+	if _, ok := p.pinnedRelease(ctx, durl); ok {
+		// A pinned snapshot can stand in: wait for the vendor only so long.
+		var cancel context.CancelFunc
+		vctx, cancel = context.WithTimeout(ctx, p.cfg.PinnedProbe)
+		defer cancel()
+	}
+	data, err := p.fetchVendor(vctx, target, KindRelease)
 	if err != nil {
 		var r *refusal
 		if !errors.As(err, &r) {
 			// The vendor cannot be reached: an offline site serves the
 			// snapshot the admin pinned, while the pin holds.
 			if pdata, ok := p.pinnedRelease(ctx, durl); ok {
+				p.log.Info("apt proxy: vendor unreachable, serving the release the admin pinned", "dist", durl, "err", err)
 				p.counters[KindRelease].store.Add(int64(len(pdata)))
 				serveBytes(w, req, pdata)
 				return nil

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,7 +192,7 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	siteClock.Set(time.Now())
 	px, err := aptproxy.New(aptproxy.Config{Listen: "127.0.0.1:0", Root: s.Root, Store: store, Now: siteClock.Now,
 		StateFile: filepath.Join(t.TempDir(), "aptproxy.json"), Logger: testutil.Logger(t),
-		Pinned: bundle.PinnedReleases(tc.LastGood, siteClock.Now)})
+		Pinned: bundle.PinnedReleases(tc.LastGood, siteClock.Now), PinnedProbe: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +222,14 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	if out, err := apt("update"); err == nil && !strings.Contains(out, "Err") {
 		t.Fatalf("apt-get update with no WAN and no bundle succeeded:\n%s", out)
 	}
+
+	// The WAN now drops packets instead of refusing: the archive's address
+	// accepts connections and never answers. The proxy waits for the
+	// vendor's Release only PinnedProbe before it serves the pinned one,
+	// and then leaves the host alone until its backoff passes (the site
+	// clock stands still from here), so apt never waits on it again.
+	siteClock.Set(siteClock.Now().Add(10 * time.Minute)) // past the backoff of the refused attempts above
+	hole := blackHole(t, strings.TrimSuffix(strings.TrimPrefix(archive.URL(), "http://"), "/"))
 
 	res, err := imp.ImportBundle(ctx, apitypes.BundleImportRequest{Path: newBundle})
 	if err != nil {
@@ -252,6 +262,9 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 		if v, _, err := s.InstalledVersion(ctx, pkg); err != nil || v != want {
 			t.Errorf("%s: installed %q (%v), want %s", pkg, v, err, want)
 		}
+	}
+	if n := hole.accepted.Load(); n != 1 {
+		t.Errorf("the unanswering vendor got %d connections, want 1 (the first Release probe; then its backoff)", n)
 	}
 	st := px.Stats()
 	if st["index"].FromVendor != 0 || st["package"].FromVendor != 0 || st["package"].FromStore == 0 || st["index"].FromStore == 0 {
@@ -290,6 +303,7 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hole.close() // refused again: an expired pin is not waited for
 	siteClock.Set(lg.ExpiresAt().Add(time.Minute))
 	// (apt keeps its old lists then, as it does for an expired Release.)
 	if out, err := apt("update"); err == nil && !strings.Contains(out, "Err:1 ") {
@@ -297,4 +311,51 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	} else {
 		t.Logf("after expiry: %v\n%s", err, out)
 	}
+}
+
+// hole is a TCP listener that accepts connections and never answers: a
+// WAN that drops packets after the handshake.
+type hole struct {
+	ln       net.Listener
+	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    []net.Conn
+	done     chan struct{}
+}
+
+// blackHole listens on addr (the stopped archive's) until the test ends or
+// close is called.
+func blackHole(t *testing.T, addr string) *hole {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("black hole on %s: %v", addr, err)
+	}
+	h := &hole{ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.accepted.Add(1)
+			h.mu.Lock()
+			h.conns = append(h.conns, c)
+			h.mu.Unlock()
+		}
+	}()
+	t.Cleanup(h.close)
+	return h
+}
+
+func (h *hole) close() {
+	h.ln.Close()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		c.Close()
+	}
+	h.conns = nil
 }

@@ -33,13 +33,6 @@ import (
 // at least 3: a node refreshing from a peer ahead of it needs a second
 // peer to confirm the root probe without the origin, docs/TRUST.md).
 func TestOfflineSiteAptFromBundle(t *testing.T) {
-	// Known gap (docs/APT.md, Offline sites): in make test's uncached run a
-	// node's apt-get update waited minutes on by-hash indices of the
-	// vendor's older Release, which the bundle does not pin, before its
-	// proxy served the pinned Release. Opt in until that is fixed.
-	if os.Getenv("PATCHRING_SITETEST_OFFLINE") == "" {
-		t.Skip("known gap (docs/APT.md, Offline sites): set PATCHRING_SITETEST_OFFLINE=1 to run")
-	}
 	// Mostly waits (the archive's Valid-Until passing, peers following the
 	// bundle), and its figure (no WAN byte) does not depend on load: runs
 	// beside the other waiting tests once the WAN-measuring ones are done.
