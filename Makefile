@@ -62,11 +62,13 @@ staticcheck:
 # namespaces, mostly waiting on shaped links and timers) and daemon/engine
 # (real apt, dpkg, dnf and rpm in sandboxed roots), run in a lane of their
 # own beside the other packages, with a longer timeout (40 min: sitetest took
-# 24 min in an uncached run on two cores); their output follows.
+# 24 min in an uncached run on two cores); their output follows. The
+# sitetests that mostly wait on timers call t.Parallel: -parallel 4 lets them
+# all wait at once (the engine suite has no parallel tests).
 SLOW_SUITES := ./daemon/sitetest/ ./daemon/engine/
 unit:
 	@log=$$(mktemp); \
-	$(GO) test $(GO_TEST_FLAGS) -timeout 40m $(SLOW_SUITES) >$$log 2>&1 & slow=$$!; \
+	$(GO) test $(GO_TEST_FLAGS) -timeout 40m -parallel 4 $(SLOW_SUITES) >$$log 2>&1 & slow=$$!; \
 	trap 'kill $$slow 2>/dev/null; rm -f $$log' INT TERM; \
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -Ev '/daemon/(sitetest|engine)$$'); rc=$$?; \
 	wait $$slow; src=$$?; cat $$log; rm -f $$log; \
