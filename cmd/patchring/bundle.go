@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchring/patchring/console/report"
 	"github.com/patchring/patchring/platform/apt/aptsnap"
 	"github.com/patchring/patchring/policy/trust"
 	"github.com/patchring/patchring/policy/tufrepo"
@@ -45,6 +47,12 @@ snapshot), and targets, snapshot and timestamp are re-signed (--keys needed).
 Agents of the site then serve apt-get update and upgrades from the bundle with
 no WAN, past Debian's Valid-Until while the signed metadata is in force
 (docs/APT.md).
+
+With --apt-inventory FILE (the site's reports, from patchring bundle
+export-reports on one of its nodes), every package the archive carries at a
+newer version than one a node of the site has installed is carried too: the
+site's pending updates, without naming them. A package no node has yet (a new
+dependency of an update) must still be named with --apt-package.
 
 An --apt-list file has one source per line:
   URL SUITE KEYRING PACKAGE...
@@ -187,8 +195,8 @@ func writeBundle(repo, out string) (files int, size int64, err error) {
 
 // aptFlags name the apt content of a bundle.
 type aptFlags struct {
-	source, suite, list string
-	keyrings, packages  []string
+	source, suite, list             string
+	keyrings, packages, inventories []string
 }
 
 func (f *aptFlags) bind(cmd *cobra.Command) {
@@ -197,6 +205,8 @@ func (f *aptFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.keyrings, "apt-keyring", nil, "keyring apt trusts for --apt-source (repeatable)")
 	cmd.Flags().StringArrayVar(&f.packages, "apt-package", nil, "package of --apt-source to carry (repeatable)")
 	cmd.Flags().StringVar(&f.list, "apt-list", "", "file of sources: URL SUITE KEYRING PACKAGE... per line")
+	cmd.Flags().StringArrayVar(&f.inventories, "apt-inventory", nil,
+		"the site's reports (patchring bundle export-reports): also carry every package the archive has newer than a version a node has installed (repeatable)")
 }
 
 // sources returns the apt sources the flags name (none: no apt content).
@@ -220,6 +230,60 @@ func (f *aptFlags) sources() ([]aptsnap.Source, error) {
 			return nil, err
 		}
 		out = append(out, ls...)
+	}
+	if len(f.inventories) > 0 {
+		if len(out) == 0 {
+			return nil, fmt.Errorf("--apt-inventory needs --apt-source or --apt-list")
+		}
+		installed, err := siteInventory(f.inventories)
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			out[i].Installed = installed
+		}
+	}
+	return out, nil
+}
+
+// siteInventory reads the site's exported reports and returns what its
+// nodes have installed: package name -> versions. Each record must carry
+// a valid signature of its node; of each node the newest record with a
+// package list counts.
+func siteInventory(paths []string) (map[string][]string, error) {
+	type latest struct {
+		seq  uint64
+		pkgs []report.Package
+	}
+	nodes := map[string]latest{}
+	for _, p := range paths {
+		envs, err := readReportBundle(p)
+		if err != nil {
+			return nil, fmt.Errorf("--apt-inventory: %w", err)
+		}
+		for i, env := range envs {
+			rec, _, err := report.Open(env)
+			if err != nil {
+				return nil, fmt.Errorf("--apt-inventory %s: records[%d]: %w", p, i, err)
+			}
+			if len(rec.Packages) == 0 {
+				continue
+			}
+			if l, ok := nodes[rec.Node]; !ok || rec.Seq > l.seq {
+				nodes[rec.Node] = latest{rec.Seq, rec.Packages}
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("--apt-inventory %s: no record carries a package list (export the reports after the nodes have reported once)", strings.Join(paths, ", "))
+	}
+	out := map[string][]string{}
+	for _, l := range nodes {
+		for _, pkg := range l.pkgs {
+			if !slices.Contains(out[pkg.Name], pkg.Version) {
+				out[pkg.Name] = append(out[pkg.Name], pkg.Version)
+			}
+		}
 	}
 	return out, nil
 }

@@ -76,7 +76,7 @@ what the console has of that node; records it already has count as duplicates.`,
 			ctx := cmd.Context()
 			recs, err := readReportBundle(args[0])
 			if err != nil {
-				return err
+				return fmt.Errorf("console import: %w", err)
 			}
 			st, err := sf.open(ctx)
 			if err != nil {
@@ -130,7 +130,7 @@ what the console has of that node; records it already has count as duplicates.`,
 func readReportBundle(path string) ([]report.Envelope, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("console import: %w", err)
+		return nil, fmt.Errorf("read reports: %w", err)
 	}
 	defer f.Close()
 	dec := json.NewDecoder(bufio.NewReader(io.LimitReader(f, maxReportBundle)))
@@ -140,13 +140,13 @@ func readReportBundle(path string) ([]report.Envelope, error) {
 		Problems []string          `json:"problems"`
 	}
 	if err := dec.Decode(&in); err != nil {
-		return nil, fmt.Errorf("console import %s: not a reports bundle: %w", path, err)
+		return nil, fmt.Errorf("read reports %s: not a reports bundle: %w", path, err)
 	}
 	out := make([]report.Envelope, 0, len(in.Records))
 	for i, raw := range in.Records {
 		env, err := report.ParseEnvelope(raw)
 		if err != nil {
-			return nil, fmt.Errorf("console import %s: records[%d]: %w", path, i, err)
+			return nil, fmt.Errorf("read reports %s: records[%d]: %w", path, i, err)
 		}
 		out = append(out, env)
 	}

@@ -64,13 +64,10 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	// side of the WAN, so the pinned URLs are the site's), makes a bundle
 	// of the archive as it is, then, after Debian's security update, a
 	// newer one with it.
-	bundleCreate := func(out string) {
+	bundleCreate := func(out string, what ...string) {
 		t.Helper()
-		args := []string{"bundle", "create", "--repo", s.origin.tufDir, "--keys", filepath.Join(s.dir, "tuf-keys"), "--out", out,
-			"--apt-source", "http://" + originIP + "/", "--apt-suite", "bookworm-security", "--apt-keyring", signer.Keyring}
-		for _, n := range names {
-			args = append(args, "--apt-package", n)
-		}
+		args := append([]string{"bundle", "create", "--repo", s.origin.tufDir, "--keys", filepath.Join(s.dir, "tuf-keys"), "--out", out,
+			"--apt-source", "http://" + originIP + "/", "--apt-suite", "bookworm-security", "--apt-keyring", signer.Keyring}, what...)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.net.origin, patchringCLI.Path(t)}, args...)...)
@@ -84,7 +81,11 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	// Valid-Until, and an expired snapshot cannot be pinned.
 	s.origin.apt.MustAdd(t)
 	older := filepath.Join(s.dir, "site-older.tar.gz")
-	bundleCreate(older)
+	var named []string
+	for _, n := range names {
+		named = append(named, "--apt-package", n)
+	}
+	bundleCreate(older, named...)
 	// The update is built first: the newer bundle follows its publication
 	// well inside the short Valid-Until.
 	update := filepath.Join(s.dir, "update")
@@ -97,8 +98,15 @@ func TestOfflineSiteAptFromBundle(t *testing.T) {
 	}
 	s.origin.apt.MustAdd(t, debs...)
 	validUntil := time.Now().Add(validFor)
+	// The newer bundle carries what the site's inventory needs: the admin
+	// has the site's reports (exported on one of its nodes) and names no
+	// package.
+	reports := filepath.Join(s.dir, "site-reports.json")
+	if out, err := exec.Command(patchringCLI.Path(t), "--socket", s.nodes[0].sock, "bundle", "export-reports", "--out", reports).CombinedOutput(); err != nil {
+		t.Fatalf("export the site's reports: %v\n%s", err, out)
+	}
 	newer := filepath.Join(s.dir, "site-newer.tar.gz")
-	bundleCreate(newer)
+	bundleCreate(newer, "--apt-inventory", reports)
 
 	// The WAN goes down for the rest of the test.
 	s.net.cutWAN(t)

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +45,36 @@ type Source struct {
 	// Packages are the binary packages to carry (the newest version each
 	// Packages index lists), by name.
 	Packages []string
+	// Installed is what the site's nodes have installed: package name ->
+	// the versions found (from the site's exported reports). Each package
+	// the archive carries at a newer version than one of them is carried
+	// too: the site's pending updates. A package none of the nodes has
+	// (a new dependency of an update) must be named in Packages.
+	Installed map[string][]string
+}
+
+// pending returns the packages of debs newer than a version installed
+// (sorted), which Packages does not name already.
+func (src Source) pending(debs map[string]archive.DebHash) []string {
+	named := map[string]bool{}
+	for _, n := range src.Packages {
+		named[n] = true
+	}
+	var out []string
+	for name, versions := range src.Installed {
+		d, ok := debs[name]
+		if !ok || named[name] {
+			continue
+		}
+		for _, v := range versions {
+			if c, err := vercmp.Deb(d.Version, v); err == nil && c > 0 {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Repo is the admin's TUF repository as the pinning changes it
@@ -198,7 +229,11 @@ func fetchSource(ctx context.Context, src Source, o Options, work string) ([]Fil
 	if len(parsed) == 0 {
 		return nil, nil, fmt.Errorf("%sInRelease lists no Packages index the archive serves", durl)
 	}
-	for _, name := range src.Packages {
+	pending := src.pending(debs)
+	if len(src.Installed) > 0 {
+		o.Log.Info("apt snapshot: the site's pending updates", "dist", durl, "installed_packages", len(src.Installed), "pending", len(pending))
+	}
+	for _, name := range append(slices.Clone(src.Packages), pending...) {
 		d, ok := debs[name]
 		if !ok {
 			return nil, nil, fmt.Errorf("package %q is in no Packages index of %s", name, durl)
