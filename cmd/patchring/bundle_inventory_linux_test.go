@@ -67,7 +67,9 @@ func TestBundleCreateAptFromInventory(t *testing.T) {
 		}
 		return p
 	}
-	pkg := func(name, version string) report.Package { return report.Package{Name: name, Version: version, Arch: "amd64"} }
+	pkg := func(name, version string) report.Package {
+		return report.Package{Name: name, Version: version, Arch: "amd64"}
+	}
 	a, b := key(1), key(2)
 	reports := write("site-reports.json",
 		// Node a runs the old openssl; its older record (a still older
