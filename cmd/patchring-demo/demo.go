@@ -172,8 +172,13 @@ func (d *demo) run(ctx context.Context) error {
 
 	// 2. The vendor's apt repository with acme-tool 1.0 and the library
 	// it pins.
-	d.step("vendor: an apt repository on 127.0.0.1 carrying acme-tool 1.0 and libacme 1.0 (acme-tool pins libacme (= 1.0))")
-	d.aptRepo, err = apttest.StartRepo(apttest.RepoConfig{Origin: "Acme", Suite: "stable"})
+	d.step("vendor: a signed apt repository on 127.0.0.1 carrying acme-tool 1.0 and libacme 1.0 (acme-tool pins libacme (= 1.0))")
+	signer, err := apttest.NewSigner()
+	if err != nil {
+		return err
+	}
+	d.cleanups = append(d.cleanups, func() { signer.Close() })
+	d.aptRepo, err = apttest.StartRepo(apttest.RepoConfig{Origin: "Acme", Suite: "stable", Signer: signer, ByHash: true})
 	if err != nil {
 		return err
 	}
@@ -284,6 +289,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
+	if err := d.showApt(ctx); err != nil { // demo_apt.go
+		return err
+	}
 	if err := d.showConsole(ctx); err != nil {
 		return err
 	}
@@ -336,6 +344,10 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 	if err != nil {
 		return nil, err
 	}
+	aptProxyAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	if d.seeds[spec.site] == "" {
 		// The first agent of a site is the others' seed.
 		d.seeds[spec.site] = gossipAddr
@@ -345,7 +357,7 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 		return nil, err
 	}
 	var sb *apttest.Sandbox
-	sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir})
+	sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir, ProxyAllowed: true})
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +397,9 @@ apt:
   apt_config: %s
   check_interval: 2s
   refresh_interval: 2s
+  proxy:
+    enabled: true
+    listen: %s
 policy:
 %s  refresh_interval: 2s
 reboot:
@@ -400,7 +415,7 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/127.0.0.1/tcp/0
-`, a.dir, a.sock, spec.name, identity, sb.Root, sb.AptConfig, source, rebootScript,
+`, a.dir, a.sock, spec.name, identity, sb.Root, sb.AptConfig, aptProxyAddr, source, rebootScript,
 		gossipAddr, d.seeds[spec.site], d.gossipKeyFile)
 	cfgFile := filepath.Join(a.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {

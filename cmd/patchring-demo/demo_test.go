@@ -103,6 +103,10 @@ func TestDemo(t *testing.T) {
 			{"reboot enforced", `patchringd ran the reboot command \(simulated here\), \d+s after the deferral: \S+ patchring: restarting`},
 			{"menu while restarting", `\| Restarting now \[disabled\] +\|`},
 			{"tray stopped", `stopped the tray \(pid \d+, it exited cleanly\) and the private bus`},
+			{"apt through the site", `apt through the site: each agent's apt runs through its own verifying proxy`},
+			{"apt traffic", `SITE\s+APT FILES\s+FROM VENDOR\s+FROM PEERS\s+FROM STORE\s+REFUSED\n(\s+(branch|hq)\s+(release|index|package)\s+\d+ B\s+\d+ B\s+\d+ B\s+0\n)+`},
+			{"vendor copies", `the vendor served \d+ index and package files \d+ times in all, at most \d+ times each, to 2 sites`},
+			{"one copy per site", `one WAN copy per site: the other agents of each site took their index files from that copy`},
 			{"summary", `==> summary`},
 		}
 		rest := out
