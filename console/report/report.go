@@ -29,6 +29,8 @@ const (
 	MaxOutcomes      = 1000
 	MaxVulns         = 10000
 	MaxDevices       = 16384
+	MaxDeviceAddrs   = 16
+	MaxDeviceSeenBy  = 64
 	maxText          = 1024
 )
 
@@ -151,8 +153,9 @@ type Device struct {
 	Addrs     []string  `json:"addrs,omitempty"`
 	Hostname  string    `json:"hostname,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
-	// LastSeen is rounded down to the hour by the sender, so that a
-	// device seen again does not make a new record every round.
+	// LastSeen is rounded down by the sender (daemon/reporter rounds to
+	// 3 hours), so that a device seen again does not make a new record
+	// every round.
 	LastSeen time.Time `json:"last_seen"`
 	SeenBy   []string  `json:"seen_by,omitempty"` // node IDs of the members that saw it
 }
@@ -422,33 +425,42 @@ func (r *Record) validateVulns() error {
 		return fmt.Errorf("%w: %d vulns (at most %d)", ErrMalformed, len(r.Vulns), MaxVulns)
 	}
 	for i, v := range r.Vulns {
-		if err := text(fmt.Sprintf("vuln %d: id", i), v.ID, true); err != nil {
-			return err
-		}
-		if len(v.ID) > 128 {
-			return fmt.Errorf("%w: vuln %d: id longer than 128 bytes", ErrMalformed, i)
-		}
-		for _, f := range []struct {
-			name, v string
-			req     bool
-		}{{"package", v.Package, true}, {"version", v.Version, true}, {"source", v.Source, false}, {"fixed_in", v.FixedIn, false}} {
-			if (f.req || f.v != "") && (!namePat.MatchString(f.v) || len(f.v) > 256) {
-				return fmt.Errorf("%w: vuln %d: %s %.64q", ErrMalformed, i, f.name, f.v)
-			}
-		}
-		switch v.Severity {
-		case SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityNone, SeverityUnknown:
-		default:
-			return fmt.Errorf("%w: vuln %d: severity %.32q", ErrMalformed, i, v.Severity)
-		}
-		switch v.Fix {
-		case "", "none", "not-available", "available", "approved", "pending":
-		default:
-			return fmt.Errorf("%w: vuln %d: fix state %.32q", ErrMalformed, i, v.Fix)
+		if err := v.Check(); err != nil {
+			return fmt.Errorf("vuln %d: %w", i, err)
 		}
 	}
 	if len(r.Vulns) > 0 && DigestVulns(r.Vulns) != r.VulnsDigest {
 		return fmt.Errorf("%w: vulns_digest does not match the vulns", ErrMalformed)
+	}
+	return nil
+}
+
+// Check validates one vulnerability as the console will (an agent leaves
+// out one that fails rather than fail its whole record).
+func (v Vuln) Check() error {
+	if err := text("id", v.ID, true); err != nil {
+		return err
+	}
+	if len(v.ID) > 128 {
+		return fmt.Errorf("%w: id longer than 128 bytes", ErrMalformed)
+	}
+	for _, f := range []struct {
+		name, v string
+		req     bool
+	}{{"package", v.Package, true}, {"version", v.Version, true}, {"source", v.Source, false}, {"fixed_in", v.FixedIn, false}} {
+		if (f.req || f.v != "") && (!namePat.MatchString(f.v) || len(f.v) > 256) {
+			return fmt.Errorf("%w: %s %.64q", ErrMalformed, f.name, f.v)
+		}
+	}
+	switch v.Severity {
+	case SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityNone, SeverityUnknown:
+	default:
+		return fmt.Errorf("%w: severity %.32q", ErrMalformed, v.Severity)
+	}
+	switch v.Fix {
+	case "", "none", "not-available", "available", "approved", "pending":
+	default:
+		return fmt.Errorf("%w: fix state %.32q", ErrMalformed, v.Fix)
 	}
 	return nil
 }
@@ -467,36 +479,44 @@ func (r *Record) validateDevices() error {
 		return fmt.Errorf("%w: %d unmanaged devices (at most %d)", ErrMalformed, len(r.Unmanaged), MaxDevices)
 	}
 	for i, d := range r.Unmanaged {
-		if !macPat.MatchString(d.MAC) {
-			return fmt.Errorf("%w: unmanaged device %d: MAC %.32q (want lower-case aa:bb:cc:dd:ee:ff)", ErrMalformed, i, d.MAC)
-		}
-		if len(d.Addrs) > 16 || len(d.SeenBy) > 64 {
-			return fmt.Errorf("%w: unmanaged device %s: %d addresses, seen by %d (at most 16 and 64)", ErrMalformed, d.MAC, len(d.Addrs), len(d.SeenBy))
-		}
-		for _, a := range d.Addrs {
-			if _, err := netip.ParseAddr(a); err != nil {
-				return fmt.Errorf("%w: unmanaged device %s: address %.64q", ErrMalformed, d.MAC, a)
-			}
-		}
-		for _, id := range d.SeenBy {
-			if _, err := PublicKeyFromNodeID(id); err != nil {
-				return fmt.Errorf("%w: unmanaged device %s: seen by %.64q: not a node ID", ErrMalformed, d.MAC, id)
-			}
-		}
-		for _, f := range []struct{ name, v string }{{"vendor", d.Vendor}, {"hostname", d.Hostname}} {
-			if err := text(fmt.Sprintf("unmanaged device %s: %s", d.MAC, f.name), f.v, false); err != nil {
-				return err
-			}
-			if len(f.v) > 256 {
-				return fmt.Errorf("%w: unmanaged device %s: %s longer than 256 bytes", ErrMalformed, d.MAC, f.name)
-			}
-		}
-		if d.FirstSeen.IsZero() || d.LastSeen.IsZero() {
-			return fmt.Errorf("%w: unmanaged device %s: first or last seen is missing", ErrMalformed, d.MAC)
+		if err := d.Check(); err != nil {
+			return fmt.Errorf("unmanaged device %d: %w", i, err)
 		}
 	}
 	if len(r.Unmanaged) > 0 && DigestDevices(r.Unmanaged) != r.UnmanagedDigest {
 		return fmt.Errorf("%w: unmanaged_digest does not match the devices", ErrMalformed)
+	}
+	return nil
+}
+
+// Check validates one device as the console will.
+func (d Device) Check() error {
+	if !macPat.MatchString(d.MAC) {
+		return fmt.Errorf("%w: MAC %.32q (want lower-case aa:bb:cc:dd:ee:ff)", ErrMalformed, d.MAC)
+	}
+	if len(d.Addrs) > MaxDeviceAddrs || len(d.SeenBy) > MaxDeviceSeenBy {
+		return fmt.Errorf("%w: %s: %d addresses, seen by %d (at most %d and %d)", ErrMalformed, d.MAC, len(d.Addrs), len(d.SeenBy), MaxDeviceAddrs, MaxDeviceSeenBy)
+	}
+	for _, a := range d.Addrs {
+		if _, err := netip.ParseAddr(a); err != nil {
+			return fmt.Errorf("%w: %s: address %.64q", ErrMalformed, d.MAC, a)
+		}
+	}
+	for _, id := range d.SeenBy {
+		if _, err := PublicKeyFromNodeID(id); err != nil {
+			return fmt.Errorf("%w: %s: seen by %.64q: not a node ID", ErrMalformed, d.MAC, id)
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"vendor", d.Vendor}, {"hostname", d.Hostname}} {
+		if err := text(d.MAC+": "+f.name, f.v, false); err != nil {
+			return err
+		}
+		if len(f.v) > 256 {
+			return fmt.Errorf("%w: %s: %s longer than 256 bytes", ErrMalformed, d.MAC, f.name)
+		}
+	}
+	if d.FirstSeen.IsZero() || d.LastSeen.IsZero() {
+		return fmt.Errorf("%w: %s: first or last seen is missing", ErrMalformed, d.MAC)
 	}
 	return nil
 }
