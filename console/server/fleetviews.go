@@ -18,14 +18,6 @@ type Filter struct {
 	Checkbox           bool
 }
 
-// VulnsPage is the JSON of the vulns view: the exposure per
-// vulnerability and package, and with a filter the nodes it selects.
-type VulnsPage struct {
-	Filter    store.VulnFilter     `json:"filter"`
-	Exposures []store.VulnExposure `json:"exposures"`
-	Nodes     []store.VulnNode     `json:"nodes,omitempty"`
-}
-
 // vulnFilter reads the vulns view's filter from the query.
 func vulnFilter(r *http.Request) (store.VulnFilter, error) {
 	q := r.URL.Query()
@@ -80,7 +72,7 @@ func (s *Server) fleetViews() []view {
 			if err != nil {
 				return nil, nil, err
 			}
-			p := VulnsPage{Filter: f}
+			p := store.VulnsPage{Filter: f}
 			if p.Exposures, err = st.VulnExposures(r.Context(), f, listLimit); err != nil {
 				return nil, nil, err
 			}

@@ -126,7 +126,7 @@ func TestFleetViews(t *testing.T) {
 
 	// Vulnerabilities: the fleet's exposure, the urgent one first; by CVE
 	// and by the source package the nodes exposed, with their sites.
-	var vp VulnsPage
+	var vp store.VulnsPage
 	getJSON("/api/v1/vulns", &vp)
 	if len(vp.Exposures) != 2 || vp.Exposures[0].ID != "CVE-2026-1111" || vp.Exposures[0].Nodes != 3 || len(vp.Exposures[0].Sites) != 2 || vp.Nodes != nil {
 		t.Fatalf("vulns JSON %+v", vp)

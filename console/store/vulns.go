@@ -43,6 +43,14 @@ func (f VulnFilter) where() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
+// VulnsPage is the JSON of the console's vulns view: the exposure per
+// vulnerability and package, and with a filter the nodes it selects.
+type VulnsPage struct {
+	Filter    VulnFilter     `json:"filter"`
+	Exposures []VulnExposure `json:"exposures"`
+	Nodes     []VulnNode     `json:"nodes,omitempty"`
+}
+
 // VulnExposure is one vulnerability through one package across the
 // fleet: how many nodes are exposed, at which sites.
 type VulnExposure struct {
