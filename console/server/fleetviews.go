@@ -177,6 +177,17 @@ func (s *Server) serveRollout(format string) http.HandlerFunc {
 			s.emit(w, r, format, "rollout-"+ro.Release.Package+"-"+ro.Release.Version, title, ro, t)
 			return
 		}
+		// The page lists each series' latest state; the time series in
+		// full is in the CSV and the JSON.
+		t = &Table{Head: []string{"Ring", "Site", "Nodes", "Reporting", "Succeeded", "Failed", "Succeeded of nodes"}}
+		for _, sr := range ro.Series {
+			p := sr.Points[len(sr.Points)-1]
+			pct := "-"
+			if sr.Nodes > 0 {
+				pct = fmt.Sprintf("%.1f%%", 100*float64(p.Succeeded)/float64(sr.Nodes))
+			}
+			t.Rows = append(t.Rows, cells(sr.Ring, sr.Site, sr.Nodes, p.Reporting, p.Succeeded, p.Failed, pct))
+		}
 		q := ""
 		if r.URL.RawQuery != "" {
 			q = "?" + r.URL.RawQuery

@@ -101,7 +101,8 @@ func TestFleetViews(t *testing.T) {
 		t.Fatalf("rollouts %d:\n%s", code, page)
 	}
 	code, page = b.get("/rollouts/" + id + "?bucket=1h")
-	if code != 200 || !strings.Contains(page, `<svg id="chart"`) || strings.Count(page, "<polyline") != 8 || !strings.Contains(page, "broad @ lyon failed") {
+	if code != 200 || !strings.Contains(page, `<svg id="chart"`) || strings.Count(page, "<polyline") != 8 || !strings.Contains(page, "broad @ lyon failed") ||
+		!strings.Contains(page, "<td>broad</td><td>lyon</td><td>2</td><td>1</td><td>0</td><td>1</td><td>0.0%</td>") {
 		t.Fatalf("rollout page %d:\n%s", code, page)
 	}
 	var ro store.Rollout
