@@ -47,11 +47,11 @@ func (d *Daemon) startReporter() error {
 		}
 		return []string{d.ID()}
 	}
-	rc.SiteDevices = func(ctx context.Context) []report.Device {
+	rc.SiteDevices = func(ctx context.Context) ([]report.Device, bool) {
 		if d.unmanaged == nil {
-			return nil
+			return nil, false
 		}
-		return reportDevices(d.unmanaged.View().Devices)
+		return reportDevices(d.unmanaged.View().Devices), true
 	}
 	rc.Fetch = func(ctx context.Context, member string, after uint64) ([]report.Envelope, error) {
 		if d.fleet == nil {

@@ -54,9 +54,9 @@ type Config struct {
 	// protocol, PathPrefix). It is not called for this node.
 	Fetch func(ctx context.Context, member string, after uint64) ([]report.Envelope, error)
 	// SiteDevices is the site's unmanaged devices as this node knows them
-	// (nil: no discovery here); the site's reporter carries them in its
-	// own record.
-	SiteDevices func(ctx context.Context) []report.Device
+	// (false: this node has no discovery and says nothing about them); the
+	// site's reporter carries them in its own record.
+	SiteDevices func(ctx context.Context) ([]report.Device, bool)
 	// Console is the console the signed policy names; false: none.
 	Console func() (Console, bool)
 	// Interval between rounds (default 15 minutes); each wait is drawn
@@ -221,7 +221,10 @@ func (r *Reporter) addSite(ctx context.Context, s *Sample) {
 	if r.cfg.SiteDevices == nil {
 		return
 	}
-	devs := r.cfg.SiteDevices(ctx)
+	devs, ok := r.cfg.SiteDevices(ctx)
+	if !ok {
+		return
+	}
 	out := make([]report.Device, len(devs))
 	for i, d := range devs {
 		d.LastSeen = d.LastSeen.UTC().Truncate(LastSeenStep)

@@ -99,7 +99,7 @@ func newSite(t testing.TB, ca *credtest.CA, n int, url string, npkgs int) *testS
 				return Sample{Record: report.Record{Site: "claimed", Hostname: "x", Ring: "pilot", State: a.state, Reboot: report.Reboot{State: report.RebootNone}},
 					Packages: pkgs, Outcomes: slices.Clone(a.outs), VulnsKnown: a.vulns != nil, Vulns: slices.Clone(a.vulns)}, nil
 			},
-			SiteDevices: func(context.Context) []report.Device {
+			SiteDevices: func(context.Context) ([]report.Device, bool) {
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				ds := slices.Clone(s.devices)
@@ -108,7 +108,7 @@ func newSite(t testing.TB, ca *credtest.CA, n int, url string, npkgs int) *testS
 						ds[i].LastSeen = s.clock
 					}
 				}
-				return ds
+				return ds, true
 			},
 			// The exchange's file protocol carries these bytes; here
 			// the member's file server is called directly.
