@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/patchring/patchring/console/report"
-	"github.com/patchring/patchring/console/store"
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/internal/testutil/consoletest"
 	"github.com/patchring/patchring/policy/credential"
@@ -308,7 +307,7 @@ func TestVulnsAndDevicesOnChange(t *testing.T) {
 	if err := s.round(t); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := c.Store.VulnNodes(t.Context(), store.VulnFilter{CVE: cve.ID}, 10)
+	ns, err := c.ExposedTo(t.Context(), cve.ID)
 	if err != nil || len(ns) != 3 || ns[0].Site != "berlin" || !ns[0].KEV {
 		t.Fatalf("exposed nodes %+v %v", ns, err)
 	}
@@ -372,7 +371,7 @@ func TestVulnsAndDevicesOnChange(t *testing.T) {
 			}
 		}
 	}
-	if ns, _ := c.Store.VulnNodes(t.Context(), store.VulnFilter{CVE: cve.ID}, 10); len(ns) != 2 {
+	if ns, _ := c.ExposedTo(t.Context(), cve.ID); len(ns) != 2 {
 		t.Fatalf("after one node's exposure cleared: %+v", ns)
 	}
 	if devs, _ := c.Store.Unmanaged(t.Context(), "berlin", 10); len(devs) != 1 {
