@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/patchring/patchring/console/report"
 	"github.com/patchring/patchring/daemon/apicall"
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/reporter"
+	"github.com/patchring/patchring/daemon/vulns"
 	"github.com/patchring/patchring/policy"
 	"github.com/patchring/patchring/policy/credential"
 )
@@ -44,6 +46,12 @@ func (d *Daemon) startReporter() error {
 			return d.fleet.ReportMembers()
 		}
 		return []string{d.ID()}
+	}
+	rc.SiteDevices = func(ctx context.Context) ([]report.Device, bool) {
+		if d.unmanaged == nil {
+			return nil, false
+		}
+		return reportDevices(d.unmanaged.View().Devices), true
 	}
 	rc.Fetch = func(ctx context.Context, member string, after uint64) ([]report.Envelope, error) {
 		if d.fleet == nil {
@@ -170,7 +178,66 @@ func (d *Daemon) reportSample(ctx context.Context) (reporter.Sample, error) {
 		p := d.fleet.Peers()
 		s.BytesFromPeers, s.BytesFromOrigin = p.FromPeers, p.FromOrigin
 	}
+	if d.vulns != nil && d.vulns.State().Version > 0 {
+		fs, _ := d.vulns.Findings(ctx)
+		s.VulnsKnown, s.Vulns = true, reportVulns(fs)
+	}
 	return s, ctx.Err()
+}
+
+// reportVulns are a node's findings for its console record, sorted, each
+// (vulnerability, package) once; one the console would refuse is left
+// out (and logged by no one: it names a package dpkg would not accept).
+func reportVulns(fs []vulns.Finding) []report.Vuln {
+	out := make([]report.Vuln, 0, len(fs))
+	seen := map[[2]string]bool{}
+	for _, f := range fs {
+		v := report.Vuln{ID: f.ID, Package: f.Package, Version: f.Version, FixedIn: f.FixedIn, Severity: string(f.Severity), KEV: f.KEV, Fix: string(f.Fix)}
+		if f.Source != f.Package {
+			v.Source = f.Source
+		}
+		if v.Severity == "" {
+			v.Severity = report.SeverityUnknown
+		}
+		k := [2]string{v.ID, v.Package}
+		if seen[k] || v.Check() != nil {
+			continue
+		}
+		seen[k] = true
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b report.Vuln) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Package, b.Package)
+	})
+	if len(out) > report.MaxVulns {
+		out = out[:report.MaxVulns]
+	}
+	return out
+}
+
+// reportDevices are the site's unmanaged devices for the reporter's
+// record (which rounds their last sighting), sorted by MAC, at most
+// report.MaxDevices.
+func reportDevices(ds []apitypes.UnmanagedDevice) []report.Device {
+	out := make([]report.Device, 0, len(ds))
+	for _, x := range ds {
+		d := report.Device{MAC: strings.ToLower(x.MAC), Vendor: x.Vendor, Hostname: x.Hostname,
+			FirstSeen: x.FirstSeen.UTC().Truncate(time.Second), LastSeen: x.LastSeen.UTC()}
+		d.Addrs = x.Addrs[:min(len(x.Addrs), report.MaxDeviceAddrs)]
+		d.SeenBy = x.SeenBy[:min(len(x.SeenBy), report.MaxDeviceSeenBy)]
+		if d.Check() != nil {
+			continue
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b report.Device) int { return strings.Compare(a.MAC, b.MAC) })
+	if len(out) > report.MaxDevices {
+		out = out[:report.MaxDevices]
+	}
+	return out
 }
 
 // txOutcomes are the console outcomes of one ended install transaction.

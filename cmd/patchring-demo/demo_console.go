@@ -117,6 +117,9 @@ func (d *demo) showConsole(ctx context.Context) error {
 	if err := d.cli(ctx, "fleet", "--console", c.url, "--console-token-file", c.tokenFile); err != nil {
 		return err
 	}
+	if err := d.cli(ctx, "fleet", "--console", c.url, "--console-token-file", c.tokenFile, "vulns"); err != nil {
+		d.note("the console's vulnerability view: %v", err)
+	}
 	d.note("the intruder without a credential is not on the console: a record needs its node's credential from the fleet CA")
 	shot, err := c.screenshot(ctx)
 	if err != nil {

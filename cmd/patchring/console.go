@@ -281,18 +281,27 @@ func osUser() string {
 	return fmt.Sprint("uid ", os.Getuid())
 }
 
-// consoleFleet prints the console's fleet overview: `patchring fleet
-// --console URL`.
-func consoleFleet(a *app, cmd *cobra.Command, url, tokenFile string) error {
+// newConsoleClient reads the API token (tokenFile, else the environment's
+// PATCHRING_CONSOLE_TOKEN) for a console client.
+func newConsoleClient(url, tokenFile string) (*consoleclient.Client, error) {
 	tok := os.Getenv("PATCHRING_CONSOLE_TOKEN")
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return fmt.Errorf("console token: %w", err)
+			return nil, fmt.Errorf("console token: %w", err)
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	c := &consoleclient.Client{URL: url, Token: tok}
+	return &consoleclient.Client{URL: url, Token: tok}, nil
+}
+
+// consoleFleet prints the console's fleet overview: `patchring fleet
+// --console URL`.
+func consoleFleet(a *app, cmd *cobra.Command, url, tokenFile string) error {
+	c, err := newConsoleClient(url, tokenFile)
+	if err != nil {
+		return err
+	}
 	rows, err := c.Overview(cmd.Context())
 	if err != nil {
 		return err

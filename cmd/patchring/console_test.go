@@ -58,8 +58,13 @@ func TestConsoleCLI(t *testing.T) {
 	seed := make([]byte, ed25519.SeedSize)
 	key := ed25519.NewKeyFromSeed(seed)
 	pkgs := []report.Package{{Name: "bash", Version: "5.2", Arch: "amd64"}}
-	env, err := report.Sign(report.Record{Node: report.NodeID(key.Public().(ed25519.PublicKey)), Seq: 1, Time: time.Now(), Site: "oslo", Hostname: "h1",
-		Ring: "pilot", State: "idle", Reboot: report.Reboot{State: report.RebootNone}, Packages: pkgs, PackagesDigest: report.DigestPackages(pkgs)}, key)
+	nodeID := report.NodeID(key.Public().(ed25519.PublicKey))
+	vulns := []report.Vuln{{ID: "CVE-2026-4242", Package: "bash", Version: "5.2", FixedIn: "5.2.1", Severity: report.SeverityCritical, KEV: true, Fix: "available"}}
+	devs := []report.Device{{MAC: "00:1b:a9:00:00:01", Vendor: "Brother Industries, Ltd.", Addrs: []string{"10.1.2.3"}, Hostname: "printer",
+		FirstSeen: time.Now().Add(-time.Hour), LastSeen: time.Now(), SeenBy: []string{nodeID}}}
+	env, err := report.Sign(report.Record{Node: nodeID, Seq: 1, Time: time.Now(), Site: "oslo", Hostname: "h1",
+		Ring: "pilot", State: "idle", Reboot: report.Reboot{State: report.RebootNone}, Packages: pkgs, PackagesDigest: report.DigestPackages(pkgs),
+		Vulns: vulns, VulnsDigest: report.DigestVulns(vulns), Unmanaged: devs, UnmanagedDigest: report.DigestDevices(devs)}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +76,24 @@ func TestConsoleCLI(t *testing.T) {
 	out, err := runCLIWithInput(t, "", "fleet", "--console", srv.URL, "--console-token-file", tokFile)
 	if err != nil || !strings.Contains(out, "pilot") || !strings.Contains(out, "oslo") || !strings.Contains(out, "100%") {
 		t.Fatalf("fleet --console: %v\n%s", err, out)
+	}
+	out, err = runCLIWithInput(t, "", "fleet", "--console", srv.URL, "--console-token-file", tokFile, "vulns")
+	if err != nil || !strings.Contains(out, "CVE-2026-4242") || !strings.Contains(out, "oslo (1)") || strings.Contains(out, "exposed node") {
+		t.Fatalf("fleet --console vulns: %v\n%s", err, out)
+	}
+	out, err = runCLIWithInput(t, "", "fleet", "--console", srv.URL, "--console-token-file", tokFile, "vulns", "--cve", "cve-2026-4242")
+	if err != nil || !strings.Contains(out, "1 exposed node(s)") || !strings.Contains(out, "h1") || !strings.Contains(out, "5.2.1") {
+		t.Fatalf("fleet --console vulns --cve: %v\n%s", err, out)
+	}
+	if out, err = runCLIWithInput(t, "", "fleet", "--console", srv.URL, "--console-token-file", tokFile, "vulns", "--package", "zsh"); err != nil || strings.Contains(out, "CVE-2026-4242") {
+		t.Fatalf("fleet --console vulns --package zsh: %v\n%s", err, out)
+	}
+	out, err = runCLIWithInput(t, "", "fleet", "--console", srv.URL, "--console-token-file", tokFile, "unmanaged")
+	if err != nil || !strings.Contains(out, "00:1b:a9:00:00:01") || !strings.Contains(out, "oslo") || !strings.Contains(out, "h1") {
+		t.Fatalf("fleet --console unmanaged: %v\n%s", err, out)
+	}
+	if _, err := runCLIWithInput(t, "", "fleet", "vulns"); err == nil || !strings.Contains(err.Error(), "--console") {
+		t.Fatalf("fleet vulns without a console: %v", err)
 	}
 	t.Setenv("PATCHRING_CONSOLE_TOKEN", "")
 	if _, err := runCLIWithInput(t, "", "fleet", "--console", srv.URL); err == nil || !strings.Contains(err.Error(), "401") {

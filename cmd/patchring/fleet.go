@@ -89,9 +89,10 @@ func newFleetCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&consoleURL, "console", "", "read the whole fleet (rings x sites) from this console URL instead of this node's site")
-	cmd.Flags().StringVar(&consoleTokenFile, "console-token-file", "", "file holding a console API token (default: env PATCHRING_CONSOLE_TOKEN)")
-	cmd.AddCommand(newFleetKeysCmd(a), newFleetKeygenCmd(a), newFleetRotateKeyCmd(a), newFleetUnmanagedCmd(a))
+	cmd.PersistentFlags().StringVar(&consoleURL, "console", "", "read the whole fleet (rings x sites) from this console URL instead of this node's site (fleet, fleet vulns, fleet unmanaged)")
+	cmd.PersistentFlags().StringVar(&consoleTokenFile, "console-token-file", "", "file holding a console API token (default: env PATCHRING_CONSOLE_TOKEN)")
+	cmd.AddCommand(newFleetKeysCmd(a), newFleetKeygenCmd(a), newFleetRotateKeyCmd(a), newFleetUnmanagedCmd(a, &consoleURL, &consoleTokenFile),
+		newFleetVulnsCmd(a, &consoleURL, &consoleTokenFile))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rollout",
 		Short: "Summarize each ring of the site: done, pending, failed, compliance",

@@ -11,15 +11,19 @@ import (
 	"github.com/patchring/patchring/daemon/client"
 )
 
-func newFleetUnmanagedCmd(a *app) *cobra.Command {
+func newFleetUnmanagedCmd(a *app, consoleURL, consoleTokenFile *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "unmanaged",
 		Short: "List the devices on this node's site that run no agent: MAC, vendor, addresses, host name, first and last seen, seen by",
 		Long: "unmanaged lists what the site's agents observed on their LAN (neighbour tables and the ARP, NDP,\n" +
 			"DHCP and mDNS traffic they receive; an ARP sweep where the signed policy enables one), less the\n" +
-			"site's members. See docs/UNMANAGED.md for what is observed and what is sent.",
+			"site's members. See docs/UNMANAGED.md for what is observed and what is sent.\n" +
+			"With --console URL it lists every site's devices as their reporters sent them to the console.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if *consoleURL != "" {
+				return consoleUnmanaged(a, cmd, *consoleURL, *consoleTokenFile)
+			}
 			u, err := a.client().Unmanaged(cmd.Context())
 			if client.IsNotFound(err) {
 				return fmt.Errorf("this agent does not discover unmanaged devices (an older agent)")

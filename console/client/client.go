@@ -86,3 +86,39 @@ func (c *Client) Reboots(ctx context.Context) ([]store.Node, error) {
 	var v []store.Node
 	return v, c.get(ctx, "/api/v1/reboots", &v)
 }
+
+// Vulns is the fleet's vulnerability exposure; with a filter also the
+// nodes it selects.
+func (c *Client) Vulns(ctx context.Context, f store.VulnFilter) (store.VulnsPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"cve": f.CVE, "package": f.Package, "site": f.Site} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.KEV {
+		q.Set("kev", "1")
+	}
+	path := "/api/v1/vulns"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var v store.VulnsPage
+	return v, c.get(ctx, path, &v)
+}
+
+// Unmanaged lists the unmanaged devices of one site ("" every site).
+func (c *Client) Unmanaged(ctx context.Context, site string) ([]store.UnmanagedDevice, error) {
+	path := "/api/v1/unmanaged"
+	if site != "" {
+		path += "?site=" + url.QueryEscape(site)
+	}
+	var v []store.UnmanagedDevice
+	return v, c.get(ctx, path, &v)
+}
+
+// Releases lists the releases the fleet reported outcomes for.
+func (c *Client) Releases(ctx context.Context) ([]store.Release, error) {
+	var v []store.Release
+	return v, c.get(ctx, "/api/v1/rollouts", &v)
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"time"
 )
@@ -26,6 +27,10 @@ const (
 	MaxEnvelopeBytes = 4 << 20
 	MaxPackages      = 20000
 	MaxOutcomes      = 1000
+	MaxVulns         = 10000
+	MaxDevices       = 16384
+	MaxDeviceAddrs   = 16
+	MaxDeviceSeenBy  = 64
 	maxText          = 1024
 )
 
@@ -78,6 +83,81 @@ type Record struct {
 	// Expiries of what keeps the node patching (zero when unknown).
 	MetadataExpires   time.Time `json:"metadata_expires,omitzero"`
 	CredentialExpires time.Time `json:"credential_expires,omitzero"`
+	// VulnsDigest is DigestVulns of the node's open vulnerabilities
+	// (empty: the node matches no advisories, or is older than this
+	// field); Vulns is sent only when it changed. A digest of the empty
+	// list with no Vulns says the node's exposure cleared.
+	VulnsDigest string `json:"vulns_digest,omitempty"`
+	Vulns       []Vuln `json:"vulns,omitempty"`
+	// UnmanagedDigest is DigestDevices of the site's unmanaged devices;
+	// only the site's reporter sets it (empty: this record says nothing
+	// about them), and Unmanaged is sent only when it changed. A digest of
+	// the empty list with no Unmanaged says the site has none left.
+	UnmanagedDigest string   `json:"unmanaged_digest,omitempty"`
+	Unmanaged       []Device `json:"unmanaged,omitempty"`
+}
+
+// Vuln is one vulnerability a node is exposed to through one package.
+type Vuln struct {
+	ID      string `json:"id"` // the CVE, or the advisory's ID when it names none
+	Package string `json:"package"`
+	Version string `json:"version"`          // installed
+	Source  string `json:"source,omitempty"` // the source package, when it differs
+	// FixedIn is the first fixed version the advisories give (empty: no
+	// fix published).
+	FixedIn  string `json:"fixed_in,omitempty"`
+	Severity string `json:"severity"` // critical, high, medium, low, none, unknown
+	KEV      bool   `json:"kev,omitempty"`
+	// Fix is the fix's state on the node: none, not-available,
+	// available, approved, pending.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Urgent is what the policy's urgent rules act on: a KEV entry or a
+// critical severity.
+func (v Vuln) Urgent() bool { return v.KEV || v.Severity == SeverityCritical }
+
+// Severities, worst first.
+const (
+	SeverityCritical = "critical"
+	SeverityHigh     = "high"
+	SeverityMedium   = "medium"
+	SeverityLow      = "low"
+	SeverityNone     = "none"
+	SeverityUnknown  = "unknown"
+)
+
+// SeverityRank orders severities, worst highest; an unknown word ranks
+// with "unknown".
+func SeverityRank(s string) int {
+	switch s {
+	case SeverityCritical:
+		return 5
+	case SeverityHigh:
+		return 4
+	case SeverityMedium:
+		return 3
+	case SeverityLow:
+		return 2
+	case SeverityNone:
+		return 1
+	}
+	return 0
+}
+
+// Device is one device on a site's LAN that runs no agent, as the site's
+// members saw it (daemon/unmanaged).
+type Device struct {
+	MAC       string    `json:"mac"`
+	Vendor    string    `json:"vendor,omitempty"`
+	Addrs     []string  `json:"addrs,omitempty"`
+	Hostname  string    `json:"hostname,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	// LastSeen is rounded down by the sender (daemon/reporter rounds to
+	// 3 hours), so that a device seen again does not make a new record
+	// every round.
+	LastSeen time.Time `json:"last_seen"`
+	SeenBy   []string  `json:"seen_by,omitempty"` // node IDs of the members that saw it
 }
 
 // Outcome is the end of one install or rollback transaction.
@@ -133,6 +213,26 @@ func DigestPackages(pkgs []Package) string {
 	h := sha256.New()
 	for _, p := range pkgs {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\n", p.Name, p.Arch, p.Version)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// DigestVulns is the hex SHA-256 of a vulnerability list in the order
+// given (callers sort it by ID and package).
+func DigestVulns(vs []Vuln) string {
+	h := sha256.New()
+	for _, v := range vs {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%t\x00%s\n", v.ID, v.Package, v.Version, v.Source, v.FixedIn, v.Severity, v.KEV, v.Fix)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// DigestDevices is the hex SHA-256 of a device list in the order given
+// (callers sort it by MAC).
+func DigestDevices(ds []Device) string {
+	h := sha256.New()
+	for _, d := range ds {
+		fmt.Fprintf(h, "%s\x00%s\x00%q\x00%s\x00%d\x00%d\x00%q\n", d.MAC, d.Vendor, d.Addrs, d.Hostname, d.FirstSeen.UnixMilli(), d.LastSeen.UnixMilli(), d.SeenBy)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -225,6 +325,7 @@ func ParseEnvelope(data []byte) (Envelope, error) {
 
 var (
 	namePat   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+:~-]*$`)
+	macPat    = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
 	digestPat = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
@@ -303,6 +404,119 @@ func (r *Record) validate() error {
 		if o.At.IsZero() {
 			return fmt.Errorf("%w: outcome %d: time is missing", ErrMalformed, i)
 		}
+	}
+	if err := r.validateVulns(); err != nil {
+		return err
+	}
+	return r.validateDevices()
+}
+
+func (r *Record) validateVulns() error {
+	if r.VulnsDigest == "" {
+		if len(r.Vulns) > 0 {
+			return fmt.Errorf("%w: vulns without vulns_digest", ErrMalformed)
+		}
+		return nil
+	}
+	if !digestPat.MatchString(r.VulnsDigest) {
+		return fmt.Errorf("%w: vulns_digest is not a hex SHA-256", ErrMalformed)
+	}
+	if len(r.Vulns) > MaxVulns {
+		return fmt.Errorf("%w: %d vulns (at most %d)", ErrMalformed, len(r.Vulns), MaxVulns)
+	}
+	for i, v := range r.Vulns {
+		if err := v.Check(); err != nil {
+			return fmt.Errorf("vuln %d: %w", i, err)
+		}
+	}
+	if len(r.Vulns) > 0 && DigestVulns(r.Vulns) != r.VulnsDigest {
+		return fmt.Errorf("%w: vulns_digest does not match the vulns", ErrMalformed)
+	}
+	return nil
+}
+
+// Check validates one vulnerability as the console will (an agent leaves
+// out one that fails rather than fail its whole record).
+func (v Vuln) Check() error {
+	if err := text("id", v.ID, true); err != nil {
+		return err
+	}
+	if len(v.ID) > 128 {
+		return fmt.Errorf("%w: id longer than 128 bytes", ErrMalformed)
+	}
+	for _, f := range []struct {
+		name, v string
+		req     bool
+	}{{"package", v.Package, true}, {"version", v.Version, true}, {"source", v.Source, false}, {"fixed_in", v.FixedIn, false}} {
+		if (f.req || f.v != "") && (!namePat.MatchString(f.v) || len(f.v) > 256) {
+			return fmt.Errorf("%w: %s %.64q", ErrMalformed, f.name, f.v)
+		}
+	}
+	switch v.Severity {
+	case SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityNone, SeverityUnknown:
+	default:
+		return fmt.Errorf("%w: severity %.32q", ErrMalformed, v.Severity)
+	}
+	switch v.Fix {
+	case "", "none", "not-available", "available", "approved", "pending":
+	default:
+		return fmt.Errorf("%w: fix state %.32q", ErrMalformed, v.Fix)
+	}
+	return nil
+}
+
+func (r *Record) validateDevices() error {
+	if r.UnmanagedDigest == "" {
+		if len(r.Unmanaged) > 0 {
+			return fmt.Errorf("%w: unmanaged devices without unmanaged_digest", ErrMalformed)
+		}
+		return nil
+	}
+	if !digestPat.MatchString(r.UnmanagedDigest) {
+		return fmt.Errorf("%w: unmanaged_digest is not a hex SHA-256", ErrMalformed)
+	}
+	if len(r.Unmanaged) > MaxDevices {
+		return fmt.Errorf("%w: %d unmanaged devices (at most %d)", ErrMalformed, len(r.Unmanaged), MaxDevices)
+	}
+	for i, d := range r.Unmanaged {
+		if err := d.Check(); err != nil {
+			return fmt.Errorf("unmanaged device %d: %w", i, err)
+		}
+	}
+	if len(r.Unmanaged) > 0 && DigestDevices(r.Unmanaged) != r.UnmanagedDigest {
+		return fmt.Errorf("%w: unmanaged_digest does not match the devices", ErrMalformed)
+	}
+	return nil
+}
+
+// Check validates one device as the console will.
+func (d Device) Check() error {
+	if !macPat.MatchString(d.MAC) {
+		return fmt.Errorf("%w: MAC %.32q (want lower-case aa:bb:cc:dd:ee:ff)", ErrMalformed, d.MAC)
+	}
+	if len(d.Addrs) > MaxDeviceAddrs || len(d.SeenBy) > MaxDeviceSeenBy {
+		return fmt.Errorf("%w: %s: %d addresses, seen by %d (at most %d and %d)", ErrMalformed, d.MAC, len(d.Addrs), len(d.SeenBy), MaxDeviceAddrs, MaxDeviceSeenBy)
+	}
+	for _, a := range d.Addrs {
+		if _, err := netip.ParseAddr(a); err != nil {
+			return fmt.Errorf("%w: %s: address %.64q", ErrMalformed, d.MAC, a)
+		}
+	}
+	for _, id := range d.SeenBy {
+		if _, err := PublicKeyFromNodeID(id); err != nil {
+			return fmt.Errorf("%w: %s: seen by %.64q: not a node ID", ErrMalformed, d.MAC, id)
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"vendor", d.Vendor}, {"hostname", d.Hostname}} {
+		if err := text(d.MAC+": "+f.name, f.v, false); err != nil {
+			return err
+		}
+		if len(f.v) > 256 {
+			return fmt.Errorf("%w: %s: %s longer than 256 bytes", ErrMalformed, d.MAC, f.name)
+		}
+	}
+	if d.FirstSeen.IsZero() || d.LastSeen.IsZero() {
+		return fmt.Errorf("%w: %s: first or last seen is missing", ErrMalformed, d.MAC)
 	}
 	return nil
 }

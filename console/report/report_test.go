@@ -21,7 +21,12 @@ func testKey(t testing.TB, seed byte) ed25519.PrivateKey {
 
 func sample(key ed25519.PrivateKey) Record {
 	pkgs := []Package{{Name: "libc6", Version: "2.36-9+deb12u4", Arch: "amd64"}, {Name: "openssl", Version: "3.0.11-1~deb12u2", Arch: "amd64"}}
+	vulns := []Vuln{{ID: "CVE-2023-4911", Package: "libc6", Version: "2.36-9+deb12u4", Source: "glibc", FixedIn: "2.36-9+deb12u5", Severity: SeverityHigh, KEV: true, Fix: "available"}}
+	seen := time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC)
+	devs := []Device{{MAC: "52:54:00:12:34:56", Vendor: "QEMU", Addrs: []string{"192.168.1.20", "fe80::5054:ff:fe12:3456"}, Hostname: "printer",
+		FirstSeen: seen.Add(-time.Hour), LastSeen: seen, SeenBy: []string{NodeID(key.Public().(ed25519.PublicKey))}}}
 	return Record{
+		Vulns: vulns, VulnsDigest: DigestVulns(vulns), Unmanaged: devs, UnmanagedDigest: DigestDevices(devs),
 		Node: NodeID(key.Public().(ed25519.PublicKey)), Seq: 7, Time: time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC),
 		Site: "berlin", Hostname: "ws-01", Ring: "pilot", State: "idle", PolicyVersion: 12, Pending: 1,
 		Outcomes: []Outcome{{Source: "apt", Package: "openssl", Version: "3.0.11-1~deb12u2", Result: ResultFailed, Reason: "dpkg: error processing", At: time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC)}},
@@ -73,7 +78,8 @@ func TestSignOpenRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !pub.Equal(key.Public()) || r.Seq != 7 || r.Reboot.By != "alice" || len(r.Packages) != 2 || r.Outcomes[0].Reason != "dpkg: error processing" {
+	if !pub.Equal(key.Public()) || r.Seq != 7 || r.Reboot.By != "alice" || len(r.Packages) != 2 || r.Outcomes[0].Reason != "dpkg: error processing" ||
+		len(r.Vulns) != 1 || !r.Vulns[0].Urgent() || len(r.Unmanaged) != 1 || r.Unmanaged[0].Addrs[1] != "fe80::5054:ff:fe12:3456" {
 		t.Fatalf("round trip lost data: %+v", r)
 	}
 	if env.Digest() != env2.Digest() {
@@ -128,15 +134,37 @@ func TestOpenRefuses(t *testing.T) {
 func TestValidate(t *testing.T) {
 	key := testKey(t, 3)
 	for name, mut := range map[string]func(*Record){
-		"zero seq":       func(r *Record) { r.Seq = 0 },
-		"no site":        func(r *Record) { r.Site = "" },
-		"control char":   func(r *Record) { r.Hostname = "a\nb" },
-		"reboot state":   func(r *Record) { r.Reboot.State = "maybe" },
-		"outcome result": func(r *Record) { r.Outcomes[0].Result = "ok" },
-		"package name":   func(r *Record) { r.Packages[0].Name = "../x"; r.PackagesDigest = DigestPackages(r.Packages) },
-		"negative bytes": func(r *Record) { r.BytesFromPeers = -1 },
-		"long reason":    func(r *Record) { r.Outcomes[0].Reason = strings.Repeat("x", 2000) },
-		"no time":        func(r *Record) { r.Time = time.Time{} },
+		"zero seq":        func(r *Record) { r.Seq = 0 },
+		"no site":         func(r *Record) { r.Site = "" },
+		"control char":    func(r *Record) { r.Hostname = "a\nb" },
+		"reboot state":    func(r *Record) { r.Reboot.State = "maybe" },
+		"outcome result":  func(r *Record) { r.Outcomes[0].Result = "ok" },
+		"package name":    func(r *Record) { r.Packages[0].Name = "../x"; r.PackagesDigest = DigestPackages(r.Packages) },
+		"negative bytes":  func(r *Record) { r.BytesFromPeers = -1 },
+		"long reason":     func(r *Record) { r.Outcomes[0].Reason = strings.Repeat("x", 2000) },
+		"no time":         func(r *Record) { r.Time = time.Time{} },
+		"vulns digest":    func(r *Record) { r.VulnsDigest = DigestVulns(nil) },
+		"vulns no digest": func(r *Record) { r.VulnsDigest = "" },
+		"vuln severity":   func(r *Record) { r.Vulns[0].Severity = "panic"; r.VulnsDigest = DigestVulns(r.Vulns) },
+		"vuln fix":        func(r *Record) { r.Vulns[0].Fix = "soon"; r.VulnsDigest = DigestVulns(r.Vulns) },
+		"vuln package":    func(r *Record) { r.Vulns[0].Package = "a b"; r.VulnsDigest = DigestVulns(r.Vulns) },
+		"device digest":   func(r *Record) { r.Unmanaged[0].Hostname = "other" },
+		"device mac": func(r *Record) {
+			r.Unmanaged[0].MAC = "52-54-00-12-34-56"
+			r.UnmanagedDigest = DigestDevices(r.Unmanaged)
+		},
+		"device addr": func(r *Record) {
+			r.Unmanaged[0].Addrs = []string{"10.0.0.300"}
+			r.UnmanagedDigest = DigestDevices(r.Unmanaged)
+		},
+		"device seen by": func(r *Record) {
+			r.Unmanaged[0].SeenBy = []string{"alice"}
+			r.UnmanagedDigest = DigestDevices(r.Unmanaged)
+		},
+		"device no first seen": func(r *Record) {
+			r.Unmanaged[0].FirstSeen = time.Time{}
+			r.UnmanagedDigest = DigestDevices(r.Unmanaged)
+		},
 	} {
 		r := sample(key)
 		mut(&r)
@@ -158,6 +186,12 @@ func FuzzOpen(f *testing.F) {
 	f.Add(wire)
 	f.Add([]byte(`{"payload":"e30=","sig":""}`))
 	f.Add([]byte(`{}`))
+	cleared := sample(key)
+	cleared.Vulns, cleared.VulnsDigest, cleared.Unmanaged, cleared.UnmanagedDigest = nil, DigestVulns(nil), nil, DigestDevices(nil)
+	if env, err := Sign(cleared, key); err == nil {
+		wire, _ := json.Marshal(env)
+		f.Add(wire)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := ParseEnvelope(data)
 		if err != nil {

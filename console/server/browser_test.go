@@ -204,3 +204,85 @@ func TestBrowser(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestBrowserFleetViews opens the rollouts, vulnerabilities and unmanaged
+// devices views in a real headless Chromium: a release's page draws its
+// chart, the vulnerability filter form narrows to one CVE's nodes, the
+// unmanaged list names the devices. With PATCHRING_UPDATE_SCREENSHOT=1 it
+// writes docs/console-rollout.png, docs/console-vulns.png and
+// docs/console-unmanaged.png.
+func TestBrowserFleetViews(t *testing.T) {
+	ctx := startChromium(t)
+	f := newFixture(t)
+	f.account(t, "vic", RoleViewer)
+	seedFleet(t, f)
+	base := f.srv.URL
+	step(t, ctx, "log in", chromedp.Steps(
+		chromedp.Navigate(base+"/rollouts"),
+		chromedp.WaitVisible(chromedp.ID("account")),
+		chromedp.SendKeys(chromedp.ID("account"), "vic"),
+		chromedp.SendKeys(chromedp.ID("password"), "password-of-vic"),
+		chromedp.Click(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.CSS("table")),
+	))
+	shot := func(name string) {
+		t.Helper()
+		png := step(t, ctx, "screenshot of "+name, chromedp.FullScreenshot(100))
+		if len(png) < 1000 {
+			t.Fatalf("screenshot of %s: %d bytes", name, len(png))
+		}
+		if os.Getenv("PATCHRING_UPDATE_SCREENSHOT") == "1" {
+			if err := os.WriteFile(filepath.Join("..", "..", "docs", "console-"+name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Rollouts: follow the release's link to its chart.
+	step(t, ctx, "open the release", chromedp.Steps(
+		chromedp.Click(chromedp.CSS(`main table a`)),
+		chromedp.WaitVisible(chromedp.ID("chart")),
+	))
+	if n := step(t, ctx, "chart lines", chromedp.Evaluate[int](`document.querySelectorAll("#chart polyline").length`)); n != 8 {
+		t.Fatalf("chart has %d lines, want 8 (4 series, succeeded and failed)", n)
+	}
+	text := step(t, ctx, "rollout page", chromedp.Text(chromedp.CSS("main")))
+	for _, want := range []string{"libssl3 " + fleetVersion, "5 at 2 site(s)", "broad", "lyon"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("rollout page lacks %q:\n%s", want, text)
+		}
+	}
+	shot("rollout")
+
+	// Vulnerabilities: the fleet's exposure, then the filter form.
+	step(t, ctx, "vulns", chromedp.Steps(chromedp.Navigate(base+"/vulns"), chromedp.WaitVisible(chromedp.ID("filter"))))
+	text = step(t, ctx, "vulns table", chromedp.Text(chromedp.CSS("main table")))
+	if !strings.Contains(text, "CVE-2026-1111") || !strings.Contains(text, "berlin (3), lyon (3)") {
+		t.Fatalf("vulns:\n%s", text)
+	}
+	shot("vulns")
+	step(t, ctx, "filter by CVE", chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS(`#filter input[name="cve"]`), "CVE-2026-1111"),
+		chromedp.Submit(chromedp.CSS(`#filter input[name="cve"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`main table a[href^="/nodes/"]`)),
+	))
+	text = step(t, ctx, "exposed nodes", chromedp.Text(chromedp.CSS("main table")))
+	for _, want := range []string{"berlin-ws04", "lyon-ws03", "lyon-ws05", "3.0.15-1~deb12u1"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("nodes exposed to CVE-2026-1111 lack %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "CVE-2026-2222") {
+		t.Fatalf("the filter kept another CVE:\n%s", text)
+	}
+
+	// Unmanaged devices.
+	step(t, ctx, "unmanaged", chromedp.Steps(chromedp.Navigate(base+"/unmanaged"), chromedp.WaitVisible(chromedp.CSS("main table"))))
+	text = step(t, ctx, "unmanaged table", chromedp.Text(chromedp.CSS("main table")))
+	for _, want := range []string{"00:1b:a9:aa:bb:01", "Brother Industries", "printer-2f", "berlin-ws00, berlin-ws02", "fe80::ba27:ebff:fe00:7"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("unmanaged devices lack %q:\n%s", want, text)
+		}
+	}
+	shot("unmanaged")
+}

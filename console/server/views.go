@@ -42,6 +42,10 @@ type page struct {
 	Notice  string
 	Data    any
 	Table   *Table
+	// Query is the request's query ("?..." or empty), kept by the view's
+	// CSV and JSON links; Filters is its filter form, if it has one.
+	Query   string
+	Filters []Filter
 }
 
 // Table is a view as rows: what CSV exports and the dashboard lists.
@@ -67,7 +71,7 @@ const listLimit = 1000
 
 func (s *Server) views() []view {
 	st := s.cfg.Store
-	return []view{
+	return append([]view{
 		{"overview", "Fleet overview", func(r *http.Request) (any, *Table, error) {
 			rows, err := st.Overview(r.Context())
 			t := &Table{Head: []string{"Ring", "Site", "Nodes", "Up to date", "Compliance", "Updates pending", "Failed", "Reboot pending"}}
@@ -112,7 +116,7 @@ func (s *Server) views() []view {
 			}
 			return rows, t, err
 		}},
-	}
+	}, s.fleetViews()...)
 }
 
 func failureTable(rows []store.Failure) *Table {
@@ -170,6 +174,9 @@ func (s *Server) routes() {
 		m.HandleFunc("GET /"+v.name+".csv", s.guard(RoleViewer, s.serveView(v, "csv")))
 		m.HandleFunc("GET /"+v.name, s.guard(RoleViewer, s.serveView(v, "html")))
 	}
+	m.HandleFunc("GET /rollouts/{source}/{package}/{version}", s.guard(RoleViewer, s.serveRollout("html")))
+	m.HandleFunc("GET /rollouts/{source}/{package}/{version}/rollout.csv", s.guard(RoleViewer, s.serveRollout("csv")))
+	m.HandleFunc("GET /api/v1/rollouts/{source}/{package}/{version}", s.guard(RoleViewer, s.serveRollout("json")))
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/overview", http.StatusSeeOther) })
 	m.HandleFunc("GET /nodes/{id}", s.guard(RoleViewer, s.serveNode("html")))
 	m.HandleFunc("GET /nodes/{id}/packages.csv", s.guard(RoleViewer, s.serveNode("csv")))
@@ -187,6 +194,10 @@ func (s *Server) routes() {
 func (s *Server) serveView(v view, format string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		data, t, err := v.load(r)
+		if errors.Is(err, store.ErrBadRequest) {
+			httpError(w, http.StatusBadRequest, err)
+			return
+		}
 		if err != nil {
 			s.cfg.Logger.Error("view", "view", v.name, "err", err)
 			httpError(w, http.StatusServiceUnavailable, err)
@@ -214,7 +225,14 @@ func (s *Server) emit(w http.ResponseWriter, r *http.Request, format, name, titl
 		}
 		cw.Flush()
 	default:
-		s.render(w, r, "view", page{Title: title, View: name, Data: data, Table: t})
+		p := page{Title: title, View: name, Data: data, Table: t}
+		if r.URL.RawQuery != "" {
+			p.Query = "?" + r.URL.RawQuery
+		}
+		if f := viewFilters[name]; f != nil {
+			p.Filters = f(r)
+		}
+		s.render(w, r, "view", p)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/patchring/patchring/console/report"
@@ -96,10 +97,18 @@ ON CONFLICT (node_id) DO UPDATE SET seq = excluded.seq, site = excluded.site, ho
 	metadata_expires = excluded.metadata_expires, credential_expires = excluded.credential_expires,
 	reported_at = excluded.reported_at, received_at = excluded.received_at
 WHERE nodes.seq < excluded.seq`
-	sqlNodeSeq        = `SELECT seq FROM nodes WHERE node_id = ?`
-	sqlInsertOutcome  = `INSERT INTO outcomes (node_id, seq, idx, site, ring, source, package, version, result, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlNodeKey        = `INSERT INTO node_keys (node_id) VALUES (?) ON CONFLICT (node_id) DO UPDATE SET node_id = excluded.node_id RETURNING nid`
-	sqlDeletePackages = `DELETE FROM node_packages WHERE nid = ?`
+	sqlNodeSeq             = `SELECT seq FROM nodes WHERE node_id = ?`
+	sqlInsertOutcome       = `INSERT INTO outcomes (node_id, seq, idx, site, ring, source, package, version, result, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlNodeKey             = `INSERT INTO node_keys (node_id) VALUES (?) ON CONFLICT (node_id) DO UPDATE SET node_id = excluded.node_id RETURNING nid`
+	sqlDeletePackages      = `DELETE FROM node_packages WHERE nid = ?`
+	sqlDeleteVulns         = `DELETE FROM node_vulns WHERE nid = ?`
+	sqlInsertVuln          = `INSERT INTO node_vulns (nid, cve, package, version, source, fixed_in, severity, kev, fix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlUpsertUnmanagedList = `INSERT INTO unmanaged_lists (site, reported_by, reported_at, devices) VALUES (?, ?, ?, ?)
+ON CONFLICT (site) DO UPDATE SET reported_by = excluded.reported_by, reported_at = excluded.reported_at, devices = excluded.devices
+WHERE unmanaged_lists.reported_at < excluded.reported_at`
+	sqlDeleteUnmanaged = `DELETE FROM unmanaged WHERE site = ?`
+	sqlInsertUnmanaged = `INSERT INTO unmanaged (site, mac, vendor, addrs, hostname, first_seen, last_seen, seen_by, reported_by, received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// packagesPerInsert is the rows of one multi-row package insert.
 	packagesPerInsert = 200
 )
@@ -231,14 +240,20 @@ func (st *ingestStmts) ingestOne(ctx context.Context, e Entry) (res Result, refu
 			return 0, nil, err
 		}
 	}
-	// A package list replaces the node's.
-	if len(r.Packages) > 0 {
+	var nid int64
+	nodeKey := func() (int64, error) {
+		if nid != 0 {
+			return nid, nil
+		}
 		row, err := st.queryRow(ctx, sqlNodeKey, r.Node)
 		if err != nil {
-			return 0, nil, err
+			return 0, err
 		}
-		var nid int64
-		if err := row.Scan(&nid); err != nil {
+		return nid, row.Scan(&nid)
+	}
+	// A package list replaces the node's.
+	if len(r.Packages) > 0 {
+		if _, err := nodeKey(); err != nil {
 			return 0, nil, err
 		}
 		if _, err := st.exec(ctx, sqlDeletePackages, nid); err != nil {
@@ -260,7 +275,89 @@ func (st *ingestStmts) ingestOne(ctx context.Context, e Entry) (res Result, refu
 			}
 		}
 	}
+	// A vulnerability list replaces the node's; the empty list's digest
+	// without a list clears it; no digest, or another one without a list,
+	// leaves it as it was (it did not change).
+	if len(r.Vulns) > 0 || r.VulnsDigest == emptyVulns {
+		if _, err := nodeKey(); err != nil {
+			return 0, nil, err
+		}
+		if _, err := st.exec(ctx, sqlDeleteVulns, nid); err != nil {
+			return 0, nil, err
+		}
+		for _, v := range dedupeVulns(r.Vulns) {
+			kev := 0
+			if v.KEV {
+				kev = 1
+			}
+			if _, err := st.exec(ctx, sqlInsertVuln, nid, v.ID, v.Package, v.Version, v.Source, v.FixedIn, v.Severity, kev, v.Fix); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	// The site's reporter lists the site's unmanaged devices the same way.
+	// Only a list newer than the one stored replaces it (two nodes may
+	// both have been the reporter for a while, around a takeover).
+	if len(r.Unmanaged) > 0 || r.UnmanagedDigest == emptyDevices {
+		devs := dedupeDevices(r.Unmanaged)
+		res, err := st.exec(ctx, sqlUpsertUnmanagedList, e.Site, r.Node, ms(r.Time), len(devs))
+		if err != nil {
+			return 0, nil, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, nil, err
+		} else if n == 0 {
+			return Stored, nil, nil
+		}
+		if _, err := st.exec(ctx, sqlDeleteUnmanaged, e.Site); err != nil {
+			return 0, nil, err
+		}
+		for _, d := range devs {
+			if _, err := st.exec(ctx, sqlInsertUnmanaged, e.Site, d.MAC, d.Vendor, strings.Join(d.Addrs, " "), d.Hostname,
+				ms(d.FirstSeen), ms(d.LastSeen), strings.Join(d.SeenBy, " "), r.Node, ms(e.ReceivedAt)); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
 	return Stored, nil, nil
+}
+
+var (
+	emptyVulns   = report.DigestVulns(nil)
+	emptyDevices = report.DigestDevices(nil)
+)
+
+// dedupeVulns keeps the last of a (vulnerability, package) pair listed
+// twice.
+func dedupeVulns(vs []report.Vuln) []report.Vuln {
+	type key struct{ id, pkg string }
+	at := make(map[key]int, len(vs))
+	out := make([]report.Vuln, 0, len(vs))
+	for _, v := range vs {
+		k := key{v.ID, v.Package}
+		if i, ok := at[k]; ok {
+			out[i] = v
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, v)
+	}
+	return out
+}
+
+// dedupeDevices keeps the last of a MAC listed twice.
+func dedupeDevices(ds []report.Device) []report.Device {
+	at := make(map[string]int, len(ds))
+	out := make([]report.Device, 0, len(ds))
+	for _, d := range ds {
+		if i, ok := at[d.MAC]; ok {
+			out[i] = d
+			continue
+		}
+		at[d.MAC] = len(out)
+		out = append(out, d)
+	}
+	return out
 }
 
 // dedupe keeps the last entry of a package named twice (same name and

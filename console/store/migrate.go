@@ -101,6 +101,45 @@ CREATE TABLE audit (
 );`},
 	// 2: failures are read newest first across the fleet.
 	2: {sqlite: `CREATE INDEX outcomes_result_at ON outcomes (result, at);`},
+	// 3: a release's rollout is read by package and version; each node's
+	// open vulnerabilities (by the node's small key, like its packages);
+	// each site's unmanaged devices, as its reporter last listed them.
+	3: {sqlite: `
+CREATE INDEX outcomes_release ON outcomes (package, version, at);
+CREATE TABLE node_vulns (
+	nid BIGINT NOT NULL,
+	cve TEXT NOT NULL,
+	package TEXT NOT NULL,
+	version TEXT NOT NULL,
+	source TEXT NOT NULL,
+	fixed_in TEXT NOT NULL,
+	severity TEXT NOT NULL,
+	kev INTEGER NOT NULL,
+	fix TEXT NOT NULL,
+	PRIMARY KEY (nid, cve, package)
+) WITHOUT ROWID;
+CREATE INDEX node_vulns_cve ON node_vulns (cve);
+CREATE INDEX node_vulns_package ON node_vulns (package);
+CREATE INDEX node_vulns_source ON node_vulns (source);
+CREATE TABLE unmanaged (
+	site TEXT NOT NULL,
+	mac TEXT NOT NULL,
+	vendor TEXT NOT NULL,
+	addrs TEXT NOT NULL,
+	hostname TEXT NOT NULL,
+	first_seen BIGINT NOT NULL,
+	last_seen BIGINT NOT NULL,
+	seen_by TEXT NOT NULL,
+	reported_by TEXT NOT NULL,
+	received_at BIGINT NOT NULL,
+	PRIMARY KEY (site, mac)
+) WITHOUT ROWID;
+CREATE TABLE unmanaged_lists (
+	site TEXT PRIMARY KEY,
+	reported_by TEXT NOT NULL,
+	reported_at BIGINT NOT NULL,
+	devices INTEGER NOT NULL
+);`},
 }
 
 func init() {
@@ -115,6 +154,13 @@ func init() {
 	m.postgres = replaceOnce(m.postgres, "\tid INTEGER PRIMARY KEY AUTOINCREMENT", "\tid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
 	m.postgres = strings.ReplaceAll(m.postgres, ") WITHOUT ROWID;", ");")
 	migrations[1] = m
+	// Later migrations differ only by SQLite's WITHOUT ROWID.
+	for v := 2; v < len(migrations); v++ {
+		if m := migrations[v]; m.postgres == "" && strings.Contains(m.sqlite, "WITHOUT ROWID") {
+			m.postgres = strings.ReplaceAll(m.sqlite, ") WITHOUT ROWID;", ");")
+			migrations[v] = m
+		}
+	}
 }
 
 func replaceOnce(s, old, new string) string {

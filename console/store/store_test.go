@@ -73,7 +73,7 @@ func backends(t *testing.T) []backend {
 // as an older console would have left it.
 func rewind(t *testing.T, s *Store, v int) *Store {
 	t.Helper()
-	for _, tbl := range []string{"schema_migrations", "nodes", "records", "outcomes", "node_packages", "node_keys", "sessions", "tokens", "accounts", "audit"} {
+	for _, tbl := range []string{"schema_migrations", "nodes", "records", "outcomes", "node_packages", "node_keys", "node_vulns", "unmanaged", "unmanaged_lists", "sessions", "tokens", "accounts", "audit"} {
 		if _, err := s.db.ExecContext(t.Context(), "DROP TABLE IF EXISTS "+tbl); err != nil {
 			t.Fatal(err)
 		}
@@ -93,6 +93,9 @@ func TestStore(t *testing.T) {
 			t.Run("TwoConsoles", func(t *testing.T) { testTwoConsoles(t, b) })
 			t.Run("Views", func(t *testing.T) { testViews(t, b) })
 			t.Run("Access", func(t *testing.T) { testAccess(t, b) })
+			t.Run("Rollout", func(t *testing.T) { testRollout(t, b) })
+			t.Run("Vulns", func(t *testing.T) { testVulns(t, b) })
+			t.Run("Unmanaged", func(t *testing.T) { testUnmanaged(t, b) })
 		})
 	}
 }
@@ -410,5 +413,214 @@ func testAccess(t *testing.T, b backend) {
 	log, err := s.AuditLog(ctx, 2)
 	if err != nil || len(log) != 2 || log[0].Action != "act2" {
 		t.Fatalf("audit %+v %v", log, err)
+	}
+}
+
+// testRollout: a release reaches the pilot at one site in the first hour
+// (one node fails, then succeeds on retry) and broad at another in the
+// third; the time series counts each node once, in its latest state.
+func testRollout(t *testing.T, b backend) {
+	s, _ := b.fresh(t)
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	outcome := func(res string, min int) func(*report.Record) {
+		return func(r *report.Record) {
+			r.Outcomes = []report.Outcome{{Source: "apt", Package: "openssl", Version: "3.0.13", Result: res, Reason: "x", At: at(min)}}
+		}
+	}
+	broad := func(f func(*report.Record)) func(*report.Record) {
+		return func(r *report.Record) { f(r); r.Site, r.Ring = "paris", "broad" }
+	}
+	p1, p2, b1, b2, idle := newNode(300), newNode(301), newNode(302), newNode(303), newNode(304)
+	ingest(t, s,
+		entry(t, p1, p1.record(1, outcome(report.ResultSucceeded, 10))),
+		entry(t, p2, p2.record(1, outcome(report.ResultFailed, 20))),
+		entry(t, p2, p2.record(2, outcome(report.ResultSucceeded, 80))),
+		entry(t, b1, b1.record(1, broad(outcome(report.ResultSucceeded, 130)))),
+		entry(t, b2, b2.record(1, broad(outcome(report.ResultRolledBack, 150)))),
+		entry(t, idle, idle.record(1, broad(func(*report.Record) {}))),
+	)
+	// Another release the list also shows.
+	other := newNode(305)
+	ingest(t, s, entry(t, other, other.record(1, func(r *report.Record) {
+		r.Outcomes = []report.Outcome{{Source: "apt", Package: "bash", Version: "5.2.1", Result: report.ResultSucceeded, At: at(5)}}
+	})))
+	rels, err := s.Releases(t.Context(), 10)
+	if err != nil || len(rels) != 2 {
+		t.Fatalf("releases %+v %v", rels, err)
+	}
+	r := rels[0]
+	if r.ID != "apt/openssl/3.0.13" || r.Nodes != 4 || r.Succeeded != 3 || r.Failed != 2 || r.Sites != 2 || !r.First.Equal(at(10)) || !r.Last.Equal(at(150)) {
+		t.Fatalf("release %+v", r)
+	}
+	src, pkg, ver, err := ParseReleaseID(r.ID)
+	if err != nil || src != "apt" || pkg != "openssl" || ver != "3.0.13" {
+		t.Fatalf("ParseReleaseID(%s) = %s %s %s %v", r.ID, src, pkg, ver, err)
+	}
+	ro, err := s.Rollout(t.Context(), "apt", "openssl", "3.0.13", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.Bucket != "1h0m0s" || len(ro.Times) != 3 || !ro.Times[0].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("rollout steps %s %v", ro.Bucket, ro.Times)
+	}
+	got := fmt.Sprint(ro.Series)
+	want := "[{broad paris 3 [{0 0 0} {0 0 0} {2 1 1}]} {pilot berlin 3 [{2 1 1} {2 2 0} {2 2 0}]}]"
+	if got != want {
+		t.Fatalf("rollout series\n got %s\nwant %s", got, want)
+	}
+	if ro.Release.Nodes != 4 || ro.Release.Sites != 2 {
+		t.Fatalf("rollout release %+v", ro.Release)
+	}
+	// The automatic step gives at most 60 steps: 5 minutes over 140.
+	if auto, err := s.Rollout(t.Context(), "apt", "openssl", "3.0.13", 0); err != nil || auto.Bucket != "5m0s" || len(auto.Times) != 29 {
+		t.Fatalf("automatic step: %s %d %v", auto.Bucket, len(auto.Times), err)
+	}
+	if _, err := s.Rollout(t.Context(), "apt", "openssl", "9", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown release: %v", err)
+	}
+	if _, err := s.Rollout(t.Context(), "apt", "openssl", "3.0.13", time.Second); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("a one-second step: %v", err)
+	}
+	if _, _, _, err := ParseReleaseID("apt/openssl"); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("two-part ID: %v", err)
+	}
+}
+
+// testVulns: vulnerability lists replace a node's, are kept when only the
+// digest comes, clear with the empty list's digest, and answer "which
+// nodes are exposed to CVE-Y / run a vulnerable X, at which sites".
+func testVulns(t *testing.T, b backend) {
+	s, _ := b.fresh(t)
+	crit := report.Vuln{ID: "CVE-2026-0001", Package: "libssl3", Version: "3.0.11", Source: "openssl", FixedIn: "3.0.13", Severity: report.SeverityCritical, Fix: "available"}
+	med := report.Vuln{ID: "CVE-2026-0002", Package: "bash", Version: "5.2", Severity: report.SeverityMedium, Fix: "none"}
+	kev := report.Vuln{ID: "CVE-2026-0003", Package: "bash", Version: "5.2", Severity: report.SeverityLow, KEV: true, Fix: "none"}
+	with := func(site string, vs ...report.Vuln) func(*report.Record) {
+		return func(r *report.Record) {
+			r.Site, r.Vulns, r.VulnsDigest = site, vs, report.DigestVulns(vs)
+			if len(vs) == 0 {
+				r.Vulns = nil
+			}
+		}
+	}
+	a, c, d := newNode(400), newNode(401), newNode(402)
+	ingest(t, s,
+		entry(t, a, a.record(1, with("berlin", crit, med))),
+		entry(t, c, c.record(1, with("paris", crit, kev))),
+		entry(t, d, d.record(1, with("paris", med))),
+	)
+	ex, err := s.VulnExposures(t.Context(), VulnFilter{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(ex)
+	want := "[{CVE-2026-0001 libssl3 critical false 3.0.13 2 0 [{berlin 1} {paris 1}]} {CVE-2026-0003 bash low true  1 1 [{paris 1}]} {CVE-2026-0002 bash medium false  2 2 [{berlin 1} {paris 1}]}]"
+	if got != want {
+		t.Fatalf("exposure\n got %s\nwant %s", got, want)
+	}
+	// "Which nodes run a vulnerable openssl": by the source package.
+	ns, err := s.VulnNodes(t.Context(), VulnFilter{Package: "openssl"}, 100)
+	if err != nil || len(ns) != 2 || ns[0].Site != "berlin" || ns[0].NodeID != a.id || ns[1].NodeID != c.id || ns[0].FixedIn != "3.0.13" || ns[0].Hostname == "" {
+		t.Fatalf("nodes with a vulnerable openssl: %+v %v", ns, err)
+	}
+	if ns, err := s.VulnNodes(t.Context(), VulnFilter{CVE: "CVE-2026-0002", Site: "paris"}, 100); err != nil || len(ns) != 1 || ns[0].NodeID != d.id {
+		t.Fatalf("nodes exposed to CVE-2026-0002 at paris: %+v %v", ns, err)
+	}
+	if ex, err := s.VulnExposures(t.Context(), VulnFilter{KEV: true}, 100); err != nil || len(ex) != 1 || ex[0].ID != "CVE-2026-0003" {
+		t.Fatalf("KEV exposure: %+v %v", ex, err)
+	}
+	// A record with the digest only keeps the list; a new list replaces
+	// it; the empty list's digest clears it; no digest keeps it.
+	ingest(t, s, entry(t, a, a.record(2, func(r *report.Record) { with("berlin", crit, med)(r); r.Vulns = nil })))
+	if ns, _ := s.VulnNodes(t.Context(), VulnFilter{Site: "berlin"}, 100); len(ns) != 2 {
+		t.Fatalf("digest only: %+v", ns)
+	}
+	ingest(t, s, entry(t, a, a.record(3, with("berlin", med))))
+	if ns, _ := s.VulnNodes(t.Context(), VulnFilter{Site: "berlin"}, 100); len(ns) != 1 || ns[0].ID != med.ID {
+		t.Fatalf("replaced: %+v", ns)
+	}
+	ingest(t, s, entry(t, a, a.record(4, with("berlin"))))
+	if ns, _ := s.VulnNodes(t.Context(), VulnFilter{Site: "berlin"}, 100); len(ns) != 0 {
+		t.Fatalf("cleared: %+v", ns)
+	}
+	ingest(t, s, entry(t, c, c.record(2, func(r *report.Record) { r.Site = "paris" })))
+	if ns, _ := s.VulnNodes(t.Context(), VulnFilter{Site: "paris"}, 100); len(ns) != 3 {
+		t.Fatalf("a record without a digest changed the list: %+v", ns)
+	}
+	if err := s.ForgetNode(t.Context(), c.id); err != nil {
+		t.Fatal(err)
+	}
+	if ns, _ := s.VulnNodes(t.Context(), VulnFilter{}, 100); len(ns) != 1 || ns[0].NodeID != d.id {
+		t.Fatalf("after forgetting a node: %+v", ns)
+	}
+}
+
+// testUnmanaged: the site's reporter lists its unmanaged devices; a newer
+// list replaces the site's, an older one (a former reporter's, delivered
+// late) does not, the empty list's digest clears it.
+func testUnmanaged(t *testing.T, b backend) {
+	s, _ := b.fresh(t)
+	rep, other, paris := newNode(500), newNode(501), newNode(502)
+	dev := func(mac, host string, by ...node) report.Device {
+		d := report.Device{MAC: mac, Vendor: "Brother Industries", Addrs: []string{"10.0.0.9", "fe80::1"}, Hostname: host,
+			FirstSeen: t0.Add(-48 * time.Hour), LastSeen: t0}
+		for _, n := range by {
+			d.SeenBy = append(d.SeenBy, n.id)
+		}
+		return d
+	}
+	list := func(ds ...report.Device) func(*report.Record) {
+		return func(r *report.Record) {
+			r.Unmanaged, r.UnmanagedDigest = ds, report.DigestDevices(ds)
+			if len(ds) == 0 {
+				r.Unmanaged = nil
+			}
+		}
+	}
+	ingest(t, s,
+		entry(t, rep, rep.record(5, list(dev("00:1b:a9:00:00:01", "printer", rep, other), dev("00:1b:a9:00:00:02", "", other)))),
+		entry(t, other, other.record(1, nil)),
+		entry(t, paris, paris.record(1, func(r *report.Record) {
+			r.Site = "paris"
+			list(dev("00:1b:a9:00:00:03", "cam"))(r)
+		})),
+	)
+	ds, err := s.Unmanaged(t.Context(), "berlin", 100)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("berlin's devices: %+v %v", ds, err)
+	}
+	d := ds[0]
+	if d.MAC != "00:1b:a9:00:00:01" || d.Hostname != "printer" || fmt.Sprint(d.Addrs) != "[10.0.0.9 fe80::1]" || !d.FirstSeen.Equal(t0.Add(-48*time.Hour)) ||
+		d.ReportedBy != rep.id || d.ReportedByHost != "h-"+rep.id[len(rep.id)-6:] || len(d.SeenByHosts) != 2 || d.SeenByHosts[1] != "h-"+other.id[len(other.id)-6:] {
+		t.Fatalf("device %+v", d)
+	}
+	if all, err := s.Unmanaged(t.Context(), "", 100); err != nil || len(all) != 3 || all[2].Site != "paris" {
+		t.Fatalf("every site's devices: %+v %v", all, err)
+	}
+	// A former reporter's older list, delivered late, changes nothing.
+	ingest(t, s, entry(t, other, other.record(2, func(r *report.Record) {
+		r.Time = t0.Add(time.Minute) // older than rep's record 5
+		list(dev("00:1b:a9:00:00:09", "old"))(r)
+	})))
+	if ds, _ := s.Unmanaged(t.Context(), "berlin", 100); len(ds) != 2 {
+		t.Fatalf("an older list replaced the newer: %+v", ds)
+	}
+	// A newer list replaces it; the digest alone keeps it; the empty
+	// list clears it.
+	ingest(t, s, entry(t, rep, rep.record(6, list(dev("00:1b:a9:00:00:02", "", rep)))))
+	if ds, _ := s.Unmanaged(t.Context(), "berlin", 100); len(ds) != 1 || ds[0].MAC != "00:1b:a9:00:00:02" {
+		t.Fatalf("replaced: %+v", ds)
+	}
+	ingest(t, s, entry(t, rep, rep.record(7, func(r *report.Record) {
+		r.UnmanagedDigest = report.DigestDevices([]report.Device{dev("00:1b:a9:00:00:02", "", rep)})
+	})))
+	if ds, _ := s.Unmanaged(t.Context(), "berlin", 100); len(ds) != 1 {
+		t.Fatalf("digest only: %+v", ds)
+	}
+	ingest(t, s, entry(t, rep, rep.record(8, list())))
+	if ds, _ := s.Unmanaged(t.Context(), "berlin", 100); len(ds) != 0 {
+		t.Fatalf("cleared: %+v", ds)
+	}
+	if ds, _ := s.Unmanaged(t.Context(), "paris", 100); len(ds) != 1 {
+		t.Fatalf("paris changed with berlin: %+v", ds)
 	}
 }

@@ -217,6 +217,9 @@ func (s *Store) ForgetNode(ctx context.Context, id string) error {
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_packages WHERE nid IN (SELECT nid FROM node_keys WHERE node_id = ?)`), id); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM node_vulns WHERE nid IN (SELECT nid FROM node_keys WHERE node_id = ?)`), id); err != nil {
+			return err
+		}
 		return nil
 	})
 	if err != nil {

@@ -57,6 +57,15 @@ type Sample struct {
 	Outcomes        []report.Outcome
 	BytesFromPeers  int64
 	BytesFromOrigin int64
+	// VulnsKnown: the node matched its packages against advisories, and
+	// Vulns is its open exposure (sorted by ID and package); without it
+	// the record says nothing about vulnerabilities.
+	VulnsKnown bool
+	Vulns      []report.Vuln
+	// ReportsSite: this node is the site's reporter and Unmanaged is the
+	// site's unmanaged devices (sorted by MAC); the reporter sets it.
+	ReportsSite bool
+	Unmanaged   []report.Device
 }
 
 // outboxState is what the outbox keeps on disk.
@@ -66,7 +75,9 @@ type outboxState struct {
 	LastAt      time.Time         `json:"last_at"`
 	LastOutcome time.Time         `json:"last_outcome"`
 	Digest      string            `json:"digest"` // package list digest the console will know
-	Peers       int64             `json:"peers"`  // byte totals at the last record
+	VulnsDigest string            `json:"vulns_digest,omitempty"`
+	DevsDigest  string            `json:"unmanaged_digest,omitempty"`
+	Peers       int64             `json:"peers"` // byte totals at the last record
 	Origin      int64             `json:"origin"`
 	Queue       []report.Envelope `json:"queue"`
 	Seqs        []uint64          `json:"seqs"`
@@ -120,9 +131,11 @@ func OpenOutbox(cfg OutboxConfig) (*Outbox, error) {
 // Node is the outbox's node ID.
 func (o *Outbox) Node() string { return o.node }
 
-// fingerprint covers the fields whose change is worth a record.
+// fingerprint covers the fields whose change is worth a record (the
+// lists by their digests).
 func fingerprint(r report.Record, digest string) string {
 	r.Node, r.Seq, r.Time, r.Outcomes, r.Packages, r.PackagesDigest = "", 0, time.Time{}, nil, nil, digest
+	r.Vulns, r.Unmanaged = nil, nil
 	r.BytesFromPeers, r.BytesFromOrigin = 0, 0
 	b, _ := json.Marshal(r)
 	return string(b)
@@ -136,6 +149,13 @@ func (o *Outbox) Add(s Sample, now time.Time) (bool, error) {
 	defer o.mu.Unlock()
 	r := s.Record
 	digest := report.DigestPackages(s.Packages)
+	r.VulnsDigest, r.UnmanagedDigest = "", ""
+	if s.VulnsKnown {
+		r.VulnsDigest = report.DigestVulns(s.Vulns)
+	}
+	if s.ReportsSite {
+		r.UnmanagedDigest = report.DigestDevices(s.Unmanaged)
+	}
 	fp := fingerprint(r, digest)
 	var outs []report.Outcome
 	last := o.st.LastOutcome
@@ -156,6 +176,15 @@ func (o *Outbox) Add(s Sample, now time.Time) (bool, error) {
 	if digest != o.st.Digest {
 		r.Packages = s.Packages
 	}
+	// Lists go only when they changed; an empty one is said by its
+	// digest alone.
+	r.Vulns, r.Unmanaged = nil, nil
+	if r.VulnsDigest != "" && r.VulnsDigest != o.st.VulnsDigest {
+		r.Vulns = s.Vulns
+	}
+	if r.UnmanagedDigest != "" && r.UnmanagedDigest != o.st.DevsDigest {
+		r.Unmanaged = s.Unmanaged
+	}
 	r.BytesFromPeers, r.BytesFromOrigin = since(s.BytesFromPeers, o.st.Peers), since(s.BytesFromOrigin, o.st.Origin)
 	env, err := report.Sign(r, o.key)
 	if err != nil {
@@ -163,6 +192,7 @@ func (o *Outbox) Add(s Sample, now time.Time) (bool, error) {
 	}
 	next := o.st
 	next.Seq, next.Fingerprint, next.LastAt, next.LastOutcome, next.Digest = r.Seq, fp, now, last, digest
+	next.VulnsDigest, next.DevsDigest = r.VulnsDigest, r.UnmanagedDigest
 	next.Peers, next.Origin = s.BytesFromPeers, s.BytesFromOrigin
 	next.Queue = append(append([]report.Envelope(nil), o.st.Queue...), env)
 	next.Seqs = append(append([]uint64(nil), o.st.Seqs...), r.Seq)
@@ -170,7 +200,7 @@ func (o *Outbox) Add(s Sample, now time.Time) (bool, error) {
 		// The oldest go. If one of them carried the package list, the
 		// console may never see it: send it again with the next record.
 		next.Queue, next.Seqs = next.Queue[over:], next.Seqs[over:]
-		next.Digest = ""
+		next.Digest, next.VulnsDigest, next.DevsDigest = "", "", ""
 	}
 	if err := o.save(next); err != nil {
 		return false, err

@@ -53,6 +53,10 @@ type Config struct {
 	// Fetch asks a member for its records above after (exchange file
 	// protocol, PathPrefix). It is not called for this node.
 	Fetch func(ctx context.Context, member string, after uint64) ([]report.Envelope, error)
+	// SiteDevices is the site's unmanaged devices as this node knows them
+	// (false: this node has no discovery and says nothing about them); the
+	// site's reporter carries them in its own record.
+	SiteDevices func(ctx context.Context) ([]report.Device, bool)
 	// Console is the console the signed policy names; false: none.
 	Console func() (Console, bool)
 	// Interval between rounds (default 15 minutes); each wait is drawn
@@ -147,14 +151,17 @@ func (r *Reporter) IsReporter() bool {
 // Round samples this node into its outbox and, if this node is the site's
 // reporter and the policy names a console, sends every member's records.
 func (r *Reporter) Round(ctx context.Context) error {
+	lead := r.IsReporter()
 	s, err := r.cfg.Sample(ctx)
 	if err != nil {
 		return fmt.Errorf("report round: sample: %w", err)
 	}
+	if lead {
+		r.addSite(ctx, &s)
+	}
 	if _, err := r.cfg.Outbox.Add(s, r.cfg.Now()); err != nil {
 		return fmt.Errorf("report round: %w", err)
 	}
-	lead := r.IsReporter()
 	r.mu.Lock()
 	if lead != r.leading {
 		r.cfg.Log.Info("site reporter", "this_node", lead)
@@ -189,6 +196,9 @@ func (r *Reporter) Export(ctx context.Context) ([]report.Envelope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export reports: sample: %w", err)
 	}
+	// The exporting node speaks for its site: the bundle is the site's
+	// only way out.
+	r.addSite(ctx, &s)
 	if _, err := r.cfg.Outbox.Add(s, r.cfg.Now()); err != nil {
 		return nil, fmt.Errorf("export reports: %w", err)
 	}
@@ -197,6 +207,33 @@ func (r *Reporter) Export(ctx context.Context) ([]report.Envelope, error) {
 		return envs, fmt.Errorf("export reports: %w", errors.Join(errs...))
 	}
 	return envs, nil
+}
+
+// LastSeenStep is the step a device's last sighting is rounded down to
+// in the reporter's record: a device seen again every round changes the
+// site's list (and sends it) at most once per step.
+const LastSeenStep = 3 * time.Hour
+
+// addSite puts the site's unmanaged devices into this node's sample,
+// their last sighting rounded down to LastSeenStep (never before the
+// first).
+func (r *Reporter) addSite(ctx context.Context, s *Sample) {
+	if r.cfg.SiteDevices == nil {
+		return
+	}
+	devs, ok := r.cfg.SiteDevices(ctx)
+	if !ok {
+		return
+	}
+	out := make([]report.Device, len(devs))
+	for i, d := range devs {
+		d.LastSeen = d.LastSeen.UTC().Truncate(LastSeenStep)
+		if d.LastSeen.Before(d.FirstSeen) {
+			d.LastSeen = d.FirstSeen
+		}
+		out[i] = d
+	}
+	s.ReportsSite, s.Unmanaged = true, out
 }
 
 // collect gathers the members' records above after(member).

@@ -33,6 +33,7 @@ type agent struct {
 	mu    sync.Mutex
 	state string
 	outs  []report.Outcome
+	vulns []report.Vuln // nil: no advisories matched
 }
 
 type testSite struct {
@@ -40,7 +41,10 @@ type testSite struct {
 	agents  map[string]*agent
 	members []string // live members
 	console Console
-	clock   time.Time // zero: the real clock
+	clock   time.Time       // zero: the real clock
+	devices []report.Device // the site's unmanaged devices
+	// liveDevices: the devices were last seen now (the site's clock).
+	liveDevices bool
 }
 
 func (s *testSite) now() time.Time {
@@ -92,7 +96,18 @@ func newSite(t testing.TB, ca *credtest.CA, n int, url string, npkgs int) *testS
 					pkgs = append(pkgs, report.Package{Name: fmt.Sprintf("pkg%05d", i), Version: "1.2.3-4+deb12u1", Arch: "amd64"})
 				}
 				return Sample{Record: report.Record{Site: "claimed", Hostname: "x", Ring: "pilot", State: a.state, Reboot: report.Reboot{State: report.RebootNone}},
-					Packages: pkgs, Outcomes: slices.Clone(a.outs)}, nil
+					Packages: pkgs, Outcomes: slices.Clone(a.outs), VulnsKnown: a.vulns != nil, Vulns: slices.Clone(a.vulns)}, nil
+			},
+			SiteDevices: func(context.Context) ([]report.Device, bool) {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				ds := slices.Clone(s.devices)
+				if s.liveDevices {
+					for i := range ds {
+						ds[i].LastSeen = s.clock
+					}
+				}
+				return ds, true
 			},
 			// The exchange's file protocol carries these bytes; here
 			// the member's file server is called directly.
@@ -252,6 +267,131 @@ func TestSiteReportsThroughOneReporter(t *testing.T) {
 	}
 	if st := next.rep.Stats(); st.Sent == 0 || st.Refused != 0 {
 		t.Errorf("new reporter stats %+v", st)
+	}
+}
+
+// records returns the records an agent signed since the console last
+// confirmed (its outbox).
+func (a *agent) records(t *testing.T) []report.Record {
+	t.Helper()
+	envs, err := a.box.Since(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []report.Record
+	for _, e := range envs {
+		r, _, err := report.Open(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestVulnsAndDevicesOnChange: a node's vulnerabilities and the site's
+// unmanaged devices (only in the reporter's record) reach the console;
+// their lists travel only when they change, a cleared list by its digest
+// alone, and a new reporter lists the site's devices again.
+func TestVulnsAndDevicesOnChange(t *testing.T) {
+	ca := credtest.NewCA(t)
+	c := consoletest.Start(t, fleetOf(ca.Trust(t, credential.Revocations{})))
+	s := newSite(t, ca, 3, c.URL(), 1)
+	cve := report.Vuln{ID: "CVE-2026-0001", Package: "openssl", Version: "3.0.11", FixedIn: "3.0.13", Severity: report.SeverityCritical, KEV: true, Fix: "available"}
+	for _, a := range s.agents {
+		a.vulns = []report.Vuln{cve}
+	}
+	leader := s.leader(t)
+	t1 := time.Now().UTC().Truncate(time.Hour)
+	s.devices = []report.Device{{MAC: "00:1b:a9:00:00:01", Vendor: "Brother", Addrs: []string{"10.0.0.9"}, FirstSeen: t1.Add(-time.Hour), LastSeen: t1, SeenBy: []string{leader.id}}}
+	if err := s.round(t); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := c.ExposedTo(t.Context(), cve.ID)
+	if err != nil || len(ns) != 3 || ns[0].Site != "berlin" || !ns[0].KEV {
+		t.Fatalf("exposed nodes %+v %v", ns, err)
+	}
+	devs, err := c.Store.Unmanaged(t.Context(), "berlin", 10)
+	if err != nil || len(devs) != 1 || devs[0].ReportedBy != leader.id {
+		t.Fatalf("unmanaged %+v %v", devs, err)
+	}
+	// Only the reporter's record speaks for the site.
+	for _, a := range s.agents {
+		for _, r := range a.records(t) {
+			if (a == leader) != (r.UnmanagedDigest != "") || len(r.Vulns) != 1 {
+				t.Fatalf("record of %s (reporter %v): devices %q %d, vulns %d", a.id, a == leader, r.UnmanagedDigest, len(r.Unmanaged), len(r.Vulns))
+			}
+		}
+	}
+	// A day later, the heartbeats: no list travels again.
+	s.mu.Lock()
+	s.clock = time.Now().Add(25 * time.Hour)
+	s.mu.Unlock()
+	if err := s.round(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range s.agents {
+		recs := a.records(t)
+		if len(recs) == 0 {
+			t.Fatalf("no heartbeat from %s", a.id)
+		}
+		if r := recs[len(recs)-1]; len(r.Vulns) != 0 || len(r.Unmanaged) != 0 || r.VulnsDigest != report.DigestVulns([]report.Vuln{cve}) {
+			t.Fatalf("heartbeat of %s: %d vulns, %d devices, vulns digest %s", a.id, len(r.Vulns), len(r.Unmanaged), r.VulnsDigest)
+		}
+	}
+	if err := s.round(t); err != nil { // the outboxes drop what the console confirmed
+		t.Fatal(err)
+	}
+	// One node's exposure clears: its record carries the empty list's
+	// digest, no list; the console clears it.
+	victim := s.agents[s.live()[0]]
+	if victim == leader {
+		victim = s.agents[s.live()[1]]
+	}
+	victim.mu.Lock()
+	victim.vulns = []report.Vuln{}
+	victim.mu.Unlock()
+	if err := s.round(t); err != nil {
+		t.Fatal(err)
+	}
+	recs := victim.records(t)
+	if len(recs) == 0 {
+		t.Fatal("a cleared exposure made no record")
+	}
+	if r := recs[len(recs)-1]; r.VulnsDigest != report.DigestVulns(nil) || r.Vulns != nil {
+		t.Fatalf("cleared record: digest %s, %d vulns", r.VulnsDigest, len(r.Vulns))
+	}
+	for _, a := range s.agents {
+		if a == victim {
+			continue
+		}
+		for _, r := range a.records(t) {
+			if len(r.Vulns) != 0 || len(r.Unmanaged) != 0 {
+				t.Fatalf("an unchanged node sent its lists again: %d vulns, %d devices", len(r.Vulns), len(r.Unmanaged))
+			}
+		}
+	}
+	if ns, _ := c.ExposedTo(t.Context(), cve.ID); len(ns) != 2 {
+		t.Fatalf("after one node's exposure cleared: %+v", ns)
+	}
+	if devs, _ := c.Store.Unmanaged(t.Context(), "berlin", 10); len(devs) != 1 {
+		t.Fatalf("a heartbeat changed the devices: %+v", devs)
+	}
+	// The reporter leaves; the next lists the site's devices (now two).
+	s.leave(leader.id)
+	s.mu.Lock()
+	s.devices = append(s.devices, report.Device{MAC: "b8:27:eb:00:00:07", FirstSeen: t1, LastSeen: t1})
+	s.clock = s.clock.Add(time.Hour)
+	s.mu.Unlock()
+	for range 2 {
+		if err := s.round(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := s.leader(t)
+	devs, err = c.Store.Unmanaged(t.Context(), "berlin", 10)
+	if err != nil || len(devs) != 2 || devs[1].ReportedBy != next.id {
+		t.Fatalf("after the takeover: %+v %v", devs, err)
 	}
 }
 
