@@ -30,11 +30,13 @@ type agentSpec struct {
 	tags         []string
 	broken       bool // its acme-tool health check fails
 	noCredential bool // an intruder: the gossip key, no credential
+	rpm          bool // rpm-based: dnf drives its root (demo_rpm.go)
 }
 
 var fleet = []agentSpec{
 	{name: "hq-lab-1", site: "hq", tags: []string{"lab"}},
 	{name: "hq-pilot-1", site: "hq", tags: []string{"pilot"}},
+	{name: "hq-rpm-1", site: "hq", tags: []string{"lab"}, rpm: true},
 	{name: "hq-desk-1", site: "hq"},
 	{name: "branch-pilot-1", site: "branch", tags: []string{"pilot"}},
 	{name: "branch-desk-1", site: "branch"},
@@ -49,6 +51,17 @@ type agent struct {
 	cmd    *exec.Cmd
 	done   chan error
 	client *client.Client
+	// installed reads a package's version in an rpm agent's root.
+	installed func(ctx context.Context, pkg string) (string, error)
+}
+
+// version is pkg's installed version in the agent's package root.
+func (a *agent) version(ctx context.Context, pkg string) (string, error) {
+	if a.installed != nil {
+		return a.installed(ctx, pkg)
+	}
+	v, _, err := a.sb.InstalledVersion(ctx, pkg)
+	return v, err
 }
 
 type demo struct {
@@ -67,6 +80,8 @@ type demo struct {
 	agents  []*agent
 	start   time.Time
 	console *demoConsole // demo_console.go
+	// releaseRPM publishes the patch in the rpm agent's dnf repository.
+	releaseRPM func() error // demo_rpm.go
 }
 
 func newDemo(bin string, keep bool) (*demo, error) {
@@ -129,7 +144,7 @@ func (d *demo) cli(ctx context.Context, args ...string) error {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	fmt.Println("patchring demo: one origin, two sites, six agents with sandboxed package roots, one signed policy, one real patch.")
+	fmt.Println("patchring demo: one origin, two sites, seven agents (six Debian, one rpm-based) with sandboxed package roots, one signed policy, one real patch.")
 
 	// 1. The admin's signed repository.
 	d.step("admin: create the fleet's signed (TUF) repository and publish the ring policy")
@@ -243,6 +258,9 @@ func (d *demo) run(ctx context.Context) error {
 	if _, err := d.aptRepo.Add(lib11, deb11); err != nil {
 		return err
 	}
+	if err := d.releaseRPM(); err != nil { // demo_rpm.go: the same release as .rpm in the dnf repository
+		return err
+	}
 	released := time.Now()
 	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip)")
 
@@ -295,6 +313,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.showConsole(ctx); err != nil {
 		return err
 	}
+	if err := d.waitRPMAgents(ctx); err != nil { // demo_rpm.go
+		return err
+	}
 	d.step("summary")
 	d.printTable(ctx)
 	fmt.Println()
@@ -339,6 +360,9 @@ func (d *demo) agentNamed(name string) *agent {
 }
 
 func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, rootFile string) (*agent, error) {
+	if spec.rpm {
+		return d.startRPMAgent(ctx, spec, rootFile) // demo_rpm.go
+	}
 	a := &agent{agentSpec: spec, dir: filepath.Join(d.work, spec.name)}
 	gossipAddr, err := freeAddr()
 	if err != nil {
@@ -514,11 +538,11 @@ func (d *demo) view(ctx context.Context, a *agent) nodeView {
 		v.ring = p.Ring
 	}
 	v.version = "?"
-	if ver, _, err := a.sb.InstalledVersion(ctx, "acme-tool"); err == nil {
+	if ver, err := a.version(ctx, "acme-tool"); err == nil {
 		v.version = ver
 	}
 	v.lib = "?"
-	if ver, _, err := a.sb.InstalledVersion(ctx, "libacme"); err == nil {
+	if ver, err := a.version(ctx, "libacme"); err == nil {
 		v.lib = ver
 	}
 	if txs, err := a.client.History(ctx, 0); err == nil {
@@ -576,9 +600,12 @@ func (d *demo) follow(ctx context.Context, released time.Time) error {
 			state := v.version + "/" + v.lib
 			if len(v.txs) > 0 {
 				state += " " + v.txs[0].Outcome
-				if v.settled {
+				if v.settled && !a.rpm {
 					done++
 				}
+			}
+			if a.rpm {
+				done++ // dnf is slower: awaited before the summary (waitRPMAgents)
 			}
 			lines = append(lines, a.name+":"+state)
 		}
@@ -612,6 +639,9 @@ func (d *demo) lastInstalled(ctx context.Context) *agent {
 	var best *agent
 	var bestAt time.Time
 	for _, a := range d.agents {
+		if a.rpm {
+			continue // its acme-tool 1.1 asks for no reboot
+		}
 		txs, err := a.client.History(ctx, 1)
 		if err != nil || len(txs) == 0 || txs[0].Outcome != "installed" {
 			continue

@@ -121,6 +121,7 @@ func TestDemo(t *testing.T) {
 		rows := map[string]string{
 			"hq-lab-1":       `hq\s+lab\s+1\.1\s+1\.1\s+#1 install installed`,
 			"hq-pilot-1":     `hq\s+pilot\s+1\.1\s+1\.1\s+#1 install installed`,
+			"hq-rpm-1":       `hq\s+lab\s+1\.1-1\s+1\.1-1\s+#1 install installed`,
 			"hq-desk-1":      `hq\s+broad\s+1\.1\s+1\.1\s+#1 install installed`,
 			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+1\.1\s+#1 install installed`,
 			"branch-desk-1":  `branch\s+broad\s+1\.1\s+1\.1\s+#1 install installed\s+rebooting`,

@@ -31,14 +31,22 @@ classification, CVEs). Agents verify every byte against the signed hashes.`,
 func newCatalogAddCmd(a *app, f *repoFlags) *cobra.Command {
 	var m tufrepo.CatalogMeta
 	cmd := &cobra.Command{
-		Use:   "add FILE --package NAME --version V",
+		Use:   "add FILE [--package NAME --version V]",
 		Short: "Add a payload to the catalog and publish it",
+		Long: `Add a .deb or .rpm payload to the catalog and publish it. The entry records
+the payload's format: agents install only their own package manager's format
+(apt: .deb, dnf: .rpm). An .rpm's package name, [epoch:]version-release and
+architecture are read from its header (with the rpm tool), so --package and
+--version may be left out; given, they must agree with it. A .deb needs both.`,
 		Example: `  patchring catalog add ./zoom_6.1.0_amd64.deb --package zoom --version 6.1.0 \
     --applies-to debian-12 --reboot --severity high --classification security --cve CVE-2024-45678
-  patchring catalog add ./acme-agent-2.4.1-1.x86_64.rpm --package acme-agent --version 2.4.1-1 \
+  patchring catalog add ./acme-agent-2.4.1-1.x86_64.rpm \
     --applies-to rhel-9 --applies-to fedora-41 --applies-to arch:x86_64`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := fillFromPackage(cmd.Context(), args[0], &m); err != nil {
+				return fmt.Errorf("catalog add: %w", err)
+			}
 			var missing []string
 			if m.Package == "" {
 				missing = append(missing, "--package")
@@ -71,8 +79,8 @@ func newCatalogAddCmd(a *app, f *repoFlags) *cobra.Command {
 			return printVersions(a, "Published", v)
 		},
 	}
-	cmd.Flags().StringVar(&m.Package, "package", "", "package name")
-	cmd.Flags().StringVar(&m.Version, "version", "", "package version (exact, as the package manager writes it: dpkg's version, or rpm's [epoch:]version-release)")
+	cmd.Flags().StringVar(&m.Package, "package", "", "package name (read from an .rpm's header when left out)")
+	cmd.Flags().StringVar(&m.Version, "version", "", "package version (exact, as the package manager writes it: dpkg's version, or rpm's [epoch:]version-release; read from an .rpm's header when left out)")
 	cmd.Flags().StringArrayVar(&m.AppliesTo, "applies-to", nil, "what the payload applies to, e.g. debian-12, rhel-9, fedora-41, arch:x86_64 (repeatable)")
 	cmd.Flags().BoolVar(&m.Reboot, "reboot", false, "installing it needs a reboot")
 	cmd.Flags().StringVar(&m.Severity, "severity", "", "severity: "+strings.Join(tufrepo.Severities, ", "))
@@ -114,13 +122,13 @@ func newCatalogListCmd(a *app, f *repoFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PACKAGE\tVERSION\tSIZE\tREBOOT\tSEVERITY\tCLASS\tCVES\tTARGET")
+			fmt.Fprintln(tw, "PACKAGE\tVERSION\tFORMAT\tSIZE\tREBOOT\tSEVERITY\tCLASS\tCVES\tTARGET")
 			for _, e := range entries {
 				c := e.Catalog
 				if c == nil {
 					c = &tufrepo.CatalogMeta{Package: "?", Version: "?"}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Package, c.Version, e.Length, strconv.FormatBool(c.Reboot),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Package, c.Version, dash(c.Format), e.Length, strconv.FormatBool(c.Reboot),
 					dash(c.Severity), dash(c.Classification), dash(strings.Join(c.CVEs, ",")), e.Name)
 			}
 			return tw.Flush()

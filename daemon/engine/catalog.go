@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,13 @@ type CatalogItem struct {
 	// Scopes are alternatives: the entry applies to a node when any of
 	// them does (see ParseScopes).
 	Scopes []policy.AppliesTo
+	// Format is the payload's package format, "deb" or "rpm" (from the
+	// entry, else the target's file name); "" when neither says. An agent
+	// installs only its package manager's format (PayloadFormat).
+	Format string
+	// Arch is the package's architecture from the entry ("" when it does
+	// not say); noarch and all fit every node.
+	Arch string
 	// Size and SHA256 are the payload's signed length and hash.
 	Size   int64
 	SHA256 string
@@ -41,6 +49,9 @@ type CatalogItem struct {
 // AppliesTo reports whether the item applies to the node f describes, and
 // if not, why (policy.CatalogEntry.AppliesTo for each scope).
 func (it CatalogItem) AppliesTo(f policy.NodeFacts) (bool, string) {
+	if it.Arch != "" && !policy.SameArch(it.Arch, "all") && !policy.SameArch(it.Arch, f.Arch) {
+		return false, fmt.Sprintf("the package is built for %s, not the node's %q", it.Arch, f.Arch)
+	}
 	if len(it.Scopes) == 0 {
 		return it.Entry.AppliesTo(f)
 	}
@@ -57,6 +68,30 @@ func (it CatalogItem) AppliesTo(f policy.NodeFacts) (bool, string) {
 		}
 	}
 	return false, strings.Join(whys, "; ")
+}
+
+// PayloadFormat is the catalog payload format the package manager of
+// source (policy.SourceApt or SourceDnf) installs: "deb" or "rpm"; ""
+// for any other.
+func PayloadFormat(source string) string {
+	switch source {
+	case policy.SourceApt:
+		return "deb"
+	case policy.SourceDnf:
+		return "rpm"
+	}
+	return ""
+}
+
+// formatFromName guesses a payload's format from its target name.
+func formatFromName(target string) string {
+	switch strings.ToLower(path.Ext(target)) {
+	case ".deb":
+		return "deb"
+	case ".rpm":
+		return "rpm"
+	}
+	return ""
 }
 
 // Catalog is the signed third-party catalog the engine offers updates
@@ -172,9 +207,14 @@ func (e *Engine) catalogUpdates(ctx context.Context, now time.Time, aptOffers ma
 	}
 	best := map[string]CatalogItem{} // by package
 	problems := map[string]string{}
+	format := PayloadFormat(e.cfg.Packages.Source())
 	for _, it := range e.cfg.Catalog.Items() {
 		if it.Problem != "" {
 			problems[it.Target] = it.Problem
+			continue
+		}
+		if it.Format != "" && format != "" && it.Format != format {
+			e.cfg.Log.Debug("engine: catalog entry is for another package manager", "target", it.Target, "format", it.Format, "ours", format)
 			continue
 		}
 		pkg := it.Entry.Package

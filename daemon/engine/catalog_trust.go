@@ -60,7 +60,10 @@ func (c *trustCatalog) Payload(target string) (Payload, error) {
 // classifications the policy does not know count as "other" ("feature" as
 // "enhancement"). Anything else wrong is the item's Problem.
 func CatalogItemFromTrust(e trust.CatalogEntry) CatalogItem {
-	it := CatalogItem{Target: e.Name, Size: e.Length, SHA256: e.Hashes["sha256"]}
+	it := CatalogItem{Target: e.Name, Size: e.Length, SHA256: e.Hashes["sha256"], Format: e.Format, Arch: e.Arch}
+	if it.Format == "" {
+		it.Format = formatFromName(e.Name)
+	}
 	var err error
 	switch {
 	case it.SHA256 == "":
@@ -76,6 +79,11 @@ func CatalogItemFromTrust(e trust.CatalogEntry) CatalogItem {
 			Severity: catalogSeverity(e.Severity), Classification: catalogClass(e.Classification), CVEs: slices.Clone(e.CVEs)}
 		if it.Scopes, err = ParseScopes(e.AppliesTo); err == nil {
 			err = it.Entry.Validate()
+		}
+	}
+	if err == nil && it.Arch != "" {
+		if aerr := (policy.CatalogEntry{Package: "x", Version: "0", Scope: policy.AppliesTo{Arch: []string{it.Arch}}}).Validate(); aerr != nil {
+			err = fmt.Errorf("arch: %w", aerr)
 		}
 	}
 	if err != nil {

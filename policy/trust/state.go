@@ -77,6 +77,10 @@ type CatalogEntry struct {
 	Severity       string   `json:"severity,omitempty"`
 	Classification string   `json:"classification,omitempty"`
 	CVEs           []string `json:"cves,omitempty"`
+	// Format is the payload's package format ("deb" or "rpm"; "" when
+	// the entry does not say) and Arch its architecture ("" when unknown).
+	Format string `json:"format,omitempty"`
+	Arch   string `json:"arch,omitempty"`
 	// Custom is the raw custom metadata as signed.
 	Custom json.RawMessage `json:"custom,omitempty"`
 	// Problem explains why the custom metadata could not be read; the
@@ -346,6 +350,8 @@ func parseCatalogCustom(custom []byte, e *CatalogEntry) error {
 		Severity       string   `json:"severity"`
 		Classification string   `json:"classification"`
 		CVEs           []string `json:"cves"`
+		Format         string   `json:"format"`
+		Arch           string   `json:"arch"`
 	}
 	if err := json.Unmarshal(custom, &c); err != nil {
 		return fmt.Errorf("custom metadata: %w", err)
@@ -357,7 +363,13 @@ func parseCatalogCustom(custom []byte, e *CatalogEntry) error {
 		return errors.New("custom metadata: version is missing")
 	}
 	e.Package, e.Version = *c.Package, *c.Version
+	switch c.Format {
+	case "", "deb", "rpm":
+	default:
+		return fmt.Errorf("custom metadata: format %q is not deb or rpm", c.Format)
+	}
 	e.AppliesTo, e.Reboot, e.Severity, e.Classification, e.CVEs = c.AppliesTo, c.Reboot, c.Severity, c.Classification, c.CVEs
+	e.Format, e.Arch = c.Format, c.Arch
 	return nil
 }
 

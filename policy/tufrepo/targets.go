@@ -40,7 +40,20 @@ type CatalogMeta struct {
 	Severity       string   `json:"severity,omitempty"`
 	Classification string   `json:"classification,omitempty"`
 	CVEs           []string `json:"cves,omitempty"`
+	// Format is the payload's package format: "deb" (apt installs it) or
+	// "rpm" (dnf does); agents of the other package manager leave it
+	// alone. Empty in entries published before formats were recorded.
+	Format string `json:"format,omitempty"`
+	// Arch is the package's architecture as its header says (rpm's or
+	// dpkg's name; noarch and all fit every node). Empty when unknown.
+	Arch string `json:"arch,omitempty"`
 }
+
+// Payload formats of catalog entries (CatalogMeta.Format).
+const (
+	FormatDeb = "deb"
+	FormatRPM = "rpm"
+)
 
 // Severities lists the accepted CatalogMeta.Severity values.
 var Severities = []string{"low", "medium", "moderate", "high", "important", "critical"}
@@ -50,6 +63,7 @@ var (
 	versionRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+~:_-]*$`)
 	classificationRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	cveRE            = regexp.MustCompile(`^CVE-[0-9]{4}-[0-9]{4,}$`)
+	archRE           = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 )
 
 // Validate reports every problem with m at once.
@@ -71,6 +85,12 @@ func (m CatalogMeta) Validate() error {
 		if !cveRE.MatchString(c) {
 			errs = append(errs, fmt.Errorf("cves[%d] %q: use the form CVE-2024-12345", i, c))
 		}
+	}
+	if m.Format != "" && m.Format != FormatDeb && m.Format != FormatRPM {
+		errs = append(errs, fmt.Errorf("format %q: use %s or %s", m.Format, FormatDeb, FormatRPM))
+	}
+	if m.Arch != "" && !archRE.MatchString(m.Arch) {
+		errs = append(errs, fmt.Errorf("arch %q: use a dpkg or rpm architecture such as amd64, x86_64 or noarch", m.Arch))
 	}
 	for i, a := range m.AppliesTo {
 		if a == "" || len(a) > 256 || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
