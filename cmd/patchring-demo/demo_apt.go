@@ -17,7 +17,12 @@ func (d *demo) showApt(ctx context.Context) error {
 	d.step("apt through the site: each agent's apt runs through its own verifying proxy (apt.proxy), which takes index files and .debs from the site's peers")
 	type sums struct{ vendor, peers, store, refused int64 }
 	bySite := map[string]map[string]*sums{}
+	aptAgents := 0
 	for _, a := range d.agents {
+		if a.rpm {
+			continue // dnf: no apt proxy (demo_rpm.go)
+		}
+		aptAgents++
 		p, err := a.client.Peers(ctx)
 		if err != nil {
 			return fmt.Errorf("%s: peers: %w", a.name, err)
@@ -68,8 +73,8 @@ func (d *demo) showApt(ctx context.Context) error {
 		copies += n
 		most = max(most, n)
 	}
-	d.note("the vendor served %d index and package files %d times in all, at most %d times each, to %d sites of %d agents (every agent checks the signed InRelease itself)",
-		files, copies, most, len(sites), len(d.agents))
+	d.note("the vendor served %d index and package files %d times in all, at most %d times each, to %d sites of %d apt agents (every agent checks the signed InRelease itself)",
+		files, copies, most, len(sites), aptAgents)
 	if most <= len(sites) {
 		d.note("one WAN copy per site: the other agents of each site took their index files from that copy (FROM PEERS); the .debs came through the payload sharing above")
 	}
