@@ -225,10 +225,10 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.intruder(ctx, rootFile); err != nil {
 		return err
 	}
-	if err := d.selfUpdate(ctx, repoDir, keys, builds); err != nil { // demo_selfupdate.go
+	if err := d.advisories(ctx, repoDir, keys); err != nil { // demo_vulns.go
 		return err
 	}
-	if err := d.advisories(ctx, repoDir, keys); err != nil { // demo_vulns.go
+	if err := d.selfUpdate(ctx, repoDir, keys, builds); err != nil { // demo_selfupdate.go
 		return err
 	}
 
@@ -246,12 +246,10 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	released := time.Now()
-	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip)")
+	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip);")
+	d.note("but 1.1 fixes %s (KEV): the policy's urgent rule approves it without pilot's deferral", demoCVE)
 
 	if err := d.follow(ctx, released); err != nil {
-		return err
-	}
-	if err := d.exposure(ctx); err != nil { // demo_vulns.go
 		return err
 	}
 
@@ -291,6 +289,9 @@ func (d *demo) run(ctx context.Context) error {
 		return errors.New("the agent accepted a deferral beyond the policy's limit")
 	}
 	if err := user.waitReboot(ctx); err != nil {
+		return err
+	}
+	if err := d.exposure(ctx); err != nil { // demo_vulns.go
 		return err
 	}
 
