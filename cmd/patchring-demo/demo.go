@@ -145,6 +145,7 @@ func (d *demo) cli(ctx context.Context, args ...string) error {
 
 func (d *demo) run(ctx context.Context) error {
 	fmt.Println("patchring demo: one origin, two sites, seven agents (six Debian, one rpm-based) with sandboxed package roots, one signed policy, one real patch.")
+	builds := d.buildSelf(ctx) // demo_selfupdate.go
 
 	// 1. The admin's signed repository.
 	d.step("admin: create the fleet's signed (TUF) repository and publish the ring policy")
@@ -244,6 +245,12 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.intruder(ctx, rootFile); err != nil {
 		return err
 	}
+	if err := d.advisories(ctx, repoDir, keys); err != nil { // demo_vulns.go
+		return err
+	}
+	if err := d.selfUpdate(ctx, repoDir, keys, builds); err != nil { // demo_selfupdate.go
+		return err
+	}
 
 	// 4. The patch.
 	d.step("vendor: release libacme 1.1 and acme-tool 1.1, which pins libacme (= 1.1) and whose postinst asks for a reboot: each agent installs both in one transaction")
@@ -262,7 +269,8 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	released := time.Now()
-	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip)")
+	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip);")
+	d.note("but 1.1 fixes %s (KEV): the policy's urgent rule approves it without pilot's deferral", demoCVE)
 
 	if err := d.follow(ctx, released); err != nil {
 		return err
@@ -304,6 +312,9 @@ func (d *demo) run(ctx context.Context) error {
 		return errors.New("the agent accepted a deferral beyond the policy's limit")
 	}
 	if err := user.waitReboot(ctx); err != nil {
+		return err
+	}
+	if err := d.exposure(ctx); err != nil { // demo_vulns.go
 		return err
 	}
 
@@ -546,7 +557,13 @@ func (d *demo) view(ctx context.Context, a *agent) nodeView {
 		v.lib = ver
 	}
 	if txs, err := a.client.History(ctx, 0); err == nil {
-		v.txs = txs
+		// The agent's own package has its own scene (demo_selfupdate.go).
+		for _, t := range txs {
+			if !selfTx(t, selfOld) && !selfTx(t, selfNew) {
+				v.txs = append(v.txs, t)
+			}
+		}
+		txs = v.txs
 		if len(txs) > 0 {
 			t := txs[0]
 			v.last = fmt.Sprintf("#%d %s %s", t.ID, t.Kind, orOpen(t.Outcome))

@@ -167,3 +167,15 @@ func (d *demo) waitRPMAgents(ctx context.Context) error {
 	}
 	return nil
 }
+
+// debAgents are the demo's Debian agents: the self-update (a .deb) and
+// the advisories (Debian's ecosystem) scenes are theirs.
+func (d *demo) debAgents() []*agent {
+	var out []*agent
+	for _, a := range d.agents {
+		if !a.rpm {
+			out = append(out, a)
+		}
+	}
+	return out
+}

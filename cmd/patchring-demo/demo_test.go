@@ -26,7 +26,7 @@ import (
 // no process and no file behind.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the whole demo takes about 90 s")
+		t.Skip("the whole demo takes about three minutes")
 	}
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		t.Fatalf("the demo's tray part needs dbus-daemon: install the Debian package dbus-daemon (%v)", err)
@@ -35,7 +35,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("building the demo's binaries needs the go command: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
 	defer cancel()
 
 	bin := t.TempDir()
@@ -50,7 +50,7 @@ func TestDemo(t *testing.T) {
 	// The demo's temporary files (its work tree, the private bus) go to
 	// tmp, which must be empty afterwards.
 	tmp := t.TempDir()
-	demo := exec.CommandContext(ctx, filepath.Join(bin, "patchring-demo"), "--bin", bin, "--timeout", "6m")
+	demo := exec.CommandContext(ctx, filepath.Join(bin, "patchring-demo"), "--bin", bin, "--timeout", "9m")
 	demo.Env = append(withoutEnv(os.Environ(), "TMPDIR"), "TMPDIR="+tmp)
 	// On timeout the demo gets SIGTERM and cleans up after itself; SIGKILL
 	// only if it does not manage within WaitDelay.
@@ -79,9 +79,22 @@ func TestDemo(t *testing.T) {
 			{"intruder", `an intruder: an agent with the site's stolen gossip key, but no credential`},
 			{"intruder refused", `Refused: 1 node\(s\) without a valid credential[^\n]*\n\s*NODE\s+ADDRESS\s+REASON[^\n]*\n\s*12D3KooW\S+\s+127\.0\.0\.1:\d+\s+[^\n]*no credential`},
 			{"intruder knows why", `Credential:\s+credential missing`},
-			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+1\.1\s+#1 install installed`},
+			{"advisories published", `\$ patchring advisories import \S+/DSA-6042-1\.json --kev \S+ --ecosystem \S+ [^\n]*\n\s*Advisory database version 1: `},
+			{"CVE open everywhere", `NODE\s+RING\s+ACME-TOOL\s+CVE-2026-4242\s+FIX\n(\s*\S+\s+(lab|pilot|broad)\s+1\.0\s+OPEN \(critical, KEV\)\s+\S+\n){6}`},
+			{"vulns", `\$ patchring --socket \S+ vulns\n\s*Advisory database version 1 [^\n]*\n[^\n]*\n\s*PACKAGE\s+VERSION\s+CVE[^\n]*\n(\s*(acme-tool|libacme)\s+1\.0\s+CVE-2026-4242\s+critical 9\.8\s+KEV\s+1\.1\s+[^\n]*\n){2}`},
+			{"agent packages", `patchring_1\.0_\S+\.deb: the agent itself in /usr/sbin/patchringd`},
+			{"agents as services", `each runs as the service of its root, from the installed package patchring 1\.0`},
+			{"running version in the catalog", `\$ patchring catalog add \S+/patchring_1\.0_\S+\.deb --package patchring --version 1\.0 [^\n]*\n\s*Added catalog/patchring/1\.0/`},
+			{"next version published", `\$ patchring catalog add \S+/patchring_1\.1_\S+\.deb --package patchring --version 1\.1 [^\n]*\n\s*Added catalog/patchring/1\.1/`},
+			{"self-update table", `NODE\s+RING\s+AGENT BEFORE\s+AGENT AFTER\s+PACKAGE\s+SELF-UPDATE\s+HEALTH CHECK\n`},
+			{"lab updated itself", `hq-lab-1\s+lab\s+1\.0\s+1\.1\s+1\.1\s+#\d+ installed\s+passed: local API answers, gossip rejoined, policy verified`},
+			{"pilot updated itself", `hq-pilot-1\s+pilot\s+1\.0\s+1\.1\s+1\.1\s+#\d+ installed\s+passed`},
+			{"broken agent rolled back", `hq-desk-1\s+broad\s+1\.0\s+1\.0\s+1\.0\s+#\d+ rolled-back\s+failed: self-update: the new agent was not healthy by its deadline`},
+			{"broad updated itself", `branch-desk-2\s+broad\s+1\.0\s+1\.1\s+1\.1\s+#\d+ installed\s+passed`},
+			{"self-update history", `patchring\s+1\.0 -> 1\.1\n(.*\n)*?\s+error: self-update: the new agent was not healthy by its deadline [^\n]*local API`},
+			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+1\.1\s+#\d+ install installed`},
 			{"rollback shown", `branch-desk-2's health check failed after the install: the engine rolled both packages back in one apt run`},
-			{"one tx, both packages", `#1 [\d-]+ [\d:]+ install of 2 packages  \[rolled-back\]\n(\s+(acme-tool|libacme)\s+1\.0 -> 1\.1\s+\(upgrade, restored\)\n){2}`},
+			{"one tx, both packages", `#\d+ [\d-]+ [\d:]+ install of 2 packages  \[rolled-back\]\n(\s+(acme-tool|libacme)\s+1\.0 -> 1\.1\s+\(upgrade, restored\)\n){2}`},
 			{"rollback done", `rollback\s+done\s+health check`},
 			{"tray step", `==> acme-tool 1\.1 asked for a reboot: the user on \S+ defers it once from the tray`},
 			{"tray started", `\$ DBUS_SESSION_BUS_ADDRESS=unix:\S+ patchring --socket \S+ tray &`},
@@ -107,6 +120,9 @@ func TestDemo(t *testing.T) {
 			{"apt traffic", `SITE\s+APT FILES\s+FROM VENDOR\s+FROM PEERS\s+FROM STORE\s+REFUSED\n(\s+(branch|hq)\s+(release|index|package)\s+\d+ B\s+\d+ B\s+\d+ B\s+0\n)+`},
 			{"vendor copies", `the vendor served \d+ index and package files \d+ times in all, at most \d+ times each, to 2 sites`},
 			{"one copy per site", `one WAN copy per site: the other agents of each site took their index files from that copy`},
+			{"CVE closed in lab", `CVE-2026-4242 ring by ring[^\n]*\n\s*RING\s+NODE\s+ACME-TOOL\s+CVE-2026-4242\s+FIX\n\s*lab\s+hq-lab-1\s+1\.1\s+closed\s+installed\n`},
+			{"CVE closed in pilot", `pilot\s+\S+-pilot-1\s+1\.1\s+closed\s+installed\n\s*pilot\s+\S+-pilot-1\s+1\.1\s+closed\s+installed\n`},
+			{"CVE open after the rollback", `broad\s+branch-desk-2\s+1\.0\s+OPEN \(critical, KEV\)\s+\S+ 1\.1; last: #\d+ install rolled-back`},
 			{"summary", `==> summary`},
 		}
 		rest := out
@@ -119,13 +135,13 @@ func TestDemo(t *testing.T) {
 		}
 		// The summary table: every ring reached; the broken node rolled back.
 		rows := map[string]string{
-			"hq-lab-1":       `hq\s+lab\s+1\.1\s+1\.1\s+#1 install installed`,
-			"hq-pilot-1":     `hq\s+pilot\s+1\.1\s+1\.1\s+#1 install installed`,
-			"hq-rpm-1":       `hq\s+lab\s+1\.1-1\s+1\.1-1\s+#1 install installed`,
-			"hq-desk-1":      `hq\s+broad\s+1\.1\s+1\.1\s+#1 install installed`,
-			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+1\.1\s+#1 install installed`,
-			"branch-desk-1":  `branch\s+broad\s+1\.1\s+1\.1\s+#1 install installed\s+rebooting`,
-			"branch-desk-2":  `branch\s+broad\s+1\.0\s+1\.0\s+#1 install rolled-back`,
+			"hq-lab-1":       `hq\s+lab\s+1\.1\s+1\.1\s+#\d+ install installed`,
+			"hq-pilot-1":     `hq\s+pilot\s+1\.1\s+1\.1\s+#\d+ install installed`,
+			"hq-rpm-1":       `hq\s+lab\s+1\.1-1\s+1\.1-1\s+#\d+ install installed`,
+			"hq-desk-1":      `hq\s+broad\s+1\.1\s+1\.1\s+#\d+ install installed`,
+			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+1\.1\s+#\d+ install installed`,
+			"branch-desk-1":  `branch\s+broad\s+1\.1\s+1\.1\s+#\d+ install installed\s+rebooting`,
+			"branch-desk-2":  `branch\s+broad\s+1\.0\s+1\.0\s+#\d+ install rolled-back`,
 		}
 		for node, row := range rows {
 			if !regexp.MustCompile(`(?m)^\s+` + node + `\s+` + row).MatchString(rest) {
@@ -148,7 +164,9 @@ func TestDemo(t *testing.T) {
 		}
 		for _, m := range pids {
 			pid, _ := strconv.Atoi(m[1])
-			if runningFrom(pid, bin) {
+			// The agents run from bin, then from their sandboxed roots
+			// under tmp (the self-update scene).
+			if runningFrom(pid, bin) || runningFrom(pid, tmp) {
 				t.Errorf("process %d is still running after the demo ended", pid)
 				if p, err := os.FindProcess(pid); err == nil {
 					p.Kill()
