@@ -80,6 +80,7 @@ type demo struct {
 	agents  []*agent
 	start   time.Time
 	console *demoConsole // demo_console.go
+	aptMark int          // the vendor's requests before the release (demo_apt.go)
 	// releaseRPM publishes the patch in the rpm agent's dnf repository.
 	releaseRPM func() error // demo_rpm.go
 }
@@ -269,6 +270,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	released := time.Now()
+	d.aptMark = len(d.aptRepo.Requests()) // demo_apt.go counts the vendor's copies from here
 	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip);")
 	d.note("but 1.1 fixes %s (KEV): the policy's urgent rule approves it without pilot's deferral", demoCVE)
 

@@ -60,9 +60,11 @@ func (d *demo) showApt(ctx context.Context) error {
 		return err
 	}
 
-	// The vendor's side: how often each index file and .deb was served.
+	// The vendor's side: how often each index file and .deb was served
+	// since the release (before it, agents starting at once each fetched
+	// the first indices before their site had formed).
 	served := map[string]int{}
-	for _, r := range d.aptRepo.Requests() {
+	for _, r := range d.aptRepo.Requests()[d.aptMark:] {
 		if strings.Contains(r, "/by-hash/") || strings.HasSuffix(r, ".deb") {
 			served[r]++
 		}
@@ -73,7 +75,7 @@ func (d *demo) showApt(ctx context.Context) error {
 		copies += n
 		most = max(most, n)
 	}
-	d.note("the vendor served %d index and package files %d times in all, at most %d times each, to %d sites of %d apt agents (every agent checks the signed InRelease itself)",
+	d.note("since the release the vendor served %d index and package files %d times in all, at most %d times each, to %d sites of %d apt agents (every agent checks the signed InRelease itself)",
 		files, copies, most, len(sites), aptAgents)
 	if most <= len(sites) {
 		d.note("one WAN copy per site: the other agents of each site took their index files from that copy (FROM PEERS); the .debs came through the payload sharing above")
