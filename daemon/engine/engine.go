@@ -834,6 +834,12 @@ func orNone(v string) string {
 // rollback puts the previous versions back after a failure in tx.
 func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 	e.j.begin(tx, StepRollback, cause.Error())
+	// The files of the versions about to be replaced, for the restart
+	// step after the rollback.
+	rolledOut, ferr := e.listFiles(ctx, tx)
+	if ferr != nil {
+		e.cfg.Log.Warn("engine: the restart step after the rollback will count the restored versions' files only", "tx", tx.ID, "err", ferr)
+	}
 	if err := e.restore(ctx, tx.Items); err != nil {
 		e.j.finish(tx, err, "")
 		if tx.whole() {
@@ -863,8 +869,33 @@ func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 			e.markRolledBack(it, tx.Policy)
 		}
 	}
+	// The services restarted onto the new versions (and any process
+	// mapping a file the rollback replaced) go back to the old ones.
+	if err := e.restartAfterRollback(ctx, tx, rolledOut); err != nil {
+		cause = fmt.Errorf("%w; %w", cause, err)
+		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
+	}
+	e.staleReboot(tx, "was rolled back")
 	e.j.end(tx, OutcomeRolledBack, cause)
 	e.done(ctx, tx)
+}
+
+// staleReboot makes the reboot required when a restart step left a
+// process on replaced code that the policy does not let it restart.
+func (e *Engine) staleReboot(tx *Tx, what string) {
+	var reasons []string
+	for _, s := range tx.Stale {
+		if s.Reboot {
+			reasons = append(reasons, s.String())
+		}
+	}
+	if len(reasons) == 0 {
+		return
+	}
+	tx.Reboot, tx.RebootReasons = true, reasons
+	if e.cfg.OnReboot != nil {
+		e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d %s: %s", tx.ID, what, strings.Join(reasons, "; ")), nil)
+	}
 }
 
 // restore reinstalls every item's From version. A package that was not
@@ -983,6 +1014,10 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 		return nil, err
 	}
 	e.j.begin(tx, StepInstall, "reinstall previous versions")
+	rolledOut, ferr := e.listFiles(ctx, tx)
+	if ferr != nil {
+		e.cfg.Log.Warn("engine: the restart step after the rollback will count the restored versions' files only", "tx", tx.ID, "err", ferr)
+	}
 	if err := e.restore(ctx, backItems(items)); err != nil {
 		e.j.finish(tx, err, "")
 		e.j.end(tx, OutcomeFailed, err)
@@ -990,6 +1025,7 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 		return tx, txErr(tx)
 	}
 	e.j.finish(tx, nil, "")
+	e.restartBackOrReport(ctx, tx, rolledOut)
 	orig.RolledBy = tx.ID
 	e.j.save(orig)
 	for _, it := range orig.Items {
@@ -1000,6 +1036,17 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 	e.j.end(tx, OutcomeInstalled, nil)
 	e.done(ctx, tx)
 	return tx, nil
+}
+
+// restartBackOrReport runs the restart step after a rollback transaction
+// (an admin's or the policy's): a failed restart cannot be rolled back in
+// turn, so it is journaled and makes the engine's status degraded.
+func (e *Engine) restartBackOrReport(ctx context.Context, tx *Tx, rolledOut []string) {
+	if err := e.restartAfterRollback(ctx, tx, rolledOut); err != nil {
+		e.cfg.Log.Warn("engine: restart services after a rollback", "tx", tx.ID, "err", err)
+		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
+	}
+	e.staleReboot(tx, "rolled back")
 }
 
 // rollbackOrdered carries out a rollback order from the signed policy for
@@ -1072,12 +1119,14 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 		}
 	}
 	if tx.Kind == KindRollback {
-		// A rollback is an install of the previous versions: finish it.
+		// A rollback is an install of the previous versions: finish it,
+		// with its restart step.
 		err := e.restore(ctx, backItems(tx.Items))
 		e.j.finish(tx, err, "")
 		if err != nil {
 			return e.j.end(tx, OutcomeFailed, err)
 		}
+		e.restartBackOrReport(ctx, tx, nil)
 		return e.j.end(tx, OutcomeInstalled, nil)
 	}
 	if !tx.reached(StepInstall) {
@@ -1086,6 +1135,19 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 		err := e.j.end(tx, OutcomeAborted, errors.New("interrupted before installing"))
 		e.done(ctx, tx)
 		return err
+	}
+	if tx.reached(StepRollback) && !tx.RollbackFailed {
+		// The rollback (or its restart step) was under way: finish it.
+		// Restoring and restarting are idempotent.
+		e.j.finish(tx, nil, "the rollback was under way; finishing it")
+		cause := "interrupted during the rollback"
+		for _, st := range tx.Steps {
+			if st.Name == StepRollback && st.Detail != "" {
+				cause = st.Detail
+			}
+		}
+		e.rollback(ctx, tx, errors.New(cause))
+		return nil
 	}
 	// The install may or may not have happened: look.
 	atNew, atOld := true, true

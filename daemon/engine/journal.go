@@ -32,20 +32,28 @@ const (
 // Step names, in the order an install takes them. Every step is written
 // to the journal before it is taken.
 const (
-	StepPlanned   = "planned"
-	StepFetch     = "fetch"
-	StepPlace     = "place"
-	StepInstall   = "install"
-	StepVerify    = "verify"
-	StepHealth    = "health-check"
-	StepRestart   = "restart-services"
-	StepRollback  = "rollback"
-	StepRecover   = "recover"
-	StepCompleted = "completed"
+	StepPlanned  = "planned"
+	StepFetch    = "fetch"
+	StepPlace    = "place"
+	StepInstall  = "install"
+	StepVerify   = "verify"
+	StepHealth   = "health-check"
+	StepRestart  = "restart-services"
+	StepRollback = "rollback"
+	// StepRestartBack restarts, after a rollback, the services running
+	// code the rollback replaced.
+	StepRestartBack = "restart-after-rollback"
+	StepRecover     = "recover"
+	StepCompleted   = "completed"
 )
 
 // InstallSteps are the journaled steps of an install, for crash tests.
 var InstallSteps = []string{StepPlanned, StepFetch, StepPlace, StepInstall, StepVerify, StepHealth}
+
+// RestartCrashPoints are the crash points of the restart steps (after an
+// install, and after a rollback), for crash tests of an engine with
+// Config.Services: each step's start, and after its restarts.
+var RestartCrashPoints = []string{StepRestart, CrashAfterRestart, StepRestartBack, CrashAfterRestartBack}
 
 // Item is one package a transaction changes.
 type Item struct {
@@ -132,6 +140,9 @@ type Tx struct {
 	// to), and Stale the processes it left running replaced code.
 	Restarts []ServiceRestart `json:"restarts,omitempty"`
 	Stale    []StaleProcess   `json:"stale,omitempty"`
+	// RollbackRestarts are the services restarted onto the previous
+	// versions after a rollback (StepRestartBack).
+	RollbackRestarts []ServiceRestart `json:"rollback_restarts,omitempty"`
 	// RebootReasons say why the install left a reboot required.
 	RebootReasons []string `json:"reboot_reasons,omitempty"`
 
