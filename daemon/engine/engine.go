@@ -160,6 +160,11 @@ type Config struct {
 	// OnReboot is told when an install leaves the machine needing a
 	// reboot.
 	OnReboot func(since time.Time, reason string, pkgs []string)
+	// OnUrgentReboot, when set, is told instead of OnReboot when the
+	// install that needs the reboot was approved by an urgent rule with a
+	// reboot_deadline: deadline is that deadline, counted from since, and
+	// rule names the rule and the update.
+	OnUrgentReboot func(since time.Time, reason string, pkgs []string, deadline time.Duration, rule string)
 	// OnResult is told of every finished transaction (fleet stats).
 	OnResult func(tx *Tx)
 	// MaxBatch is the most packages one transaction changes; a larger
@@ -632,6 +637,7 @@ func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVer
 	if err != nil {
 		return nil, err
 	}
+	e.noteUrgency(tx)
 	e.run(ctx, tx)
 	return tx, txErr(tx)
 }
@@ -808,8 +814,12 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 	e.j.finish(tx, nil, "")
 	if reasons, pkgs := e.rebootReasons(tx); len(reasons) > 0 {
 		tx.Reboot, tx.RebootReasons = true, reasons
-		if e.cfg.OnReboot != nil {
-			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d installed %s: %s", tx.ID, itemsString(tx.Items), strings.Join(reasons, "; ")), pkgs)
+		why := fmt.Sprintf("transaction %d installed %s: %s", tx.ID, itemsString(tx.Items), strings.Join(reasons, "; "))
+		switch {
+		case tx.UrgentRebootDeadline > 0 && e.cfg.OnUrgentReboot != nil:
+			e.cfg.OnUrgentReboot(e.cfg.Now(), why, pkgs, tx.UrgentRebootDeadline, tx.UrgentRule)
+		case e.cfg.OnReboot != nil:
+			e.cfg.OnReboot(e.cfg.Now(), why, pkgs)
 		}
 	}
 	e.j.end(tx, OutcomeInstalled, nil)
@@ -968,6 +978,42 @@ func (e *Engine) done(ctx context.Context, tx *Tx) {
 	e.cfg.Log.Info("engine: transaction ended", "tx", tx.ID, "kind", tx.Kind, "outcome", tx.Outcome, "items", itemsString(tx.Items), "err", tx.Error)
 	if e.cfg.OnResult != nil {
 		e.cfg.OnResult(tx)
+	}
+}
+
+// noteUrgency records on tx (journaled with its next step) the shortest
+// reboot deadline of the urgent rules that approved its updates in the
+// last plan, so the restart it may need gets that deadline.
+func (e *Engine) noteUrgency(tx *Tx) {
+	p, _ := e.cfg.Policy()
+	if p == nil || len(p.Urgent) == 0 {
+		return
+	}
+	e.mu.Lock()
+	decisions := e.decisions
+	e.mu.Unlock()
+	for _, d := range decisions {
+		var i int
+		if _, err := fmt.Sscanf(d.Rule, "urgent[%d]", &i); err != nil || i < 0 || i >= len(p.Urgent) {
+			continue
+		}
+		dl := p.Urgent[i].RebootDeadline.Std()
+		if dl <= 0 {
+			continue
+		}
+		for _, it := range tx.Items {
+			if it.Package != d.Update.Package || it.To != d.Update.Version {
+				continue
+			}
+			if tx.UrgentRebootDeadline == 0 || dl < tx.UrgentRebootDeadline {
+				name := p.Urgent[i].Name
+				if name == "" {
+					name = "urgent"
+				}
+				tx.UrgentRebootDeadline = dl
+				tx.UrgentRule = fmt.Sprintf("%s (%s): %s %s, reboot within %s", d.Rule, name, it.Package, it.To, dl)
+			}
+		}
 	}
 }
 

@@ -145,6 +145,12 @@ type Tx struct {
 	RollbackRestarts []ServiceRestart `json:"rollback_restarts,omitempty"`
 	// RebootReasons say why the install left a reboot required.
 	RebootReasons []string `json:"reboot_reasons,omitempty"`
+	// UrgentRebootDeadline is the reboot deadline of the urgent rule that
+	// approved an update of the transaction (the shortest of several), and
+	// UrgentRule names the rule and the update; the restart the install
+	// needs is due within it.
+	UrgentRebootDeadline time.Duration `json:"urgent_reboot_deadline,omitempty"`
+	UrgentRule           string        `json:"urgent_rule,omitempty"`
 
 	before map[string]string // installed packages before the install step (not journaled)
 	// oldFiles are the files of the changed packages' previous versions,
