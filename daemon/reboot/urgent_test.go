@@ -86,3 +86,38 @@ func TestUrgentRebootDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestUrgentDeadlineCutsDeferrals: with the restart planned an hour after
+// it became required, an urgent update (reboot_deadline 12h) leaves the
+// user deferrals only up to its deadline: a 4h deferral is granted, a 24h
+// one is cut at the urgent deadline, and the next is refused.
+func TestUrgentDeadlineCutsDeferrals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		start := time.Now()
+		rules := reboot.Rules{NotifyAhead: time.Hour, Deadline: 7 * 24 * time.Hour,
+			DeferChoices: reboot.ChoicesFromDurations([]time.Duration{4 * time.Hour, 24 * time.Hour}), MaxDeferrals: 5}
+		n := newNode(t, "desk", rules, start.Add(-time.Hour), reboot.Config{})
+		if err := n.o.SetRequiredUrgent(ctx, start, "libfoo 1.2 needs a restart", []string{"libfoo 1.2"},
+			reboot.Urgent{Deadline: 12 * time.Hour, Why: "urgent[0]"}); err != nil {
+			t.Fatal(err)
+		}
+		urgentBy := start.Add(12 * time.Hour)
+		st, err := n.o.Defer(ctx, "alice (uid 1000)", "4h")
+		if err != nil || !st.DeferredUntil.Equal(start.Add(5*time.Hour)) {
+			t.Fatalf("4h deferral: until %v, %v; want 05:00", st.DeferredUntil, err)
+		}
+		for _, c := range st.Choices {
+			if max := int64(7 * time.Hour / time.Second); c.Seconds > max {
+				t.Errorf("choice %s offers %ds, past the urgent deadline", c.Duration, c.Seconds)
+			}
+		}
+		st, err = n.o.Defer(ctx, "alice (uid 1000)", "24h")
+		if err != nil || !st.DeferredUntil.Equal(urgentBy) || !st.NextAutomatic.Equal(urgentBy) {
+			t.Fatalf("24h deferral: until %v, next %v, %v; want cut at the urgent deadline %v", st.DeferredUntil, st.NextAutomatic, err, urgentBy)
+		}
+		if _, err := n.o.Defer(ctx, "alice (uid 1000)", "4h"); !reboot.IsDenied(err) {
+			t.Errorf("a deferral once the restart is due at the urgent deadline: %v, want denied", err)
+		}
+	})
+}
