@@ -287,6 +287,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.showConsole(ctx); err != nil {
 		return err
 	}
+	if err := d.restartScene(ctx); err != nil { // demo_restart.go
+		return err
+	}
 	d.step("summary")
 	d.printTable(ctx)
 	fmt.Println()
