@@ -881,31 +881,12 @@ func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 	}
 	// The services restarted onto the new versions (and any process
 	// mapping a file the rollback replaced) go back to the old ones.
-	if err := e.restartAfterRollback(ctx, tx, rolledOut); err != nil {
+	if err := e.restartAfterRollback(ctx, tx, rolledOut, true); err != nil {
 		cause = fmt.Errorf("%w; %w", cause, err)
 		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
 	}
-	e.staleReboot(tx, "was rolled back")
 	e.j.end(tx, OutcomeRolledBack, cause)
 	e.done(ctx, tx)
-}
-
-// staleReboot makes the reboot required when a restart step left a
-// process on replaced code that the policy does not let it restart.
-func (e *Engine) staleReboot(tx *Tx, what string) {
-	var reasons []string
-	for _, s := range tx.Stale {
-		if s.Reboot {
-			reasons = append(reasons, s.String())
-		}
-	}
-	if len(reasons) == 0 {
-		return
-	}
-	tx.Reboot, tx.RebootReasons = true, reasons
-	if e.cfg.OnReboot != nil {
-		e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d %s: %s", tx.ID, what, strings.Join(reasons, "; ")), nil)
-	}
 }
 
 // restore reinstalls every item's From version. A package that was not
@@ -1088,11 +1069,22 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 // (an admin's or the policy's): a failed restart cannot be rolled back in
 // turn, so it is journaled and makes the engine's status degraded.
 func (e *Engine) restartBackOrReport(ctx context.Context, tx *Tx, rolledOut []string) {
-	if err := e.restartAfterRollback(ctx, tx, rolledOut); err != nil {
+	if err := e.restartAfterRollback(ctx, tx, rolledOut, false); err != nil {
 		e.cfg.Log.Warn("engine: restart services after a rollback", "tx", tx.ID, "err", err)
 		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
 	}
-	e.staleReboot(tx, "rolled back")
+	var reasons []string
+	for _, s := range tx.Stale {
+		if s.Reboot {
+			reasons = append(reasons, s.String())
+		}
+	}
+	if len(reasons) > 0 {
+		tx.Reboot, tx.RebootReasons = true, reasons
+		if e.cfg.OnReboot != nil {
+			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("rollback transaction %d: %s", tx.ID, strings.Join(reasons, "; ")), nil)
+		}
+	}
 }
 
 // rollbackOrdered carries out a rollback order from the signed policy for

@@ -128,7 +128,13 @@ func (e *Engine) listFiles(ctx context.Context, tx *Tx) ([]string, error) {
 // returns the restart failures (the rollback stands: there is nothing
 // left to roll back to) and leaves tx.Stale to the processes it could not
 // restart.
-func (e *Engine) restartAfterRollback(ctx context.Context, tx *Tx, rolledOut []string) error {
+//
+// sameTx is set for the rollback of tx itself (right after its install,
+// under the same policy): the processes left then need no reboot. After a
+// separate rollback transaction (an admin's or the policy's order, maybe
+// much later) a process left may run the rolled-out code: the reboot is
+// required as after an install.
+func (e *Engine) restartAfterRollback(ctx context.Context, tx *Tx, rolledOut []string, sameTx bool) error {
 	if e.cfg.Services == nil {
 		return nil
 	}
@@ -148,6 +154,14 @@ func (e *Engine) restartAfterRollback(ctx context.Context, tx *Tx, rolledOut []s
 		}
 	}
 	restarts, stale, detail, err := e.restartStale(ctx, tx, func(f string) bool { return set[path.Clean(f)] }, CrashAfterRestartBack)
+	if sameTx {
+		// A process the policy does not let the step restart was not
+		// restarted onto the new versions either: it runs the code of
+		// the versions restored, so it is reported but needs no reboot.
+		for i := range stale {
+			stale[i].Reboot = false
+		}
+	}
 	tx.RollbackRestarts, tx.Stale = restarts, stale
 	if err != nil {
 		err = fmt.Errorf("after the rollback: %w", err)
