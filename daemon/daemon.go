@@ -603,6 +603,11 @@ func (d *Daemon) startEngine() error {
 				d.log.Warn("reboot: record required", "err", err)
 			}
 		},
+		OnUrgentReboot: func(since time.Time, reason string, pkgs []string, deadline time.Duration, rule string) {
+			if err := d.reboot.SetRequiredUrgent(context.Background(), since, reason, pkgs, reboot.Urgent{Deadline: deadline, Why: rule}); err != nil {
+				d.log.Warn("reboot: record required", "err", err)
+			}
+		},
 		// The agent's own package installs detached and must come back
 		// healthy (see engine/selfupdate.go).
 		SelfPackage: SelfPackage,

@@ -326,6 +326,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.showConsole(ctx); err != nil {
 		return err
 	}
+	if err := d.restartScene(ctx); err != nil { // demo_restart.go
+		return err
+	}
 	if err := d.waitRPMAgents(ctx); err != nil { // demo_rpm.go
 		return err
 	}

@@ -141,6 +141,9 @@ func printRebootStatus(w io.Writer, st apitypes.RebootStatus, now time.Time) err
 	if !st.EffectiveDeadline.IsZero() {
 		row("Deadline", when(st.EffectiveDeadline, now)+" (the restart happens by then)")
 	}
+	if st.Urgent != "" {
+		row("Urgent", st.Urgent+" (deadline "+when(st.UrgentDeadline, now)+")")
+	}
 	if !st.NextAutomatic.IsZero() {
 		row("Automatic restart", when(st.NextAutomatic, now))
 	}

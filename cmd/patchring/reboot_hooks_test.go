@@ -36,3 +36,19 @@ func TestRebootStatusShowsHooks(t *testing.T) {
 		t.Errorf("unhealthy output:\n%s", b.String())
 	}
 }
+
+// TestRebootStatusShowsUrgentDeadline: a restart an urgent update needs
+// shows its deadline and the rule that set it.
+func TestRebootStatusShowsUrgentDeadline(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	by := now.Add(23 * time.Hour)
+	st := apitypes.RebootStatus{Required: true, Since: now.Add(-time.Hour), State: apitypes.RebootStateRestartRequired,
+		EffectiveDeadline: by, UrgentDeadline: by, Urgent: "urgent[0] (kev-or-critical): libfoo 1.2, reboot within 24h0m0s"}
+	var b strings.Builder
+	if err := printRebootStatus(&b, st, now); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Urgent:"; !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "urgent[0] (kev-or-critical): libfoo 1.2, reboot within 24h0m0s (deadline Sat 5 Dec 2026 09:00 UTC") {
+		t.Errorf("output lacks the urgent deadline:\n%s", b.String())
+	}
+}

@@ -56,6 +56,11 @@ type RebootStatus struct {
 	// EffectiveDeadline is the later of Deadline and Since plus the grace
 	// period: the restart happens by then whatever the user chooses.
 	EffectiveDeadline time.Time `json:"effective_deadline,omitzero"`
+	// UrgentDeadline is the deadline an urgent update set (its urgent
+	// rule's reboot_deadline from the install) and Urgent names the rule
+	// and the update; EffectiveDeadline is then no later.
+	UrgentDeadline time.Time `json:"urgent_deadline,omitzero"`
+	Urgent         string    `json:"urgent,omitempty"`
 	// DeferralsUsed and DeferralsLeft count the user's deferrals against
 	// the policy's maximum.
 	DeferralsUsed int `json:"deferrals_used"`

@@ -99,6 +99,13 @@ func (t *Tx) API() apitypes.Transaction {
 		}
 		out.Restarted = append(out.Restarted, s)
 	}
+	for _, r := range t.RollbackRestarts {
+		s := fmt.Sprintf("%s (%s): %s after the rollback", r.Service, r.Manager, r.Result)
+		if r.Error != "" {
+			s += ": " + r.Error
+		}
+		out.Restarted = append(out.Restarted, s)
+	}
 	for _, s := range t.Stale {
 		out.Stale = append(out.Stale, s.String())
 	}

@@ -341,6 +341,7 @@ func (e *Engine) runWhole(ctx context.Context, items []Item, reason, policyVersi
 	if err != nil {
 		return nil, err
 	}
+	e.noteUrgency(tx)
 	e.run(ctx, tx)
 	return tx, nil
 }

@@ -16,3 +16,11 @@ func crashPoint(step string) {
 		killSelf()
 	}
 }
+
+// CrashAfterRestart and CrashAfterRestartBack are the crash points after
+// the restart step restarted the services (after the install, and after
+// a rollback) but before the journal recorded it.
+const (
+	CrashAfterRestart     = "restarts-finished"
+	CrashAfterRestartBack = "rollback-restarts-finished"
+)

@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 	case "":
 	case "dnf":
 		os.Exit(dnfAgentMain())
+	case "chroot":
+		os.Exit(chrootAgentMain())
 	default:
 		os.Exit(agentMain())
 	}

@@ -160,6 +160,11 @@ type Config struct {
 	// OnReboot is told when an install leaves the machine needing a
 	// reboot.
 	OnReboot func(since time.Time, reason string, pkgs []string)
+	// OnUrgentReboot, when set, is told instead of OnReboot when the
+	// install that needs the reboot was approved by an urgent rule with a
+	// reboot_deadline: deadline is that deadline, counted from since, and
+	// rule names the rule and the update.
+	OnUrgentReboot func(since time.Time, reason string, pkgs []string, deadline time.Duration, rule string)
 	// OnResult is told of every finished transaction (fleet stats).
 	OnResult func(tx *Tx)
 	// MaxBatch is the most packages one transaction changes; a larger
@@ -632,6 +637,7 @@ func (e *Engine) Install(ctx context.Context, u policy.Update, reason, policyVer
 	if err != nil {
 		return nil, err
 	}
+	e.noteUrgency(tx)
 	e.run(ctx, tx)
 	return tx, txErr(tx)
 }
@@ -808,8 +814,12 @@ func (e *Engine) verifyAndCheck(ctx context.Context, tx *Tx) {
 	e.j.finish(tx, nil, "")
 	if reasons, pkgs := e.rebootReasons(tx); len(reasons) > 0 {
 		tx.Reboot, tx.RebootReasons = true, reasons
-		if e.cfg.OnReboot != nil {
-			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("transaction %d installed %s: %s", tx.ID, itemsString(tx.Items), strings.Join(reasons, "; ")), pkgs)
+		why := fmt.Sprintf("transaction %d installed %s: %s", tx.ID, itemsString(tx.Items), strings.Join(reasons, "; "))
+		switch {
+		case tx.UrgentRebootDeadline > 0 && e.cfg.OnUrgentReboot != nil:
+			e.cfg.OnUrgentReboot(e.cfg.Now(), why, pkgs, tx.UrgentRebootDeadline, tx.UrgentRule)
+		case e.cfg.OnReboot != nil:
+			e.cfg.OnReboot(e.cfg.Now(), why, pkgs)
 		}
 	}
 	e.j.end(tx, OutcomeInstalled, nil)
@@ -834,6 +844,12 @@ func orNone(v string) string {
 // rollback puts the previous versions back after a failure in tx.
 func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 	e.j.begin(tx, StepRollback, cause.Error())
+	// The files of the versions about to be replaced, for the restart
+	// step after the rollback.
+	rolledOut, ferr := e.listFiles(ctx, tx)
+	if ferr != nil {
+		e.cfg.Log.Warn("engine: the restart step after the rollback will count the restored versions' files only", "tx", tx.ID, "err", ferr)
+	}
 	if err := e.restore(ctx, tx.Items); err != nil {
 		e.j.finish(tx, err, "")
 		if tx.whole() {
@@ -862,6 +878,12 @@ func (e *Engine) rollback(ctx context.Context, tx *Tx, cause error) {
 		if it.To != "" {
 			e.markRolledBack(it, tx.Policy)
 		}
+	}
+	// The services restarted onto the new versions (and any process
+	// mapping a file the rollback replaced) go back to the old ones.
+	if err := e.restartAfterRollback(ctx, tx, rolledOut, true); err != nil {
+		cause = fmt.Errorf("%w; %w", cause, err)
+		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
 	}
 	e.j.end(tx, OutcomeRolledBack, cause)
 	e.done(ctx, tx)
@@ -940,6 +962,42 @@ func (e *Engine) done(ctx context.Context, tx *Tx) {
 	}
 }
 
+// noteUrgency records on tx (journaled with its next step) the shortest
+// reboot deadline of the urgent rules that approved its updates in the
+// last plan, so the restart it may need gets that deadline.
+func (e *Engine) noteUrgency(tx *Tx) {
+	p, _ := e.cfg.Policy()
+	if p == nil || len(p.Urgent) == 0 {
+		return
+	}
+	e.mu.Lock()
+	decisions := e.decisions
+	e.mu.Unlock()
+	for _, d := range decisions {
+		var i int
+		if _, err := fmt.Sscanf(d.Rule, "urgent[%d]", &i); err != nil || i < 0 || i >= len(p.Urgent) {
+			continue
+		}
+		dl := p.Urgent[i].RebootDeadline.Std()
+		if dl <= 0 {
+			continue
+		}
+		for _, it := range tx.Items {
+			if it.Package != d.Update.Package || it.To != d.Update.Version {
+				continue
+			}
+			if tx.UrgentRebootDeadline == 0 || dl < tx.UrgentRebootDeadline {
+				name := p.Urgent[i].Name
+				if name == "" {
+					name = "urgent"
+				}
+				tx.UrgentRebootDeadline = dl
+				tx.UrgentRule = fmt.Sprintf("%s (%s): %s %s, reboot within %s", d.Rule, name, it.Package, it.To, dl)
+			}
+		}
+	}
+}
+
 // Rollback undoes transaction id on an admin's word: a new rollback
 // transaction reinstalls the versions id replaced.
 func (e *Engine) Rollback(ctx context.Context, id uint64, reason string) (*Tx, error) {
@@ -983,6 +1041,10 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 		return nil, err
 	}
 	e.j.begin(tx, StepInstall, "reinstall previous versions")
+	rolledOut, ferr := e.listFiles(ctx, tx)
+	if ferr != nil {
+		e.cfg.Log.Warn("engine: the restart step after the rollback will count the restored versions' files only", "tx", tx.ID, "err", ferr)
+	}
 	if err := e.restore(ctx, backItems(items)); err != nil {
 		e.j.finish(tx, err, "")
 		e.j.end(tx, OutcomeFailed, err)
@@ -990,6 +1052,7 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 		return tx, txErr(tx)
 	}
 	e.j.finish(tx, nil, "")
+	e.restartBackOrReport(ctx, tx, rolledOut)
 	orig.RolledBy = tx.ID
 	e.j.save(orig)
 	for _, it := range orig.Items {
@@ -1000,6 +1063,28 @@ func (e *Engine) rollbackTx(ctx context.Context, orig *Tx, reason string) (*Tx, 
 	e.j.end(tx, OutcomeInstalled, nil)
 	e.done(ctx, tx)
 	return tx, nil
+}
+
+// restartBackOrReport runs the restart step after a rollback transaction
+// (an admin's or the policy's): a failed restart cannot be rolled back in
+// turn, so it is journaled and makes the engine's status degraded.
+func (e *Engine) restartBackOrReport(ctx context.Context, tx *Tx, rolledOut []string) {
+	if err := e.restartAfterRollback(ctx, tx, rolledOut, false); err != nil {
+		e.cfg.Log.Warn("engine: restart services after a rollback", "tx", tx.ID, "err", err)
+		e.setErr(fmt.Errorf("transaction %d: %w", tx.ID, err))
+	}
+	var reasons []string
+	for _, s := range tx.Stale {
+		if s.Reboot {
+			reasons = append(reasons, s.String())
+		}
+	}
+	if len(reasons) > 0 {
+		tx.Reboot, tx.RebootReasons = true, reasons
+		if e.cfg.OnReboot != nil {
+			e.cfg.OnReboot(e.cfg.Now(), fmt.Sprintf("rollback transaction %d: %s", tx.ID, strings.Join(reasons, "; ")), nil)
+		}
+	}
 }
 
 // rollbackOrdered carries out a rollback order from the signed policy for
@@ -1072,12 +1157,14 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 		}
 	}
 	if tx.Kind == KindRollback {
-		// A rollback is an install of the previous versions: finish it.
+		// A rollback is an install of the previous versions: finish it,
+		// with its restart step.
 		err := e.restore(ctx, backItems(tx.Items))
 		e.j.finish(tx, err, "")
 		if err != nil {
 			return e.j.end(tx, OutcomeFailed, err)
 		}
+		e.restartBackOrReport(ctx, tx, nil)
 		return e.j.end(tx, OutcomeInstalled, nil)
 	}
 	if !tx.reached(StepInstall) {
@@ -1086,6 +1173,19 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 		err := e.j.end(tx, OutcomeAborted, errors.New("interrupted before installing"))
 		e.done(ctx, tx)
 		return err
+	}
+	if tx.reached(StepRollback) && !tx.RollbackFailed {
+		// The rollback (or its restart step) was under way: finish it.
+		// Restoring and restarting are idempotent.
+		e.j.finish(tx, nil, "the rollback was under way; finishing it")
+		cause := "interrupted during the rollback"
+		for _, st := range tx.Steps {
+			if st.Name == StepRollback && st.Detail != "" {
+				cause = st.Detail
+			}
+		}
+		e.rollback(ctx, tx, errors.New(cause))
+		return nil
 	}
 	// The install may or may not have happened: look.
 	atNew, atOld := true, true

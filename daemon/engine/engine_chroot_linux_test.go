@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,13 +38,20 @@ type chrootNode struct {
 
 func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy, opts ...func(*engine.Config)) *chrootNode {
 	t.Helper()
-	ctx := context.Background()
 	c.RouteTools(t)
+	return openChrootNode(t, c, pol, t.TempDir(), testutil.Logger(t), opts...)
+}
+
+// openChrootNode opens the engine whose state is in state; the root's
+// tools must be routed already (Chroot.RouteTools, or PATH in an agent
+// process).
+func openChrootNode(t testing.TB, c *apttest.Chroot, pol *policy.Policy, state string, log *slog.Logger, opts ...func(*engine.Config)) *chrootNode {
+	t.Helper()
+	ctx := context.Background()
 	b, err := apt.New(ctx, apt.Options{AptConfig: c.AptConfig})
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := t.TempDir()
 	db, err := store.Open(filepath.Join(state, "state.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +65,7 @@ func newChrootNode(t *testing.T, c *apttest.Chroot, pol *policy.Policy, opts ...
 		clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}
 	cfg := engine.Config{
 		DB:       db,
-		Log:      testutil.Logger(t),
+		Log:      log,
 		Packages: engine.AptPackages(b),
 		Content:  engine.StoreContent(cs, nil),
 		Now:      n.clock.Now,

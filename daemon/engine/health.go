@@ -2,13 +2,11 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/patchring/patchring/internal/hookrun"
 	"github.com/patchring/patchring/policy"
 )
 
@@ -21,9 +19,6 @@ import (
 const (
 	DefaultHealthTimeout = time.Minute
 	HealthOutputLimit    = 64 << 10
-	// healthWaitDelay is how long the check's output pipes may stay open
-	// after it was killed or exited (a daemonized child holding them).
-	healthWaitDelay = 5 * time.Second
 )
 
 // healthCheck runs the health check the policy sets for this node's ring.
@@ -62,57 +57,11 @@ type healthResult struct {
 }
 
 // runHealthCheck runs argv with env (plus a minimal clean environment) and
-// the deadline, keeping the tail of its output.
+// the deadline, keeping the tail of its output. It is internal/hookrun's
+// bounded runner, the one the reboot hooks use too.
 func runHealthCheck(ctx context.Context, argv, env []string, timeout time.Duration) healthResult {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
-	cmd.Env = append(cleanHealthEnv(), env...)
-	cmd.Dir = healthDir
-	out := &tailBuffer{limit: HealthOutputLimit}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = healthWaitDelay
-	ownProcessGroup(cmd)
-	err := cmd.Run()
-	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("timed out after %s (killed): %w", timeout, err)
-	}
-	return healthResult{err: err, output: out.String(), dropped: out.dropped()}
-}
-
-// tailBuffer keeps the last limit bytes written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	limit int
-	buf   []byte
-	total int64
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.total += int64(len(p))
-	if len(p) >= b.limit {
-		b.buf = append(b.buf[:0], p[len(p)-b.limit:]...)
-		return len(p), nil
-	}
-	if over := len(b.buf) + len(p) - b.limit; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-func (b *tailBuffer) dropped() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.total - int64(len(b.buf))
+	res := hookrun.Run(ctx, argv, env, timeout, HealthOutputLimit)
+	return healthResult{err: res.Err, output: res.Output, dropped: res.Dropped}
 }
 
 func tail(b []byte, n int) string {

@@ -81,13 +81,3 @@ func TestHealthCheckCleanEnvironment(t *testing.T) {
 		}
 	}
 }
-
-func TestTailBuffer(t *testing.T) {
-	b := &tailBuffer{limit: 4}
-	for _, s := range []string{"ab", "cd", "e", "fghij", "k"} {
-		b.Write([]byte(s))
-	}
-	if b.String() != "hijk" || b.dropped() != 7 {
-		t.Fatalf("kept %q dropped %d", b.String(), b.dropped())
-	}
-}

@@ -32,20 +32,28 @@ const (
 // Step names, in the order an install takes them. Every step is written
 // to the journal before it is taken.
 const (
-	StepPlanned   = "planned"
-	StepFetch     = "fetch"
-	StepPlace     = "place"
-	StepInstall   = "install"
-	StepVerify    = "verify"
-	StepHealth    = "health-check"
-	StepRestart   = "restart-services"
-	StepRollback  = "rollback"
-	StepRecover   = "recover"
-	StepCompleted = "completed"
+	StepPlanned  = "planned"
+	StepFetch    = "fetch"
+	StepPlace    = "place"
+	StepInstall  = "install"
+	StepVerify   = "verify"
+	StepHealth   = "health-check"
+	StepRestart  = "restart-services"
+	StepRollback = "rollback"
+	// StepRestartBack restarts, after a rollback, the services running
+	// code the rollback replaced.
+	StepRestartBack = "restart-after-rollback"
+	StepRecover     = "recover"
+	StepCompleted   = "completed"
 )
 
 // InstallSteps are the journaled steps of an install, for crash tests.
 var InstallSteps = []string{StepPlanned, StepFetch, StepPlace, StepInstall, StepVerify, StepHealth}
+
+// RestartCrashPoints are the crash points of the restart steps (after an
+// install, and after a rollback), for crash tests of an engine with
+// Config.Services: each step's start, and after its restarts.
+var RestartCrashPoints = []string{StepRestart, CrashAfterRestart, StepRestartBack, CrashAfterRestartBack}
 
 // Item is one package a transaction changes.
 type Item struct {
@@ -132,8 +140,17 @@ type Tx struct {
 	// to), and Stale the processes it left running replaced code.
 	Restarts []ServiceRestart `json:"restarts,omitempty"`
 	Stale    []StaleProcess   `json:"stale,omitempty"`
+	// RollbackRestarts are the services restarted onto the previous
+	// versions after a rollback (StepRestartBack).
+	RollbackRestarts []ServiceRestart `json:"rollback_restarts,omitempty"`
 	// RebootReasons say why the install left a reboot required.
 	RebootReasons []string `json:"reboot_reasons,omitempty"`
+	// UrgentRebootDeadline is the reboot deadline of the urgent rule that
+	// approved an update of the transaction (the shortest of several), and
+	// UrgentRule names the rule and the update; the restart the install
+	// needs is due within it.
+	UrgentRebootDeadline time.Duration `json:"urgent_reboot_deadline,omitempty"`
+	UrgentRule           string        `json:"urgent_rule,omitempty"`
 
 	before map[string]string // installed packages before the install step (not journaled)
 	// oldFiles are the files of the changed packages' previous versions,

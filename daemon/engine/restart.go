@@ -94,10 +94,91 @@ func (e *Engine) restartServices(ctx context.Context, tx *Tx) error {
 		e.j.finish(tx, err, "")
 		return err
 	}
+	tx.Restarts, tx.Stale = nil, nil
+	restarts, stale, detail, err := e.restartStale(ctx, tx, replaced, CrashAfterRestart)
+	tx.Restarts, tx.Stale = restarts, stale
+	e.j.finish(tx, err, detail)
+	return err
+}
+
+// listFiles lists the files the packages of tx's items ship now, for the
+// restart step after a rollback (nil without Services).
+func (e *Engine) listFiles(ctx context.Context, tx *Tx) ([]string, error) {
+	if e.cfg.Services == nil {
+		return nil, nil
+	}
+	var pkgs []string
+	for _, it := range tx.Items {
+		pkgs = append(pkgs, it.Package)
+	}
+	files, err := e.cfg.Packages.Files(ctx, pkgs...)
+	if err != nil {
+		return nil, fmt.Errorf("list the files of %s: %w", strings.Join(pkgs, ", "), err)
+	}
+	return files, nil
+}
+
+// restartAfterRollback is the restart step after a rollback
+// (StepRestartBack): the services that were restarted onto the new files,
+// and any process that maps a file the rollback replaced, are restarted
+// onto the restored versions as the policy allows. rolledOut are the files
+// of the versions the rollback replaced (listed before it); with the
+// files the restored versions ship, and those of the versions the install
+// replaced (tx.oldFiles, when known), they are the replaced files. It
+// returns the restart failures (the rollback stands: there is nothing
+// left to roll back to) and leaves tx.Stale to the processes it could not
+// restart.
+//
+// sameTx is set for the rollback of tx itself (right after its install,
+// under the same policy): the processes left then need no reboot. After a
+// separate rollback transaction (an admin's or the policy's order, maybe
+// much later) a process left may run the rolled-out code: the reboot is
+// required as after an install.
+func (e *Engine) restartAfterRollback(ctx context.Context, tx *Tx, rolledOut []string, sameTx bool) error {
+	if e.cfg.Services == nil {
+		return nil
+	}
+	if err := e.j.begin(tx, StepRestartBack, ""); err != nil {
+		return err
+	}
+	now, err := e.listFiles(ctx, tx)
+	if err != nil {
+		err = fmt.Errorf("restart services after the rollback: %w", err)
+		e.j.finish(tx, err, "")
+		return err
+	}
+	set := make(map[string]bool, len(now)+len(rolledOut)+len(tx.oldFiles))
+	for _, list := range [][]string{now, rolledOut, tx.oldFiles} {
+		for _, f := range list {
+			set[path.Clean(f)] = true
+		}
+	}
+	restarts, stale, detail, err := e.restartStale(ctx, tx, func(f string) bool { return set[path.Clean(f)] }, CrashAfterRestartBack)
+	if sameTx {
+		// A process the policy does not let the step restart was not
+		// restarted onto the new versions either: it runs the code of
+		// the versions restored, so it is reported but needs no reboot.
+		for i := range stale {
+			stale[i].Reboot = false
+		}
+	}
+	tx.RollbackRestarts, tx.Stale = restarts, stale
+	if err != nil {
+		err = fmt.Errorf("after the rollback: %w", err)
+	}
+	e.j.finish(tx, err, detail)
+	return err
+}
+
+// restartStale finds the processes mapping a replaced file and restarts
+// their services as the policy allows; it returns what it restarted, the
+// processes it left, the journal detail, and an error naming each restart
+// that failed (or left a process of the service on replaced code).
+// crashAt names its crash point after the restarts.
+func (e *Engine) restartStale(ctx context.Context, tx *Tx, replaced func(string) bool, crashAt string) (restarts []ServiceRestart, left []StaleProcess, detail string, err error) {
 	stale, err := e.cfg.Services.Stale(ctx, replaced)
 	if err != nil {
-		e.j.finish(tx, nil, "processes not checked: "+err.Error())
-		return nil
+		return nil, nil, "processes not checked: " + err.Error(), nil
 	}
 	pol, _ := e.cfg.Policy()
 	mode := pol.RestartMode()
@@ -107,7 +188,6 @@ func (e *Engine) restartServices(ctx context.Context, tx *Tx) error {
 	}
 	restart := map[string]*svc{}
 	var order []string
-	tx.Restarts, tx.Stale = nil, nil
 	for _, p := range stale {
 		why := p.NoService
 		ok := false
@@ -126,7 +206,7 @@ func (e *Engine) restartServices(ctx context.Context, tx *Tx) error {
 			s.pids = append(s.pids, p.PID)
 			continue
 		}
-		tx.Stale = append(tx.Stale, StaleProcess{PID: p.PID, Command: p.Command, Service: p.Service, Files: p.Files,
+		left = append(left, StaleProcess{PID: p.PID, Command: p.Command, Service: p.Service, Files: p.Files,
 			Why: why, Reboot: mode != policy.RestartNotify})
 	}
 	var failed []string
@@ -139,8 +219,9 @@ func (e *Engine) restartServices(ctx context.Context, tx *Tx) error {
 		} else {
 			e.cfg.Log.Info("engine: restarted a service that ran replaced code", "tx", tx.ID, "service", name, "pids", s.pids)
 		}
-		tx.Restarts = append(tx.Restarts, r)
+		restarts = append(restarts, r)
 	}
+	crashPoint(crashAt)
 	if len(failed) == 0 && len(order) > 0 {
 		// A restart that returned success must have left no process of
 		// the service on the old code.
@@ -153,14 +234,11 @@ func (e *Engine) restartServices(ctx context.Context, tx *Tx) error {
 			}
 		}
 	}
-	detail := restartDetail(mode, tx)
+	detail = restartDetail(mode, restarts, left)
 	if len(failed) > 0 {
-		err := fmt.Errorf("restart services: %s", strings.Join(failed, "; "))
-		e.j.finish(tx, err, detail)
-		return err
+		return restarts, left, detail, fmt.Errorf("restart services: %s", strings.Join(failed, "; "))
 	}
-	e.j.finish(tx, nil, detail)
-	return nil
+	return restarts, left, detail, nil
 }
 
 // replacedFiles returns a test of the files tx replaced: those of the
@@ -184,12 +262,12 @@ func (e *Engine) replacedFiles(ctx context.Context, tx *Tx) (func(string) bool, 
 	return func(f string) bool { return set[path.Clean(f)] }, nil
 }
 
-func restartDetail(mode string, tx *Tx) string {
+func restartDetail(mode string, restarts []ServiceRestart, left []StaleProcess) string {
 	var parts []string
-	for _, r := range tx.Restarts {
+	for _, r := range restarts {
 		parts = append(parts, fmt.Sprintf("%s %s (%s service, PIDs %v)", r.Result, r.Service, r.Manager, r.PIDs))
 	}
-	for _, s := range tx.Stale {
+	for _, s := range left {
 		parts = append(parts, "left "+s.String())
 	}
 	if len(parts) == 0 {

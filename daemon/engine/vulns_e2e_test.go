@@ -2,9 +2,11 @@ package engine_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/daemon/vulns"
@@ -99,7 +101,19 @@ func TestVulnerabilityFixEndToEnd(t *testing.T) {
 	if res, err := vs.Refresh(ctx); err != nil || res.Version != 1 {
 		t.Fatalf("advisories: %+v %v", res, err)
 	}
-	engineConfigHook = func(c *engine.Config) { c.Vulns = vs.Fixes }
+	// The update asks for a restart; the urgent rule's reboot_deadline
+	// must reach the reboot logic with it.
+	type urgentReboot struct {
+		deadline time.Duration
+		rule     string
+	}
+	var urgent []urgentReboot
+	engineConfigHook = func(c *engine.Config) {
+		c.Vulns = vs.Fixes
+		c.OnUrgentReboot = func(_ time.Time, _ string, _ []string, deadline time.Duration, rule string) {
+			urgent = append(urgent, urgentReboot{deadline, rule})
+		}
+	}
 	t.Cleanup(func() { engineConfigHook = nil })
 	n = w.newNode(t, "broad-1", nil, mustPolicy(t, urgentPolicy))
 	if err := n.sb.DpkgInstall(ctx, lib); err != nil {
@@ -112,6 +126,12 @@ func TestVulnerabilityFixEndToEnd(t *testing.T) {
 	}
 
 	w.publish11(t)
+	if err := os.MkdirAll(n.sb.Path("var/run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.sb.Path("var/run/reboot-required"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	n.cycle()
 	if v := n.version(); v != "1.1" {
 		t.Fatalf("acme-tool %q: the KEV fix was not installed ahead of ring broad's 2-day deferral; decision %+v", v, n.decision("acme-tool"))
@@ -119,6 +139,10 @@ func TestVulnerabilityFixEndToEnd(t *testing.T) {
 	h := n.history()
 	if len(h) != 1 || h[0].Outcome != engine.OutcomeInstalled || !strings.Contains(h[0].Reason, "urgent[0]") {
 		t.Fatalf("history %+v: want one install approved by urgent[0]", h)
+	}
+	if h[0].UrgentRebootDeadline != 24*time.Hour || len(urgent) != 1 || urgent[0].deadline != 24*time.Hour ||
+		urgent[0].rule != "urgent[0] (kev-or-critical): acme-tool 1.1, reboot within 24h0m0s" || n.reboots != 0 {
+		t.Errorf("urgent reboot: journaled %s, told %+v (plain reboots %d); want 24h from urgent[0]", h[0].UrgentRebootDeadline, urgent, n.reboots)
 	}
 	after, _ := vs.APIVulns(ctx)
 	if after.Summary.Critical != 0 || after.Summary.KEV != 0 || after.Summary.High != 1 || len(after.Findings) != 1 {

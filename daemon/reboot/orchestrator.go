@@ -247,6 +247,24 @@ func (o *Orchestrator) group(r Rules) string {
 // it again while a restart is pending keeps the earlier time and adds the
 // packages.
 func (o *Orchestrator) SetRequired(ctx context.Context, since time.Time, reason string, packages []string) error {
+	return o.SetRequiredUrgent(ctx, since, reason, packages, Urgent{})
+}
+
+// Urgent is what an urgent rule of the policy (updates fixing a KEV or
+// critical vulnerability) asks of the restart an update needs: a deadline
+// counted from the install, shorter than the policy's reboot deadline.
+type Urgent struct {
+	// Deadline is the rule's reboot_deadline; zero: not urgent.
+	Deadline time.Duration
+	// Why names the rule and the update, for the status.
+	Why string
+}
+
+// SetRequiredUrgent is SetRequired for an install an urgent rule
+// approved: the restart is due by since+u.Deadline at the latest (the
+// earliest such time wins), whatever the policy's deadline and grace;
+// deferrals never reach past it.
+func (o *Orchestrator) SetRequiredUrgent(ctx context.Context, since time.Time, reason string, packages []string, u Urgent) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.clock.Now()
@@ -268,6 +286,11 @@ func (o *Orchestrator) SetRequired(ctx context.Context, since time.Time, reason 
 	for _, p := range packages {
 		if !slices.Contains(o.rec.Packages, p) {
 			o.rec.Packages = append(o.rec.Packages, p)
+		}
+	}
+	if u.Deadline > 0 {
+		if by := since.Add(u.Deadline); o.rec.UrgentBy.IsZero() || by.Before(o.rec.UrgentBy) {
+			o.rec.UrgentBy, o.rec.UrgentWhy = by, u.Why
 		}
 	}
 	if equalRecords(&old, &o.rec) {
@@ -319,7 +342,7 @@ func (o *Orchestrator) Defer(ctx context.Context, caller, choice string) (apityp
 	case o.rec.DeferralsUsed >= rules.MaxDeferrals:
 		return apitypes.RebootStatus{}, denied("no deferrals left: the policy allows %d and all were used", rules.MaxDeferrals)
 	}
-	dl, hasDL := rules.EffectiveDeadline(o.rec.Since)
+	dl, hasDL := rules.deadline(&o.rec)
 	if hasDL && !now.Before(dl) {
 		return apitypes.RebootStatus{}, denied("the deadline (%s) has passed; the restart can no longer be deferred", dl.Format(time.RFC3339))
 	}
@@ -379,7 +402,7 @@ func (o *Orchestrator) Refuse(ctx context.Context, caller string) (apitypes.Rebo
 	if !rules.AllowRefuse {
 		return apitypes.RebootStatus{}, denied("the policy does not let users decline this restart")
 	}
-	if dl, ok := rules.EffectiveDeadline(o.rec.Since); ok && !now.Before(dl) {
+	if dl, ok := rules.deadline(&o.rec); ok && !now.Before(dl) {
 		return apitypes.RebootStatus{}, denied("the deadline (%s) has passed; the restart can no longer be declined", dl.Format(time.RFC3339))
 	}
 	if o.rec.RefusedBy == "" {
@@ -777,9 +800,12 @@ func (o *Orchestrator) statusLocked(now time.Time, rules Rules) apitypes.RebootS
 		return st
 	}
 	st.Required, st.Since, st.Reason, st.Packages = true, r.Since, r.Reason, slices.Clone(r.Packages)
-	dl, hasDL := rules.EffectiveDeadline(r.Since)
+	dl, hasDL := rules.deadline(r)
 	if rules.Deadline > 0 {
 		st.Deadline = r.Since.Add(rules.Deadline)
+	}
+	if !r.UrgentBy.IsZero() {
+		st.UrgentDeadline, st.Urgent = r.UrgentBy, r.UrgentWhy
 	}
 	if hasDL {
 		st.EffectiveDeadline = dl

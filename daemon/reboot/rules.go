@@ -237,6 +237,17 @@ func (r Rules) normalized() Rules {
 	return r
 }
 
+// deadline is the restart's deadline for st: the policy's effective
+// deadline, or the one an urgent update set (record.UrgentBy) when that
+// is sooner. The grace period does not extend an urgent deadline.
+func (r Rules) deadline(st *record) (time.Time, bool) {
+	dl, ok := r.EffectiveDeadline(st.Since)
+	if !st.UrgentBy.IsZero() && (!ok || st.UrgentBy.Before(dl)) {
+		return st.UrgentBy, true
+	}
+	return dl, ok
+}
+
 // EffectiveDeadline returns the later of since+Deadline and since+Grace;
 // ok is false when the rules set neither.
 func (r Rules) EffectiveDeadline(since time.Time) (time.Time, bool) {
@@ -299,7 +310,7 @@ func (r Rules) plan(st *record, earliest time.Time) (at time.Time, why string, o
 	if !st.Required || st.Rebooting {
 		return time.Time{}, "", false
 	}
-	dl, hasDL := r.EffectiveDeadline(st.Since)
+	dl, hasDL := r.deadline(st)
 	atDeadline := func() (time.Time, string, bool) {
 		if !hasDL {
 			return time.Time{}, "", false

@@ -47,6 +47,12 @@ type record struct {
 	// the next may start.
 	LastError string    `json:"last_error,omitempty"`
 	RetryAt   time.Time `json:"retry_at,omitzero"`
+
+	// UrgentBy is the shortest deadline an urgent update set (the install
+	// time plus its urgent rule's reboot_deadline), UrgentWhy the rule and
+	// the update; zero when no urgent update needs the restart.
+	UrgentBy  time.Time `json:"urgent_by,omitzero"`
+	UrgentWhy string    `json:"urgent_why,omitempty"`
 }
 
 func (r *record) clone() record {

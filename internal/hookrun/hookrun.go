@@ -1,4 +1,5 @@
-// Package hookrun runs a command the signed policy names (a reboot hook):
+// Package hookrun runs a command the signed policy names (a reboot hook,
+// the engine's health check):
 // argv without a shell, a deadline after which its whole process group is
 // killed, a clean environment, no stdin, and only the tail of its output
 // kept.

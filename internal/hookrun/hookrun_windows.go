@@ -9,8 +9,11 @@ import (
 
 var workDir = os.Getenv("SystemRoot")
 
+// cleanEnv is only what Windows programs need to start, none of the
+// daemon's own variables.
 func cleanEnv() []string {
-	return []string{"SystemRoot=" + os.Getenv("SystemRoot"), "PATH=" + os.Getenv("SystemRoot") + `\System32`}
+	root := os.Getenv("SystemRoot")
+	return []string{"SystemRoot=" + root, "PATH=" + root + `\System32;` + root}
 }
 
 // ownProcessGroup: the deadline kills the process itself (its children
