@@ -81,6 +81,9 @@ type demo struct {
 	start   time.Time
 	console *demoConsole // demo_console.go
 	aptMark int          // the vendor's requests before the release (demo_apt.go)
+	// rootImage receives the restart scene's Debian root image build
+	// result (demo_restart.go); nil without mmdebstrap.
+	rootImage chan error
 	// releaseRPM publishes the patch in the rpm agent's dnf repository.
 	releaseRPM func() error // demo_rpm.go
 }
@@ -147,6 +150,7 @@ func (d *demo) cli(ctx context.Context, args ...string) error {
 func (d *demo) run(ctx context.Context) error {
 	fmt.Println("patchring demo: one origin, two sites, seven agents (six Debian, one rpm-based) with sandboxed package roots, one signed policy, one real patch.")
 	builds := d.buildSelf(ctx) // demo_selfupdate.go
+	d.prepareRootImage(ctx)    // demo_restart.go
 
 	// 1. The admin's signed repository.
 	d.step("admin: create the fleet's signed (TUF) repository and publish the ring policy")

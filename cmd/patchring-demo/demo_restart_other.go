@@ -9,3 +9,6 @@ func (d *demo) restartScene(context.Context) error {
 	d.step("fewer reboots: skipped (the scene needs a Linux host for its Debian 12 root)")
 	return nil
 }
+
+// prepareRootImage: nothing to prepare without Linux.
+func (d *demo) prepareRootImage(context.Context) {}
