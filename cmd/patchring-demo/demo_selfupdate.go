@@ -397,7 +397,7 @@ func (d *demo) followSelf(ctx context.Context, released time.Time) error {
 			}
 			tw.Flush()
 		}
-		if done == len(d.agents) {
+		if done == len(d.debAgents()) {
 			return nil
 		}
 		select {
