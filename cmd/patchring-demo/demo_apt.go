@@ -79,6 +79,8 @@ func (d *demo) showApt(ctx context.Context) error {
 		files, copies, most, len(sites), aptAgents)
 	if most <= len(sites) {
 		d.note("one WAN copy per site: the other agents of each site took their index files from that copy (FROM PEERS); the .debs came through the payload sharing above")
+	} else {
+		d.note("some file left the vendor more than once for one site: an agent's apt asked for it before the site's first copy was announced to it (the apt coordinator waits for a fetcher only while it makes progress, docs/APT.md)")
 	}
 	return nil
 }
