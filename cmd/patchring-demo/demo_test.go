@@ -116,12 +116,12 @@ func TestDemo(t *testing.T) {
 			{"reboot enforced", `patchringd ran the reboot command \(simulated here\), \d+s after the deferral: \S+ patchring: restarting`},
 			{"menu while restarting", `\| Restarting now \[disabled\] +\|`},
 			{"tray stopped", `stopped the tray \(pid \d+, it exited cleanly\) and the private bus`},
-			{"apt through the site", `apt through the site: each agent's apt runs through its own verifying proxy`},
-			{"apt traffic", `SITE\s+APT FILES\s+FROM VENDOR\s+FROM PEERS\s+FROM STORE\s+REFUSED\n(\s+(branch|hq)\s+(release|index|package)\s+\d+ B\s+\d+ B\s+\d+ B\s+0\n)+`},
-			{"vendor copies", `since the release the vendor served \d+ index and package files \d+ times in all, at most \d+ times each, to 2 sites`},
 			{"CVE closed in lab", `CVE-2026-4242 ring by ring[^\n]*\n\s*RING\s+NODE\s+ACME-TOOL\s+CVE-2026-4242\s+FIX\n\s*lab\s+hq-lab-1\s+1\.1\s+closed\s+installed\n`},
 			{"CVE closed in pilot", `pilot\s+\S+-pilot-1\s+1\.1\s+closed\s+installed\n\s*pilot\s+\S+-pilot-1\s+1\.1\s+closed\s+installed\n`},
 			{"CVE open after the rollback", `broad\s+branch-desk-2\s+1\.0\s+OPEN \(critical, KEV\)\s+\S+ 1\.1; last: #\d+ install rolled-back`},
+			{"apt through the site", `apt through the site: each agent's apt runs through its own verifying proxy`},
+			{"apt traffic", `SITE\s+APT FILES\s+FROM VENDOR\s+FROM PEERS\s+FROM STORE\s+REFUSED\n(\s+(branch|hq)\s+(release|index|package)\s+\d+ B\s+\d+ B\s+\d+ B\s+0\n)+`},
+			{"vendor copies", `since the release the vendor served \d+ index and package files \d+ times in all, at most \d+ times each, to 2 sites`},
 			{"summary", `==> summary`},
 		}
 		rest := out
