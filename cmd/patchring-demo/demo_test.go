@@ -35,7 +35,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("building the demo's binaries needs the go command: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 16*time.Minute)
 	defer cancel()
 
 	bin := t.TempDir()
@@ -50,7 +50,7 @@ func TestDemo(t *testing.T) {
 	// The demo's temporary files (its work tree, the private bus) go to
 	// tmp, which must be empty afterwards.
 	tmp := t.TempDir()
-	demo := exec.CommandContext(ctx, filepath.Join(bin, "patchring-demo"), "--bin", bin, "--timeout", "9m")
+	demo := exec.CommandContext(ctx, filepath.Join(bin, "patchring-demo"), "--bin", bin, "--timeout", "13m")
 	demo.Env = append(withoutEnv(os.Environ(), "TMPDIR"), "TMPDIR="+tmp)
 	// On timeout the demo gets SIGTERM and cleans up after itself; SIGKILL
 	// only if it does not manage within WaitDelay.
