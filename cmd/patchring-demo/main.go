@@ -26,7 +26,7 @@ var demoPolicy []byte
 func main() {
 	bin := flag.String("bin", "bin", "directory holding the patchringd and patchring binaries")
 	keep := flag.Bool("keep", false, "keep the demo's files for inspection")
-	timeout := flag.Duration("timeout", 8*time.Minute, "give up after this long")
+	timeout := flag.Duration("timeout", 15*time.Minute, "give up after this long")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
