@@ -331,49 +331,34 @@ var (
 // twice.
 func dedupeVulns(vs []report.Vuln) []report.Vuln {
 	type key struct{ id, pkg string }
-	at := make(map[key]int, len(vs))
-	out := make([]report.Vuln, 0, len(vs))
-	for _, v := range vs {
-		k := key{v.ID, v.Package}
-		if i, ok := at[k]; ok {
-			out[i] = v
-			continue
-		}
-		at[k] = len(out)
-		out = append(out, v)
-	}
-	return out
+	return keepLast(vs, func(v report.Vuln) key { return key{v.ID, v.Package} })
 }
 
 // dedupeDevices keeps the last of a MAC listed twice.
 func dedupeDevices(ds []report.Device) []report.Device {
-	at := make(map[string]int, len(ds))
-	out := make([]report.Device, 0, len(ds))
-	for _, d := range ds {
-		if i, ok := at[d.MAC]; ok {
-			out[i] = d
-			continue
-		}
-		at[d.MAC] = len(out)
-		out = append(out, d)
-	}
-	return out
+	return keepLast(ds, func(d report.Device) string { return d.MAC })
 }
 
 // dedupe keeps the last entry of a package named twice (same name and
 // arch) in a list.
 func dedupe(pkgs []report.Package) []report.Package {
 	type key struct{ name, arch string }
-	at := make(map[key]int, len(pkgs))
-	out := make([]report.Package, 0, len(pkgs))
-	for _, p := range pkgs {
-		k := key{p.Name, p.Arch}
+	return keepLast(pkgs, func(p report.Package) key { return key{p.Name, p.Arch} })
+}
+
+// keepLast returns xs with each key once, at its first place, holding the
+// last entry with that key.
+func keepLast[T any, K comparable](xs []T, key func(T) K) []T {
+	at := make(map[K]int, len(xs))
+	out := make([]T, 0, len(xs))
+	for _, x := range xs {
+		k := key(x)
 		if i, ok := at[k]; ok {
-			out[i] = p
+			out[i] = x
 			continue
 		}
 		at[k] = len(out)
-		out = append(out, p)
+		out = append(out, x)
 	}
 	return out
 }
