@@ -66,8 +66,8 @@ type Config struct {
 	JoinJitter time.Duration
 	// JoinBackoffMax caps the backoff between join rounds. Default 60s.
 	JoinBackoffMax time.Duration
-	// LeaseSettle is how long a lease claim waits for competing claims.
-	// It must exceed twice the gossip propagation delay. Default 3s.
+	// LeaseSettle is how long a lease claim waits for every member's
+	// answer before it is withdrawn. Default 3s.
 	LeaseSettle time.Duration
 	// LeaseDeadGrace, if set, frees the lease slot of a holder memberlist
 	// has declared dead (failed, not left) for this long, before its TTL.

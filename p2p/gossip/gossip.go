@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -81,6 +82,10 @@ type Gossip struct {
 
 	leaseMu sync.Mutex // serializes TryAcquire / Release
 
+	// testDrop, set by tests only, loses the verified signed messages it
+	// returns true for, as a lossy or slow network would.
+	testDrop atomic.Pointer[func(typ msgType, from peer.ID) bool]
+
 	subsMu sync.Mutex
 	subs   map[*Subscription]struct{}
 
@@ -134,7 +139,6 @@ type leaseRecord struct {
 	ltime  uint64
 	phase  leasePhase
 	expiry time.Time
-	heard  time.Time // real (monotonic) time we heard it: bounds a claim's life
 	// at is the clock time a remote record arrived (zero for this node's
 	// own): a remote expiry counts only up to at + the lease TTL.
 	at  time.Time
@@ -612,7 +616,7 @@ func (g *Gossip) announceLeaseLocked(group string, phase leasePhase, expiry time
 	if self.leases == nil {
 		self.leases = make(map[string]*leaseRecord)
 	}
-	self.leases[group] = &leaseRecord{ltime: lt, phase: phase, expiry: body.Expiry, heard: time.Now(), msg: raw}
+	self.leases[group] = &leaseRecord{ltime: lt, phase: phase, expiry: body.Expiry, msg: raw}
 	g.leaseQ.QueueBroadcast(&broadcast{name: "l/" + g.name + "/" + group, msg: raw})
 	return raw, nil
 }
@@ -718,8 +722,17 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 	m := g.members[name]
 	if m != nil {
 		if p.env.ltime <= m.versionLocked(&p) {
+			// A claim heard again (sent again to us, or gossiped) is
+			// answered again: the first answer may have been lost.
+			// Only the very message verified before is.
+			var answer []byte
+			if r := m.leases[p.lease.Group]; p.env.typ == msgLease && p.lease.Phase == leaseClaim && r != nil && r.ltime == p.env.ltime && bytes.Equal(r.msg, raw) {
+				answer = g.leaseAnswerLocked(m, p.lease.Group, p.env.ltime)
+			}
+			node := m.node
 			g.mu.Unlock()
 			g.stats.duplicates.Add(1)
+			g.sendAnswer(&node, answer)
 			return
 		}
 		pub = m.pub
@@ -738,6 +751,9 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 	if ok, err := pub.Verify(p.env.signingInput(g.cfg.Label), p.env.sig); !ok || err != nil {
 		g.stats.badSignature.Add(1)
 		g.log.Warn("dropped gossip message with a bad signature", "about", name, "type", p.env.typ.String(), "from", via, "err", err)
+		return
+	}
+	if drop := g.testDrop.Load(); drop != nil && (*drop)(p.env.typ, p.env.node) {
 		return
 	}
 	g.lamport.Witness(p.env.ltime)
@@ -769,6 +785,7 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 		return
 	}
 	var hint uint64
+	var answer []byte // to a lease claim
 	var q *memberlist.TransmitLimitedQueue
 	var bname string
 	switch p.env.typ {
@@ -796,12 +813,17 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 			m.leases = make(map[string]*leaseRecord)
 		}
 		m.leases[p.lease.Group] = &leaseRecord{ltime: p.env.ltime, phase: p.lease.Phase,
-			expiry: p.lease.Expiry, heard: time.Now(), at: g.clock.Now(), msg: msg}
+			expiry: p.lease.Expiry, at: g.clock.Now(), msg: msg}
 		q, bname = g.leaseQ, "l/"+name+"/"+p.lease.Group
+		if p.lease.Phase == leaseClaim {
+			answer = g.leaseAnswerLocked(m, p.lease.Group, p.env.ltime)
+		}
 	}
 	known := m.known && m.admitted
 	admitted := m.admitted
+	node := m.node
 	g.mu.Unlock()
+	g.sendAnswer(&node, answer)
 	if !admitted {
 		// Kept (bounded, like any unknown node's) so that a member admitted
 		// a moment later has its state, but neither passed on nor counted.
@@ -817,6 +839,17 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 	}
 	if hint > 0 {
 		g.emit(EventPolicyVersion, name, hint)
+	}
+}
+
+// sendAnswer sends this node's answer to a lease claim straight to the
+// claimant (a nil answer sends nothing).
+func (g *Gossip) sendAnswer(to *memberlist.Node, answer []byte) {
+	if answer == nil {
+		return
+	}
+	if err := g.ml.SendBestEffort(to, answer); err != nil {
+		g.log.Debug("answer lease claim", "to", to.Name, "err", err)
 	}
 }
 
@@ -851,7 +884,7 @@ func (g *Gossip) handleOwn(p *parsedMsg, msg []byte) {
 		if self.leases == nil {
 			self.leases = make(map[string]*leaseRecord)
 		}
-		self.leases[l.Group] = &leaseRecord{ltime: p.env.ltime, phase: l.Phase, expiry: l.Expiry, heard: time.Now(), msg: msg}
+		self.leases[l.Group] = &leaseRecord{ltime: p.env.ltime, phase: l.Phase, expiry: l.Expiry, msg: msg}
 		if l.Phase == leaseHeld {
 			g.log.Info("took back a lease held before restart", "group", l.Group, "expiry", l.Expiry)
 		}

@@ -71,7 +71,7 @@ func testConfig(t testing.TB, i int, key []byte, seeds ...string) Config {
 		PushPullInterval: time.Second,
 		SuspicionMult:    2,
 		JoinJitter:       time.Millisecond,
-		LeaseSettle:      300 * time.Millisecond,
+		LeaseSettle:      time.Second,
 	}
 }
 

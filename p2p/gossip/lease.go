@@ -4,8 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Lease is an advisory, gossip-based semaphore: at most limit nodes of a
@@ -16,10 +20,11 @@ import (
 // looks dead), unless the holder releases it first.
 //
 // Acquiring: a node that sees fewer than limit unexpired holders announces a
-// claim, waits Config.LeaseSettle for competing claims, then ranks the
-// claims it has heard by (Lamport time, node ID); the first limit-minus-
-// holders claimants take the slots. The guarantee holds when every claim
-// reaches every claimant within half the settle time; see docs/GOSSIP.md.
+// claim and waits until every other member that counts has answered it with
+// its state as of after the claim (at most Config.LeaseSettle, else the
+// claim is withdrawn), then ranks the claims by (Lamport time, node ID); the
+// first limit-minus-holders claimants take the slots. Lost or late messages
+// withdraw claims, they do not grant extra holds; see docs/GOSSIP.md.
 type Lease struct{ g *Gossip }
 
 // LeaseHolder is one node holding (or claiming) a lease.
@@ -52,9 +57,9 @@ func checkLeaseArgs(group string, limit int, ttl time.Duration) error {
 
 // TryAcquire tries to take one of limit slots of group for ttl. It returns
 // true if this node holds the lease (also when it already did), false if
-// the slots are taken or a competing claim won. It blocks for about
-// Config.LeaseSettle when it makes a claim. If ctx ends meanwhile the claim
-// is withdrawn and ctx's error returned.
+// the slots are taken, a competing claim won, or not every member answered
+// the claim within Config.LeaseSettle (then the caller tries again later).
+// If ctx ends meanwhile the claim is withdrawn and ctx's error returned.
 func (l *Lease) TryAcquire(ctx context.Context, group string, limit int, ttl time.Duration) (bool, error) {
 	if err := checkLeaseArgs(group, limit, ttl); err != nil {
 		return false, err
@@ -89,9 +94,13 @@ func (l *Lease) TryAcquire(ctx context.Context, group string, limit int, ttl tim
 	g.mu.Unlock()
 	g.sendDirect(claim)
 
-	if !sleepCtx(ctx, g.cfg.LeaseSettle) {
+	if err := g.awaitLeaseAnswers(ctx, group, claimLT, claim); err != nil {
 		g.leaseAnnounce(group, leaseReleased, time.Time{})
-		return false, ctx.Err()
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		g.log.Info("lease claim withdrawn", "group", group, "err", err)
+		return false, nil
 	}
 
 	g.mu.Lock()
@@ -102,10 +111,9 @@ func (l *Lease) TryAcquire(ctx context.Context, group string, limit int, ttl tim
 		name  string
 	}
 	claims := []claimant{{claimLT, g.name}}
-	window := 2 * g.cfg.LeaseSettle
 	for name, m := range g.members {
 		r := m.leases[group]
-		if name == g.name || r == nil || r.phase != leaseClaim || !r.until(ttl).After(now) || time.Since(r.heard) > window {
+		if name == g.name || r == nil || r.phase != leaseClaim || !r.until(ttl).After(now) {
 			continue
 		}
 		if !g.countsLocked(m) {
@@ -243,4 +251,101 @@ func (g *Gossip) sendDirect(msg []byte) {
 			g.log.Debug("send lease message", "to", n.Name, "err", err)
 		}
 	}
+}
+
+// awaitLeaseAnswers waits until every other member whose lease counts here
+// (admitted, this site, known to memberlist and not dead or gone) has told
+// this node its state for group as of after our claim, made at Lamport time
+// claimLT: a lease message newer than the claim, or a claim of its own
+// still in progress (which is ranked with ours). Members answer a claim
+// they receive with their own lease message for the group (leaseAnswerLocked);
+// the claim is sent again to those that have not answered, every quarter of
+// Config.LeaseSettle. It gives up after Config.LeaseSettle.
+//
+// With every competitor's state as of after our claim, the ranking needs no
+// bound on delivery times: two claimants each learn the other's claim (or
+// hold) before deciding, so they rank the same claims; see docs/GOSSIP.md.
+func (g *Gossip) awaitLeaseAnswers(ctx context.Context, group string, claimLT uint64, claim []byte) error {
+	deadline := time.Now().Add(g.cfg.LeaseSettle)
+	step := max(g.cfg.LeaseSettle/20, time.Millisecond)
+	resend := time.Now().Add(g.cfg.LeaseSettle / 4)
+	for {
+		missing := g.unanswered(group, claimLT)
+		if len(missing) == 0 {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			names := slices.Sorted(maps.Keys(missing))
+			return fmt.Errorf("no answer to the claim from %d member(s) within %v: %s", len(names), g.cfg.LeaseSettle, strings.Join(names, ", "))
+		}
+		if !time.Now().Before(resend) {
+			for name, n := range missing {
+				if err := g.ml.SendBestEffort(n, claim); err != nil {
+					g.log.Debug("resend lease claim", "to", name, "err", err)
+				}
+			}
+			resend = time.Now().Add(g.cfg.LeaseSettle / 4)
+		}
+		if !sleepCtx(ctx, step) {
+			return ctx.Err()
+		}
+	}
+}
+
+// unanswered returns the members awaitLeaseAnswers still waits for.
+func (g *Gossip) unanswered(group string, claimLT uint64) map[string]*memberlist.Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock.Now()
+	ttl := g.leaseTTLLocked(group)
+	out := make(map[string]*memberlist.Node)
+	for name, m := range g.members {
+		if name == g.name || !m.known || !g.countsLocked(m) || m.liveness == LivenessDead || m.liveness == LivenessLeft {
+			continue
+		}
+		r := m.leases[group]
+		if r != nil && (r.ltime > claimLT || (r.phase == leaseClaim && r.until(ttl).After(now))) {
+			continue
+		}
+		n := m.node
+		out[name] = &n
+	}
+	return out
+}
+
+// leaseAnswerLocked returns this node's answer to member m's claim of group,
+// made at Lamport time claimLT, or nil if m's claim does not count here
+// (m not admitted, another site's, or dead to us: then m's claim goes
+// unanswered and is withdrawn, as ours ignores it).
+//
+// An answer is newer than the claim, which shows the claimant that this
+// node's state is as of after its claim: a claim of ours in progress is the
+// one exception (it is ranked with the others). A hold is signed again with
+// its expiry, anything else becomes a release. The Lamport clock has
+// witnessed the claim, so a message signed now is newer. A new message is
+// kept as this node's record but not gossiped: it changes nothing for the
+// others.
+func (g *Gossip) leaseAnswerLocked(m *member, group string, claimLT uint64) []byte {
+	if !m.known || !g.countsLocked(m) || m.liveness == LivenessDead || m.liveness == LivenessLeft {
+		return nil
+	}
+	self := g.members[g.name]
+	r := self.leases[group]
+	if r != nil && (r.ltime > claimLT || r.phase == leaseClaim) {
+		return r.msg
+	}
+	body := leaseBody{Group: group, Phase: leaseReleased}
+	if r != nil && r.phase == leaseHeld && r.expiry.After(g.clock.Now()) {
+		body = leaseBody{Group: group, Phase: leaseHeld, Expiry: r.expiry}
+	}
+	raw, lt, err := g.sign(msgLease, body.marshal())
+	if err != nil {
+		g.log.Error("answer lease claim", "group", group, "err", err)
+		return nil
+	}
+	if self.leases == nil {
+		self.leases = make(map[string]*leaseRecord)
+	}
+	self.leases[group] = &leaseRecord{ltime: lt, phase: body.Phase, expiry: body.Expiry, msg: raw}
+	return raw
 }

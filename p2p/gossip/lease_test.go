@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/patchring/patchring/internal/testutil"
 )
 
@@ -238,8 +240,11 @@ func TestLeaseArgs(t *testing.T) {
 }
 
 // A member holding the fleet key announces a hold that expires in a
-// century. The others count it only for the lease TTL (issue 11, finding
-// 9): before the cap, the slot stayed taken for good.
+// century, then goes away. The others count it only for the lease TTL
+// (issue 11, finding 9): before the cap, the slot stayed taken for good. (A
+// liar that stays answers each claim with its hold signed again, a new
+// message each time, and keeps the slot as long as it does, as it could by
+// announcing its hold again every TTL.)
 func TestLeaseRemoteExpiryCappedAtTTL(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
@@ -261,6 +266,10 @@ func TestLeaseRemoteExpiryCappedAtTTL(t *testing.T) {
 	if hs := other.Lease().Holders(group); hs[0].Expiry.After(clock.Now().Add(time.Hour)) {
 		t.Errorf("remote hold counts until %v, want at most the default cap of 1h from %v", hs[0].Expiry, clock.Now())
 	}
+	liar.kill(t)
+	testutil.WaitFor(t, 20*time.Second, "liar marked dead", func() error {
+		return sees(other.Gossip, liar.NodeID(), func(m Member) bool { return m.Liveness == LivenessDead })
+	})
 	if ok, err := other.Lease().TryAcquire(ctx, group, 1, ttl); err != nil || ok {
 		t.Fatalf("TryAcquire while the remote hold is within its TTL: %v, %v; want false", ok, err)
 	}
@@ -270,5 +279,52 @@ func TestLeaseRemoteExpiryCappedAtTTL(t *testing.T) {
 	clock.Advance(ttl + time.Second)
 	if ok, err := other.Lease().TryAcquire(ctx, group, 1, ttl); err != nil || !ok {
 		t.Fatalf("TryAcquire once the TTL has passed since the remote hold arrived: %v, %v; want true", ok, err)
+	}
+}
+
+// Two nodes claim the lease at once while every lease message from a to b
+// is lost (a lossy link, or one slow beyond any settle time). Before claims
+// were answered, b saw only its own claim and took the lease, and a, seeing
+// both claims, took it too when its claim ranked first. Now b, without a's
+// answer, withdraws, and a takes the lease only if its claim ranks first;
+// once the link heals, exactly one holds it.
+func TestLeaseSafeWhenClaimsAreLost(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	nodes := startPool(t, 2, newKey(t), func(_ int, c *Config) { c.Clock = clock; c.LeaseSettle = 500 * time.Millisecond })
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	a, b := nodes[0], nodes[1]
+	aID := a.id
+	lossy := func(typ msgType, from peer.ID) bool { return typ == msgLease && from == aID }
+	ctx := t.Context()
+	for round := range 4 {
+		group := fmt.Sprintf("site-a/round-%d", round)
+		b.testDrop.Store(&lossy)
+		var (
+			wg  sync.WaitGroup
+			won [2]bool
+			err [2]error
+		)
+		for i, n := range []*node{a, b} {
+			wg.Go(func() { won[i], err[i] = n.Lease().TryAcquire(ctx, group, 1, time.Hour) })
+		}
+		wg.Wait()
+		if err[0] != nil || err[1] != nil {
+			t.Fatalf("round %d: TryAcquire: %v, %v", round, err[0], err[1])
+		}
+		if won[0] && won[1] {
+			t.Fatalf("round %d: both nodes took the lease (limit 1) while a's claims were lost on the way to b", round)
+		}
+
+		b.testDrop.Store(nil)
+		holders := 0
+		for _, n := range []*node{a, b} {
+			if err := acquireWithin(ctx, n.Lease(), group, 1, time.Hour, 2*time.Second); err == nil {
+				holders++
+			}
+		}
+		if holders != 1 {
+			t.Fatalf("round %d: %d nodes took the lease once the link healed, want 1", round, holders)
+		}
 	}
 }
