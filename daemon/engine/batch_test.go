@@ -290,6 +290,7 @@ func (s *stopBeforeApply) Apply(ctx context.Context, pkgs []engine.PkgVersion, r
 // from the content store. One transaction installs them all; an admin
 // rollback takes all back in one apt run.
 func TestBatchOf40FromContentStore(t *testing.T) {
+	t.Parallel()
 	var old, upd []apttest.Package
 	for i := range 20 {
 		lib, tool := fmt.Sprintf("lib%02d", i), fmt.Sprintf("tool%02d", i)
@@ -347,6 +348,7 @@ func TestBatchOf40FromContentStore(t *testing.T) {
 // rollback step of a failing one included, and checks that after recovery
 // the node has exactly the old set or the new set.
 func TestBatchCrashAtEveryStep(t *testing.T) {
+	t.Parallel()
 	type tc struct{ step, extra string }
 	var cases []tc
 	for _, s := range append(append([]string{}, engine.InstallSteps...), engine.CrashAfterInstall) {

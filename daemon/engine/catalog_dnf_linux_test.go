@@ -152,6 +152,7 @@ func (n *dnfCatalogNode) plan() map[string]policy.Decision {
 // downgrades from the content store. The Debian agent of the same catalog
 // is offered only the .deb.
 func TestCatalogRPMOnDnfAgent(t *testing.T) {
+	t.Parallel()
 	w := newCatalogWorld(t, "")
 	// A .deb with no scope: only the package format keeps it off the rpm
 	// agent.

@@ -60,6 +60,7 @@ func runDnfAgent(t *testing.T, sb *dnftest.Sandbox, state, crashAt string, ownGr
 // ends at exactly 1.0-1 or 1.1-1, the rpm database is clean and the
 // journal explains what happened.
 func TestDnfCrashAtEveryStep(t *testing.T) {
+	t.Parallel()
 	steps := append(append([]string{}, engine.InstallSteps...), engine.CrashAfterInstall)
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
@@ -110,6 +111,7 @@ func TestDnfCrashAtEveryStep(t *testing.T) {
 // runs: rpm has added 1.1 and not yet erased 1.0. The restart finds both
 // in the rpm database, removes the older, and finishes or rolls back.
 func TestDnfPowerLossDuringRPM(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{Name: "acme-tool", Version: "1.1",
 		Files: []dnftest.File{{Path: "/usr/share/acme-tool/VERSION", Body: []byte("1.1\n")}},
 		// The first run of the %post takes the whole agent down.

@@ -14,6 +14,7 @@ import (
 // through the same journaled steps as on apt; the broad node waits for its
 // deferral.
 func TestDnfInstallUpgradeAndDeferral(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{})
 	pol := dnfPolicy(t, "")
 	pilot := w.newNode(t, "pilot-1", []string{"pilot"}, pol)
@@ -60,6 +61,7 @@ func TestDnfInstallUpgradeAndDeferral(t *testing.T) {
 // upgrade downgrades to 1.0-1, from the content store even though the
 // repository no longer offers 1.0-1.
 func TestDnfHealthCheckFailureDowngrades(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{})
 	pol := dnfPolicy(t, `health_check:
   command: ["sh", "-c", "test ! -e \"$PATCHRING_ROOT/broken\""]
@@ -97,6 +99,7 @@ func TestDnfHealthCheckFailureDowngrades(t *testing.T) {
 // package and dnf says Complete!); the engine treats it as a failed
 // install and downgrades.
 func TestDnfFailingPostScriptletRollsBack(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{Name: "acme-tool", Version: "1.1", Post: "echo 'acme-tool: cannot migrate its database' >&2\nexit 1\n"})
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, dnfPolicy(t, ""))
 	w.publish11(t)
@@ -114,6 +117,7 @@ func TestDnfFailingPostScriptletRollsBack(t *testing.T) {
 // TestDnfTamperedPackageRefused: the served 1.1 does not match the
 // SHA-256 of the signed metadata; nothing is installed.
 func TestDnfTamperedPackageRefused(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{})
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, dnfPolicy(t, ""))
 	w.publish11(t)
@@ -139,6 +143,7 @@ func TestDnfTamperedPackageRefused(t *testing.T) {
 // signature does not match; the refresh fails, the plan stays on the
 // metadata verified before, and 1.1 is not offered.
 func TestDnfTamperedRepomdRefused(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{})
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, dnfPolicy(t, ""))
 	n.cycle() // verified metadata without 1.1
@@ -172,6 +177,7 @@ func TestDnfTamperedRepomdRefused(t *testing.T) {
 // TestDnfLockHeld: another process holds rpm's lock; the transaction
 // fails naming it, and installs once the lock is free.
 func TestDnfLockHeld(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{})
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, dnfPolicy(t, ""))
 	w.publish11(t)
@@ -194,6 +200,7 @@ func TestDnfLockHeld(t *testing.T) {
 // TestDnfSecurityClassesDrivePolicy: only updates that updateinfo.xml
 // calls security fixes of at least high severity are auto-approved.
 func TestDnfSecurityClassesDrivePolicy(t *testing.T) {
+	t.Parallel()
 	w := newDnfWorld(t, dnftest.Package{})
 	dir := t.TempDir()
 	other10 := dnftest.Package{Name: "other-tool", Version: "2.0"}
