@@ -498,6 +498,7 @@ func (d *Daemon) startFleet() error {
 	mc := membership.Config{
 		Log: d.log, Identity: d.id.Key, NodeID: d.ID(), Hostname: d.hostname,
 		Site: cfg.Site, Tags: cfg.Tags, Gossip: cfg.Gossip, P2P: cfg.P2P,
+		PeersFile:     filepath.Join(cfg.StateDir, "gossip-peers"),
 		PolicyRefresh: cfg.Policy.RefreshInterval,
 		Content:       d.content,
 		Trust:         d.trust,

@@ -53,6 +53,9 @@ type Config struct {
 	Tags     []string
 	Gossip   config.Gossip
 	P2P      config.P2P
+	// PeersFile keeps the gossip members last seen alive, offered as seeds
+	// at the next start (gossip.Config.PeersFile); "" keeps none.
+	PeersFile string
 	// PolicyRefresh is the policy's refresh interval (how fresh verified
 	// metadata must be to be served to peers).
 	PolicyRefresh time.Duration
@@ -231,6 +234,8 @@ func New(cfg Config) (*Membership, error) {
 		Seeds:    cfg.Gossip.Seeds,
 		Keys:     keys,
 		Label:    cfg.Gossip.Label,
+
+		PeersFile: cfg.PeersFile,
 	}
 	if cfg.Fleet != nil {
 		gc.Admitter = gossip.FleetAdmitter{Fleet: cfg.Fleet}

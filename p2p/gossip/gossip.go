@@ -289,7 +289,8 @@ func (g *Gossip) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){g.joinLoop, g.maintainLoop, g.metaLoop, g.pullLoop} {
+	g.loadPeers()
+	for _, loop := range []func(context.Context){g.joinLoop, g.maintainLoop, g.metaLoop, g.pullLoop, g.peersLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,0 +1,78 @@
+package gossip
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchring/patchring/internal/testutil"
+)
+
+// The site's only seed is its first node, which has no seed of its own (as
+// when every agent's config names that one node). It restarts, as a
+// self-update does: without the members it knew it would stay alone, and
+// its health check ("gossip rejoined") would fail. It finds them in its
+// peers file.
+func TestRestartedOnlySeedRejoinsFromPeersFile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "gossip-peers")
+	nodes := startPool(t, 3, newKey(t), func(i int, c *Config) {
+		if i == 0 {
+			c.PeersFile = file
+		}
+	})
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 3))
+	seed := nodes[0]
+	cfg := seed.cfg
+	if len(cfg.Seeds) != 0 {
+		t.Fatalf("the seed has seeds %v, want none", cfg.Seeds)
+	}
+	var want []string
+	for _, n := range nodes[1:] {
+		want = append(want, n.LocalAddr())
+	}
+	slices.Sort(want)
+	seed.stop(t)
+
+	got, err := readPeersFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("peers file holds %v, want the other members %v", got, want)
+	}
+
+	cfg.BindPort = 0
+	back := startNode(t, cfg)
+	testutil.WaitFor(t, 30*time.Second, "the restarted seed back in the pool", allAlive([]*node{back, nodes[1], nodes[2]}, 3))
+}
+
+// A damaged or hostile peers file is read within its bounds; what is not
+// an address is ignored by AddSeeds.
+func TestPeersFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, []byte(strings.Repeat("1.2.3.4:7946\n", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPeersFile(big); err == nil || !strings.Contains(err.Error(), big) {
+		t.Fatalf("oversized peers file: %v, want an error naming it", err)
+	}
+	many := filepath.Join(dir, "many")
+	if err := os.WriteFile(many, []byte("# comment\n"+strings.Repeat("10.0.0.1:7946\n", 100)+"not an address\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readPeersFile(many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != maxPeersKept {
+		t.Fatalf("%d addresses read, want at most %d", len(got), maxPeersKept)
+	}
+	if _, err := readPeersFile(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("a missing peers file read without an error")
+	}
+}
