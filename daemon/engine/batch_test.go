@@ -290,7 +290,6 @@ func (s *stopBeforeApply) Apply(ctx context.Context, pkgs []engine.PkgVersion, r
 // from the content store. One transaction installs them all; an admin
 // rollback takes all back in one apt run.
 func TestBatchOf40FromContentStore(t *testing.T) {
-	t.Parallel()
 	var old, upd []apttest.Package
 	for i := range 20 {
 		lib, tool := fmt.Sprintf("lib%02d", i), fmt.Sprintf("tool%02d", i)

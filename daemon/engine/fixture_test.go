@@ -20,7 +20,10 @@ import (
 )
 
 // engineConfigHook, when set, changes the config of the engines openNode
-// makes (tests that need another batch size or a wrapped backend).
+// makes (tests that need another batch size or a wrapped backend). A test
+// that sets it (or testMinFree) must not call t.Parallel: the parallel
+// tests (the dnf ones) run after every sequential one has ended and read
+// both when they open their engines.
 var engineConfigHook func(*engine.Config)
 
 // testMinFree is the free space the engines of the tests require.
