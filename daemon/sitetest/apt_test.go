@@ -207,21 +207,38 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	c.elapsed = time.Since(start)
 	c.wan = s.net.counters(t).sub(before)
 
-	// The archive served each new by-hash index and each .deb once.
+	// The archive served each new by-hash index and each .deb once. A
+	// node that sees no progress from the file's fetcher for the patience
+	// (4 s) fetches it itself, which a loaded machine (make test on two
+	// cores) can cause for a file or two: a second copy of at most 10% of
+	// the bytes passes here and is logged; one copy per file is the
+	// benchmark's target (apt_site_wan_ratio, BenchmarkAptSiteWAN), and
+	// every node fetching for itself still fails.
 	var served map[string]int
 	c.newIndices, c.indexBytes, served = newIndices(t, s, idxBefore)
+	var twice []string
 	for p, k := range served {
-		if k != 1 {
+		switch {
+		case k == 2:
+			twice = append(twice, p)
+		case k != 1:
 			t.Errorf("the archive served %s %d times, want once", p, k)
 		}
 	}
 	for _, e := range c.entries {
-		if got := len(s.origin.pool.Transfers(path.Base(e.Filename))); got != 1 {
+		switch got := len(s.origin.pool.Transfers(path.Base(e.Filename))); got {
+		case 1:
+		case 2:
+			twice = append(twice, e.Filename)
+		default:
 			t.Errorf("the archive served %s %d times, want once", e.Filename, got)
 		}
 	}
-	// What the agents report: every .deb byte once from the vendor, the
-	// rest from peers, nothing refused.
+	if len(twice) > 0 {
+		t.Logf("served twice (a fetcher idle longer than the patience): %v", twice)
+	}
+	// What the agents report: every .deb byte once from the vendor (at
+	// most 10% twice, as above), the rest from peers, nothing refused.
 	var vendor, peers int64
 	for _, n := range c.nodes {
 		p, err := n.c.Peers(context.Background())
@@ -237,8 +254,9 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 			}
 		}
 	}
-	if vendor != c.debBytes || peers < int64(len(c.nodes)-1)*c.debBytes {
-		t.Errorf(".deb bytes from the vendor %d (want %d, one copy), from peers %d (want >= %d)", vendor, c.debBytes, peers, int64(len(c.nodes)-1)*c.debBytes)
+	extra := vendor - c.debBytes
+	if extra < 0 || extra*10 > c.debBytes || peers+extra < int64(len(c.nodes)-1)*c.debBytes {
+		t.Errorf(".deb bytes from the vendor %d (want %d, one copy, at most 10%% more), from peers %d (want >= %d less the extra)", vendor, c.debBytes, peers, int64(len(c.nodes)-1)*c.debBytes)
 	}
 	t.Logf("%d nodes: apt-get update + install of 30 packages (%d bytes) in %s; WAN payload bytes %d (%.3f x one copy), other downstream %d; new indices %d bytes in %v",
 		len(c.nodes), c.debBytes, c.elapsed.Round(time.Second), c.wan.Payload, float64(c.wan.Payload)/float64(c.debBytes), c.wan.Other, c.indexBytes, c.newIndices)
