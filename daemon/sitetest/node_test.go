@@ -183,11 +183,14 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	if cfg.Hostname == nil {
 		cfg.Hostname = func(i int) string { return fmt.Sprintf("desk-%02d", i) }
 	}
+	// Each check runs dpkg-query and apt-cache twice, each refresh apt-get
+	// update: at 3 s and 5 s that was about 40% of a sitetest agent's CPU, and
+	// the agents were half of make test's (measured on two cores).
 	if cfg.AptCheck == 0 {
-		cfg.AptCheck = 3 * time.Second
+		cfg.AptCheck = 5 * time.Second
 	}
 	if cfg.AptRefresh == 0 {
-		cfg.AptRefresh = 5 * time.Second
+		cfg.AptRefresh = 10 * time.Second
 	}
 	if cfg.PolicyRefresh == 0 {
 		cfg.PolicyRefresh = 2 * time.Second
