@@ -198,12 +198,15 @@ func (s *Sandbox) MustAddRepo(t TB, id string, r *Repo, opts RepoOptions) {
 	}
 }
 
-// Run runs dnf (name "dnf", with DNFArgs and -y) or rpm (name "rpm", with
+// Run runs dnf (name "dnf", with DNFArgs, -y and --refresh) or rpm (name "rpm", with
 // RPMArgs) in the sandbox and returns its combined output.
 func (s *Sandbox) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	switch name {
 	case "dnf":
-		args = append(append(s.DNFArgs(), "-y"), args...)
+		// --refresh: metadata_expire=0 still counts metadata fetched
+		// within the same second as fresh, and a test that adds a package
+		// and upgrades at once would find nothing to do.
+		args = append(append(s.DNFArgs(), "-y", "--refresh"), args...)
 	case "rpm":
 		args = append(s.RPMArgs(), args...)
 	}
