@@ -61,12 +61,13 @@ staticcheck:
 # The two longest suites, daemon/sitetest (sites of real agents in network
 # namespaces, mostly waiting on shaped links and timers) and daemon/engine
 # (real apt, dpkg, dnf and rpm in sandboxed roots), run in a lane of their
-# own beside the other packages, with a longer timeout (40 min: each took
-# about 26 min in the last uncached run on two cores, which puts make test at
-# 27.6 min, over its 25-min budget: the engine's Debian-root and dnf tests
-# are the next to split off); their output follows. The
-# sitetests that mostly wait on timers call t.Parallel: -parallel 4 lets them
-# all wait at once (the engine suite has no parallel tests).
+# own beside the other packages, with a longer timeout; their output
+# follows. make test is CPU-bound on two cores: in the last uncached runs the
+# agents the tests start used about 40% of its CPU, and the last two runs
+# took 24.3 and 25.75 min, at its 25-min budget (daemon/engine, about
+# 24 min, is the tail). The sitetests that mostly wait on timers call t.Parallel,
+# and so do the engine's dnf tests (its Debian-root tests cannot: they route
+# apt through PATH): -parallel 4 lets them wait at once.
 SLOW_SUITES := ./daemon/sitetest/ ./daemon/engine/
 unit:
 	@log=$$(mktemp); \
