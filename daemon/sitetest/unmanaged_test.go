@@ -20,7 +20,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -256,6 +255,9 @@ func TestSiteListsUnmanagedDevices(t *testing.T) {
 	if probes != 253 {
 		t.Errorf("members report %d probes, want 253 (the /24's hosts less the sweeper)", probes)
 	}
+	if capture.unstamped > 0 {
+		t.Errorf("%d captured frames came without the kernel's arrival time (SO_TIMESTAMPNS)", capture.unstamped)
+	}
 	maxPerSecond := 0
 	for i := range times {
 		n := 0
@@ -476,6 +478,9 @@ type arpCapture struct {
 	stopFn func()
 	mu     sync.Mutex
 	frames []arpFrame
+	// unstamped counts frames the kernel gave no arrival time: the rate
+	// check would be meaningless on them.
+	unstamped int
 }
 
 // startARPCapture records the ARP requests eth0 of ns receives, on a
@@ -518,7 +523,7 @@ func startARPCapture(t testing.TB, ns string) *arpCapture {
 	go func() {
 		defer close(c.done)
 		buf := make([]byte, 1500)
-		oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))
+		oob := make([]byte, unix.CmsgSpace(16))
 		for {
 			select {
 			case <-stopped:
@@ -533,8 +538,12 @@ func startARPCapture(t testing.TB, ns string) *arpCapture {
 				return
 			}
 			if dst, ok := neighbor.ARPTarget(buf[:n]); ok {
+				at, stamped := arrival(oob[:oobn])
 				c.mu.Lock()
-				c.frames = append(c.frames, arpFrame{sender: net.HardwareAddr(buf[6:12]).String(), target: dst, at: arrival(oob[:oobn])})
+				c.frames = append(c.frames, arpFrame{sender: net.HardwareAddr(buf[6:12]).String(), target: dst, at: at})
+				if !stamped {
+					c.unstamped++
+				}
 				c.mu.Unlock()
 			}
 		}
@@ -546,20 +555,22 @@ func startARPCapture(t testing.TB, ns string) *arpCapture {
 	return c
 }
 
-// arrival returns the kernel's receive time stamp (SCM_TIMESTAMPNS) among
-// a frame's control messages, or the time now if there is none.
-func arrival(oob []byte) time.Time {
+// arrival returns the kernel's receive time stamp (SCM_TIMESTAMPNS, a
+// struct timespec of two native 64-bit words on linux/amd64 and arm64)
+// among a frame's control messages; false if there is none.
+func arrival(oob []byte) (time.Time, bool) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return time.Now()
+		return time.Time{}, false
 	}
 	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
-			ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-			return time.Unix(ts.Unix())
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return time.Unix(sec, nsec), true
 		}
 	}
-	return time.Now()
+	return time.Time{}, false
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

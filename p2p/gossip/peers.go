@@ -123,6 +123,7 @@ func (g *Gossip) peersLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			last = nil // written at the stop whatever it holds now
 			g.savePeers(&last)
 			return
 		case <-t.C:

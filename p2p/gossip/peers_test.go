@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,22 @@ func TestRestartedOnlySeedRejoinsFromPeersFile(t *testing.T) {
 		want = append(want, n.LocalAddr())
 	}
 	slices.Sort(want)
+	// Written while the node runs (every 10 s at most), so that a node
+	// killed without a clean stop has it too...
+	testutil.WaitFor(t, 3*peersWriteEvery, "the peers file written while running", func() error {
+		got, err := readPeersFile(file)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("peers file holds %v, want %v", got, want)
+		}
+		return nil
+	})
+	// ...and once more at the stop.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
 	seed.stop(t)
 
 	got, err := readPeersFile(file)
