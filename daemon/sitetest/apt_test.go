@@ -350,9 +350,11 @@ func startAptSite(t testing.TB, n int) *testSite {
 func TestSiteAptThroughProxy(t *testing.T) {
 	nodes := envInt(t, "PATCHRING_SITETEST_APT_NODES", 6)
 	c := runAptCycle(t, nodes, true)
+	// One copy plus headers (<= 1.10), plus the second copies of at most
+	// 10% of the bytes runAptCycle lets pass under load (<= 1.20 in all).
 	ratio := float64(c.wan.Payload) / float64(c.debBytes)
-	if ratio < 1 || ratio > 1.10 {
-		t.Errorf("WAN carried %.3f copies of the batch's .debs, want one (<= 1.10 with headers)", ratio)
+	if ratio < 1 || ratio > 1.20 {
+		t.Errorf("WAN carried %.3f copies of the batch's .debs, want one (<= 1.10 with headers, 1.20 with the second copies a loaded machine causes)", ratio)
 	}
 
 	// Hostile peers: tamper with the stored index and first .deb.
