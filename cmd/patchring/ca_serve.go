@@ -33,12 +33,70 @@ func (f repoFleet) Fleet(ctx context.Context) (*credential.Trust, error) {
 	return tufrepo.FleetTrust(f.dir)
 }
 
+// issuingFlags configure an issuing service: `patchring ca serve`, or the
+// one inside `patchring console serve`.
+type issuingFlags struct {
+	prefix                 string
+	data, keyFile, passEnv string
+	validity, grace        string
+	ratePerMin             int
+}
+
+// add binds the flags, each name prefixed (console serve's are
+// --issuer-*; ca serve's carry no prefix but --issuer-key).
+func (f *issuingFlags) add(cmd *cobra.Command, prefix string) {
+	f.prefix, f.validity, f.grace, f.ratePerMin = prefix, "30d", "7d", 60
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, prefix+"data", "", "the issuing service's data directory (tokens, ledger issued.jsonl)")
+	fl.StringVar(&f.keyFile, "issuer-key", "", "key file of the issuing key (role fleet-issuer)")
+	fl.StringVar(&f.passEnv, prefix+"passphrase-env", defaultPassphraseEnv, "environment variable holding the issuing key's passphrase")
+	fl.StringVar(&f.validity, prefix+"validity", f.validity, "lifetime of an issued credential")
+	fl.StringVar(&f.grace, prefix+"renew-grace", f.grace, "how long after expiry a credential may still be renewed")
+	fl.IntVar(&f.ratePerMin, prefix+"rate", f.ratePerMin, "enrollment and renewal requests per minute allowed from one client address")
+}
+
+// server checks the flags and the issuing key against the fleet document
+// and builds the service's handler.
+func (f *issuingFlags) server(ctx context.Context, fleet enroll.FleetSource, log *slog.Logger) (*enroll.Server, error) {
+	val, err := policy.ParseDuration(f.validity)
+	if err != nil || val < 10*time.Second {
+		return nil, fmt.Errorf("--%svalidity %q: a duration such as 30d", f.prefix, f.validity)
+	}
+	gr, err := policy.ParseDuration(f.grace)
+	if err != nil {
+		return nil, fmt.Errorf("--%srenew-grace %q: %w", f.prefix, f.grace, err)
+	}
+	if f.ratePerMin <= 0 {
+		return nil, fmt.Errorf("--%srate %d: must be positive", f.prefix, f.ratePerMin)
+	}
+	key, err := readIssuerKey(f.keyFile, os.Getenv(f.passEnv), f.passEnv)
+	if err != nil {
+		return nil, err
+	}
+	// The issuing key must be one the fleet document delegates: find out
+	// now rather than at the first enrollment.
+	tr, err := fleet.Fleet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fleet document: %w", err)
+	}
+	if err := checkIssuer(tr, key); err != nil {
+		return nil, err
+	}
+	store, err := enroll.OpenStore(f.data)
+	if err != nil {
+		return nil, err
+	}
+	return enroll.NewServer(enroll.ServerConfig{
+		Store: store, DataDir: f.data, IssuerKey: key, Fleet: fleet, Validity: val, RenewGrace: gr,
+		Rate: rateLimit(f.ratePerMin), Burst: max(f.ratePerMin/3, 5), Log: log,
+	})
+}
+
 func newCaServeCmd(a *app) *cobra.Command {
 	var (
-		data, listen, keyFile, repoDir, origin, rootFile string
-		certFile, tlsKeyFile, passEnv                    string
-		validity, grace                                  = "30d", "7d"
-		ratePerMin                                       = 60
+		listen, repoDir, origin, rootFile string
+		certFile, tlsKeyFile              string
+		iss                               issuingFlags
 	)
 	listen = "127.0.0.1:8446"
 	cmd := &cobra.Command{
@@ -58,7 +116,7 @@ proxy in front, or give it a certificate). See docs/ENROLL.md.`,
       --repo /srv/patchring --listen 0.0.0.0:8446 --cert ca.crt --key ca.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if data == "" || keyFile == "" {
+			if iss.data == "" || iss.keyFile == "" {
 				return errors.New("--data DIR and --issuer-key FILE are required")
 			}
 			if (repoDir == "") == (origin == "") {
@@ -66,21 +124,6 @@ proxy in front, or give it a certificate). See docs/ENROLL.md.`,
 			}
 			if (certFile == "") != (tlsKeyFile == "") {
 				return errors.New("--cert and --key go together")
-			}
-			val, err := policy.ParseDuration(validity)
-			if err != nil || val < 10*time.Second {
-				return fmt.Errorf("--validity %q: a duration such as 30d", validity)
-			}
-			gr, err := policy.ParseDuration(grace)
-			if err != nil {
-				return fmt.Errorf("--renew-grace %q: %w", grace, err)
-			}
-			if ratePerMin <= 0 {
-				return fmt.Errorf("--rate %d: must be positive", ratePerMin)
-			}
-			key, err := readIssuerKey(keyFile, os.Getenv(passEnv), passEnv)
-			if err != nil {
-				return err
 			}
 			log := slog.New(slog.NewTextHandler(a.Err, nil))
 			var fleet enroll.FleetSource = repoFleet{dir: repoDir}
@@ -92,46 +135,25 @@ proxy in front, or give it a certificate). See docs/ENROLL.md.`,
 				if err != nil {
 					return fmt.Errorf("--root: %w", err)
 				}
-				if fleet, err = enroll.NewOriginFleet(origin, root, data, log); err != nil {
+				if fleet, err = enroll.NewOriginFleet(origin, root, iss.data, log); err != nil {
 					return err
 				}
 			}
-			// The issuing key must be one the fleet document delegates:
-			// find out now rather than at the first enrollment.
-			tr, err := fleet.Fleet(cmd.Context())
-			if err != nil {
-				return fmt.Errorf("fleet document: %w", err)
-			}
-			if err := checkIssuer(tr, key); err != nil {
-				return err
-			}
-			store, err := enroll.OpenStore(data)
-			if err != nil {
-				return err
-			}
-			srv, err := enroll.NewServer(enroll.ServerConfig{
-				Store: store, DataDir: data, IssuerKey: key, Fleet: fleet, Validity: val, RenewGrace: gr,
-				Rate: rateLimit(ratePerMin), Burst: max(ratePerMin/3, 5), Log: log,
-			})
+			srv, err := iss.server(cmd.Context(), fleet, log)
 			if err != nil {
 				return err
 			}
 			return serveIssuing(cmd.Context(), a, srv, listen, certFile, tlsKeyFile)
 		},
 	}
+	iss.add(cmd, "")
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "the service's data directory (tokens, ledger issued.jsonl)")
 	f.StringVar(&listen, "listen", listen, "address to listen on (loopback only without --cert)")
-	f.StringVar(&keyFile, "issuer-key", "", "key file of the issuing key (role fleet-issuer)")
 	f.StringVar(&repoDir, "repo", "", "repository directory to read fleet.json from")
 	f.StringVar(&origin, "origin", "", "origin URL to fetch fleet.json from through TUF (with --root)")
 	f.StringVar(&rootFile, "root", "", "the fleet's trusted root.json (with --origin)")
 	f.StringVar(&certFile, "cert", "", "TLS certificate (PEM)")
 	f.StringVar(&tlsKeyFile, "key", "", "TLS private key (PEM)")
-	f.StringVar(&passEnv, "passphrase-env", defaultPassphraseEnv, "environment variable holding the issuing key's passphrase")
-	f.StringVar(&validity, "validity", validity, "lifetime of an issued credential")
-	f.StringVar(&grace, "renew-grace", grace, "how long after expiry a credential may still be renewed")
-	f.IntVar(&ratePerMin, "rate", ratePerMin, "requests per minute allowed from one client address")
 	return cmd
 }
 

@@ -66,6 +66,7 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 	var sf storeFlags
 	var lc server.ListenConfig
 	var fleetRepo, fleetOrigin, fleetRoot string
+	var iss issuingFlags
 	var statusKey, statusDir, statusPassEnv string
 	statusEvery, statusLife := statuspub.DefaultInterval, statuspub.DefaultLifetime
 	cmd := &cobra.Command{
@@ -79,12 +80,30 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			ver, cleanup, err := consoleVerifier(cmd.Context(), fleetRepo, fleetOrigin, fleetRoot, sf.data, log)
+			ver, fleet, cleanup, err := consoleVerifier(cmd.Context(), fleetRepo, fleetOrigin, fleetRoot, sf.data, log)
 			if err != nil {
 				return err
 			}
 			defer cleanup()
-			s := server.New(server.Config{Store: st, Verifier: ver, Logger: log, Secure: lc.CertFile != ""})
+			cfg := server.Config{Store: st, Verifier: ver, Logger: log, Secure: lc.CertFile != ""}
+			if iss.keyFile != "" {
+				// The issuing service inside the console: the same
+				// service as patchring ca serve, on the console's address.
+				if fleet == nil {
+					return errors.New("console serve: --issuer-key needs the fleet document: give --fleet-repo or --fleet-origin")
+				}
+				if iss.data == "" {
+					if sf.data == "" {
+						return errors.New("console serve: --issuer-key needs --issuer-data DIR (the tokens and the ledger)")
+					}
+					iss.data = filepath.Join(sf.data, "issuing")
+				}
+				if cfg.Issuing, err = iss.server(cmd.Context(), fleet, log); err != nil {
+					return fmt.Errorf("console serve: issuing service: %w", err)
+				}
+				log.Info("console: the issuing service answers enrollment and renewal", "enroll", enroll.PathEnroll, "renew", enroll.PathRenew, "data", iss.data)
+			}
+			s := server.New(cfg)
 			if (statusKey == "") != (statusDir == "") {
 				return errors.New("console serve: give both --fleet-status-key and --fleet-status-dir, or neither")
 			}
@@ -124,15 +143,32 @@ func newConsoleServeCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&fleetRepo, "fleet-repo", "", "repository directory to read fleet.json from: records need a valid fleet credential")
 	cmd.Flags().StringVar(&fleetOrigin, "fleet-origin", "", "origin URL to fetch fleet.json from through TUF (with --fleet-root)")
 	cmd.Flags().StringVar(&fleetRoot, "fleet-root", "", "the fleet's trusted root.json (with --fleet-origin)")
+	iss.add(cmd, "issuer-")
+	cmd.Flag("issuer-data").Usage = "the issuing service's data directory (tokens, ledger issued.jsonl; default DATA/issuing)"
+	cmd.Flag("issuer-key").Usage = "run the issuing service inside the console with this issuing key (role fleet-issuer): nodes enroll and renew at the console's URL"
 	return cmd
 }
 
 // consoleVerifier picks the console's NodeVerifier: the fleet's
-// credentials when a fleet document source is given (from the repository
-// directory, or from the origin through TUF verified from the fleet's
-// root, kept under --data or a temporary directory), else self-certified
-// nodes with a warning.
-func consoleVerifier(ctx context.Context, repoDir, origin, rootFile, data string, log *slog.Logger) (server.NodeVerifier, func(), error) {
+// credentials when a fleet document source is given (also returned), else
+// self-certified nodes with a warning.
+func consoleVerifier(ctx context.Context, repoDir, origin, rootFile, data string, log *slog.Logger) (server.NodeVerifier, enroll.FleetSource, func(), error) {
+	fleet, cleanup, err := fleetDocSource(ctx, repoDir, origin, rootFile, data, log)
+	if err != nil {
+		return nil, nil, cleanup, err
+	}
+	if fleet == nil {
+		log.Warn("no fleet document (--fleet-repo or --fleet-origin): nodes are self-certified, anyone reaching the ingest API can invent nodes and claim any site")
+		return server.SelfCertified{}, nil, cleanup, nil
+	}
+	return server.FleetVerifier{Fleet: fleet}, fleet, cleanup, nil
+}
+
+// fleetDocSource is where the console reads the fleet document: the
+// repository directory, or the origin through TUF verified from the
+// fleet's root (kept under --data or a temporary directory); nil when
+// neither is given.
+func fleetDocSource(ctx context.Context, repoDir, origin, rootFile, data string, log *slog.Logger) (enroll.FleetSource, func(), error) {
 	nop := func() {}
 	switch {
 	case repoDir != "" && origin != "":
@@ -140,11 +176,11 @@ func consoleVerifier(ctx context.Context, repoDir, origin, rootFile, data string
 	case origin == "" && rootFile != "":
 		return nil, nop, errors.New("--fleet-root needs --fleet-origin")
 	case repoDir != "":
-		v := server.FleetVerifier{Fleet: repoFleet{dir: repoDir}}
-		if _, err := v.Fleet.Fleet(ctx); err != nil {
+		f := repoFleet{dir: repoDir}
+		if _, err := f.Fleet(ctx); err != nil {
 			return nil, nop, fmt.Errorf("--fleet-repo: fleet document: %w", err)
 		}
-		return v, nop, nil
+		return f, nop, nil
 	case origin != "":
 		if rootFile == "" {
 			return nil, nop, errors.New("--fleet-origin needs --fleet-root root.json (the fleet's trusted root)")
@@ -165,10 +201,9 @@ func consoleVerifier(ctx context.Context, repoDir, origin, rootFile, data string
 			cleanup()
 			return nil, nop, err
 		}
-		return server.FleetVerifier{Fleet: of}, cleanup, nil
+		return of, cleanup, nil
 	}
-	log.Warn("no fleet document (--fleet-repo or --fleet-origin): nodes are self-certified, anyone reaching the ingest API can invent nodes and claim any site")
-	return server.SelfCertified{}, nop, nil
+	return nil, nop, nil
 }
 
 // readPassword reads a password from the terminal without echo, or one line

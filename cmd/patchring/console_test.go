@@ -47,6 +47,9 @@ func TestConsoleCLI(t *testing.T) {
 	if _, err := runCLIWithInput(t, "", "console", "serve", "--data", data, "--listen", "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "not loopback") {
 		t.Fatalf("serve beyond loopback without TLS: %v", err)
 	}
+	if _, err := runCLIWithInput(t, "", "console", "serve", "--data", data, "--issuer-key", filepath.Join(data, "none.json")); err == nil || !strings.Contains(err.Error(), "--issuer-key needs the fleet document") {
+		t.Fatalf("serve with an issuing key but no fleet document: %v", err)
+	}
 
 	st, err := store.OpenSQLite(t.Context(), data)
 	if err != nil {

@@ -84,7 +84,7 @@ what the console has of that node; records it already has count as duplicates.`,
 			}
 			defer st.Close()
 			log := slog.New(slog.NewTextHandler(a.Err, nil))
-			ver, cleanup, err := consoleVerifier(ctx, fleetRepo, fleetOrigin, fleetRoot, sf.data, log)
+			ver, _, cleanup, err := consoleVerifier(ctx, fleetRepo, fleetOrigin, fleetRoot, sf.data, log)
 			if err != nil {
 				return err
 			}

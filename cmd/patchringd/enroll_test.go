@@ -105,6 +105,14 @@ type enrollFleet struct {
 
 func newEnrollFleet(t *testing.T, name string, validity string) *enrollFleet {
 	t.Helper()
+	return newEnrollFleetServed(t, name, validity, false)
+}
+
+// newEnrollFleetServed is newEnrollFleet with the issuing service inside
+// the fleet console (patchring console serve --issuer-key) when
+// atConsole.
+func newEnrollFleetServed(t *testing.T, name string, validity string, atConsole bool) *enrollFleet {
+	t.Helper()
 	f := &enrollFleet{dir: filepath.Join(t.TempDir(), name)}
 	f.repoDir, f.rootFile, f.data = filepath.Join(f.dir, "repo"), filepath.Join(f.dir, "root.json"), filepath.Join(f.dir, "ca-data")
 	var err error
@@ -133,6 +141,14 @@ func newEnrollFleet(t *testing.T, name string, validity string) *enrollFleet {
 	cli := cliBin.Path(t)
 	origin := startProc(t, cli, "repo", "serve", "--repo", f.repoDir, "--listen", "127.0.0.1:0")
 	f.origin = "http://" + origin.waitLine(t, regexp.MustCompile(`on http://(127\.0\.0\.1:\d+)/`))
+	if atConsole {
+		console := filepath.Join(f.dir, "console")
+		f.data = filepath.Join(console, "issuing")
+		svc := startProc(t, cli, "console", "serve", "--data", console, "--fleet-repo", f.repoDir, "--issuer-key", keyFile,
+			"--issuer-validity", validity, "--listen", "127.0.0.1:0")
+		f.service = "http://" + svc.waitLine(t, regexp.MustCompile(`console serving" url=http://(127\.0\.0\.1:\d+)`))
+		return f
+	}
 	svc := startProc(t, cli, "ca", "serve", "--data", f.data, "--issuer-key", keyFile, "--repo", f.repoDir, "--listen", "127.0.0.1:0", "--validity", validity)
 	f.service = "http://" + svc.waitLine(t, regexp.MustCompile(`Issuing service on http://(127\.0\.0\.1:\d+)/`))
 	return f
@@ -344,8 +360,24 @@ func newNodeID(t *testing.T) (string, ed25519.PrivateKey) {
 // beside its config, enrolls, removes the file and starts; it renews its
 // short credential online, and after the admin revokes the node the next
 // renewal is refused and shown in the status.
+//
+// The issuing service runs as patchring ca serve, and inside the fleet
+// console (console serve --issuer-key): the same enrollment, renewal and
+// refusal at the console's address.
 func TestEnrollAtFirstStartAndRenewal(t *testing.T) {
-	f := newEnrollFleet(t, "acme", "30s")
+	for _, atConsole := range []bool{false, true} {
+		name := "ca serve"
+		if atConsole {
+			name = "console serve"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testEnrollAtFirstStartAndRenewal(t, newEnrollFleetServed(t, "acme", "30s", atConsole))
+		})
+	}
+}
+
+func testEnrollAtFirstStartAndRenewal(t *testing.T, f *enrollFleet) {
 	a := newAgentDirs(t)
 	os.MkdirAll(filepath.Dir(a.config), 0o755)
 	tokFile := filepath.Join(filepath.Dir(a.config), enroll.TokenFile)

@@ -66,6 +66,11 @@ type Config struct {
 	Secure bool
 	// SessionTTL is how long a login lasts (default 12 hours).
 	SessionTTL time.Duration
+	// Issuing, when set, is the issuing service (policy/enroll.Server)
+	// run inside the console: it answers enrollment and renewal on the
+	// console's address, authenticated by tokens and credentials, not by
+	// console accounts.
+	Issuing http.Handler
 }
 
 // Server serves the console's HTTP API and dashboard.

@@ -16,6 +16,7 @@ import (
 	"github.com/patchring/patchring/console/auth"
 	"github.com/patchring/patchring/console/report"
 	"github.com/patchring/patchring/console/store"
+	"github.com/patchring/patchring/policy/enroll"
 )
 
 //go:embed templates/*.html
@@ -189,6 +190,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /audit", s.guard(RoleOperator, s.serveAudit("html")))
 	m.HandleFunc("GET /audit.csv", s.guard(RoleOperator, s.serveAudit("csv")))
 	m.HandleFunc("GET /api/v1/audit", s.guard(RoleOperator, s.serveAudit("json")))
+	if s.cfg.Issuing != nil {
+		m.Handle("POST "+enroll.PathEnroll, s.cfg.Issuing)
+		m.Handle("POST "+enroll.PathRenew, s.cfg.Issuing)
+	}
 }
 
 func (s *Server) serveView(v view, format string) http.HandlerFunc {
