@@ -229,7 +229,13 @@ func (d *Daemon) subsystems() error {
 	}
 	if d.pol != nil {
 		// Offline bundles are verified from the same root of trust.
-		bc := bundle.Config{Log: d.log, StateDir: cfg.StateDir, Policy: d.pol, Targets: d.trust, Imported: d.triggerEngine}
+		bc := bundle.Config{Log: d.log, StateDir: cfg.StateDir, Policy: d.pol, Targets: d.trust, Imported: func() {
+			d.triggerEngine()
+			if d.vulns != nil {
+				// The bundle's advisory database is in the store only now.
+				d.vulns.Trigger()
+			}
+		}}
 		if d.content != nil {
 			bc.Content = d.content
 		}

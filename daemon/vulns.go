@@ -13,7 +13,14 @@ import (
 // verified metadata and matches the latest inventory.
 func (d *Daemon) startVulns(tc *trust.Client) error {
 	v, err := vulns.New(vulns.Config{
-		Targets:    tc,
+		// From the store, the origin or the site's peers: an offline
+		// site's advisories arrive in a bundle on one node.
+		Targets: siteTargets{tc: tc, fromSite: d.fromSite, store: func() targetStore {
+			if d.content == nil {
+				return nil
+			}
+			return d.content
+		}},
 		StateDir:   d.cfg.StateDir,
 		Log:        d.log.With("part", "vulns"),
 		Inventory:  d.inv.Latest,

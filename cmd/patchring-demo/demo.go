@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -31,6 +32,9 @@ type agentSpec struct {
 	broken       bool // its acme-tool health check fails
 	noCredential bool // an intruder: the gossip key, no credential
 	rpm          bool // rpm-based: dnf drives its root (demo_rpm.go)
+	// netns and ip: the agent runs in that network namespace and listens
+	// on ip (the ship, demo_ship_linux.go); "" for loopback.
+	netns, ip string
 }
 
 var fleet = []agentSpec{
@@ -41,6 +45,16 @@ var fleet = []agentSpec{
 	{name: "branch-pilot-1", site: "branch", tags: []string{"pilot"}},
 	{name: "branch-desk-1", site: "branch"},
 	{name: "branch-desk-2", site: "branch", broken: true},
+}
+
+// shipFleet are the ship's agents: a pilot and two broad nodes, whose
+// ring waits for the ship's pilot (a gate fed by gossip, offline too).
+// Three, because a node that follows newer metadata from its peers with
+// the origin down needs a second peer to confirm the root (docs/P2P.md).
+var shipFleet = []agentSpec{
+	{name: "ship-pilot-1", site: "ship", tags: []string{"pilot"}},
+	{name: "ship-desk-1", site: "ship"},
+	{name: "ship-desk-2", site: "ship"},
 }
 
 type agent struct {
@@ -78,9 +92,16 @@ type demo struct {
 	tokens  map[string]string
 	aptRepo *apttest.Repo
 	agents  []*agent
-	start   time.Time
-	console *demoConsole // demo_console.go
-	aptMark int          // the vendor's requests before the release (demo_apt.go)
+	// ship are the offline site's agents, shipBundles the bundles carried
+	// to it, shipCopies the vendor copies the admin's bundles took since
+	// the release, aptKeyring the vendor's key (demo_ship_linux.go).
+	ship        []*agent
+	shipBundles [2]string
+	shipCopies  int
+	aptKeyring  string
+	start       time.Time
+	console     *demoConsole // demo_console.go
+	aptMark     int          // the vendor's requests before the release (demo_apt.go)
 	// rootImage receives the restart scene's Debian root image build
 	// result (demo_restart.go); nil without mmdebstrap.
 	rootImage chan error
@@ -148,7 +169,7 @@ func (d *demo) cli(ctx context.Context, args ...string) error {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	fmt.Println("patchring demo: one origin, two sites, seven agents (six Debian, one rpm-based) with sandboxed package roots, one signed policy, one real patch.")
+	fmt.Println("patchring demo: one origin, three sites (one of them offline), nine agents (eight Debian, one rpm-based) with sandboxed package roots, one signed policy, one real patch.")
 	builds := d.buildSelf(ctx) // demo_selfupdate.go
 	d.prepareRootImage(ctx)    // demo_restart.go
 
@@ -199,6 +220,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.cleanups = append(d.cleanups, func() { signer.Close() })
+	d.aptKeyring = signer.Keyring
 	d.aptRepo, err = apttest.StartRepo(apttest.RepoConfig{Origin: "Acme", Suite: "stable", Signer: signer, ByHash: true})
 	if err != nil {
 		return err
@@ -250,6 +272,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.intruder(ctx, rootFile); err != nil {
 		return err
 	}
+	if err := d.startShip(ctx, []string{lib10, deb10}, rootFile, repoDir, keys); err != nil { // demo_ship_linux.go
+		return err
+	}
 	if err := d.advisories(ctx, repoDir, keys); err != nil { // demo_vulns.go
 		return err
 	}
@@ -277,6 +302,9 @@ func (d *demo) run(ctx context.Context) error {
 	d.aptMark = len(d.aptRepo.Requests()) // demo_apt.go counts the vendor's copies from here
 	d.note("rings: lab installs at once, pilot after a 12s deferral, broad once its site's pilot succeeded (a gate fed by gossip);")
 	d.note("but 1.1 fixes %s (KEV): the policy's urgent rule approves it without pilot's deferral", demoCVE)
+	if err := d.shipRelease(ctx, repoDir, keys); err != nil {
+		return err
+	}
 
 	if err := d.follow(ctx, released); err != nil {
 		return err
@@ -325,6 +353,9 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	if err := d.showApt(ctx); err != nil { // demo_apt.go
+		return err
+	}
+	if err := d.shipScene(ctx); err != nil {
 		return err
 	}
 	if err := d.showConsole(ctx); err != nil {
@@ -384,13 +415,18 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 		return d.startRPMAgent(ctx, spec, rootFile) // demo_rpm.go
 	}
 	a := &agent{agentSpec: spec, dir: filepath.Join(d.work, spec.name)}
-	gossipAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	aptProxyAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
+	// On loopback every agent needs its own ports; in a namespace of its
+	// own an agent has the usual ones.
+	gossipAddr, aptProxyAddr, p2pListen := spec.ip+":7946", "127.0.0.1:3142", "/ip4/"+spec.ip+"/tcp/4001"
+	if spec.netns == "" {
+		var err error
+		if gossipAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		if aptProxyAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		p2pListen = "/ip4/127.0.0.1/tcp/0"
 	}
 	if d.seeds[spec.site] == "" {
 		// The first agent of a site is the others' seed.
@@ -400,8 +436,7 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
 		return nil, err
 	}
-	var sb *apttest.Sandbox
-	sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir, ProxyAllowed: true})
+	sb, err := apttest.NewSandbox(apttest.SandboxOptions{TempDir: a.dir, ProxyAllowed: true})
 	if err != nil {
 		return nil, err
 	}
@@ -458,9 +493,9 @@ gossip:
   label: patchring-demo
 p2p:
   enabled: true
-  listen: /ip4/127.0.0.1/tcp/0
+  listen: %s
 `, a.dir, a.sock, spec.name, identity, sb.Root, sb.AptConfig, aptProxyAddr, source, rebootScript,
-		gossipAddr, d.seeds[spec.site], d.gossipKeyFile)
+		gossipAddr, d.seeds[spec.site], d.gossipKeyFile, p2pListen)
 	cfgFile := filepath.Join(a.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -474,7 +509,7 @@ p2p:
 	if err != nil {
 		return nil, err
 	}
-	a.cmd = exec.Command(filepath.Join(d.bin, "patchringd"), "run", "--config", cfgFile)
+	a.cmd = agentCommand(spec, filepath.Join(d.bin, "patchringd"), "run", "--config", cfgFile)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	if err := a.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.name, err)
@@ -503,6 +538,16 @@ func freeAddr() (string, error) {
 		}
 	}
 	return "", errors.New("no free port for gossip on 127.0.0.1")
+}
+
+// agentCommand is how the demo runs an agent: in its network namespace
+// when it has one (ip netns exec replaces itself with the agent, so the
+// pid is the agent's).
+func agentCommand(spec agentSpec, bin string, args ...string) *exec.Cmd {
+	if spec.netns == "" {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", spec.netns, bin}, args...)...)
 }
 
 func stopAgent(a *agent) {
@@ -602,7 +647,7 @@ func orOpen(s string) string {
 func (d *demo) printTable(ctx context.Context) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "          NODE\tSITE\tRING\tACME-TOOL\tLIBACME\tLAST TRANSACTION / DECISION\tREBOOT")
-	for _, a := range d.agents {
+	for _, a := range append(slices.Clone(d.agents), d.ship...) {
 		v := d.view(ctx, a)
 		last := v.last
 		if len(last) > 90 {
@@ -796,7 +841,7 @@ func (d *demo) intruder(ctx context.Context, rootFile string) error {
 func (d *demo) startIssuing(ctx context.Context, repoDir, keys, rootFile string) error {
 	d.step("admin: delegate an issuing key to an issuing service, start it, and create enrollment tokens")
 	issuerDir, data := filepath.Join(d.work, "issuer-keys"), filepath.Join(d.work, "ca-data")
-	if err := d.cli(ctx, "ca", "issuer", "create", "--repo", repoDir, "--keys", keys, "--name", "demo-issuer", "--sites", "hq,branch", "--valid", "1d", "--out", issuerDir); err != nil {
+	if err := d.cli(ctx, "ca", "issuer", "create", "--repo", repoDir, "--keys", keys, "--name", "demo-issuer", "--sites", "hq,branch,ship", "--valid", "1d", "--out", issuerDir); err != nil {
 		return err
 	}
 	keyFiles, err := filepath.Glob(filepath.Join(issuerDir, tufrepo.RoleFleetIssuer+"-*.json"))
@@ -854,7 +899,7 @@ func (d *demo) startIssuing(ctx context.Context, repoDir, keys, rootFile string)
 	}
 	uses := map[string]int{}
 	var groups []agentSpec
-	for _, spec := range fleet {
+	for _, spec := range append(slices.Clone(fleet), shipFleet...) {
 		g := tokenGroup(spec)
 		if uses[g] == 0 {
 			groups = append(groups, spec)

@@ -75,9 +75,13 @@ func (d *demo) showApt(ctx context.Context) error {
 		copies += n
 		most = max(most, n)
 	}
-	d.note("since the release the vendor served %d index and package files %d times in all, at most %d times each, to %d sites of %d apt agents (every agent checks the signed InRelease itself)",
-		files, copies, most, len(sites), aptAgents)
-	if most <= len(sites) {
+	ship := ""
+	if d.shipCopies > 0 {
+		ship = fmt.Sprintf(" and %d time(s) to the admin making the ship's bundle", d.shipCopies)
+	}
+	d.note("since the release the vendor served %d index and package files %d times in all, at most %d times each, to %d sites of %d apt agents%s (every agent checks the signed InRelease itself)",
+		files, copies, most, len(sites), aptAgents, ship)
+	if most <= len(sites)+d.shipCopies {
 		d.note("one WAN copy per site: the other agents of each site took their index files from that copy (FROM PEERS); the .debs came through the payload sharing above")
 	} else {
 		d.note("some file left the vendor more than once for one site: an agent's apt asked for it before the site's first copy was announced to it (the apt coordinator waits for a fetcher only while it makes progress, docs/APT.md)")

@@ -65,9 +65,9 @@ func TestDemo(t *testing.T) {
 	t.Run("story", func(t *testing.T) {
 		// Key lines, in the order the demo must print them.
 		steps := []struct{ name, pattern string }{
-			{"issuer delegated", `\$ patchring ca issuer create [^\n]*\n\s*Created issuer "demo-issuer" \(signer [0-9a-f]+\) for sites hq, branch`},
+			{"issuer delegated", `\$ patchring ca issuer create [^\n]*\n\s*Created issuer "demo-issuer" \(signer [0-9a-f]+\) for sites hq, branch, ship`},
 			{"issuing service", `\$ patchring ca serve [^\n]*&\n\s*issuing service pid \d+ on http://127\.0\.0\.1:\d+`},
-			{"tokens", `\$ patchring enroll-token list [^\n]*\n\s*ID\s+SITE\s+TAGS\s+USES LEFT[^\n]*\n(\s*[0-9a-f]{16}\s+(hq|branch)\s+[^\n]*active\n){5}`},
+			{"tokens", `\$ patchring enroll-token list [^\n]*\n\s*ID\s+SITE\s+TAGS\s+USES LEFT[^\n]*\n(\s*[0-9a-f]{16}\s+(hq|branch|ship)\s+[^\n]*active\n){7}`},
 			{"hq-lab-1 enrolled", `\$ patchringd enroll --config \S+/hq-lab-1/patchringd\.yaml @\S+\n\s*Enrolled node 12D3KooW\S+: site hq, tags lab,`},
 			{"hq-pilot-1 enrolled", `Enrolled node 12D3KooW\S+: site hq, tags pilot,`},
 			{"hq-desk-1 enrolled", `Enrolled node 12D3KooW\S+: site hq, tags ,`},
@@ -79,6 +79,11 @@ func TestDemo(t *testing.T) {
 			{"intruder", `an intruder: an agent with the site's stolen gossip key, but no credential`},
 			{"intruder refused", `Refused: 1 node\(s\) without a valid credential[^\n]*\n\s*NODE\s+ADDRESS\s+REASON[^\n]*\n\s*12D3KooW\S+\s+127\.0\.0\.1:\d+\s+[^\n]*no credential`},
 			{"intruder knows why", `Credential:\s+credential missing`},
+			{"ship's LAN", `the ship's LAN 10\.231\.0\.0/24: ship-pilot-1 10\.231\.0\.11, ship-desk-1 10\.231\.0\.12, ship-desk-2 10\.231\.0\.13, printer 10\.231\.0\.50, camera 10\.231\.0\.51; no default route`},
+			{"ship enrolled", `\$ patchringd enroll --config \S+/ship-desk-1/patchringd\.yaml @\S+\n\s*Enrolled node 12D3KooW\S+: site ship, tags ,`},
+			{"ship agents", `ship-desk-1\s+site ship\s+tags -\s+pid \d+, on 10\.231\.0\.12 in namespace prdemo\d+-ship-desk-1`},
+			{"ship's first bundle", `\$ patchring bundle create [^\n]*ship-1\.tar\.gz --apt-source http://127\.0\.0\.1:\d+/ [^\n]*\n\s*pinned apt snapshot: \d+ files`},
+			{"ship imports", `\$ patchring --socket \S+/ship-pilot-1/patchringd\.sock bundle import \S+/ship-1\.tar\.gz\n\s*imported \S+: policy \S+ "demo-fleet" verified, \d+ payloads into the content store\n\s*apt snapshot: \d+ files into the content store, 1 releases pinned`},
 			{"advisories published", `\$ patchring advisories import \S+/DSA-6042-1\.json --kev \S+ --ecosystem \S+ [^\n]*\n\s*Advisory database version 1: `},
 			{"CVE open everywhere", `NODE\s+RING\s+ACME-TOOL\s+CVE-2026-4242\s+FIX\n(\s*\S+\s+(lab|pilot|broad)\s+1\.0\s+OPEN \(critical, KEV\)\s+\S+\n){6}`},
 			{"vulns", `\$ patchring --socket \S+ vulns\n\s*Advisory database version 1 [^\n]*\n[^\n]*\n\s*PACKAGE\s+VERSION\s+CVE[^\n]*\n(\s*(acme-tool|libacme)\s+1\.0\s+CVE-2026-4242\s+critical 9\.8\s+KEV\s+1\.1\s+[^\n]*\n){2}`},
@@ -92,6 +97,8 @@ func TestDemo(t *testing.T) {
 			{"broken agent rolled back", `hq-desk-1\s+broad\s+1\.0\s+1\.0\s+1\.0\s+#\d+ rolled-back\s+failed: self-update: the new agent was not healthy by its deadline`},
 			{"broad updated itself", `branch-desk-2\s+broad\s+1\.0\s+1\.1\s+1\.1\s+#\d+ installed\s+passed`},
 			{"self-update history", `patchring\s+1\.0 -> 1\.1\n(.*\n)*?\s+error: self-update: the new agent was not healthy by its deadline [^\n]*local API`},
+			{"ship's newer bundle", `\$ patchring --socket \S+/ship-pilot-1/patchringd\.sock bundle import \S+/ship-2\.tar\.gz\n\s*imported \S+: policy \S+ "demo-fleet" verified[^\n]*\n\s*signed advisory database into the content store`},
+			{"ship's replay refused", `bundle import \S+/ship-1\.tar\.gz\n\s*[^\n]*(older|rollback|version)[^\n]*`},
 			{"lab installs", `hq-lab-1\s+hq\s+lab\s+1\.1\s+1\.1\s+#\d+ install installed`},
 			{"rollback shown", `branch-desk-2's health check failed after the install: the engine rolled both packages back in one apt run`},
 			{"one tx, both packages", `#\d+ [\d-]+ [\d:]+ install of 2 packages  \[rolled-back\]\n(\s+(acme-tool|libacme)\s+1\.0 -> 1\.1\s+\(upgrade, restored\)\n){2}`},
@@ -121,7 +128,10 @@ func TestDemo(t *testing.T) {
 			{"CVE open after the rollback", `broad\s+branch-desk-2\s+1\.0\s+OPEN \(critical, KEV\)\s+\S+ 1\.1; last: #\d+ install rolled-back`},
 			{"apt through the site", `apt through the site: each agent's apt runs through its own verifying proxy`},
 			{"apt traffic", `SITE\s+APT FILES\s+FROM VENDOR\s+FROM PEERS\s+FROM STORE\s+REFUSED\n(\s+(branch|hq)\s+(release|index|package)\s+\d+ B\s+\d+ B\s+\d+ B\s+0\n)+`},
-			{"vendor copies", `since the release the vendor served \d+ index and package files \d+ times in all, at most \d+ times each, to 2 sites`},
+			{"vendor copies", `since the release the vendor served \d+ index and package files \d+ times in all, at most \d+ times each, to 2 sites of \d+ apt agents and 1 time\(s\) to the admin making the ship's bundle`},
+			{"ship installed offline", `NODE\s+RING\s+ACME-TOOL\s+LIBACME\s+APT FROM VENDOR\s+FROM PEERS\s+FROM STORE\s+LAST TRANSACTION\n\s*ship-pilot-1\s+pilot\s+1\.1\s+1\.1\s+0 B\s+\d+ B\s+\d+ B\s+#\d+ install installed[^\n]*(\n\s*ship-desk-\d\s+broad\s+1\.1\s+1\.1\s+0 B\s+[1-9]\d* B\s+\d+ B\s+#\d+ install installed[^\n]*){2}`},
+			{"ship's advisories", `\$ patchring --socket \S+/ship-desk-2/patchringd\.sock vulns\n\s*Advisory database version 1 `},
+			{"ship's devices", `\$ patchring --socket \S+ fleet unmanaged\n\s*Site ship: 2 unmanaged devices [^\n]*sweep on[^\n]*\n\s*MAC\s+VENDOR[^\n]*\n(\s*(00:80:77:31:00:50\s+Brother industries, LTD\.\s+10\.231\.0\.50|b8:a4:4f:31:00:51\s+Axis Communications AB\s+10\.231\.0\.51)[,\s][^\n]*\n){2}`},
 			{"summary", `==> summary`},
 		}
 		rest := out
@@ -157,6 +167,9 @@ func TestDemo(t *testing.T) {
 			"branch-pilot-1": `branch\s+pilot\s+1\.1\s+1\.1\s+#\d+ install installed`,
 			"branch-desk-1":  `branch\s+broad\s+1\.1\s+1\.1\s+#\d+ install installed\s+rebooting`,
 			"branch-desk-2":  `branch\s+broad\s+1\.0\s+1\.0\s+#\d+ install rolled-back`,
+			"ship-pilot-1":   `ship\s+pilot\s+1\.1\s+1\.1\s+#\d+ install installed`,
+			"ship-desk-1":    `ship\s+broad\s+1\.1\s+1\.1\s+#\d+ install installed`,
+			"ship-desk-2":    `ship\s+broad\s+1\.1\s+1\.1\s+#\d+ install installed`,
 		}
 		for node, row := range rows {
 			if !regexp.MustCompile(`(?m)^\s+` + node + `\s+` + row).MatchString(rest) {
@@ -173,8 +186,13 @@ func TestDemo(t *testing.T) {
 		for _, e := range left {
 			t.Errorf("the demo left %s behind", filepath.Join(tmp, e.Name()))
 		}
+		if out, err := exec.Command("ip", "netns", "list").Output(); err != nil {
+			t.Errorf("ip netns list: %v", err)
+		} else if m := regexp.MustCompile(`(?m)^`+shipNSPrefix+strconv.Itoa(demo.Process.Pid)+`-\S+`).FindAllString(string(out), -1); len(m) > 0 {
+			t.Errorf("the demo left network namespaces behind: %v", m)
+		}
 		pids := regexp.MustCompile(`\bpid (\d+)`).FindAllStringSubmatch(out, -1)
-		if len(pids) < len(fleet)+1 {
+		if len(pids) < len(fleet)+len(shipFleet)+1 {
 			t.Fatalf("found %d pids in the output, want the %d agents' and the tray's", len(pids), len(fleet)+1)
 		}
 		for _, m := range pids {

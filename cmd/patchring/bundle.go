@@ -119,6 +119,9 @@ An --apt-list file has one source per line:
 				return a.printJSON(res)
 			}
 			fmt.Fprintf(a.Out, "imported %s: policy %s %q verified, %d payloads into the content store\n", res.Path, res.PolicyVersion, res.Policy, res.Payloads)
+			if res.AdvisoryDB {
+				fmt.Fprintf(a.Out, "  signed advisory database into the content store\n")
+			}
 			if res.AptFiles > 0 {
 				fmt.Fprintf(a.Out, "  apt snapshot: %d files into the content store, %d releases pinned in the apt proxy\n", res.AptFiles, res.AptReleases)
 			}

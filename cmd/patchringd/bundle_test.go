@@ -4,14 +4,18 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/testutil"
+	"github.com/patchring/patchring/policy/advisory"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
 
@@ -29,6 +33,17 @@ func TestOfflineBundle(t *testing.T) {
 	payload := filepath.Join(dir, "acme-agent_2.1_amd64.deb")
 	os.WriteFile(payload, []byte("a catalog payload, verified by its signed hash\n"), 0o644)
 	if _, err := repo.AddCatalogFile(payload, tufrepo.CatalogMeta{Package: "acme-agent", Version: "2.1", Severity: "high"}); err != nil {
+		t.Fatal(err)
+	}
+	// Signed advisory data: it reaches the offline agent in the bundle.
+	db, _, err := advisory.Build([]*advisory.OSV{{ID: "DSA-9100-1", Modified: "2026-12-01T00:00:00Z", Upstream: []string{"CVE-2026-1000"},
+		Affected: []advisory.OSVAffected{{Package: advisory.OSVPackage{Ecosystem: "Debian:12", Name: "acme-tool"},
+			Ranges: []advisory.OSVRange{{Type: "ECOSYSTEM", Events: []advisory.OSVEvent{{Introduced: "0"}, {Fixed: "1.1"}}}}}}}},
+		advisory.BuildOptions{Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.PublishAdvisories(db); err != nil {
 		t.Fatal(err)
 	}
 	repo.publish(t, "offline-kit")
@@ -77,13 +92,25 @@ func TestOfflineBundle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bundle import: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), `"offline-kit" verified, 1 payloads`) {
+	if !strings.Contains(string(out), `"offline-kit" verified, 1 payloads`) || !strings.Contains(string(out), "signed advisory database into the content store") {
 		t.Errorf("import output: %s", out)
 	}
 	ep, err := c.Policy(context.Background())
 	if err != nil || ep.Name != "offline-kit" {
 		t.Fatalf("policy after import: %+v %v", ep, err)
 	}
+	// The origin is unreachable: the advisory part took the database
+	// from the content store.
+	testutil.WaitFor(t, 90*time.Second, "the bundle's advisory database adopted", func() error {
+		v, err := c.Vulns(context.Background())
+		if err != nil {
+			return err
+		}
+		if v.Advisories.Version != 3 {
+			return fmt.Errorf("advisory database %+v\n%s", v.Advisories, agent.stderr)
+		}
+		return nil
+	})
 	agent.stop(t)
 }
 

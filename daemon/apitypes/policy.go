@@ -102,6 +102,9 @@ type BundleImport struct {
 	PolicyVersion string `json:"policy_version,omitempty"`
 	Policy        string `json:"policy,omitempty"`
 	Payloads      int    `json:"payloads"`
+	// AdvisoryDB: the signed advisory database went into the content
+	// store (the bundle's metadata names one).
+	AdvisoryDB bool `json:"advisory_db,omitempty"`
 	// AptFiles is the number of files of the pinned apt snapshot (Release
 	// files, indices, packages) put into the content store, and
 	// AptReleases the Release files the apt proxy took as current.

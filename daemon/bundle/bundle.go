@@ -2,7 +2,8 @@
 // repository (`patchring bundle create`) that an admin carries to a site
 // without a link to the origin. The bundle is verified through TUF from
 // the agent's trusted root; its policy is adopted and its catalog payloads
-// go into the content store, each checked against its signed hash.
+// and advisory database go into the content store, each checked against
+// its signed hash.
 package bundle
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/platform/diskspace"
 	"github.com/patchring/patchring/policy/trust"
+	"github.com/patchring/patchring/policy/tufrepo"
 )
 
 // Limits on an offline bundle: it comes from an admin, but a damaged or
@@ -157,10 +159,19 @@ func (d *Importer) importBundle(ctx context.Context, file string) (apitypes.Bund
 		}
 		out.Payloads++
 	}
+	// The advisory database, for this node's vulnerability matching and
+	// the site's peers (daemon's siteTargets reads it from the store).
+	if _, err := d.cfg.Targets.LocateTarget(tufrepo.AdvisoryDBTarget); err == nil && d.cfg.Content != nil {
+		if err := d.importPayload(ctx, dir, tufrepo.AdvisoryDBTarget); err != nil {
+			out.Skipped = append(out.Skipped, tufrepo.AdvisoryDBTarget+": "+err.Error())
+		} else {
+			out.AdvisoryDB = true
+		}
+	}
 	if err := d.importApt(ctx, dir, &out); err != nil {
 		return out, err
 	}
-	d.cfg.Log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "apt_files", out.AptFiles, "skipped", len(out.Skipped))
+	d.cfg.Log.Info("offline bundle imported", "file", file, "policy", out.PolicyVersion, "payloads", out.Payloads, "advisory_db", out.AdvisoryDB, "apt_files", out.AptFiles, "skipped", len(out.Skipped))
 	if d.cfg.Imported != nil {
 		d.cfg.Imported()
 	}

@@ -142,16 +142,31 @@ func (s *Service) Trigger() {
 	}
 }
 
-// Run refreshes at start and on every Trigger until ctx ends.
+// retryAfter is how soon Run tries again after a failed refresh (the
+// origin and the site's peers unreachable, say), besides every Trigger.
+const retryAfter = time.Minute
+
+// Run refreshes at start, on every Trigger and, after a failure, every
+// retryAfter, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	retry := time.NewTimer(retryAfter)
+	defer retry.Stop()
 	for {
+		failed := false
 		if _, err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-			s.cfg.Log.Warn("advisories: refresh", "err", err)
+			s.cfg.Log.Warn("advisories: refresh", "err", err, "retry_in", retryAfter)
+			failed = true
+		}
+		var again <-chan time.Time
+		if failed {
+			retry.Reset(retryAfter)
+			again = retry.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.trigger:
+		case <-again:
 		}
 	}
 }
