@@ -63,9 +63,9 @@ staticcheck:
 # (real apt, dpkg, dnf and rpm in sandboxed roots), run in a lane of their
 # own beside the other packages, with a longer timeout; their output
 # follows. make test is CPU-bound on two cores: in the last uncached runs the
-# agents the tests start used about 40% of its CPU, and the last two runs
-# took 24.3 and 25.75 min, at its 25-min budget (daemon/engine, about
-# 24 min, is the tail). The sitetests that mostly wait on timers call t.Parallel,
+# agents the tests start used about 40% of its CPU, and uncached runs
+# take 24.5 to 25.5 min here, at its 25-min budget (daemon/engine, about
+# 24 min, is the tail; the demo's agents poll apt less since 2026-12-04). The sitetests that mostly wait on timers call t.Parallel,
 # and so do the engine's dnf tests (its Debian-root tests cannot: they route
 # apt through PATH): -parallel 4 lets them wait at once.
 SLOW_SUITES := ./daemon/sitetest/ ./daemon/engine/

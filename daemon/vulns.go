@@ -15,7 +15,7 @@ func (d *Daemon) startVulns(tc *trust.Client) error {
 	v, err := vulns.New(vulns.Config{
 		// From the store, the origin or the site's peers: an offline
 		// site's advisories arrive in a bundle on one node.
-		Targets: siteTargets{tc: tc, fromSite: d.fromSite, store: func() targetStore {
+		Targets: vulns.SiteTargets{Chain: tc, FromSite: d.fromSite, Store: func() vulns.Store {
 			if d.content == nil {
 				return nil
 			}

@@ -37,6 +37,14 @@ type agentSpec struct {
 	netns, ip string
 }
 
+// tagList is the spec's tags for a table: comma-separated, or "-".
+func (s agentSpec) tagList() string {
+	if len(s.tags) == 0 {
+		return "-"
+	}
+	return strings.Join(s.tags, ",")
+}
+
 var fleet = []agentSpec{
 	{name: "hq-lab-1", site: "hq", tags: []string{"lab"}},
 	{name: "hq-pilot-1", site: "hq", tags: []string{"pilot"}},
@@ -250,15 +258,11 @@ func (d *demo) run(ctx context.Context) error {
 			return err
 		}
 		d.agents = append(d.agents, a)
-		tags := strings.Join(spec.tags, ",")
-		if tags == "" {
-			tags = "-"
-		}
 		extra := ""
 		if spec.broken {
 			extra = " (its acme-tool service is broken: the health check after an install will fail)"
 		}
-		d.note("%-15s site %-7s tags %-6s pid %d%s", spec.name, spec.site, tags, a.cmd.Process.Pid, extra)
+		d.note("%-15s site %-7s tags %-6s pid %d%s", spec.name, spec.site, spec.tagList(), a.cmd.Process.Pid, extra)
 	}
 	for _, a := range d.agents {
 		if err := d.waitPolicy(ctx, a); err != nil {
@@ -466,6 +470,13 @@ func (d *demo) startAgent(ctx context.Context, spec agentSpec, debs []string, ro
 		identity = fmt.Sprintf("site: %s\ntags: [%s]\n", spec.site, strings.Join(spec.tags, ", "))
 		source = fmt.Sprintf("  origin: %s\n  root_file: %s\n", d.origin.URL, rootFile)
 	}
+	// apt-get update every 4 s is enough to see a release within seconds;
+	// the ship's agents are watched only at the end (demo_ship_linux.go)
+	// and poll slower still, leaving the CPU to the scenes watched live.
+	aptCheck, aptRefresh := "2s", "4s"
+	if spec.netns != "" {
+		aptCheck, aptRefresh = "5s", "10s"
+	}
 	cfg := fmt.Sprintf(`state_dir: %s
 socket: %s
 hostname: %s
@@ -474,8 +485,8 @@ apt:
   enabled: true
   root: %s
   apt_config: %s
-  check_interval: 2s
-  refresh_interval: 2s
+  check_interval: %s
+  refresh_interval: %s
   proxy:
     enabled: true
     listen: %s
@@ -494,7 +505,7 @@ gossip:
 p2p:
   enabled: true
   listen: %s
-`, a.dir, a.sock, spec.name, identity, sb.Root, sb.AptConfig, aptProxyAddr, source, rebootScript,
+`, a.dir, a.sock, spec.name, identity, sb.Root, sb.AptConfig, aptCheck, aptRefresh, aptProxyAddr, source, rebootScript,
 		gossipAddr, d.seeds[spec.site], d.gossipKeyFile, p2pListen)
 	cfgFile := filepath.Join(a.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {

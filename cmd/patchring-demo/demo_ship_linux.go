@@ -77,11 +77,7 @@ func (d *demo) startShip(ctx context.Context, debs []string, rootFile, repoDir, 
 			return err
 		}
 		d.ship = append(d.ship, a)
-		tags := strings.Join(spec.tags, ",")
-		if tags == "" {
-			tags = "-"
-		}
-		d.note("%-15s site %-7s tags %-6s pid %d, on %s in namespace %s", spec.name, spec.site, tags, a.cmd.Process.Pid, spec.ip, spec.netns)
+		d.note("%-15s site %-7s tags %-6s pid %d, on %s in namespace %s", spec.name, spec.site, spec.tagList(), a.cmd.Process.Pid, spec.ip, spec.netns)
 	}
 	d.step("admin: carry the fleet's repository to the ship in a bundle, with a signed snapshot of the vendor's apt archive pinned in it; each of the ship's agents imports it before it sails")
 	if d.shipBundles[0], err = d.shipBundle(ctx, repoDir, keys, "ship-1.tar.gz"); err != nil {

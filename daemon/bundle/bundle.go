@@ -160,7 +160,7 @@ func (d *Importer) importBundle(ctx context.Context, file string) (apitypes.Bund
 		out.Payloads++
 	}
 	// The advisory database, for this node's vulnerability matching and
-	// the site's peers (daemon's siteTargets reads it from the store).
+	// the site's peers (vulns.SiteTargets reads it from the store).
 	if _, err := d.cfg.Targets.LocateTarget(tufrepo.AdvisoryDBTarget); err == nil && d.cfg.Content != nil {
 		if err := d.importPayload(ctx, dir, tufrepo.AdvisoryDBTarget); err != nil {
 			out.Skipped = append(out.Skipped, tufrepo.AdvisoryDBTarget+": "+err.Error())

@@ -1,4 +1,4 @@
-package daemon
+package vulns
 
 import (
 	"context"
@@ -14,41 +14,40 @@ import (
 	"github.com/patchring/patchring/policy/trust"
 )
 
-// signedTargets is the verified repository as the advisory part reads it
-// (trust.Client).
-type signedTargets interface {
-	TargetInfo(name string) (trust.TargetInfo, error)
-	DownloadTarget(ctx context.Context, name, dstDir string) (string, error)
-}
-
-// targetStore is the content store as siteTargets uses it.
-type targetStore interface {
+// Store is the content store as SiteTargets uses it (p2p/content.Store).
+type Store interface {
 	Has(h content.Hash) bool
 	Open(h content.Hash) (*content.Reader, error)
 	Put(ctx context.Context, want content.Hash, size int64, r io.Reader) error
 }
 
-// siteTargets downloads signed targets (the advisory database) so that an
+// SiteTargets downloads signed targets (the advisory database) so that an
 // offline site gets them too: from this node's content store (where a
 // bundle import puts them), else through the repository's source chain
 // (the origin), kept in the store afterwards for the site's peers, else
 // from the site's peers by their signed SHA-256. Every byte is checked
 // against the signed length and hash: by the trust client, or by the
 // content store as it takes the file.
-type siteTargets struct {
-	tc signedTargets
-	// store and fromSite are read at each call: the daemon builds them
-	// after the parts that use siteTargets. Nil: not used.
-	store    func() targetStore
-	fromSite func(ctx context.Context, h content.Hash, size int64) error
+type SiteTargets struct {
+	// Chain is the verified repository and its source chain
+	// (trust.Client).
+	Chain Targets
+	// Store returns the content store, read at each call (the daemon
+	// builds it after this part); nil, or a nil result: not used.
+	Store func() Store
+	// FromSite fetches a content-addressed file into the store from the
+	// site's peers; nil: not used.
+	FromSite func(ctx context.Context, h content.Hash, size int64) error
 }
 
-// TargetInfo implements vulns.Targets.
-func (s siteTargets) TargetInfo(name string) (trust.TargetInfo, error) { return s.tc.TargetInfo(name) }
+// TargetInfo implements Targets.
+func (s SiteTargets) TargetInfo(name string) (trust.TargetInfo, error) {
+	return s.Chain.TargetInfo(name)
+}
 
-// DownloadTarget implements vulns.Targets.
-func (s siteTargets) DownloadTarget(ctx context.Context, name, dstDir string) (string, error) {
-	info, err := s.tc.TargetInfo(name)
+// DownloadTarget implements Targets.
+func (s SiteTargets) DownloadTarget(ctx context.Context, name, dstDir string) (string, error) {
+	info, err := s.Chain.TargetInfo(name)
 	if err != nil {
 		return "", err
 	}
@@ -56,18 +55,18 @@ func (s siteTargets) DownloadTarget(ctx context.Context, name, dstDir string) (s
 	if err != nil {
 		return "", fmt.Errorf("download %s: signed sha256: %w", name, err)
 	}
-	var st targetStore
-	if s.store != nil {
-		st = s.store()
+	var st Store
+	if s.Store != nil {
+		st = s.Store()
 	}
 	if st == nil {
-		return s.tc.DownloadTarget(ctx, name, dstDir)
+		return s.Chain.DownloadTarget(ctx, name, dstDir)
 	}
 	dst := filepath.Join(dstDir, filepath.FromSlash(name))
 	if st.Has(h) {
 		return dst, copyOut(st, h, dst)
 	}
-	p, chainErr := s.tc.DownloadTarget(ctx, name, dstDir)
+	p, chainErr := s.Chain.DownloadTarget(ctx, name, dstDir)
 	if chainErr == nil {
 		// Keep it for the site's peers (and the next restart). A full
 		// store only costs them the origin.
@@ -77,7 +76,7 @@ func (s siteTargets) DownloadTarget(ctx context.Context, name, dstDir string) (s
 		}
 		return p, nil
 	}
-	if s.fromSite == nil || ctx.Err() != nil {
+	if s.FromSite == nil || ctx.Err() != nil {
 		return "", chainErr
 	}
 	// A bundle import may put the file into the store meanwhile (its
@@ -99,7 +98,7 @@ func (s siteTargets) DownloadTarget(ctx context.Context, name, dstDir string) (s
 			}
 		}
 	}()
-	err = s.fromSite(sctx, h, info.Length)
+	err = s.FromSite(sctx, h, info.Length)
 	cancel()
 	if err != nil && !st.Has(h) {
 		return "", errors.Join(chainErr, fmt.Errorf("download %s from the site's peers: %w", name, err))
@@ -112,7 +111,7 @@ func (s siteTargets) DownloadTarget(ctx context.Context, name, dstDir string) (s
 const fromSiteTimeout = 30 * time.Second
 
 // copyOut writes the stored file h to dst.
-func copyOut(st targetStore, h content.Hash, dst string) error {
+func copyOut(st Store, h content.Hash, dst string) error {
 	r, err := st.Open(h)
 	if err != nil {
 		return fmt.Errorf("read %s from the content store: %w", h, err)

@@ -1,4 +1,4 @@
-package daemon
+package vulns
 
 import (
 	"bytes"
@@ -68,7 +68,7 @@ func TestSiteTargets(t *testing.T) {
 		if err := st.Put(ctx, h, int64(len(data)), bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
-		s := siteTargets{tc: chain, store: func() targetStore { return st }}
+		s := SiteTargets{Chain: chain, Store: func() Store { return st }}
 		p, err := s.DownloadTarget(ctx, name, t.TempDir())
 		if err != nil || !bytes.Equal(read(t, p), data) || chain.downloads != 0 {
 			t.Fatalf("path %s err %v, chain asked %d times", p, err, chain.downloads)
@@ -76,7 +76,7 @@ func TestSiteTargets(t *testing.T) {
 	})
 	t.Run("from the origin, kept for the peers", func(t *testing.T) {
 		st, chain := newStore(t), &fakeChain{name: name, data: data, up: true}
-		s := siteTargets{tc: chain, store: func() targetStore { return st }}
+		s := SiteTargets{Chain: chain, Store: func() Store { return st }}
 		p, err := s.DownloadTarget(ctx, name, t.TempDir())
 		if err != nil || !bytes.Equal(read(t, p), data) || !st.Has(h) {
 			t.Fatalf("path %s err %v, in store %v", p, err, st.Has(h))
@@ -85,7 +85,7 @@ func TestSiteTargets(t *testing.T) {
 	t.Run("from the site's peers", func(t *testing.T) {
 		st, chain := newStore(t), &fakeChain{name: name, data: data}
 		var asked content.Hash
-		s := siteTargets{tc: chain, store: func() targetStore { return st }, fromSite: func(ctx context.Context, want content.Hash, size int64) error {
+		s := SiteTargets{Chain: chain, Store: func() Store { return st }, FromSite: func(ctx context.Context, want content.Hash, size int64) error {
 			asked = want
 			return st.Put(ctx, want, size, bytes.NewReader(data))
 		}}
@@ -96,7 +96,7 @@ func TestSiteTargets(t *testing.T) {
 	})
 	t.Run("a peer's wrong bytes", func(t *testing.T) {
 		st, chain := newStore(t), &fakeChain{name: name, data: data}
-		s := siteTargets{tc: chain, store: func() targetStore { return st }, fromSite: func(ctx context.Context, want content.Hash, size int64) error {
+		s := SiteTargets{Chain: chain, Store: func() Store { return st }, FromSite: func(ctx context.Context, want content.Hash, size int64) error {
 			return st.Put(ctx, want, size, bytes.NewReader([]byte("the signed advisory databasX")))
 		}}
 		if p, err := s.DownloadTarget(ctx, name, t.TempDir()); err == nil {
