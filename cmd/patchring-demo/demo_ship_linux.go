@@ -43,7 +43,7 @@ type shipNet struct {
 
 const shipSubnet = "10.231.0."
 
-// shipNS names the demo's namespaces after its pid, so that demos do not
+// shipNSPrefix and the demo's pid start its namespaces' names, so that demos do not
 // collide and a killed demo's namespaces can be told apart.
 const shipNSPrefix = "prdemo"
 
@@ -52,7 +52,7 @@ const shipNSPrefix = "prdemo"
 // archive with acme-tool 1.0. It is skipped, and says why, where network
 // namespaces cannot be made.
 func (d *demo) startShip(ctx context.Context, debs []string, rootFile, repoDir, keys string) error {
-	d.step("ship: an offline site. Two agents and two devices that run no agent (a printer, a camera) share a LAN (network namespaces on one bridge) with no route to the origin or the vendor")
+	d.step("ship: an offline site. Three agents and two devices that run no agent (a printer, a camera) share a LAN (network namespaces on one bridge) with no route to the origin or the vendor")
 	if os.Geteuid() != 0 {
 		d.note("skipped: network namespaces need root")
 		return nil
