@@ -84,7 +84,7 @@ type Gossip struct {
 
 	// testDrop, set by tests only, loses the verified signed messages it
 	// returns true for, as a lossy or slow network would.
-	testDrop atomic.Pointer[func(typ msgType, from peer.ID) bool]
+	testDrop atomic.Pointer[func(p *parsedMsg) bool]
 
 	subsMu sync.Mutex
 	subs   map[*Subscription]struct{}
@@ -754,7 +754,7 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 		g.log.Warn("dropped gossip message with a bad signature", "about", name, "type", p.env.typ.String(), "from", via, "err", err)
 		return
 	}
-	if drop := g.testDrop.Load(); drop != nil && (*drop)(p.env.typ, p.env.node) {
+	if drop := g.testDrop.Load(); drop != nil && (*drop)(&p) {
 		return
 	}
 	g.lamport.Witness(p.env.ltime)

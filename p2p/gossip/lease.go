@@ -198,7 +198,10 @@ func (l *Lease) Holders(group string) []LeaseHolder {
 // holdersLocked returns the other nodes holding an unexpired lease of
 // group. A dead holder keeps its slot until expiry (a host rebooting under
 // the lease looks exactly like a dead one), or until it has been dead for
-// Config.LeaseDeadGrace if that is set.
+// Config.LeaseDeadGrace if that is set. So does a member that died or left
+// with an unexpired claim: it may have won and rebooted before its hold
+// reached us, and counting it costs a delay where ignoring it could cost
+// an extra reboot.
 func (g *Gossip) holdersLocked(group string, now time.Time) []string {
 	ttl := g.leaseTTLLocked(group)
 	var out []string
@@ -207,7 +210,11 @@ func (g *Gossip) holdersLocked(group string, now time.Time) []string {
 			continue
 		}
 		r := m.leases[group]
-		if r == nil || r.phase != leaseHeld || !r.until(ttl).After(now) {
+		if r == nil || !r.until(ttl).After(now) {
+			continue
+		}
+		gone := m.liveness == LivenessDead || m.liveness == LivenessLeft
+		if r.phase != leaseHeld && (r.phase != leaseClaim || !gone) {
 			continue
 		}
 		if !g.countsLocked(m) {

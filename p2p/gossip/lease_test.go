@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/patchring/patchring/internal/testutil"
 )
 
@@ -184,9 +182,11 @@ func TestLeaseSurvivesHolderRestart(t *testing.T) {
 	if err := acquireWithin(ctx, nodes[1].Lease(), group, 1, time.Hour, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// The hold itself, not the claim before it: a claim heard without its
+	// hold is released by the restarted node (it cannot know it had won).
 	testutil.WaitFor(t, 10*time.Second, "hold is visible", func() error {
-		if len(nodes[0].Lease().Holders(group)) != 1 {
-			return errNotYet
+		if hs := nodes[0].Lease().Holders(group); len(hs) != 1 || hs[0].Claiming {
+			return fmt.Errorf("holders seen by the other node: %+v", hs)
 		}
 		return nil
 	})
@@ -211,6 +211,43 @@ func TestLeaseSurvivesHolderRestart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A node wins the lease, but its hold never reaches the other (lost, or it
+// rebooted at once), so the other saw only its claim. Once the winner is
+// dead its claim keeps the slot until the TTL, as a hold would: ignoring
+// it let a second node take the lease while the first rebooted under it.
+func TestLeaseClaimOfGoneWinnerKeepsSlot(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	nodes := startPool(t, 2, newKey(t), func(_ int, c *Config) { c.Clock = clock })
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	const group = "g"
+	ctx := t.Context()
+	winner, other := nodes[1], nodes[0]
+	winnerID := winner.id
+	holdLost := func(p *parsedMsg) bool {
+		return p.env.typ == msgLease && p.env.node == winnerID && p.lease.Phase == leaseHeld
+	}
+	other.testDrop.Store(&holdLost)
+	if err := acquireWithin(ctx, winner.Lease(), group, 1, time.Hour, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	hs := other.Lease().Holders(group)
+	if len(hs) != 1 || !hs[0].Claiming {
+		t.Fatalf("holders seen by the other node: %+v; want the winner's claim only", hs)
+	}
+	winner.kill(t)
+	testutil.WaitFor(t, 20*time.Second, "winner marked dead", func() error {
+		return sees(other.Gossip, winner.NodeID(), func(m Member) bool { return m.Liveness == LivenessDead })
+	})
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Hour); err != nil || ok {
+		t.Fatalf("TryAcquire while the dead winner's claim is unexpired: %v, %v; want false", ok, err)
+	}
+	clock.Advance(time.Hour + time.Second)
+	if ok, err := other.Lease().TryAcquire(ctx, group, 1, time.Hour); err != nil || !ok {
+		t.Fatalf("TryAcquire after the TTL: %v, %v; want true", ok, err)
+	}
 }
 
 func TestLeaseArgs(t *testing.T) {
@@ -295,7 +332,7 @@ func TestLeaseSafeWhenClaimsAreLost(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
 	a, b := nodes[0], nodes[1]
 	aID := a.id
-	lossy := func(typ msgType, from peer.ID) bool { return typ == msgLease && from == aID }
+	lossy := func(p *parsedMsg) bool { return p.env.typ == msgLease && p.env.node == aID }
 	ctx := t.Context()
 	for round := range 4 {
 		group := fmt.Sprintf("site-a/round-%d", round)
