@@ -502,7 +502,8 @@ func (d *Daemon) fleetFirstSeen(k policy.UpdateKey) (time.Time, bool) {
 func (d *Daemon) startFleet() error {
 	cfg := d.cfg
 	mc := membership.Config{
-		Log: d.log, Identity: d.id.Key, NodeID: d.ID(), Hostname: d.hostname,
+		Format: d.packageFormat(),
+		Log:    d.log, Identity: d.id.Key, NodeID: d.ID(), Hostname: d.hostname,
 		Site: cfg.Site, Tags: cfg.Tags, Gossip: cfg.Gossip, P2P: cfg.P2P,
 		PeersFile:     filepath.Join(cfg.StateDir, "gossip-peers"),
 		PolicyRefresh: cfg.Policy.RefreshInterval,

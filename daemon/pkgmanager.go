@@ -51,3 +51,20 @@ func pickManager(configured, root, aptConfig string) (string, error) {
 	}
 	return "", errors.New("pick package manager: neither a dpkg database (var/lib/dpkg/status) nor an rpm database (var/lib/rpm, usr/lib/sysimage/rpm) under " + root)
 }
+
+// packageFormat is the package format the engine installs, for the site's
+// gossip ("deb" or "rpm"; "" when the engine is off or the machine has no
+// package manager it drives).
+func (d *Daemon) packageFormat() string {
+	if !d.cfg.Apt.Enabled {
+		return ""
+	}
+	m, err := pickManager(d.cfg.Apt.Manager, d.cfg.Apt.Root, d.cfg.Apt.AptConfig)
+	switch {
+	case err != nil:
+		return ""
+	case m == managerDnf:
+		return "rpm"
+	}
+	return "deb"
+}

@@ -44,7 +44,7 @@ func newFleetCmd(a *app) *cobra.Command {
 			}
 			sort.Slice(f.Members, func(i, j int) bool { return f.Members[i].Hostname < f.Members[j].Hostname })
 			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tRING\tSTATE\tPOLICY\tPENDING\tINSTALLED\tFAILED\tREBOOT\tCVES C/H/M/L (KEV)\tLAST SEEN")
+			fmt.Fprintln(tw, "HOST\tRING\tPKG\tSTATE\tPOLICY\tPENDING\tINSTALLED\tFAILED\tREBOOT\tCVES C/H/M/L (KEV)\tLAST SEEN")
 			for _, m := range f.Members {
 				reboot := "-"
 				switch {
@@ -72,7 +72,7 @@ func newFleetCmd(a *app) *cobra.Command {
 				if m.Visiting {
 					state += ", visiting from " + m.Site
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\tv%d\t%d\t%d\t%d\t%s\t%s\t%s\n", host, orDash(m.Ring), state, m.PolicyVersion, m.Pending, m.Installed, m.Failed, reboot, exposureText(m.Exposure), seen)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tv%d\t%d\t%d\t%d\t%s\t%s\t%s\n", host, orDash(m.Ring), orDash(m.Format), state, m.PolicyVersion, m.Pending, m.Installed, m.Failed, reboot, exposureText(m.Exposure), seen)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -23,10 +23,12 @@ type RefusedMember struct {
 
 // FleetMember is one member of the site.
 type FleetMember struct {
-	NodeID         string    `json:"node_id"`
-	Hostname       string    `json:"hostname"`
-	Site           string    `json:"site"`
-	Ring           string    `json:"ring,omitempty"`
+	NodeID   string `json:"node_id"`
+	Hostname string `json:"hostname"`
+	Site     string `json:"site"`
+	Ring     string `json:"ring,omitempty"`
+	// Format is the package format it installs: deb (apt) or rpm (dnf).
+	Format         string    `json:"format,omitempty"`
 	Tags           []string  `json:"tags,omitempty"`
 	Liveness       string    `json:"liveness"`
 	LastSeen       time.Time `json:"last_seen,omitzero"`

@@ -51,8 +51,12 @@ type Config struct {
 	Hostname string
 	Site     string
 	Tags     []string
-	Gossip   config.Gossip
-	P2P      config.P2P
+	// Format is the package format this node installs ("deb" or "rpm";
+	// "" unknown): announced, and payloads are shared for the WAN among
+	// the members of the same format.
+	Format string
+	Gossip config.Gossip
+	P2P    config.P2P
 	// PeersFile keeps the gossip members last seen alive, offered as seeds
 	// at the next start (gossip.Config.PeersFile); "" keeps none.
 	PeersFile string
@@ -501,6 +505,7 @@ func (f *Membership) state() gossip.State {
 	if f.cfg.Exposure != nil {
 		st.Exposure = f.cfg.Exposure()
 	}
+	st.Format = f.cfg.Format
 	var rb RebootStatus
 	if f.cfg.Reboot != nil {
 		rb = f.cfg.Reboot()
@@ -551,12 +556,16 @@ func (f *Membership) publish() {
 func sameState(a, b gossip.State) bool {
 	return a.Ring == b.Ring && a.PolicyVersion == b.PolicyVersion && a.InventoryDigest == b.InventoryDigest &&
 		a.Updates == b.Updates && a.Reboot == b.Reboot && a.Content.Equal(b.Content) && a.Exposure == b.Exposure &&
-		strings.Join(a.Addrs, ",") == strings.Join(b.Addrs, ",") && a.LastUpdate.Equal(b.LastUpdate)
+		strings.Join(a.Addrs, ",") == strings.Join(b.Addrs, ",") && a.LastUpdate.Equal(b.LastUpdate) && a.Format == b.Format
 }
 
-// ringMembers are the live members of this node's site and ring: the
-// nodes that become due for an update at the same moment, among which one
-// fetches it over the WAN. Later rings find it held on the LAN.
+// ringMembers are the live members of this node's site and ring that
+// install the same package format: the nodes that become due for an
+// update at the same moment and want the same files, among which one
+// fetches each over the WAN. Later rings find it held on the LAN. (An rpm
+// node never fetches a .deb: ranked first for one, it would only make the
+// Debian nodes wait out their patience.) Members that announce no format
+// (older agents) are counted.
 func (f *Membership) ringMembers() []site.Member {
 	ring := ""
 	if p, _ := f.currentPolicy(); p != nil {
@@ -568,6 +577,9 @@ func (f *Membership) ringMembers() []site.Member {
 			continue
 		}
 		if ring != "" && !m.Local && m.State.Ring != ring {
+			continue
+		}
+		if !m.Local && f.cfg.Format != "" && m.State.Format != "" && m.State.Format != f.cfg.Format {
 			continue
 		}
 		out = append(out, site.Member{ID: m.NodeID})
@@ -781,7 +793,7 @@ func (f *Membership) Fleet() apitypes.Fleet {
 		}
 		out.Members = append(out.Members, apitypes.FleetMember{
 			Credentialed: m.Credential != nil, CredExpires: credExp, Visiting: m.Visiting,
-			NodeID: m.NodeID, Hostname: m.Hostname, Site: site, Ring: m.State.Ring, Tags: tags,
+			NodeID: m.NodeID, Hostname: m.Hostname, Site: site, Ring: m.State.Ring, Format: m.State.Format, Tags: tags,
 			Liveness: m.Liveness.String(), LastSeen: m.LastSeen, Local: m.Local,
 			PolicyVersion: m.State.PolicyVersion, AgentVersion: m.State.AgentVersion,
 			Pending: m.State.Updates.Pending, Installed: m.State.Updates.Installed, Failed: m.State.Updates.Failed,

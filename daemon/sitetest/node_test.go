@@ -24,6 +24,7 @@ import (
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/site"
 	"github.com/patchring/patchring/platform/apt/apttest"
+	"github.com/patchring/patchring/platform/dnf/dnftest"
 	"github.com/patchring/patchring/policy/credential/credtest"
 )
 
@@ -89,6 +90,11 @@ type siteConfig struct {
 	// TUFExpiries are the signed repository's metadata lifetimes by role
 	// (tufrepo.Options.Expiries); nil: tufrepo's defaults.
 	TUFExpiries map[string]time.Duration
+	// RPM, if set, makes node i an rpm-based machine when it returns
+	// true: a dnf sandbox root (rpm database) with the vendor's signed dnf
+	// repository behind the WAN (originIP:8082) and acme-tool 1.0 as an
+	// .rpm, and an agent that drives dnf (apt.manager: dnf).
+	RPM func(i int) bool
 }
 
 // testSite is a running site: the network, the origin and the nodes.
@@ -102,6 +108,10 @@ type testSite struct {
 	size10  int64
 	base    []string // siteConfig.Installed's payloads
 	nodes   []*node
+	// dnfRepo is the vendor's dnf repository (siteConfig.RPM), and
+	// rpm10 acme-tool 1.0 as an .rpm, which its rpm nodes have installed.
+	dnfRepo *dnftest.Repo
+	rpm10   string
 }
 
 // node is one patchringd process in its own namespace.
@@ -112,7 +122,8 @@ type node struct {
 	sock     string
 	logPath  string
 	id       peer.ID
-	sb       *apttest.Sandbox
+	sb       *apttest.Sandbox // a Debian node's root
+	rsb      *dnftest.Sandbox // an rpm node's root (siteConfig.RPM)
 	c        *client.Client
 
 	cmd    *exec.Cmd
@@ -213,6 +224,9 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 	s.deb10 = apttest.MustBuildDeb(t, debs, acmeTool("1.0", 0))
 	s.size10 = fileSize(t, s.deb10)
 	s.origin.apt.MustAdd(t, s.deb10)
+	if cfg.RPM != nil {
+		s.startDnfRepo(t)
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -244,6 +258,33 @@ func newSite(t testing.TB, cfg siteConfig) *testSite {
 		}
 	})
 	return s
+}
+
+// startDnfRepo starts the vendor's dnf repository (gpg-signed repomd.xml
+// and packages) with acme-tool 1.0, served inside the origin namespace on
+// originIP:8082 for the site's rpm nodes.
+func (s *testSite) startDnfRepo(t testing.TB) {
+	t.Helper()
+	if err := dnftest.CheckTools(); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := dnftest.NewSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { signer.Close() })
+	s.dnfRepo = dnftest.MustStartRepo(t, dnftest.RepoConfig{Signer: signer})
+	rpms := filepath.Join(s.dir, "rpms")
+	if err := os.MkdirAll(rpms, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.rpm10, err = dnftest.BuildRPM(rpms, dnftest.Package{Name: "acme-tool", Version: "1.0",
+		Files: []dnftest.File{{Path: "/usr/share/acme-tool/VERSION", Body: []byte("1.0\n")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dnfRepo.MustAdd(t, s.rpm10)
+	serve(t, s.net.origin, originIP+":8082", s.dnfRepo.Handler())
 }
 
 // buildPayload builds acme-tool at version with about payloadBytes of
@@ -296,7 +337,11 @@ func (s *testSite) startNodes(t testing.TB) {
 			credtest.WriteFile(t, filepath.Join(n.dir, "state"), cred)
 		}
 		s.nodes[i] = n
-		t.Cleanup(func() { _ = n.sb.Close() })
+		if n.rsb != nil {
+			t.Cleanup(func() { _ = n.rsb.Close() })
+		} else {
+			t.Cleanup(func() { _ = n.sb.Close() })
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -304,6 +349,10 @@ func (s *testSite) startNodes(t testing.TB) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			if n.rsb != nil {
+				_, errs[i] = n.rsb.Run(ctx, "rpm", "-i", s.rpm10)
+				return
+			}
 			errs[i] = n.sb.DpkgInstall(ctx, append(append(append([]string{}, s.base...), s.deb10), s.cfg.Preinstall...)...)
 		}()
 	}
@@ -358,6 +407,12 @@ func (s *testSite) prepareNode(i int) (*node, error) {
 	if n.id, err = peer.IDFromPrivateKey(key); err != nil {
 		return nil, err
 	}
+	if s.cfg.RPM != nil && s.cfg.RPM(i) {
+		if n.rsb, err = dnftest.NewSandbox(dnftest.SandboxOptions{TempDir: n.dir}); err != nil {
+			return nil, err
+		}
+		return n, n.rsb.AddRepo("acme", s.dnfRepo, dnftest.RepoOptions{BaseURL: "http://" + originIP + ":8082/"})
+	}
 	if n.sb, err = apttest.NewSandbox(apttest.SandboxOptions{TempDir: n.dir}); err != nil {
 		return nil, err
 	}
@@ -382,12 +437,9 @@ func (s *testSite) startNode(t testing.TB, n *node, seeds []string) {
 			tags = "tags: [" + strings.Join(claimed, ", ") + "]\n"
 		}
 	}
-	cfg := fmt.Sprintf(`state_dir: %s
-socket: %s
-hostname: %s
-site: branch
-%slog_level: info
-apt:
+	var pkgs string
+	if n.rsb == nil {
+		pkgs = fmt.Sprintf(`apt:
   enabled: true
   root: %s
   apt_config: %s
@@ -395,7 +447,29 @@ apt:
   refresh_interval: %s
   proxy:
     enabled: %t
-policy:
+`, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy)
+	} else {
+		// dnf_args point dnf at the sandbox's dnf.conf and repositories
+		// (the agent adds --installroot itself).
+		var args []string
+		for _, a := range n.rsb.DNFArgs()[2:] {
+			args = append(args, fmt.Sprintf("%q", a))
+		}
+		pkgs = fmt.Sprintf(`apt:
+  enabled: true
+  manager: dnf
+  root: %s
+  dnf_args: [%s]
+  check_interval: %s
+  refresh_interval: %s
+`, n.rsb.Root, strings.Join(args, ", "), s.cfg.AptCheck, s.cfg.AptRefresh)
+	}
+	cfg := fmt.Sprintf(`state_dir: %s
+socket: %s
+hostname: %s
+site: branch
+%slog_level: info
+%spolicy:
   origin: %s
   root_file: %s
   refresh_interval: %s
@@ -412,7 +486,7 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/%s/tcp/4001
-`, filepath.Join(n.dir, "state"), n.sock, n.hostname, tags, n.sb.Root, n.sb.AptConfig, s.cfg.AptCheck, s.cfg.AptRefresh, s.cfg.AptProxy,
+`, filepath.Join(n.dir, "state"), n.sock, n.hostname, tags, pkgs,
 		s.origin.policyURL(), rootFile, s.cfg.PolicyRefresh, s.cfg.ReportInterval, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
 	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
@@ -430,6 +504,9 @@ p2p:
 		t.Fatal(err)
 	}
 	n.cmd = nsCommand(n.ns, patchringd.Path(t), "run", "--config", cfgFile)
+	if n.rsb != nil {
+		n.cmd.Env = append(os.Environ(), n.rsb.Env()...) // rpm's macros: its database in the root
+	}
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	// Should the test process die without its cleanup (a go test
 	// timeout), the kernel kills the daemon: no orphaned agents.

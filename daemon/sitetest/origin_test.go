@@ -38,8 +38,23 @@ type origin struct {
 	// fleet.json, so the site's agents need credentials it signed.
 	ca *credtest.CA
 
-	mu        sync.Mutex
-	indexReqs map[string]int // GETs of the apt repository's dists/ files, by path
+	mu         sync.Mutex
+	indexReqs  map[string]int // GETs of the apt repository's dists/ files, by path
+	targetReqs map[string]int // GETs of the signed repository's targets/ files, by path
+}
+
+// TargetRequests returns how often the signed repository served a target
+// file whose name ends with name (targets are named <sha256>.<name>).
+func (o *origin) TargetRequests(name string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for p, c := range o.targetReqs {
+		if strings.HasSuffix(p, "."+name) || strings.HasSuffix(p, "/"+name) {
+			n += c
+		}
+	}
+	return n
 }
 
 // IndexRequests returns how often each dists/ file was asked for.
@@ -229,7 +244,7 @@ func serveFileAt(w http.ResponseWriter, r *http.Request, dir string, dated bool)
 // namespace until the test ends.
 func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig, expiries map[string]time.Duration) *origin {
 	t.Helper()
-	o := &origin{pool: &poolLog{}, indexReqs: map[string]int{}}
+	o := &origin{pool: &poolLog{}, indexReqs: map[string]int{}, targetReqs: map[string]int{}}
 	if repo.Origin == "" {
 		repo.Origin, repo.Suite = "Acme", "stable"
 	}
@@ -281,7 +296,15 @@ func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig, ex
 	})
 	serve(t, tp.origin, originIP+":80", indices)
 	serve(t, tp.origin, cdnIP+":80", pool)
-	serve(t, tp.origin, originIP+":8080", tufrepo.Handler(o.tufDir))
+	tuf := tufrepo.Handler(o.tufDir)
+	serve(t, tp.origin, originIP+":8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/targets/") {
+			o.mu.Lock()
+			o.targetReqs[r.URL.Path]++
+			o.mu.Unlock()
+		}
+		tuf.ServeHTTP(w, r)
+	}))
 	return o
 }
 

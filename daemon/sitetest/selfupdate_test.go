@@ -85,18 +85,7 @@ func agentVersion(ctx context.Context, n *node) string {
 // lastSelfTx is the node's newest transaction of the agent's package to
 // version (nil: none).
 func lastSelfTx(ctx context.Context, n *node, version string) (*apitypes.Transaction, error) {
-	txs, err := n.c.History(ctx, 5)
-	if err != nil {
-		return nil, err
-	}
-	for i := range txs {
-		for _, it := range txs[i].Items {
-			if it.Package == "patchring" && it.To == version {
-				return &txs[i], nil
-			}
-		}
-	}
-	return nil, nil
+	return lastTxTo(ctx, n, "patchring", version)
 }
 
 // waitSelf waits until every node in nodes ended its self-update to

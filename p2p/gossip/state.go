@@ -31,6 +31,9 @@ type State struct {
 	// Exposure is the node's vulnerability exposure (daemon/vulns): a few
 	// counts, at most 7 small varints on the wire.
 	Exposure Exposure
+	// Format is the package format the node installs: "deb" (apt) or
+	// "rpm" (dnf); "" when unknown (no engine, or an older agent).
+	Format string
 }
 
 // Exposure counts a node's findings against the signed advisory database:
@@ -175,6 +178,9 @@ func validateState(s *State) error {
 	if err := checkString("agent version", s.AgentVersion, maxShortLen); err != nil {
 		return err
 	}
+	if err := checkString("package format", s.Format, maxShortLen); err != nil {
+		return err
+	}
 	if len(s.Results) > MaxResults {
 		return fmt.Errorf("%d update results, at most %d", len(s.Results), MaxResults)
 	}
@@ -210,7 +216,7 @@ func equalStates(a, b *State) bool {
 		a.Reboot.RefusedByUser == b.Reboot.RefusedByUser && a.Reboot.HookHeld == b.Reboot.HookHeld &&
 		a.Reboot.Unhealthy == b.Reboot.Unhealthy && a.AgentVersion == b.AgentVersion &&
 		a.LastUpdate.Equal(b.LastUpdate) && a.Content.Equal(b.Content) && slices.Equal(a.Results, b.Results) &&
-		a.Exposure == b.Exposure
+		a.Exposure == b.Exposure && a.Format == b.Format
 }
 
 // cloneState deep-copies the slices so callers cannot alias internal state.

@@ -362,6 +362,7 @@ func (s *stateBody) marshal() []byte {
 	}
 	b = appendBoolField(b, 30, st.Reboot.HookHeld)
 	b = appendBoolField(b, 31, st.Reboot.Unhealthy)
+	b = appendStringField(b, 32, st.Format)
 	return b
 }
 
@@ -538,6 +539,8 @@ func unmarshalStateBody(b []byte) (stateBody, error) {
 			st.Reboot.HookHeld, err = boolField(f, "reboot held by hook")
 		case 31:
 			st.Reboot.Unhealthy, err = boolField(f, "unhealthy after reboot")
+		case 32:
+			st.Format, err = f.str("package format", maxShortLen)
 		}
 		return err
 	})

@@ -152,6 +152,7 @@ func TestStateRoundTrip(t *testing.T) {
 			Results: []UpdateResult{NewUpdateResult("apt", "openssl", "3.0.15-1~deb12u1", true),
 				NewUpdateResult("catalog", "acme-agent", "2.1", false)},
 			Exposure: Exposure{Critical: 2, High: 5, Medium: 40, Low: 300, KEV: 1, NoFix: 120, AdvisoryVersion: 77},
+			Format:   "rpm",
 		},
 		Keyring: KeyringInfo{Primary: "0011223344556677", Installed: []string{"0011223344556677"}},
 		Leaving: true,

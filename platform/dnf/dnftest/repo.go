@@ -292,6 +292,11 @@ func (r *Repo) Requests() []string {
 	return append([]string(nil), r.requests...)
 }
 
+// Handler serves the repository as its own server does (overrides and
+// the request log included), for a test that serves it at another
+// address too (e.g. inside a network namespace; see RepoOptions.BaseURL).
+func (r *Repo) Handler() http.Handler { return http.HandlerFunc(r.serve) }
+
 func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 	p := path.Clean("/" + req.URL.Path)
 	r.mu.Lock()

@@ -2,6 +2,7 @@ package dnftest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -172,13 +173,18 @@ type RepoOptions struct {
 	// Priority is dnf's repository priority (lower wins); 0 leaves the
 	// default.
 	Priority int
+	// BaseURL is where the sandbox reaches the repository when that is
+	// not r.URL() (r's directory served at another address, e.g. inside
+	// a network namespace); "" uses r.URL().
+	BaseURL string
 }
 
 // AddRepo writes id.repo for r (gpgcheck and repo_gpgcheck on, with the
 // repository's key, unless the options say otherwise).
 func (s *Sandbox) AddRepo(id string, r *Repo, opts RepoOptions) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%s]\nname=%s\nbaseurl=%s\nenabled=1\nmetadata_expire=0\n", id, id, r.URL())
+	base := cmp.Or(opts.BaseURL, r.URL())
+	fmt.Fprintf(&b, "[%s]\nname=%s\nbaseurl=%s\nenabled=1\nmetadata_expire=0\n", id, id, base)
 	if opts.Unsigned || r.cfg.Signer == nil {
 		b.WriteString("gpgcheck=0\nrepo_gpgcheck=0\n")
 	} else {
