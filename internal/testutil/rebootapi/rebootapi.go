@@ -120,8 +120,14 @@ func (s *Server) Status() apitypes.RebootStatus { return s.o.RebootStatus() }
 // Now is the fake clock's time.
 func (s *Server) Now() time.Time { return s.clock.Now() }
 
-// SetClock moves the fake clock to t, firing the timers due by then.
-func (s *Server) SetClock(t time.Time) { s.clock.Set(t) }
+// SetClock moves the fake clock to t, firing the timers due by then, and
+// has the orchestrator look at the time again: had it read the clock just
+// before the move and asked for its timer just after, the timer would
+// count from t and never fire (a real clock has no such jumps).
+func (s *Server) SetClock(t time.Time) {
+	s.clock.Set(t)
+	s.o.RulesChanged()
+}
 
 // WaitReboot waits until the orchestrator restarts the machine (records
 // a restart) or ctx ends, and returns the restart's message.
