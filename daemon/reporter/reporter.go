@@ -127,9 +127,29 @@ func (r *Reporter) Stats() Stats {
 
 // Run reports until ctx ends.
 func (r *Reporter) Run(ctx context.Context) error {
+	// A send runs beside the sampling, one at a time: a console that
+	// stops answering in the middle of a request (a WAN that went dark
+	// under an open connection) holds a send for up to the client's
+	// timeout, and this node's own records keep being queued meanwhile.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	busy := make(chan struct{}, 1)
 	for {
-		if err := r.Round(ctx); err != nil && ctx.Err() == nil {
+		c, send, err := r.sample(ctx)
+		if err != nil && ctx.Err() == nil {
 			r.cfg.Log.Warn("report round", "err", err)
+		}
+		if send {
+			select {
+			case busy <- struct{}{}:
+				wg.Go(func() {
+					defer func() { <-busy }()
+					if err := r.send(ctx, c); err != nil && ctx.Err() == nil {
+						r.cfg.Log.Warn("report round", "err", err)
+					}
+				})
+			default: // the previous send is still running
+			}
 		}
 		d := r.cfg.Interval/2 + rand.N(r.cfg.Interval)
 		if err := r.cfg.Wait(ctx, d); err != nil {
@@ -151,16 +171,26 @@ func (r *Reporter) IsReporter() bool {
 // Round samples this node into its outbox and, if this node is the site's
 // reporter and the policy names a console, sends every member's records.
 func (r *Reporter) Round(ctx context.Context) error {
+	c, send, err := r.sample(ctx)
+	if err != nil || !send {
+		return err
+	}
+	return r.send(ctx, c)
+}
+
+// sample samples this node into its outbox and returns the console to
+// send to when this node is the site's reporter and the policy names one.
+func (r *Reporter) sample(ctx context.Context) (Console, bool, error) {
 	lead := r.IsReporter()
 	s, err := r.cfg.Sample(ctx)
 	if err != nil {
-		return fmt.Errorf("report round: sample: %w", err)
+		return Console{}, false, fmt.Errorf("report round: sample: %w", err)
 	}
 	if lead {
 		r.addSite(ctx, &s)
 	}
 	if _, err := r.cfg.Outbox.Add(s, r.cfg.Now()); err != nil {
-		return fmt.Errorf("report round: %w", err)
+		return Console{}, false, fmt.Errorf("report round: %w", err)
 	}
 	r.mu.Lock()
 	if lead != r.leading {
@@ -176,13 +206,10 @@ func (r *Reporter) Round(ctx context.Context) error {
 	r.stats.Rounds++
 	r.mu.Unlock()
 	if !lead {
-		return nil
+		return Console{}, false, nil
 	}
 	c, ok := r.cfg.Console()
-	if !ok {
-		return nil
-	}
-	return r.send(ctx, c)
+	return c, ok, nil
 }
 
 // Export is an offline site's way out: it samples this node into its

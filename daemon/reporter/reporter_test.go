@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -451,5 +453,71 @@ func TestParsePath(t *testing.T) {
 	}
 	if n, err := ParsePath("reports/since/42"); err != nil || n != 42 {
 		t.Errorf("42: %d %v", n, err)
+	}
+}
+
+// TestRunQueuesWhileASendHangs: the console stops answering in the middle
+// of a request (a WAN gone dark under an open connection, which only the
+// client's 2-minute timeout ends). The reporter's own records keep being
+// queued each round meanwhile; before, its rounds waited for the send.
+func TestRunQueuesWhileASendHangs(t *testing.T) {
+	hung := make(chan struct{})
+	posts := make(chan struct{}, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts <- struct{}{}
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "gone", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) }) // before srv.Close: it waits for the handler
+	s := newSite(t, credtest.NewCA(t), 1, srv.URL, 1)
+	var a *agent
+	for _, x := range s.agents {
+		a = x
+	}
+	rounds := make(chan struct{})
+	a.rep.cfg.Wait = func(ctx context.Context, _ time.Duration) error {
+		select {
+		case <-rounds:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.rep.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-posts: // the first round's send hangs
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reporter did not send")
+	}
+	a.mu.Lock()
+	a.state = "installing"
+	a.mu.Unlock()
+	select {
+	case rounds <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reporter's next round waits for the hung send")
+	}
+	testutil.WaitFor(t, 10*time.Second, "the next round's record queued while the send hangs", func() error {
+		for _, r := range a.records(t) {
+			if r.State == "installing" {
+				return nil
+			}
+		}
+		return fmt.Errorf("records: %+v", a.records(t))
+	})
+	if n := len(posts); n != 0 {
+		t.Errorf("%d more sends started while one hung, want none", n)
 	}
 }

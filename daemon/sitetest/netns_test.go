@@ -207,6 +207,12 @@ func (tp *topo) cutWAN(t testing.TB) {
 	run(t, "ip", "-n", tp.router, "link", "set", "wan1", "down")
 }
 
+// healWAN brings the WAN link up again after cutWAN.
+func (tp *topo) healWAN(t testing.TB) {
+	t.Helper()
+	run(t, "ip", "-n", tp.router, "link", "set", "wan1", "up")
+}
+
 // wanCounters are byte counts of the WAN, read from the router's side of
 // the link and from the classifier on its LAN side.
 type wanCounters struct {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,6 +91,10 @@ type siteConfig struct {
 	// TUFExpiries are the signed repository's metadata lifetimes by role
 	// (tufrepo.Options.Expiries); nil: tufrepo's defaults.
 	TUFExpiries map[string]time.Duration
+	// Site is node i's site (its config and the credential the test
+	// issues); nil: every node is in "branch". Nodes of every site share
+	// the LAN and the gossip key: a site is what the credentials say.
+	Site func(i int) string
 	// RPM, if set, makes node i an rpm-based machine when it returns
 	// true: a dnf sandbox root (rpm database) with the vendor's signed dnf
 	// repository behind the WAN (originIP:8082) and acme-tool 1.0 as an
@@ -331,7 +336,7 @@ func (s *testSite) startNodes(t testing.TB) {
 		case s.cfg.Credential != nil:
 			cred = s.cfg.Credential(t, i, n.id.String())
 		default:
-			_, cred = s.origin.ca.Issue(t, n.id.String(), credtest.Spec{Hostname: n.hostname, Site: "branch"})
+			_, cred = s.origin.ca.Issue(t, n.id.String(), credtest.Spec{Hostname: n.hostname, Site: s.siteOf(i)})
 		}
 		if cred != nil {
 			credtest.WriteFile(t, filepath.Join(n.dir, "state"), cred)
@@ -467,7 +472,7 @@ func (s *testSite) startNode(t testing.TB, n *node, seeds []string) {
 	cfg := fmt.Sprintf(`state_dir: %s
 socket: %s
 hostname: %s
-site: branch
+site: %s
 %slog_level: info
 %spolicy:
   origin: %s
@@ -486,7 +491,7 @@ gossip:
 p2p:
   enabled: true
   listen: /ip4/%s/tcp/4001
-`, filepath.Join(n.dir, "state"), n.sock, n.hostname, tags, pkgs,
+`, filepath.Join(n.dir, "state"), n.sock, n.hostname, s.siteOf(s.indexOf(n)), tags, pkgs,
 		s.origin.policyURL(), rootFile, s.cfg.PolicyRefresh, s.cfg.ReportInterval, n.ip, strings.Join(seeds, ", "), s.keyFile, n.ip)
 	cfgFile := filepath.Join(n.dir, "patchringd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
@@ -521,6 +526,14 @@ p2p:
 		logf.Close()
 		close(n.done)
 	}()
+}
+
+// siteOf is node i's site (siteConfig.Site).
+func (s *testSite) siteOf(i int) string {
+	if s.cfg.Site == nil {
+		return "branch"
+	}
+	return s.cfg.Site(i)
 }
 
 // enroll runs `patchringd enroll --config cfgFile @token` inside n's
@@ -650,7 +663,7 @@ func (s *testSite) waitConverged(t testing.TB, timeout time.Duration, policyName
 			}
 			alive := 0
 			for _, m := range f.Members {
-				if m.Liveness == "alive" && m.Site == "branch" {
+				if m.Liveness == "alive" && slices.ContainsFunc(nodes, func(o *node) bool { return s.siteOf(s.indexOf(o)) == m.Site }) {
 					alive++
 				}
 			}
