@@ -23,8 +23,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/patchring/patchring/console/report"
-	"github.com/patchring/patchring/console/server"
-	"github.com/patchring/patchring/console/store"
 	"github.com/patchring/patchring/internal/testutil/consoletest"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy/credential"
@@ -80,6 +78,27 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 	})
 	c.start(t, s)
 	st := consoletest.OpenStore(t, c.data)
+	onConsole := func(n *node) consoleNode {
+		t.Helper()
+		x, err := st.Node(t.Context(), n.id.String())
+		if err != nil {
+			t.Fatalf("%s on the console: %v", n.hostname, err)
+		}
+		return consoleNode{Hostname: x.Hostname, Site: x.Site, Seq: x.Seq, PolicyVersion: x.PolicyVersion}
+	}
+	hasPackage := func(n *node, pkg string) bool {
+		t.Helper()
+		ps, err := st.Packages(t.Context(), n.id.String())
+		if err != nil {
+			t.Fatalf("%s's packages on the console: %v", n.hostname, err)
+		}
+		for _, p := range ps {
+			if p.Name == pkg {
+				return true
+			}
+		}
+		return false
+	}
 	s.waitFor(t, 2*time.Minute, "the console lists both sites", func(ctx context.Context) (bool, string) {
 		sites, err := st.Sites(ctx)
 		if err != nil {
@@ -100,7 +119,7 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 			t.Errorf("%s on the console: %+v %v", n.hostname, node, err)
 		}
 	}
-	v1 := nodeOnConsole(t, st, s.nodes[0]).PolicyVersion
+	v1 := onConsole(s.nodes[0]).PolicyVersion
 
 	// Revocation: desk-04's records of the new policy version are refused.
 	revoked := s.nodes[4]
@@ -108,7 +127,7 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 	s.publishPolicyCLI(t, fmt.Sprintf(policyConsole, "console-v2", c.addr, c.pin)) // the CLI: it changed the repository
 	s.waitFor(t, 2*time.Minute, "the other nodes' records of the new policy version", func(ctx context.Context) (bool, string) {
 		for _, n := range s.nodes[:4] {
-			if v := nodeOnConsole(t, st, n).PolicyVersion; v <= v1 {
+			if v := onConsole(n).PolicyVersion; v <= v1 {
 				return false, fmt.Sprintf("%s at policy version %d on the console", n.hostname, v)
 			}
 		}
@@ -124,7 +143,7 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 	}
 	cred4 := credentialFile(t, revoked)
 	attempt := 0
-	var refused server.IngestResult
+	var refused ingestResult
 	s.waitFor(t, 2*time.Minute, "the revoked node's record refused", func(ctx context.Context) (bool, string) {
 		attempt++
 		rec := tmpl
@@ -144,14 +163,14 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 		}
 		return false, fmt.Sprintf("record %d %s (the console has not read the revocation yet)", rec.Seq, res.Status)
 	})
-	if node := nodeOnConsole(t, st, revoked); node.Seq >= int64(refused.Seq) {
+	if node := onConsole(revoked); node.Seq >= int64(refused.Seq) {
 		t.Errorf("the revoked node on the console: seq %d, want below the refused record's %d", node.Seq, refused.Seq)
 	}
 
 	// A forgery and a replay, posted from desk-01 as a reporter would:
 	// desk-00's first record with its hostname edited, and that record
 	// again (stored long ago, so a duplicate: it changes nothing).
-	before := nodeOnConsole(t, st, s.nodes[0])
+	before := onConsole(s.nodes[0])
 	first.Credential = credentialFile(t, s.nodes[0]) // as the reporter sends it
 	forged := first
 	forged.Payload = bytes.Replace(slices.Clone(first.Payload), []byte(`"desk-00"`), []byte(`"desk-99"`), 1)
@@ -165,7 +184,7 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 	if res[1].Status != "duplicate" {
 		t.Errorf("desk-00's first record replayed: %+v, want duplicate (not counted again)", res[1])
 	}
-	if after := nodeOnConsole(t, st, s.nodes[0]); after.Hostname != "desk-00" || after.Seq < before.Seq || after.PolicyVersion != before.PolicyVersion {
+	if after := onConsole(s.nodes[0]); after.Hostname != "desk-00" || after.Seq < before.Seq || after.PolicyVersion != before.PolicyVersion {
 		t.Errorf("desk-00 on the console after the forgery and the replay: %+v, was %+v", after, before)
 	}
 
@@ -182,12 +201,12 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 	s.waitFor(t, time.Minute, "desk-00's record with acme-extra queued", func(ctx context.Context) (bool, string) {
 		return queuedWithPackage(s.nodes[0], "acme-extra"), outboxSummary(s.nodes[0])
 	})
-	if hasPackage(t, st, s.nodes[0], "acme-extra") {
+	if hasPackage(s.nodes[0], "acme-extra") {
 		t.Fatal("the console got desk-00's new package list across a cut WAN")
 	}
 	s.net.healWAN(t)
 	s.waitFor(t, 2*time.Minute, "desk-00's queued record delivered after the cut", func(ctx context.Context) (bool, string) {
-		return hasPackage(t, st, s.nodes[0], "acme-extra"), "acme-extra not listed on the console"
+		return hasPackage(s.nodes[0], "acme-extra"), "acme-extra not listed on the console"
 	})
 
 	// hq offline for good: its records leave on a bundle.
@@ -217,7 +236,7 @@ func TestTwoSitesReportToConsole(t *testing.T) {
 			t.Errorf("console import refused a record of a node in good standing: %s", line)
 		}
 	}
-	if !hasPackage(t, st, s.nodes[3], "hq-tool") {
+	if !hasPackage(s.nodes[3], "hq-tool") {
 		t.Errorf("desk-03's record from the bundle is not on the console (import said:\n%s)", out)
 	}
 }
@@ -299,30 +318,29 @@ func nodeKey(t *testing.T, n *node) ed25519.PrivateKey {
 	return ed25519.PrivateKey(b)
 }
 
-func nodeOnConsole(t *testing.T, st *store.Store, n *node) store.Node {
-	t.Helper()
-	node, err := st.Node(t.Context(), n.id.String())
-	if err != nil {
-		t.Fatalf("%s on the console: %v", n.hostname, err)
-	}
-	return node
+// ingestResult is the console's answer for one record (console/server's
+// IngestResult: this package may not link the console).
+type ingestResult struct {
+	Node   string `json:"node"`
+	Seq    uint64 `json:"seq"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
 }
 
-func hasPackage(t *testing.T, st *store.Store, n *node, pkg string) bool {
-	t.Helper()
-	ps, err := st.Packages(t.Context(), n.id.String())
-	if err != nil {
-		t.Fatalf("%s's packages on the console: %v", n.hostname, err)
-	}
-	return slices.ContainsFunc(ps, func(p store.Package) bool { return p.Name == pkg })
+// consoleNode is what the tests read of a node on the console.
+type consoleNode struct {
+	Hostname, Site     string
+	Seq, PolicyVersion int64
 }
 
 // postRecords posts envs to the console's ingest API from inside ns, as a
 // site's reporter does (the test does not check the console's certificate:
 // it plays a reporter, not a node that trusts the policy's pin).
-func postRecords(t *testing.T, ns, addr string, envs ...report.Envelope) []server.IngestResult {
+func postRecords(t *testing.T, ns, addr string, envs ...report.Envelope) []ingestResult {
 	t.Helper()
-	body, err := json.Marshal(server.IngestRequest{Records: envs})
+	body, err := json.Marshal(struct {
+		Records []report.Envelope `json:"records"`
+	}{envs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +356,9 @@ func postRecords(t *testing.T, ns, addr string, envs ...report.Envelope) []serve
 		t.Fatalf("post records: %v", err)
 	}
 	defer resp.Body.Close()
-	var out server.IngestResponse
+	var out struct {
+		Results []ingestResult `json:"results"`
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Results) != len(envs) {
 		t.Fatalf("post records: %s: %v (%d results for %d records)", resp.Status, err, len(out.Results), len(envs))
 	}
