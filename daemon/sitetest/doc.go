@@ -7,7 +7,12 @@
 // read from the link's interface counters and, per origin host, from a
 // classifying qdisc on the site router.
 //
-// The tests need root, iproute2 (ip, tc), apt and dpkg. Everything they
+// Nodes may be rpm-based (dnf sandboxes, the vendor's signed dnf
+// repository behind the same WAN) and may belong to several sites (what
+// their credentials name).
+//
+// The tests need root, iproute2 (ip, tc), apt and dpkg (and dnf, rpm and
+// createrepo_c for the rpm nodes). Everything they
 // create (namespaces, links, processes, files) is named per run and removed
 // when the test ends, also on failure. The package has no code outside its
 // tests.
