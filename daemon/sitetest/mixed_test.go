@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/p2p/site"
@@ -204,21 +203,9 @@ func fileSHA256(t testing.TB, p string) string {
 func keysRankingOtherFormatFirst(t testing.TB, debHash, rpmHash string, debPilot, rpmPilot int) []crypto.PrivKey {
 	t.Helper()
 	for range 1000 {
-		keys := make([]crypto.PrivKey, 4)
-		ids := make([]string, 4)
-		for i := range keys {
-			k, _, err := crypto.GenerateEd25519Key(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, err := peer.IDFromPrivateKey(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[i], ids[i] = k, id.String()
-		}
-		pilots := []site.Member{{ID: ids[debPilot]}, {ID: ids[rpmPilot]}}
-		if site.Rank(debHash, pilots)[0].ID == ids[rpmPilot] && site.Rank(rpmHash, pilots)[0].ID == ids[debPilot] {
+		keys, ms := nodeKeys(t, 4)
+		pilots := []site.Member{ms[debPilot], ms[rpmPilot]}
+		if site.Rank(debHash, pilots)[0] == ms[rpmPilot] && site.Rank(rpmHash, pilots)[0] == ms[debPilot] {
 			return keys
 		}
 	}

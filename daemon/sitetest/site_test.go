@@ -235,19 +235,7 @@ func TestSiteSharesPayloadOverLAN(t *testing.T) {
 func firstForBoth(t testing.TB, n int, a, b string) ([]crypto.PrivKey, int) {
 	t.Helper()
 	for range 1000 {
-		keys := make([]crypto.PrivKey, n)
-		ms := make([]site.Member, n)
-		for i := range keys {
-			k, _, err := crypto.GenerateEd25519Key(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, err := peer.IDFromPrivateKey(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[i], ms[i] = k, site.Member{ID: id.String()}
-		}
+		keys, ms := nodeKeys(t, n)
 		fa, fb := site.Rank(a, ms)[0].ID, site.Rank(b, ms)[0].ID
 		if fa == fb {
 			for i, m := range ms {
@@ -259,6 +247,25 @@ func firstForBoth(t testing.TB, n int, a, b string) ([]crypto.PrivKey, int) {
 	}
 	t.Fatal("no key set with one node first for both payloads in 1000 tries")
 	return nil, 0
+}
+
+// nodeKeys makes n node keys and the members their IDs name, in order.
+func nodeKeys(t testing.TB, n int) ([]crypto.PrivKey, []site.Member) {
+	t.Helper()
+	keys := make([]crypto.PrivKey, n)
+	ms := make([]site.Member, n)
+	for i := range keys {
+		k, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i], ms[i] = k, site.Member{ID: id.String()}
+	}
+	return keys, ms
 }
 
 // TestOriginDownNodesUseLANPeer: one node (ring "first") installs
