@@ -250,13 +250,23 @@ func TestEventStream(t *testing.T) {
 	if _, err := c.Defer(ctx, "1h"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next("the deferral"); ev.Type != apitypes.EventRebootStatus || ev.Reboot.DeferralsUsed != 1 || ev.Reboot.DeferralsLeft != 0 {
-		t.Errorf("event after deferring: %+v", ev)
+	// The reminder of the pending restart may come first, and so may the
+	// status as it was before the deferral.
+	ev := next("the deferral")
+	for ev.Type == apitypes.EventRebootReminder || ev.Type == apitypes.EventRebootStatus && ev.Reboot.DeferralsUsed == 0 {
+		ev = next("the deferral")
+	}
+	if ev.Type != apitypes.EventRebootStatus || ev.Reboot.DeferralsUsed != 1 || ev.Reboot.DeferralsLeft != 0 {
+		t.Errorf("event after deferring: %s %+v", ev.Type, ev.Reboot)
 	}
 	// The restart planned at 10:30 moved to 11:30: the countdown starts
 	// at 11:15.
+	// The orchestrator may have read the clock just before the jump and
+	// asked for a timer counted from the old time, which would then fire
+	// an hour late: it looks again, as rebootapi's SetClock has it do.
 	a.clock.Set(time.Date(2026, 3, 2, 11, 15, 0, 0, time.UTC))
-	ev := next("the countdown")
+	a.o.RulesChanged()
+	ev = next("the countdown")
 	for ev.Type == apitypes.EventRebootStatus || ev.Type == apitypes.EventRebootReminder {
 		ev = next("the countdown")
 	}
