@@ -30,8 +30,14 @@ type Backend struct {
 	paths    Paths
 	dpkgArgs []string // options for direct dpkg calls, from DPkg::Options
 	log      *slog.Logger
+	// aptInputs are the files and directories apt reads to answer
+	// Upgradable, besides dpkg's database (see memo_linux.go).
+	aptInputs []string
 
 	mu sync.Mutex // serialises package changes
+
+	dpkgMemo memo[[]PackageStatus]
+	upMemo   memo[[]Candidate]
 }
 
 // The tools the backend runs and the Debian packages that ship them.
@@ -81,6 +87,9 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	b.dpkgArgs = parseDumpList(out, "DPkg::Options")
 	if !slices.ContainsFunc(b.dpkgArgs, func(s string) bool { return strings.HasPrefix(s, "--admindir") }) {
 		b.dpkgArgs = append(b.dpkgArgs, "--admindir="+b.paths.AdminDir)
+	}
+	if err := b.readAptInputs(ctx); err != nil {
+		return nil, fmt.Errorf("apt backend: %w", err)
 	}
 	return b, nil
 }
@@ -207,11 +216,7 @@ func (b *Backend) Refresh(ctx context.Context) error {
 // installedNames lists the packages dpkg has unpacked or installed, as
 // names apt-cache and apt-get accept.
 func (b *Backend) installedNames(ctx context.Context) ([]string, error) {
-	out, err := b.output(ctx, "dpkg-query", "dpkg-query", "--admindir="+b.paths.AdminDir, "-W", "-f", statusFormat)
-	if err != nil {
-		return nil, err
-	}
-	sts, err := parseStatusLines(out)
+	sts, err := b.statuses(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -333,6 +338,24 @@ func (b *Backend) fillSHA256(ctx context.Context, cands []Candidate) error {
 // apt would install) is newer than the installed one, with each
 // candidate's sources, security classification and payload.
 func (b *Backend) Upgradable(ctx context.Context) ([]Candidate, error) {
+	stamp, err := b.aptStamp()
+	if err != nil {
+		return nil, fmt.Errorf("list upgradable: %w", err)
+	}
+	cands, err := b.upMemo.get(stamp, func() ([]Candidate, error) { return b.upgradable(ctx) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Candidate, len(cands))
+	for i, c := range cands {
+		c.Sources, c.Depends = slices.Clone(c.Sources), slices.Clone(c.Depends)
+		out[i] = c
+	}
+	return out, nil
+}
+
+// upgradable asks apt what Upgradable returns.
+func (b *Backend) upgradable(ctx context.Context) ([]Candidate, error) {
 	names, err := b.installedNames(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list upgradable: %w", err)
@@ -716,22 +739,22 @@ func (b *Backend) Status(ctx context.Context, pkg string) (PackageStatus, error)
 	if !validPackageName(pkg) {
 		return PackageStatus{}, fmt.Errorf("status: invalid package name %q", pkg)
 	}
-	res, err := b.run(ctx, "dpkg-query", "dpkg-query", "--admindir="+b.paths.AdminDir, "-W", "-f", statusFormat, "--", pkg)
+	all, err := b.statuses(ctx)
 	if err != nil {
-		var ce *CommandError
-		if errors.As(err, &ce) && ce.ExitCode == 1 && strings.Contains(ce.Stderr, "no packages found matching") {
-			name, _ := splitArch(pkg)
-			return PackageStatus{Name: name, Want: "unknown", State: "not-installed", Eflag: "ok"}, nil
-		}
 		return PackageStatus{}, fmt.Errorf("status %s: %w", pkg, err)
 	}
-	sts, err := parseStatusLines(res.stdout)
-	if err != nil {
-		return PackageStatus{}, fmt.Errorf("status %s: %w", pkg, err)
+	// As dpkg-query -W: "name:arch" matches that architecture only, a bare
+	// name every architecture.
+	name, arch := splitArch(pkg)
+	var sts []PackageStatus
+	for _, s := range all {
+		if s.Name == name && (arch == "" || s.Arch == arch) {
+			sts = append(sts, s)
+		}
 	}
 	switch len(sts) {
 	case 0:
-		return PackageStatus{}, fmt.Errorf("status %s: dpkg-query printed nothing", pkg)
+		return PackageStatus{Name: name, Want: "unknown", State: "not-installed", Eflag: "ok"}, nil
 	case 1:
 		return sts[0], nil
 	}
@@ -818,20 +841,38 @@ func (b *Backend) RebootRequired() (bool, []string) {
 // packages ship, from dpkg's file lists (dpkg-query -L); a package that is
 // not installed has none. Directories are included as dpkg lists them.
 func (b *Backend) Files(ctx context.Context, pkgs ...string) ([]string, error) {
-	var out []string
 	for _, pkg := range pkgs {
 		if !validPackageName(pkg) {
 			return nil, fmt.Errorf("files: invalid package name %q", pkg)
 		}
-		res, err := b.run(ctx, "dpkg-query -L", "dpkg-query", "--admindir="+b.paths.AdminDir, "-L", "--", pkg)
+	}
+	var out []string
+	// One dpkg-query for many packages: it lists them one after another
+	// and exits 1 when some are not installed, naming each on stderr.
+	for _, ch := range chunks(pkgs) {
+		res, err := b.run(ctx, "dpkg-query -L", "dpkg-query", append([]string{"--admindir=" + b.paths.AdminDir, "-L", "--"}, ch...)...)
 		if err != nil {
 			var ce *CommandError
-			if errors.As(err, &ce) && ce.ExitCode == 1 && (strings.Contains(ce.Stderr, "is not installed") || strings.Contains(ce.Stderr, "no packages found")) {
-				continue
+			if !errors.As(err, &ce) || ce.ExitCode != 1 || !onlyNotInstalled(ce.Stderr) {
+				return nil, fmt.Errorf("files of %s: %w", strings.Join(ch, ", "), err)
 			}
-			return nil, fmt.Errorf("files of %s: %w", pkg, err)
 		}
 		out = append(out, ParseFileList(res.stdout)...)
 	}
 	return out, nil
+}
+
+// onlyNotInstalled reports whether dpkg-query -L's stderr only says that
+// packages are not installed (and how to list a .deb instead).
+func onlyNotInstalled(stderr string) bool {
+	for line := range strings.SplitSeq(strings.TrimSpace(stderr), "\n") {
+		switch {
+		case line == "…", // the start of a long message, cut (tailBuffer)
+			strings.Contains(line, "is not installed"), strings.Contains(line, "no packages found"),
+			strings.HasPrefix(line, "Use dpkg --contents"), strings.HasPrefix(line, "Use dpkg --info"):
+		default:
+			return false
+		}
+	}
+	return true
 }

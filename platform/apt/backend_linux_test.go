@@ -124,6 +124,77 @@ func TestNewOnHostIsReadOnly(t *testing.T) {
 	}
 }
 
+// TestStatusOnHostMatchesDpkgQuery: the backend reads dpkg's database
+// in-process; what it reports for every package on the host is what
+// dpkg-query -W prints for it, and Installed lists exactly the packages
+// dpkg-query shows installed or half-way there.
+func TestStatusOnHostMatchesDpkgQuery(t *testing.T) {
+	apttest.GuardHostDB(t)
+	ctx := context.Background()
+	b, err := apt.New(ctx, apt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "dpkg-query", "-W", "-f",
+		"${binary:Package}\t${Architecture}\t${Version}\t${db:Status-Want}\t${db:Status-Status}\t${db:Status-Eflag}\n")
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed, err := b.Installed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 50 {
+		t.Fatalf("dpkg-query listed only %d packages", len(lines))
+	}
+	for _, line := range lines {
+		f := strings.Split(line, "\t")
+		if len(f) != 6 {
+			t.Fatalf("dpkg-query line %q", line)
+		}
+		name, _, _ := strings.Cut(f[0], ":")
+		got, err := b.Status(ctx, name+":"+f[1])
+		if err != nil {
+			t.Errorf("Status(%s:%s): %v", name, f[1], err)
+			continue
+		}
+		if w := (apt.PackageStatus{Name: name, Arch: f[1], Version: f[2], Want: f[3], State: f[4], Eflag: f[5]}); got != w {
+			t.Errorf("Status(%s:%s) = %+v, dpkg-query says %+v", name, f[1], got, w)
+		}
+		if f[4] != "not-installed" && f[4] != "config-files" {
+			k := name
+			if f[1] != "all" && f[1] != b.Paths().Arch {
+				k += ":" + f[1]
+			}
+			want[k] = f[2]
+		}
+	}
+	if !reflect.DeepEqual(installed, want) {
+		t.Errorf("Installed differs from dpkg-query: %d packages, want %d", len(installed), len(want))
+	}
+	// Files asks one dpkg-query for many packages; one that is not
+	// installed has no files and is no error.
+	files, err := b.Files(ctx, "dpkg", "patchring-no-such-package", "coreutils")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"/usr/bin/dpkg", "/bin/ls"} {
+		if !slices.Contains(files, f) {
+			t.Errorf("Files(dpkg, coreutils) lacks %s (%d files)", f, len(files))
+		}
+	}
+	if _, err := b.Files(ctx, "dpkg", "bad name"); err == nil {
+		t.Error("Files accepted an invalid package name")
+	}
+	if st, err := b.Status(ctx, "dpkg:i386"); err != nil || st.State != "not-installed" {
+		t.Errorf("Status(dpkg:i386) = %+v, %v; want not-installed, as dpkg-query finds no such package", st, err)
+	}
+}
+
 // TestUpgradableOnHostMatchesAptList runs the read-only discovery on the
 // host and compares it with `apt list --upgradable` run at the same time.
 // The host may have nothing to upgrade; the comparison holds either way.

@@ -33,6 +33,13 @@
 // works when the previous version's own scripts succeed. After a crash,
 // call ConfigurePending before anything else.
 //
+// State is read from files where that is exact, because the engine asks
+// often: installed versions come from dpkg's database read in-process
+// (platform/dpkgstatus, as dpkg-query -W sees it), and Upgradable's answer
+// is kept until dpkg's database or apt's configuration, sources,
+// preferences or lists change (memo_linux.go). Both were a process per
+// question before, and those processes were most of an agent's CPU.
+//
 // Parsers of the tools' output are pure functions over bytes, tested on
 // output recorded from real Debian hosts (testdata) and fuzzed. The package
 // does not journal, decide or roll back by itself: the update engine in

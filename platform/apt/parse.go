@@ -534,29 +534,6 @@ func parseStanzas(out []byte) ([]stanza, error) {
 	return res, nil
 }
 
-// statusEntry is a line of the dpkg-query format used by the backend.
-const statusFormat = "${binary:Package}\t${Architecture}\t${Version}\t${db:Status-Want}\t${db:Status-Status}\t${db:Status-Eflag}\n"
-
-// parseStatusLines parses dpkg-query -W output in statusFormat.
-func parseStatusLines(out []byte) ([]PackageStatus, error) {
-	var res []PackageStatus
-	for n, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		f := strings.Split(line, "\t")
-		if len(f) != 6 || f[0] == "" {
-			return nil, fmt.Errorf("dpkg-query line %d: want 6 tab-separated fields, got %q", n+1, line)
-		}
-		name, _ := splitArch(f[0])
-		if name == "" {
-			return nil, fmt.Errorf("dpkg-query line %d: empty package name in %q", n+1, line)
-		}
-		res = append(res, PackageStatus{Name: name, Arch: f[1], Version: f[2], Want: f[3], State: f[4], Eflag: f[5]})
-	}
-	return res, nil
-}
-
 // parseAudit returns the package names dpkg --audit lists: the indented
 // lines under each explanation ("  name   description"), in order, without
 // duplicates.

@@ -451,26 +451,6 @@ func TestParseShellVarsAndDump(t *testing.T) {
 	}
 }
 
-func TestParseStatusLines(t *testing.T) {
-	got, err := parseStatusLines([]byte("acme-tool\tamd64\t1.1\tinstall\thalf-configured\tok\nlibc6:i386\ti386\t2.36\tinstall\tinstalled\tok\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []PackageStatus{
-		{Name: "acme-tool", Arch: "amd64", Version: "1.1", Want: "install", State: "half-configured", Eflag: "ok"},
-		{Name: "libc6", Arch: "i386", Version: "2.36", Want: "install", State: "installed", Eflag: "ok"},
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %+v", got)
-	}
-	if got[0].Configured() || !got[1].Configured() {
-		t.Error("Configured() wrong")
-	}
-	if _, err := parseStatusLines([]byte("a\tb\n")); err == nil {
-		t.Error("short line accepted")
-	}
-}
-
 func TestAssembleReportsMissingURI(t *testing.T) {
 	pol := policy{Files: map[string]Source{"http://h s/main amd64 Packages": {Index: "http://h s/main amd64 Packages", Archive: "s"}}}
 	pol.Packages = []policyPackage{{Name: "a", Installed: "1", Candidate: "2", Versions: []policyVersion{
@@ -504,32 +484,6 @@ func TestErrorMessages(t *testing.T) {
 	le := &LockedError{Path: "/l", PID: 3, Command: "dpkg -i x"}
 	if le.Error() != "dpkg lock /l held by process 3 (dpkg -i x)" {
 		t.Errorf("LockedError = %q", le.Error())
-	}
-}
-
-// TestRecordedStatusMatchesPolicy: the installed versions dpkg-query
-// reported agree with apt-cache policy's, recorded at the same time.
-func TestRecordedStatusMatchesPolicy(t *testing.T) {
-	sts, err := parseStatusLines(readFixture(t, "bookworm/dpkg-query.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := parsePolicy(readFixture(t, "bookworm/policy-packages.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst := map[string]string{}
-	for _, p := range pol.Packages {
-		name, _ := splitArch(p.Name)
-		inst[name] = p.Installed
-	}
-	if len(sts) < 100 {
-		t.Fatalf("only %d status lines", len(sts))
-	}
-	for _, s := range sts {
-		if !s.Configured() || inst[s.Name] != s.Version {
-			t.Errorf("%s: dpkg-query %s %s, apt-cache policy %q", s.Name, s.Version, s.State, inst[s.Name])
-		}
 	}
 }
 

@@ -163,11 +163,7 @@ func (b *Backend) Apply(ctx context.Context, pkgs []PkgVersion, remove []string,
 // by name, with its version. Packages of a foreign architecture are keyed
 // "name:arch".
 func (b *Backend) Installed(ctx context.Context) (map[string]string, error) {
-	out, err := b.output(ctx, "dpkg-query", "dpkg-query", "--admindir="+b.paths.AdminDir, "-W", "-f", statusFormat)
-	if err != nil {
-		return nil, fmt.Errorf("installed packages: %w", err)
-	}
-	sts, err := parseStatusLines(out)
+	sts, err := b.statuses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("installed packages: %w", err)
 	}

@@ -14,7 +14,6 @@ pkgs=$(apt list --upgradable 2>/dev/null | sed -n 's,^\([^/]*\)/.*,\1,p')
 # Upgradable packages plus a few that are current, so that the parser sees
 # both kinds of version table.
 apt-cache policy $pkgs coreutils libc6 > "$out/policy-packages.txt"
-dpkg-query -W -f '${binary:Package}\t${Architecture}\t${Version}\t${db:Status-Want}\t${db:Status-Status}\t${db:Status-Eflag}\n' $pkgs coreutils libc6 > "$out/dpkg-query.txt"
 cands=$(apt list --upgradable 2>/dev/null | sed -n 's,^\([^/]*\)/[^ ]* \([^ ]*\) .*,\1=\2,p')
 (cd /tmp && apt-get download --print-uris $cands) > "$out/print-uris.txt"
 apt-cache show apt=2.6.2 libcap2=1:2.66-4+deb12u3+b1 krb5-locales > "$out/apt-cache-show.txt"
