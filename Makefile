@@ -62,10 +62,11 @@ staticcheck:
 # namespaces, mostly waiting on shaped links and timers) and daemon/engine
 # (real apt, dpkg, dnf and rpm in sandboxed roots), run in a lane of their
 # own beside the other packages, with a longer timeout; their output
-# follows. make test is CPU-bound on two cores: in the last uncached runs the
-# agents the tests start used about 40% of its CPU, and uncached runs
-# take 24.5 to 25.5 min here, at its 25-min budget (daemon/engine, about
-# 24 min, is the tail; the demo's agents poll apt less since 2026-12-04). The sitetests that mostly wait on timers call t.Parallel,
+# follows. make test is CPU-bound on two cores. Uncached runs took 23-26 min
+# until 2026-12-05, when the apt backend stopped starting a dpkg-query per
+# question (perf: dpkg-query was a fifth of all CPU, more than the agents);
+# since then 19 min (daemon/sitetest, about 18.5 min, is the tail, and
+# daemon/engine takes 16). The sitetests that mostly wait on timers call t.Parallel,
 # and so do the engine's dnf tests (its Debian-root tests cannot: they route
 # apt through PATH): -parallel 4 lets them wait at once.
 SLOW_SUITES := ./daemon/sitetest/ ./daemon/engine/

@@ -25,6 +25,18 @@ var nodeTiming = Timing{
 	RotateAfter:    300 * time.Millisecond,
 }
 
+// honestTiming is for tests whose peers are all honest: a piece may take
+// as long as the product allows (a loaded CI machine once moved pieces
+// among four local nodes slower than nodeTiming's 1 MiB/s, and the
+// fetching nodes dropped every honest peer as a trickler).
+var honestTiming = Timing{
+	RequestTimeout: 10 * time.Second,
+	PieceGrace:     2 * time.Second,
+	MinRate:        256 << 10,
+	PollInterval:   25 * time.Millisecond,
+	RotateAfter:    300 * time.Millisecond,
+}
+
 func newTestNode(tb testing.TB, cfg Config) *Node {
 	tb.Helper()
 	if cfg.Store == nil {
@@ -86,8 +98,9 @@ func asFake(n *Node, fp *fakePeer) {
 }
 
 func TestNodesShareAPayload(t *testing.T) {
-	seed := newTestNode(t, Config{})
-	a, b, c := newTestNode(t, Config{}), newTestNode(t, Config{}), newTestNode(t, Config{})
+	honest := Config{Timing: honestTiming}
+	seed := newTestNode(t, honest)
+	a, b, c := newTestNode(t, honest), newTestNode(t, honest), newTestNode(t, honest)
 	mesh(seed, a, b, c)
 	data := randPayload(t, 8<<20, 42)
 	h := seedWith(t, seed, data)
@@ -224,9 +237,9 @@ func TestNodeSurvivesBadPeers(t *testing.T) {
 // fetches with it in its sessions, polls it instead of waiting, and does
 // not count it as failing; and it can still open v1 sessions to newer nodes.
 func TestPreviousReleasePeer(t *testing.T) {
-	seed := newTestNode(t, Config{})
-	old := newTestNode(t, Config{})
-	me := newTestNode(t, Config{})
+	seed := newTestNode(t, Config{Timing: honestTiming})
+	old := newTestNode(t, Config{Timing: honestTiming})
+	me := newTestNode(t, Config{Timing: honestTiming})
 	mesh(seed, old, me)
 	old.h.RemoveStreamHandler(protocol.ID(ProtocolID))
 	data := randPayload(t, 4<<20, 49)
@@ -325,8 +338,8 @@ func TestPrivateNetworkKey(t *testing.T) {
 
 func TestUploadRateLimit(t *testing.T) {
 	const rate = 4 << 20
-	seed := newTestNode(t, Config{UploadRate: rate})
-	me := newTestNode(t, Config{})
+	seed := newTestNode(t, Config{UploadRate: rate, Timing: honestTiming})
+	me := newTestNode(t, Config{Timing: honestTiming})
 	mesh(seed, me)
 	data := randPayload(t, 2<<20, 47)
 	h := seedWith(t, seed, data)
