@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -533,14 +535,18 @@ p2p:
 }
 
 // freeAddr returns a 127.0.0.1 address whose port is free for TCP and UDP
-// (memberlist uses both).
+// (memberlist uses both). The agent binds it seconds later, so the port is
+// picked below the kernel's ephemeral range: a port from that range can be
+// handed in the meantime to any process's outgoing connection (in make
+// test, a parallel test's), and the agent would fail to start.
 func freeAddr() (string, error) {
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo := ephemeralLow()
+	for range 50 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPortFloor+mrand.IntN(lo-lowPortFloor)))
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", err
+			continue
 		}
-		addr := l.Addr().String()
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
 		if err == nil {
@@ -548,7 +554,30 @@ func freeAddr() (string, error) {
 			return addr, nil
 		}
 	}
-	return "", errors.New("no free port for gossip on 127.0.0.1")
+	return "", fmt.Errorf("no port free for TCP and UDP on 127.0.0.1 between %d and %d", lowPortFloor, lo)
+}
+
+// lowPortFloor is the lowest port freeAddr picks.
+const lowPortFloor = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// ip_local_port_range), 32768 when it cannot be read or leaves too little
+// room below it.
+func ephemeralLow() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return fallback
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo < lowPortFloor+1000 {
+		return fallback
+	}
+	return lo
 }
 
 // agentCommand is how the demo runs an agent: in its network namespace
@@ -589,7 +618,8 @@ func (d *demo) poll(ctx context.Context, a *agent, what string, f func() (bool, 
 			}
 			return fmt.Errorf("%s: %s: %w", a.name, what, ctx.Err())
 		case err := <-a.done:
-			return fmt.Errorf("%s exited while waiting for %s: %v (log: %s)", a.name, what, err, filepath.Join(a.dir, "patchringd.log"))
+			log := filepath.Join(a.dir, "patchringd.log")
+			return fmt.Errorf("%s exited while waiting for %s: %v (log: %s); its last lines:\n%s", a.name, what, err, log, logTail(log, 15))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -958,4 +988,18 @@ func (d *demo) enroll(ctx context.Context, spec agentSpec, cfgFile string) error
 		return fmt.Errorf("%s: patchringd enroll: %w", spec.name, err)
 	}
 	return nil
+}
+
+// logTail is the last n lines of the file at path, indented, or why it
+// could not be read.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "    (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
 }
