@@ -23,6 +23,7 @@ import (
 
 	"github.com/patchring/patchring/daemon/apitypes"
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/filetail"
 	"github.com/patchring/patchring/platform/apt/apttest"
 	"github.com/patchring/patchring/policy/tufrepo"
 )
@@ -619,7 +620,8 @@ func (d *demo) poll(ctx context.Context, a *agent, what string, f func() (bool, 
 			return fmt.Errorf("%s: %s: %w", a.name, what, ctx.Err())
 		case err := <-a.done:
 			log := filepath.Join(a.dir, "patchringd.log")
-			return fmt.Errorf("%s exited while waiting for %s: %v (log: %s); its last lines:\n%s", a.name, what, err, log, logTail(log, 15))
+			return fmt.Errorf("%s exited while waiting for %s: %v (log: %s); its last lines:\n    %s", a.name, what, err, log,
+				strings.ReplaceAll(filetail.Lines(log, 15), "\n", "\n    "))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -988,18 +990,4 @@ func (d *demo) enroll(ctx context.Context, spec agentSpec, cfgFile string) error
 		return fmt.Errorf("%s: patchringd enroll: %w", spec.name, err)
 	}
 	return nil
-}
-
-// logTail is the last n lines of the file at path, indented, or why it
-// could not be read.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "    (" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "    " + strings.Join(lines, "\n    ")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/patchring/patchring/daemon/client"
+	"github.com/patchring/patchring/internal/filetail"
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/site"
 	"github.com/patchring/patchring/platform/apt/apttest"
@@ -151,17 +152,7 @@ func (n *node) exited() bool {
 }
 
 // logTail returns the last lines of the node's log.
-func (n *node) logTail(lines int) string {
-	data, err := os.ReadFile(n.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
-}
+func (n *node) logTail(lines int) string { return filetail.Lines(n.logPath, lines) }
 
 // kill sends SIGKILL to the node's process (by the PID the test started)
 // and waits for it.
