@@ -140,10 +140,11 @@ func (b *Backend) statuses(ctx context.Context) ([]PackageStatus, error) {
 }
 
 // aptStamp stamps everything apt's answer about upgradable packages
-// depends on: dpkg's database, apt's configuration (APT_CONFIG, apt.conf,
+// depends on: dpkg's database and its list of foreign architectures
+// (dpkg --add-architecture), apt's configuration (APT_CONFIG, apt.conf,
 // apt.conf.d), its sources and preferences, and the package lists.
 func (b *Backend) aptStamp() (string, error) {
-	paths := slices.Clone(b.aptInputs)
+	paths := append(slices.Clone(b.aptInputs), filepath.Join(b.paths.AdminDir, "arch"))
 	if b.opts.AptConfig != "" {
 		paths = append(paths, b.opts.AptConfig)
 	}
