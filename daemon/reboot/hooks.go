@@ -99,24 +99,33 @@ func (o *Orchestrator) runHook(ctx context.Context, name string, h *Hook) error 
 	return err
 }
 
-// preReboot runs the pre-reboot hook, if any; an error holds the restart.
+// preReboot runs the pre-reboot hook, if any; an error holds the restart,
+// and the caller records the hold (holdLocked) together with the restart's
+// own error, so no status is read with one and not the other.
 func (o *Orchestrator) preReboot(ctx context.Context) error {
 	h := o.cfg.Hooks().PreReboot
 	if h == nil {
 		return nil
 	}
 	err := o.runHook(ctx, HookPreReboot, h)
+	if err != nil {
+		return err
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err != nil {
-		o.hooks.Held = err.Error()
-	} else {
-		o.hooks.Held = ""
-	}
+	o.hooks.Held = ""
 	if serr := saveHookState(o.cfg.Store, &o.hooks); serr != nil {
 		o.log.Error("record the pre-reboot hook's run", "err", serr)
 	}
-	return err
+	return nil
+}
+
+// holdLocked records that the pre-reboot hook held the restart.
+func (o *Orchestrator) holdLocked(err error) {
+	o.hooks.Held = err.Error()
+	if serr := saveHookState(o.cfg.Store, &o.hooks); serr != nil {
+		o.log.Error("record the pre-reboot hook's run", "err", serr)
+	}
 }
 
 // postReboot runs the post-reboot hook once after a restart patchring

@@ -713,6 +713,7 @@ func (o *Orchestrator) restart(ctx context.Context, act action) {
 		}
 		o.mu.Lock()
 		now := o.clock.Now()
+		o.holdLocked(err)
 		o.rec.LastError, o.rec.RetryAt = "held: "+err.Error(), now.Add(o.cfg.RetryAfter)
 		if act.manual {
 			o.restartBy = ""
