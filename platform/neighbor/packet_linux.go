@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,14 +20,34 @@ var mdnsGroups = [][]byte{{0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb}, {0x33, 0x33, 0x0
 // Listen receives the frames ifc receives anyway (no promiscuous mode;
 // the mDNS multicast groups are added to its receive filter) on a packet
 // socket bound to it, and calls fn with each frame's observation until
-// ctx ends. It sends nothing. Frames this node sent are skipped. It needs
-// CAP_NET_RAW.
+// ctx ends. It sends nothing. A socket filter in the kernel (listenFilter)
+// passes only what a neighbour announces: ARP, frames sent to a broadcast
+// or multicast address (DHCP, mDNS, NDP solicitations) and neighbour
+// discovery sent to this node; the unicast traffic of a busy node (its
+// own downloads, gossip) never wakes the listener, and a neighbour that
+// talks only to this node is in the kernel's neighbour table (Neighbors).
+// The socket waits in Go's poller, so an idle LAN costs no wakeups. It
+// needs CAP_NET_RAW.
 func Listen(ctx context.Context, ifc Iface, fn func(Observation)) error {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	// Protocol 0 receives nothing until the filter is attached and the
+	// socket bound, so no unfiltered frame is queued in between.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("listen on %s: packet socket: %w", ifc.Name, err)
 	}
-	defer unix.Close(fd)
+	f := os.NewFile(uintptr(fd), "packet:"+ifc.Name) // owns fd from here
+	defer f.Close()
+	prog, err := listenFilter()
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", ifc.Name, err)
+	}
+	sf := make([]unix.SockFilter, len(prog))
+	for i, ins := range prog {
+		sf[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(sf)), Filter: &sf[0]}); err != nil {
+		return fmt.Errorf("listen on %s: attach the socket filter: %w", ifc.Name, err)
+	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
 		return fmt.Errorf("listen on %s: bind: %w", ifc.Name, err)
 	}
@@ -38,28 +58,41 @@ func Listen(ctx context.Context, ifc Iface, fn func(Observation)) error {
 			return fmt.Errorf("listen on %s: mdns group: %w", ifc.Name, err)
 		}
 	}
-	tv := unix.NsecToTimeval(int64(250 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+	rc, err := f.SyscallConn()
+	if err != nil {
 		return fmt.Errorf("listen on %s: %w", ifc.Name, err)
 	}
+	stop := context.AfterFunc(ctx, func() { f.Close() }) // wakes the read below
+	defer stop()
 	buf := make([]byte, 2048)
-	for ctx.Err() == nil {
-		n, from, err := unix.Recvfrom(fd, buf, 0)
+	for {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return !errors.Is(rerr, unix.EAGAIN)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = rerr
+		}
 		switch {
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
 			return fmt.Errorf("listen on %s: %w", ifc.Name, err)
 		}
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
+			continue // the filter drops these already
 		}
 		if o, ok := ParseFrame(buf[:n]); ok && o.MAC != ifc.MAC {
 			o.Ifindex = ifc.Index
 			fn(o)
 		}
 	}
-	return nil
 }
 
 // Prober sends ARP requests on one interface: the active sweep's probes.
