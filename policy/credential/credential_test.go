@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,30 @@ func TestVerify(t *testing.T) {
 	if err := tr.Verify(c, now); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("changed site: %v, want ErrBadSignature", err)
 	}
+	// Verified again (the pool does, every few seconds), a credential's
+	// signature is remembered but its terms are not: it still expires, a
+	// changed field still breaks it, and a forged signature over a body
+	// already seen is still refused.
+	good := issue(t, ca, node, "berlin", 12)
+	for range 2 {
+		if err := tr.Verify(good, now); err != nil {
+			t.Fatalf("verified again: %v", err)
+		}
+	}
+	if err := tr.Verify(good, now.Add(31*24*time.Hour)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("a remembered credential past its expiry: %v, want ErrExpired", err)
+	}
+	changed := *good
+	changed.Site = "paris"
+	if err := tr.Verify(&changed, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a remembered credential with a changed site: %v, want ErrBadSignature", err)
+	}
+	forged := *good
+	forged.Signature = slices.Clone(good.Signature)
+	forged.Signature[0] ^= 1
+	if err := tr.Verify(&forged, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a remembered body with a forged signature: %v, want ErrBadSignature", err)
+	}
 	// A retired issuer no longer signs.
 	doc.Revoked.Issuers = []string{"ca-serve-1"}
 	tr2 := trust(t, doc)
@@ -252,5 +277,22 @@ func TestRequest(t *testing.T) {
 	raw2, _ := r2.Marshal()
 	if _, err := ParseRequest(raw2); err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("request signed by another key: %v", err)
+	}
+}
+
+// BenchmarkVerifyAgain is the pool's periodic re-check of a member's
+// credential under the same fleet document.
+func BenchmarkVerifyAgain(b *testing.B) {
+	ca := newKey(b)
+	node, _ := newNode(b)
+	tr := trust(b, &Document{Version: 1, CA: []ed25519.PublicKey{ca.Public().(ed25519.PublicKey)}})
+	raw, err := issue(b, ca, node, "berlin", 1).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := tr.VerifyBytes(raw, node, t0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

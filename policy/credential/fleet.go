@@ -3,10 +3,13 @@ package credential
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -147,7 +150,17 @@ type Trust struct {
 	signers map[SignerID]signer
 	nodes   map[string]RevokedNode
 	serials map[uint64]bool
+
+	// good remembers the signatures already verified under this
+	// document: the pool checks every member's credential again every few
+	// seconds (expiry, revocation), and an ed25519 verification costs
+	// more than all the rest. The terms are checked every time.
+	mu   sync.Mutex
+	good map[[sha256.Size]byte]struct{}
 }
+
+// maxGoodSignatures bounds Trust.good (it starts over when full).
+const maxGoodSignatures = 8192
 
 type signer struct {
 	key    ed25519.PublicKey
@@ -235,10 +248,39 @@ func (t *Trust) Verify(c *Credential, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", c.NodeID, err)
 	}
-	if !ed25519.Verify(s.key, signedMessage(body), c.Signature) {
+	if !t.verifySignature(c.Signer, s.key, signedMessage(body), c.Signature) {
 		return fmt.Errorf("node %s: %w", c.NodeID, ErrBadSignature)
 	}
 	return t.checkTerms(s, terms{c.NodeID, c.Site, c.Serial, c.NotBefore, c.NotAfter}, now)
+}
+
+// verifySignature is ed25519.Verify, remembered when it holds.
+func (t *Trust) verifySignature(id SignerID, key ed25519.PublicKey, msg, sig []byte) bool {
+	h := sha256.New()
+	for _, b := range [][]byte{id[:], msg, sig} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	t.mu.Lock()
+	_, ok := t.good[k]
+	t.mu.Unlock()
+	if ok {
+		return true
+	}
+	if !ed25519.Verify(key, msg, sig) {
+		return false
+	}
+	t.mu.Lock()
+	if t.good == nil || len(t.good) >= maxGoodSignatures {
+		t.good = map[[sha256.Size]byte]struct{}{}
+	}
+	t.good[k] = struct{}{}
+	t.mu.Unlock()
+	return true
 }
 
 // terms are what a credential (or its ledger record) says besides its
