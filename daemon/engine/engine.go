@@ -194,6 +194,10 @@ type Config struct {
 	// SelfPoll is how often a self-update polls its detached job and the
 	// health check. Zero: 1 second.
 	SelfPoll time.Duration
+	// SelfSteadyMax caps how long the new agent must stay healthy before
+	// its self-update is committed (a quarter of the health deadline).
+	// Zero: 30 seconds.
+	SelfSteadyMax time.Duration
 
 	// Services finds the processes still running code a transaction
 	// replaced and restarts their services (restart_services in the
@@ -241,6 +245,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.SelfPoll == 0 {
 		cfg.SelfPoll = time.Second
+	}
+	if cfg.SelfSteadyMax == 0 {
+		cfg.SelfSteadyMax = 30 * time.Second
 	}
 	return &Engine{cfg: cfg, j: &journal{db: cfg.DB, now: cfg.Now}, trigger: make(chan struct{}, 1), state: "idle"}
 }

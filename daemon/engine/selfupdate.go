@@ -7,7 +7,10 @@ package engine
 // that starts next: it waits for the detached install, then must be
 // healthy (Config.SelfHealth: service running, local API answering,
 // gossip rejoined, policy verified) within the policy's
-// self_update.health_deadline of starting its health step, or it installs
+// self_update.health_deadline of starting its health step, and stay
+// healthy for a quarter of that deadline (at most Config.SelfSteadyMax: an
+// agent that loses its API or crashes moments after its first good check
+// is not committed), or it installs
 // the previous package again (detached too, from the content store, where
 // the rollback window keeps it) and the transaction ends rolled back, which
 // the history and the fleet results report and the ring gates count.
@@ -198,24 +201,50 @@ func (e *Engine) pause(ctx context.Context) error {
 	}
 }
 
-// selfHealth checks the freshly started agent until it is healthy or the
-// deadline (set when the step began, so restarts do not extend it)
-// passes; then it commits or rolls back.
+// selfSteady is how long the new agent must stay healthy before its
+// self-update is committed: a quarter of the health deadline, at most
+// Config.SelfSteadyMax.
+func (e *Engine) selfSteady() time.Duration {
+	p, _ := e.cfg.Policy()
+	return min(p.SelfHealthDeadline()/4, e.cfg.SelfSteadyMax)
+}
+
+// selfHealth checks the freshly started agent until it has been healthy
+// for selfSteady or the deadline (set when the step began, so restarts do
+// not extend it) passes while it is not; then it commits or rolls back.
+// A healthy stretch that began before the deadline may finish after it.
 func (e *Engine) selfHealth(ctx context.Context, tx *Tx) {
+	steady := e.selfSteady()
 	if tx.LastStep().Name != StepSelfHealth {
 		p, _ := e.cfg.Policy()
 		d := p.SelfHealthDeadline()
 		tx.SelfDeadline = e.cfg.Now().Add(d)
-		if err := e.j.begin(tx, StepSelfHealth, fmt.Sprintf("the new agent must be healthy within %s (by %s)", d, tx.SelfDeadline.UTC().Format(time.RFC3339))); err != nil {
+		if err := e.j.begin(tx, StepSelfHealth, fmt.Sprintf("the new agent must be healthy within %s (by %s) and stay healthy for %s", d, tx.SelfDeadline.UTC().Format(time.RFC3339), steady)); err != nil {
 			e.cfg.Log.Warn("engine: journal", "tx", tx.ID, "err", err)
 		}
 	}
+	var healthySince time.Time // start of the current healthy stretch
 	for {
 		if v, _ := e.cfg.Packages.InstalledVersion(ctx, tx.Items[0].Package); v != tx.Items[0].To {
 			e.guardRestored(ctx, tx)
 			return
 		}
 		err := e.cfg.SelfHealth(ctx)
+		now := e.cfg.Now()
+		if err == nil && healthySince.IsZero() {
+			healthySince = now
+			e.cfg.Log.Info("engine: the new agent is healthy; watching it", "tx", tx.ID, "for", steady)
+		}
+		if err == nil && now.Sub(healthySince) < steady {
+			if e.pause(ctx) != nil {
+				return
+			}
+			continue
+		}
+		if err != nil && !healthySince.IsZero() {
+			e.cfg.Log.Warn("engine: the new agent was healthy and is not any more", "tx", tx.ID, "err", err)
+			healthySince = time.Time{}
+		}
 		if err == nil {
 			if err := e.cfg.Detacher.Settle(selfJob(tx, "install")); err != nil {
 				// The guard would restore a healthy agent: not healthy yet.
@@ -234,7 +263,7 @@ func (e *Engine) selfHealth(ctx context.Context, tx *Tx) {
 		if ctx.Err() != nil {
 			return
 		}
-		if !e.cfg.Now().Before(tx.SelfDeadline) {
+		if !now.Before(tx.SelfDeadline) {
 			cause := fmt.Errorf("the new agent was not healthy by its deadline %s: %w", tx.SelfDeadline.UTC().Format(time.RFC3339), err)
 			e.j.finish(tx, cause, "")
 			e.selfRollback(ctx, tx, cause)

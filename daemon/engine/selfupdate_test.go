@@ -21,6 +21,16 @@ type agent struct {
 	mu       sync.Mutex
 	restarts []string
 	results  []*engine.Tx
+	clock    *clock // moved 10 s per health check (set once the node exists)
+}
+
+// healthy is a health check that passes; each check takes 10 s of the
+// node's clock, so the new agent's steady stretch ends after a few.
+func (a *agent) healthy(context.Context) error {
+	if a.clock != nil {
+		a.clock.Add(10 * time.Second)
+	}
+	return nil
 }
 
 func (a *agent) restart(reason string) {
@@ -90,12 +100,13 @@ func testSelfUpdate(t *testing.T, byVersion bool) {
 	jobs := jobsDir(t)
 	a := &agent{}
 	var cfg engine.Config
-	healthy := func(context.Context) error { return nil }
+	healthy := a.healthy
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, sb, func(c *engine.Config) {
 		selfConfig(c, jobs, "1.0", a, healthy)
 		*c = withSelf(*c, "1.0", healthy)
 		cfg = *c
 	})
+	a.clock = n.clock
 
 	// Agent 1.0 installs 1.1 detached and asks to restart into it.
 	n.cycle()
@@ -177,6 +188,56 @@ func testSelfUpdate(t *testing.T, byVersion bool) {
 	}
 }
 
+// TestSelfUpdateWantsASteadyAgent: a new agent that passes its first
+// health check and then loses its local API (it crashed, or something
+// removed its socket) is not committed on that first check: it must stay
+// healthy for a while, and it is rolled back at its deadline.
+func TestSelfUpdateWantsASteadyAgent(t *testing.T) {
+	w := newCatalogWorld(t, "self_update: {health_deadline: 2m}\n")
+	v10 := w.build(t, vendorPkg("patchring", "1.0"))
+	w.add(t, vendorPkg("patchring", "1.0"))
+	w.add(t, vendorPkg("patchring", "1.1"))
+	jobs := jobsDir(t)
+	a := &agent{}
+	var cfg engine.Config
+	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
+		selfConfig(c, jobs, "1.0", a, a.healthy)
+		cfg = *c
+	})
+	a.clock = n.clock
+	n.cycle()
+	if v := n.versionOf("patchring"); v != "1.1" || a.restartCount() != 1 {
+		t.Fatalf("patchring %q, restarts %v after the cycle; want 1.1 and a restart", v, a.restarts)
+	}
+	checks := 0
+	cfg.SelfVersion = "1.1"
+	cfg.SelfHealth = func(ctx context.Context) error {
+		checks++
+		if checks == 1 {
+			return a.healthy(ctx)
+		}
+		n.clock.Add(30 * time.Second)
+		return errors.New("local API: dial unix api.sock: no such file or directory")
+	}
+	n.eng = engine.New(cfg)
+	if err := n.eng.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tx := n.history()[0]
+	if tx.Outcome != engine.OutcomeRolledBack || !strings.Contains(tx.Error, "no such file") || n.versionOf("patchring") != "1.0" {
+		t.Fatalf("an agent healthy once, then not: %+v (%s), patchring %q; want rolled back to 1.0", tx, stepNames(tx), n.versionOf("patchring"))
+	}
+	if got, want := stepNames(tx), "planned:done fetch:done place:done self-install:done self-health:failed rollback:done completed:done"; got != want {
+		t.Fatalf("journal steps:\n got %s\nwant %s", got, want)
+	}
+	if st := tx.Steps[4]; !strings.Contains(st.Detail, "stay healthy for 30s") {
+		t.Errorf("health step %+v; want it to say how long the agent must stay healthy", st)
+	}
+	if checks < 4 {
+		t.Errorf("%d health checks; want the failing ones up to the 2m deadline after the first good one", checks)
+	}
+}
+
 // TestSelfUpdateNeedsPreviousPayload refuses to update the agent when the
 // running version cannot be restored.
 func TestSelfUpdateNeedsPreviousPayload(t *testing.T) {
@@ -185,8 +246,9 @@ func TestSelfUpdateNeedsPreviousPayload(t *testing.T) {
 	w.add(t, vendorPkg("patchring", "1.1"))
 	a := &agent{}
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
-		selfConfig(c, filepath.Join(jobsDir(t), "jobs"), "1.0", a, func(context.Context) error { return nil })
+		selfConfig(c, filepath.Join(jobsDir(t), "jobs"), "1.0", a, a.healthy)
 	})
+	a.clock = n.clock
 	n.cycle()
 	h := n.history()
 	if n.versionOf("patchring") != "1.0" || len(h) != 1 || h[0].Outcome != engine.OutcomeFailed ||
@@ -223,10 +285,11 @@ func TestSelfUpdateFinishedByTheNextAgent(t *testing.T) {
 	a := &agent{}
 	var cfg engine.Config
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
-		selfConfig(c, jobs.Dir, "", a, func(context.Context) error { return nil })
+		selfConfig(c, jobs.Dir, "", a, a.healthy)
 		c.Detacher = jobs
 		cfg = *c
 	})
+	a.clock = n.clock
 	n.plan()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -281,10 +344,11 @@ func TestSelfUpdateGuardRestoresAgentThatNeverStarts(t *testing.T) {
 	a := &agent{}
 	var cfg engine.Config
 	n := w.newNode(t, "pilot-1", []string{"pilot"}, w.sandbox(t, w.libacme, v10), func(c *engine.Config) {
-		selfConfig(c, jobs.Dir, "", a, func(context.Context) error { return nil })
+		selfConfig(c, jobs.Dir, "", a, a.healthy)
 		c.SelfGuardAfter = time.Second
 		cfg = *c
 	})
+	a.clock = n.clock
 	n.cycle()
 	if a.restartCount() != 1 {
 		t.Fatalf("restarts %v; want one after the install", a.restarts)
