@@ -348,10 +348,14 @@ func (d *Daemon) startAptProxy() error {
 		if pf := d.fleet.AptFetcher(); pf != nil {
 			pc.Peers = pf
 		}
+		pc.Releases = d.fleet.AptReleases()
 	}
 	px, err := aptproxy.New(pc)
 	if err != nil {
 		return err
+	}
+	if d.fleet != nil {
+		d.fleet.ServeAptReleases(px)
 	}
 	d.aptPx = px
 	d.aptSnippet = snippet

@@ -66,6 +66,16 @@ type Config struct {
 	// PinnedProbe is how long the vendor's Release is waited for when a
 	// pinned one could be served instead; default 20 seconds.
 	PinnedProbe time.Duration
+	// Releases gets a distribution's InRelease through the site
+	// (siterelease.go); nil: this node reads every InRelease from the
+	// vendor.
+	Releases SiteReleases
+	// ReleaseShare is how long a node serves the InRelease it read from
+	// the vendor to its site before reading it again; default 30 seconds.
+	ReleaseShare time.Duration
+	// VendorCheck is how often each node reads every InRelease from the
+	// vendor itself, whatever the site serves; default 6 hours.
+	VendorCheck time.Duration
 	// GPGV is the gpgv binary; default from PATH.
 	GPGV string
 	// Logger; nil logs nothing.
@@ -113,6 +123,10 @@ type Proxy struct {
 	parsed  map[content.Hash]bool      // Packages indices already read into debs
 	flights map[content.Hash]*flight
 	reach   *reachability
+	// The InRelease through the site (siterelease.go).
+	shared        map[string]*shared   // by distribution URL
+	relFlights    map[string]*flight   // downloads of shared releases
+	vendorChecked map[string]time.Time // this node's last own read from the vendor
 
 	counters [numKinds]struct{ vendor, peers, store, refused atomic.Int64 }
 }
@@ -163,6 +177,12 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.PinnedProbe <= 0 {
 		cfg.PinnedProbe = pinnedProbe
 	}
+	if cfg.ReleaseShare <= 0 {
+		cfg.ReleaseShare = releaseShare
+	}
+	if cfg.VendorCheck <= 0 {
+		cfg.VendorCheck = vendorCheck
+	}
 	p := &Proxy{
 		cfg: cfg, log: cfg.Logger,
 		// Never through the environment's proxy: that may be this proxy.
@@ -178,6 +198,10 @@ func New(cfg Config) (*Proxy, error) {
 		debs:    map[string]archive.DebHash{},
 		parsed:  map[content.Hash]bool{},
 		flights: map[content.Hash]*flight{},
+
+		shared:        map[string]*shared{},
+		relFlights:    map[string]*flight{},
+		vendorChecked: map[string]time.Time{},
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -409,8 +433,17 @@ func (p *Proxy) serveInRelease(ctx context.Context, w http.ResponseWriter, req *
 		var cancel context.CancelFunc
 		vctx, cancel = context.WithTimeout(ctx, p.cfg.PinnedProbe)
 		defer cancel()
+	} else {
+		data, ok, err := p.releaseFromSite(ctx, durl)
+		if err != nil {
+			return err
+		}
+		if ok {
+			serveBytes(w, req, data)
+			return nil
+		}
 	}
-	data, err := p.fetchVendor(vctx, target, KindRelease)
+	data, err := p.vendorRelease(vctx, durl)
 	if err != nil {
 		var r *refusal
 		if !errors.As(err, &r) {
@@ -423,20 +456,6 @@ func (p *Proxy) serveInRelease(ctx context.Context, w http.ResponseWriter, req *
 				return nil
 			}
 		}
-		return err
-	}
-	kr, err := p.keyring(durl)
-	if err != nil {
-		p.counters[KindRelease].refused.Add(1)
-		return refuse(http.StatusBadGateway, "%s: %w", target, err)
-	}
-	text, err := p.verify.VerifyInRelease(ctx, kr, data)
-	if err != nil {
-		p.counters[KindRelease].refused.Add(1)
-		return refuse(http.StatusBadGateway, "%s from the vendor: %w", target, err)
-	}
-	if err := p.accept(ctx, durl, text, data, nil); err != nil {
-		p.counters[KindRelease].refused.Add(1)
 		return err
 	}
 	serveBytes(w, req, data)

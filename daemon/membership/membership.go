@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchring/patchring/daemon/apitypes"
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/daemon/config"
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/internal/rungroup"
@@ -35,6 +37,7 @@ import (
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/gossip"
 	"github.com/patchring/patchring/p2p/site"
+	"github.com/patchring/patchring/platform/apt/archive"
 	pinv "github.com/patchring/patchring/platform/inventory"
 	"github.com/patchring/patchring/platform/secretfile"
 	"github.com/patchring/patchring/policy"
@@ -128,7 +131,8 @@ type Membership struct {
 	g        *gossip.Gossip
 	x        *exchange.Node // nil when payload sharing is off
 	coord    *site.Coordinator
-	aptCoord *site.Coordinator // the apt proxy's files (aptPatience)
+	aptCoord *site.Coordinator              // the apt proxy's files (aptPatience)
+	aptFiles atomic.Pointer[exchange.Files] // ServeAptReleases
 	// beacon finds the site's members on the LAN; nil when discovery is off.
 	beacon *discovery.Beacon
 
@@ -734,6 +738,61 @@ func (f *Membership) AptFetcher() engine.PeerFetcher {
 }
 
 type aptFetcher struct{ f *Membership }
+
+// AptReleases gets apt's InRelease files through the site (the apt
+// proxy's SiteReleases); nil when payload sharing is off.
+func (f *Membership) AptReleases() aptproxy.SiteReleases {
+	if f.x == nil {
+		return nil
+	}
+	return aptFetcher{f}
+}
+
+// aptReleaseWait bounds the wait for the site's fetcher of a release,
+// which may be reading it from the vendor: apt waits 120 s for a file.
+const aptReleaseWait = 30 * time.Second
+
+// FetchRelease implements aptproxy.SiteReleases: the member ranked first
+// for the distribution (among the live, not avoided members) serves it.
+func (a aptFetcher) FetchRelease(ctx context.Context, durl string) ([]byte, string, error) {
+	f := a.f
+	owner := f.cfg.NodeID
+	if f.sharing().Enabled {
+		owner = f.aptCoord.Fetcher("aptrelease:" + durl)
+	}
+	if owner == f.cfg.NodeID {
+		return nil, owner, aptproxy.ErrSiteFetcher
+	}
+	ctx, cancel := context.WithTimeout(ctx, aptReleaseWait)
+	defer cancel()
+	data, err := f.FetchMemberFile(ctx, owner, aptproxy.ReleasePath(durl), archive.MaxReleaseSize)
+	return data, owner, err
+}
+
+// BadRelease implements aptproxy.SiteReleases.
+func (a aptFetcher) BadRelease(from string, err error) {
+	if id, derr := peer.Decode(from); derr == nil {
+		a.f.x.ReportBadData(id, fmt.Errorf("apt release: %w", err))
+	}
+}
+
+// ServeAptReleases serves the site's members the InRelease files this
+// node fetches for them (aptproxy.ReleasePrefix); the apt proxy starts
+// after the membership, so it is set here rather than in Config.
+func (f *Membership) ServeAptReleases(files exchange.Files) {
+	f.aptFiles.Store(&files)
+}
+
+// aptReleaseFiles serves ServeAptReleases' files once they are set.
+type aptReleaseFiles struct{ f *Membership }
+
+func (r aptReleaseFiles) OpenFile(ctx context.Context, path string) (io.ReadCloser, int64, error) {
+	files := r.f.aptFiles.Load()
+	if files == nil {
+		return nil, 0, fmt.Errorf("%s: no apt proxy here: %w", path, exchange.ErrFileNotFound)
+	}
+	return (*files).OpenFile(ctx, path)
+}
 
 func (a aptFetcher) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
 	return a.f.fetchVia(ctx, a.f.aptCoord, h, size, origin)

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/patchring/patchring/daemon/aptproxy"
 	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/p2p/gossip"
@@ -324,6 +325,7 @@ func (f *Membership) serveMeta() {
 		if f.cfg.Unmanaged != nil {
 			files = prefixRouter{prefix: UnmanagedPrefix, files: f.cfg.Unmanaged, next: files}
 		}
+		files = prefixRouter{prefix: aptproxy.ReleasePrefix, files: aptReleaseFiles{f}, next: files}
 		f.x.ServeFiles(files)
 	}
 }

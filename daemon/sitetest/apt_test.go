@@ -237,6 +237,16 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	if len(twice) > 0 {
 		t.Logf("served twice (a fetcher idle longer than the patience): %v", twice)
 	}
+	// The InRelease crosses the WAN once per site: the fetcher for the
+	// distribution reads it, the others take its copy. A node whose own
+	// 6-hourly check of the vendor falls in the cycle reads it too (its
+	// first check is at a random point of the first 6 hours).
+	const inRelease = "/dists/bookworm-security/InRelease"
+	if k := s.origin.IndexRequests()[inRelease] - idxBefore[inRelease]; k < 1 || k > 1+len(c.nodes)/10 {
+		t.Errorf("the archive served InRelease %d times to a site of %d nodes running apt-get update, want once (at most %d)", k, len(c.nodes), 1+len(c.nodes)/10)
+	} else {
+		t.Logf("the archive served InRelease %d times to %d nodes", k, len(c.nodes))
+	}
 	// What the agents report: every .deb byte once from the vendor (at
 	// most 10% twice, as above), the rest from peers, nothing refused.
 	var vendor, peers int64

@@ -88,11 +88,10 @@ func BenchmarkSiteWANBytes(b *testing.B) {
 // on every node at once. It reports
 //
 //   - apt_site_wan_ratio: every downstream WAN byte during the cycle (the
-//     .debs from the pool host, the new indices, each node's InRelease,
-//     TUF polling, TCP/IP and Ethernet headers) / the cycle's unique bytes
+//     .debs from the pool host, the new indices, the InRelease, TUF
+//     polling, TCP/IP and Ethernet headers) / the cycle's unique bytes
 //     (the .debs, the new index files, one InRelease). Goal <= 1.05; one
-//     copy costs ~1.046 in headers alone, and each node fetches the small
-//     InRelease itself (docs/APT.md).
+//     copy costs ~1.046 in headers alone (docs/APT.md).
 //   - apt_site_wan_debs_ratio: the pool host's bytes (the .debs) / the
 //     .debs' size.
 //   - apt_site_cycle: seconds from the first apt-get update to the last

@@ -208,6 +208,11 @@ func (n *Node) Peers() []PeerStats { return n.f.sb.stats() }
 // Peer returns the record of one peer.
 func (n *Node) Peer(p peer.ID) (PeerStats, bool) { return n.f.sb.peerStats(p) }
 
+// ReportBadData records that p served a file (FetchFile) that failed the
+// asker's own verification: p is avoided as a source for BadDataBan, as a
+// peer whose blocks contradict a verified payload is.
+func (n *Node) ReportBadData(p peer.ID, err error) { n.f.sb.punish(p, offenceBadData, err) }
+
 // Totals returns this node's payload traffic.
 func (n *Node) Totals() Totals { return n.f.sb.totals() }
 
