@@ -70,9 +70,6 @@ type Config struct {
 	// (siterelease.go); nil: this node reads every InRelease from the
 	// vendor.
 	Releases SiteReleases
-	// ReleaseShare is how long a node serves the InRelease it read from
-	// the vendor to its site before reading it again; default 30 seconds.
-	ReleaseShare time.Duration
 	// VendorCheck is how often each node reads every InRelease from the
 	// vendor itself, whatever the site serves; default 6 hours.
 	VendorCheck time.Duration
@@ -124,9 +121,9 @@ type Proxy struct {
 	flights map[content.Hash]*flight
 	reach   *reachability
 	// The InRelease through the site (siterelease.go).
-	shared        map[string]*shared   // by distribution URL
-	relFlights    map[string]*flight   // downloads of shared releases
-	vendorChecked map[string]time.Time // this node's last own read from the vendor
+	shared        map[string]*shared    // by distribution URL
+	relFlights    map[string]*relFlight // revalidations of shared releases
+	vendorChecked map[string]time.Time  // this node's last own read from the vendor
 
 	counters [numKinds]struct{ vendor, peers, store, refused atomic.Int64 }
 }
@@ -177,9 +174,6 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.PinnedProbe <= 0 {
 		cfg.PinnedProbe = pinnedProbe
 	}
-	if cfg.ReleaseShare <= 0 {
-		cfg.ReleaseShare = releaseShare
-	}
 	if cfg.VendorCheck <= 0 {
 		cfg.VendorCheck = vendorCheck
 	}
@@ -200,7 +194,7 @@ func New(cfg Config) (*Proxy, error) {
 		flights: map[content.Hash]*flight{},
 
 		shared:        map[string]*shared{},
-		relFlights:    map[string]*flight{},
+		relFlights:    map[string]*relFlight{},
 		vendorChecked: map[string]time.Time{},
 	}
 	if p.log == nil {
@@ -365,6 +359,17 @@ func (p *Proxy) fetchVendor(ctx context.Context, url string, kind Kind) ([]byte,
 // not be reached is not tried again until its backoff has passed
 // (reachability).
 func (p *Proxy) openOrigin(ctx context.Context, url string, offset int64) (io.ReadCloser, error) {
+	resp, err := p.getOrigin(ctx, url, offset, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// getOrigin is openOrigin with extra request headers, returning the
+// response (its Body closes the request's context). A 304 answer to a
+// conditional request is returned as is.
+func (p *Proxy) getOrigin(ctx context.Context, url string, offset int64, header http.Header) (*http.Response, error) {
 	host := hostOf(url)
 	if err := p.reach.check(host); err != nil {
 		return nil, fmt.Errorf("download %s: %w", url, err)
@@ -374,6 +379,9 @@ func (p *Proxy) openOrigin(ctx context.Context, url string, offset int64) (io.Re
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("download %s: %w", url, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
@@ -387,7 +395,8 @@ func (p *Proxy) openOrigin(ctx context.Context, url string, offset int64) (io.Re
 		}
 		return nil, fmt.Errorf("download %s: %w", url, err)
 	}
-	ok := resp.StatusCode == http.StatusOK && offset == 0 || resp.StatusCode == http.StatusPartialContent && offset > 0
+	ok := resp.StatusCode == http.StatusOK && offset == 0 || resp.StatusCode == http.StatusPartialContent && offset > 0 ||
+		resp.StatusCode == http.StatusNotModified && header != nil
 	if !ok {
 		resp.Body.Close()
 		cancel()
@@ -396,7 +405,8 @@ func (p *Proxy) openOrigin(ctx context.Context, url string, offset int64) (io.Re
 		}
 		return nil, fmt.Errorf("download %s (from byte %d): %s", url, offset, resp.Status)
 	}
-	return &cancelBody{ReadCloser: resp.Body, cancel: cancel}, nil
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }
 
 type cancelBody struct {
@@ -443,7 +453,7 @@ func (p *Proxy) serveInRelease(ctx context.Context, w http.ResponseWriter, req *
 			return nil
 		}
 	}
-	data, err := p.vendorRelease(vctx, durl)
+	data, _, err := p.vendorRelease(vctx, durl, nil)
 	if err != nil {
 		var r *refusal
 		if !errors.As(err, &r) {

@@ -5,8 +5,9 @@ package aptproxy
 // file names: so, unlike the indices and packages, it cannot be fetched
 // from peers by hash. Instead the member that ranks first for the
 // distribution (rendezvous over the site's live members, as for payloads)
-// reads it from the vendor for everyone, at most once per ReleaseShare, and
-// serves what it verified on the exchange's file protocol; the others
+// reads it from the vendor for everyone and serves it on the exchange's
+// file protocol, asking the vendor on each ask whether it changed (a
+// conditional request: a few hundred bytes when it did not). The others
 // verify that copy themselves (gpgv against their own keyrings, not older
 // than the release they hold) before apt sees it, and go to the vendor
 // when the copy cannot be had or fails. A member cannot forge a release,
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchring/patchring/p2p/content"
 	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/platform/apt/archive"
 )
@@ -59,22 +61,31 @@ func ReleasePath(durl string) string {
 	return ReleasePrefix + base64.RawURLEncoding.EncodeToString([]byte(durl))
 }
 
-// Defaults of Config.ReleaseShare and Config.VendorCheck.
-const (
-	releaseShare = 30 * time.Second
-	vendorCheck  = 6 * time.Hour
-)
+// Default of Config.VendorCheck.
+const vendorCheck = 6 * time.Hour
 
-// shared is the last InRelease this node read from the vendor and
-// verified for a distribution, served to its site for ReleaseShare.
+// shared is the last InRelease this node read from the vendor for its
+// site, with what the vendor said to ask it whether the file changed.
 type shared struct {
 	data []byte
-	at   time.Time
+	etag string
+	// lastModified is the vendor's Last-Modified, kept only when it is
+	// at least 2 s older than the response (a file changed in the same
+	// second as it was read could change again unnoticed).
+	lastModified string
+}
+
+// relFlight is one revalidation of a shared release, joined by the askers
+// that arrive while it runs.
+type relFlight struct {
+	done chan struct{}
+	data []byte
+	err  error
 }
 
 // OpenFile serves the site's members the InRelease of a distribution this
-// node's apt uses (ReleasePath), read from the vendor at most
-// ReleaseShare ago. It implements exchange.Files for ReleasePrefix.
+// node's apt uses (ReleasePath), as the vendor has it now (siteRelease).
+// It implements exchange.Files for ReleasePrefix.
 func (p *Proxy) OpenFile(ctx context.Context, name string) (io.ReadCloser, int64, error) {
 	enc, ok := strings.CutPrefix(name, ReleasePrefix)
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
@@ -93,11 +104,12 @@ func (p *Proxy) OpenFile(ctx context.Context, name string) (io.ReadCloser, int64
 	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 }
 
-// siteRelease returns durl's InRelease as this node last read it from the
-// vendor, reading it again when that was more than ReleaseShare ago;
-// concurrent callers share one download. Only distributions of this
-// node's own apt sources are fetched: a member cannot make this node a
-// proxy for other URLs.
+// siteRelease returns durl's InRelease as the vendor has it now: each ask
+// revalidates this node's copy with a conditional request (a few hundred
+// bytes when nothing changed; the whole file when it did), and the askers
+// that arrive while one runs share it. Only distributions of this node's
+// own apt sources are fetched: a member cannot make this node a proxy for
+// other URLs.
 func (p *Proxy) siteRelease(ctx context.Context, durl string) ([]byte, error) {
 	if !strings.HasPrefix(durl, "http://") || !strings.HasSuffix(durl, "/") || !strings.Contains(durl, "/dists/") {
 		return nil, refuse(http.StatusNotFound, "%s is not a distribution URL", durl)
@@ -109,68 +121,110 @@ func (p *Proxy) siteRelease(ctx context.Context, durl string) ([]byte, error) {
 	if _, ok := archive.Match(sources, durl); !ok {
 		return nil, refuse(http.StatusNotFound, "%s is not among this node's apt sources", durl)
 	}
-	for {
-		p.mu.Lock()
-		if s := p.shared[durl]; s != nil && p.cfg.Now().Sub(s.at) < p.cfg.ReleaseShare {
-			p.mu.Unlock()
-			return s.data, nil
-		}
-		if fl := p.relFlights[durl]; fl != nil {
-			p.mu.Unlock()
-			select {
-			case <-fl.done:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			if fl.err != nil {
-				return nil, fl.err
-			}
-			continue
-		}
-		fl := &flight{done: make(chan struct{})}
-		p.relFlights[durl] = fl
+	p.mu.Lock()
+	if fl := p.relFlights[durl]; fl != nil {
 		p.mu.Unlock()
-		// The download outlives one asker's context: the others wait
-		// for it too.
-		data, err := p.vendorRelease(context.WithoutCancel(ctx), durl)
-		p.mu.Lock()
-		if err == nil {
-			p.shared[durl] = &shared{data: data, at: p.cfg.Now()}
+		select {
+		case <-fl.done:
+			return fl.data, fl.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		delete(p.relFlights, durl)
-		fl.err = err
-		close(fl.done)
-		p.mu.Unlock()
-		return data, err
 	}
+	fl := &relFlight{done: make(chan struct{})}
+	p.relFlights[durl] = fl
+	prev := p.shared[durl]
+	p.mu.Unlock()
+	// The request outlives one asker's context: the others wait for it.
+	data, sh, err := p.vendorRelease(context.WithoutCancel(ctx), durl, prev)
+	p.mu.Lock()
+	if err == nil {
+		p.shared[durl] = sh
+	}
+	delete(p.relFlights, durl)
+	fl.data, fl.err = data, err
+	close(fl.done)
+	p.mu.Unlock()
+	return data, err
 }
 
 // vendorRelease reads durl's InRelease from the vendor, verifies it and
-// makes it the distribution's current release.
-func (p *Proxy) vendorRelease(ctx context.Context, durl string) ([]byte, error) {
+// makes it the distribution's current release. With prev (the copy read
+// before) the request is conditional, and a "not modified" answer keeps
+// prev while it is still this node's current, unexpired release.
+func (p *Proxy) vendorRelease(ctx context.Context, durl string, prev *shared) ([]byte, *shared, error) {
 	target := durl + "InRelease"
-	data, err := p.fetchVendor(ctx, target, KindRelease)
+	var cond http.Header
+	if prev != nil && (prev.etag != "" || prev.lastModified != "") {
+		cond = http.Header{}
+		if prev.etag != "" {
+			cond.Set("If-None-Match", prev.etag)
+		}
+		if prev.lastModified != "" {
+			cond.Set("If-Modified-Since", prev.lastModified)
+		}
+	}
+	resp, err := p.getOrigin(ctx, target, 0, cond)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		p.mu.Lock()
+		d := p.dists[durl]
+		p.mu.Unlock()
+		if d == nil || d.Hash != content.Sum(prev.data) {
+			// This node's current release is another one: read it whole.
+			return p.vendorRelease(ctx, durl, nil)
+		}
+		rel, err := p.relOf(ctx, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := p.checkFresh(rel, d.Hash); err != nil {
+			return nil, nil, refuse(http.StatusBadGateway, "release of %s: %w", durl, err)
+		}
+		p.markVendorChecked(durl)
+		return prev.data, prev, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, archive.MaxReleaseSize+1))
+	p.counters[KindRelease].vendor.Add(int64(len(data)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("download %s: %w", target, err)
+	}
+	if len(data) > archive.MaxReleaseSize {
+		return nil, nil, fmt.Errorf("download %s: larger than %d bytes", target, archive.MaxReleaseSize)
 	}
 	kr, err := p.keyring(durl)
 	if err != nil {
 		p.counters[KindRelease].refused.Add(1)
-		return nil, refuse(http.StatusBadGateway, "%s: %w", target, err)
+		return nil, nil, refuse(http.StatusBadGateway, "%s: %w", target, err)
 	}
 	text, err := p.verify.VerifyInRelease(ctx, kr, data)
 	if err != nil {
 		p.counters[KindRelease].refused.Add(1)
-		return nil, refuse(http.StatusBadGateway, "%s from the vendor: %w", target, err)
+		return nil, nil, refuse(http.StatusBadGateway, "%s from the vendor: %w", target, err)
 	}
 	if err := p.accept(ctx, durl, text, data, nil); err != nil {
 		p.counters[KindRelease].refused.Add(1)
-		return nil, err
+		return nil, nil, err
 	}
+	p.markVendorChecked(durl)
+	sh := &shared{data: data, etag: resp.Header.Get("ETag")}
+	if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		lmt, err1 := http.ParseTime(lm)
+		date, err2 := http.ParseTime(resp.Header.Get("Date"))
+		if err1 == nil && err2 == nil && date.Sub(lmt) >= 2*time.Second {
+			sh.lastModified = lm
+		}
+	}
+	return data, sh, nil
+}
+
+func (p *Proxy) markVendorChecked(durl string) {
 	p.mu.Lock()
 	p.vendorChecked[durl] = p.cfg.Now()
 	p.mu.Unlock()
-	return data, nil
 }
 
 // vendorDue reports whether this node should read durl's InRelease from

@@ -21,21 +21,36 @@ import (
 	"github.com/patchring/patchring/platform/apt/apttest"
 )
 
-// aptBatch is the vendor's batch of 30 packages, each with size bytes of
-// random (incompressible) content.
-func aptBatch(t testing.TB, dir string, size int) ([]string, []string) {
-	t.Helper()
-	return aptBatchNamed(t, dir, "sec-fix", size)
+// uniformSizes is a batch of 30 packages of size bytes each.
+func uniformSizes(size int) []int {
+	sizes := make([]int, 30)
+	for i := range sizes {
+		sizes[i] = size
+	}
+	return sizes
 }
 
-// aptBatchNamed is aptBatch with the packages named prefixNN.
-func aptBatchNamed(t testing.TB, dir, prefix string, size int) ([]string, []string) {
+// securityBatchSizes are the sizes of a realistic Debian security batch,
+// rounded: about the sizes of bookworm's amd64 packages of an OpenSSL,
+// glibc, curl, OpenSSH and Python update landing together (libssl3,
+// openssl, libc6, libc-bin, locales, libc6-dev, linux-libc-dev, curl,
+// libcurl4, openssh-client/-server, libpython3.11-stdlib ...), 33 MB in
+// all, from 47 KB to 3.9 MB.
+var securityBatchSizes = []int{
+	2_050_000, 1_430_000, 2_420_000, 2_800_000, 600_000, 680_000, 3_900_000, 1_900_000, 47_000, 2_100_000,
+	315_000, 390_000, 385_000, 980_000, 460_000, 65_000, 815_000, 600_000, 1_800_000, 2_000_000,
+	100_000, 690_000, 1_900_000, 260_000, 1_400_000, 1_300_000, 835_000, 315_000, 285_000, 190_000,
+}
+
+// aptBatchNamed is a batch of len(sizes) packages named prefixNN, each
+// with its size in random (incompressible) bytes.
+func aptBatchNamed(t testing.TB, dir, prefix string, sizes []int) ([]string, []string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var names, debs []string
-	for i := range 30 {
+	for i, size := range sizes {
 		blob := make([]byte, size)
 		if _, err := rand.Read(blob); err != nil {
 			t.Fatal(err)
@@ -181,12 +196,12 @@ func aptEverywhereRetrying(t testing.TB, nodes []*node, names []string, attempts
 // when keepLate) at the same time. It checks that every node installed
 // it, that apt reported nothing, and that the archive served each new
 // index and each .deb once.
-func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
+func runAptCycle(t testing.TB, n int, keepLate bool, sizes []int) *aptCycle {
 	t.Helper()
 	s := startAptSite(t, n)
 	c := &aptCycle{s: s}
 	var debs []string
-	c.names, debs = aptBatch(t, filepath.Join(s.dir, "batch"), 48<<10)
+	c.names, debs = aptBatchNamed(t, filepath.Join(s.dir, "batch"), "sec-fix", sizes)
 	c.nodes = s.nodes
 	if keepLate {
 		c.nodes, c.late = s.nodes[:n-1], s.nodes[n-1]
@@ -268,8 +283,8 @@ func runAptCycle(t testing.TB, n int, keepLate bool) *aptCycle {
 	if extra < 0 || extra*10 > c.debBytes || peers+extra < int64(len(c.nodes)-1)*c.debBytes {
 		t.Errorf(".deb bytes from the vendor %d (want %d, one copy, at most 10%% more), from peers %d (want >= %d less the extra)", vendor, c.debBytes, peers, int64(len(c.nodes)-1)*c.debBytes)
 	}
-	t.Logf("%d nodes: apt-get update + install of 30 packages (%d bytes) in %s; WAN payload bytes %d (%.3f x one copy), other downstream %d; new indices %d bytes in %v",
-		len(c.nodes), c.debBytes, c.elapsed.Round(time.Second), c.wan.Payload, float64(c.wan.Payload)/float64(c.debBytes), c.wan.Other, c.indexBytes, c.newIndices)
+	t.Logf("%d nodes: apt-get update + install of %d packages (%d bytes) in %s; WAN payload bytes %d (%.3f x one copy), other downstream %d; new indices %d bytes in %v",
+		len(c.nodes), len(c.names), c.debBytes, c.elapsed.Round(time.Second), c.wan.Payload, float64(c.wan.Payload)/float64(c.debBytes), c.wan.Other, c.indexBytes, c.newIndices)
 	return c
 }
 
@@ -359,7 +374,7 @@ func startAptSite(t testing.TB, n int) *testSite {
 // issue's 20 runs too, slowly, on a loaded machine).
 func TestSiteAptThroughProxy(t *testing.T) {
 	nodes := envInt(t, "PATCHRING_SITETEST_APT_NODES", 6)
-	c := runAptCycle(t, nodes, true)
+	c := runAptCycle(t, nodes, true, uniformSizes(48<<10))
 	// One copy plus headers (<= 1.10), plus the second copies of at most
 	// 10% of the bytes runAptCycle lets pass under load (<= 1.20 in all).
 	ratio := float64(c.wan.Payload) / float64(c.debBytes)

@@ -85,7 +85,9 @@ func BenchmarkSiteWANBytes(b *testing.B) {
 // BenchmarkAptSiteWAN: runAptCycle on a site of
 // PATCHRING_BENCH_APT_SITE_NODES agents (default 20) with the apt proxy,
 // behind the shaped WAN: apt-get update and install of a 30-package batch
-// on every node at once. It reports
+// on every node at once. The batch has a real security batch's package
+// sizes (securityBatchSizes, 33 MB); PATCHRING_BENCH_APT_SITE_DEB_KB makes
+// them all that many KiB instead. It reports
 //
 //   - apt_site_wan_ratio: every downstream WAN byte during the cycle (the
 //     .debs from the pool host, the new indices, the InRelease, TUF
@@ -98,9 +100,13 @@ func BenchmarkSiteWANBytes(b *testing.B) {
 //     node's install.
 func BenchmarkAptSiteWAN(b *testing.B) {
 	n := envInt(b, "PATCHRING_BENCH_APT_SITE_NODES", 20)
+	sizes := securityBatchSizes
+	if kb := envInt(b, "PATCHRING_BENCH_APT_SITE_DEB_KB", 0); kb > 0 {
+		sizes = uniformSizes(kb << 10)
+	}
 	var c *aptCycle
 	for range b.N {
-		c = runAptCycle(b, n, false)
+		c = runAptCycle(b, n, false, sizes)
 	}
 	unique := float64(c.debBytes + c.indexBytes + c.releaseBytes)
 	benchtarget.Report(b, float64(c.wan.Down)/unique, "apt_site_wan_ratio", "x", benchtarget.AtMost(1.05), benchtarget.Plausible(1, float64(n)*2))

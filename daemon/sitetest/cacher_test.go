@@ -164,7 +164,7 @@ func (c cacherCycle) ratio() float64 { return float64(c.wan.Down) / float64(c.un
 // options, and measures the WAN. Each apt-get is tried up to attempts times.
 func publishAndRun(t testing.TB, s *testSite, nodes []*node, prefix string, attempts int, extra ...string) cacherCycle {
 	t.Helper()
-	names, debs := aptBatchNamed(t, filepath.Join(s.dir, "batch-"+prefix), prefix, 48<<10)
+	names, debs := aptBatchNamed(t, filepath.Join(s.dir, "batch-"+prefix), prefix, uniformSizes(48<<10))
 	idxBefore := s.origin.IndexRequests()
 	entries := s.origin.apt.MustAdd(t, debs...)
 	var c cacherCycle

@@ -3,6 +3,8 @@
 package sitetest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -39,7 +41,7 @@ type origin struct {
 	ca *credtest.CA
 
 	mu         sync.Mutex
-	indexReqs  map[string]int // GETs of the apt repository's dists/ files, by path
+	indexReqs  map[string]int // GETs of the apt repository's dists/ files answered with the file, by path
 	targetReqs map[string]int // GETs of the signed repository's targets/ files, by path
 }
 
@@ -240,6 +242,23 @@ func serveFileAt(w http.ResponseWriter, r *http.Request, dir string, dated bool)
 	http.ServeContent(w, r, path.Base(rel), mod, f)
 }
 
+// releaseETag is the ETag of a release file (InRelease, Release,
+// Release.gpg) of the archive in dir: a hash of its content; "" for
+// other files.
+func releaseETag(dir, urlPath string) string {
+	switch path.Base(urlPath) {
+	case "InRelease", "Release", "Release.gpg":
+	default:
+		return ""
+	}
+	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(path.Clean("/"+urlPath))))
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
 // startOrigin creates the repositories and serves them inside tp's origin
 // namespace until the test ends.
 func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig, expiries map[string]time.Duration) *origin {
@@ -277,9 +296,19 @@ func startOrigin(t testing.TB, tp *topo, dir string, repo apttest.RepoConfig, ex
 			return
 		}
 		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/dists/") {
-			o.mu.Lock()
-			o.indexReqs[r.URL.Path]++
-			o.mu.Unlock()
+			// The release files carry an ETag of their content, as a real
+			// archive's web server sends one; a conditional request whose
+			// file did not change is answered 304 (by ServeContent) and
+			// not counted as a transfer.
+			etag := releaseETag(repoDir, r.URL.Path)
+			if etag != "" {
+				w.Header().Set("ETag", etag)
+			}
+			if etag == "" || r.Header.Get("If-None-Match") != etag {
+				o.mu.Lock()
+				o.indexReqs[r.URL.Path]++
+				o.mu.Unlock()
+			}
 		}
 		serveFile(w, r, repoDir)
 	})

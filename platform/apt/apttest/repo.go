@@ -108,6 +108,7 @@ type Repo struct {
 	mu        sync.Mutex
 	entries   map[string]PoolEntry // by name_version_arch
 	requests  []string
+	unchanged []string // requests answered 304 Not Modified
 	stopped   bool
 	overrides map[string][]byte // URL path -> what to serve instead
 	filler    []byte
@@ -408,9 +409,26 @@ func (r *Repo) fillerLocked() []byte {
 	return r.filler
 }
 
+// CountUnchanged returns how many requests for rel were answered 304 Not
+// Modified (a conditional request whose file had not changed).
+func (r *Repo) CountUnchanged(rel string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, n := path.Clean("/"+rel), 0
+	for _, q := range r.unchanged {
+		if q == p {
+			n++
+		}
+	}
+	return n
+}
+
 // serve answers GET and HEAD for files under the repository directory. It
-// sends no Last-Modified or ETag, so a client never gets a stale 304 for
-// indices regenerated within the same second.
+// sends no Last-Modified, so a client never gets a stale 304 for indices
+// regenerated within the same second; the release files (InRelease,
+// Release, Release.gpg) get an ETag of their content, as a real archive's
+// web server sends one, and If-None-Match is answered 304 when it
+// matches.
 func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.requests = append(r.requests, req.URL.Path)
@@ -423,6 +441,27 @@ func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	over, isOver := r.overrides[rel]
 	r.mu.Unlock()
+	if base := path.Base(rel); strings.Contains(rel, "/dists/") && (base == "InRelease" || base == "Release" || base == "Release.gpg") {
+		data := over
+		if !isOver {
+			var err error
+			if data, err = os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(rel))); err != nil {
+				http.NotFound(w, req)
+				return
+			}
+		}
+		sum := sha256.Sum256(data)
+		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		w.Header().Set("ETag", etag)
+		if req.Header.Get("If-None-Match") == etag {
+			r.mu.Lock()
+			r.unchanged = append(r.unchanged, req.URL.Path)
+			r.mu.Unlock()
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		over, isOver = data, true
+	}
 	if isOver {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", fmt.Sprint(len(over)))
