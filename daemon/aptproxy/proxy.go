@@ -114,12 +114,17 @@ type Proxy struct {
 	client *http.Client
 	verify archive.Verifier
 
-	mu      sync.Mutex
-	dists   map[string]*dist           // by distribution URL, ".../dists/<suite>/"
-	debs    map[string]archive.DebHash // by full URL of the .deb
-	parsed  map[content.Hash]bool      // Packages indices already read into debs
-	flights map[content.Hash]*flight
-	reach   *reachability
+	mu     sync.Mutex
+	dists  map[string]*dist           // by distribution URL, ".../dists/<suite>/"
+	debs   map[string]archive.DebHash // by full URL of the .deb
+	debURL map[content.Hash]string    // the URL of each .deb in debs, by hash
+	// prefetching counts the downloads members asked for (prefetch.go);
+	// prefetchFailed is when one last failed, by hash.
+	prefetching    atomic.Int32
+	prefetchFailed map[content.Hash]time.Time
+	parsed         map[content.Hash]bool // Packages indices already read into debs
+	flights        map[content.Hash]*flight
+	reach          *reachability
 	// The InRelease through the site (siterelease.go).
 	shared        map[string]*shared    // by distribution URL
 	relFlights    map[string]*relFlight // revalidations of shared releases
@@ -186,12 +191,15 @@ func New(cfg Config) (*Proxy, error) {
 			ResponseHeaderTimeout: time.Minute,
 			IdleConnTimeout:       time.Minute,
 		}},
-		reach:   newReachability(cfg.Now),
-		verify:  archive.Verifier{GPGV: cfg.GPGV},
-		dists:   map[string]*dist{},
-		debs:    map[string]archive.DebHash{},
-		parsed:  map[content.Hash]bool{},
-		flights: map[content.Hash]*flight{},
+		reach:  newReachability(cfg.Now),
+		verify: archive.Verifier{GPGV: cfg.GPGV},
+		dists:  map[string]*dist{},
+		debs:   map[string]archive.DebHash{},
+		debURL: map[content.Hash]string{},
+
+		prefetchFailed: map[content.Hash]time.Time{},
+		parsed:         map[content.Hash]bool{},
+		flights:        map[content.Hash]*flight{},
 
 		shared:        map[string]*shared{},
 		relFlights:    map[string]*relFlight{},
@@ -808,6 +816,9 @@ func (p *Proxy) readPackages(durl, name string, h content.Hash) error {
 	p.mu.Lock()
 	for k, v := range found {
 		p.debs[k] = v
+		if dh, err := content.ParseHash(v.SHA256); err == nil {
+			p.debURL[dh] = k
+		}
 	}
 	p.parsed[h] = true
 	p.mu.Unlock()

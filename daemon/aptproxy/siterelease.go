@@ -84,9 +84,21 @@ type relFlight struct {
 }
 
 // OpenFile serves the site's members the InRelease of a distribution this
-// node's apt uses (ReleasePath), as the vendor has it now (siteRelease).
-// It implements exchange.Files for ReleasePrefix.
+// node's apt uses (ReleasePath), as the vendor has it now (siteRelease),
+// and starts the downloads they ask for (PrefetchPath, prefetch.go). It
+// implements exchange.Files for ReleasePrefix and PrefetchPrefix.
 func (p *Proxy) OpenFile(ctx context.Context, name string) (io.ReadCloser, int64, error) {
+	if strings.HasPrefix(name, PrefetchPrefix) {
+		held, err := p.prefetch(name)
+		if err != nil {
+			return nil, 0, err
+		}
+		answer := ""
+		if held {
+			answer = PrefetchHeld
+		}
+		return io.NopCloser(strings.NewReader(answer)), int64(len(answer)), nil
+	}
 	enc, ok := strings.CutPrefix(name, ReleasePrefix)
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
 	if !ok || err != nil {

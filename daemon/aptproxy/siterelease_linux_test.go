@@ -3,6 +3,7 @@ package aptproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/patchring/patchring/internal/testutil"
 	"github.com/patchring/patchring/p2p/content"
+	"github.com/patchring/patchring/p2p/exchange"
 	"github.com/patchring/patchring/platform/apt/apttest"
 )
 
@@ -156,3 +158,47 @@ func TestReleaseThroughSite(t *testing.T) {
 }
 
 func badCount(s *fakeSite) int { _, n := s.count(); return n }
+
+// TestPrefetchForAMember: a member asks this node (the site's fetcher of
+// a .deb) to fetch it now; the node does, for a .deb listed in a Packages
+// index it verified, and refuses any other hash.
+func TestPrefetchForAMember(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	s := f.sandbox(t)
+	f.mustApt(t, s, "update")
+	e := f.debs[1]
+	h := content.MustParseHash(e.SHA256)
+	ctx := context.Background()
+	// Asked until it says it holds the file, as a member does.
+	testutil.WaitFor(t, time.Minute, "the fetcher to say it holds the prefetched .deb", func() error {
+		rc, n, err := f.proxy.OpenFile(ctx, PrefetchPath(h))
+		if err != nil {
+			t.Fatalf("prefetch request: %v", err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != PrefetchHeld || n != 1 {
+			return fmt.Errorf("answer %q", b)
+		}
+		return nil
+	})
+	if !f.store.Has(h) {
+		t.Fatal("the fetcher said it holds a .deb its store does not have")
+	}
+	if n := f.repo.CountRequests(e.Filename); n != 1 {
+		t.Errorf("the archive served %s %d times, want once", e.Filename, n)
+	}
+	// Asked again (it is here now): nothing is fetched.
+	if _, _, err := f.proxy.OpenFile(ctx, PrefetchPath(h)); err != nil || f.repo.CountRequests(e.Filename) != 1 {
+		t.Errorf("a second prefetch of a stored .deb: %v, archive asked %d times", err, f.repo.CountRequests(e.Filename))
+	}
+	// A hash no verified index lists.
+	if _, _, err := f.proxy.OpenFile(ctx, PrefetchPath(content.Sum([]byte("not a package")))); !errors.Is(err, exchange.ErrFileNotFound) {
+		t.Errorf("prefetch of an unlisted hash: %v, want ErrFileNotFound", err)
+	}
+	// apt then gets the .deb from the store.
+	f.mustApt(t, s, "install", "-y", e.Package)
+	if f.repo.CountRequests(e.Filename) != 1 {
+		t.Errorf("apt's install went to the archive again after the prefetch")
+	}
+}

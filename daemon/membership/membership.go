@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,6 +138,7 @@ type Membership struct {
 	beacon *discovery.Beacon
 
 	mu        sync.Mutex
+	aptHeld   map[content.Hash]aptHeldBy // askToPrefetch
 	lastState gossip.State
 	published time.Time
 	upRate    int64 // applied upload cap, bytes/s (0: unlimited)
@@ -221,7 +223,7 @@ func New(cfg Config) (*Membership, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Membership{cfg: cfg, log: cfg.Log, kr: &keyring{path: cfg.Gossip.KeyFile, keys: keys}}
+	f := &Membership{cfg: cfg, log: cfg.Log, kr: &keyring{path: cfg.Gossip.KeyFile, keys: keys}, aptHeld: map[content.Hash]aptHeldBy{}}
 	host, port := "0.0.0.0", 7946
 	if cfg.Gossip.Listen != "" {
 		h, p, err := net.SplitHostPort(cfg.Gossip.Listen)
@@ -295,7 +297,7 @@ func New(cfg Config) (*Membership, error) {
 					return withoutAvoided(f, f.ringMembers(), func(m site.Member) string { return m.ID })
 				},
 				Holders: func(key string) []string {
-					return withoutAvoided(f, f.holders(key), func(id string) string { return id })
+					return withoutAvoided(f, f.aptHolders(key), func(id string) string { return id })
 				},
 				Poll:        500 * time.Millisecond,
 				WaitTimeout: aptPatience,
@@ -795,7 +797,86 @@ func (r aptReleaseFiles) OpenFile(ctx context.Context, path string) (io.ReadClos
 }
 
 func (a aptFetcher) FetchFromPeers(ctx context.Context, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {
+	a.f.askToPrefetch(ctx, h)
 	return a.f.fetchVia(ctx, a.f.aptCoord, h, size, origin)
+}
+
+// aptPrefetchPoll is how often a node asks the fetcher whether a file it
+// asked it to prefetch is there; aptPrefetchHeld is how long a fetcher
+// that said so counts as a holder (the site's gossip says so too by then).
+const (
+	aptPrefetchPoll = 250 * time.Millisecond
+	aptPrefetchHeld = time.Minute
+)
+
+// askToPrefetch asks the site's fetcher of an apt file that no member
+// holds yet to fetch it now (aptproxy.PrefetchPath), rather than when its
+// own apt gets there, if ever, and asks again until it holds the file,
+// gossip announces a holder, or aptMaxWait passes. A fetcher that says it
+// holds the file counts as a holder at once (aptHolders): gossip takes a
+// few seconds to say so on a busy site, longer than the patience. A
+// fetcher that does not know the file, is busy or does not answer changes
+// nothing: the coordinator's wait follows as before.
+func (f *Membership) askToPrefetch(ctx context.Context, h content.Hash) {
+	if !f.sharing().Enabled || len(f.holders(h.String())) > 0 {
+		return
+	}
+	owner := f.aptCoord.Fetcher(h.String())
+	if owner == f.cfg.NodeID {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, aptMaxWait)
+	defer cancel()
+	for {
+		b, err := f.FetchMemberFile(ctx, owner, aptproxy.PrefetchPath(h), 1)
+		if err != nil {
+			f.log.Debug("fleet: apt prefetch request", "sha256", h.String(), "fetcher", owner, "err", err)
+			return
+		}
+		if string(b) == aptproxy.PrefetchHeld {
+			f.mu.Lock()
+			f.aptHeld[h] = aptHeldBy{id: owner, until: time.Now().Add(aptPrefetchHeld)}
+			f.mu.Unlock()
+			return
+		}
+		if len(f.holders(h.String())) > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(aptPrefetchPoll):
+		}
+	}
+}
+
+// aptHeldBy is a fetcher that said it holds a prefetched file.
+type aptHeldBy struct {
+	id    string
+	until time.Time
+}
+
+// aptHolders are the holders of an apt file: gossip's, and a fetcher that
+// said it holds the file after a prefetch request.
+func (f *Membership) aptHolders(key string) []string {
+	out := f.holders(key)
+	h, err := content.ParseHash(key)
+	if err != nil {
+		return out
+	}
+	now := time.Now()
+	f.mu.Lock()
+	for k, v := range f.aptHeld {
+		if now.After(v.until) {
+			delete(f.aptHeld, k)
+		}
+	}
+	held, ok := f.aptHeld[h]
+	f.mu.Unlock()
+	if ok && !slices.Contains(out, held.id) {
+		out = append(out, held.id)
+	}
+	return out
 }
 
 func (f *Membership) fetchVia(ctx context.Context, coord *site.Coordinator, h content.Hash, size int64, origin func(ctx context.Context, offset int64) (io.ReadCloser, error)) error {

@@ -326,6 +326,7 @@ func (f *Membership) serveMeta() {
 			files = prefixRouter{prefix: UnmanagedPrefix, files: f.cfg.Unmanaged, next: files}
 		}
 		files = prefixRouter{prefix: aptproxy.ReleasePrefix, files: aptReleaseFiles{f}, next: files}
+		files = prefixRouter{prefix: aptproxy.PrefetchPrefix, files: aptReleaseFiles{f}, next: files}
 		f.x.ServeFiles(files)
 	}
 }

@@ -241,10 +241,12 @@ func runAptCycle(t testing.TB, n int, keepLate bool, sizes []int) *aptCycle {
 		}
 	}
 	for _, e := range c.entries {
-		switch got := len(s.origin.pool.Transfers(path.Base(e.Filename))); got {
+		xs := s.origin.pool.Transfers(path.Base(e.Filename))
+		switch got := len(xs); got {
 		case 1:
 		case 2:
-			twice = append(twice, e.Filename)
+			twice = append(twice, fmt.Sprintf("%s (by %s at +%s and %s at +%s, ranges %q %q)", e.Filename,
+				xs[0].Client, xs[0].Start.Sub(start).Round(time.Millisecond), xs[1].Client, xs[1].Start.Sub(start).Round(time.Millisecond), xs[0].Range, xs[1].Range))
 		default:
 			t.Errorf("the archive served %s %d times, want once", e.Filename, got)
 		}
