@@ -199,8 +199,13 @@ func (r *Repo) Override(rel string, data []byte) {
 func (r *Repo) CountRequests(rel string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return countPath(r.requests, rel)
+}
+
+// countPath counts the occurrences of rel's URL path in paths.
+func countPath(paths []string, rel string) int {
 	p, n := path.Clean("/"+rel), 0
-	for _, q := range r.requests {
+	for _, q := range paths {
 		if q == p {
 			n++
 		}
@@ -414,13 +419,7 @@ func (r *Repo) fillerLocked() []byte {
 func (r *Repo) CountUnchanged(rel string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, n := path.Clean("/"+rel), 0
-	for _, q := range r.unchanged {
-		if q == p {
-			n++
-		}
-	}
-	return n
+	return countPath(r.unchanged, rel)
 }
 
 // serve answers GET and HEAD for files under the repository directory. It
