@@ -45,7 +45,7 @@ const (
 // prefetch answers a member's prefetch request for a .deb, which must be
 // listed in a Packages index this node verified: held, or its download
 // started (or already running). It does not wait for the download.
-func (p *Proxy) prefetch(name string) (held bool, err error) {
+func (p *Proxy) prefetch(ctx context.Context, name string) (held bool, err error) {
 	h, err := content.ParseHash(strings.TrimPrefix(name, PrefetchPrefix))
 	if err != nil {
 		return false, fmt.Errorf("apt prefetch %q: %w", name, exchange.ErrFileNotFound)
@@ -54,6 +54,14 @@ func (p *Proxy) prefetch(name string) (held bool, err error) {
 		return true, nil
 	}
 	now := p.cfg.Now()
+	p.mu.Lock()
+	_, known := p.debURL[h]
+	p.mu.Unlock()
+	if !known {
+		// apt may have the index before this node has read it (it is
+		// read after it is served), or this node restarted since.
+		p.loadIndices(ctx)
+	}
 	p.mu.Lock()
 	url, known := p.debURL[h]
 	dh := p.debs[url]

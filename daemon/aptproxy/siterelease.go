@@ -89,7 +89,7 @@ type relFlight struct {
 // implements exchange.Files for ReleasePrefix and PrefetchPrefix.
 func (p *Proxy) OpenFile(ctx context.Context, name string) (io.ReadCloser, int64, error) {
 	if strings.HasPrefix(name, PrefetchPrefix) {
-		held, err := p.prefetch(name)
+		held, err := p.prefetch(ctx, name)
 		if err != nil {
 			return nil, 0, err
 		}
