@@ -146,9 +146,7 @@ func TestAdmissionRefusesOutsiders(t *testing.T) {
 	// The admin revokes member 2: it is dropped at the next Readmit, its
 	// lease no longer counts.
 	victim := pool[2]
-	if ok, err := victim.Lease().TryAcquire(context.Background(), "site-a/other", 1, time.Minute); err != nil || !ok {
-		t.Fatalf("victim lease: %v %v", ok, err)
-	}
+	takeFreeSlot(t, victim, "site-a/other", "victim lease")
 	testutil.WaitFor(t, 10*time.Second, "the victim's lease is seen", func() error {
 		if len(pool[0].Lease().Holders("site-a/other")) != 1 {
 			return errNotYet
@@ -163,9 +161,7 @@ func TestAdmissionRefusesOutsiders(t *testing.T) {
 	if h := pool[0].Lease().Holders("site-a/other"); len(h) != 0 {
 		t.Errorf("revoked member's lease still counts: %+v", h)
 	}
-	if ok, err := pool[0].Lease().TryAcquire(context.Background(), "site-a/other", 1, time.Minute); err != nil || !ok {
-		t.Errorf("slot of the revoked member not free: %v %v", ok, err)
-	}
+	takeFreeSlot(t, pool[0], "site-a/other", "slot of the revoked member not free")
 }
 
 // A member whose credential names another site is admitted (it shares
