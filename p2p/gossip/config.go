@@ -67,7 +67,7 @@ type Config struct {
 	// JoinBackoffMax caps the backoff between join rounds. Default 60s.
 	JoinBackoffMax time.Duration
 	// PeersFile, if set, keeps the gossip addresses of the live members
-	// (at most 64; rewritten while they change, at most every 10 s, and
+	// and of those declared dead within the hour (at most 64; rewritten while they change, at most every 10 s, and
 	// when Run ends) and offers them as seeds at the next start, as Serf's
 	// snapshot does: a node whose configured seeds are itself, or gone,
 	// still finds its site again after a restart.

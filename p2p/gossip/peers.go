@@ -26,6 +26,9 @@ const (
 	// peersWriteEvery is how often the file is brought up to date while
 	// the members change.
 	peersWriteEvery = 10 * time.Second
+	// peersKeepDead is how long a member declared dead is still offered
+	// as a seed at the next start.
+	peersKeepDead = time.Hour
 )
 
 // loadPeers offers the addresses in Config.PeersFile as seeds. A missing
@@ -70,22 +73,42 @@ func readPeersFile(path string) ([]string, error) {
 	return out, nil
 }
 
-// livePeerAddrs returns the gossip addresses of the other live members,
-// sorted, at most maxPeersKept.
+// livePeerAddrs returns the gossip addresses of the other members worth
+// rejoining: the live ones first, then those declared dead within
+// peersKeepDead, newest death first (a member rebooting, or one declared
+// dead by a loaded pool and about to refute it, is back soon; one that
+// left cleanly is not kept). At most maxPeersKept, sorted.
 func (g *Gossip) livePeerAddrs() []string {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []string
+	now := time.Now()
+	var alive []string
+	type death struct {
+		addr string
+		at   time.Time
+	}
+	var dead []death
 	for name, m := range g.members {
 		if name == g.name || !m.known || m.addr == "" {
 			continue
 		}
-		if m.liveness == LivenessAlive {
-			out = append(out, m.addr)
+		switch {
+		case m.liveness == LivenessAlive:
+			alive = append(alive, m.addr)
+		case m.liveness == LivenessDead && now.Sub(m.changed) < peersKeepDead:
+			dead = append(dead, death{m.addr, m.changed})
 		}
 	}
+	g.mu.Unlock()
+	slices.SortFunc(dead, func(a, b death) int { return b.at.Compare(a.at) })
+	out := alive
+	for _, d := range dead {
+		if !slices.Contains(out, d.addr) {
+			out = append(out, d.addr)
+		}
+	}
+	out = out[:min(len(out), maxPeersKept)]
 	slices.Sort(out)
-	return out[:min(len(out), maxPeersKept)]
+	return out
 }
 
 // savePeers writes the live members' addresses to Config.PeersFile when

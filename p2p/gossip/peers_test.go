@@ -93,3 +93,43 @@ func TestPeersFileBounds(t *testing.T) {
 		t.Fatal("a missing peers file read without an error")
 	}
 }
+
+// The file keeps the live members, then those declared dead within
+// peersKeepDead (a loaded pool declares a live member dead and it refutes;
+// a rebooting one comes back), never one that left or this node itself.
+func TestPeersKeptForRejoin(t *testing.T) {
+	now := time.Now()
+	g := &Gossip{name: "me", members: map[string]*member{
+		"me":     {known: true, addr: "10.0.0.9:7946", liveness: LivenessAlive},
+		"alive":  {known: true, addr: "10.0.0.1:7946", liveness: LivenessAlive},
+		"dead":   {known: true, addr: "10.0.0.2:7946", liveness: LivenessDead, changed: now.Add(-time.Minute)},
+		"old":    {known: true, addr: "10.0.0.3:7946", liveness: LivenessDead, changed: now.Add(-2 * peersKeepDead)},
+		"left":   {known: true, addr: "10.0.0.4:7946", liveness: LivenessLeft, changed: now},
+		"rumour": {addr: "10.0.0.5:7946", liveness: LivenessUnknown},
+		"noaddr": {known: true, liveness: LivenessAlive},
+	}}
+	got := g.livePeerAddrs()
+	want := []string{"10.0.0.1:7946", "10.0.0.2:7946"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("kept %v, want %v", got, want)
+	}
+
+	// Over the bound, the live members win and the newest deaths next.
+	g.members = map[string]*member{}
+	for i := range maxPeersKept {
+		g.members[fmt.Sprint("a", i)] = &member{known: true, addr: fmt.Sprintf("10.1.0.%d:7946", i), liveness: LivenessAlive}
+	}
+	g.members["d"] = &member{known: true, addr: "10.2.0.1:7946", liveness: LivenessDead, changed: now}
+	got = g.livePeerAddrs()
+	if len(got) != maxPeersKept || slices.Contains(got, "10.2.0.1:7946") {
+		t.Fatalf("kept %d addresses (dead member in: %v), want the %d live ones", len(got), slices.Contains(got, "10.2.0.1:7946"), maxPeersKept)
+	}
+	delete(g.members, "a0")
+	delete(g.members, "a1")
+	g.members["d2"] = &member{known: true, addr: "10.2.0.2:7946", liveness: LivenessDead, changed: now.Add(-time.Minute)}
+	g.members["d3"] = &member{known: true, addr: "10.2.0.3:7946", liveness: LivenessDead, changed: now.Add(-time.Second)}
+	got = g.livePeerAddrs()
+	if !slices.Contains(got, "10.2.0.1:7946") || !slices.Contains(got, "10.2.0.3:7946") || slices.Contains(got, "10.2.0.2:7946") {
+		t.Fatalf("kept %v, want the two newest deaths with the live members", got)
+	}
+}
