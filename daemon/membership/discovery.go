@@ -43,10 +43,11 @@ func (f *Membership) startDiscovery(g *gossip.Gossip) (*discovery.Beacon, error)
 			defer kr.mu.Unlock()
 			return slices.Clone(kr.keys) // keys are never changed in place
 		},
-		Gossip:  addr,
-		Port:    cfg.DiscoveryPort,
-		Targets: targets,
-		Sink:    g,
+		Gossip:   addr,
+		Port:     cfg.DiscoveryPort,
+		Targets:  targets,
+		Sink:     g,
+		PoolSize: g.LiveMembers,
 	}, f.log)
 	if err != nil {
 		return nil, fmt.Errorf("gossip.discovery (port %d; turn it off with gossip.discovery: false): %w", cfg.DiscoveryPort, err)

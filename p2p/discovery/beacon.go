@@ -71,6 +71,15 @@ type Config struct {
 	MaxAge time.Duration
 	// Sink receives the candidates. Required.
 	Sink Sink
+	// PoolSize, if set, returns how many live members the node's pool has
+	// (itself included). A node in a pool of n sends each round's beacon
+	// with probability 1/n, so a site sends about one beacon per round
+	// whatever its size (one listener wakes for each beacon of every
+	// member: 20 members each sending every 5-10 s cost every idle agent
+	// five wakeups a second). A node alone sends every round, and so does
+	// any node at start: a newcomer is heard at once, and the members it
+	// reaches join it.
+	PoolSize func() int
 	// Now is the wall clock (default time.Now).
 	Now func() time.Time
 
@@ -222,9 +231,11 @@ func (b *Beacon) Run(ctx context.Context) error {
 	readErr := make(chan error, 1)
 	go func() { readErr <- b.readLoop() }()
 	failing := false
-	for {
+	for first := true; ; first = false {
 		b.refreshScope()
-		failing = b.send(failing)
+		if first || b.myTurn() {
+			failing = b.send(failing)
+		}
 		t := time.NewTimer(b.cfg.Interval + rand.N(b.cfg.Interval))
 		select {
 		case <-ctx.Done():
@@ -238,6 +249,16 @@ func (b *Beacon) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// myTurn reports whether this round's beacon is sent: always for a node
+// alone, with probability 1/n in a pool of n (Config.PoolSize).
+func (b *Beacon) myTurn() bool {
+	if b.cfg.PoolSize == nil {
+		return true
+	}
+	n := b.cfg.PoolSize()
+	return n <= 1 || rand.N(n) == 0
 }
 
 // refreshScope re-reads the interfaces: addresses change (DHCP, links).

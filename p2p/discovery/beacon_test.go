@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +329,58 @@ func TestBeaconsOverLoopback(t *testing.T) {
 	}
 	if st := outsider.Stats(); st.BadAuth == 0 {
 		t.Errorf("outsider stats %+v", st)
+	}
+}
+
+// A node in a pool of n sends each round's beacon with probability 1/n
+// (the site sends about one per round), one alone every round, and every
+// node its first at once.
+func TestBeaconRateFollowsPoolSize(t *testing.T) {
+	port := freeUDPPort(t)
+	ip := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	var rounds, pool atomic.Int64
+	pool.Store(20)
+	b, err := New(Config{
+		NodeID: "node-1", Label: testLabel, Keys: func() [][]byte { return [][]byte{testKey} },
+		Gossip: netip.AddrPortFrom(ip, 7946), Port: port, ListenAddr: ip,
+		Targets:  []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 9})},
+		Interval: time.Millisecond, Sink: &sink{},
+		PoolSize: func() int { rounds.Add(1); return int(pool.Load()) },
+	}, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	testutil.WaitFor(t, 30*time.Second, "400 rounds in a pool of 20", func() error {
+		if r := rounds.Load(); r < 400 {
+			return fmt.Errorf("%d rounds", r)
+		}
+		return nil
+	})
+	pool.Store(1)
+	sent, r := b.Stats().Sent, rounds.Load()
+	// The first beacon, then 1 in 20 of about 400 rounds: 20 expected,
+	// outside 4..60 with a chance under 1e-5.
+	if sent < 4 || sent > 60 {
+		t.Fatalf("%d beacons in %d rounds in a pool of 20, want about %d", sent, r, 1+r/20)
+	}
+	testutil.WaitFor(t, 30*time.Second, "every round's beacon sent when alone", func() error {
+		if got, want := b.Stats().Sent-sent, uint64(50); got < want {
+			return fmt.Errorf("%d beacons since alone, %d rounds", got, rounds.Load()-r)
+		}
+		return nil
+	})
+	s2 := b.Stats().Sent
+	r2 := rounds.Load() // read after: a round counts itself before it sends
+	if got, want := s2-sent, uint64(r2-r); got+3 < want {
+		t.Fatalf("%d beacons in %d rounds alone, want one a round", got, want)
 	}
 }

@@ -1006,6 +1006,10 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 	g.emit(kind, n.Name, 0)
 }
 
+// LiveMembers returns how many members are alive or suspect, this node
+// included (at least 1).
+func (g *Gossip) LiveMembers() int { return max(1, int(g.live.Load())) }
+
 func (g *Gossip) countLiveLocked() {
 	n := int32(0)
 	for _, m := range g.members {
