@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/kardianos/service"
@@ -157,6 +158,9 @@ func (p *program) Stop(s service.Service) error {
 
 func run(o *options, cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	if n, ok := maxProcs(cfg.MaxProcs, os.Getenv("GOMAXPROCS")); ok {
+		runtime.GOMAXPROCS(n)
+	}
 	if cfg.Policy.Origin == "" {
 		// A freshly installed package: the agent runs (inventory, local
 		// API) but follows no policy until it is given one.
@@ -178,6 +182,21 @@ func run(o *options, cfg config.Config, stderr io.Writer) error {
 		return fmt.Errorf("service: %w", err)
 	}
 	return s.Run()
+}
+
+// maxProcs is the GOMAXPROCS the agent sets from its max_procs setting,
+// and whether it sets one: not when the GOMAXPROCS environment variable
+// is set (it wins) or max_procs is 0 (Go's default, every core). The
+// default is one: an agent spends most of its life idle, and with a
+// second P each wakeup also wakes an idle thread to look for work (an
+// idle agent in a 20-member site: 0.74 % of a core with every core,
+// 0.55 % with one); apt, dpkg and dnf run as their own processes, and
+// one core hashes and encrypts far faster than a LAN delivers.
+func maxProcs(setting int, env string) (int, bool) {
+	if env != "" || setting <= 0 {
+		return 0, false
+	}
+	return setting, true
 }
 
 // serviceConfig describes the service; args are the flags recorded for

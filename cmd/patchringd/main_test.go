@@ -215,6 +215,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad value", write("bad.yaml", "inventory:\n  interval: often\n"), "bad.yaml:2: cannot unmarshal !!str `often` into time.Duration"},
 		{"bad log format", write("fmt.yaml", "log_format: xml\n"), `log_format: "xml" is not a log format; use text or json`},
 		{"missing file", filepath.Join(dir, "missing.yaml"), "missing.yaml: file does not exist"},
+		{"negative max_procs", write("procs.yaml", "max_procs: -1\n"), "max_procs: must not be negative (0: every core)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

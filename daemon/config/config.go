@@ -43,6 +43,10 @@ type Config struct {
 	Content       Content       `yaml:"content"`
 	Report        Report        `yaml:"report"`
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// MaxProcs caps the cores the agent's Go code runs on at once
+	// (GOMAXPROCS); 0 leaves Go's default (every core). The GOMAXPROCS
+	// environment variable, when set, wins.
+	MaxProcs int `yaml:"max_procs"`
 }
 
 // Inventory configures the inventory loop.
@@ -157,6 +161,7 @@ func Default() Config {
 		LogFormat:     "text",
 		LogLevel:      "info",
 		ShutdownGrace: 10 * time.Second,
+		MaxProcs:      1,
 		Inventory:     Inventory{Interval: time.Hour, Root: "/"},
 		Policy:        Policy{RefreshInterval: 5 * time.Minute},
 		Report:        Report{Interval: 15 * time.Minute},
@@ -207,6 +212,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Reboot.Headless, "headless", c.Reboot.Headless, "treat this host as headless (automatic reboots in the policy's window)")
 	fs.StringVar(&c.Content.MaxSize, "content-max-size", c.Content.MaxSize, "cap of the payload store: a size (20GiB, 500MB), a share of the state dir's disk (15%) or unlimited (default: 10% of that disk, at least 1GiB)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to wait for work to finish on shutdown")
+	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "cores the agent's own code runs on at once (0: every core); apt, dpkg and dnf are not limited")
 }
 
 // Load reads the YAML file at path into c, on top of what c holds. A
@@ -363,6 +369,9 @@ func (c *Config) Validate(name string) error {
 	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown_grace", "must not be negative")
+	}
+	if c.MaxProcs < 0 {
+		return bad("max_procs", "must not be negative (0: every core)")
 	}
 	return nil
 }
