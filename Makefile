@@ -65,8 +65,9 @@ staticcheck:
 # follows. make test is CPU-bound on two cores. Uncached runs took 23-26 min
 # until 2026-12-05, when the apt backend stopped starting a dpkg-query per
 # question (perf: dpkg-query was a fifth of all CPU, more than the agents);
-# since then 19 min (daemon/sitetest, about 18.5 min, is the tail, and
-# daemon/engine takes 16). The sitetests that mostly wait on timers call t.Parallel,
+# 19 min just after, 24-26 min again with the suites added since (three runs
+# on one commit that day: 1,442, 1,428 and 1,559 s; daemon/engine, 23-25
+# min, is the tail, daemon/sitetest 22-24). The sitetests that mostly wait on timers call t.Parallel,
 # and so do the engine's dnf tests (its Debian-root tests cannot: they route
 # apt through PATH): -parallel 4 lets them wait at once.
 SLOW_SUITES := ./daemon/sitetest/ ./daemon/engine/
