@@ -577,15 +577,35 @@ func (f *Membership) ringMembers() []site.Member {
 	if p, _ := f.currentPolicy(); p != nil {
 		ring, _ = policy.RingFor(p, f.cfg.Facts())
 	}
+	return sameRing(f.g.Members(), f.cfg.Site, ring, f.cfg.Format)
+}
+
+// sameRing picks ringMembers out of members. A member whose signed state
+// has not reached this node yet (StateVersion 0: memberlist reports it
+// alive before gossip brings its state) is counted unless its credential
+// names another site: ranked first, it is waited for; left out, the node ranked after it would take it for
+// itself and fetch a second copy over the WAN.
+func sameRing(members []gossip.Member, siteName, ring, format string) []site.Member {
 	var out []site.Member
-	for _, m := range f.g.Members() {
-		if m.Liveness != gossip.LivenessAlive || m.Site != f.cfg.Site {
+	for _, m := range members {
+		if m.Liveness != gossip.LivenessAlive {
+			continue
+		}
+		if m.StateVersion == 0 && !m.Local {
+			// Its site is in its state too; its credential, when
+			// admission is on, says it before.
+			if m.Credential == nil || m.Credential.Site == siteName {
+				out = append(out, site.Member{ID: m.NodeID})
+			}
+			continue
+		}
+		if m.Site != siteName {
 			continue
 		}
 		if ring != "" && !m.Local && m.State.Ring != ring {
 			continue
 		}
-		if !m.Local && f.cfg.Format != "" && m.State.Format != "" && m.State.Format != f.cfg.Format {
+		if !m.Local && format != "" && m.State.Format != "" && m.State.Format != format {
 			continue
 		}
 		out = append(out, site.Member{ID: m.NodeID})

@@ -95,3 +95,32 @@ func TestUpdateResultsPerPackage(t *testing.T) {
 		}
 	}
 }
+
+// The members a node ranks for a WAN fetch: live members of its site and
+// ring with its package format, and those whose state has not arrived yet
+// (memberlist says alive before gossip brings the ring). Leaving those out
+// let the node ranked second fetch a second WAN copy while the first did.
+func TestSameRing(t *testing.T) {
+	alive := gossip.LivenessAlive
+	members := []gossip.Member{
+		{NodeID: "self", Local: true, Site: "branch", Liveness: alive},
+		{NodeID: "peer", Site: "branch", Liveness: alive, StateVersion: 3, State: gossip.State{Ring: "all", Format: "deb"}},
+		{NodeID: "no-state-yet", Liveness: alive},
+		{NodeID: "no-state-credential", Liveness: alive, Credential: &gossip.Credential{Site: "branch"}},
+		{NodeID: "no-state-visitor", Liveness: alive, Credential: &gossip.Credential{Site: "hq"}},
+		{NodeID: "no-policy-yet", Site: "branch", Liveness: alive, StateVersion: 1},
+		{NodeID: "other-ring", Site: "branch", Liveness: alive, StateVersion: 2, State: gossip.State{Ring: "pilot", Format: "deb"}},
+		{NodeID: "rpm", Site: "branch", Liveness: alive, StateVersion: 2, State: gossip.State{Ring: "all", Format: "rpm"}},
+		{NodeID: "old-agent", Site: "branch", Liveness: alive, StateVersion: 2, State: gossip.State{Ring: "all"}},
+		{NodeID: "elsewhere", Site: "hq", Liveness: alive, StateVersion: 2, State: gossip.State{Ring: "all", Format: "deb"}},
+		{NodeID: "dead", Site: "branch", Liveness: gossip.LivenessDead, State: gossip.State{Ring: "all", Format: "deb"}},
+	}
+	var got []string
+	for _, m := range sameRing(members, "branch", "all", "deb") {
+		got = append(got, m.ID)
+	}
+	want := []string{"self", "peer", "no-state-yet", "no-state-credential", "old-agent"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ranked %v, want %v", got, want)
+	}
+}
