@@ -255,15 +255,20 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 // loopbackBeacon runs a beacon on 127.0.0.x:port that sends to targets
 // (unicast: loopback has no broadcast) and announces gossip 127.0.0.x:7946.
-func loopbackBeacon(t testing.TB, x, port int, key []byte, targets []netip.Addr) (*Beacon, *sink) {
+// edit, if set, changes the config first.
+func loopbackBeacon(t testing.TB, x, port int, key []byte, targets []netip.Addr, edit ...func(*Config)) (*Beacon, *sink) {
 	t.Helper()
 	ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(x)})
 	s := &sink{}
-	b, err := New(Config{
+	cfg := Config{
 		NodeID: fmt.Sprintf("node-%d", x), Label: testLabel, Keys: func() [][]byte { return [][]byte{key} },
 		Gossip: netip.AddrPortFrom(ip, 7946), Port: port, ListenAddr: ip, Targets: targets,
 		Interval: 20 * time.Millisecond, Sink: s,
-	}, nil)
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	b, err := New(cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -336,28 +341,11 @@ func TestBeaconsOverLoopback(t *testing.T) {
 // (the site sends about one per round), one alone every round, and every
 // node its first at once.
 func TestBeaconRateFollowsPoolSize(t *testing.T) {
-	port := freeUDPPort(t)
-	ip := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	var rounds, pool atomic.Int64
 	pool.Store(20)
-	b, err := New(Config{
-		NodeID: "node-1", Label: testLabel, Keys: func() [][]byte { return [][]byte{testKey} },
-		Gossip: netip.AddrPortFrom(ip, 7946), Port: port, ListenAddr: ip,
-		Targets:  []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 9})},
-		Interval: time.Millisecond, Sink: &sink{},
-		PoolSize: func() int { rounds.Add(1); return int(pool.Load()) },
-	}, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	b, _ := loopbackBeacon(t, 1, freeUDPPort(t), testKey, []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 9})}, func(c *Config) {
+		c.Interval = time.Millisecond
+		c.PoolSize = func() int { rounds.Add(1); return int(pool.Load()) }
 	})
 	testutil.WaitFor(t, 30*time.Second, "400 rounds in a pool of 20", func() error {
 		if r := rounds.Load(); r < 400 {
