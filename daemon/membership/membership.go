@@ -583,8 +583,9 @@ func (f *Membership) ringMembers() []site.Member {
 // sameRing picks ringMembers out of members. A member whose signed state
 // has not reached this node yet (StateVersion 0: memberlist reports it
 // alive before gossip brings its state) is counted unless its credential
-// names another site: ranked first, it is waited for; left out, the node ranked after it would take it for
-// itself and fetch a second copy over the WAN.
+// names another site: ranked first, it is waited for; left out, the node
+// ranked after it would take the first place for itself and fetch a
+// second copy over the WAN.
 func sameRing(members []gossip.Member, siteName, ring, format string) []site.Member {
 	var out []site.Member
 	for _, m := range members {
