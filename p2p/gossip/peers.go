@@ -74,7 +74,7 @@ func readPeersFile(path string) ([]string, error) {
 }
 
 // livePeerAddrs returns the gossip addresses of the other members worth
-// rejoining: the live ones first, then those declared dead within
+// rejoining (not only the live ones, despite the name): the live ones first, then those declared dead within
 // peersKeepDead, newest death first (a member rebooting, or one declared
 // dead by a loaded pool and about to refute it, is back soon; one that
 // left cleanly is not kept). At most maxPeersKept, sorted.
@@ -120,7 +120,7 @@ func (g *Gossip) savePeers(last *[]byte) {
 		return
 	}
 	var b bytes.Buffer
-	b.WriteString("# gossip members this node last saw alive; offered as seeds at start\n")
+	b.WriteString("# gossip members this node last saw alive or declared dead within the hour; offered as seeds at start\n")
 	for _, a := range addrs {
 		b.WriteString(a + "\n")
 	}
