@@ -115,7 +115,7 @@ type member struct {
 	addr     string
 	node     memberlist.Node // our copy: memberlist's own nodes change under it
 	liveness Liveness
-	lastSeen time.Time
+	lastSeen time.Time // when it stopped being alive (lastSeenAt)
 	changed  time.Time // when liveness last changed or we first heard of it
 	meta     nodeMeta
 	leaving  bool // its last state said it is leaving on purpose
@@ -409,7 +409,6 @@ func (g *Gossip) SetLocal(s State) error {
 // Members returns every member this node knows (itself included), sorted
 // by node ID. Dead and departed members stay for Config.DeadRetention.
 func (g *Gossip) Members() []Member {
-	g.refreshLiveness()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]Member, 0, len(g.members))
@@ -440,7 +439,7 @@ func (g *Gossip) viewLocked(m *member) Member {
 		Site:         m.site,
 		Addr:         m.addr,
 		Liveness:     m.liveness,
-		LastSeen:     m.lastSeen,
+		LastSeen:     m.lastSeenAt(g.clock.Now()),
 		Local:        m.name == g.name,
 		State:        cloneState(m.state),
 		StateVersion: m.stateLT,
@@ -990,6 +989,9 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 	default:
 		lv = LivenessDead
 	}
+	if lv != LivenessAlive && m.liveness == LivenessAlive {
+		m.lastSeen = now // alive until memberlist gave it up
+	}
 	if lv != m.liveness {
 		m.liveness, m.changed = lv, now
 	}
@@ -1020,22 +1022,13 @@ func (g *Gossip) countLiveLocked() {
 	g.live.Store(n)
 }
 
-// refreshLiveness stamps last-seen times of the members memberlist still
-// counts as alive. Never called with g.mu held.
-func (g *Gossip) refreshLiveness() {
-	nodes := g.ml.Members()
-	now := g.clock.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, n := range nodes {
-		m := g.members[n.Name]
-		if m != nil && m.known && m.liveness == LivenessAlive {
-			m.lastSeen = now
-		}
+// lastSeenAt is when m was last known alive: now while memberlist
+// counts it alive (or suspect), else when it stopped doing so.
+func (m *member) lastSeenAt(now time.Time) time.Time {
+	if m.liveness == LivenessAlive {
+		return now
 	}
-	if self := g.members[g.name]; self != nil {
-		self.lastSeen = now
-	}
+	return m.lastSeen
 }
 
 // aliveNodes copies the addresses of the other live members.
@@ -1079,8 +1072,11 @@ func jitter(d time.Duration) time.Duration {
 	return rand.N(d)
 }
 
+// maintainLoop forgets long-dead members. It wakes once a minute at most
+// (members stay for DeadRetention, 72 hours by default): an idle agent's
+// wakeups are most of its CPU.
 func (g *Gossip) maintainLoop(ctx context.Context) {
-	t := time.NewTicker(g.cfg.ProbeInterval)
+	t := time.NewTicker(min(time.Minute, max(g.cfg.DeadRetention/4, g.cfg.ProbeInterval)))
 	defer t.Stop()
 	for {
 		select {
@@ -1088,7 +1084,6 @@ func (g *Gossip) maintainLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		g.refreshLiveness()
 		g.prune()
 	}
 }
@@ -1141,10 +1136,12 @@ func (g *Gossip) metaLoop(ctx context.Context) {
 
 // pullLoop asks nodes whose meta has shown a newer state than we hold for
 // a while (gossip did not bring it) to send it, and answers such requests
-// with a bundle of our own signed messages.
+// with a bundle of our own signed messages. Its timer is armed only while
+// a pull waits: an idle site's members do not wake for it.
 func (g *Gossip) pullLoop(ctx context.Context) {
 	delay := max(10*g.cfg.GossipInterval, 100*time.Millisecond)
-	t := time.NewTicker(delay / 2)
+	t := time.NewTimer(delay)
+	t.Stop()
 	defer t.Stop()
 	for {
 		select {
@@ -1155,9 +1152,13 @@ func (g *Gossip) pullLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		var pulls, replies []string
+		var next time.Time // when the earliest pull still waiting is due
 		g.mu.Lock()
 		for name, since := range g.pulls {
-			if now.Sub(since) < delay {
+			if due := since.Add(delay); now.Before(due) {
+				if next.IsZero() || due.Before(next) {
+					next = due
+				}
 				continue
 			}
 			delete(g.pulls, name)
@@ -1190,6 +1191,9 @@ func (g *Gossip) pullLoop(ctx context.Context) {
 			own.messages = append(own.messages, r.msg)
 		}
 		g.mu.Unlock()
+		if !next.IsZero() {
+			t.Reset(max(next.Sub(now), time.Millisecond))
+		}
 		if len(pulls) == 0 && len(replies) == 0 {
 			continue
 		}

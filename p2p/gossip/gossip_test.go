@@ -173,3 +173,28 @@ func TestRunTwiceAndClose(t *testing.T) {
 		t.Fatalf("TryAcquire after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestMissedStateIsPulled: a state update whose broadcast never left its
+// node (the queue dropped it) reaches a member that saw the newer state
+// announced in the node's meta: it asks the node for it once the pull is
+// due, without waiting for a push/pull.
+func TestMissedStateIsPulled(t *testing.T) {
+	t.Parallel()
+	nodes := startPool(t, 2, newKey(t), func(i int, c *Config) {
+		c.PushPullInterval = time.Hour // only the join's exchange
+		if i == 0 {
+			// The updating node gossips slowly, so its broadcast is
+			// still queued when the test drops it.
+			c.GossipInterval, c.ProbeInterval, c.ProbeTimeout = time.Second, time.Second, 500*time.Millisecond
+		}
+	})
+	a, b := nodes[0], nodes[1]
+	testutil.WaitFor(t, 20*time.Second, "pool converges", allAlive(nodes, 2))
+	if err := a.SetLocal(State{Ring: "ring-a", PolicyVersion: 9}); err != nil {
+		t.Fatal(err)
+	}
+	a.stateQ.Reset()
+	testutil.WaitFor(t, 15*time.Second, "state pulled", func() error {
+		return sees(b.Gossip, a.NodeID(), func(m Member) bool { return m.State.PolicyVersion == 9 })
+	})
+}
