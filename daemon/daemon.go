@@ -205,6 +205,9 @@ func (d *Daemon) subsystems() error {
 				if d.reboot != nil {
 					d.reboot.RulesChanged()
 				}
+				if d.unmanaged != nil {
+					d.unmanaged.PolicyChanged()
+				}
 			},
 		})
 		d.add(d.pol)

@@ -122,6 +122,7 @@ type Service struct {
 	// stay excluded for the expiry (an agent restarting or briefly
 	// unreachable is still no unmanaged device).
 	former map[string]formerMember
+	poke   chan struct{} // PolicyChanged
 }
 
 type formerMember struct {
@@ -144,13 +145,26 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Log, devices: map[neighbor.MAC]*Device{}, peers: map[string]peerReport{}, peerErrs: map[string]string{}, former: map[string]formerMember{}}
+	s := &Service{cfg: cfg, log: cfg.Log, devices: map[neighbor.MAC]*Device{}, peers: map[string]peerReport{}, peerErrs: map[string]string{}, former: map[string]formerMember{}, poke: make(chan struct{}, 1)}
 	s.registerMetrics(cfg.Metrics)
 	return s
 }
 
 // Name names the part in the agent's logs.
 func (s *Service) Name() string { return "unmanaged" }
+
+// PolicyChanged tells Run that the policy may have changed: it re-reads it
+// at once instead of at the next round.
+func (s *Service) PolicyChanged() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// policyRecheck bounds how long a policy change nobody announced through
+// PolicyChanged waits.
+const policyRecheck = time.Minute
 
 func (s *Service) settings() policy.Unmanaged {
 	if s.cfg.Policy == nil {
@@ -180,10 +194,11 @@ func (s *Service) Run(ctx context.Context) error {
 		stopListeners()
 		wg.Wait()
 	}()
-	// The policy is read every second: a round runs when its interval
-	// has passed since the last one, or at once when the section changed
-	// (the first policy arrives after the start).
-	check := time.NewTicker(time.Second)
+	// The policy is read when PolicyChanged says so, when the round's
+	// interval has passed, and at least every policyRecheck: a round runs
+	// when its interval has passed since the last one, or at once when
+	// the section changed (the first policy arrives after the start).
+	check := time.NewTimer(policyRecheck)
 	defer check.Stop()
 	var (
 		last     time.Time
@@ -195,15 +210,18 @@ func (s *Service) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-s.poke:
 			case <-check.C:
 			}
 		}
 		u := s.settings()
 		now := s.cfg.Now()
 		if !first && reflect.DeepEqual(u, lastSeen) && now.Sub(last) < u.EffectiveInterval() {
+			check.Reset(min(policyRecheck, u.EffectiveInterval()-now.Sub(last)))
 			continue
 		}
 		first, last, lastSeen = false, now, u
+		check.Reset(min(policyRecheck, u.EffectiveInterval()))
 		if !u.UnmanagedOn() {
 			stopListeners()
 			s.switchOff()

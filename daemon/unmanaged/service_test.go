@@ -376,3 +376,60 @@ func TestDiscoveryOffRecordsAndSendsNothing(t *testing.T) {
 		<-done
 	})
 }
+
+// TestPolicyChangeAppliesAtOnce: a policy that turns discovery on is acted
+// on as soon as PolicyChanged says so, and without it within policyRecheck;
+// an idle service does not wake before either.
+func TestPolicyChangeAppliesAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		off, on := false, true
+		var mu sync.Mutex
+		u := policy.Unmanaged{Enabled: &off}
+		os := newFakeOS(ifcA)
+		s := New(Config{NodeID: "A", Site: "branch", OS: os, Policy: func() policy.Unmanaged {
+			mu.Lock()
+			defer mu.Unlock()
+			return u
+		}})
+		set := func(v *bool) {
+			mu.Lock()
+			u.Enabled = v
+			mu.Unlock()
+		}
+		enabled := func() bool { // what Run acts on, not what View reads
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.on
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		synctest.Wait()
+		if enabled() {
+			t.Fatal("enabled with discovery off")
+		}
+		set(&on)
+		s.PolicyChanged()
+		synctest.Wait()
+		if !enabled() {
+			t.Fatal("PolicyChanged: discovery still off")
+		}
+		// Unannounced: seen at the next recheck, not before.
+		set(&off)
+		time.Sleep(policyRecheck - time.Second)
+		synctest.Wait()
+		if !enabled() {
+			t.Fatal("switched off before the recheck")
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if enabled() {
+			t.Fatalf("still on %v after an unannounced change", policyRecheck)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
