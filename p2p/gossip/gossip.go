@@ -218,6 +218,7 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 	self := &member{name: g.name, id: id, pub: c.Identity.GetPublic(), known: true,
 		liveness: LivenessAlive, hostname: c.Hostname, site: c.Site, changed: g.clock.Now(), admitted: true}
 	g.members[g.name] = self
+	g.live.Store(1) // onNode counts the others as they come and go
 	if cred, err := g.admitCheck(g.name, c.Credential); err == nil {
 		self.cred = cred
 	} else {
@@ -956,6 +957,7 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 	now := g.clock.Now()
 	g.mu.Lock()
 	m := g.members[n.Name]
+	counted := m != nil && m.countsLive()
 	if m == nil {
 		m = &member{name: n.Name, id: id, changed: now, admitted: !g.enforcing()}
 		g.members[n.Name] = m
@@ -1000,7 +1002,14 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 		g.pulls[n.Name] = time.Now()
 		pull = true
 	}
-	g.countLiveLocked()
+	// One member changed: adjust the count (a pool of 1,000 would
+	// otherwise count every member on every notice).
+	switch now := m.countsLive(); {
+	case now && !counted:
+		g.live.Add(1)
+	case counted && !now:
+		g.live.Add(-1)
+	}
 	g.mu.Unlock()
 	if pull {
 		g.signal(g.pullCh)
@@ -1015,12 +1024,15 @@ func (g *Gossip) LiveMembers() int { return max(1, int(g.live.Load())) }
 func (g *Gossip) countLiveLocked() {
 	n := int32(0)
 	for _, m := range g.members {
-		if m.known && m.admitted && m.liveness == LivenessAlive {
+		if m.countsLive() {
 			n++
 		}
 	}
 	g.live.Store(n)
 }
+
+// countsLive reports whether m counts in LiveMembers.
+func (m *member) countsLive() bool { return m.known && m.admitted && m.liveness == LivenessAlive }
 
 // lastSeenAt is when m was last known alive: now while memberlist
 // counts it alive (or suspect), else when it stopped doing so.
@@ -1038,6 +1050,20 @@ func (g *Gossip) aliveNodes() map[string]*memberlist.Node {
 	out := make(map[string]*memberlist.Node)
 	for name, m := range g.members {
 		if name != g.name && m.known && m.liveness == LivenessAlive {
+			n := m.node
+			out[name] = &n
+		}
+	}
+	return out
+}
+
+// aliveNodesNamed is aliveNodes for the named members only.
+func (g *Gossip) aliveNodesNamed(names []string) map[string]*memberlist.Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]*memberlist.Node, len(names))
+	for _, name := range names {
+		if m := g.members[name]; m != nil && name != g.name && m.known && m.liveness == LivenessAlive {
 			n := m.node
 			out[name] = &n
 		}
@@ -1197,7 +1223,7 @@ func (g *Gossip) pullLoop(ctx context.Context) {
 		if len(pulls) == 0 && len(replies) == 0 {
 			continue
 		}
-		nodes := g.aliveNodes()
+		nodes := g.aliveNodesNamed(append(pulls, replies...))
 		req := marshalStateRequest(g.id)
 		for _, name := range pulls {
 			if n := nodes[name]; n != nil {

@@ -171,6 +171,9 @@ func allAlive(nodes []*node, count int) func() error {
 			if alive != count {
 				return fmt.Errorf("%s sees %d alive members, want %d", n.NodeID(), alive, count)
 			}
+			if live := n.LiveMembers(); live != count {
+				return fmt.Errorf("%s counts %d live members, lists %d", n.NodeID(), live, count)
+			}
 		}
 		return nil
 	}

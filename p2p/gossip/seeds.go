@@ -166,6 +166,12 @@ func (g *Gossip) joinLoop(ctx context.Context) {
 // not live members, most recently heard first, and returns when the next
 // one is due (zero: none waiting).
 func (g *Gossip) joinDiscovered(ctx context.Context) time.Time {
+	g.seedMu.Lock()
+	none := len(g.discovered) == 0
+	g.seedMu.Unlock()
+	if none {
+		return time.Time{} // the usual case: no copy of the member table
+	}
 	members := make(map[string]bool)
 	for _, n := range g.aliveNodes() {
 		members[n.Address()] = true
