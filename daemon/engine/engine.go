@@ -1219,6 +1219,10 @@ func (e *Engine) recoverTx(ctx context.Context, tx *Tx) error {
 // History returns transactions newest first.
 func (e *Engine) History(limit int) ([]*Tx, error) { return e.j.list(limit) }
 
+// HistoryVersion changes whenever the journal is written: what is derived
+// from History(0) stays true while it does not.
+func (e *Engine) HistoryVersion() uint64 { return e.j.gen.Load() }
+
 // Transaction returns one transaction.
 func (e *Engine) Transaction(id uint64) (*Tx, error) { return e.j.get(id) }
 

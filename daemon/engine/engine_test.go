@@ -141,6 +141,9 @@ func TestManualRollback(t *testing.T) {
 	if n.version() != "1.0" || tx.Kind != engine.KindRollback {
 		t.Fatalf("after manual rollback: version %q, tx %+v", n.version(), tx)
 	}
+	if h := n.history(); len(h) != 2 || h[0].ID != tx.ID {
+		t.Fatalf("history after the rollback: %+v", h)
+	}
 	if _, err := n.eng.Rollback(context.Background(), first.ID, "again"); err == nil || !strings.Contains(err.Error(), "already rolled back") {
 		t.Errorf("second rollback of the same transaction: %v", err)
 	}

@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -84,6 +86,11 @@ type node struct {
 	pol     *policy.Policy
 	polVer  string
 	reboots int
+
+	// The history last read and the HistoryVersion before it: history()
+	// checks that the history never changes while the version stays.
+	histVer  uint64
+	histJSON []byte
 }
 
 // world is a repository with acme-tool 1.0 and 1.1.
@@ -219,10 +226,19 @@ func (n *node) audit() {
 
 func (n *node) history() []*engine.Tx {
 	n.t.Helper()
+	v := n.eng.HistoryVersion()
 	txs, err := n.eng.History(0)
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	js, err := json.Marshal(txs)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if n.histJSON != nil && v == n.histVer && !bytes.Equal(js, n.histJSON) {
+		n.t.Fatalf("the history changed while HistoryVersion stayed %d", v)
+	}
+	n.histVer, n.histJSON = v, js
 	return txs
 }
 

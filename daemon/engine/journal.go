@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -201,6 +202,9 @@ func txKey(id uint64) []byte {
 type journal struct {
 	db  *store.DB
 	now func() time.Time
+	// gen counts the writes: readers that derive something from the
+	// whole history redo it only when gen moved.
+	gen atomic.Uint64
 }
 
 func (j *journal) create(kind Kind, items []Item, reason, policyVersion string) (*Tx, error) {
@@ -218,6 +222,7 @@ func (j *journal) createBatch(kind Kind, items []Item, reason, policyVersion str
 		tx.Steps = []Step{{Name: StepPlanned, At: tx.Started, Status: "done", Detail: reason}}
 		return store.PutTx(btx, store.BucketJournal, txKey(id), tx)
 	})
+	j.gen.Add(1)
 	if err != nil {
 		return nil, fmt.Errorf("journal: create transaction: %w", err)
 	}
@@ -266,6 +271,7 @@ func (j *journal) end(tx *Tx, o Outcome, cause error) error {
 }
 
 func (j *journal) save(tx *Tx) error {
+	defer j.gen.Add(1) // also after a failed write: it may have half-happened
 	if err := j.db.Put(store.BucketJournal, txKey(tx.ID), tx); err != nil {
 		return fmt.Errorf("journal: save transaction %d: %w", tx.ID, err)
 	}

@@ -114,6 +114,8 @@ type Policy interface {
 type Engine interface {
 	Decisions() ([]policy.Decision, time.Time)
 	History(limit int) ([]*engine.Tx, error)
+	// HistoryVersion changes whenever the history does.
+	HistoryVersion() uint64
 }
 
 // RebootStatus is the reboot orchestrator as the membership reports on it.
@@ -146,6 +148,56 @@ type Membership struct {
 	// membersChanged is when a member last joined or left: the WAN
 	// fetcher is chosen only over a settled member list.
 	membersChanged time.Time
+
+	// What state derives from the engine's whole history and from the
+	// inventory's package list, kept while they do not change: state is
+	// built every couple of seconds, and a long history or a machine's
+	// thousands of packages would be read again each time. Under stateMu
+	// (publish holds it while it builds the state).
+	stateMu     sync.Mutex
+	hist        histSummary
+	histVersion uint64
+	histValid   bool
+	invSnap     *pinv.Snapshot
+	invDigest   string
+}
+
+// histSummary is what a node's state says of its update history.
+type histSummary struct {
+	installed, failed int
+	lastUpdate        time.Time
+	results           []gossip.UpdateResult
+}
+
+// summarize derives a histSummary from the history, newest first.
+func summarize(txs []*engine.Tx) histSummary {
+	h := histSummary{results: updateResults(txs)}
+	for _, tx := range txs {
+		switch tx.Outcome {
+		case engine.OutcomeInstalled:
+			h.installed++
+			if tx.Ended.After(h.lastUpdate) {
+				h.lastUpdate = tx.Ended
+			}
+		case engine.OutcomeFailed, engine.OutcomeRolledBack:
+			h.failed++
+		}
+	}
+	return h
+}
+
+// history returns eng's history summary, read again only when it changed.
+func (f *Membership) history(eng Engine) (histSummary, bool) {
+	v := eng.HistoryVersion()
+	if f.histValid && v == f.histVersion {
+		return f.hist, true
+	}
+	txs, err := eng.History(0)
+	if err != nil {
+		return histSummary{}, false
+	}
+	f.hist, f.histVersion, f.histValid = summarize(txs), v, true
+	return f.hist, true
 }
 
 // membershipSettle is how long the member list must stay unchanged before
@@ -478,7 +530,10 @@ func (f *Membership) state() gossip.State {
 	}
 	if f.cfg.Inventory != nil {
 		if snap := f.cfg.Inventory(); snap != nil {
-			st.InventoryDigest = snap.Digest().Packages
+			if snap != f.invSnap { // a snapshot does not change once taken
+				f.invSnap, f.invDigest = snap, snap.Digest().Packages
+			}
+			st.InventoryDigest = f.invDigest
 		}
 	}
 	var eng Engine
@@ -493,19 +548,9 @@ func (f *Membership) state() gossip.State {
 				st.Updates.Pending++
 			}
 		}
-		if txs, err := eng.History(0); err == nil {
-			st.Results = updateResults(txs)
-			for _, tx := range txs {
-				switch tx.Outcome {
-				case engine.OutcomeInstalled:
-					st.Updates.Installed++
-					if tx.Ended.After(st.LastUpdate) {
-						st.LastUpdate = tx.Ended
-					}
-				case engine.OutcomeFailed, engine.OutcomeRolledBack:
-					st.Updates.Failed++
-				}
-			}
+		if h, ok := f.history(eng); ok {
+			st.Results = slices.Clone(h.results) // the state outlives the cache entry
+			st.Updates.Installed, st.Updates.Failed, st.LastUpdate = h.installed, h.failed, h.lastUpdate
 		}
 	}
 	if f.cfg.Exposure != nil {
@@ -539,7 +584,9 @@ func (f *Membership) state() gossip.State {
 }
 
 func (f *Membership) publish() {
+	f.stateMu.Lock()
 	st := f.state()
+	f.stateMu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if sameState(st, f.lastState) && time.Since(f.published) < time.Minute {

@@ -3,6 +3,7 @@ package membership
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/patchring/patchring/daemon/engine"
 	"github.com/patchring/patchring/p2p/gossip"
@@ -123,4 +124,42 @@ func TestSameRing(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("ranked %v, want %v", got, want)
 	}
+}
+
+// countingEngine is an engine whose history is read through a counter.
+type countingEngine struct {
+	txs     []*engine.Tx
+	version uint64
+	reads   int
+}
+
+func (e *countingEngine) Decisions() ([]policy.Decision, time.Time) { return nil, time.Time{} }
+func (e *countingEngine) History(int) ([]*engine.Tx, error) {
+	e.reads++
+	return e.txs, nil
+}
+func (e *countingEngine) HistoryVersion() uint64 { return e.version }
+
+// TestStateReadsHistoryWhenItChanged: the state built every couple of
+// seconds reads the engine's whole history only after it changed, and
+// says what it holds.
+func TestStateReadsHistoryWhenItChanged(t *testing.T) {
+	ended := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ok := batchTx(2, 3, engine.OutcomeInstalled, "lib")
+	ok.Ended = ended
+	eng := &countingEngine{txs: []*engine.Tx{ok, batchTx(1, 1, engine.OutcomeRolledBack, "bad")}}
+	f := &Membership{cfg: Config{Engine: func() Engine { return eng }}}
+	check := func(reads, installed, failed, results int) {
+		t.Helper()
+		st := f.state()
+		if eng.reads != reads || st.Updates.Installed != installed || st.Updates.Failed != failed || len(st.Results) != results || !st.LastUpdate.Equal(ended) {
+			t.Fatalf("after %d reads: updates %+v, %d results, last %v; want %d reads, %d installed, %d failed, %d results, last %v",
+				eng.reads, st.Updates, len(st.Results), st.LastUpdate, reads, installed, failed, results, ended)
+		}
+	}
+	check(1, 1, 1, 4)
+	check(1, 1, 1, 4) // unchanged: not read again
+	eng.txs = append([]*engine.Tx{batchTx(3, 2, engine.OutcomeFailed, "new")}, eng.txs...)
+	eng.version++
+	check(2, 1, 2, 6)
 }
