@@ -160,6 +160,11 @@ type Membership struct {
 	histValid   bool
 	invSnap     *pinv.Snapshot
 	invDigest   string
+
+	// The fleet document the members were last checked against, and
+	// when (readmit; Run's goroutine alone).
+	readmitTrust *credential.Trust
+	readmitAt    time.Time
 }
 
 // histSummary is what a node's state says of its update history.
@@ -452,17 +457,33 @@ loop:
 
 // readmit takes this node's credential as now installed and checks every
 // member's again against the fleet document in force: a member revoked by
-// a new fleet.json, or whose credential expired, leaves the pool's member
-// list (and with it the exchange's allow-list, the gates' counts, the
-// lease and the root probe's confirmations) at the next tick.
+// a new fleet.json leaves the pool's member list (and with it the
+// exchange's allow-list, the gates' counts, the lease and the root probe's
+// confirmations) at the next tick; one whose credential expired within
+// readmitEvery. (A member is checked when it joins and when its
+// credential changes in any case.)
 func (f *Membership) readmit() {
 	if f.cfg.Credential != nil {
 		if err := f.g.SetCredential(f.cfg.Credential()); err != nil {
 			f.log.Warn("fleet: credential", "err", err)
 		}
 	}
+	var tr *credential.Trust
+	if f.cfg.Fleet != nil {
+		tr = f.cfg.Fleet()
+	}
+	now := time.Now()
+	if tr == f.readmitTrust && now.Sub(f.readmitAt) < readmitEvery {
+		return
+	}
+	f.readmitTrust, f.readmitAt = tr, now
 	f.g.Readmit()
 }
+
+// readmitEvery is how often every member's credential is checked again
+// while the fleet document stays the same: expiry is the one change that
+// comes without a new document.
+const readmitEvery = time.Minute
 
 // admit lets the live members of the pool connect to the exchange.
 func (f *Membership) admit() {
