@@ -231,10 +231,15 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 		return nil, err
 	}
 
+	tr, err := newTransport(c.BindAddr, c.BindPort, logger)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+	}
 	mlc.Name = g.name
+	mlc.Transport = tr
 	mlc.BindAddr = c.BindAddr
-	mlc.BindPort = c.BindPort
-	mlc.AdvertisePort = c.BindPort
+	mlc.BindPort = tr.port()
+	mlc.AdvertisePort = tr.port()
 	mlc.AdvertiseAddr = c.AdvertiseAddr
 	mlc.Keyring = keyring
 	mlc.Label = c.Label
@@ -259,6 +264,7 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 	mlc.Logger = newStdLogger(logger)
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
+		_ = tr.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
 	g.ml = ml
