@@ -55,7 +55,7 @@ type Config struct {
 
 	ProbeInterval    time.Duration // default 1s (memberlist LAN)
 	ProbeTimeout     time.Duration // default 500ms
-	GossipInterval   time.Duration // default 200ms
+	GossipInterval   time.Duration // default 300ms (to 4 members a round)
 	PushPullInterval time.Duration // default 30s
 	// SuspicionMult overrides memberlist's multiplier (default 4).
 	SuspicionMult int
@@ -148,7 +148,7 @@ func (c *Config) withDefaults() (Config, peer.ID, error) {
 	if cfg.ProbeTimeout > cfg.ProbeInterval {
 		cfg.ProbeTimeout = cfg.ProbeInterval / 2
 	}
-	def(&cfg.GossipInterval, 200*time.Millisecond)
+	def(&cfg.GossipInterval, 300*time.Millisecond)
 	def(&cfg.PushPullInterval, 30*time.Second)
 	def(&cfg.JoinJitter, 5*time.Second)
 	def(&cfg.JoinBackoffMax, time.Minute)

@@ -42,6 +42,11 @@ const (
 	leaveTimeout = 3 * time.Second
 	// pullInterval rate-limits state requests to and replies for one node.
 	pullInterval = time.Second
+	// gossipNodes is how many members each gossip round sends to
+	// (memberlist's LAN default is 3 every 200 ms). Four every 300 ms
+	// spread a message as fast (each round reaches more) with a third
+	// fewer rounds, and an idle agent wakes for every round.
+	gossipNodes = 4
 	// maxValidNames bounds the cache of member names already checked.
 	maxValidNames = 8192
 )
@@ -246,6 +251,7 @@ func New(cfg Config, logger *slog.Logger) (*Gossip, error) {
 	mlc.ProbeInterval = c.ProbeInterval
 	mlc.ProbeTimeout = c.ProbeTimeout
 	mlc.GossipInterval = c.GossipInterval
+	mlc.GossipNodes = gossipNodes
 	mlc.PushPullInterval = c.PushPullInterval
 	mlc.SuspicionMult = c.SuspicionMult
 	mlc.GossipToTheDeadTime = max(c.PushPullInterval, 10*c.ProbeInterval)
