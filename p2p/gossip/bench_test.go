@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"testing"
@@ -43,6 +44,14 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 	stage := func(what string) {
 		fmt.Fprintf(os.Stderr, "gossip propagation, %d nodes: %s after %v\n", size, what, time.Since(t0).Round(time.Second))
 	}
+	if size >= 1000 {
+		// One process holds every member's heap, and its collector
+		// scans all of them at once: a cost of the simulation, which
+		// 1,000 agents on their own machines do not share. Collect less
+		// often, within a memory bound.
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(14 << 30))
+	}
 	key := newKey(b)
 	var nodes []*node
 	for i := range size {
@@ -50,7 +59,10 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 		// LAN defaults, not the fast test timing.
 		cfg.ProbeInterval, cfg.ProbeTimeout, cfg.GossipInterval, cfg.PushPullInterval = 0, 0, 0, 0
 		cfg.SuspicionMult = 0
-		cfg.JoinJitter = 2 * time.Second // the whole site starts at once
+		// The whole site starts at once; 1,000 members start within a
+		// minute (as machines boot): a thousand simultaneous joins on two
+		// cores time probes out, and the suspicions feed the overload.
+		cfg.JoinJitter = max(2*time.Second, time.Duration(size/1000)*time.Minute)
 		for range min(i, 3) {
 			cfg.Seeds = append(cfg.Seeds, nodes[rand.N(i)].LocalAddr())
 		}
@@ -67,9 +79,7 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 		go func() { n.done <- n.Run(ctx) }()
 	}
 	b.Cleanup(func() {
-		for _, n := range nodes {
-			_ = n.Close()
-		}
+		closeAll(nodes)
 		for _, n := range nodes {
 			<-n.done
 		}
@@ -77,7 +87,17 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 	// Membership converges within seconds to almost everyone; the last
 	// missed alive message may wait for a push/pull (every 2 minutes at
 	// 200 nodes, longer above), which propagation does not need.
+	lastStage := time.Now()
 	testutil.WaitFor(b, settle, fmt.Sprintf("%d nodes converge", size), func() error {
+		if time.Since(lastStage) > 30*time.Second {
+			lastStage = time.Now()
+			lives := make([]int, 0, len(nodes))
+			for _, n := range nodes {
+				lives = append(lives, int(n.live.Load()))
+			}
+			slices.Sort(lives)
+			stage(fmt.Sprintf("live members seen: min %d, median %d, max %d", lives[0], lives[len(lives)/2], lives[len(lives)-1]))
+		}
 		for _, n := range nodes {
 			if c := n.live.Load(); int(c) < size*99/100 {
 				return fmt.Errorf("%s sees %d live members", n.NodeID(), c)
@@ -133,9 +153,7 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 	// Cleanups run last-in first-out: close the nodes (which closes the
 	// subscriptions) before waiting for the readers.
 	b.Cleanup(func() {
-		for _, n := range nodes {
-			_ = n.Close()
-		}
+		closeAll(nodes)
 		wg.Wait()
 	})
 
@@ -173,6 +191,16 @@ func policyPropagation(b *testing.B, size int, suffix string) {
 	benchtarget.Report(b, mean(p99s), "gossip_policy_p99_s"+suffix, "s", benchtarget.AtMost(2), benchtarget.Plausible(0.001, 60))
 	benchtarget.Report(b, mean(alls), "gossip_policy_all_s"+suffix, "s", benchtarget.AtMost(5), benchtarget.Plausible(0.001, 60))
 	b.ReportMetric(slices.Max(alls), "gossip_policy_all_worst_s"+suffix+"@s")
+}
+
+// closeAll closes the nodes at once (one by one, each would wait behind
+// the others' reaction to the ones already gone).
+func closeAll(nodes []*node) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { _ = n.Close() })
+	}
+	wg.Wait()
 }
 
 func mean(xs []float64) float64 {
