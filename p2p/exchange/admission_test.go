@@ -154,7 +154,7 @@ func TestManifestRehashCap(t *testing.T) {
 	now = now.Add(rehashWindow)
 	busy := func(context.Context) ([]content.Hash, error) { return nil, errAllBusy }
 	for i := range 10 {
-		if _, err := c.get(ctx, h, size, 2*MinPieceSize+int64(i), busy); !errors.Is(err, errBusy) {
+		if _, err := c.get(ctx, h, size, 2*MinPieceSize+1+int64(i), busy); !errors.Is(err, errBusy) {
 			t.Fatalf("busy computation: %v", err)
 		}
 	}

@@ -222,7 +222,7 @@ func TestServerOneSlotPerPeer(t *testing.T) {
 	if _, err := sess.readPiece(bg, 5*time.Second, w, 1); !errors.As(err, &re) || re.Code != CodeBusy {
 		t.Fatalf("second transfer of the same peer: %v, want busy", err)
 	}
-	if _, err := sess.manifest(bg, 5*time.Second, h, DefaultPieceSize(4<<20), 32); !errors.As(err, &re) || re.Code != CodeBusy {
+	if _, err := sess.manifest(bg, 5*time.Second, h, DefaultPieceSize(4<<20), content.NumPieces(4<<20, DefaultPieceSize(4<<20))); !errors.As(err, &re) || re.Code != CodeBusy {
 		t.Fatalf("manifest to compute for the same peer: %v, want busy", err)
 	}
 	other, _ := serveSession(t, srv, "other")
