@@ -1016,10 +1016,10 @@ func (g *Gossip) onNode(n *memberlist.Node, kind EventKind) {
 	}
 	// One member changed: adjust the count (a pool of 1,000 would
 	// otherwise count every member on every notice).
-	switch now := m.countsLive(); {
-	case now && !counted:
+	switch counts := m.countsLive(); {
+	case counts && !counted:
 		g.live.Add(1)
-	case counted && !now:
+	case counted && !counts:
 		g.live.Add(-1)
 	}
 	g.mu.Unlock()
