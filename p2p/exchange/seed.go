@@ -64,7 +64,7 @@ func (t *seedTracker) entryLocked(h content.Hash, size, pieceSize int64) *seedEn
 		return e
 	}
 	n := content.NumPieces(size, pieceSize)
-	e := &seedEntry{count: make([]uint32, n), busy: make([]uint16, n), lastEnd: t.now(), done: n <= 1}
+	e := &seedEntry{count: make([]uint32, n), busy: make([]uint16, n), lastEnd: t.now(), done: n <= 1 || t.spreadLocked(h)}
 	t.entries[k] = e
 	t.order = append(t.order, k)
 	t.pieces += n
@@ -76,15 +76,39 @@ func (t *seedTracker) entryLocked(h content.Hash, size, pieceSize int64) *seedEn
 	return e
 }
 
-// markSpread turns initial seeding off for h in pieces of pieceSize.
+// markSpread turns initial seeding off for h (in every piece size).
 func (t *seedTracker) markSpread(h content.Hash, size, pieceSize int64) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.entryLocked(h, size, pieceSize).done = true
+	t.entryLocked(h, size, pieceSize)
+	t.spreadAllLocked(h)
 	t.notifyLocked()
+}
+
+// spreadLocked reports whether initial seeding of h is over in some piece
+// size: the swarm holds a whole copy then, whatever size its peers ask in.
+func (t *seedTracker) spreadLocked(h content.Hash) bool {
+	for k, e := range t.entries {
+		if k.h == h && e.done {
+			return true
+		}
+	}
+	return false
+}
+
+// spreadAllLocked ends initial seeding of h in every piece size. Peers of
+// one site may ask in different sizes (agents of two versions during an
+// upgrade); uploads in the smaller size never cover a whole piece of the
+// larger, which would otherwise stay gated.
+func (t *seedTracker) spreadAllLocked(h content.Hash) {
+	for k, e := range t.entries {
+		if k.h == h {
+			e.done = true
+		}
+	}
 }
 
 // Changed returns a channel closed when an offer may have grown: an upload
@@ -230,6 +254,9 @@ func (t *seedTracker) start(h content.Hash, size, off, n int64, strict bool) (en
 					e.done = false
 					break
 				}
+			}
+			if e.done {
+				t.spreadAllLocked(h)
 			}
 		}
 		t.notifyLocked()

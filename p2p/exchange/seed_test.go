@@ -149,3 +149,42 @@ func TestSeedTrackerCountsPartialUploads(t *testing.T) {
 	var nilTracker *seedTracker
 	nilTracker.sharing(h, size, ps, 0, 1)(true)
 }
+
+// TestSeedTrackerAcrossPieceSizes: peers asking in two piece sizes (agents
+// of two versions): once every piece went out once in one size, initial
+// seeding is over in the other too, and in any size asked later; uploads
+// in the smaller size never cover a whole piece of the larger.
+func TestSeedTrackerAcrossPieceSizes(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := newSeedTracker(func() time.Time { return now })
+	h := content.Sum([]byte("payload"))
+	const size = 390
+	if bm := tr.advertise(h, size, 200); len(bm) != 1 || bm[0] != 0xc0 {
+		t.Fatalf("large pieces, fresh: offer %08b, want 11000000", bm)
+	}
+	if bm := tr.advertise(h, size, 100); len(bm) != 1 || bm[0] != 0xf0 {
+		t.Fatalf("small pieces, fresh: offer %08b, want 11110000", bm)
+	}
+	for off := int64(0); off < size; off += 100 {
+		end, ok := tr.begin(h, size, off, min(100, size-off))
+		if !ok {
+			t.Fatalf("small piece at %d refused", off)
+		}
+		if off == 0 {
+			// In flight: the large piece it is part of is not offered.
+			if bm := tr.advertise(h, size, 200); len(bm) != 1 || bm[0] != 0x40 {
+				t.Fatalf("large pieces while a small one is in flight: offer %08b, want 01000000", bm)
+			}
+		}
+		end(true)
+	}
+	if bm := tr.advertise(h, size, 200); bm != nil {
+		t.Fatalf("every small piece uploaded once: large pieces offer %08b, want whole", bm)
+	}
+	if _, ok := tr.begin(h, size, 0, size); !ok {
+		t.Fatal("a whole range in large pieces refused after initial seeding")
+	}
+	if bm := tr.advertise(h, size, 50); bm != nil {
+		t.Fatalf("a piece size first asked after initial seeding: offer %08b, want whole", bm)
+	}
+}
