@@ -384,9 +384,12 @@ func (g *Gossip) validateDiscovery() error {
 	}
 	gossipPort := DefaultGossipPort
 	if g.Listen != "" {
-		_, p, err := net.SplitHostPort(g.Listen)
+		h, p, err := net.SplitHostPort(g.Listen)
 		if err != nil {
 			return fmt.Errorf("gossip.listen: %q is not host:port: %v", g.Listen, err)
+		}
+		if h != "" && net.ParseIP(h) == nil {
+			return fmt.Errorf("gossip.listen: %q: the host must be an IP address (or empty for every address), not a name", g.Listen)
 		}
 		if gossipPort, err = strconv.Atoi(p); err != nil || gossipPort < 0 || gossipPort > 65535 {
 			return fmt.Errorf("gossip.listen: %q has no valid port", g.Listen)

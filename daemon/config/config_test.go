@@ -37,6 +37,7 @@ func TestGossipDiscoverySettings(t *testing.T) {
 		{name: "same port as gossip", yaml: "gossip:\n  listen: 10.0.0.1:7947\n", wantErr: "gossip.discovery_port: 7947 is also the gossip port"},
 		{name: "same port as the default gossip port", yaml: "gossip:\n  discovery_port: 7946\n", wantErr: "7946 is also the gossip port"},
 		{name: "bad listen", yaml: "gossip:\n  listen: nonsense\n", wantErr: "gossip.listen: \"nonsense\" is not host:port"},
+		{name: "listen on a name", yaml: "gossip:\n  listen: localhost:7946\n", wantErr: "gossip.listen: \"localhost:7946\": the host must be an IP address"},
 		{name: "hostname target", yaml: "gossip:\n  discovery_targets: [broadcast.lan]\n", wantErr: "gossip.discovery_targets[0]: \"broadcast.lan\" is not an IPv4 address"},
 		{name: "ipv6 target", yaml: "gossip:\n  discovery_targets: [10.1.255.255, \"ff02::1\"]\n", wantErr: "gossip.discovery_targets[1]: \"ff02::1\" is not an IPv4 address"},
 		{name: "wrong type", yaml: "gossip:\n  discovery: sometimes\n", wantErr: "test.yaml:2:"},
