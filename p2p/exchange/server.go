@@ -29,6 +29,7 @@ type server struct {
 	up        *Limiter
 	slots     *slotPool     // upload slots (range transfers, manifest computations)
 	slotWait  time.Duration // how long a range request may queue for a slot
+	linger    *lingerClock  // how long a sent range keeps its slot; nil: not at all
 	minRate   int64         // bytes per second a transfer must at least make
 	seeding   *seedTracker
 	sb        *scoreboard
@@ -72,8 +73,24 @@ func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser,
 	defer idle.Stop()
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, ioChunk+64)
+	// held is the slot of the range sent last (linger.go): released when
+	// the client's next frame arrives, at the latest after the linger.
+	var held *heldSlot
+	defer func() {
+		if held != nil {
+			held.drop()
+		}
+	}()
 	for {
 		m, err := ReadFrame(br)
+		if held != nil {
+			if err == nil {
+				held.answered(s.linger)
+			} else {
+				held.drop()
+			}
+			held = nil
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) && !timedOut.Load() {
 				return nil
@@ -115,9 +132,17 @@ func (s *server) serveConn(ctx context.Context, p peer.ID, c io.ReadWriteCloser,
 				return err
 			}
 		}
-		err = s.handle(ctx, p, bw, m, budget)
+		var sent func() // the slot of a range sent in full
+		err = s.handle(ctx, p, bw, m, budget, func(release func()) { sent = release })
 		if err == nil {
 			err = bw.Flush()
+		}
+		if sent != nil {
+			if err == nil {
+				held = s.linger.hold(sent)
+			} else {
+				sent()
+			}
 		}
 		if timedOut.Load() {
 			return fmt.Errorf("serve %s: %w", p, errTimeout)
@@ -155,7 +180,9 @@ func (s *server) refuseBusy(w io.Writer, err error) error {
 // serve for the payload it holds.
 var errGeometry = errors.New("piece geometry refused")
 
-func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, budget func(int64)) error {
+// handle answers one request. A range sent in full passes its slot's
+// release to sent instead of releasing it.
+func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, budget func(int64), sent func(release func())) error {
 	switch m := m.(type) {
 	case *HaveRequest:
 		hv, err := s.have(m.Hash, m.PieceSize)
@@ -189,7 +216,7 @@ func (s *server) handle(ctx context.Context, p peer.ID, w io.Writer, m Message, 
 		}
 		return WriteFrame(w, &ManifestResponse{Sums: sums})
 	case *RangeRequest:
-		return s.sendRange(ctx, p, w, m, budget)
+		return s.sendRange(ctx, p, w, m, budget, sent)
 	default:
 		return fmt.Errorf("%w: unexpected %T from client", errProtocol, m)
 	}
@@ -340,14 +367,20 @@ func (ps *partialSource) close() {
 	}
 }
 
-func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, budget func(int64)) error {
+func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *RangeRequest, budget func(int64), sent func(release func())) error {
 	release, err := s.slots.take(ctx, p, s.slotWait)
 	if err != nil {
 		return s.refuseBusy(w, err)
 	}
-	defer release()
-	budget(m.Len)
 	complete := false
+	defer func() {
+		if complete && sent != nil {
+			sent(release)
+		} else {
+			release()
+		}
+	}()
+	budget(m.Len)
 	if size, err := s.store.Size(m.Hash); err == nil && m.Offset+m.Len <= size {
 		end, ok := s.seeding.begin(m.Hash, size, m.Offset, m.Len)
 		if !ok {
@@ -374,21 +407,21 @@ func (s *server) sendRange(ctx context.Context, p peer.ID, w io.Writer, m *Range
 	bp := chunkBufs.Get().(*[]byte)
 	defer chunkBufs.Put(bp)
 	buf := *bp
-	var sent int64
-	defer func() { s.sb.addOut(p, sent) }()
+	var out int64
+	defer func() { s.sb.addOut(p, out) }()
 	pay := &meter{l: s.up}
-	for sent < m.Len {
-		c := buf[:min(int64(len(buf)), m.Len-sent)]
-		if _, err := src.ReadAt(c, m.Offset+sent); err != nil {
+	for out < m.Len {
+		c := buf[:min(int64(len(buf)), m.Len-out)]
+		if _, err := src.ReadAt(c, m.Offset+out); err != nil {
 			// We promised bytes we cannot read: break the session rather
 			// than send anything unverified.
-			return fmt.Errorf("read %s at %d: %w", m.Hash, m.Offset+sent, err)
+			return fmt.Errorf("read %s at %d: %w", m.Hash, m.Offset+out, err)
 		}
 		if err := pay.add(ctx, len(c)); err != nil {
 			return err
 		}
 		n, err := w.Write(c)
-		sent += int64(n)
+		out += int64(n)
 		if err != nil {
 			return err
 		}

@@ -275,3 +275,90 @@ func TestManifestComputedUnderAskersContext(t *testing.T) {
 		t.Errorf("cache holds %d bytes, want the one manifest of 512", n)
 	}
 }
+
+// TestSlotHeldUntilPieceArrives: a range sent in full keeps its upload slot
+// until the client's next frame (it has the piece) or, if none comes, until
+// the linger passes; only then does another client get the slot. Released
+// when the bytes were written, every request would share a slow link at
+// once (linger.go).
+func TestSlotHeldUntilPieceArrives(t *testing.T) {
+	st := openTestStore(t)
+	const size = 1 << 20
+	h, _ := putBlob(t, st, size, 29)
+	clock := newLingerClock(time.Hour)
+	srv := newTestServer(t, st, 1, func(s *server) { s.linger = clock })
+	bg := context.Background()
+	dst := openTestStore(t)
+	w, err := dst.Writer(h, size, DefaultPieceSize(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Abort() })
+	a, _ := serveSession(t, srv, "a")
+	sa := newSession(a)
+	if _, err := sa.readPiece(bg, 5*time.Second, w, 0); err != nil {
+		t.Fatalf("first client's piece: %v", err)
+	}
+	b, _ := serveSession(t, srv, "b")
+	sb := newSession(b)
+	var re *RemoteError
+	if _, err := sb.readPiece(bg, 5*time.Second, w, 1); !errors.As(err, &re) || re.Code != CodeBusy {
+		t.Fatalf("second client while the first has not asked again: %v, want busy", err)
+	}
+	if clock.ewma.Load() != 0 {
+		t.Fatalf("the clock learned %v before any client asked again", time.Duration(clock.ewma.Load()))
+	}
+	// The first client's next question frees the slot and teaches the clock.
+	if _, err := sa.have(bg, 5*time.Second, h, DefaultPieceSize(size)); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(clock.ewma.Load()); got <= 0 || got > time.Minute {
+		t.Errorf("learned %v from one answer, want the time it took", got)
+	}
+	if _, err := sb.readPiece(bg, 5*time.Second, w, 1); err != nil {
+		t.Fatalf("second client after the first asked again: %v", err)
+	}
+	// Nobody asks again: the slot is free after the linger.
+	clock.ewma.Store(int64(20 * time.Millisecond))
+	if _, err := sa.readPiece(bg, 5*time.Second, w, 2); !errors.As(err, &re) || re.Code != CodeBusy {
+		t.Fatalf("first client while the second holds the slot: %v, want busy", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the slot is free after the linger", func() error {
+		if n := len(srv.slots.slots); n != 0 {
+			return fmt.Errorf("%d slots taken", n)
+		}
+		return nil
+	})
+}
+
+// TestLingerClock: the linger is twice the recent time clients took to ask
+// again, within [minLinger, max]; max before the first sample; a max <= 0
+// (or no clock) releases at once.
+func TestLingerClock(t *testing.T) {
+	l := newLingerClock(2 * time.Second)
+	if got := l.linger(); got != 2*time.Second {
+		t.Errorf("before any sample: %v, want the max", got)
+	}
+	l.observe(100 * time.Millisecond)
+	if got := l.linger(); got != 200*time.Millisecond {
+		t.Errorf("after 100ms: %v, want 200ms", got)
+	}
+	for range 100 {
+		l.observe(time.Hour) // capped at max
+	}
+	if got := l.linger(); got != 2*time.Second {
+		t.Errorf("after slow answers: %v, want the max", got)
+	}
+	for range 200 {
+		l.observe(0) // a pipelining client
+	}
+	if got := l.linger(); got != minLinger {
+		t.Errorf("after instant answers: %v, want %v", got, minLinger)
+	}
+	for _, c := range []*lingerClock{nil, newLingerClock(-1)} {
+		released := false
+		if h := c.hold(func() { released = true }); h != nil || !released {
+			t.Errorf("clock %+v held the slot", c)
+		}
+	}
+}
