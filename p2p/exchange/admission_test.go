@@ -129,7 +129,7 @@ func TestManifestRehashCap(t *testing.T) {
 	ctx := context.Background()
 	refused := 0
 	for i := range 100 {
-		_, err := c.get(ctx, h, size, MinPieceSize+int64(i), compute)
+		_, err := c.get(ctx, h, size, MinPieceSize+1+int64(i), compute)
 		switch {
 		case errors.Is(err, errRehash):
 			refused++

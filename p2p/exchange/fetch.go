@@ -99,13 +99,13 @@ var (
 
 // DefaultPieceSize returns the piece size for a payload: 256 KiB, doubled
 // (up to 1 MiB) while a payload would have more than 8192 pieces, halved for
-// small payloads so that they still have about 128 pieces, but not below
+// small payloads so that they still have about 256 pieces, but not below
 // 64 KiB. Small pieces become shareable soon after they started to arrive
 // (a 256 KiB piece takes 65 ms at 4 MB/s), which is what keeps every node's
 // upload busy while a payload spreads; a bad peer wastes at most one of
-// them. (24 nodes on 20 Mbit/s links spread 16 MiB in 1.62 x the seed's
-// upload time with 128 pieces, 1.81 x with 64: docs/P2P.md.) Nodes of one
-// site that differ in this choice (during an upgrade) still share: a
+// them. (24 nodes on 10 Mbit/s links spread 16 MiB in 1.22-1.24 x the
+// seed's upload time with 256 pieces, 1.37 x with 128: docs/P2P.md.) Nodes
+// of one site that differ in this choice (during an upgrade) still share: a
 // whole copy is hashed in the other geometry on request.
 //
 // Beyond 128 GiB it doubles further, so that no payload has more than
@@ -115,7 +115,7 @@ func DefaultPieceSize(size int64) int64 {
 	for ps < 1<<20 && size/ps > 8192 {
 		ps *= 2
 	}
-	for ps > MinPieceSize && size/ps < 128 {
+	for ps > MinPieceSize && size/ps < 256 {
 		ps /= 2
 	}
 	for ps < MaxPieceSize && (size+ps-1)/ps > MaxPieces {
@@ -835,13 +835,35 @@ type badDataError struct{ err error }
 func (e *badDataError) Error() string { return e.err.Error() }
 func (e *badDataError) Unwrap() error { return e.err }
 
+// manifestKnownLocked reports whether piece i from p can be judged without
+// asking p for its manifest (again): p was asked and refused, or vouches
+// for i, or another peer's manifest does.
+func (d *download) manifestKnownLocked(p peer.ID, i int) bool {
+	if !d.asked[p] {
+		return false
+	}
+	if d.claims[p] == nil {
+		return true
+	}
+	for _, c := range d.claims {
+		if !c[i].IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
 // ensureManifest fetches p's manifest before its first piece, and again
-// (for a partial holder) when it does not yet vouch for piece i.
+// (for a partial holder) when it does not yet vouch for piece i and no
+// other peer's manifest does: a piece some manifest vouches for can be
+// judged without p's (a false one is disputed, and its sender blamed once
+// the payload is verified), and asking a partial holder for its whole
+// manifest before each of its pieces costs 32 bytes a piece each time.
 func (d *download) ensureManifest(ctx context.Context, s *session, p peer.ID, i int) error {
 	d.mu.Lock()
-	c, asked := d.claims[p], d.asked[p]
+	known := d.manifestKnownLocked(p, i)
 	d.mu.Unlock()
-	if asked && (c == nil || !c[i].IsZero()) {
+	if known {
 		return nil
 	}
 	sums, err := s.manifest(ctx, d.f.timing.RequestTimeout, d.h, d.w.PieceSize(), d.n)
