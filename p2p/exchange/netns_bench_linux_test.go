@@ -712,6 +712,7 @@ func (lb *lanBench) bittorrent(tb testing.TB, data []byte) swarmResult {
 	waitTCP(tb, lb.net.nodes[0], lanIP(0)+":6881", seed)
 
 	before := lb.net.txBytes(tb)
+	cpu0 := readCPUTimes(tb)
 	start := time.Now()
 	procs := make([]*lanProc, n)
 	for i := 1; i < n; i++ {
@@ -750,6 +751,8 @@ func (lb *lanBench) bittorrent(tb testing.TB, data []byte) swarmResult {
 		}
 		time.Sleep(50 * time.Millisecond) // polling the hooks' marker files
 	}
+	cpu1 := readCPUTimes(tb)
+	r.busy = 1 - float64(cpu1.idle-cpu0.idle)/float64(cpu1.total-cpu0.total)
 	after := lb.net.txBytes(tb)
 	for i := 1; i < n; i++ {
 		got, err := os.ReadFile(filepath.Join(lb.nodeDir(tb, "bt", i), "payload.bin"))
