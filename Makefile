@@ -93,8 +93,11 @@ cross:
 BENCH_REQUIRED := daemon_idle_rss_site,daemon_idle_cpu_pct_site,daemon_peak_rss_transfer,engine_install_overhead_ratio,\
 p2p_lan_time_vs_bound_netns,gossip_policy_p99_s_1000,gossip_policy_all_s_1000,p2p_wan_bytes_ratio_fetcher_killed,\
 p2p_vs_bittorrent_time_ratio,p2p_vs_http_fanout_time_ratio
+# -p 1: one package's benchmarks at a time (go test would run two packages'
+# binaries at once on two cores, and each heavy benchmark would measure the
+# other: the 1,000-member gossip beside the netns LAN swarm, say).
 bench: build bench-deps
-	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./... 2>&1 | tee $(BIN)/bench.raw | \
+	@set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... 2>&1 | tee $(BIN)/bench.raw | \
 	  $(GO) run ./cmd/benchcheck -require '$(BENCH_REQUIRED)'
 
 # The baselines' Debian packages, installed when missing without starting
