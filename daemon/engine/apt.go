@@ -53,16 +53,10 @@ func (a *aptPackages) Candidate(ctx context.Context, pkg, version string) (Candi
 	return fromApt(c), err
 }
 
-// Place writes the verified payload to a staging file next to apt's
-// archives and lets the backend check its control fields and move it into
-// place.
+// Place lets the backend write the verified payload beside apt's
+// archives, check its control fields and move it into place.
 func (a *aptPackages) Place(ctx context.Context, r io.Reader, c Candidate) error {
-	staged, done, err := a.stage(r)
-	if err != nil {
-		return err
-	}
-	defer done()
-	_, err = a.b.Place(ctx, staged, c.Package, c.Version, c.Arch)
+	_, err := a.b.PlaceFrom(ctx, r, c.Package, c.Version, c.Arch)
 	return err
 }
 
@@ -143,17 +137,20 @@ func (a *aptPackages) Simulate(ctx context.Context, pkgs []PkgVersion, remove []
 	return out, nil
 }
 
-func (a *aptPackages) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error) {
-	cs, err := a.b.Payloads(ctx, toApt(pkgs))
+func (a *aptPackages) Payloads(ctx context.Context, pkgs, previous []PkgVersion) (cur, prev []Candidate, err error) {
+	cs, ps, err := a.b.PayloadsAndPrevious(ctx, toApt(pkgs), toApt(previous))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]Candidate, len(cs))
-	for i, c := range cs {
-		out[i] = fromApt(c)
-		out[i].Depends = c.Depends
+	for _, c := range cs {
+		cand := fromApt(c)
+		cand.Depends = c.Depends
+		cur = append(cur, cand)
 	}
-	return out, nil
+	for _, c := range ps {
+		prev = append(prev, fromApt(c))
+	}
+	return cur, prev, nil
 }
 
 func (a *aptPackages) Apply(ctx context.Context, pkgs []PkgVersion, remove []string, allowDowngrades, noDownload bool) error {

@@ -58,7 +58,7 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 		}
 	}
 	got := map[string]bool{}
-	var toFetch []PkgVersion
+	var toFetch, previous []PkgVersion
 	for _, c := range changes {
 		got[c.Package] = true
 		if v, ok := requested[c.Package]; ok && c.To != v {
@@ -67,19 +67,28 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 		if c.To != "" {
 			toFetch = append(toFetch, PkgVersion{c.Package, c.To})
 		}
+		if c.From != "" {
+			previous = append(previous, PkgVersion{c.Package, c.From})
+		}
 	}
 	for pkg, v := range requested {
 		if !got[pkg] {
 			return nil, nil, fmt.Errorf("plan %s with apt: apt would not change %s (is %s already installed? plan again)", strings.Join(names, " "), pkg, v)
 		}
 	}
-	cands, err := e.cfg.Packages.Payloads(ctx, toFetch)
+	// The new versions' payloads and, in the same query, the installed
+	// versions' (for the rollback).
+	cands, prevs, err := e.cfg.Packages.Payloads(ctx, toFetch, previous)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan %s: payloads: %w", strings.Join(names, " "), err)
 	}
 	byName := map[string]Candidate{}
 	for _, c := range cands {
 		byName[c.Package] = c
+	}
+	prevByName := map[string]Candidate{}
+	for _, c := range prevs {
+		prevByName[c.Package+"="+c.Version] = c
 	}
 	items := make([]Item, 0, len(changes))
 	for _, c := range changes {
@@ -106,7 +115,11 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 		}
 		if c.From != "" {
 			var arch string
-			it.FromPayload, arch = e.aptPreviousPayload(ctx, c.Package, c.From)
+			if p, ok := prevByName[c.Package+"="+c.From]; ok && p.SHA256 != "" {
+				it.FromPayload, arch = &Payload{URI: p.URI, Size: p.Size, SHA256: p.SHA256}, p.Arch
+			} else {
+				it.FromPayload, arch = e.keptPayload(c.Package, c.From)
+			}
 			if it.Arch == "" {
 				it.Arch = arch // apt prints no architecture for removals
 			}
@@ -123,13 +136,10 @@ func (e *Engine) planItems(ctx context.Context, ups []policy.Update) ([]Item, []
 	return items, components(items, cands), nil
 }
 
-// aptPreviousPayload finds the payload of an installed apt version for a
-// rollback: from the indices if a source still offers it, else from an
-// earlier transaction that installed it (kept in the content store).
-func (e *Engine) aptPreviousPayload(ctx context.Context, pkg, version string) (*Payload, string) {
-	if cs, err := e.cfg.Packages.Payloads(ctx, []PkgVersion{{pkg, version}}); err == nil && len(cs) == 1 && cs[0].SHA256 != "" {
-		return &Payload{URI: cs[0].URI, Size: cs[0].Size, SHA256: cs[0].SHA256}, cs[0].Arch
-	}
+// keptPayload finds the payload of an installed version no source offers
+// any more in an earlier transaction that installed it (kept in the
+// content store).
+func (e *Engine) keptPayload(pkg, version string) (*Payload, string) {
 	if txs, err := e.j.list(0); err == nil {
 		for _, tx := range txs {
 			for _, it := range tx.Items {

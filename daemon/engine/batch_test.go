@@ -433,3 +433,70 @@ func TestRollbackFailureLeavesNodeConsistent(t *testing.T) {
 	}
 	t.Logf("after the failed rollback: %v; %s", got, stepDetail(tx, engine.StepRecover))
 }
+
+// TestPreviousVersionOfferedByNoSource: the installed acme 1.0 came from
+// a .deb no source offers (libfoo 1.0 is still in the repository). The
+// payloads of the new versions and of the installed ones are asked in one
+// apt query, which must not fail on acme 1.0: without a rule the batch is
+// refused naming acme 1.0 (it could not be rolled back) and nothing
+// changes; with transactions.without_rollback matching acme both install,
+// libfoo with its previous payload and acme without one.
+func TestPreviousVersionOfferedByNoSource(t *testing.T) {
+	ctx := context.Background()
+	w := newBatchWorld(t, vpkg("libfoo", "1.0"))
+	if err := w.sb.DpkgInstall(ctx, apttest.MustBuildDeb(t, t.TempDir(), vpkg("acme", "1.0"))); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t, vpkg("libfoo", "1.1"), vpkg("acme", "1.1"))
+	n := w.node(t, "")
+	before := n.installed()
+	err := n.eng.Cycle(ctx)
+	if !errors.Is(err, engine.ErrRefused) || !strings.Contains(err.Error(), "acme 1.0") || !strings.Contains(err.Error(), "without_rollback") {
+		ds, _ := n.eng.Decisions()
+		t.Fatalf("cycle: %v, want a refusal naming acme 1.0 (installed %v, history %+v, decisions %+v)", err, n.installed(), n.history(), ds)
+	}
+	if got := n.installed(); !maps.Equal(got, before) || len(n.history()) != 0 {
+		t.Fatalf("refused batch changed something: %v, history %+v", got, n.history())
+	}
+
+	n.setPolicy(mustPolicy(t, "transactions:\n  without_rollback: [acme]\n"), "v2")
+	n.cycle()
+	if got := n.installed(); got["libfoo"] != "1.1" || got["acme"] != "1.1" {
+		t.Fatalf("installed: %v (history %+v)", got, n.history())
+	}
+	var items []engine.Item
+	for _, tx := range n.history() {
+		items = append(items, tx.Items...)
+	}
+	for _, it := range items {
+		switch {
+		case it.Package == "libfoo" && (it.FromPayload == nil || len(it.FromPayload.SHA256) != 64):
+			t.Errorf("libfoo's previous payload = %+v, want the repository's 1.0", it.FromPayload)
+		case it.Package == "acme" && it.FromPayload != nil:
+			t.Errorf("acme's previous payload = %+v, want none (no source offers 1.0)", it.FromPayload)
+		}
+	}
+	if len(items) != 2 {
+		t.Errorf("items %+v, want libfoo and acme", items)
+	}
+	n.aptCheck()
+}
+
+// TestUnplannableBatchIsCycleError: footool 1.1 depends on a package no
+// source has, so apt cannot plan the batch and no transaction starts. The
+// cycle returns apt's reason and the engine's status shows it.
+func TestUnplannableBatchIsCycleError(t *testing.T) {
+	w := newBatchWorld(t, vpkg("footool", "1.0"))
+	w.publish(t, vpkg("footool", "1.1", "libmissing"))
+	n := w.node(t, "")
+	err := n.eng.Cycle(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "footool") || !strings.Contains(err.Error(), "libmissing") {
+		t.Fatalf("cycle: %v, want apt's reason naming footool and libmissing", err)
+	}
+	if got := n.eng.Status().Details["last_error"]; !strings.Contains(got, "libmissing") {
+		t.Errorf("status last_error = %q, want apt's reason", got)
+	}
+	if len(n.history()) != 0 || n.installed()["footool"] != "1.0" {
+		t.Errorf("unplannable batch: history %+v, installed %v", n.history(), n.installed())
+	}
+}

@@ -278,23 +278,25 @@ func (d *dnfPackages) Simulate(ctx context.Context, pkgs []PkgVersion, remove []
 	return res, nil
 }
 
-func (d *dnfPackages) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error) {
-	if len(pkgs) == 0 {
-		return nil, nil
+func (d *dnfPackages) Payloads(ctx context.Context, pkgs, previous []PkgVersion) (cur, prev []Candidate, err error) {
+	specs := func(pvs []PkgVersion) []string {
+		out := make([]string, len(pvs))
+		for i, p := range pvs {
+			out[i] = p.Package + "-" + p.Version
+		}
+		return out
 	}
-	specs := make([]string, len(pkgs))
-	for i, p := range pkgs {
-		specs[i] = p.Package + "-" + p.Version
-	}
-	ps, err := d.b.Payloads(ctx, specs)
+	cs, ps, err := d.b.PayloadsAndPrevious(ctx, specs(pkgs), specs(previous))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]Candidate, len(ps))
-	for i, p := range ps {
-		out[i] = fromDnfPayload(p)
+	for _, p := range cs {
+		cur = append(cur, fromDnfPayload(p))
 	}
-	return out, nil
+	for _, p := range ps {
+		prev = append(prev, fromDnfPayload(p))
+	}
+	return cur, prev, nil
 }
 
 func (d *dnfPackages) Apply(ctx context.Context, pkgs []PkgVersion, remove []string, allowDowngrades, noDownload bool) error {

@@ -99,8 +99,11 @@ type Packages interface {
 	// and remove the named packages.
 	Simulate(ctx context.Context, pkgs []PkgVersion, remove []string) ([]Change, error)
 	// Payloads returns the verified payload (and dependencies) of each
-	// exact version a configured source offers.
-	Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error)
+	// exact version in pkgs, which a configured source must offer, and,
+	// from the same query, the verified payloads of those versions in
+	// previous (installed versions a rollback would reinstall) that a
+	// source still offers.
+	Payloads(ctx context.Context, pkgs, previous []PkgVersion) (cur, prev []Candidate, err error)
 	// Apply installs pkgs and removes remove in one run; it removes
 	// nothing else. With noDownload every payload must be placed.
 	Apply(ctx context.Context, pkgs []PkgVersion, remove []string, allowDowngrades, noDownload bool) error
@@ -340,14 +343,15 @@ func (e *Engine) Cycle(ctx context.Context) error {
 			reasons = append(reasons, d.Reason)
 		}
 	}
-	// A refused batch is no transaction: the refusal (which packages,
-	// why) is the cycle's error and the engine's status until a plan
-	// succeeds. Failed transactions are in the history.
+	// A batch that does not start (refused: which packages, why; or not
+	// planned: apt failed) is no transaction: its error is the cycle's
+	// error and the engine's status until a plan succeeds. Failed
+	// transactions are in the history.
 	var refused error
 	if len(batch) > 0 {
-		if _, err := e.InstallBatch(ctx, batch, strings.Join(reasons, "; "), version); err != nil {
+		if txs, err := e.InstallBatch(ctx, batch, strings.Join(reasons, "; "), version); err != nil {
 			e.cfg.Log.Warn("engine: batch install failed", "updates", len(batch), "err", err)
-			if errors.Is(err, ErrRefused) {
+			if errors.Is(err, ErrRefused) || len(txs) == 0 {
 				refused = err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/patchring/patchring/internal/atomicfile"
 	"github.com/patchring/patchring/platform/vercmp"
 )
 
@@ -273,6 +275,71 @@ func (b *Backend) policy(ctx context.Context, pkgs []string) (policy, error) {
 	return pol, nil
 }
 
+// notOfferedRE matches apt-get download's messages for a version no
+// configured source offers: one apt knows only as installed, one it does
+// not know, and a package it does not know.
+var notOfferedRE = regexp.MustCompile(`(?m)^E: (?:Can't find a source to download version '([^']+)' of '([^']+)'|Version '([^']+)' for '([^']+)' was not found|Unable to locate package (\S+))$`)
+
+// notOffered returns the name=version specs (names without an
+// architecture) and the bare names apt-get download's stderr says no
+// source offers.
+func notOffered(stderr string) map[string]bool {
+	missing := map[string]bool{}
+	bare := func(name string) string { n, _, _ := strings.Cut(name, ":"); return n }
+	for _, m := range notOfferedRE.FindAllStringSubmatch(stderr, -1) {
+		switch {
+		case m[1] != "":
+			missing[bare(m[2])+"="+m[1]] = true
+		case m[3] != "":
+			missing[bare(m[4])+"="+m[3]] = true
+		default:
+			missing[bare(m[5])] = true
+		}
+	}
+	return missing
+}
+
+// printURIsOptional is printURIs where the specs in optional may be
+// offered by no source. apt-get download fails naming each version it
+// cannot find; those that are optional are left out and the chunk is
+// asked again without them. Any other failure, or one naming a spec not
+// in optional, is an error.
+func (b *Backend) printURIsOptional(ctx context.Context, specs []string, optional map[string]bool) ([]printURI, error) {
+	var res []printURI
+	for _, c := range chunks(specs) {
+		for len(c) > 0 {
+			out, err := b.output(ctx, "apt-get download --print-uris", "apt-get",
+				append([]string{"download", "--print-uris", "-q", "--"}, c...)...)
+			if err == nil {
+				u, err := parsePrintURIs(out)
+				if err != nil {
+					return nil, err
+				}
+				res = append(res, u...)
+				break
+			}
+			var ce *CommandError
+			if !errors.As(err, &ce) {
+				return nil, err
+			}
+			missing := notOffered(ce.Stderr)
+			kept := c[:0:0]
+			for _, s := range c {
+				name, version, _ := strings.Cut(s, "=")
+				name, _, _ = strings.Cut(name, ":")
+				if !optional[s] || !(missing[name+"="+version] || missing[name]) {
+					kept = append(kept, s)
+				}
+			}
+			if len(kept) == len(c) {
+				return nil, err
+			}
+			c = kept
+		}
+	}
+	return res, nil
+}
+
 // printURIs asks apt for the payload of each name=version.
 func (b *Backend) printURIs(ctx context.Context, specs []string) ([]printURI, error) {
 	var res []printURI
@@ -434,25 +501,71 @@ func (b *Backend) ArchivePath(pkg, version, arch string) string {
 
 // Place puts the payload at debPath, already verified against the hash
 // from signed metadata, into apt's archives directory under the name apt
-// expects, so that Install with NoDownload uses it. It first checks with
-// dpkg-deb that the file is pkg at version for arch (ErrPayloadMismatch
-// otherwise), then copies it through the partial directory, fsyncs and
-// renames it into place. It returns the placed path.
+// expects, so that Install with NoDownload uses it. See PlaceFrom.
 func (b *Backend) Place(ctx context.Context, debPath, pkg, version, arch string) (string, error) {
-	if err := (PkgVersion{Name: pkg, Version: version, Arch: arch}).Validate(); err != nil || arch == "" {
-		return "", fmt.Errorf("place %s %s %q: invalid package, version or architecture: %v", pkg, version, arch, err)
-	}
-	got, err := b.DebPackage(ctx, debPath)
+	f, err := os.Open(debPath)
 	if err != nil {
 		return "", fmt.Errorf("place %s %s: %w", pkg, version, err)
 	}
+	defer f.Close()
+	return b.PlaceFrom(ctx, f, pkg, version, arch)
+}
+
+// PlaceFrom puts the payload read from r, already verified against the
+// hash from signed metadata, into apt's archives directory under the name
+// apt expects. The bytes are written once, to a temporary file in the
+// partial directory (the archives' file system) and fsynced; dpkg-deb
+// checks there that the file is pkg at version for arch
+// (ErrPayloadMismatch otherwise); only then is it renamed into place and
+// the directory fsynced. It returns the placed path.
+func (b *Backend) PlaceFrom(ctx context.Context, r io.Reader, pkg, version, arch string) (_ string, err error) {
+	if err := (PkgVersion{Name: pkg, Version: version, Arch: arch}).Validate(); err != nil || arch == "" {
+		return "", fmt.Errorf("place %s %s %q: invalid package, version or architecture: %v", pkg, version, arch, err)
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("place %s %s: %w", pkg, version, err)
+		}
+	}()
+	partial := filepath.Join(b.paths.Archives, "partial")
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(partial, ".patchring-place-*.deb")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = io.Copy(tmp, r); err != nil {
+		return "", err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return "", err
+	}
+	if err = tmp.Sync(); err != nil {
+		return "", err
+	}
+	if err = tmp.Close(); err != nil {
+		return "", err
+	}
+	got, err := b.DebPackage(ctx, tmp.Name())
+	if err != nil {
+		return "", err
+	}
 	if got.Name != pkg || got.Version != version || got.Arch != arch {
-		return "", fmt.Errorf("place %s %s %s: %s is %s %s %s: %w", pkg, version, arch, debPath,
-			got.Name, got.Version, got.Arch, ErrPayloadMismatch)
+		return "", fmt.Errorf("the payload is %s %s %s: %w", got.Name, got.Version, got.Arch, ErrPayloadMismatch)
 	}
 	dst := b.ArchivePath(pkg, version, arch)
-	if err := copyDurable(debPath, dst, filepath.Join(b.paths.Archives, "partial")); err != nil {
-		return "", fmt.Errorf("place %s %s: %w", pkg, version, err)
+	if err = os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	if err = atomicfile.SyncDir(filepath.Dir(dst)); err != nil {
+		return "", err
 	}
 	return dst, nil
 }
@@ -469,50 +582,6 @@ func (b *Backend) DebPackage(ctx context.Context, debPath string) (PkgVersion, e
 		return PkgVersion{}, fmt.Errorf("unreadable control fields of %s: %q", debPath, out)
 	}
 	return PkgVersion{Name: st[0]["Package"], Version: st[0]["Version"], Arch: st[0]["Architecture"]}, nil
-}
-
-// copyDurable copies src to dst through a temporary file in tmpDir (on the
-// same file system as dst), fsyncing the file and dst's directory.
-func copyDurable(src, dst, tmpDir string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(tmpDir, ".patchring-place-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = io.Copy(tmp, in); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(dst))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Placed returns the path of the placed payload of pkg version arch and
@@ -707,7 +776,7 @@ func (b *Backend) changeError(op string, pkgs []PkgVersion, res runResult, err e
 		}
 		return fmt.Errorf("%s: %w", op, le)
 	}
-	return &InstallError{Op: op, Packages: pkgs, Failed: parseFailedPackages(res.combined), Output: res.combined, Err: err}
+	return &InstallError{Op: op, Packages: pkgs, Failed: parseFailedPackages(res.combined), Unmet: parseUnmet(res.combined), Output: res.combined, Err: err}
 }
 
 // Remove removes packages (keeping their configuration files).

@@ -420,6 +420,11 @@ func TestPlaceRejectsWrongPayload(t *testing.T) {
 	if _, err := e.b.Place(ctx, notDeb, "acme-tool", "1.0", "amd64"); !errors.As(err, &ce) || !strings.Contains(err.Error(), "dpkg-deb") {
 		t.Errorf("Place(junk): %v", err)
 	}
+	// A refused payload leaves nothing behind in apt's archives.
+	left, err := filepath.Glob(filepath.Join(e.b.Paths().Archives, "partial", ".patchring-*"))
+	if err != nil || len(left) != 0 {
+		t.Errorf("refused payloads left %v (%v) in the partial directory", left, err)
+	}
 }
 
 // TestPostinstFailureAndRecovery: a failing postinst leaves the package

@@ -4,6 +4,7 @@ package apt
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"time"
 )
@@ -36,6 +37,11 @@ func (b *Backend) ArchivePath(pkg, version, arch string) string {
 
 // Place returns ErrUnsupported.
 func (b *Backend) Place(ctx context.Context, debPath, pkg, version, arch string) (string, error) {
+	return "", ErrUnsupported
+}
+
+// PlaceFrom returns ErrUnsupported.
+func (b *Backend) PlaceFrom(ctx context.Context, r io.Reader, pkg, version, arch string) (string, error) {
 	return "", ErrUnsupported
 }
 
@@ -101,6 +107,11 @@ func (b *Backend) Simulate(ctx context.Context, pkgs []PkgVersion, remove []stri
 // Payloads is not supported on this system.
 func (b *Backend) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error) {
 	return nil, ErrUnsupported
+}
+
+// PayloadsAndPrevious is not supported on this system.
+func (b *Backend) PayloadsAndPrevious(ctx context.Context, pkgs, previous []PkgVersion) (cur, prev []Candidate, err error) {
+	return nil, nil, ErrUnsupported
 }
 
 // Apply is not supported on this system.

@@ -96,6 +96,7 @@ func FuzzParseDpkgOutput(f *testing.F) {
 	f.Add([]byte(" acme-tool            patchring test package acme-tool\n"))
 	f.Add([]byte("dpkg: error processing package acme-tool (--configure):\nErrors were encountered while processing:\n acme-tool\n"))
 	f.Add([]byte("E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (dpkg)\n"))
+	f.Add([]byte("The following packages have unmet dependencies:\n footool : Depends: libmissing but it is not installable\n           Depends: libb (>= 2) but 1 is to be installed\nE: Unable to correct problems, you have held broken packages.\n"))
 	f.Add([]byte("dpkg: error: dpkg frontend lock was locked by another process with pid 99999999999999999999\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, p := range parseAudit(data) {
@@ -106,6 +107,11 @@ func FuzzParseDpkgOutput(f *testing.F) {
 		for _, p := range parseFailedPackages(string(data)) {
 			if p == "" {
 				t.Fatal("empty failed package")
+			}
+		}
+		for _, l := range parseUnmet(string(data)) {
+			if l == "" || strings.Contains(l, "\n") {
+				t.Fatalf("unmet dependency line %q", l)
 			}
 		}
 		if le, ok := parseLockError(string(data), "/adm"); ok && (le.Path == "" || le.PID < 0) {

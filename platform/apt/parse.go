@@ -613,6 +613,35 @@ func parseLockError(out string, adminDir string) (*LockedError, bool) {
 // and "dpkg: error processing archive FILE (--unpack):".
 var dpkgFailedRE = regexp.MustCompile(`(?m)^dpkg: error processing (?:package|archive) (\S+) \(`)
 
+// parseUnmet returns the lines apt prints under "The following packages
+// have unmet dependencies:", a continuation line prefixed with its
+// package ("footool : Depends: b but it is not installable").
+func parseUnmet(out string) []string {
+	var res []string
+	lines := strings.Split(out, "\n")
+	for i := 0; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) != "The following packages have unmet dependencies:" {
+			continue
+		}
+		pkg := ""
+		for i++; i < len(lines) && strings.HasPrefix(lines[i], " "); i++ {
+			s := strings.TrimSpace(lines[i])
+			switch name, _, ok := strings.Cut(s, " : "); {
+			case s == "":
+			case ok:
+				pkg = name
+				res = append(res, s)
+			case pkg != "":
+				res = append(res, pkg+" : "+s)
+			default:
+				res = append(res, s)
+			}
+		}
+		i--
+	}
+	return res
+}
+
 // parseFailedPackages returns the packages (or archives) dpkg reported
 // errors for, from its "error processing" lines and the "Errors were
 // encountered while processing:" list.

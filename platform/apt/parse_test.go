@@ -409,6 +409,36 @@ func TestParseLockError(t *testing.T) {
 	}
 }
 
+// TestParseUnmet: apt-get install -s's explanation, as apt 2.6 prints it
+// for a package whose dependencies no source satisfies.
+func TestParseUnmet(t *testing.T) {
+	out := `Reading package lists...
+Building dependency tree...
+Some packages could not be installed. This may mean that you have
+requested an impossible situation or if you are using the unstable
+distribution that some required packages have not yet been created
+or been moved out of Incoming.
+The following information may help to resolve the situation:
+
+The following packages have unmet dependencies:
+ footool : Depends: libmissing but it is not installable
+           Depends: libb (>= 2) but 1 is to be installed
+ bartool : Breaks: footool (< 2)
+E: Unable to correct problems, you have held broken packages.
+`
+	want := []string{
+		"footool : Depends: libmissing but it is not installable",
+		"footool : Depends: libb (>= 2) but 1 is to be installed",
+		"bartool : Breaks: footool (< 2)",
+	}
+	if got := parseUnmet(out); !slices.Equal(got, want) {
+		t.Errorf("parseUnmet = %q, want %q", got, want)
+	}
+	if got := parseUnmet("E: Unable to locate package x\n"); got != nil {
+		t.Errorf("parseUnmet without the section = %q", got)
+	}
+}
+
 func TestParseFailedPackages(t *testing.T) {
 	// Recorded from apt-get install in a sandbox with a failing postinst.
 	out := `Setting up acme-tool (1:1.1-2) ...

@@ -3,6 +3,7 @@ package apt
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -29,7 +30,7 @@ func (b *Backend) Simulate(ctx context.Context, pkgs []PkgVersion, remove []stri
 	}
 	res, err := b.run(ctx, "apt-get install -s", "apt-get", args...)
 	if err != nil {
-		return Plan{}, &InstallError{Op: "simulate", Packages: pkgs, Output: res.combined, Err: err}
+		return Plan{}, &InstallError{Op: "simulate", Packages: pkgs, Unmet: parseUnmet(res.combined), Output: res.combined, Err: err}
 	}
 	plan, err := parseSimulation(res.stdout)
 	if err != nil {
@@ -43,39 +44,69 @@ func (b *Backend) Simulate(ctx context.Context, pkgs []PkgVersion, remove []stri
 // Pre-Depends fields name, in one apt call per chunk. Every version must
 // be offered by a configured source (ErrNotAvailable otherwise).
 func (b *Backend) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate, error) {
-	if len(pkgs) == 0 {
-		return nil, nil
+	cur, _, err := b.PayloadsAndPrevious(ctx, pkgs, nil)
+	return cur, err
+}
+
+// PayloadsAndPrevious is Payloads for pkgs that also looks up, in the same
+// apt runs, the payloads of previous: the installed versions a rollback
+// would reinstall. A previous version no source offers any more (the
+// common case for an archive that keeps only the newest version) is left
+// out of prev without an error; prev carries no Depends.
+func (b *Backend) PayloadsAndPrevious(ctx context.Context, pkgs, previous []PkgVersion) (cur, prev []Candidate, err error) {
+	if len(pkgs) == 0 && len(previous) == 0 {
+		return nil, nil, nil
 	}
-	specs := make([]string, len(pkgs))
-	for i, p := range pkgs {
+	specs := make([]string, 0, len(pkgs)+len(previous))
+	optional := map[string]bool{}
+	for i, p := range append(slices.Clip(pkgs), previous...) {
 		if err := p.Validate(); err != nil {
-			return nil, fmt.Errorf("payloads: %w", err)
+			return nil, nil, fmt.Errorf("payloads: %w", err)
 		}
-		specs[i] = b.aptSpec(p)
+		s := b.aptSpec(p)
+		specs = append(specs, s)
+		if i >= len(pkgs) {
+			optional[s] = true
+		}
 	}
-	uris, err := b.printURIs(ctx, specs)
+	uris, err := b.printURIsOptional(ctx, specs, optional)
 	if err != nil {
 		if strings.Contains(err.Error(), "was not found") {
-			return nil, fmt.Errorf("payloads: %w: %v", ErrNotAvailable, err)
+			return nil, nil, fmt.Errorf("payloads: %w: %v", ErrNotAvailable, err)
 		}
-		return nil, fmt.Errorf("payloads: %w", err)
+		return nil, nil, fmt.Errorf("payloads: %w", err)
 	}
-	out := make([]Candidate, 0, len(pkgs))
-	for _, p := range pkgs {
+	find := func(p PkgVersion) (Candidate, bool) {
 		name := p.Name
 		if p.Arch != "" {
 			name += ":" + p.Arch
 		}
 		u, ok := findURI(uris, name, p.Version, b.paths.Arch)
 		if !ok {
-			return nil, fmt.Errorf("payloads: %s: apt printed no payload URI: %w", p, ErrNotAvailable)
+			return Candidate{}, false
 		}
 		c := Candidate{Package: p.Name, Arch: u.Arch, Version: p.Version, URI: u.URI, Filename: u.Filename, Size: u.Size, Hash: u.Hash}
 		c.SHA256, _ = hashSHA256(u.Hash)
+		return c, true
+	}
+	out := make([]Candidate, 0, len(pkgs))
+	for _, p := range pkgs {
+		c, ok := find(p)
+		if !ok {
+			return nil, nil, fmt.Errorf("payloads: %s: apt printed no payload URI: %w", p, ErrNotAvailable)
+		}
 		out = append(out, c)
 	}
+	for _, p := range previous {
+		if c, ok := find(p); ok {
+			prev = append(prev, c)
+		}
+	}
 	if err := b.fillSHA256(ctx, out); err != nil {
-		return nil, fmt.Errorf("payloads: %w", err)
+		return nil, nil, fmt.Errorf("payloads: %w", err)
+	}
+	if err := b.fillSHA256(ctx, prev); err != nil {
+		return nil, nil, fmt.Errorf("payloads: %w", err)
 	}
 	// Dependencies, for splitting a batch along dependency lines.
 	showSpecs := make([]string, len(out))
@@ -85,11 +116,11 @@ func (b *Backend) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate,
 	for _, ch := range chunks(showSpecs) {
 		o, err := b.output(ctx, "apt-cache show", "apt-cache", append([]string{"show", "--"}, ch...)...)
 		if err != nil {
-			return nil, fmt.Errorf("payloads: %w", err)
+			return nil, nil, fmt.Errorf("payloads: %w", err)
 		}
 		st, err := parseStanzas(o)
 		if err != nil {
-			return nil, fmt.Errorf("payloads: apt-cache show: %w", err)
+			return nil, nil, fmt.Errorf("payloads: apt-cache show: %w", err)
 		}
 		for _, s := range st {
 			for i := range out {
@@ -103,7 +134,7 @@ func (b *Backend) Payloads(ctx context.Context, pkgs []PkgVersion) ([]Candidate,
 			}
 		}
 	}
-	return out, nil
+	return out, prev, nil
 }
 
 // Apply installs exactly the given versions and removes the named packages

@@ -2,7 +2,10 @@ package apt_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +73,28 @@ func TestSimulateApplyTightPair(t *testing.T) {
 	}
 	if _, err := e.b.Payloads(ctx, []apt.PkgVersion{{Name: "footool", Version: "9.9"}}); !errors.Is(err, apt.ErrNotAvailable) {
 		t.Errorf("payload of a version no source has: %v, want ErrNotAvailable", err)
+	}
+
+	// The installed versions a rollback needs, in the same apt run:
+	// libfoo 1.0 is still offered; footool 0.9 and nosuch 1.0 never were,
+	// and are left out without an error.
+	prevAsked := []apt.PkgVersion{{Name: "libfoo", Version: "1.0"}, {Name: "footool", Version: "0.9"}, {Name: "nosuch", Version: "1.0"}}
+	cur, prev, err := e.b.PayloadsAndPrevious(ctx, pvs, prevAsked)
+	if err != nil {
+		t.Fatalf("payloads with previous versions: %v", err)
+	}
+	if len(cur) != len(cands) {
+		t.Errorf("payloads with previous versions: %d new payloads, want %d", len(cur), len(cands))
+	}
+	deb, err := os.ReadFile(e.debs["libfoo=1.0"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prev) != 1 || prev[0].Package != "libfoo" || prev[0].Version != "1.0" || prev[0].SHA256 != fmt.Sprintf("%x", sha256.Sum256(deb)) {
+		t.Errorf("previous payloads = %+v, want libfoo 1.0 with the SHA-256 of its .deb", prev)
+	}
+	if _, _, err := e.b.PayloadsAndPrevious(ctx, []apt.PkgVersion{{Name: "footool", Version: "9.9"}}, prevAsked); !errors.Is(err, apt.ErrNotAvailable) {
+		t.Errorf("a new version no source has, asked with previous versions: %v, want ErrNotAvailable", err)
 	}
 
 	// --no-download: stop the origin; the placed files are enough.

@@ -224,6 +224,9 @@ type InstallError struct {
 	Packages []PkgVersion
 	// Failed lists the packages dpkg reported errors for.
 	Failed []string
+	// Unmet holds apt's unmet-dependency lines ("footool : Depends:
+	// libmissing but it is not installable"): why the solver gave up.
+	Unmet  []string
 	Output string
 	Err    error
 }
@@ -243,6 +246,9 @@ func (e *InstallError) Error() string {
 	fmt.Fprintf(&b, ": %v", e.Err)
 	if len(e.Failed) > 0 {
 		fmt.Fprintf(&b, " (dpkg failed on %s)", strings.Join(e.Failed, ", "))
+	}
+	if len(e.Unmet) > 0 {
+		fmt.Fprintf(&b, " (unmet dependencies: %s)", strings.Join(e.Unmet, "; "))
 	}
 	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -247,21 +248,31 @@ var ErrNoPayload = errors.New("no repository offers the package")
 // repomd.xml. A spec that matches several architectures gives the one
 // installed (else the first).
 func (b *Backend) Payloads(ctx context.Context, specs []string) ([]Payload, error) {
-	if len(specs) == 0 {
-		return nil, nil
+	cur, _, err := b.PayloadsAndPrevious(ctx, specs, nil)
+	return cur, err
+}
+
+// PayloadsAndPrevious is Payloads for specs that also looks up, in the
+// same dnf run, the payloads of previous: installed versions a rollback
+// would reinstall. A previous version no repository offers any more is
+// left out of prev without an error.
+func (b *Backend) PayloadsAndPrevious(ctx context.Context, specs, previous []string) (cur, prev []Payload, err error) {
+	all := append(slices.Clip(specs), previous...)
+	if len(all) == 0 {
+		return nil, nil, nil
 	}
-	for _, s := range specs {
+	for _, s := range all {
 		if s == "" || strings.HasPrefix(s, "-") || !validName(s) {
-			return nil, fmt.Errorf("payloads: invalid package spec %q", s)
+			return nil, nil, fmt.Errorf("payloads: invalid package spec %q", s)
 		}
 	}
-	out, _, err := b.run(ctx, "dnf repoquery --location", nil, append([]string{"repoquery", "-C", "-q", "--location", "--"}, specs...)...)
+	out, _, err := b.run(ctx, "dnf repoquery --location", nil, append([]string{"repoquery", "-C", "-q", "--location", "--"}, all...)...)
 	if err != nil {
-		return nil, fmt.Errorf("payloads: %w", err)
+		return nil, nil, fmt.Errorf("payloads: %w", err)
 	}
 	repos, err := b.repoMetadata()
 	if err != nil {
-		return nil, fmt.Errorf("payloads: %w", err)
+		return nil, nil, fmt.Errorf("payloads: %w", err)
 	}
 	var found []Payload
 	for _, line := range strings.Split(string(out), "\n") {
@@ -271,12 +282,11 @@ func (b *Backend) Payloads(ctx context.Context, specs []string) ([]Payload, erro
 		}
 		p, err := matchURL(url, repos)
 		if err != nil {
-			return nil, fmt.Errorf("payloads: %w", err)
+			return nil, nil, fmt.Errorf("payloads: %w", err)
 		}
 		found = append(found, p)
 	}
-	var res []Payload
-	for _, spec := range specs {
+	pick := func(spec string) *Payload {
 		var best *Payload
 		for i := range found {
 			p := &found[i]
@@ -289,12 +299,21 @@ func (b *Backend) Payloads(ctx context.Context, specs []string) ([]Payload, erro
 				best = p
 			}
 		}
-		if best == nil {
-			return nil, fmt.Errorf("payloads: %s: %w", spec, ErrNoPayload)
-		}
-		res = append(res, *best)
+		return best
 	}
-	return res, nil
+	for _, spec := range specs {
+		p := pick(spec)
+		if p == nil {
+			return nil, nil, fmt.Errorf("payloads: %s: %w", spec, ErrNoPayload)
+		}
+		cur = append(cur, *p)
+	}
+	for _, spec := range previous {
+		if p := pick(spec); p != nil {
+			prev = append(prev, *p)
+		}
+	}
+	return cur, prev, nil
 }
 
 // InstalledArch is the architecture of the installed pkg, "" if none.
