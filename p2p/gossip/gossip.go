@@ -396,11 +396,14 @@ func (g *Gossip) SetLocal(s State) error {
 	next.Content = self.state.Content // the index is announced on its own
 	var err error
 	stateChanged := !equalStates(&self.state, &next)
+	var pushMsg []byte
 	if stateChanged {
 		prev := self.state
 		self.state = next
 		if err = g.announceStateLocked(); err != nil {
 			self.state, stateChanged = prev, false
+		} else if next.PolicyVersion > prev.PolicyVersion {
+			pushMsg = self.stateMsg
 		}
 	}
 	contentChanged := err == nil && !self.state.Content.Equal(s.Content)
@@ -412,11 +415,43 @@ func (g *Gossip) SetLocal(s State) error {
 	if err != nil {
 		return fmt.Errorf("set local gossip state: %w", err)
 	}
+	if pushMsg != nil {
+		g.push(pushMsg, g.name)
+	}
 	if stateChanged || contentChanged {
 		g.signal(g.metaCh)
 		g.emit(EventUpdate, g.name, 0)
 	}
 	return nil
+}
+
+// push sends a state message that carries a newer policy version at once
+// to gossipNodes random live members (not this node, not the one it is
+// about), besides queueing it for the gossip rounds. Each node pushes a
+// policy version once, when it first learns it (its hint rises), so a new
+// version crosses the site at the speed of the network and the nodes'
+// processing, not one gossip interval per hop: it is the hint every agent
+// acts on (it refreshes its policy through TUF), and a rollback order or
+// an urgent update rides on it. The cost is gossipNodes packets per node
+// per policy version; a member's own state changes cost more (every node
+// retransmits them from its queue).
+func (g *Gossip) push(msg []byte, about string) {
+	members := g.ml.Members()
+	sent := 0
+	for _, i := range rand.Perm(len(members)) {
+		n := members[i]
+		if n.Name == g.name || n.Name == about || n.State != memberlist.StateAlive {
+			continue
+		}
+		if err := g.ml.SendBestEffort(n, msg); err != nil {
+			g.log.Debug("push policy version", "to", n.Name, "err", err)
+			continue
+		}
+		g.stats.pushed.Add(1)
+		if sent++; sent == gossipNodes {
+			return
+		}
+	}
 }
 
 // Members returns every member this node knows (itself included), sorted
@@ -493,10 +528,12 @@ type Stats struct {
 	// Refused counts admission refusals: members without a credential that
 	// verifies, and signed messages about them not passed on.
 	Refused uint64
+	// Pushed counts policy-version messages sent at once (see push).
+	Pushed uint64
 }
 
 type counters struct {
-	accepted, duplicates, malformed, oversized, badSignature, rejected, refused atomic.Uint64
+	accepted, duplicates, malformed, oversized, badSignature, rejected, refused, pushed atomic.Uint64
 }
 
 // Stats returns the message counters.
@@ -508,6 +545,7 @@ func (g *Gossip) Stats() Stats {
 		Oversized:    g.stats.oversized.Load(),
 		BadSignature: g.stats.badSignature.Load(),
 		Rejected:     g.stats.rejected.Load(),
+		Pushed:       g.stats.pushed.Load(),
 		Refused:      g.stats.refused.Load(),
 	}
 }
@@ -846,6 +884,9 @@ func (g *Gossip) handleSigned(raw []byte, rebroadcast bool, via string) {
 	g.stats.accepted.Add(1)
 	if rebroadcast {
 		q.QueueBroadcast(&broadcast{name: bname, msg: msg})
+		if hint > 0 {
+			g.push(msg, name)
+		}
 	}
 	if known && p.env.typ != msgLease {
 		g.emit(EventUpdate, name, 0)
@@ -1166,7 +1207,10 @@ func (g *Gossip) metaLoop(ctx context.Context) {
 			return
 		case <-g.metaCh:
 		}
-		if err := g.ml.UpdateNode(2 * g.cfg.GossipInterval); err != nil {
+		// UpdateNode waits for the broadcast to go out (but not for
+		// memberlist's shutdown): bounded, so that Close is not held up
+		// by a long gossip interval.
+		if err := g.ml.UpdateNode(min(2*g.cfg.GossipInterval, 2*time.Second)); err != nil {
 			g.log.Debug("update node meta", "err", err)
 		}
 	}

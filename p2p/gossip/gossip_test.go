@@ -198,3 +198,48 @@ func TestMissedStateIsPulled(t *testing.T) {
 		return sees(b.Gossip, a.NodeID(), func(m Member) bool { return m.State.PolicyVersion == 9 })
 	})
 }
+
+// TestPolicyVersionPushed: gossip rounds, probes and push/pull are an hour
+// apart, so a new policy version can reach the others only by the push
+// each node makes when it first learns one. Six nodes, every one seeded
+// with all before it (so each knows all others from its joins): the
+// origin pushes to four of five, and each of those to the four that are
+// neither itself nor the origin, so every node hears it.
+func TestPolicyVersionPushed(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	var nodes []*node
+	for i := range 6 {
+		var seeds []string
+		for _, n := range nodes {
+			seeds = append(seeds, n.LocalAddr())
+		}
+		cfg := testConfig(t, i, key, seeds...)
+		cfg.GossipInterval, cfg.ProbeInterval, cfg.ProbeTimeout, cfg.PushPullInterval = time.Hour, time.Hour, time.Minute, time.Hour
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	testutil.WaitFor(t, 30*time.Second, "every node knows the others from its joins", allAlive(nodes, len(nodes)))
+
+	if err := nodes[0].SetLocal(State{PolicyVersion: 42}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "the policy version is pushed to every node", func() error {
+		for _, n := range nodes[1:] {
+			if h := n.PolicyHint(); h.Version != 42 || h.From != nodes[0].NodeID() {
+				return fmt.Errorf("%s: policy hint %+v", n.NodeID(), h)
+			}
+		}
+		return nil
+	})
+	if s := nodes[0].Stats(); s.Pushed != gossipNodes {
+		t.Errorf("origin pushed %d messages, want %d", s.Pushed, gossipNodes)
+	}
+	// A state change that keeps the policy version is not pushed.
+	before := nodes[0].Stats().Pushed
+	if err := nodes[0].SetLocal(State{PolicyVersion: 42, Ring: "pilot"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodes[0].Stats().Pushed; got != before {
+		t.Errorf("a state change without a new policy version pushed %d messages", got-before)
+	}
+}
