@@ -93,8 +93,9 @@ func NumPieces(size, pieceSize int64) int {
 }
 
 // Writer opens a piecewise download of h (size bytes, pieces of pieceSize).
-// If an interrupted download of h with the same geometry is in the download
-// area, its checkpointed pieces are already accepted. It fails with ErrExists
+// If an interrupted download of h of the same size is in the download
+// area, its checkpointed pieces are already accepted (in another piece
+// size, those of pieceSize that lie wholly inside them). It fails with ErrExists
 // if the blob is present, ErrBusy if another Writer for h is open, and
 // ErrStoreFull if the size limit cannot make room.
 func (s *Store) Writer(h Hash, size, pieceSize int64) (w *Writer, err error) {
@@ -133,8 +134,11 @@ func (s *Store) Writer(h Hash, size, pieceSize int64) (w *Writer, err error) {
 		accepted: make([]bool, n), writing: make([]bool, n), sums: make([]Hash, n),
 		ph: sha256.New(),
 	}
+	// A partial of the same size resumes; one in another piece size (left
+	// by an agent release with another default) keeps the pieces of this
+	// size that lie wholly inside its accepted ones.
 	st, serr := readState(s.statePath(h))
-	resume := serr == nil && st.Size == size && st.PieceSize == pieceSize
+	resume := serr == nil && st.Size == size
 	flags := os.O_RDWR | os.O_CREATE
 	if !resume {
 		flags |= os.O_TRUNC
@@ -150,7 +154,8 @@ func (s *Store) Writer(h Hash, size, pieceSize int64) (w *Writer, err error) {
 		return nil, fmt.Errorf("writer %s: size staging file: %w", h, diskErr(err))
 	}
 	w.f = f
-	if resume {
+	switch {
+	case resume && st.PieceSize == pieceSize:
 		for k, sum := range st.Pieces {
 			i, err := strconv.Atoi(k)
 			if err != nil || i < 0 || i >= n {
@@ -159,9 +164,46 @@ func (s *Store) Writer(h Hash, size, pieceSize int64) (w *Writer, err error) {
 			w.accepted[i] = true
 			w.sums[i] = sum
 		}
+	case resume:
+		if err := w.adoptPieces(st); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("writer %s: %w", h, err)
+		}
 	}
 	s.writers[h] = w
 	return w, nil
+}
+
+// adoptPieces accepts the pieces of w's geometry that lie wholly inside
+// pieces st (a partial of the same payload in another piece size)
+// accepted, hashing each from the staging file; the next checkpoint
+// records them in w's geometry. The bytes were verified when their pieces
+// were accepted and fsynced before st was written, and Commit checks the
+// whole file's hash as always.
+func (w *Writer) adoptPieces(st *stateFile) error {
+	held := make([]bool, NumPieces(w.size, st.PieceSize))
+	for k := range st.Pieces {
+		if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(held) {
+			held[i] = true
+		}
+	}
+	for j := range w.n {
+		off, n := w.PieceRange(j)
+		whole := true
+		for i := off / st.PieceSize; i*st.PieceSize < off+n; i++ {
+			whole = whole && held[i]
+		}
+		if !whole {
+			continue
+		}
+		ph := sha256.New()
+		if _, err := io.Copy(ph, io.NewSectionReader(w.f, off, n)); err != nil {
+			return fmt.Errorf("rehash piece %d of a partial in %d-byte pieces: %w", j, st.PieceSize, diskErr(err))
+		}
+		w.accepted[j], w.dirty = true, true
+		copy(w.sums[j][:], ph.Sum(nil))
+	}
+	return nil
 }
 
 // Partial returns the open Writer assembling h, if any, so that accepted

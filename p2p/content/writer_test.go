@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -182,7 +183,7 @@ func TestWriterResumesAfterReopen(t *testing.T) {
 	if err := w2.Commit(context.Background()); err != nil {
 		t.Fatalf("Commit after resume: %v", err)
 	}
-	// A different geometry starts over.
+	// A piece of another size only half held is not resumed.
 	other := randBytes(t, 4096, 11)
 	oh := Sum(other)
 	w3, err := s2.Writer(oh, 4096, 1024)
@@ -198,7 +199,7 @@ func TestWriterResumesAfterReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w4.AcceptedCount() != 0 {
-		t.Fatal("resumed with a different piece size")
+		t.Fatal("resumed a 2048-byte piece of which only 1024 bytes were held")
 	}
 	if err := w4.Abort(); err != nil {
 		t.Fatal(err)
@@ -208,6 +209,78 @@ func TestWriterResumesAfterReopen(t *testing.T) {
 	}
 	if _, reserved, _ := s2.Usage(); reserved != 0 {
 		t.Fatalf("reserved after Abort = %d", reserved)
+	}
+}
+
+// TestWriterResumesInAnotherPieceSize: a partial checkpointed in 1 KiB
+// pieces (an agent release with another default piece size) is reopened in
+// 2 KiB and in 512-byte pieces: the new pieces wholly inside accepted old
+// ones are accepted with their hashes, the others are not, and the
+// download completes and verifies.
+func TestWriterResumesInAnotherPieceSize(t *testing.T) {
+	dir := t.TempDir()
+	data := randBytes(t, 8*1024+300, 12) // 9 pieces of 1 KiB, the last short
+	h := Sum(data)
+	held := []int{0, 1, 3, 6, 7, 8}
+	for _, newSize := range []int64{2048, 512} {
+		s := openStore(t, dir, Options{})
+		w, err := s.Writer(h, int64(len(data)), 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range held {
+			writeAccept(t, w, i, data)
+		}
+		if err := w.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		// The "upgrade": the store is opened again by a new agent.
+		s2 := openStore(t, dir, Options{})
+		w2, err := s2.Writer(h, int64(len(data)), newSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []int
+		switch newSize {
+		case 2048: // [0,1] held, [2,3] half, [4,5] no, [6,7] held, [8] held (short)
+			want = []int{0, 3, 4}
+		case 512: // both halves of each held 1 KiB piece; piece 8's 300 bytes is one
+			want = []int{0, 1, 2, 3, 6, 7, 12, 13, 14, 15, 16}
+		}
+		for j := range w2.NumPieces() {
+			if got := w2.Accepted(j); got != slices.Contains(want, j) {
+				t.Fatalf("%d-byte piece %d accepted = %v, want %v", newSize, j, got, !got)
+			}
+			if off, n := w2.PieceRange(j); w2.Accepted(j) && w2.PieceSums()[j] != Sum(data[off:off+n]) {
+				t.Fatalf("%d-byte piece %d: sum not the piece's", newSize, j)
+			}
+		}
+		// The adopted pieces are checkpointed in the new size.
+		if err := w2.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		s3 := openStore(t, dir, Options{})
+		w3, err := s3.Writer(h, int64(len(data)), newSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w3.AcceptedCount() != len(want) {
+			t.Fatalf("after a checkpoint in %d-byte pieces: %d accepted, want %d", newSize, w3.AcceptedCount(), len(want))
+		}
+		for j := range w3.NumPieces() {
+			if !w3.Accepted(j) {
+				writeAccept(t, w3, j, data)
+			}
+		}
+		if err := w3.Commit(context.Background()); err != nil {
+			t.Fatalf("Commit after resuming in %d-byte pieces: %v", newSize, err)
+		}
+		if !bytes.Equal(readAll(t, s3, h), data) {
+			t.Fatal("committed blob differs")
+		}
+		if err := s3.Delete(h); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
