@@ -43,6 +43,9 @@ const (
 	leaveTimeout = 3 * time.Second
 	// pullInterval rate-limits state requests to and replies for one node.
 	pullInterval = time.Second
+	// maxPullsPerRound caps the state requests one pull round sends (see
+	// duePullsLocked).
+	maxPullsPerRound = 4
 	// gossipNodes is how many members each gossip round sends to
 	// (memberlist's LAN default is 3 every 200 ms). Four every 300 ms
 	// spread a message as fast (each round reaches more) with a third
@@ -542,10 +545,13 @@ type Stats struct {
 	Refused uint64
 	// Pushed counts policy-version messages sent at once (see push).
 	Pushed uint64
+	// Pulled counts state requests sent to members whose meta showed a
+	// state newer than the one gossip had brought (see pullLoop).
+	Pulled uint64
 }
 
 type counters struct {
-	accepted, duplicates, malformed, oversized, badSignature, rejected, refused, pushed atomic.Uint64
+	accepted, duplicates, malformed, oversized, badSignature, rejected, refused, pushed, pulled atomic.Uint64
 }
 
 // Stats returns the message counters.
@@ -558,6 +564,7 @@ func (g *Gossip) Stats() Stats {
 		BadSignature: g.stats.badSignature.Load(),
 		Rejected:     g.stats.rejected.Load(),
 		Pushed:       g.stats.pushed.Load(),
+		Pulled:       g.stats.pulled.Load(),
 		Refused:      g.stats.refused.Load(),
 	}
 }
@@ -1228,6 +1235,47 @@ func (g *Gossip) metaLoop(ctx context.Context) {
 	}
 }
 
+// duePullsLocked returns the members to ask for their state now (at most
+// maxPullsPerRound) and when the earliest pull left waiting is due. A
+// pull is due delay after the member's meta showed a state newer than
+// ours, unless gossip brought it meanwhile. The pulls over the cap wait
+// one more delay: a pull is the fallback for a message gossip lost, and
+// when a whole site starts at once every member's meta arrives (in one
+// push/pull) long before the states (one gossip queue each), so without a
+// cap every member would ask every other over TCP, n x n connections,
+// for states that gossip brings a moment later.
+func (g *Gossip) duePullsLocked(now time.Time, delay time.Duration) (pulls []string, next time.Time) {
+	wait := func(due time.Time) {
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	for name, since := range g.pulls {
+		if due := since.Add(delay); now.Before(due) {
+			wait(due)
+			continue
+		}
+		m := g.members[name]
+		if m == nil || m.liveness != LivenessAlive || m.meta.stateLTime <= m.stateLT {
+			delete(g.pulls, name) // gossip brought it meanwhile
+			continue
+		}
+		if last, ok := g.lastPull[name]; ok && now.Sub(last) < pullInterval {
+			delete(g.pulls, name)
+			continue
+		}
+		if len(pulls) == maxPullsPerRound {
+			g.pulls[name] = now
+			wait(now.Add(delay))
+			continue
+		}
+		delete(g.pulls, name)
+		g.lastPull[name] = now
+		pulls = append(pulls, name)
+	}
+	return pulls, next
+}
+
 // pullLoop asks nodes whose meta has shown a newer state than we hold for
 // a while (gossip did not bring it) to send it, and answers such requests
 // with a bundle of our own signed messages. Its timer is armed only while
@@ -1245,27 +1293,9 @@ func (g *Gossip) pullLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		now := time.Now()
-		var pulls, replies []string
-		var next time.Time // when the earliest pull still waiting is due
+		var replies []string
 		g.mu.Lock()
-		for name, since := range g.pulls {
-			if due := since.Add(delay); now.Before(due) {
-				if next.IsZero() || due.Before(next) {
-					next = due
-				}
-				continue
-			}
-			delete(g.pulls, name)
-			m := g.members[name]
-			if m == nil || m.liveness != LivenessAlive || m.meta.stateLTime <= m.stateLT {
-				continue // gossip brought it meanwhile
-			}
-			if last, ok := g.lastPull[name]; ok && now.Sub(last) < pullInterval {
-				continue
-			}
-			g.lastPull[name] = now
-			pulls = append(pulls, name)
-		}
+		pulls, next := g.duePullsLocked(now, delay)
 		for name := range g.replies {
 			delete(g.replies, name)
 			if last, ok := g.lastPull["r/"+name]; ok && now.Sub(last) < pullInterval {
@@ -1295,6 +1325,7 @@ func (g *Gossip) pullLoop(ctx context.Context) {
 		req := marshalStateRequest(g.id)
 		for _, name := range pulls {
 			if n := nodes[name]; n != nil {
+				g.stats.pulled.Add(1)
 				if err := g.ml.SendReliable(n, req); err != nil {
 					g.log.Debug("state request", "to", name, "err", err)
 				}

@@ -250,3 +250,59 @@ func TestPushFanout(t *testing.T) {
 		}
 	}
 }
+
+// TestPullsCapped: when many members' metas show states newer than the
+// ones gossip has brought (a whole site starting at once), a pull round
+// asks at most maxPullsPerRound of them, and the others wait one more
+// delay, so that gossip can bring theirs meanwhile; a member whose state
+// arrived is not asked.
+func TestPullsCapped(t *testing.T) {
+	g, err := New(testConfig(t, 0, newKey(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	const members = 10
+	now := time.Now()
+	delay := 2 * time.Second
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range members {
+		name := fmt.Sprintf("m%02d", i)
+		g.members[name] = &member{name: name, known: true, admitted: true, liveness: LivenessAlive, meta: nodeMeta{stateLTime: 5}, stateLT: 1}
+		g.pulls[name] = now.Add(-delay)
+	}
+	asked := map[string]bool{}
+	pulls, next := g.duePullsLocked(now, delay)
+	if len(pulls) != maxPullsPerRound || !next.Equal(now.Add(delay)) {
+		t.Fatalf("first round: %d pulls, next at %v; want %d, next one delay on", len(pulls), next.Sub(now), maxPullsPerRound)
+	}
+	for _, p := range pulls {
+		asked[p] = true
+	}
+	// Before the delay is over nothing more is due.
+	if pulls, _ := g.duePullsLocked(now.Add(delay/2), delay); len(pulls) != 0 {
+		t.Fatalf("pulls %v before the deferred ones are due", pulls)
+	}
+	// Gossip brings one of the waiting states meanwhile.
+	var arrived string
+	for name := range g.pulls {
+		arrived = name
+		break
+	}
+	g.members[arrived].stateLT = 5
+	pulls, _ = g.duePullsLocked(now.Add(delay), delay)
+	if len(pulls) != maxPullsPerRound {
+		t.Fatalf("second round: %d pulls, want %d", len(pulls), maxPullsPerRound)
+	}
+	for _, p := range pulls {
+		if asked[p] || p == arrived {
+			t.Fatalf("second round asks %s again (or one whose state arrived)", p)
+		}
+		asked[p] = true
+	}
+	pulls, next = g.duePullsLocked(now.Add(2*delay), delay)
+	if len(pulls) != members-2*maxPullsPerRound-1 || !next.IsZero() || len(g.pulls) != 0 {
+		t.Fatalf("last round: %d pulls (want %d), next %v, %d left waiting", len(pulls), members-2*maxPullsPerRound-1, next, len(g.pulls))
+	}
+}
