@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patchring/patchring/console/report"
@@ -47,10 +49,26 @@ var (
 // which nothing of the batch was stored.
 //
 // The statements are prepared once per batch (SQLite parses each only once
-// instead of once per record), and a record costs no savepoint.
+// instead of once per record), and a record costs no savepoint. On SQLite,
+// which writes one transaction at a time, batches that arrive while one is
+// being written are stored together in the next transaction (see
+// ingestGroup): one commit for several sites' requests.
 func (s *Store) IngestBatch(ctx context.Context, entries []Entry) ([]Result, []error, error) {
+	if s.dialect == SQLite {
+		return s.group.ingest(ctx, s, entries)
+	}
+	return s.ingestTx(ctx, entries)
+}
+
+// ingestTx stores entries in one transaction (IngestBatch without grouping).
+func (s *Store) ingestTx(ctx context.Context, entries []Entry) ([]Result, []error, error) {
 	results := make([]Result, len(entries))
 	errs := make([]error, len(entries))
+	if s.ingestFault != nil {
+		if err := s.ingestFault(entries); err != nil {
+			return nil, nil, fmt.Errorf("ingest %d records: %w", len(entries), err)
+		}
+	}
 	// Every console takes the rows' locks in one order (node, sequence),
 	// so two consoles ingesting the same reports do not deadlock.
 	order := make([]int, len(entries))
@@ -78,6 +96,105 @@ func (s *Store) IngestBatch(ctx context.Context, entries []Entry) ([]Result, []e
 		return nil, nil, fmt.Errorf("ingest %d records: %w", len(entries), err)
 	}
 	return results, errs, nil
+}
+
+// maxGroupEntries bounds the records of one grouped transaction (the
+// writer holds SQLite's one write lock for all of it).
+const maxGroupEntries = 2000
+
+// ingestGroup is SQLite's group commit, the leader/follower scheme of
+// LevelDB's writer queue. A call joins the queue; if no transaction is
+// being written it leads: it takes the calls at the head of the queue
+// (itself first, at most maxGroupEntries records unless one call alone has
+// more), stores their entries in one transaction, wakes them with their
+// results and hands the lead to the next call queued meanwhile. Nothing
+// waits for company: a lone call is written at once, and calls group only
+// while the single writer is busy anyway. Each commit writes its pages to
+// the WAL once (the package index's pages are shared by every site), so
+// four sites in one commit cost much less than four commits.
+type ingestGroup struct {
+	mu      sync.Mutex
+	queue   []*ingestCall
+	leading bool // a call is writing a transaction
+}
+
+// ingestCall is one IngestBatch call in the group's queue.
+type ingestCall struct {
+	entries []Entry
+	results []Result
+	errs    []error
+	err     error
+	lead    bool          // woken to lead, not with results
+	wake    chan struct{} // buffered: results are in, or lead
+}
+
+func (g *ingestGroup) ingest(ctx context.Context, s *Store, entries []Entry) ([]Result, []error, error) {
+	c := &ingestCall{entries: entries, wake: make(chan struct{}, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if !lead {
+		// A follower waits even when its caller gives up: the leader may
+		// hand it the lead, and its entries may already be in a
+		// transaction (a retry then reads them as duplicates).
+		<-c.wake
+		if !c.lead {
+			return c.results, c.errs, c.err
+		}
+	}
+	g.mu.Lock()
+	n, size := 0, 0
+	for n < len(g.queue) && (n == 0 || size+len(g.queue[n].entries) <= maxGroupEntries) {
+		size += len(g.queue[n].entries)
+		n++
+	}
+	calls := slices.Clone(g.queue[:n])
+	g.queue = slices.Delete(g.queue, 0, n)
+	g.mu.Unlock()
+
+	// One caller's cancelled request must not undo the others' records.
+	storeGroup(context.WithoutCancel(ctx), s, calls)
+	for _, o := range calls[1:] {
+		o.wake <- struct{}{}
+	}
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		next := g.queue[0]
+		next.lead = true
+		next.wake <- struct{}{}
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	return c.results, c.errs, c.err
+}
+
+// storeGroup stores the calls' entries in one transaction and gives each
+// call its share of the results. If that transaction fails, each call is
+// stored in a transaction of its own, so that a database failure caused by
+// one call's records is reported to that call only.
+func storeGroup(ctx context.Context, s *Store, calls []*ingestCall) {
+	if len(calls) > 1 {
+		var all []Entry
+		for _, c := range calls {
+			all = append(all, c.entries...)
+		}
+		results, errs, err := s.ingestTx(ctx, all)
+		if err == nil {
+			at := 0
+			for _, c := range calls {
+				n := len(c.entries)
+				c.results, c.errs = results[at:at+n:at+n], errs[at:at+n:at+n]
+				at += n
+			}
+			return
+		}
+	}
+	for _, c := range calls {
+		c.results, c.errs, c.err = s.ingestTx(ctx, c.entries)
+	}
 }
 
 // The ingest's statements.

@@ -35,6 +35,11 @@ const (
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
+	group   ingestGroup // SQLite's group commit
+
+	// ingestFault, set by tests, fails an ingest transaction for the
+	// entries it returns an error for.
+	ingestFault func([]Entry) error
 }
 
 // SQLiteFile is the database file inside the console's data directory.
