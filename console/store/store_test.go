@@ -250,13 +250,30 @@ func testIngest(t *testing.T, b backend) {
 	if err != nil || len(pk) != 1 || pk[0].Version != "3.0.12" {
 		t.Fatalf("packages %+v %v", pk, err)
 	}
+	// One batch with two newer records of the node, each with its own
+	// list (the later one's stays), and a replayed old one with a third
+	// (stale: its list is not written).
+	withList := func(seq uint64, version string) Entry {
+		return entry(t, n, n.record(seq, func(r *report.Record) {
+			r.Packages = []report.Package{{Name: "openssl", Version: version, Arch: "amd64"}, {Name: "curl", Version: version, Arch: "amd64"}}
+			r.PackagesDigest = report.DigestPackages(r.Packages)
+		}))
+	}
+	res, errs = ingest(t, s, withList(7, "b"), withList(2, "c"), withList(6, "a"))
+	if res[0] != Stored || errs[0] != nil || !errors.Is(errs[1], ErrStale) || res[2] != Stored || errs[2] != nil {
+		t.Fatalf("batch of lists: %v %v", res, errs)
+	}
+	pk, err = s.Packages(t.Context(), n.id)
+	if err != nil || len(pk) != 2 || pk[0].Version != "b" || pk[1].Version != "b" {
+		t.Fatalf("packages after the batch of lists: %+v %v", pk, err)
+	}
 	if _, err := s.Node(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing node: %v", err)
 	}
 	if err := s.ForgetNode(t.Context(), other.id); err != nil {
 		t.Fatal(err)
 	}
-	if c := counts(t, s); c.Nodes != 1 || c.Packages != 1 {
+	if c := counts(t, s); c.Nodes != 1 || c.Packages != 2 {
 		t.Fatalf("after forget: %+v", c)
 	}
 }
