@@ -219,6 +219,7 @@ type download struct {
 	dropped      map[peer.ID]bool      // ended for cause: not retried in this download
 	accepted     int
 	lastProgress time.Time
+	started      time.Time // when Fetch began (originGrace)
 	originOn     bool
 	originErr    error
 	forceOrigin  bool
@@ -273,6 +274,7 @@ func (f *fetcher) fetch(ctx context.Context, h content.Hash, size int64, peers [
 		ended:        map[peer.ID]time.Time{},
 		dropped:      map[peer.ID]bool{},
 		lastProgress: time.Now(),
+		started:      time.Now(),
 		wake:         make(chan struct{}),
 		rng:          rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
@@ -538,6 +540,28 @@ func (d *download) originEligibleLocked(i int) bool {
 		}
 	}
 	return true
+}
+
+// originGrace is how long, from the start of a download, the origin waits
+// for the peer sessions being opened to say which pieces they hold.
+const originGrace = 2 * time.Second
+
+// awaitingHavesLocked reports whether the origin should wait: the download
+// is younger than originGrace and a session to a holder has not answered
+// yet. Without it a fetcher taking over a dead one's download (OriginFirst,
+// the site holding the first half) read the first pieces across the WAN
+// before the LAN sessions' answers came, and then dropped the rest of that
+// response mid-flight when it reached a piece the site holds.
+func (d *download) awaitingHavesLocked() bool {
+	if time.Since(d.started) >= originGrace {
+		return false
+	}
+	for p := range d.active {
+		if _, answered := d.haves[p]; !answered {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *download) releaseLocked(i int) {
@@ -890,11 +914,15 @@ func (d *download) runOrigin(ctx context.Context) {
 	for ctx.Err() == nil {
 		d.mu.Lock()
 		i := -1
-		for j := range d.n {
-			if d.originEligibleLocked(j) {
-				i = j
-				d.state[j] = pieceInflight
-				break
+		// While the holders' sessions have yet to answer, the wake or
+		// the poll below looks again.
+		if !d.awaitingHavesLocked() {
+			for j := range d.n {
+				if d.originEligibleLocked(j) {
+					i = j
+					d.state[j] = pieceInflight
+					break
+				}
 			}
 		}
 		wake := d.wake

@@ -387,3 +387,27 @@ func TestFetchFromOriginWhenNoPeerHasIt(t *testing.T) {
 		t.Fatal("fetch of a held payload failed")
 	}
 }
+
+// TestOriginFirstWaitsForHolders: a fetcher told to use the origin at once
+// (OriginFirst: it is the site's WAN fetcher, maybe taking over from a dead
+// one) with a holder of the whole payload among its peers gets it all
+// from the holder: the origin waits for the holder's answer instead of
+// reading the first pieces across the WAN before it comes.
+func TestOriginFirstWaitsForHolders(t *testing.T) {
+	me, holder, seed := newTestNode(t, Config{}), newTestNode(t, Config{}), newTestNode(t, Config{})
+	mesh(me, holder, seed)
+	data := randPayload(t, 4<<20, 49)
+	h := seedWith(t, seed, data)
+	// The holder got it from a peer, so it shows every piece (a node that
+	// brought a payload in shows a few at a time until the site has it).
+	if err := holder.Fetch(context.Background(), h, int64(len(data)), infos(seed), FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	o := &memOrigin{data: data}
+	if err := me.Fetch(context.Background(), h, int64(len(data)), infos(holder), FetchOptions{Origin: o.open, OriginFirst: true}); err != nil {
+		t.Fatal(err)
+	}
+	if tot := me.Totals(); tot.FromOrigin != 0 || tot.FromPeers != int64(len(data)) || o.calls.Load() != 0 {
+		t.Fatalf("origin asked %d times; totals %+v; want everything from the holder", o.calls.Load(), tot)
+	}
+}
