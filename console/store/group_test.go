@@ -48,7 +48,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 	calls := [][]Entry{
 		{entry(t, a, a.record(1, nil))}, // the first transaction, held
 		{entry(t, b, b.record(1, nil)), entry(t, c, c.record(1, nil))},
-		{entry(t, b, b.record(1, nil))}, // b's record again: a duplicate
+		{entry(t, b, b.record(1, nil))},                                           // b's record again: a duplicate
 		{entry(t, c, c.record(1, func(r *report.Record) { r.State = "failed" }))}, // c's seq 1 with other content
 		{entry(t, poison, poison.record(1, nil))},
 	}
