@@ -370,9 +370,10 @@ func (ix *Index) Match(pkgs []Installed, candidates map[string]Candidate) []Find
 			}
 		}
 	}
-	SortFindings(out)
 	ix.lastFindings.Store(int64(len(out)))
-	return out
+	// A new slice of the result's size: out has the last match's
+	// capacity, which the caller would keep holding.
+	return sortedFindings(out)
 }
 
 // stillAffected reports whether version v of the package is still affected
@@ -423,7 +424,11 @@ func appendUnique(s []string, v string) []string {
 // struct, and sorting the slice itself copied two of them into every
 // comparison and moved them on every swap (a match of 5,000 packages has
 // 40,000 findings and more).
-func SortFindings(fs []Finding) {
+func SortFindings(fs []Finding) { copy(fs, sortedFindings(fs)) }
+
+// sortedFindings returns fs in SortFindings' order in a new slice of
+// exactly len(fs).
+func sortedFindings(fs []Finding) []Finding {
 	idx := make([]int32, len(fs))
 	for i := range idx {
 		idx[i] = int32(i)
@@ -433,7 +438,7 @@ func SortFindings(fs []Finding) {
 	for k, i := range idx {
 		sorted[k] = fs[i]
 	}
-	copy(fs, sorted)
+	return sorted
 }
 
 func compareFindings(a, b *Finding) int {
